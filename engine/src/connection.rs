@@ -1,0 +1,129 @@
+//! Per-connection state. [`ConnectionSnapshot`] is the serializable part a host can
+//! store and restore (Cloudflare hibernation); the rest is rebuilt on restore.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{ChangeKind, CodecKind};
+use crate::rate::TokenBucket;
+use crate::types::{ConnId, Millis, User};
+
+/// Version of the snapshot format; bumped on incompatible changes.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// What a subscription is to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SubTarget {
+    /// Changes of a resource.
+    Resource {
+        /// Resource name.
+        name: String,
+        /// The filter as the client sent it (`None`: everything).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<Value>,
+        /// Events delivered.
+        events: Vec<ChangeKind>,
+    },
+    /// Messages published to a channel.
+    Channel {
+        /// Channel name.
+        name: String,
+    },
+}
+
+/// One subscription of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// The id returned in `subscribed` (unique within the connection).
+    pub id: String,
+    /// What it subscribes to.
+    pub target: SubTarget,
+}
+
+/// Heartbeat state of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Heartbeat {
+    /// Heartbeats are off.
+    Off,
+    /// The next ping is due at `at`.
+    NextPing {
+        /// When.
+        at: Millis,
+    },
+    /// A ping was sent at `sent`; a pong (or any frame) is due by `deadline`.
+    AwaitPong {
+        /// When the ping went out.
+        sent: Millis,
+        /// When the connection times out.
+        deadline: Millis,
+    },
+}
+
+impl Heartbeat {
+    /// The instant this state needs a timer for.
+    pub fn deadline(&self) -> Option<Millis> {
+        match self {
+            Heartbeat::Off => None,
+            Heartbeat::NextPing { at } => Some(*at),
+            Heartbeat::AwaitPong { deadline, .. } => Some(*deadline),
+        }
+    }
+}
+
+/// The serializable state of one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSnapshot {
+    /// Format version ([`SNAPSHOT_VERSION`]).
+    pub version: u32,
+    /// The client's id.
+    pub client_id: String,
+    /// Authenticated user (None: anonymous).
+    pub user: Option<User>,
+    /// Index of the route it connected on.
+    pub route: usize,
+    /// Codec of that route.
+    pub codec: CodecKind,
+    /// Peer IP.
+    pub peer: String,
+    /// When it connected.
+    pub connected_at: Millis,
+    /// Subscriptions in creation order.
+    pub subscriptions: Vec<Subscription>,
+    /// Rooms in join order.
+    pub rooms: Vec<String>,
+    /// Rate-limiter bucket (None when rate limiting is off).
+    pub rate: Option<TokenBucket>,
+    /// Consecutive refused frames.
+    pub rate_violations: u32,
+    /// Heartbeat state.
+    pub heartbeat: Heartbeat,
+    /// Counter for subscription ids.
+    pub next_subscription: u64,
+}
+
+/// Live state of a connection inside the engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection {
+    pub id: ConnId,
+    pub state: ConnectionSnapshot,
+    /// Hub keys of `state.subscriptions`, same order.
+    pub sub_keys: Vec<usize>,
+    /// The engine sent a close; the connection takes no more input and gets no more output.
+    pub closing: bool,
+    /// Host calls in flight for this connection.
+    pub pending: usize,
+    /// Outbound bytes the host reports as queued.
+    pub buffered: u64,
+}
+
+impl Connection {
+    pub fn public_user(&self) -> Value {
+        self.state
+            .user
+            .as_ref()
+            .map_or(Value::Null, |u| u.public_view())
+    }
+}

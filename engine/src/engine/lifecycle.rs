@@ -1,0 +1,183 @@
+//! Connection lifecycle: heartbeat, timeouts, backpressure, closing and restore.
+
+use super::{Action, Engine};
+use crate::config::SlowConsumerPolicy;
+use crate::connection::{ConnectionSnapshot, Heartbeat, SubTarget, SNAPSHOT_VERSION};
+use crate::error::{close, ApiMisuse};
+use crate::filter::Filter;
+use crate::timers::TimerKey;
+use crate::types::{ConnId, Millis};
+
+impl Engine {
+    fn set_heartbeat(&mut self, slot: usize, hb: Heartbeat) {
+        let c = &mut self.conns[slot];
+        let old = c.state.heartbeat.deadline();
+        c.state.heartbeat = hb;
+        let id = c.id;
+        self.timers
+            .reschedule(TimerKey::Conn(id), old, hb.deadline());
+    }
+
+    /// The client showed it is alive (pong or any frame).
+    pub(super) fn alive(&mut self, slot: usize, now: Millis) {
+        if let Heartbeat::AwaitPong { sent, .. } = self.conns[slot].state.heartbeat {
+            let at = sent.plus(self.config.heartbeat_interval).max(now);
+            self.set_heartbeat(slot, Heartbeat::NextPing { at });
+        }
+    }
+
+    pub(super) fn backpressure(&mut self, conn: ConnId, buffered: u64) {
+        let Some(slot) = self.live_slot(conn) else {
+            return;
+        };
+        self.conns[slot].buffered = buffered;
+        if buffered > self.config.limits.max_buffered_bytes
+            && self.config.limits.slow_consumer == SlowConsumerPolicy::Close
+        {
+            self.metrics.closed_slow_consumer += 1;
+            self.close(slot, close::TRY_AGAIN_LATER, "slow consumer");
+        }
+    }
+
+    /// Engine-initiated close: emit the close, then detach the connection from everything
+    /// so it receives nothing more. The slot stays until the host reports `Closed`.
+    pub(super) fn close(&mut self, slot: usize, code: u16, reason: &str) {
+        if self.conns[slot].closing {
+            return;
+        }
+        let conn = self.conns[slot].id;
+        self.actions.push_back(Action::Close {
+            conn,
+            code,
+            reason: reason.to_string(),
+        });
+        self.detach(slot);
+        self.conns[slot].closing = true;
+    }
+
+    /// Remove a connection's subscriptions, channel and room memberships and timer.
+    fn detach(&mut self, slot: usize) {
+        while !self.conns[slot].state.subscriptions.is_empty() {
+            let last = self.conns[slot].state.subscriptions.len() - 1;
+            self.remove_subscription(slot, last);
+        }
+        let rooms = std::mem::take(&mut self.conns[slot].state.rooms);
+        // Mark closing first so presence notices are not sent to the leaver itself.
+        self.conns[slot].closing = true;
+        for room in rooms {
+            self.leave_room_and_notify(slot, &room);
+        }
+        self.set_heartbeat(slot, Heartbeat::Off);
+    }
+
+    /// The host reports the connection gone.
+    pub(super) fn closed(&mut self, conn: ConnId) {
+        let Some(&slot) = self.by_conn.get(&conn) else {
+            self.metrics.unknown_connection_inputs += 1;
+            return;
+        };
+        if !self.conns[slot].closing {
+            self.detach(slot);
+        }
+        let c = self.conns.remove(slot);
+        self.by_conn.remove(&conn);
+        self.by_client.remove(&c.state.client_id);
+        if let Some(n) = self.per_ip.get_mut(&c.state.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&c.state.peer);
+            }
+        }
+        if let Some(u) = &c.state.user {
+            if let Some(n) = self.per_user.get_mut(&u.id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_user.remove(&u.id);
+                }
+            }
+        }
+        self.metrics.disconnections += 1;
+        self.metrics.current_connections -= 1;
+    }
+
+    /// Fire every deadline that is due.
+    pub(super) fn timeout(&mut self, now: Millis) {
+        while let Some((_, key)) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Op(op) => self.call_timed_out(op),
+                TimerKey::Conn(conn) => {
+                    let Some(&slot) = self.by_conn.get(&conn) else {
+                        continue;
+                    };
+                    match self.conns[slot].state.heartbeat {
+                        Heartbeat::Off => {}
+                        Heartbeat::NextPing { .. } => {
+                            // The timer entry was popped: install the new state directly.
+                            let deadline = now.plus(self.config.heartbeat_timeout);
+                            self.conns[slot].state.heartbeat = Heartbeat::AwaitPong { sent: now, deadline };
+                            self.timers.reschedule(TimerKey::Conn(conn), None, Some(deadline));
+                            self.actions.push_back(Action::Ping { conn });
+                        }
+                        Heartbeat::AwaitPong { .. } => {
+                            self.conns[slot].state.heartbeat = Heartbeat::Off;
+                            self.metrics.heartbeat_timeouts += 1;
+                            self.close(slot, close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-create a connection from a snapshot.
+    pub(super) fn restore(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        snapshot: ConnectionSnapshot,
+    ) -> Result<(), ApiMisuse> {
+        if self.by_conn.contains_key(&conn) {
+            return Err(ApiMisuse::DuplicateConnection(conn.0));
+        }
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(ApiMisuse::SnapshotVersion(snapshot.version));
+        }
+        let mut state = snapshot;
+        let subs = std::mem::take(&mut state.subscriptions);
+        let rooms = std::mem::take(&mut state.rooms);
+        // A heartbeat deadline that passed while hibernating is due now.
+        state.heartbeat = match state.heartbeat {
+            Heartbeat::Off if self.config.heartbeat_interval > 0 => Heartbeat::NextPing {
+                at: now.plus(self.config.heartbeat_interval),
+            },
+            hb => hb,
+        };
+        let slot = self.insert_connection(conn, state);
+        for sub in subs {
+            match &sub.target {
+                SubTarget::Resource {
+                    name,
+                    filter,
+                    events,
+                } => {
+                    let parsed = filter
+                        .as_ref()
+                        .and_then(|f| Filter::parse(f).ok())
+                        .filter(|f| !f.is_empty());
+                    let key = self.hub.subscribe_resource(slot, conn, name, parsed, events);
+                    self.conns[slot].sub_keys.push(key);
+                }
+                SubTarget::Channel { name } => {
+                    self.hub.join_channel(slot, name);
+                    self.conns[slot].sub_keys.push(usize::MAX);
+                }
+            }
+            self.conns[slot].state.subscriptions.push(sub);
+        }
+        for room in rooms {
+            self.hub.join_room(slot, &room);
+            self.conns[slot].state.rooms.push(room);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,487 @@
+//! The engine: one state machine for every connection of a deployment.
+//!
+//! Feed it [`Input`]s with the current time, then drain [`Action`]s with
+//! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
+//! feed [`Input::Timeout`]. See the crate docs for the host loop.
+
+mod lifecycle;
+mod requests;
+mod resources;
+mod server_api;
+mod upgrade;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use slab::Slab;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, SlowConsumerPolicy};
+use crate::connection::{Connection, ConnectionSnapshot};
+use crate::error::{ApiMisuse, ConfigError, ErrorCode};
+use crate::hostcall::{HostRequest, HostResult, OpCounter, PendingCall};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::protocol::codec::{codec_for, Outbound};
+use crate::protocol::{Frame, InFrame, ServerMessage};
+use crate::timers::Timers;
+use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
+
+pub use server_api::{Command, CommandError};
+
+/// An input to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input<'a> {
+    /// An HTTP upgrade request arrived; the engine answers with `Accept` or `Reject`.
+    Open {
+        /// Host's id for the connection.
+        conn: ConnId,
+        /// What the request said.
+        request: UpgradeRequest,
+    },
+    /// A data frame arrived.
+    Frame {
+        /// Connection.
+        conn: ConnId,
+        /// The frame.
+        frame: InFrame<'a>,
+    },
+    /// A WebSocket pong arrived.
+    Pong {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// The host's outbound queue for a connection holds `buffered` bytes.
+    Backpressure {
+        /// Connection.
+        conn: ConnId,
+        /// Bytes queued and not yet written.
+        buffered: u64,
+    },
+    /// The connection is gone (client close, network error, or after a `Close` action).
+    Closed {
+        /// Connection.
+        conn: ConnId,
+        /// Close code received, if any.
+        code: Option<u16>,
+    },
+    /// `poll_timeout()` has passed.
+    Timeout,
+    /// A host call finished.
+    Completed {
+        /// The call.
+        op: OpId,
+        /// Its result.
+        result: HostResult,
+    },
+    /// A server-API command; answered with [`Action::CommandResult`] carrying `tag`.
+    Command {
+        /// Host's correlation tag.
+        tag: u64,
+        /// The command.
+        command: Command,
+    },
+    /// Re-create a connection from a snapshot (after hibernation). No welcome is sent.
+    Restore {
+        /// Host's id for the connection.
+        conn: ConnId,
+        /// The state taken with [`Engine::snapshot`].
+        snapshot: Box<ConnectionSnapshot>,
+    },
+}
+
+/// What the host must do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Complete the WebSocket handshake.
+    Accept {
+        /// Connection.
+        conn: ConnId,
+        /// Subprotocol to put in `Sec-WebSocket-Protocol`, if any.
+        protocol: Option<String>,
+    },
+    /// Refuse the upgrade with this HTTP status and JSON body.
+    Reject {
+        /// Connection.
+        conn: ConnId,
+        /// HTTP status.
+        status: u16,
+        /// JSON body (`{"type":"error","code",...}`).
+        body: String,
+    },
+    /// Send a frame to one connection.
+    Send {
+        /// Connection.
+        conn: ConnId,
+        /// Frame (shared bytes).
+        frame: Frame,
+    },
+    /// Send the same frame to many connections.
+    SendMany {
+        /// Connections, in delivery order.
+        conns: Vec<ConnId>,
+        /// Frame (shared bytes).
+        frame: Frame,
+    },
+    /// Send a WebSocket ping.
+    Ping {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// Send a close frame with this code and reason, then report `Closed`.
+    Close {
+        /// Connection.
+        conn: ConnId,
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// Perform I/O and answer with `Input::Completed { op, .. }` before `deadline`.
+    Call {
+        /// Call id.
+        op: OpId,
+        /// Connection the call is for (None for server-initiated calls).
+        conn: Option<ConnId>,
+        /// Deadline after which the engine gives up.
+        deadline: Millis,
+        /// What to do.
+        request: HostRequest,
+    },
+    /// Result of an `Input::Command`.
+    CommandResult {
+        /// The command's tag.
+        tag: u64,
+        /// Outcome.
+        result: Result<serde_json::Value, CommandError>,
+    },
+}
+
+/// The sans-IO protocol engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    auth: Authenticator,
+    conns: Slab<Connection>,
+    by_conn: FxHashMap<ConnId, usize>,
+    by_client: FxHashMap<String, usize>,
+    per_ip: FxHashMap<String, usize>,
+    per_user: FxHashMap<String, usize>,
+    hub: Hub,
+    timers: Timers,
+    pending: BTreeMap<OpId, PendingCall>,
+    ops: OpCounter,
+    actions: VecDeque<Action>,
+    metrics: Metrics,
+    now: Millis,
+    started_at: Option<Millis>,
+    draining: bool,
+    rng: u64,
+    scratch: Vec<(usize, ConnId)>,
+}
+
+impl Engine {
+    /// Create an engine from a config (validated here). Equivalent to `with_seed(config, 0)`.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        Self::with_seed(config, 0)
+    }
+
+    /// Create an engine whose generated ids (record ids, client ids the host did not
+    /// supply) come from `seed`. Hosts pass a random seed; tests pass a fixed one.
+    pub fn with_seed(config: Config, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let auth = Authenticator::new(&config.auth)?;
+        Ok(Self {
+            config,
+            auth,
+            conns: Slab::new(),
+            by_conn: FxHashMap::default(),
+            by_client: FxHashMap::default(),
+            per_ip: FxHashMap::default(),
+            per_user: FxHashMap::default(),
+            hub: Hub::default(),
+            timers: Timers::default(),
+            pending: BTreeMap::new(),
+            ops: OpCounter::default(),
+            actions: VecDeque::new(),
+            metrics: Metrics::default(),
+            now: Millis(0),
+            started_at: None,
+            draining: false,
+            rng: seed,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The validated config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Number of open connections (including ones the engine is closing).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Feed one input at time `now` (epoch ms). Errors only for host bugs ([`ApiMisuse`]);
+    /// everything a client can do is answered with actions.
+    pub fn handle(&mut self, now: Millis, input: Input<'_>) -> Result<(), ApiMisuse> {
+        let now = self.advance(now);
+        match input {
+            Input::Open { conn, request } => return self.open(now, conn, request),
+            Input::Frame { conn, frame } => self.frame(now, conn, frame),
+            Input::Pong { conn } => {
+                if let Some(slot) = self.live_slot(conn) {
+                    self.alive(slot, now);
+                }
+            }
+            Input::Backpressure { conn, buffered } => self.backpressure(conn, buffered),
+            Input::Closed { conn, code: _ } => self.closed(conn),
+            Input::Timeout => self.timeout(now),
+            Input::Completed { op, result } => self.completed(now, op, result),
+            Input::Command { tag, command } => {
+                let result = self.command(now, command);
+                self.actions.push_back(Action::CommandResult { tag, result });
+            }
+            Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),
+        }
+        Ok(())
+    }
+
+    /// The next action to execute, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Take every queued action at once (one crossing per input for JS hosts).
+    pub fn drain_actions(&mut self) -> std::collections::vec_deque::Drain<'_, Action> {
+        self.actions.drain(..)
+    }
+
+    /// When the engine next needs `Input::Timeout` (None: no deadline pending).
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.timers.next()
+    }
+
+    /// A snapshot of one connection's state for hibernation (None if unknown).
+    pub fn snapshot(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
+        let slot = *self.by_conn.get(&conn)?;
+        Some(self.conns[slot].state.clone())
+    }
+
+    /// Check internal invariants (used by tests and fuzzing): every index entry belongs
+    /// to an open connection and the counts agree.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let live: Vec<&Connection> = self.conns.iter().map(|(_, c)| c).collect();
+        let active_subs: usize = live
+            .iter()
+            .filter(|c| !c.closing)
+            .map(|c| {
+                c.state
+                    .subscriptions
+                    .iter()
+                    .filter(|s| matches!(s.target, crate::connection::SubTarget::Resource { .. }))
+                    .count()
+            })
+            .sum();
+        if active_subs != self.hub.subscription_count() {
+            return Err(format!(
+                "hub has {} resource subscriptions, connections hold {active_subs}",
+                self.hub.subscription_count()
+            ));
+        }
+        let active_channels: usize = live
+            .iter()
+            .filter(|c| !c.closing)
+            .map(|c| {
+                c.state
+                    .subscriptions
+                    .iter()
+                    .filter(|s| matches!(s.target, crate::connection::SubTarget::Channel { .. }))
+                    .count()
+            })
+            .sum();
+        if active_channels != self.hub.channel_membership_count() {
+            return Err("channel memberships disagree".into());
+        }
+        let rooms: usize = live
+            .iter()
+            .filter(|c| !c.closing)
+            .map(|c| c.state.rooms.len())
+            .sum();
+        if rooms != self.hub.room_membership_count() {
+            return Err("room memberships disagree".into());
+        }
+        if self.by_conn.len() != self.conns.len() || self.by_client.len() != self.conns.len() {
+            return Err("connection maps disagree".into());
+        }
+        if self.metrics.current_connections != self.conns.len() as u64 {
+            return Err("currentConnections gauge disagrees".into());
+        }
+        if self.metrics.connections < self.metrics.disconnections {
+            return Err("more disconnections than connections".into());
+        }
+        let pending: usize = live.iter().map(|c| c.pending).sum();
+        if pending > self.pending.len() {
+            return Err("connection pending counts exceed calls in flight".into());
+        }
+        if self.metrics.pending_calls != self.pending.len() as u64 {
+            return Err("pendingCalls gauge disagrees".into());
+        }
+        Ok(())
+    }
+
+    // ----- shared helpers -------------------------------------------------------------
+
+    fn advance(&mut self, now: Millis) -> Millis {
+        if self.started_at.is_none() {
+            self.started_at = Some(now);
+        }
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    /// Slot of an open, not-closing connection.
+    fn live_slot(&mut self, conn: ConnId) -> Option<usize> {
+        match self.by_conn.get(&conn) {
+            Some(&slot) if !self.conns[slot].closing => Some(slot),
+            Some(_) => None,
+            None => {
+                self.metrics.unknown_connection_inputs += 1;
+                None
+            }
+        }
+    }
+
+    /// Encode and queue a message for one connection.
+    fn send(&mut self, slot: usize, msg: &ServerMessage) {
+        let Some(c) = self.conns.get(slot) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        let frame = codec_for(c.state.codec).encode(Outbound::Message(msg));
+        let conn = c.id;
+        self.metrics.messages_sent += 1;
+        self.actions.push_back(Action::Send { conn, frame });
+    }
+
+    /// Queue an error frame.
+    fn send_error(
+        &mut self,
+        slot: usize,
+        code: ErrorCode,
+        message: impl Into<String>,
+        request_id: Option<serde_json::Value>,
+    ) {
+        self.metrics.error(code);
+        self.send(
+            slot,
+            &ServerMessage::Error {
+                code,
+                message: message.into(),
+                request_id,
+            },
+        );
+    }
+
+    /// Deliver one message to many connections: encoded once per codec, bytes shared.
+    /// Skips closing connections and, under the drop policy, slow consumers.
+    /// Returns the number of connections it was sent to.
+    fn fanout(&mut self, recipients: &[(usize, ConnId)], out: Outbound<'_>) -> usize {
+        let limit = self.config.limits.max_buffered_bytes;
+        let drop_slow = self.config.limits.slow_consumer == SlowConsumerPolicy::Drop;
+        // Group by codec; with one codec today this is one group, kept general.
+        let mut groups: Vec<(crate::config::CodecKind, Vec<ConnId>)> = Vec::new();
+        let mut dropped = 0u64;
+        for &(slot, conn) in recipients {
+            let Some(c) = self.conns.get(slot) else {
+                continue;
+            };
+            if c.closing || c.id != conn {
+                continue;
+            }
+            if drop_slow && c.buffered > limit {
+                dropped += 1;
+                continue;
+            }
+            let kind = c.state.codec;
+            match groups.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, v)) => v.push(conn),
+                None => {
+                    let mut v = Vec::with_capacity(recipients.len());
+                    v.push(conn);
+                    groups.push((kind, v));
+                }
+            }
+        }
+        self.metrics.dropped_slow_consumer += dropped;
+        let mut delivered = 0;
+        for (kind, conns) in groups {
+            let frame = codec_for(kind).encode(out);
+            delivered += conns.len();
+            if conns.len() == 1 {
+                self.actions.push_back(Action::Send {
+                    conn: conns[0],
+                    frame,
+                });
+            } else {
+                self.actions.push_back(Action::SendMany { conns, frame });
+            }
+        }
+        self.metrics.messages_sent += delivered as u64;
+        self.metrics.fanout_deliveries += delivered as u64;
+        delivered
+    }
+
+    /// Next value of the engine's deterministic generator (splitmix64).
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A random id of `len` characters from the URL-safe alphabet.
+    fn random_id(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut s = String::with_capacity(len);
+        let mut bits = 0u64;
+        let mut left = 0;
+        for _ in 0..len {
+            if left < 6 {
+                bits = self.next_random();
+                left = 64;
+            }
+            s.push(ALPHABET[(bits & 63) as usize] as char);
+            bits >>= 6;
+            left -= 6;
+        }
+        s
+    }
+
+    fn check_name(&self, what: &str, name: &str) -> Result<(), String> {
+        if name.is_empty() {
+            return Err(format!("{what} name must not be empty"));
+        }
+        if name.len() > self.config.limits.max_name_length {
+            return Err(format!(
+                "{what} name is longer than {} bytes",
+                self.config.limits.max_name_length
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,637 @@
+//! Inbound frames: limits, decoding and the non-resource client messages
+//! (ping, subscriptions, channels, rooms, direct messages).
+
+use serde_json::Value;
+
+use super::Engine;
+use crate::config::ChangeKind;
+use crate::connection::{SubTarget, Subscription};
+use crate::error::{close, ErrorCode};
+use crate::filter::{values_equal, Filter};
+use crate::protocol::codec::{codec_for, Outbound};
+use crate::protocol::{ClientMessage, InFrame, MemberView, Request, ServerMessage};
+use crate::timestamp::iso8601;
+use crate::types::{ConnId, Millis};
+
+type Rid = Option<Value>;
+
+impl Engine {
+    pub(super) fn frame(&mut self, now: Millis, conn: ConnId, frame: InFrame<'_>) {
+        let Some(slot) = self.live_slot(conn) else {
+            return;
+        };
+        self.metrics.messages_received += 1;
+        self.alive(slot, now);
+        if frame.len() > self.config.max_payload_size {
+            self.send_error(
+                slot,
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "frame of {} bytes exceeds maxPayloadSize ({} bytes)",
+                    frame.len(),
+                    self.config.max_payload_size
+                ),
+                None,
+            );
+            self.close(slot, close::MESSAGE_TOO_BIG, "message too big");
+            return;
+        }
+        let codec = codec_for(self.conns[slot].state.codec);
+        if self.config.rate_limit.enabled {
+            let cfg = &self.config.rate_limit;
+            let c = &mut self.conns[slot].state;
+            let allowed = match &mut c.rate {
+                Some(bucket) => bucket.try_take(cfg, now),
+                None => true,
+            };
+            if !allowed {
+                c.rate_violations = c.rate_violations.saturating_add(1);
+                let violations = c.rate_violations;
+                let close_after = cfg.close_after;
+                let rid = match codec.decode(frame) {
+                    Ok(r) => r.request_id,
+                    Err(e) => e.request_id,
+                };
+                self.send_error(
+                    slot,
+                    ErrorCode::RateLimitExceeded,
+                    format!(
+                        "Too many requests: at most {} per {} ms",
+                        self.config.rate_limit.max_requests, self.config.rate_limit.window_ms
+                    ),
+                    rid,
+                );
+                if close_after > 0 && violations >= close_after {
+                    self.close(slot, close::POLICY_VIOLATION, "rate limit exceeded");
+                }
+                return;
+            }
+            c.rate_violations = 0;
+        }
+        match codec.decode(frame) {
+            Ok(req) => {
+                self.metrics.received(req.message.type_name());
+                self.dispatch(now, slot, req);
+            }
+            Err(e) => self.send_error(slot, e.code, e.message, e.request_id),
+        }
+    }
+
+    fn dispatch(&mut self, now: Millis, slot: usize, req: Request) {
+        let rid = req.request_id;
+        match req.message {
+            ClientMessage::Ping => self.send(
+                slot,
+                &ServerMessage::Pong {
+                    timestamp: now.0,
+                    request_id: rid,
+                },
+            ),
+            ClientMessage::Subscribe {
+                resource,
+                channel,
+                filter,
+                events,
+            } => match (resource, channel) {
+                (Some(r), None) => self.subscribe_resource(slot, r, filter, events, rid),
+                (None, Some(c)) if filter.is_none() && events.is_none() => {
+                    self.subscribe_channel(slot, c, rid)
+                }
+                (None, Some(_)) => self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "`filter` and `events` apply to resources, not channels",
+                    rid,
+                ),
+                _ => self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "subscribe needs exactly one of `resource` or `channel`",
+                    rid,
+                ),
+            },
+            ClientMessage::Unsubscribe {
+                subscription_id,
+                resource,
+                channel,
+                filter,
+            } => self.unsubscribe(slot, subscription_id, resource, channel, filter, rid),
+            ClientMessage::Publish { channel, message } => {
+                self.publish(now, slot, channel, message, rid)
+            }
+            ClientMessage::Get { resource, id } => self.crud_get(now, slot, resource, id, rid),
+            ClientMessage::List {
+                resource,
+                filter,
+                limit,
+                cursor,
+            } => self.crud_list(now, slot, resource, filter, limit, cursor, rid),
+            ClientMessage::Insert { resource, data } => {
+                self.crud_insert(now, slot, resource, data, rid)
+            }
+            ClientMessage::Update { resource, id, data } => {
+                self.crud_update(now, slot, resource, id, data, rid)
+            }
+            ClientMessage::Delete { resource, id } => {
+                self.crud_delete(now, slot, resource, id, rid)
+            }
+            ClientMessage::Join { room } => self.join(slot, room, rid),
+            ClientMessage::Leave { room } => self.leave(slot, room, rid),
+            ClientMessage::RoomMessage {
+                room,
+                data,
+                event,
+                ack,
+            } => self.room_message(now, slot, room, data, event, ack, rid),
+            ClientMessage::RoomMembers { room } => self.room_members(slot, room, rid),
+            ClientMessage::Direct { to, data, ack } => self.direct(now, slot, to, data, ack, rid),
+        }
+    }
+
+    fn subscription_limit_reached(&self, slot: usize) -> bool {
+        self.conns[slot].state.subscriptions.len()
+            >= self.config.limits.max_subscriptions_per_connection
+    }
+
+    fn next_subscription_id(&mut self, slot: usize) -> String {
+        let s = &mut self.conns[slot].state;
+        s.next_subscription += 1;
+        format!("sub-{}", s.next_subscription)
+    }
+
+    fn subscribe_resource(
+        &mut self,
+        slot: usize,
+        resource: String,
+        filter: Option<Value>,
+        events: Option<Vec<ChangeKind>>,
+        rid: Rid,
+    ) {
+        let rc = match self.resource_access(slot, &resource) {
+            Ok(rc) => rc,
+            Err((code, msg)) => return self.send_error(slot, code, msg, rid),
+        };
+        let parsed = match filter.as_ref().map(Filter::parse).transpose() {
+            Ok(f) => f.filter(|f| !f.is_empty()),
+            Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
+        };
+        let offered = &rc.events;
+        let effective: Vec<ChangeKind> = match &events {
+            None => offered.clone(),
+            Some(list) if list.is_empty() => {
+                return self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "`events` must name at least one of insert, update, delete",
+                    rid,
+                )
+            }
+            Some(list) => ChangeKind::ALL
+                .into_iter()
+                .filter(|k| list.contains(k) && offered.contains(k))
+                .collect(),
+        };
+        if effective.is_empty() {
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                format!("resource `{resource}` does not broadcast any of the requested events"),
+                rid,
+            );
+        }
+        if self.subscription_limit_reached(slot) {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.limits.max_subscriptions_per_connection
+                ),
+                rid,
+            );
+        }
+        let id = self.next_subscription_id(slot);
+        let conn = self.conns[slot].id;
+        let key = self
+            .hub
+            .subscribe_resource(slot, conn, &resource, parsed, &effective);
+        let c = &mut self.conns[slot];
+        c.sub_keys.push(key);
+        c.state.subscriptions.push(Subscription {
+            id: id.clone(),
+            target: SubTarget::Resource {
+                name: resource.clone(),
+                filter: filter.clone(),
+                events: effective.clone(),
+            },
+        });
+        self.send(
+            slot,
+            &ServerMessage::Subscribed {
+                subscription_id: id,
+                resource: Some(resource),
+                channel: None,
+                filter,
+                events: Some(effective),
+                request_id: rid,
+            },
+        );
+    }
+
+    fn subscribe_channel(&mut self, slot: usize, channel: String, rid: Rid) {
+        if let Err(m) = self.check_name("channel", &channel) {
+            return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
+        }
+        if let Err((code, m)) = self.role_allowed(slot, &self.config.channels.subscribe_roles.clone(), "subscribe to channels") {
+            return self.send_error(slot, code, m, rid);
+        }
+        let existing = self.conns[slot].state.subscriptions.iter().find_map(|s| match &s.target {
+            SubTarget::Channel { name } if *name == channel => Some(s.id.clone()),
+            _ => None,
+        });
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                if self.subscription_limit_reached(slot) {
+                    return self.send_error(
+                        slot,
+                        ErrorCode::LimitExceeded,
+                        format!(
+                            "at most {} subscriptions per connection",
+                            self.config.limits.max_subscriptions_per_connection
+                        ),
+                        rid,
+                    );
+                }
+                let id = self.next_subscription_id(slot);
+                self.hub.join_channel(slot, &channel);
+                let c = &mut self.conns[slot];
+                c.sub_keys.push(usize::MAX);
+                c.state.subscriptions.push(Subscription {
+                    id: id.clone(),
+                    target: SubTarget::Channel {
+                        name: channel.clone(),
+                    },
+                });
+                id
+            }
+        };
+        self.send(
+            slot,
+            &ServerMessage::Subscribed {
+                subscription_id: id,
+                resource: None,
+                channel: Some(channel),
+                filter: None,
+                events: None,
+                request_id: rid,
+            },
+        );
+    }
+
+    /// Remove the subscription at `index` of a connection from the hub and its state.
+    pub(super) fn remove_subscription(&mut self, slot: usize, index: usize) -> Subscription {
+        let c = &mut self.conns[slot];
+        let key = c.sub_keys.remove(index);
+        let sub = c.state.subscriptions.remove(index);
+        match &sub.target {
+            SubTarget::Resource { .. } => self.hub.unsubscribe_resource(key),
+            SubTarget::Channel { name } => self.hub.leave_channel(slot, name),
+        }
+        sub
+    }
+
+    fn unsubscribe(
+        &mut self,
+        slot: usize,
+        subscription_id: Option<String>,
+        resource: Option<String>,
+        channel: Option<String>,
+        filter: Option<Value>,
+        rid: Rid,
+    ) {
+        let subs = &self.conns[slot].state.subscriptions;
+        let empty = Value::Object(Default::default());
+        let norm = |f: &Option<Value>| match f {
+            None | Some(Value::Null) => empty.clone(),
+            Some(v) => v.clone(),
+        };
+        let matching: Vec<usize> = match (&subscription_id, &resource, &channel) {
+            (Some(id), _, _) => subs.iter().position(|s| &s.id == id).into_iter().collect(),
+            (None, Some(r), None) => subs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| match &s.target {
+                    SubTarget::Resource { name, filter: f, .. } => {
+                        name == r
+                            && filter
+                                .as_ref()
+                                .is_none_or(|want| values_equal(&norm(f), &norm(&Some(want.clone()))))
+                    }
+                    SubTarget::Channel { .. } => false,
+                })
+                .map(|(i, _)| i)
+                .collect(),
+            (None, None, Some(ch)) => subs
+                .iter()
+                .position(|s| matches!(&s.target, SubTarget::Channel { name } if name == ch))
+                .into_iter()
+                .collect(),
+            _ => {
+                return self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "unsubscribe needs `subscriptionId`, `resource` (optionally with `filter`) or `channel`",
+                    rid,
+                )
+            }
+        };
+        if matching.is_empty() {
+            return self.send_error(
+                slot,
+                ErrorCode::NotFound,
+                "no subscription matches this unsubscribe",
+                rid,
+            );
+        }
+        let mut ids = Vec::with_capacity(matching.len());
+        for index in matching.into_iter().rev() {
+            ids.push(self.remove_subscription(slot, index).id);
+        }
+        ids.reverse();
+        self.send(
+            slot,
+            &ServerMessage::Unsubscribed {
+                subscription_ids: ids,
+                resource,
+                channel,
+                filter,
+                request_id: rid,
+            },
+        );
+    }
+
+    fn publish(&mut self, now: Millis, slot: usize, channel: String, message: Option<Value>, rid: Rid) {
+        if let Err(m) = self.check_name("channel", &channel) {
+            return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
+        }
+        if let Err((code, m)) = self.role_allowed(slot, &self.config.channels.publish_roles.clone(), "publish") {
+            return self.send_error(slot, code, m, rid);
+        }
+        let from = self.conns[slot].state.client_id.clone();
+        let delivered = self.publish_to_channel(now, Some(slot), &channel, from, message);
+        self.send(
+            slot,
+            &ServerMessage::Published {
+                channel,
+                delivered,
+                request_id: rid,
+            },
+        );
+    }
+
+    /// Deliver a channel message to the channel's subscribers and (s3db.js compatibility)
+    /// to subscribers of a configured resource of the same name, except `exclude`.
+    pub(super) fn publish_to_channel(
+        &mut self,
+        now: Millis,
+        exclude: Option<usize>,
+        channel: &str,
+        from: String,
+        data: Option<Value>,
+    ) -> usize {
+        let mut recipients = std::mem::take(&mut self.scratch);
+        recipients.clear();
+        let max_slot = self.conns.capacity();
+        if self.config.resources.contains_key(channel) {
+            self.hub.resource_subscribers(channel, max_slot, &mut recipients);
+        }
+        let already: Vec<usize> = recipients.iter().map(|(s, _)| *s).collect();
+        for slot in self.hub.channel_members(channel) {
+            if !already.contains(&slot) {
+                recipients.push((slot, self.conns[slot].id));
+            }
+        }
+        recipients.retain(|(s, _)| Some(*s) != exclude);
+        let msg = ServerMessage::Message {
+            channel: channel.to_string(),
+            from,
+            data,
+            timestamp: iso8601(now),
+        };
+        let n = self.fanout(&recipients, Outbound::Message(&msg));
+        self.scratch = recipients;
+        n
+    }
+
+    fn join(&mut self, slot: usize, room: String, rid: Rid) {
+        if let Err(m) = self.check_name("room", &room) {
+            return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
+        }
+        if self.conns[slot].state.rooms.contains(&room) {
+            let members = self.hub.room_members(&room).map_or(0, |m| m.len());
+            return self.send(slot, &ServerMessage::Joined { room, members, request_id: rid });
+        }
+        if self.conns[slot].state.rooms.len() >= self.config.limits.max_rooms_per_connection {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "at most {} rooms per connection",
+                    self.config.limits.max_rooms_per_connection
+                ),
+                rid,
+            );
+        }
+        let current = self.hub.room_members(&room).map(|m| m.len());
+        if current.is_none() && self.hub.room_count() >= self.config.rooms.max_rooms {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!("the server holds at most {} rooms", self.config.rooms.max_rooms),
+                rid,
+            );
+        }
+        let capacity = self.config.room_capacity(&room);
+        if current.unwrap_or(0) >= capacity {
+            return self.send_error(
+                slot,
+                ErrorCode::RoomFull,
+                format!("room `{room}` is full ({capacity} members)"),
+                rid,
+            );
+        }
+        let others: Vec<(usize, ConnId)> = self.room_peers(&room, slot);
+        let members = self.hub.join_room(slot, &room);
+        self.conns[slot].state.rooms.push(room.clone());
+        self.send(
+            slot,
+            &ServerMessage::Joined {
+                room: room.clone(),
+                members,
+                request_id: rid,
+            },
+        );
+        let member = MemberView {
+            client_id: self.conns[slot].state.client_id.clone(),
+            user: self.conns[slot].public_user(),
+        };
+        self.fanout(&others, Outbound::Message(&ServerMessage::RoomJoined { room, member }));
+    }
+
+    /// Members of `room` other than `slot`.
+    fn room_peers(&self, room: &str, slot: usize) -> Vec<(usize, ConnId)> {
+        self.hub
+            .room_members(room)
+            .into_iter()
+            .flatten()
+            .filter(|s| **s != slot)
+            .map(|s| (*s, self.conns[*s].id))
+            .collect()
+    }
+
+    /// Take `slot` out of `room` and tell the remaining members.
+    pub(super) fn leave_room_and_notify(&mut self, slot: usize, room: &str) {
+        self.hub.leave_room(slot, room);
+        let others = self.room_peers(room, slot);
+        let client_id = self.conns[slot].state.client_id.clone();
+        self.fanout(
+            &others,
+            Outbound::Message(&ServerMessage::RoomLeft {
+                room: room.to_string(),
+                client_id,
+            }),
+        );
+    }
+
+    fn leave(&mut self, slot: usize, room: String, rid: Rid) {
+        let Some(pos) = self.conns[slot].state.rooms.iter().position(|r| *r == room) else {
+            return self.send_error(
+                slot,
+                ErrorCode::NotFound,
+                format!("not a member of room `{}`", clip(&room)),
+                rid,
+            );
+        };
+        self.conns[slot].state.rooms.remove(pos);
+        self.send(slot, &ServerMessage::Left { room: room.clone(), request_id: rid });
+        self.leave_room_and_notify(slot, &room);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn room_message(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        room: String,
+        data: Option<Value>,
+        event: Option<String>,
+        ack: bool,
+        rid: Rid,
+    ) {
+        if !self.conns[slot].state.rooms.contains(&room) {
+            return self.send_error(
+                slot,
+                ErrorCode::Forbidden,
+                format!("join room `{}` before sending to it", clip(&room)),
+                rid,
+            );
+        }
+        let others = self.room_peers(&room, slot);
+        let msg = ServerMessage::RoomMessage {
+            room,
+            from: self.conns[slot].state.client_id.clone(),
+            event,
+            data,
+            timestamp: iso8601(now),
+        };
+        let delivered = self.fanout(&others, Outbound::Message(&msg));
+        if ack {
+            self.send(slot, &ServerMessage::Sent { delivered, request_id: rid });
+        }
+    }
+
+    fn room_members(&mut self, slot: usize, room: String, rid: Rid) {
+        if !self.conns[slot].state.rooms.contains(&room) {
+            return self.send_error(
+                slot,
+                ErrorCode::Forbidden,
+                format!("only members of room `{}` may list it", clip(&room)),
+                rid,
+            );
+        }
+        let members = self
+            .hub
+            .room_members(&room)
+            .into_iter()
+            .flatten()
+            .map(|s| MemberView {
+                client_id: self.conns[*s].state.client_id.clone(),
+                user: self.conns[*s].public_user(),
+            })
+            .collect();
+        self.send(slot, &ServerMessage::RoomMembers { room, members, request_id: rid });
+    }
+
+    fn direct(&mut self, now: Millis, slot: usize, to: String, data: Option<Value>, ack: bool, rid: Rid) {
+        let target = self
+            .by_client
+            .get(&to)
+            .copied()
+            .filter(|s| !self.conns[*s].closing);
+        let Some(target) = target else {
+            return self.send_error(
+                slot,
+                ErrorCode::NotFound,
+                format!("no connected client `{}`", clip(&to)),
+                rid,
+            );
+        };
+        let msg = ServerMessage::Direct {
+            from: self.conns[slot].state.client_id.clone(),
+            data,
+            timestamp: iso8601(now),
+        };
+        let conn = self.conns[target].id;
+        let delivered = self.fanout(&[(target, conn)], Outbound::Message(&msg));
+        if ack {
+            self.send(slot, &ServerMessage::Sent { delivered, request_id: rid });
+        }
+    }
+
+    /// Role gate: an empty list allows everyone; otherwise anonymous → UNAUTHORIZED and
+    /// other roles → FORBIDDEN.
+    pub(super) fn role_allowed(
+        &self,
+        slot: usize,
+        roles: &[String],
+        what: &str,
+    ) -> Result<(), (ErrorCode, String)> {
+        if roles.is_empty() {
+            return Ok(());
+        }
+        match &self.conns[slot].state.user {
+            None => Err((
+                ErrorCode::Unauthorized,
+                format!("authentication is required to {what}"),
+            )),
+            Some(u) if u.role.as_ref().is_some_and(|r| roles.contains(r)) => Ok(()),
+            Some(_) => Err((
+                ErrorCode::Forbidden,
+                format!("your role may not {what}"),
+            )),
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    if s.len() <= 128 {
+        s.to_string()
+    } else {
+        let mut end = 128;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+}

@@ -1,0 +1,292 @@
+//! The server API: commands a host (admin API, application code) feeds as inputs, and
+//! the queries it can answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Engine;
+use crate::config::ChangeKind;
+use crate::connection::SubTarget;
+use crate::error::{close, ErrorCode};
+use crate::filter::Filter;
+use crate::protocol::codec::Outbound;
+use crate::timestamp::iso8601;
+use crate::types::{ConnId, Millis};
+
+/// A server-API command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "camelCase")]
+pub enum Command {
+    /// Send `message` verbatim to every connection, or only to those whose user matches
+    /// `filter` (a filter over `{id, role, scopes, ...claims}`; anonymous users never
+    /// match a non-empty filter).
+    #[serde(rename_all = "camelCase")]
+    Broadcast {
+        /// Any JSON value, sent as is.
+        message: Value,
+        /// Optional user filter.
+        #[serde(default)]
+        filter: Option<Value>,
+    },
+    /// Send `message` verbatim to one client.
+    #[serde(rename_all = "camelCase")]
+    SendTo {
+        /// The client's `clientId`.
+        client_id: String,
+        /// Any JSON value, sent as is.
+        message: Value,
+    },
+    /// Send `message` verbatim to every subscriber of a resource.
+    #[serde(rename_all = "camelCase")]
+    BroadcastToResource {
+        /// Resource name.
+        resource: String,
+        /// Any JSON value, sent as is.
+        message: Value,
+    },
+    /// Publish on a channel as the server (`from: "server"`).
+    #[serde(rename_all = "camelCase")]
+    Publish {
+        /// Channel.
+        channel: String,
+        /// Payload.
+        #[serde(default)]
+        data: Option<Value>,
+    },
+    /// A resource changed outside the socket (e.g. an admin write): fan the event out.
+    #[serde(rename_all = "camelCase")]
+    ResourceChanged {
+        /// Resource name.
+        resource: String,
+        /// Kind of change.
+        event: ChangeKind,
+        /// The record (after the change; for deletes, the removed record).
+        record: Value,
+        /// For updates: the record before the change.
+        #[serde(default)]
+        previous: Option<Value>,
+    },
+    /// Close a client's connection (code 4001).
+    #[serde(rename_all = "camelCase")]
+    Disconnect {
+        /// The client's `clientId`.
+        client_id: String,
+        /// Close reason (default "disconnected by server").
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Install an issuer's JWKS at run time.
+    #[serde(rename_all = "camelCase")]
+    SetJwks {
+        /// Issuer the keys belong to.
+        issuer: String,
+        /// The JWKS document.
+        jwks: Value,
+    },
+    /// Start draining: refuse new upgrades (503) and close every connection with 1001.
+    #[serde(rename_all = "camelCase")]
+    Shutdown {
+        /// Close reason (default "server shutting down").
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Server info.
+    ServerInfo,
+    /// Connected clients.
+    Clients,
+    /// Rooms with their member counts.
+    Rooms,
+    /// Engine counters.
+    Metrics,
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandError {
+    /// Code, from the same table as error frames.
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> CommandError {
+    CommandError {
+        code,
+        message: message.into(),
+    }
+}
+
+impl Engine {
+    pub(super) fn command(&mut self, now: Millis, cmd: Command) -> Result<Value, CommandError> {
+        match cmd {
+            Command::Broadcast { message, filter } => {
+                let filter = filter
+                    .as_ref()
+                    .map(Filter::parse)
+                    .transpose()
+                    .map_err(|e| err(ErrorCode::InvalidMessage, e.0))?
+                    .filter(|f| !f.is_empty());
+                let recipients: Vec<(usize, ConnId)> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.closing)
+                    .filter(|(_, c)| match (&filter, &c.state.user) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(f), Some(u)) => f.matches(&u.as_filter_subject()),
+                    })
+                    .map(|(s, c)| (s, c.id))
+                    .collect();
+                self.metrics.broadcasts += 1;
+                let delivered = self.fanout(&recipients, Outbound::Raw(&message));
+                Ok(json!({ "delivered": delivered }))
+            }
+            Command::SendTo { client_id, message } => {
+                let slot = self
+                    .by_client
+                    .get(&client_id)
+                    .copied()
+                    .filter(|s| !self.conns[*s].closing)
+                    .ok_or_else(|| err(ErrorCode::NotFound, format!("no connected client `{client_id}`")))?;
+                let conn = self.conns[slot].id;
+                let delivered = self.fanout(&[(slot, conn)], Outbound::Raw(&message));
+                Ok(json!({ "delivered": delivered }))
+            }
+            Command::BroadcastToResource { resource, message } => {
+                if !self.config.resources.contains_key(&resource) {
+                    return Err(err(
+                        ErrorCode::ResourceNotFound,
+                        format!("resource `{resource}` is not configured"),
+                    ));
+                }
+                let mut recipients = Vec::new();
+                let max_slot = self.conns.capacity();
+                self.hub.resource_subscribers(&resource, max_slot, &mut recipients);
+                self.metrics.broadcasts += 1;
+                let delivered = self.fanout(&recipients, Outbound::Raw(&message));
+                Ok(json!({ "delivered": delivered }))
+            }
+            Command::Publish { channel, data } => {
+                self.check_name("channel", &channel)
+                    .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
+                let delivered = self.publish_to_channel(now, None, &channel, "server".into(), data);
+                Ok(json!({ "delivered": delivered }))
+            }
+            Command::ResourceChanged {
+                resource,
+                event,
+                record,
+                previous,
+            } => {
+                if !self.config.resources.contains_key(&resource) {
+                    return Err(err(
+                        ErrorCode::ResourceNotFound,
+                        format!("resource `{resource}` is not configured"),
+                    ));
+                }
+                let delivered = self
+                    .fanout_change(now, &resource, event, &record, previous.as_ref())
+                    .unwrap_or(0);
+                Ok(json!({ "delivered": delivered }))
+            }
+            Command::Disconnect { client_id, reason } => {
+                let slot = self
+                    .by_client
+                    .get(&client_id)
+                    .copied()
+                    .filter(|s| !self.conns[*s].closing)
+                    .ok_or_else(|| err(ErrorCode::NotFound, format!("no connected client `{client_id}`")))?;
+                let reason = reason.unwrap_or_else(|| "disconnected by server".into());
+                let reason: String = reason.chars().take(100).collect();
+                self.close(slot, close::DISCONNECTED_BY_SERVER, &reason);
+                Ok(json!({ "disconnected": client_id }))
+            }
+            Command::SetJwks { issuer, jwks } => {
+                let keys = self
+                    .auth
+                    .set_jwks(&issuer, &jwks)
+                    .map_err(|e| err(ErrorCode::InvalidMessage, e.to_string()))?;
+                Ok(json!({ "issuer": issuer, "keys": keys }))
+            }
+            Command::Shutdown { reason } => {
+                self.draining = true;
+                let reason = reason.unwrap_or_else(|| "server shutting down".into());
+                let slots: Vec<usize> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.closing)
+                    .map(|(s, _)| s)
+                    .collect();
+                for slot in &slots {
+                    self.close(*slot, close::GOING_AWAY, &reason);
+                }
+                Ok(json!({ "closing": slots.len() }))
+            }
+            Command::ServerInfo => Ok(self.server_info(now)),
+            Command::Clients => Ok(self.clients()),
+            Command::Rooms => Ok(Value::Array(
+                self.hub
+                    .rooms()
+                    .map(|(name, members)| {
+                        json!({
+                            "room": name,
+                            "members": members,
+                            "maxConnections": self.config.room_capacity(name),
+                        })
+                    })
+                    .collect(),
+            )),
+            Command::Metrics => serde_json::to_value(&self.metrics)
+                .map_err(|e| err(ErrorCode::InternalError, e.to_string())),
+        }
+    }
+
+    /// Server info: name, protocol version, uptime, counts, routes and resources.
+    pub fn server_info(&self, now: Millis) -> Value {
+        json!({
+            "name": self.config.name,
+            "protocolVersion": crate::protocol::PROTOCOL_VERSION,
+            "draining": self.draining,
+            "uptimeMs": now.since(self.started_at.unwrap_or(now)),
+            "clients": self.conns.len(),
+            "subscriptions": self.hub.subscription_count() + self.hub.channel_membership_count(),
+            "rooms": self.hub.room_count(),
+            "routes": self.config.routes.iter().map(|r| json!({
+                "path": r.path,
+                "host": r.host,
+                "authRequired": r.auth_required.unwrap_or(self.config.auth.required) || !r.scopes.is_empty(),
+            })).collect::<Vec<_>>(),
+            "resources": self.config.resources.keys().collect::<Vec<_>>(),
+        })
+    }
+
+    /// Connected clients in connection-slot order: id, user, subscriptions, rooms, connectedAt.
+    pub fn clients(&self) -> Value {
+        Value::Array(
+            self.conns
+                .iter()
+                .filter(|(_, c)| !c.closing)
+                .map(|(_, c)| {
+                    json!({
+                        "clientId": c.state.client_id,
+                        "user": c.public_user(),
+                        "peer": c.state.peer,
+                        "subscriptions": c.state.subscriptions.iter().map(|s| match &s.target {
+                            SubTarget::Resource { name, filter, events } => json!({
+                                "subscriptionId": s.id, "resource": name, "filter": filter, "events": events,
+                            }),
+                            SubTarget::Channel { name } => json!({ "subscriptionId": s.id, "channel": name }),
+                        }).collect::<Vec<_>>(),
+                        "rooms": c.state.rooms,
+                        "connectedAt": iso8601(c.state.connected_at),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the engine is draining (after `Shutdown`).
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+}

@@ -1,0 +1,320 @@
+//! The upgrade decision: route, origin, authentication, scopes and connection limits.
+
+use serde_json::json;
+
+use super::{Action, Engine};
+use crate::auth::{extract_credential, AuthError};
+use crate::connection::{Connection, ConnectionSnapshot, Heartbeat, SNAPSHOT_VERSION};
+use crate::error::{ApiMisuse, ErrorCode};
+use crate::protocol::{ServerMessage, PROTOCOL_VERSION, SUBPROTOCOL};
+use crate::rate::TokenBucket;
+use crate::timers::TimerKey;
+use crate::timestamp::iso8601;
+use crate::types::{ConnId, Millis, UpgradeRequest, User};
+
+/// Why an upgrade was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub status: u16,
+    pub code: ErrorCode,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(status: u16, code: ErrorCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn body(&self) -> String {
+        json!({
+            "type": "error",
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+        })
+        .to_string()
+    }
+}
+
+fn auth_rejection(e: &AuthError) -> Rejection {
+    Rejection::new(401, ErrorCode::Unauthorized, e.reason(), e.to_string())
+}
+
+struct Accepted {
+    route: usize,
+    user: Option<User>,
+    protocol: Option<String>,
+}
+
+impl Engine {
+    fn decide(&mut self, now: Millis, req: &UpgradeRequest) -> Result<Accepted, Rejection> {
+        if self.draining {
+            return Err(Rejection::new(
+                503,
+                ErrorCode::Unavailable,
+                "draining",
+                "server is shutting down; reconnect to another instance",
+            ));
+        }
+        // Route: exact path (trailing slash ignored); host-specific routes win.
+        let path = normalize_path(&req.path);
+        let host = req.host();
+        let route_index = self
+            .config
+            .routes
+            .iter()
+            .position(|r| normalize_path(&r.path) == path && r.host.is_some() && r.host.as_deref().map(str::to_ascii_lowercase) == host)
+            .or_else(|| {
+                self.config
+                    .routes
+                    .iter()
+                    .position(|r| normalize_path(&r.path) == path && r.host.is_none())
+            })
+            .ok_or_else(|| {
+                Rejection::new(
+                    404,
+                    ErrorCode::NotFound,
+                    "unknown_route",
+                    format!("no WebSocket route at `{}`", truncate(&req.path, 200)),
+                )
+            })?;
+        let route = &self.config.routes[route_index];
+        // Origin.
+        if let Some(origin) = req.header("origin") {
+            let allowed = route.origins.is_empty()
+                || route
+                    .origins
+                    .iter()
+                    .any(|o| o == "*" || o.eq_ignore_ascii_case(origin.trim()));
+            if !allowed {
+                return Err(Rejection::new(
+                    403,
+                    ErrorCode::Forbidden,
+                    "origin_not_allowed",
+                    format!("origin `{}` is not allowed on this route", truncate(origin, 200)),
+                ));
+            }
+        }
+        // Authentication: an invalid token is refused even where auth is optional.
+        let required = route.auth_required.unwrap_or(self.config.auth.required)
+            || !route.scopes.is_empty();
+        let user = match extract_credential(req) {
+            Some(cred) => Some(
+                self.auth
+                    .authenticate(now, &cred.token)
+                    .map_err(|e| auth_rejection(&e))?,
+            ),
+            None if required => return Err(auth_rejection(&AuthError::MissingToken)),
+            None => None,
+        };
+        if let Some(missing) = route
+            .scopes
+            .iter()
+            .find(|s| !user.as_ref().is_some_and(|u| u.has_scope(s)))
+        {
+            return Err(Rejection::new(
+                403,
+                ErrorCode::Forbidden,
+                "missing_scope",
+                format!("this route requires scope `{missing}`"),
+            ));
+        }
+        // Connection limits.
+        let limits = &self.config.limits;
+        if self.conns.len() >= limits.max_connections {
+            return Err(Rejection::new(
+                503,
+                ErrorCode::LimitExceeded,
+                "too_many_connections",
+                "the server has reached its connection limit; retry later",
+            ));
+        }
+        if limits.max_connections_per_ip > 0
+            && self.per_ip.get(&req.peer).copied().unwrap_or(0) >= limits.max_connections_per_ip
+        {
+            return Err(Rejection::new(
+                429,
+                ErrorCode::LimitExceeded,
+                "too_many_connections_from_ip",
+                format!(
+                    "at most {} connections per IP address",
+                    limits.max_connections_per_ip
+                ),
+            ));
+        }
+        if let Some(u) = &user {
+            if limits.max_connections_per_user > 0
+                && self.per_user.get(&u.id).copied().unwrap_or(0)
+                    >= limits.max_connections_per_user
+            {
+                return Err(Rejection::new(
+                    429,
+                    ErrorCode::LimitExceeded,
+                    "too_many_connections_for_user",
+                    format!(
+                        "at most {} connections per user",
+                        limits.max_connections_per_user
+                    ),
+                ));
+            }
+        }
+        let protocol = req
+            .subprotocols()
+            .into_iter()
+            .find(|p| *p == SUBPROTOCOL)
+            .map(str::to_string);
+        Ok(Accepted {
+            route: route_index,
+            user,
+            protocol,
+        })
+    }
+
+    pub(super) fn open(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        req: UpgradeRequest,
+    ) -> Result<(), ApiMisuse> {
+        if self.by_conn.contains_key(&conn) {
+            return Err(ApiMisuse::DuplicateConnection(conn.0));
+        }
+        let decision = self.decide(now, &req).and_then(|a| {
+            let client_id = if req.client_id.is_empty() {
+                let mut id = self.random_id(22);
+                while self.by_client.contains_key(&id) {
+                    id = self.random_id(22);
+                }
+                id
+            } else if self.by_client.contains_key(&req.client_id) {
+                return Err(Rejection::new(
+                    500,
+                    ErrorCode::InternalError,
+                    "client_id_collision",
+                    "connection id collision; please reconnect",
+                ));
+            } else {
+                req.client_id.clone()
+            };
+            Ok((a, client_id))
+        });
+        let (accepted, client_id) = match decision {
+            Ok(v) => v,
+            Err(r) => {
+                *self.metrics.rejected_upgrades.entry(r.status).or_default() += 1;
+                self.actions.push_back(Action::Reject {
+                    conn,
+                    status: r.status,
+                    body: r.body(),
+                });
+                return Ok(());
+            }
+        };
+        let route = &self.config.routes[accepted.route];
+        let heartbeat = if self.config.heartbeat_interval > 0 {
+            Heartbeat::NextPing {
+                at: now.plus(self.config.heartbeat_interval),
+            }
+        } else {
+            Heartbeat::Off
+        };
+        let rate = self
+            .config
+            .rate_limit
+            .enabled
+            .then(|| TokenBucket::new(&self.config.rate_limit, now));
+        let state = ConnectionSnapshot {
+            version: SNAPSHOT_VERSION,
+            client_id: client_id.clone(),
+            user: accepted.user,
+            route: accepted.route,
+            codec: route.codec,
+            peer: req.peer.clone(),
+            connected_at: now,
+            subscriptions: Vec::new(),
+            rooms: Vec::new(),
+            rate,
+            rate_violations: 0,
+            heartbeat,
+            next_subscription: 0,
+        };
+        let slot = self.insert_connection(conn, state);
+        self.metrics.connections += 1;
+        self.actions.push_back(Action::Accept {
+            conn,
+            protocol: accepted.protocol,
+        });
+        let user = self.conns[slot].public_user();
+        self.send(
+            slot,
+            &ServerMessage::Connected {
+                client_id,
+                user,
+                timestamp: iso8601(now),
+                protocol_version: PROTOCOL_VERSION,
+            },
+        );
+        Ok(())
+    }
+
+    /// Register a connection in every map and arm its heartbeat timer.
+    pub(super) fn insert_connection(&mut self, conn: ConnId, state: ConnectionSnapshot) -> usize {
+        *self.per_ip.entry(state.peer.clone()).or_default() += 1;
+        if let Some(u) = &state.user {
+            *self.per_user.entry(u.id.clone()).or_default() += 1;
+        }
+        let deadline = state.heartbeat.deadline();
+        let client_id = state.client_id.clone();
+        let slot = self.conns.insert(Connection {
+            id: conn,
+            state,
+            sub_keys: Vec::new(),
+            closing: false,
+            pending: 0,
+            buffered: 0,
+        });
+        self.by_conn.insert(conn, slot);
+        self.by_client.insert(client_id, slot);
+        self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
+        self.metrics.current_connections += 1;
+        slot
+    }
+}
+
+fn normalize_path(p: &str) -> &str {
+    let p = p.split('?').next().unwrap_or(p);
+    if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalize() {
+        assert_eq!(normalize_path("/ws/"), "/ws");
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("/ws?x=1"), "/ws");
+    }
+}

@@ -1,0 +1,332 @@
+//! Record filters: equality AND across fields, plus `$in`, `$ne`, `$gt`, `$gte`, `$lt`,
+//! `$lte` and `$exists`.
+//!
+//! A filter is a JSON object `{field: condition, ...}`; every field must match. A field
+//! may be a dotted path (`meta.owner`). A condition is either a literal (equality) or an
+//! object of operators, all of which must hold. Numbers compare as numbers (`1 == 1.0`),
+//! strings compare by code point, and ordering operators never match values of
+//! different kinds.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+/// A parsed, validated filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    clauses: Vec<Clause>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Clause {
+    path: Vec<String>,
+    ops: Vec<Op>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Eq(Value),
+    Ne(Value),
+    In(Vec<Value>),
+    Gt(Value),
+    Gte(Value),
+    Lt(Value),
+    Lte(Value),
+    Exists(bool),
+}
+
+/// Why a filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError(pub String);
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Largest number of clauses/operators a filter may have (keeps matching cost bounded).
+pub const MAX_FILTER_TERMS: usize = 64;
+
+impl Filter {
+    /// Parse a filter object. `null` and `{}` give the empty filter (matches everything).
+    pub fn parse(value: &Value) -> Result<Filter, FilterError> {
+        let obj = match value {
+            Value::Null => return Ok(Filter { clauses: vec![] }),
+            Value::Object(o) => o,
+            other => {
+                return Err(FilterError(format!(
+                    "`filter` must be an object, got {}",
+                    crate::protocol::codec::json_kind(other)
+                )))
+            }
+        };
+        let mut clauses = Vec::with_capacity(obj.len());
+        let mut terms = 0;
+        for (field, cond) in obj {
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                return Err(FilterError(format!("invalid field path `{field}` in filter")));
+            }
+            if field.starts_with('$') {
+                return Err(FilterError(format!(
+                    "unknown top-level operator `{field}`; filters are {{field: condition}}"
+                )));
+            }
+            let path = field.split('.').map(str::to_string).collect();
+            let ops = parse_condition(field, cond)?;
+            terms += ops.len();
+            if terms > MAX_FILTER_TERMS {
+                return Err(FilterError(format!(
+                    "filter has more than {MAX_FILTER_TERMS} conditions"
+                )));
+            }
+            clauses.push(Clause { path, ops });
+        }
+        Ok(Filter { clauses })
+    }
+
+    /// Whether the filter has no conditions.
+    pub fn is_empty(&self) -> bool {
+        self.clauses.is_empty()
+    }
+
+    /// Whether `record` matches every condition.
+    pub fn matches(&self, record: &Value) -> bool {
+        self.clauses.iter().all(|c| {
+            let v = lookup(record, &c.path);
+            c.ops.iter().all(|op| op.holds(v))
+        })
+    }
+
+    /// The first top-level field compared by plain equality with a scalar, with its index
+    /// key; used to index subscriptions so fan-out need not test every subscriber.
+    pub fn index_key(&self) -> Option<(String, String)> {
+        self.clauses.iter().find_map(|c| {
+            if c.path.len() != 1 {
+                return None;
+            }
+            c.ops.iter().find_map(|op| match op {
+                Op::Eq(v) => scalar_key(v).map(|k| (c.path[0].clone(), k)),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// Canonical key of a scalar for equality indexing (`1` and `1.0` give the same key).
+pub fn scalar_key(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(format!("s{s}")),
+        Value::Bool(b) => Some(format!("b{b}")),
+        Value::Null => Some("z".into()),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(format!("n{i}"))
+            } else if let Some(u) = n.as_u64() {
+                Some(format!("n{u}"))
+            } else {
+                let f = n.as_f64()?;
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    Some(format!("n{}", f as i64))
+                } else {
+                    Some(format!("n{f:e}"))
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+fn parse_condition(field: &str, cond: &Value) -> Result<Vec<Op>, FilterError> {
+    let Value::Object(ops) = cond else {
+        return Ok(vec![Op::Eq(cond.clone())]);
+    };
+    if !ops.keys().any(|k| k.starts_with('$')) {
+        // A plain object literal: equality with that object.
+        return Ok(vec![Op::Eq(cond.clone())]);
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for (op, arg) in ops {
+        let parsed = match op.as_str() {
+            "$eq" => Op::Eq(arg.clone()),
+            "$ne" => Op::Ne(arg.clone()),
+            "$in" => match arg {
+                Value::Array(items) => Op::In(items.clone()),
+                _ => {
+                    return Err(FilterError(format!(
+                        "`$in` on `{field}` needs an array"
+                    )))
+                }
+            },
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                if !matches!(arg, Value::Number(_) | Value::String(_)) {
+                    return Err(FilterError(format!(
+                        "`{op}` on `{field}` needs a number or a string"
+                    )));
+                }
+                match op.as_str() {
+                    "$gt" => Op::Gt(arg.clone()),
+                    "$gte" => Op::Gte(arg.clone()),
+                    "$lt" => Op::Lt(arg.clone()),
+                    _ => Op::Lte(arg.clone()),
+                }
+            }
+            "$exists" => match arg {
+                Value::Bool(b) => Op::Exists(*b),
+                _ => {
+                    return Err(FilterError(format!(
+                        "`$exists` on `{field}` needs true or false"
+                    )))
+                }
+            },
+            other => {
+                return Err(FilterError(format!(
+                    "unknown operator `{other}` on `{field}`; use $eq, $ne, $in, $gt, $gte, $lt, $lte or $exists"
+                )))
+            }
+        };
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+fn lookup<'a>(record: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = record;
+    for part in path {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
+}
+
+impl Op {
+    fn holds(&self, v: Option<&Value>) -> bool {
+        match self {
+            Op::Exists(want) => v.is_some() == *want,
+            Op::Eq(x) => v.is_some_and(|v| values_equal(v, x)),
+            Op::Ne(x) => !v.is_some_and(|v| values_equal(v, x)),
+            Op::In(xs) => v.is_some_and(|v| xs.iter().any(|x| values_equal(v, x))),
+            Op::Gt(x) => cmp(v, x) == Some(Ordering::Greater),
+            Op::Gte(x) => matches!(cmp(v, x), Some(Ordering::Greater | Ordering::Equal)),
+            Op::Lt(x) => cmp(v, x) == Some(Ordering::Less),
+            Op::Lte(x) => matches!(cmp(v, x), Some(Ordering::Less | Ordering::Equal)),
+        }
+    }
+}
+
+/// JSON equality where numbers compare by value and objects ignore key order.
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => num_cmp(x, y) == Some(Ordering::Equal),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| values_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => objects_equal(x, y),
+        _ => a == b,
+    }
+}
+
+fn objects_equal(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
+    x.len() == y.len()
+        && x
+            .iter()
+            .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
+}
+
+fn num_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
+    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
+        return Some(a.cmp(&b));
+    }
+    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
+        return Some(a.cmp(&b));
+    }
+    x.as_f64()?.partial_cmp(&y.as_f64()?)
+}
+
+fn cmp(v: Option<&Value>, x: &Value) -> Option<Ordering> {
+    match (v?, x) {
+        (Value::Number(a), Value::Number(b)) => num_cmp(a, b),
+        (Value::String(a), Value::String(b)) => Some(a.as_str().cmp(b.as_str())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn m(filter: Value, record: Value) -> bool {
+        Filter::parse(&filter).unwrap().matches(&record)
+    }
+
+    #[test]
+    fn equality_and_across_fields() {
+        assert!(m(json!({"a":1,"b":"x"}), json!({"a":1,"b":"x","c":2})));
+        assert!(!m(json!({"a":1,"b":"x"}), json!({"a":1,"b":"y"})));
+        assert!(m(json!({"a":1}), json!({"a":1.0})));
+        assert!(m(json!({}), json!({"anything":true})));
+        assert!(m(json!(null), json!({})));
+    }
+
+    #[test]
+    fn nested_paths_and_object_literals() {
+        assert!(m(json!({"meta.owner":"u1"}), json!({"meta":{"owner":"u1"}})));
+        assert!(!m(json!({"meta.owner":"u1"}), json!({"meta":"u1"})));
+        assert!(m(json!({"o":{"b":2,"a":1}}), json!({"o":{"a":1,"b":2}})));
+    }
+
+    #[test]
+    fn every_operator() {
+        let r = json!({"n":5,"s":"m","t":true});
+        assert!(m(json!({"n":{"$in":[1,5]}}), r.clone()));
+        assert!(!m(json!({"n":{"$in":[1,2]}}), r.clone()));
+        assert!(m(json!({"n":{"$ne":4}}), r.clone()));
+        assert!(!m(json!({"n":{"$ne":5}}), r.clone()));
+        assert!(m(json!({"missing":{"$ne":5}}), r.clone()));
+        assert!(m(json!({"n":{"$gt":4,"$lt":6}}), r.clone()));
+        assert!(m(json!({"n":{"$gte":5,"$lte":5}}), r.clone()));
+        assert!(!m(json!({"n":{"$gt":5}}), r.clone()));
+        assert!(m(json!({"s":{"$gt":"a","$lt":"z"}}), r.clone()));
+        assert!(!m(json!({"s":{"$gt":1}}), r.clone()), "mixed kinds never order");
+        assert!(m(json!({"s":{"$exists":true}}), r.clone()));
+        assert!(m(json!({"x":{"$exists":false}}), r.clone()));
+        assert!(!m(json!({"x":{"$exists":true}}), r.clone()));
+        assert!(m(json!({"t":{"$eq":true}}), r));
+    }
+
+    #[test]
+    fn bad_filters_are_refused_with_reasons() {
+        for (f, needle) in [
+            (json!([1]), "must be an object"),
+            (json!({"a":{"$regex":"x"}}), "unknown operator `$regex`"),
+            (json!({"a":{"$in":1}}), "needs an array"),
+            (json!({"a":{"$gt":[1]}}), "number or a string"),
+            (json!({"a":{"$exists":1}}), "true or false"),
+            (json!({"$or":[]}), "top-level operator"),
+            (json!({"a..b":1}), "invalid field path"),
+        ] {
+            let e = Filter::parse(&f).unwrap_err();
+            assert!(e.0.contains(needle), "{f}: {e}");
+        }
+    }
+
+    #[test]
+    fn index_key_picks_first_scalar_equality() {
+        let f = Filter::parse(&json!({"n":{"$gt":1},"channel":"general"})).unwrap();
+        assert_eq!(
+            f.index_key(),
+            Some(("channel".to_string(), "sgeneral".to_string()))
+        );
+        assert_eq!(scalar_key(&json!(1)), scalar_key(&json!(1.0)));
+        assert_eq!(Filter::parse(&json!({"a.b":1})).unwrap().index_key(), None);
+    }
+
+    #[test]
+    fn too_many_terms_refused() {
+        let mut o = Map::new();
+        for i in 0..(MAX_FILTER_TERMS + 1) {
+            o.insert(format!("f{i}"), json!(i));
+        }
+        assert!(Filter::parse(&Value::Object(o)).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! Host calls: work that needs I/O (storage, async guards, a broker), requested by the
+//! engine as [`crate::Action::Call`] and answered by the host with
+//! [`crate::Input::Completed`].
+//!
+//! Each call has an [`OpId`] from a counter, a deadline, and the connection context the
+//! engine needs to resume. Calls are bounded per connection and in total; a call that
+//! misses its deadline is answered with `TIMEOUT` and a late completion is dropped and
+//! counted (`lateCompletions`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::types::{ConnId, Millis, OpId};
+
+/// What the engine asks the host to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum HostRequest {
+    /// A storage operation.
+    Store(StoreRequest),
+}
+
+/// Storage operations over a resource's records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum StoreRequest {
+    /// Read one record.
+    Get {
+        /// Resource name.
+        resource: String,
+        /// Record id.
+        id: String,
+    },
+    /// Read a page of records in a stable order.
+    List {
+        /// Resource name.
+        resource: String,
+        /// Validated filter (`null` = all).
+        filter: Value,
+        /// Page size.
+        limit: usize,
+        /// Cursor returned by the previous page.
+        cursor: Option<String>,
+    },
+    /// Create a record (its `id`, `createdAt` and `updatedAt` are set by the engine).
+    Insert {
+        /// Resource name.
+        resource: String,
+        /// The full record.
+        record: Value,
+    },
+    /// Merge `patch` into a record (top-level fields).
+    Update {
+        /// Resource name.
+        resource: String,
+        /// Record id.
+        id: String,
+        /// Fields to set (includes the new `updatedAt`).
+        patch: Value,
+    },
+    /// Remove a record.
+    Delete {
+        /// Resource name.
+        resource: String,
+        /// Record id.
+        id: String,
+    },
+}
+
+/// The host's answer to a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum HostResult {
+    /// Answer to a storage call.
+    Store(StoreOutcome),
+}
+
+/// Result of a storage call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StoreOutcome {
+    /// `get`: the record, or `None` when there is none.
+    Record(Option<Value>),
+    /// `list`: a page and the cursor of the next one (`None` on the last page).
+    Page {
+        /// Records in order.
+        items: Vec<Value>,
+        /// Opaque cursor for the next page.
+        cursor: Option<String>,
+    },
+    /// `insert`: the stored record.
+    Inserted(Value),
+    /// `update`: the record after and before the change.
+    Updated {
+        /// After.
+        record: Value,
+        /// Before.
+        previous: Value,
+    },
+    /// `delete`: the record that was removed.
+    Deleted {
+        /// The removed record.
+        previous: Value,
+    },
+    /// The operation failed.
+    Failed(StoreError),
+}
+
+/// A storage failure, classified so the engine can answer with the right code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreError {
+    /// What kind of failure.
+    pub kind: StoreErrorKind,
+    /// Detail for logs; never sent to clients for `Internal`/`Unavailable`.
+    pub message: String,
+}
+
+/// Storage failure kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StoreErrorKind {
+    /// No record with that id → `NOT_FOUND`.
+    NotFound,
+    /// A record with that id exists already → `VALIDATION_ERROR`.
+    Conflict,
+    /// The store cannot serve now → `UNAVAILABLE`.
+    Unavailable,
+    /// Anything else → `INTERNAL_ERROR`.
+    Internal,
+}
+
+/// What the engine remembers about a call in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingCall {
+    /// The connection that asked (None for server-initiated calls).
+    pub conn: Option<ConnId>,
+    /// The request id to echo.
+    pub request_id: Option<Value>,
+    /// Deadline.
+    pub deadline: Millis,
+    /// What was asked (to build the answer and the change event).
+    pub request: StoreRequest,
+}
+
+/// Allocates op ids from a counter, so transcripts are stable.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OpCounter(u64);
+
+impl OpCounter {
+    pub fn next(&mut self) -> OpId {
+        self.0 += 1;
+        OpId(self.0)
+    }
+}

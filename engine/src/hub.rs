@@ -1,0 +1,372 @@
+//! The hub: who is subscribed to what, and who is in which room.
+//!
+//! Resource subscriptions are indexed by the first top-level scalar equality of their
+//! filter (`{channel: "general"}` goes in bucket `channel = "general"`), so a change
+//! only tests the subscriptions in the buckets its record hits plus the unindexed ones —
+//! never every connection. Collections are insertion-ordered (`IndexSet`), so fan-out
+//! order is deterministic for the same inputs.
+
+use std::collections::BTreeMap;
+
+use indexmap::{IndexMap, IndexSet};
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde_json::Value;
+use slab::Slab;
+
+use crate::config::ChangeKind;
+use crate::filter::{scalar_key, Filter};
+use crate::types::ConnId;
+
+type FxIndexSet<T> = IndexSet<T, FxBuildHasher>;
+
+/// One resource subscription in the index.
+#[derive(Debug, Clone)]
+struct SubEntry {
+    slot: usize,
+    conn: ConnId,
+    resource: String,
+    filter: Option<Filter>,
+    events: u8,
+    index: Option<(String, String)>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ResourceIndex {
+    by_field: IndexMap<String, FxHashMap<String, FxIndexSet<usize>>, FxBuildHasher>,
+    unindexed: FxIndexSet<usize>,
+}
+
+/// Subscription and membership index.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Hub {
+    subs: Slab<SubEntry>,
+    resources: FxHashMap<String, ResourceIndex>,
+    channels: FxHashMap<String, FxIndexSet<usize>>,
+    rooms: BTreeMap<String, FxIndexSet<usize>>,
+    /// Per-slot stamp used to deliver at most once per connection per fan-out.
+    stamps: Vec<u64>,
+    seq: u64,
+}
+
+impl Hub {
+    /// Add a resource subscription; returns its key.
+    pub fn subscribe_resource(
+        &mut self,
+        slot: usize,
+        conn: ConnId,
+        resource: &str,
+        filter: Option<Filter>,
+        events: &[ChangeKind],
+    ) -> usize {
+        let index = filter.as_ref().and_then(Filter::index_key);
+        let mask = events.iter().fold(0u8, |m, e| m | e.bit());
+        let key = self.subs.insert(SubEntry {
+            slot,
+            conn,
+            resource: resource.to_string(),
+            filter,
+            events: mask,
+            index: index.clone(),
+        });
+        let ri = self.resources.entry(resource.to_string()).or_default();
+        match index {
+            Some((field, value)) => {
+                ri.by_field
+                    .entry(field)
+                    .or_default()
+                    .entry(value)
+                    .or_default()
+                    .insert(key);
+            }
+            None => {
+                ri.unindexed.insert(key);
+            }
+        }
+        key
+    }
+
+    /// Remove a resource subscription by key.
+    pub fn unsubscribe_resource(&mut self, key: usize) {
+        let Some(entry) = self.subs.try_remove(key) else {
+            return;
+        };
+        let Some(ri) = self.resources.get_mut(&entry.resource) else {
+            return;
+        };
+        match entry.index {
+            Some((field, value)) => {
+                if let Some(buckets) = ri.by_field.get_mut(&field) {
+                    if let Some(set) = buckets.get_mut(&value) {
+                        set.swap_remove(&key);
+                        if set.is_empty() {
+                            buckets.remove(&value);
+                        }
+                    }
+                    if buckets.is_empty() {
+                        ri.by_field.shift_remove(&field);
+                    }
+                }
+            }
+            None => {
+                ri.unindexed.swap_remove(&key);
+            }
+        }
+        if ri.by_field.is_empty() && ri.unindexed.is_empty() {
+            self.resources.remove(&entry.resource);
+        }
+    }
+
+    /// Subscribe a connection slot to a channel.
+    pub fn join_channel(&mut self, slot: usize, channel: &str) {
+        self.channels
+            .entry(channel.to_string())
+            .or_default()
+            .insert(slot);
+    }
+
+    /// Remove a connection slot from a channel.
+    pub fn leave_channel(&mut self, slot: usize, channel: &str) {
+        if let Some(set) = self.channels.get_mut(channel) {
+            set.swap_remove(&slot);
+            if set.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    /// Connections subscribed to a channel, in subscription order.
+    pub fn channel_members(&self, channel: &str) -> impl Iterator<Item = usize> + '_ {
+        self.channels.get(channel).into_iter().flatten().copied()
+    }
+
+    /// Number of rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Members of a room, in join order.
+    pub fn room_members(&self, room: &str) -> Option<&FxIndexSet<usize>> {
+        self.rooms.get(room)
+    }
+
+    /// All rooms, sorted by name, with member counts.
+    pub fn rooms(&self) -> impl Iterator<Item = (&String, usize)> {
+        self.rooms.iter().map(|(k, v)| (k, v.len()))
+    }
+
+    /// Add a slot to a room (creating it); returns the member count.
+    pub fn join_room(&mut self, slot: usize, room: &str) -> usize {
+        let set = self.rooms.entry(room.to_string()).or_default();
+        set.insert(slot);
+        set.len()
+    }
+
+    /// Remove a slot from a room (dropping it when empty).
+    pub fn leave_room(&mut self, slot: usize, room: &str) {
+        if let Some(set) = self.rooms.get_mut(room) {
+            set.shift_remove(&slot);
+            if set.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    fn next_seq(&mut self, max_slot: usize) -> u64 {
+        if self.stamps.len() < max_slot {
+            self.stamps.resize(max_slot, 0);
+        }
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Mark `slot` as reached in fan-out `seq`; false if it already was.
+    fn stamp(&mut self, slot: usize, seq: u64) -> bool {
+        if slot >= self.stamps.len() {
+            self.stamps.resize(slot + 1, 0);
+        }
+        if self.stamps[slot] == seq {
+            false
+        } else {
+            self.stamps[slot] = seq;
+            true
+        }
+    }
+
+    /// Connections with a subscription matching a change, each once, in deterministic
+    /// order. An update matches when the record after *or before* it matches the filter
+    /// (so clients see rows leave their view). `max_slot` bounds the stamp table.
+    pub fn change_recipients(
+        &mut self,
+        resource: &str,
+        kind: ChangeKind,
+        record: &Value,
+        previous: Option<&Value>,
+        max_slot: usize,
+        out: &mut Vec<(usize, ConnId)>,
+    ) {
+        let seq = self.next_seq(max_slot);
+        let Some(ri) = self.resources.get(resource) else {
+            return;
+        };
+        let bit = kind.bit();
+        let mut candidates: Vec<usize> = Vec::new();
+        for (field, buckets) in &ri.by_field {
+            for rec in std::iter::once(record).chain(previous) {
+                if let Some(k) = rec.get(field).and_then(scalar_key) {
+                    if let Some(set) = buckets.get(&k) {
+                        candidates.extend(set.iter().copied());
+                    }
+                }
+            }
+        }
+        candidates.extend(ri.unindexed.iter().copied());
+        for key in candidates {
+            let Some(e) = self.subs.get(key) else {
+                continue;
+            };
+            if e.events & bit == 0 {
+                continue;
+            }
+            let matches = match &e.filter {
+                None => true,
+                Some(f) => f.matches(record) || previous.is_some_and(|p| f.matches(p)),
+            };
+            if matches {
+                let (slot, conn) = (e.slot, e.conn);
+                if self.stamp(slot, seq) {
+                    out.push((slot, conn));
+                }
+            }
+        }
+    }
+
+    /// Every connection with any subscription to `resource`, each once.
+    pub fn resource_subscribers(
+        &mut self,
+        resource: &str,
+        max_slot: usize,
+        out: &mut Vec<(usize, ConnId)>,
+    ) {
+        let seq = self.next_seq(max_slot);
+        let Some(ri) = self.resources.get(resource) else {
+            return;
+        };
+        let keys: Vec<usize> = ri
+            .by_field
+            .values()
+            .flat_map(|b| b.values().flatten().copied())
+            .chain(ri.unindexed.iter().copied())
+            .collect();
+        for key in keys {
+            if let Some(e) = self.subs.get(key) {
+                let (slot, conn) = (e.slot, e.conn);
+                if self.stamp(slot, seq) {
+                    out.push((slot, conn));
+                }
+            }
+        }
+    }
+
+    /// Total resource subscriptions (for invariants and info).
+    pub fn subscription_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Total channel memberships.
+    pub fn channel_membership_count(&self) -> usize {
+        self.channels.values().map(|s| s.len()).sum()
+    }
+
+    /// Total room memberships.
+    pub fn room_membership_count(&self) -> usize {
+        self.rooms.values().map(|s| s.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn f(v: Value) -> Option<Filter> {
+        Some(Filter::parse(&v).unwrap())
+    }
+
+    #[test]
+    fn indexed_and_unindexed_subscriptions_are_both_found_once() {
+        let mut h = Hub::default();
+        let all = ChangeKind::ALL;
+        h.subscribe_resource(0, ConnId(10), "m", f(json!({"channel":"general"})), &all);
+        h.subscribe_resource(0, ConnId(10), "m", None, &all); // same conn twice
+        h.subscribe_resource(1, ConnId(11), "m", f(json!({"channel":"random"})), &all);
+        h.subscribe_resource(2, ConnId(12), "m", f(json!({"n":{"$gt":1}})), &all);
+        let mut out = vec![];
+        h.change_recipients(
+            "m",
+            ChangeKind::Insert,
+            &json!({"channel":"general","n":2}),
+            None,
+            3,
+            &mut out,
+        );
+        assert_eq!(out, vec![(0, ConnId(10)), (2, ConnId(12))]);
+    }
+
+    #[test]
+    fn events_mask_is_enforced() {
+        let mut h = Hub::default();
+        h.subscribe_resource(0, ConnId(1), "m", None, &[ChangeKind::Delete]);
+        let mut out = vec![];
+        h.change_recipients("m", ChangeKind::Insert, &json!({}), None, 1, &mut out);
+        assert!(out.is_empty());
+        h.change_recipients("m", ChangeKind::Delete, &json!({}), None, 1, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn update_matches_previous_record_too() {
+        let mut h = Hub::default();
+        h.subscribe_resource(0, ConnId(1), "m", f(json!({"channel":"a"})), &ChangeKind::ALL);
+        let mut out = vec![];
+        h.change_recipients(
+            "m",
+            ChangeKind::Update,
+            &json!({"channel":"b"}),
+            Some(&json!({"channel":"a"})),
+            1,
+            &mut out,
+        );
+        assert_eq!(out, vec![(0, ConnId(1))]);
+    }
+
+    #[test]
+    fn unsubscribe_removes_exactly_one_and_cleans_up() {
+        let mut h = Hub::default();
+        let a = h.subscribe_resource(0, ConnId(1), "m", f(json!({"c":"a"})), &ChangeKind::ALL);
+        let b = h.subscribe_resource(0, ConnId(1), "m", f(json!({"c":"b"})), &ChangeKind::ALL);
+        h.unsubscribe_resource(a);
+        let mut out = vec![];
+        h.change_recipients("m", ChangeKind::Insert, &json!({"c":"a"}), None, 1, &mut out);
+        assert!(out.is_empty());
+        h.change_recipients("m", ChangeKind::Insert, &json!({"c":"b"}), None, 1, &mut out);
+        assert_eq!(out.len(), 1);
+        h.unsubscribe_resource(b);
+        h.unsubscribe_resource(b); // idempotent
+        assert_eq!(h.subscription_count(), 0);
+        assert!(h.resources.is_empty());
+    }
+
+    #[test]
+    fn rooms_keep_join_order_and_vanish_when_empty() {
+        let mut h = Hub::default();
+        assert_eq!(h.join_room(3, "r"), 1);
+        assert_eq!(h.join_room(1, "r"), 2);
+        assert_eq!(
+            h.room_members("r").unwrap().iter().copied().collect::<Vec<_>>(),
+            vec![3, 1]
+        );
+        h.leave_room(3, "r");
+        h.leave_room(1, "r");
+        assert_eq!(h.room_count(), 0);
+    }
+}

@@ -1,0 +1,81 @@
+//! # Switchboard engine
+//!
+//! The whole Switchboard real-time protocol — upgrade decisions, authentication,
+//! subscriptions with filters, channels, rooms, direct messages, rate limits,
+//! heartbeats, host calls for storage and the server API — as one deterministic,
+//! sans-IO state machine. It never reads a clock, a socket or a random source: hosts
+//! pass `now` (epoch milliseconds) and inputs in, and execute the [`Action`]s that come
+//! out. Same inputs, same outputs, byte for byte, natively and in WebAssembly.
+//!
+//! ## The host loop
+//!
+//! ```
+//! use engine::{Action, Config, ConnId, Engine, InFrame, Input, Millis, UpgradeRequest};
+//!
+//! let mut engine = Engine::new(Config::default()).unwrap();
+//! let now = Millis(1_700_000_000_000);
+//!
+//! // An upgrade request arrives: the engine decides.
+//! let request = UpgradeRequest { path: "/".into(), peer: "127.0.0.1".into(),
+//!                                client_id: "c1".into(), ..Default::default() };
+//! engine.handle(now, Input::Open { conn: ConnId(1), request }).unwrap();
+//! // A frame arrives.
+//! engine.handle(now, Input::Frame { conn: ConnId(1),
+//!                                   frame: InFrame::Text(r#"{"type":"ping","requestId":1}"#) }).unwrap();
+//! // Execute what it asks for.
+//! while let Some(action) = engine.poll_action() {
+//!     match action {
+//!         Action::Accept { .. } => { /* finish the handshake */ }
+//!         Action::Reject { status, body, .. } => { /* answer HTTP `status` with `body` */ let _ = (status, body); }
+//!         Action::Send { frame, .. } => println!("{}", frame.as_text().unwrap()),
+//!         Action::SendMany { conns, frame } => { /* same bytes to each */ let _ = (conns, frame); }
+//!         Action::Ping { .. } | Action::Close { .. } => { /* socket control */ }
+//!         Action::Call { .. } => { /* do the I/O, then feed Input::Completed */ }
+//!         Action::CommandResult { .. } => { /* answer the admin request */ }
+//!     }
+//! }
+//! // Sleep until the next deadline, then feed Input::Timeout.
+//! let wake_at = engine.poll_timeout();
+//! assert_eq!(wake_at, Some(Millis(1_700_000_030_000))); // first heartbeat ping
+//! ```
+//!
+//! Rules for hosts: feed `Closed` after executing a `Close` (or when the socket dies);
+//! answer every `Call` with `Completed` (late answers are dropped); report outbound
+//! queue sizes with `Backpressure` so the slow-consumer policy can act.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod connection;
+mod engine;
+pub mod error;
+pub mod filter;
+pub mod hostcall;
+mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod rate;
+mod timers;
+pub mod timestamp;
+pub mod types;
+
+pub use config::{ChangeKind, CodecKind, Config};
+pub use connection::ConnectionSnapshot;
+pub use engine::{Action, Command, CommandError, Engine, Input};
+pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
+pub use hostcall::{HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome, StoreRequest};
+pub use protocol::{Frame, InFrame, ServerMessage};
+pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};
+
+// jsonwebtoken depends on getrandom 0.2, which has no default backend on
+// wasm32-unknown-unknown. The engine only verifies tokens and never needs randomness,
+// so the backend refuses every request instead of pulling JavaScript glue in.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod no_randomness {
+    fn refuse(_: &mut [u8]) -> Result<(), getrandom::Error> {
+        Err(getrandom::Error::UNSUPPORTED)
+    }
+    getrandom::register_custom_getrandom!(refuse);
+}

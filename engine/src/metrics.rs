@@ -1,0 +1,60 @@
+//! Counters the engine keeps; hosts export them (Prometheus, JSON).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::error::ErrorCode;
+
+/// Engine counters. All are monotonically increasing except the `current*` gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// Connections accepted since start.
+    pub connections: u64,
+    /// Connections that ended since start.
+    pub disconnections: u64,
+    /// Open connections now.
+    pub current_connections: u64,
+    /// Upgrades rejected, by HTTP status.
+    pub rejected_upgrades: BTreeMap<u16, u64>,
+    /// Frames received.
+    pub messages_received: u64,
+    /// Decoded requests, by message type.
+    pub messages_received_by_type: BTreeMap<&'static str, u64>,
+    /// Frames sent (each recipient of a fan-out counts).
+    pub messages_sent: u64,
+    /// Server-API broadcasts performed.
+    pub broadcasts: u64,
+    /// Fan-out deliveries (events, channel messages, room messages, broadcasts).
+    pub fanout_deliveries: u64,
+    /// Pushes skipped for slow consumers (drop policy).
+    pub dropped_slow_consumer: u64,
+    /// Connections closed as slow consumers (close policy).
+    pub closed_slow_consumer: u64,
+    /// Error frames sent.
+    pub errors: u64,
+    /// Error frames sent, by code.
+    pub errors_by_code: BTreeMap<ErrorCode, u64>,
+    /// Host calls in flight now.
+    pub pending_calls: u64,
+    /// Host calls that missed their deadline.
+    pub timed_out_calls: u64,
+    /// Completions for unknown or already timed-out calls (dropped).
+    pub late_completions: u64,
+    /// Heartbeat timeouts.
+    pub heartbeat_timeouts: u64,
+    /// Inputs naming a connection the engine does not know (host bugs; ignored).
+    pub unknown_connection_inputs: u64,
+}
+
+impl Metrics {
+    pub(crate) fn error(&mut self, code: ErrorCode) {
+        self.errors += 1;
+        *self.errors_by_code.entry(code).or_default() += 1;
+    }
+
+    pub(crate) fn received(&mut self, type_name: &'static str) {
+        *self.messages_received_by_type.entry(type_name).or_default() += 1;
+    }
+}

@@ -1,0 +1,265 @@
+//! Codecs: frames ⇄ typed messages. Protocol logic never sees bytes.
+//!
+//! A codec decodes an inbound frame into a [`Request`] (or a [`DecodeError`] carrying the
+//! error code and any `requestId` it could recover) and encodes outbound messages into
+//! frames. The JSON codec is protocol v1; an `{event, data}` envelope codec and a
+//! Socket.IO codec plug in by implementing [`Codec`] and adding a [`CodecKind`] variant.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{ClientMessage, Frame, InFrame, Request, ServerMessage, CLIENT_TYPES};
+use crate::config::CodecKind;
+use crate::error::ErrorCode;
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    /// `INVALID_JSON`, `INVALID_MESSAGE` or `UNKNOWN_MESSAGE_TYPE`.
+    pub code: ErrorCode,
+    /// What was wrong, for the client.
+    pub message: String,
+    /// The `requestId`, if the frame was an object that carried one.
+    pub request_id: Option<Value>,
+}
+
+/// Something to encode.
+#[derive(Debug, Clone, Copy)]
+pub enum Outbound<'a> {
+    /// A protocol message.
+    Message(&'a ServerMessage),
+    /// A verbatim JSON value from the server API.
+    Raw(&'a Value),
+}
+
+/// A wire codec.
+pub trait Codec {
+    /// Decode one inbound frame.
+    fn decode(&self, frame: InFrame<'_>) -> Result<Request, DecodeError>;
+    /// Encode one outbound message into a frame.
+    fn encode(&self, out: Outbound<'_>) -> Frame;
+}
+
+/// The codec for a route's [`CodecKind`].
+pub fn codec_for(kind: CodecKind) -> &'static dyn Codec {
+    match kind {
+        CodecKind::Json => &JsonCodec,
+    }
+}
+
+/// Protocol v1: one JSON object per text (or binary) frame, `type` selects the message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonCodec;
+
+impl Codec for JsonCodec {
+    fn decode(&self, frame: InFrame<'_>) -> Result<Request, DecodeError> {
+        let parsed: Result<Value, _> = match frame {
+            InFrame::Text(t) => serde_json::from_str(t),
+            InFrame::Binary(b) => serde_json::from_slice(b),
+        };
+        let value = parsed.map_err(|e| DecodeError {
+            code: ErrorCode::InvalidJson,
+            message: format!("Invalid JSON format: {e}"),
+            request_id: None,
+        })?;
+        decode_value(value)
+    }
+
+    fn encode(&self, out: Outbound<'_>) -> Frame {
+        let text = match out {
+            Outbound::Message(m) => serde_json::to_string(m),
+            Outbound::Raw(v) => serde_json::to_string(v),
+        };
+        // Serializing these types cannot fail (string keys, no non-finite floats from
+        // serde_json values); fall back to a valid error frame rather than panic.
+        let text = text.unwrap_or_else(|_| {
+            r#"{"type":"error","code":"INTERNAL_ERROR","message":"message could not be encoded"}"#
+                .to_string()
+        });
+        Frame::Text(Arc::from(text))
+    }
+}
+
+/// Turn a parsed JSON value into a request (shared by codecs that carry JSON objects).
+pub fn decode_value(value: Value) -> Result<Request, DecodeError> {
+    let Value::Object(mut map) = value else {
+        return Err(DecodeError {
+            code: ErrorCode::InvalidMessage,
+            message: format!(
+                "a message must be a JSON object with a `type` field, got {}",
+                json_kind(&value)
+            ),
+            request_id: None,
+        });
+    };
+    let request_id = map.remove("requestId");
+    let type_name = match map.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(DecodeError {
+                code: ErrorCode::InvalidMessage,
+                message: format!("`type` must be a string, got {}", json_kind(other)),
+                request_id,
+            })
+        }
+        None => {
+            return Err(DecodeError {
+                code: ErrorCode::InvalidMessage,
+                message: "missing `type` field".into(),
+                request_id,
+            })
+        }
+    };
+    if !CLIENT_TYPES.contains(&type_name.as_str()) {
+        return Err(DecodeError {
+            code: ErrorCode::UnknownMessageType,
+            message: format!("Unknown message type: {}", truncate(&type_name, 64)),
+            request_id,
+        });
+    }
+    match serde_json::from_value::<ClientMessage>(Value::Object(map)) {
+        Ok(message) => Ok(Request {
+            request_id,
+            message,
+        }),
+        Err(e) => Err(DecodeError {
+            code: ErrorCode::InvalidMessage,
+            message: format!("invalid `{type_name}` message: {e}"),
+            request_id,
+        }),
+    }
+}
+
+/// A short name of a JSON value's kind, for error messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Build an object from pairs (helper for tests and hosts).
+pub fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dec(s: &str) -> Result<Request, DecodeError> {
+        JsonCodec.decode(InFrame::Text(s))
+    }
+
+    #[test]
+    fn ping_with_request_ids_of_every_kind() {
+        for rid in [json!(0), json!(""), json!(null), json!("a"), json!(42), json!({"x":1})] {
+            let r = dec(&json!({"type":"ping","requestId":rid}).to_string()).unwrap();
+            assert_eq!(r.request_id, Some(rid));
+            assert_eq!(r.message, ClientMessage::Ping);
+        }
+        assert_eq!(dec(r#"{"type":"ping"}"#).unwrap().request_id, None);
+    }
+
+    #[test]
+    fn invalid_json() {
+        let e = dec("{nope").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        let e = JsonCodec.decode(InFrame::Binary(&[0xff, 0xfe])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn non_objects_are_invalid_messages() {
+        for s in ["null", "[1]", "42", "\"str\"", "true"] {
+            let e = dec(s).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidMessage, "{s}");
+        }
+    }
+
+    #[test]
+    fn type_problems() {
+        assert_eq!(dec(r#"{}"#).unwrap_err().code, ErrorCode::InvalidMessage);
+        assert_eq!(
+            dec(r#"{"type":5,"requestId":1}"#).unwrap_err().request_id,
+            Some(json!(1))
+        );
+        let e = dec(r#"{"type":"PING","requestId":"r"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownMessageType);
+        assert_eq!(e.request_id, Some(json!("r")));
+    }
+
+    #[test]
+    fn missing_fields_name_the_field() {
+        let e = dec(r#"{"type":"get","resource":"users","requestId":7}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidMessage);
+        assert!(e.message.contains("`id`"), "{}", e.message);
+        assert_eq!(e.request_id, Some(json!(7)));
+    }
+
+    #[test]
+    fn binary_json_is_accepted() {
+        let r = JsonCodec
+            .decode(InFrame::Binary(br#"{"type":"ping"}"#))
+            .unwrap();
+        assert_eq!(r.message, ClientMessage::Ping);
+    }
+
+    #[test]
+    fn join_accepts_channel_alias_and_extra_fields_are_ignored() {
+        let r = dec(r#"{"type":"join","channel":"lobby","userInfo":{}}"#).unwrap();
+        assert_eq!(
+            r.message,
+            ClientMessage::Join {
+                room: "lobby".into()
+            }
+        );
+    }
+
+    #[test]
+    fn encode_puts_type_first_and_skips_absent_request_id() {
+        let f = JsonCodec.encode(Outbound::Message(&ServerMessage::Pong {
+            timestamp: 5,
+            request_id: None,
+        }));
+        assert_eq!(f.as_text().unwrap(), r#"{"type":"pong","timestamp":5}"#);
+        let f = JsonCodec.encode(Outbound::Message(&ServerMessage::Error {
+            code: ErrorCode::NotFound,
+            message: "m".into(),
+            request_id: Some(json!(0)),
+        }));
+        assert_eq!(
+            f.as_text().unwrap(),
+            r#"{"type":"error","code":"NOT_FOUND","message":"m","requestId":0}"#
+        );
+    }
+
+    #[test]
+    fn long_unknown_types_are_truncated_in_messages() {
+        let t = "x".repeat(500);
+        let e = dec(&json!({"type": t}).to_string()).unwrap_err();
+        assert!(e.message.len() < 100);
+    }
+}
