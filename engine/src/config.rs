@@ -562,7 +562,7 @@ mod tests {
     #[test]
     fn unknown_field_is_reported_with_its_path() {
         let err = Config::from_json(r#"{"limits":{"maxConections":5}}"#).unwrap_err();
-        assert_eq!(err.issues[0].path, "limits");
+        assert_eq!(err.issues[0].path, "limits.maxConections");
         assert!(err.issues[0].problem.contains("maxConections"), "{err}");
     }
 

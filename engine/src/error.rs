@@ -170,7 +170,10 @@ impl fmt::Display for ApiMisuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiMisuse::DuplicateConnection(c) => {
-                write!(f, "connection {c} is already open; connection ids must be unique")
+                write!(
+                    f,
+                    "connection {c} is already open; connection ids must be unique"
+                )
             }
             ApiMisuse::SnapshotVersion(v) => {
                 write!(f, "snapshot format version {v} is not supported")

@@ -65,7 +65,9 @@ impl Filter {
         let mut terms = 0;
         for (field, cond) in obj {
             if field.is_empty() || field.split('.').any(str::is_empty) {
-                return Err(FilterError(format!("invalid field path `{field}` in filter")));
+                return Err(FilterError(format!(
+                    "invalid field path `{field}` in filter"
+                )));
             }
             if field.starts_with('$') {
                 return Err(FilterError(format!(
@@ -227,8 +229,7 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
 
 fn objects_equal(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
     x.len() == y.len()
-        && x
-            .iter()
+        && x.iter()
             .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
 }
 
@@ -270,7 +271,10 @@ mod tests {
 
     #[test]
     fn nested_paths_and_object_literals() {
-        assert!(m(json!({"meta.owner":"u1"}), json!({"meta":{"owner":"u1"}})));
+        assert!(m(
+            json!({"meta.owner":"u1"}),
+            json!({"meta":{"owner":"u1"}})
+        ));
         assert!(!m(json!({"meta.owner":"u1"}), json!({"meta":"u1"})));
         assert!(m(json!({"o":{"b":2,"a":1}}), json!({"o":{"a":1,"b":2}})));
     }
@@ -287,7 +291,10 @@ mod tests {
         assert!(m(json!({"n":{"$gte":5,"$lte":5}}), r.clone()));
         assert!(!m(json!({"n":{"$gt":5}}), r.clone()));
         assert!(m(json!({"s":{"$gt":"a","$lt":"z"}}), r.clone()));
-        assert!(!m(json!({"s":{"$gt":1}}), r.clone()), "mixed kinds never order");
+        assert!(
+            !m(json!({"s":{"$gt":1}}), r.clone()),
+            "mixed kinds never order"
+        );
         assert!(m(json!({"s":{"$exists":true}}), r.clone()));
         assert!(m(json!({"x":{"$exists":false}}), r.clone()));
         assert!(!m(json!({"x":{"$exists":true}}), r.clone()));

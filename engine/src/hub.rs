@@ -326,7 +326,13 @@ mod tests {
     #[test]
     fn update_matches_previous_record_too() {
         let mut h = Hub::default();
-        h.subscribe_resource(0, ConnId(1), "m", f(json!({"channel":"a"})), &ChangeKind::ALL);
+        h.subscribe_resource(
+            0,
+            ConnId(1),
+            "m",
+            f(json!({"channel":"a"})),
+            &ChangeKind::ALL,
+        );
         let mut out = vec![];
         h.change_recipients(
             "m",
@@ -346,9 +352,23 @@ mod tests {
         let b = h.subscribe_resource(0, ConnId(1), "m", f(json!({"c":"b"})), &ChangeKind::ALL);
         h.unsubscribe_resource(a);
         let mut out = vec![];
-        h.change_recipients("m", ChangeKind::Insert, &json!({"c":"a"}), None, 1, &mut out);
+        h.change_recipients(
+            "m",
+            ChangeKind::Insert,
+            &json!({"c":"a"}),
+            None,
+            1,
+            &mut out,
+        );
         assert!(out.is_empty());
-        h.change_recipients("m", ChangeKind::Insert, &json!({"c":"b"}), None, 1, &mut out);
+        h.change_recipients(
+            "m",
+            ChangeKind::Insert,
+            &json!({"c":"b"}),
+            None,
+            1,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         h.unsubscribe_resource(b);
         h.unsubscribe_resource(b); // idempotent
@@ -362,7 +382,11 @@ mod tests {
         assert_eq!(h.join_room(3, "r"), 1);
         assert_eq!(h.join_room(1, "r"), 2);
         assert_eq!(
-            h.room_members("r").unwrap().iter().copied().collect::<Vec<_>>(),
+            h.room_members("r")
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
             vec![3, 1]
         );
         h.leave_room(3, "r");

@@ -65,7 +65,9 @@ pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
-pub use hostcall::{HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome, StoreRequest};
+pub use hostcall::{
+    HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome, StoreRequest,
+};
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};
 

@@ -70,7 +70,10 @@ mod tests {
         t.reschedule(TimerKey::Op(OpId(1)), Some(Millis(20)), Some(Millis(70)));
         assert_eq!(t.next(), Some(Millis(50)));
         assert_eq!(t.pop_due(Millis(49)), None);
-        assert_eq!(t.pop_due(Millis(50)), Some((Millis(50), TimerKey::Conn(ConnId(1)))));
+        assert_eq!(
+            t.pop_due(Millis(50)),
+            Some((Millis(50), TimerKey::Conn(ConnId(1))))
+        );
         t.reschedule(TimerKey::Op(OpId(1)), Some(Millis(70)), None);
         assert_eq!(t.len(), 0);
     }

@@ -184,7 +184,9 @@ mod tests {
     #[test]
     fn host_strips_port_and_case() {
         assert_eq!(
-            req(&[("Host", "Tenant.Example.com:8080")], "").host().as_deref(),
+            req(&[("Host", "Tenant.Example.com:8080")], "")
+                .host()
+                .as_deref(),
             Some("tenant.example.com")
         );
         assert_eq!(

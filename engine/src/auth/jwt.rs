@@ -109,7 +109,10 @@ impl JwtVerifier {
         }
         for (i, aud) in cfg.audience.iter().enumerate() {
             if aud.is_empty() {
-                issue(format!("auth.jwt.audience[{i}]"), "must not be empty".into());
+                issue(
+                    format!("auth.jwt.audience[{i}]"),
+                    "must not be empty".into(),
+                );
             }
         }
         let issuer_not_accepted = |iss: &str| {
@@ -128,7 +131,10 @@ impl JwtVerifier {
             let path = format!("auth.jwt.algorithms[{i}]");
             match keys::parse_algorithm(name) {
                 Err(problem) => issue(path, problem),
-                Ok(alg) if cfg.secret.is_some() && alg.family() != jsonwebtoken::AlgorithmFamily::Hmac => {
+                Ok(alg)
+                    if cfg.secret.is_some()
+                        && alg.family() != jsonwebtoken::AlgorithmFamily::Hmac =>
+                {
                     issue(
                         path,
                         format!(
@@ -316,7 +322,9 @@ impl JwtVerifier {
     /// Replace the JWKS keys of `issuer`; the old keys stay on error.
     pub(crate) fn set_jwks(&mut self, issuer: &str, doc: &Value) -> Result<usize, AuthError> {
         if issuer.is_empty() {
-            return Err(AuthError::InvalidJwks("the issuer must not be empty".into()));
+            return Err(AuthError::InvalidJwks(
+                "the issuer must not be empty".into(),
+            ));
         }
         if !self.issuers.is_empty() && !self.issuers.iter().any(|i| i == issuer) {
             return Err(AuthError::InvalidJwks(format!(

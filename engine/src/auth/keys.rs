@@ -141,9 +141,7 @@ pub(crate) fn key_from_pem(alg: Algorithm, pem: &str) -> Result<DecodingKey, Str
         pem
     };
     let Some(label) = pem_label(pem) else {
-        return Err(
-            "not a PEM public key (expected a `-----BEGIN PUBLIC KEY-----` block)".into(),
-        );
+        return Err("not a PEM public key (expected a `-----BEGIN PUBLIC KEY-----` block)".into());
     };
     if label.contains("PRIVATE") {
         return Err("this is a private key; configure the public key instead \
@@ -153,9 +151,8 @@ pub(crate) fn key_from_pem(alg: Algorithm, pem: &str) -> Result<DecodingKey, Str
     let bytes = pem.as_bytes();
     match alg.family() {
         AlgorithmFamily::Rsa => {
-            let key = DecodingKey::from_rsa_pem(bytes).map_err(|_| {
-                format!("not a valid RSA PEM public key{}", pem_kind_hint(bytes))
-            })?;
+            let key = DecodingKey::from_rsa_pem(bytes)
+                .map_err(|_| format!("not a valid RSA PEM public key{}", pem_kind_hint(bytes)))?;
             let der = key
                 .try_get_as_bytes()
                 .map_err(|_| "not a valid RSA PEM public key".to_string())?;
@@ -165,9 +162,8 @@ pub(crate) fn key_from_pem(alg: Algorithm, pem: &str) -> Result<DecodingKey, Str
             Ok(key)
         }
         AlgorithmFamily::Ec => {
-            let key = DecodingKey::from_ec_pem(bytes).map_err(|_| {
-                format!("not a valid EC PEM public key{}", pem_kind_hint(bytes))
-            })?;
+            let key = DecodingKey::from_ec_pem(bytes)
+                .map_err(|_| format!("not a valid EC PEM public key{}", pem_kind_hint(bytes)))?;
             if !verifier_accepts(&key, alg) {
                 let point_len = key.try_get_as_bytes().map_or(0, <[u8]>::len);
                 return Err(match (alg, point_len) {
@@ -183,15 +179,10 @@ pub(crate) fn key_from_pem(alg: Algorithm, pem: &str) -> Result<DecodingKey, Str
         }
         AlgorithmFamily::Ed => {
             let key = DecodingKey::from_ed_pem(bytes).map_err(|_| {
-                format!(
-                    "not a valid Ed25519 PEM public key{}",
-                    pem_kind_hint(bytes)
-                )
+                format!("not a valid Ed25519 PEM public key{}", pem_kind_hint(bytes))
             })?;
             // The verifier slices 32 bytes: check the length before building it.
-            if key.try_get_as_bytes().map_or(0, <[u8]>::len) != 32
-                || !verifier_accepts(&key, alg)
-            {
+            if key.try_get_as_bytes().map_or(0, <[u8]>::len) != 32 || !verifier_accepts(&key, alg) {
                 return Err("not a valid Ed25519 public key (Ed448 is not supported)".into());
             }
             Ok(key)
@@ -349,10 +340,7 @@ pub(crate) fn key_from_jwk(jwk: &Value, issuer: &str) -> Result<Option<VerifyKey
         "RSA" => {
             let alg = declared.unwrap_or(Algorithm::RS256);
             if alg.family() != AlgorithmFamily::Rsa {
-                return Err(format!(
-                    "`alg` {} does not fit an RSA key",
-                    alg_name(alg)
-                ));
+                return Err(format!("`alg` {} does not fit an RSA key", alg_name(alg)));
             }
             let n = b64_member(obj, "n")?;
             let e = b64_member(obj, "e")?;
@@ -389,7 +377,9 @@ pub(crate) fn key_from_jwk(jwk: &Value, issuer: &str) -> Result<Option<VerifyKey
             point.extend_from_slice(&y);
             let key = DecodingKey::from_ec_der(&point);
             if !verifier_accepts(&key, alg) {
-                return Err(format!("not a valid {crv} public key (the point is not on the curve)"));
+                return Err(format!(
+                    "not a valid {crv} public key (the point is not on the curve)"
+                ));
             }
             (alg, key)
         }
@@ -444,7 +434,10 @@ pub(crate) fn keys_from_jwks(
     if list.len() > MAX_JWKS_KEYS {
         return Err(vec![(
             "keys".into(),
-            format!("too many keys ({}); at most {MAX_JWKS_KEYS} are accepted", list.len()),
+            format!(
+                "too many keys ({}); at most {MAX_JWKS_KEYS} are accepted",
+                list.len()
+            ),
         )]);
     }
     let mut keys = Vec::new();
@@ -507,7 +500,10 @@ mod tests {
         assert!(der_tlv(&[0x30]).is_none());
         assert!(der_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
         assert!(der_tlv(&[0x30, 0x82, 0xff, 0xff]).is_none());
-        assert_eq!(der_tlv(&[0x02, 0x01, 0x05]), Some((0x02, &[5u8][..], &[][..])));
+        assert_eq!(
+            der_tlv(&[0x02, 0x01, 0x05]),
+            Some((0x02, &[5u8][..], &[][..]))
+        );
     }
 
     #[test]
@@ -520,8 +516,14 @@ mod tests {
     #[test]
     fn algorithm_names_are_checked() {
         assert_eq!(parse_algorithm("RS256"), Ok(Algorithm::RS256));
-        assert!(parse_algorithm("hs256").unwrap_err().contains("did you mean `HS256`"));
-        assert!(parse_algorithm("None").unwrap_err().contains("never accepted"));
-        assert!(parse_algorithm("HS999").unwrap_err().contains("use one of HS256"));
+        assert!(parse_algorithm("hs256")
+            .unwrap_err()
+            .contains("did you mean `HS256`"));
+        assert!(parse_algorithm("None")
+            .unwrap_err()
+            .contains("never accepted"));
+        assert!(parse_algorithm("HS999")
+            .unwrap_err()
+            .contains("use one of HS256"));
     }
 }

@@ -114,8 +114,12 @@ impl Engine {
                         Heartbeat::NextPing { .. } => {
                             // The timer entry was popped: install the new state directly.
                             let deadline = now.plus(self.config.heartbeat_timeout);
-                            self.conns[slot].state.heartbeat = Heartbeat::AwaitPong { sent: now, deadline };
-                            self.timers.reschedule(TimerKey::Conn(conn), None, Some(deadline));
+                            self.conns[slot].state.heartbeat = Heartbeat::AwaitPong {
+                                sent: now,
+                                deadline,
+                            };
+                            self.timers
+                                .reschedule(TimerKey::Conn(conn), None, Some(deadline));
                             self.actions.push_back(Action::Ping { conn });
                         }
                         Heartbeat::AwaitPong { .. } => {
@@ -164,7 +168,9 @@ impl Engine {
                         .as_ref()
                         .and_then(|f| Filter::parse(f).ok())
                         .filter(|f| !f.is_empty());
-                    let key = self.hub.subscribe_resource(slot, conn, name, parsed, events);
+                    let key = self
+                        .hub
+                        .subscribe_resource(slot, conn, name, parsed, events);
                     self.conns[slot].sub_keys.push(key);
                 }
                 SubTarget::Channel { name } => {

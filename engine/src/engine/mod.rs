@@ -248,7 +248,8 @@ impl Engine {
             Input::Completed { op, result } => self.completed(now, op, result),
             Input::Command { tag, command } => {
                 let result = self.command(now, command);
-                self.actions.push_back(Action::CommandResult { tag, result });
+                self.actions
+                    .push_back(Action::CommandResult { tag, result });
             }
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),
         }
@@ -485,3 +486,6 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -242,13 +242,21 @@ impl Engine {
         if let Err(m) = self.check_name("channel", &channel) {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
-        if let Err((code, m)) = self.role_allowed(slot, &self.config.channels.subscribe_roles.clone(), "subscribe to channels") {
+        if let Err((code, m)) = self.role_allowed(
+            slot,
+            &self.config.channels.subscribe_roles.clone(),
+            "subscribe to channels",
+        ) {
             return self.send_error(slot, code, m, rid);
         }
-        let existing = self.conns[slot].state.subscriptions.iter().find_map(|s| match &s.target {
-            SubTarget::Channel { name } if *name == channel => Some(s.id.clone()),
-            _ => None,
-        });
+        let existing = self.conns[slot]
+            .state
+            .subscriptions
+            .iter()
+            .find_map(|s| match &s.target {
+                SubTarget::Channel { name } if *name == channel => Some(s.id.clone()),
+                _ => None,
+            });
         let id = match existing {
             Some(id) => id,
             None => {
@@ -371,11 +379,20 @@ impl Engine {
         );
     }
 
-    fn publish(&mut self, now: Millis, slot: usize, channel: String, message: Option<Value>, rid: Rid) {
+    fn publish(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        channel: String,
+        message: Option<Value>,
+        rid: Rid,
+    ) {
         if let Err(m) = self.check_name("channel", &channel) {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
-        if let Err((code, m)) = self.role_allowed(slot, &self.config.channels.publish_roles.clone(), "publish") {
+        if let Err((code, m)) =
+            self.role_allowed(slot, &self.config.channels.publish_roles.clone(), "publish")
+        {
             return self.send_error(slot, code, m, rid);
         }
         let from = self.conns[slot].state.client_id.clone();
@@ -404,7 +421,8 @@ impl Engine {
         recipients.clear();
         let max_slot = self.conns.capacity();
         if self.config.resources.contains_key(channel) {
-            self.hub.resource_subscribers(channel, max_slot, &mut recipients);
+            self.hub
+                .resource_subscribers(channel, max_slot, &mut recipients);
         }
         let already: Vec<usize> = recipients.iter().map(|(s, _)| *s).collect();
         for slot in self.hub.channel_members(channel) {
@@ -430,7 +448,14 @@ impl Engine {
         }
         if self.conns[slot].state.rooms.contains(&room) {
             let members = self.hub.room_members(&room).map_or(0, |m| m.len());
-            return self.send(slot, &ServerMessage::Joined { room, members, request_id: rid });
+            return self.send(
+                slot,
+                &ServerMessage::Joined {
+                    room,
+                    members,
+                    request_id: rid,
+                },
+            );
         }
         if self.conns[slot].state.rooms.len() >= self.config.limits.max_rooms_per_connection {
             return self.send_error(
@@ -448,7 +473,10 @@ impl Engine {
             return self.send_error(
                 slot,
                 ErrorCode::LimitExceeded,
-                format!("the server holds at most {} rooms", self.config.rooms.max_rooms),
+                format!(
+                    "the server holds at most {} rooms",
+                    self.config.rooms.max_rooms
+                ),
                 rid,
             );
         }
@@ -476,7 +504,10 @@ impl Engine {
             client_id: self.conns[slot].state.client_id.clone(),
             user: self.conns[slot].public_user(),
         };
-        self.fanout(&others, Outbound::Message(&ServerMessage::RoomJoined { room, member }));
+        self.fanout(
+            &others,
+            Outbound::Message(&ServerMessage::RoomJoined { room, member }),
+        );
     }
 
     /// Members of `room` other than `slot`.
@@ -514,7 +545,13 @@ impl Engine {
             );
         };
         self.conns[slot].state.rooms.remove(pos);
-        self.send(slot, &ServerMessage::Left { room: room.clone(), request_id: rid });
+        self.send(
+            slot,
+            &ServerMessage::Left {
+                room: room.clone(),
+                request_id: rid,
+            },
+        );
         self.leave_room_and_notify(slot, &room);
     }
 
@@ -547,7 +584,13 @@ impl Engine {
         };
         let delivered = self.fanout(&others, Outbound::Message(&msg));
         if ack {
-            self.send(slot, &ServerMessage::Sent { delivered, request_id: rid });
+            self.send(
+                slot,
+                &ServerMessage::Sent {
+                    delivered,
+                    request_id: rid,
+                },
+            );
         }
     }
 
@@ -570,10 +613,25 @@ impl Engine {
                 user: self.conns[*s].public_user(),
             })
             .collect();
-        self.send(slot, &ServerMessage::RoomMembers { room, members, request_id: rid });
+        self.send(
+            slot,
+            &ServerMessage::RoomMembers {
+                room,
+                members,
+                request_id: rid,
+            },
+        );
     }
 
-    fn direct(&mut self, now: Millis, slot: usize, to: String, data: Option<Value>, ack: bool, rid: Rid) {
+    fn direct(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        to: String,
+        data: Option<Value>,
+        ack: bool,
+        rid: Rid,
+    ) {
         let target = self
             .by_client
             .get(&to)
@@ -595,7 +653,13 @@ impl Engine {
         let conn = self.conns[target].id;
         let delivered = self.fanout(&[(target, conn)], Outbound::Message(&msg));
         if ack {
-            self.send(slot, &ServerMessage::Sent { delivered, request_id: rid });
+            self.send(
+                slot,
+                &ServerMessage::Sent {
+                    delivered,
+                    request_id: rid,
+                },
+            );
         }
     }
 
@@ -616,10 +680,7 @@ impl Engine {
                 format!("authentication is required to {what}"),
             )),
             Some(u) if u.role.as_ref().is_some_and(|r| roles.contains(r)) => Ok(()),
-            Some(_) => Err((
-                ErrorCode::Forbidden,
-                format!("your role may not {what}"),
-            )),
+            Some(_) => Err((ErrorCode::Forbidden, format!("your role may not {what}"))),
         }
     }
 }

@@ -7,7 +7,9 @@ use super::{Action, Engine};
 use crate::config::{ChangeKind, ResourceConfig};
 use crate::error::ErrorCode;
 use crate::filter::Filter;
-use crate::hostcall::{HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest};
+use crate::hostcall::{
+    HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest,
+};
 use crate::protocol::codec::Outbound;
 use crate::protocol::ServerMessage;
 use crate::timers::TimerKey;
@@ -24,7 +26,11 @@ impl Engine {
         resource: &str,
     ) -> Result<ResourceConfig, (ErrorCode, String)> {
         let Some(rc) = self.config.resources.get(resource) else {
-            let shown = if resource.len() > 128 { &resource[..resource.floor_char_boundary_compat(128)] } else { resource };
+            let shown = if resource.len() > 128 {
+                &resource[..resource.floor_char_boundary_compat(128)]
+            } else {
+                resource
+            };
             return Err((
                 ErrorCode::ResourceNotFound,
                 format!("Resource \"{shown}\" is not configured for WebSocket access"),
@@ -70,7 +76,8 @@ impl Engine {
             },
         );
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers.reschedule(TimerKey::Op(op), None, Some(deadline));
+        self.timers
+            .reschedule(TimerKey::Op(op), None, Some(deadline));
         self.actions.push_back(Action::Call {
             op,
             conn: Some(conn),
@@ -79,12 +86,24 @@ impl Engine {
         });
     }
 
-    pub(super) fn crud_get(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
+    pub(super) fn crud_get(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        resource: String,
+        id: String,
+        rid: Rid,
+    ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         self.call_store(now, slot, StoreRequest::Get { resource, id }, rid);
     }
@@ -111,7 +130,12 @@ impl Engine {
         let limit = match limit {
             None => rc.max_list_limit,
             Some(0) => {
-                return self.send_error(slot, ErrorCode::InvalidMessage, "`limit` must be at least 1", rid)
+                return self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "`limit` must be at least 1",
+                    rid,
+                )
             }
             Some(n) => (n.min(rc.max_list_limit as u64)) as usize,
         };
@@ -184,7 +208,12 @@ impl Engine {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         match data.remove("id") {
             None => {}
@@ -212,12 +241,24 @@ impl Engine {
         );
     }
 
-    pub(super) fn crud_delete(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
+    pub(super) fn crud_delete(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        resource: String,
+        id: String,
+        rid: Rid,
+    ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         self.call_store(now, slot, StoreRequest::Delete { resource, id }, rid);
     }
@@ -229,7 +270,8 @@ impl Engine {
             return;
         };
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers.reschedule(TimerKey::Op(op), Some(call.deadline), None);
+        self.timers
+            .reschedule(TimerKey::Op(op), Some(call.deadline), None);
         let slot = call.conn.and_then(|c| self.by_conn.get(&c).copied());
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
@@ -248,7 +290,9 @@ impl Engine {
             (_, StoreOutcome::Failed(err)) => {
                 if let Some(s) = reply_to {
                     let (code, msg) = match err.kind {
-                        StoreErrorKind::NotFound => (ErrorCode::NotFound, "Record not found".to_string()),
+                        StoreErrorKind::NotFound => {
+                            (ErrorCode::NotFound, "Record not found".to_string())
+                        }
                         StoreErrorKind::Conflict => (
                             ErrorCode::ValidationError,
                             "id: a record with this id already exists".to_string(),
@@ -270,7 +314,15 @@ impl Engine {
                     match rec {
                         Some(r) => {
                             let data = strip_protected(&r, &protected(self, &resource));
-                            self.send(s, &ServerMessage::Data { resource, data, cursor: None, request_id: rid });
+                            self.send(
+                                s,
+                                &ServerMessage::Data {
+                                    resource,
+                                    data,
+                                    cursor: None,
+                                    request_id: rid,
+                                },
+                            );
                         }
                         None => self.send_error(
                             s,
@@ -299,27 +351,53 @@ impl Engine {
             (StoreRequest::Insert { resource, .. }, StoreOutcome::Inserted(record)) => {
                 if let Some(s) = reply_to {
                     let data = strip_protected(&record, &protected(self, &resource));
-                    self.send(s, &ServerMessage::Inserted { resource: resource.clone(), data, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Inserted {
+                            resource: resource.clone(),
+                            data,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Insert, &record, None);
             }
             (StoreRequest::Update { resource, .. }, StoreOutcome::Updated { record, previous }) => {
                 if let Some(s) = reply_to {
                     let data = strip_protected(&record, &protected(self, &resource));
-                    self.send(s, &ServerMessage::Updated { resource: resource.clone(), data, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Updated {
+                            resource: resource.clone(),
+                            data,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Update, &record, Some(&previous));
             }
             (StoreRequest::Delete { resource, id }, StoreOutcome::Deleted { previous }) => {
                 if let Some(s) = reply_to {
-                    self.send(s, &ServerMessage::Deleted { resource: resource.clone(), id, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Deleted {
+                            resource: resource.clone(),
+                            id,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Delete, &previous, None);
             }
             (_, _) => {
                 // The host answered a different kind of call: a host bug, never the client's.
                 if let Some(s) = reply_to {
-                    self.send_error(s, ErrorCode::InternalError, "the storage operation failed", rid);
+                    self.send_error(
+                        s,
+                        ErrorCode::InternalError,
+                        "the storage operation failed",
+                        rid,
+                    );
                 }
             }
         }
@@ -483,8 +561,13 @@ mod tests {
 
     #[test]
     fn strips_nested_and_array_paths() {
-        let r = json!({"a":1,"password":"x","meta":{"internal":1,"ok":2},"list":[{"secret":1,"k":2}]});
-        let p = vec!["password".to_string(), "meta.internal".into(), "list.secret".into()];
+        let r =
+            json!({"a":1,"password":"x","meta":{"internal":1,"ok":2},"list":[{"secret":1,"k":2}]});
+        let p = vec![
+            "password".to_string(),
+            "meta.internal".into(),
+            "list.secret".into(),
+        ];
         assert_eq!(
             strip_protected(&r, &p),
             json!({"a":1,"meta":{"ok":2},"list":[{"k":2}]})

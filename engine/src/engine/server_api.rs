@@ -147,7 +147,12 @@ impl Engine {
                     .get(&client_id)
                     .copied()
                     .filter(|s| !self.conns[*s].closing)
-                    .ok_or_else(|| err(ErrorCode::NotFound, format!("no connected client `{client_id}`")))?;
+                    .ok_or_else(|| {
+                        err(
+                            ErrorCode::NotFound,
+                            format!("no connected client `{client_id}`"),
+                        )
+                    })?;
                 let conn = self.conns[slot].id;
                 let delivered = self.fanout(&[(slot, conn)], Outbound::Raw(&message));
                 Ok(json!({ "delivered": delivered }))
@@ -161,7 +166,8 @@ impl Engine {
                 }
                 let mut recipients = Vec::new();
                 let max_slot = self.conns.capacity();
-                self.hub.resource_subscribers(&resource, max_slot, &mut recipients);
+                self.hub
+                    .resource_subscribers(&resource, max_slot, &mut recipients);
                 self.metrics.broadcasts += 1;
                 let delivered = self.fanout(&recipients, Outbound::Raw(&message));
                 Ok(json!({ "delivered": delivered }))
@@ -195,7 +201,12 @@ impl Engine {
                     .get(&client_id)
                     .copied()
                     .filter(|s| !self.conns[*s].closing)
-                    .ok_or_else(|| err(ErrorCode::NotFound, format!("no connected client `{client_id}`")))?;
+                    .ok_or_else(|| {
+                        err(
+                            ErrorCode::NotFound,
+                            format!("no connected client `{client_id}`"),
+                        )
+                    })?;
                 let reason = reason.unwrap_or_else(|| "disconnected by server".into());
                 let reason: String = reason.chars().take(100).collect();
                 self.close(slot, close::DISCONNECTED_BY_SERVER, &reason);

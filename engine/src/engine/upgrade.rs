@@ -69,7 +69,11 @@ impl Engine {
             .config
             .routes
             .iter()
-            .position(|r| normalize_path(&r.path) == path && r.host.is_some() && r.host.as_deref().map(str::to_ascii_lowercase) == host)
+            .position(|r| {
+                normalize_path(&r.path) == path
+                    && r.host.is_some()
+                    && r.host.as_deref().map(str::to_ascii_lowercase) == host
+            })
             .or_else(|| {
                 self.config
                     .routes
@@ -97,13 +101,16 @@ impl Engine {
                     403,
                     ErrorCode::Forbidden,
                     "origin_not_allowed",
-                    format!("origin `{}` is not allowed on this route", truncate(origin, 200)),
+                    format!(
+                        "origin `{}` is not allowed on this route",
+                        truncate(origin, 200)
+                    ),
                 ));
             }
         }
         // Authentication: an invalid token is refused even where auth is optional.
-        let required = route.auth_required.unwrap_or(self.config.auth.required)
-            || !route.scopes.is_empty();
+        let required =
+            route.auth_required.unwrap_or(self.config.auth.required) || !route.scopes.is_empty();
         let user = match extract_credential(req) {
             Some(cred) => Some(
                 self.auth
@@ -150,8 +157,7 @@ impl Engine {
         }
         if let Some(u) = &user {
             if limits.max_connections_per_user > 0
-                && self.per_user.get(&u.id).copied().unwrap_or(0)
-                    >= limits.max_connections_per_user
+                && self.per_user.get(&u.id).copied().unwrap_or(0) >= limits.max_connections_per_user
             {
                 return Err(Rejection::new(
                     429,

@@ -175,7 +175,14 @@ mod tests {
 
     #[test]
     fn ping_with_request_ids_of_every_kind() {
-        for rid in [json!(0), json!(""), json!(null), json!("a"), json!(42), json!({"x":1})] {
+        for rid in [
+            json!(0),
+            json!(""),
+            json!(null),
+            json!("a"),
+            json!(42),
+            json!({"x":1}),
+        ] {
             let r = dec(&json!({"type":"ping","requestId":rid}).to_string()).unwrap();
             assert_eq!(r.request_id, Some(rid));
             assert_eq!(r.message, ClientMessage::Ping);
@@ -187,7 +194,9 @@ mod tests {
     fn invalid_json() {
         let e = dec("{nope").unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidJson);
-        let e = JsonCodec.decode(InFrame::Binary(&[0xff, 0xfe])).unwrap_err();
+        let e = JsonCodec
+            .decode(InFrame::Binary(&[0xff, 0xfe]))
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidJson);
     }
 

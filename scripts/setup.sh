@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Install what the test suite needs and is missing; nothing else. Idempotent, quiet on success.
+#
+#   bash scripts/setup.sh
+#
+# Needs a Rust toolchain (rustup's cargo on PATH). Installs, only when missing:
+#   - rustfmt and clippy        (rustup component add)
+#   - cargo-nextest             (cargo install cargo-nextest --locked)
+#   - wasm32-unknown-unknown    (rustup target add; if that fails, Debian's rustc-web,
+#                                cargo-web, rust-web-src and lld-22 with -Z build-std)
+# The wasm toolchain chosen is written to target-wasm/.toolchain ("rustup" or "debian");
+# scripts/test.sh reads it. Set WASM_TOOLCHAIN=rustup|debian to force one.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+log() { echo "setup: $*" >&2; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+
+# Run a command quietly; on failure show its output and stop.
+quiet() {
+  local out
+  if ! out="$("$@" 2>&1)"; then
+    echo "$out" >&2
+    die "command failed: $*"
+  fi
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# ---------------------------------------------------------------- Rust toolchain
+command -v cargo >/dev/null 2>&1 \
+  || die "cargo not found. Install Rust with rustup (https://rustup.rs), then re-run."
+HAVE_RUSTUP=0
+command -v rustup >/dev/null 2>&1 && HAVE_RUSTUP=1
+
+# ---------------------------------------------------------------- rustfmt, clippy
+for comp in rustfmt clippy; do
+  sub=$([ "$comp" = rustfmt ] && echo fmt || echo clippy)
+  if ! cargo "$sub" --version >/dev/null 2>&1; then
+    [ "$HAVE_RUSTUP" = 1 ] || die "cargo $sub is missing and rustup is not available to install $comp"
+    log "installing rustup component $comp"
+    quiet rustup component add "$comp"
+  fi
+done
+
+# ---------------------------------------------------------------- cargo-nextest
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest (cargo install, takes a few minutes)"
+  cargo install cargo-nextest --locked --quiet || die "cargo install cargo-nextest failed"
+  cargo nextest --version >/dev/null 2>&1 || die "cargo-nextest installed but 'cargo nextest' does not run"
+fi
+
+# ---------------------------------------------------------------- wasm32-unknown-unknown
+have_rustup_wasm() {
+  [ "$HAVE_RUSTUP" = 1 ] && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
+}
+DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-22)
+have_debian_wasm() {
+  dpkg -s "${DEBIAN_PKGS[@]}" >/dev/null 2>&1 && [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] \
+    && [ -x /usr/bin/rust-lld ]
+}
+setup_debian_wasm() {
+  if ! have_debian_wasm; then
+    command -v apt-get >/dev/null 2>&1 \
+      || die "no wasm32 target: 'rustup target add wasm32-unknown-unknown' failed and apt-get is not available"
+    log "installing Debian ${DEBIAN_PKGS[*]} (wasm fallback toolchain)"
+    quiet as_root apt-get update -q
+    quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${DEBIAN_PKGS[@]}"
+    have_debian_wasm || die "Debian wasm toolchain installed but /usr/bin/cargo, /usr/bin/rustc or /usr/bin/rust-lld is missing"
+  fi
+}
+
+WASM="${WASM_TOOLCHAIN:-}"
+case "$WASM" in
+  rustup)
+    have_rustup_wasm || quiet rustup target add wasm32-unknown-unknown ;;
+  debian)
+    setup_debian_wasm ;;
+  "")
+    if have_rustup_wasm; then
+      WASM=rustup
+    elif [ "$HAVE_RUSTUP" = 1 ] && rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+      log "installed rustup target wasm32-unknown-unknown"
+      WASM=rustup
+    else
+      log "rustup could not install wasm32-unknown-unknown; falling back to Debian rustc-web"
+      setup_debian_wasm
+      WASM=debian
+    fi ;;
+  *) die "WASM_TOOLCHAIN must be 'rustup' or 'debian', got '$WASM'" ;;
+esac
+
+mkdir -p target-wasm
+if [ "$(cat target-wasm/.toolchain 2>/dev/null)" != "$WASM" ]; then
+  echo "$WASM" > target-wasm/.toolchain
+fi
