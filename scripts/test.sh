@@ -81,8 +81,10 @@ wasm_build() {
       ;;
     debian)
       echo "wasm toolchain: Debian ($(/usr/bin/rustc --version)) with -Z build-std"
+      # No --locked here: -Z build-std resolves std's own dependencies as well; the native
+      # steps already check Cargo.lock.
       CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-        /usr/bin/cargo build "${LOCKED[@]}" -Z build-std=std,panic_abort \
+        /usr/bin/cargo build -Z build-std=std,panic_abort \
         -p switchboard-engine --target wasm32-unknown-unknown --release
       ;;
     *)

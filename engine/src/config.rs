@@ -376,6 +376,14 @@ pub struct ResourceConfig {
     pub protected: Vec<String>,
     /// Largest `limit` a `list` may ask for. Default 100.
     pub max_list_limit: usize,
+    /// JSON Schema (draft 2020-12 by default) the client's `data` must satisfy on
+    /// insert; updates are checked against the same schema without `required`.
+    pub schema: Option<serde_json::Value>,
+    /// CEL guard per action (`subscribe`, `list`, `get`, `create`, `update`, `delete`,
+    /// `read`); see [`crate::guard`].
+    pub guards: BTreeMap<crate::guard::GuardAction, String>,
+    /// Actions that also ask the host's guard callback (a host call) after the CEL guard.
+    pub host_guards: Vec<crate::guard::GuardAction>,
 }
 
 impl Default for ResourceConfig {
@@ -385,6 +393,9 @@ impl Default for ResourceConfig {
             auth: Vec::new(),
             protected: Vec::new(),
             max_list_limit: 100,
+            schema: None,
+            guards: BTreeMap::new(),
+            host_guards: Vec::new(),
         }
     }
 }
@@ -508,6 +519,22 @@ impl Config {
                 issue(
                     format!("resources.{name}.maxListLimit"),
                     "must be at least 1",
+                );
+            }
+            for (action, src) in &r.guards {
+                if let Err(e) = crate::guard::Guard::compile(src) {
+                    issue(format!("resources.{name}.guards.{}", action.as_str()), &e);
+                }
+            }
+            if let Some(schema) = &r.schema {
+                if let Err(e) = crate::validation::RecordSchema::compile(schema) {
+                    issue(format!("resources.{name}.schema"), &e);
+                }
+            }
+            if r.host_guards.contains(&crate::guard::GuardAction::Read) {
+                issue(
+                    format!("resources.{name}.hostGuards"),
+                    "`read` cannot be a host guard (it runs for every outgoing record); use a CEL `read` guard",
                 );
             }
             for (i, p) in r.protected.iter().enumerate() {

@@ -22,6 +22,9 @@ pub enum SubTarget {
         /// The filter as the client sent it (`None`: everything).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<Value>,
+        /// The filter a guard forced on the subscription (ANDed with `filter`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forced: Option<Value>,
         /// Events delivered.
         events: Vec<ChangeKind>,
     },

@@ -5,7 +5,8 @@
 //! may be a dotted path (`meta.owner`). A condition is either a literal (equality) or an
 //! object of operators, all of which must hold. Numbers compare as numbers (`1 == 1.0`),
 //! strings compare by code point, and ordering operators never match values of
-//! different kinds.
+//! different kinds. A top-level `$and: [filter, ...]` requires every listed filter
+//! (the engine uses it to combine a client's filter with a guard's forced filter).
 
 use std::cmp::Ordering;
 
@@ -64,6 +65,25 @@ impl Filter {
         let mut clauses = Vec::with_capacity(obj.len());
         let mut terms = 0;
         for (field, cond) in obj {
+            if field == "$and" {
+                let Value::Array(parts) = cond else {
+                    return Err(FilterError("`$and` needs an array of filters".into()));
+                };
+                for part in parts {
+                    if !part.is_object() {
+                        return Err(FilterError("`$and` items must be filter objects".into()));
+                    }
+                    let sub = Filter::parse(part)?;
+                    terms += sub.clauses.iter().map(|c| c.ops.len()).sum::<usize>();
+                    if terms > MAX_FILTER_TERMS {
+                        return Err(FilterError(format!(
+                            "filter has more than {MAX_FILTER_TERMS} conditions"
+                        )));
+                    }
+                    clauses.extend(sub.clauses);
+                }
+                continue;
+            }
             if field.is_empty() || field.split('.').any(str::is_empty) {
                 return Err(FilterError(format!(
                     "invalid field path `{field}` in filter"
@@ -270,6 +290,13 @@ mod tests {
     }
 
     #[test]
+    fn and_combines_filters() {
+        let f = json!({"$and":[{"a":1},{"b":{"$gt":1}}]});
+        assert!(m(f.clone(), json!({"a":1,"b":2})));
+        assert!(!m(f, json!({"a":1,"b":1})));
+    }
+
+    #[test]
     fn nested_paths_and_object_literals() {
         assert!(m(
             json!({"meta.owner":"u1"}),
@@ -310,6 +337,8 @@ mod tests {
             (json!({"a":{"$gt":[1]}}), "number or a string"),
             (json!({"a":{"$exists":1}}), "true or false"),
             (json!({"$or":[]}), "top-level operator"),
+            (json!({"$and":{}}), "needs an array"),
+            (json!({"$and":[1]}), "filter objects"),
             (json!({"a..b":1}), "invalid field path"),
         ] {
             let e = Filter::parse(&f).unwrap_err();

@@ -18,6 +18,16 @@ use crate::types::{ConnId, Millis, OpId};
 pub enum HostRequest {
     /// A storage operation.
     Store(StoreRequest),
+    /// Ask the host's guard callback for a decision (resources with `hostGuards`).
+    #[serde(rename_all = "camelCase")]
+    Guard {
+        /// Resource name.
+        resource: String,
+        /// The guarded action.
+        action: crate::guard::GuardAction,
+        /// What the guard sees: `{user, filter, data, record, id}` (absent ones are null).
+        context: Value,
+    },
 }
 
 /// Storage operations over a resource's records.
@@ -73,6 +83,27 @@ pub enum StoreRequest {
 pub enum HostResult {
     /// Answer to a storage call.
     Store(StoreOutcome),
+    /// Answer to a guard call.
+    Guard(GuardDecision),
+}
+
+/// A host guard's decision; the same three outcomes as a CEL guard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "camelCase")]
+pub enum GuardDecision {
+    /// Go ahead.
+    Allow,
+    /// Refuse with `FORBIDDEN`; `message` (if any) is shown to the client.
+    Deny {
+        /// Optional explanation for the client.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Go ahead, restricted to records matching `filter`.
+    Filter {
+        /// A filter object.
+        filter: Value,
+    },
 }
 
 /// Result of a storage call.
@@ -139,8 +170,8 @@ pub(crate) struct PendingCall {
     pub request_id: Option<Value>,
     /// Deadline.
     pub deadline: Millis,
-    /// What was asked (to build the answer and the change event).
-    pub request: StoreRequest,
+    /// What was asked and how to continue when the answer arrives.
+    pub then: crate::engine::Continuation,
 }
 
 /// Allocates op ids from a counter, so transcripts are stable.

@@ -41,7 +41,7 @@ struct ResourceIndex {
 pub(crate) struct Hub {
     subs: Slab<SubEntry>,
     resources: FxHashMap<String, ResourceIndex>,
-    channels: FxHashMap<String, FxIndexSet<usize>>,
+    channels: FxHashMap<String, IndexMap<usize, ConnId, FxBuildHasher>>,
     rooms: BTreeMap<String, FxIndexSet<usize>>,
     /// Per-slot stamp used to deliver at most once per connection per fan-out.
     stamps: Vec<u64>,
@@ -117,11 +117,11 @@ impl Hub {
     }
 
     /// Subscribe a connection slot to a channel.
-    pub fn join_channel(&mut self, slot: usize, channel: &str) {
+    pub fn join_channel(&mut self, slot: usize, conn: ConnId, channel: &str) {
         self.channels
             .entry(channel.to_string())
             .or_default()
-            .insert(slot);
+            .insert(slot, conn);
     }
 
     /// Remove a connection slot from a channel.
@@ -134,9 +134,30 @@ impl Hub {
         }
     }
 
-    /// Connections subscribed to a channel, in subscription order.
-    pub fn channel_members(&self, channel: &str) -> impl Iterator<Item = usize> + '_ {
-        self.channels.get(channel).into_iter().flatten().copied()
+    /// Recipients of a publish on `channel`, each once: the channel's subscribers in
+    /// subscription order, then (when `resource_too`) subscribers of the resource of the
+    /// same name (s3db.js compatibility).
+    pub fn publish_recipients(
+        &mut self,
+        channel: &str,
+        resource_too: bool,
+        max_slot: usize,
+        out: &mut Vec<(usize, ConnId)>,
+    ) {
+        let seq = self.next_seq(max_slot);
+        let members: Vec<(usize, ConnId)> = self
+            .channels
+            .get(channel)
+            .map(|m| m.iter().map(|(s, c)| (*s, *c)).collect())
+            .unwrap_or_default();
+        for (slot, conn) in members {
+            if self.stamp(slot, seq) {
+                out.push((slot, conn));
+            }
+        }
+        if resource_too {
+            self.collect_resource_subscribers(channel, seq, out);
+        }
     }
 
     /// Number of rooms.
@@ -248,6 +269,15 @@ impl Hub {
         out: &mut Vec<(usize, ConnId)>,
     ) {
         let seq = self.next_seq(max_slot);
+        self.collect_resource_subscribers(resource, seq, out);
+    }
+
+    fn collect_resource_subscribers(
+        &mut self,
+        resource: &str,
+        seq: u64,
+        out: &mut Vec<(usize, ConnId)>,
+    ) {
         let Some(ri) = self.resources.get(resource) else {
             return;
         };

@@ -52,14 +52,17 @@ pub mod connection;
 mod engine;
 pub mod error;
 pub mod filter;
+pub mod guard;
 pub mod hostcall;
 mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
+pub mod store;
 mod timers;
 pub mod timestamp;
 pub mod types;
+pub mod validation;
 
 pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub timed_out_calls: u64,
     /// Completions for unknown or already timed-out calls (dropped).
     pub late_completions: u64,
+    /// Requests refused by a guard.
+    pub guard_denials: u64,
+    /// Guard evaluations that failed (counted as denials; fail closed).
+    pub guard_errors: u64,
     /// Heartbeat timeouts.
     pub heartbeat_timeouts: u64,
     /// Inputs naming a connection the engine does not know (host bugs; ignored).

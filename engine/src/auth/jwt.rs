@@ -73,8 +73,8 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i128>,
                 Ok(Some(i128::from(u)))
             } else {
                 match n.as_f64() {
-                    // `as` saturates; NumericDates beyond i128 are meaningless anyway.
-                    Some(f) if f.is_finite() => Ok(Some(f.floor() as i128)),
+                    // `as` saturates: absurd dates clamp to the i64 range.
+                    Some(f) if f.is_finite() => Ok(Some(i128::from(f.floor() as i64))),
                     _ => Err(AuthError::Malformed(format!(
                         "`{name}` must be a number of seconds since the Unix epoch"
                     ))),
@@ -525,11 +525,11 @@ impl JwtVerifier {
         let leeway = i128::from(self.leeway_seconds);
         match numeric_date(claims, "exp")? {
             None if self.require_exp => return Err(AuthError::MissingClaim("exp".into())),
-            Some(exp) if now_s > exp + leeway => return Err(AuthError::Expired),
+            Some(exp) if now_s > exp.saturating_add(leeway) => return Err(AuthError::Expired),
             _ => {}
         }
         if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if now_s + leeway < nbf {
+            if now_s.saturating_add(leeway) < nbf {
                 return Err(AuthError::NotYetValid);
             }
         }

@@ -162,11 +162,11 @@ impl Engine {
                 SubTarget::Resource {
                     name,
                     filter,
+                    forced,
                     events,
                 } => {
-                    let parsed = filter
-                        .as_ref()
-                        .and_then(|f| Filter::parse(f).ok())
+                    let parsed = crate::guard::and_filters(filter.as_ref(), forced.as_ref())
+                        .and_then(|f| Filter::parse(&f).ok())
                         .filter(|f| !f.is_empty());
                     let key = self
                         .hub
@@ -174,7 +174,7 @@ impl Engine {
                     self.conns[slot].sub_keys.push(key);
                 }
                 SubTarget::Channel { name } => {
-                    self.hub.join_channel(slot, name);
+                    self.hub.join_channel(slot, conn, name);
                     self.conns[slot].sub_keys.push(usize::MAX);
                 }
             }

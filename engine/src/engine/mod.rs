@@ -28,6 +28,7 @@ use crate::protocol::{Frame, InFrame, ServerMessage};
 use crate::timers::Timers;
 use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
 
+pub(crate) use resources::Continuation;
 pub use server_api::{Command, CommandError};
 
 /// An input to the engine.
@@ -180,6 +181,7 @@ pub struct Engine {
     draining: bool,
     rng: u64,
     scratch: Vec<(usize, ConnId)>,
+    compiled: BTreeMap<String, std::sync::Arc<resources::CompiledResource>>,
 }
 
 impl Engine {
@@ -193,6 +195,7 @@ impl Engine {
     pub fn with_seed(config: Config, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         let auth = Authenticator::new(&config.auth)?;
+        let compiled = resources::compile_resources(&config.resources)?;
         Ok(Self {
             config,
             auth,
@@ -212,6 +215,7 @@ impl Engine {
             draining: false,
             rng: seed,
             scratch: Vec::new(),
+            compiled,
         })
     }
 

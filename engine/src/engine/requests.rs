@@ -3,11 +3,13 @@
 
 use serde_json::Value;
 
+use super::resources::{clip, ResourceOp};
 use super::Engine;
 use crate::config::ChangeKind;
 use crate::connection::{SubTarget, Subscription};
 use crate::error::{close, ErrorCode};
 use crate::filter::{values_equal, Filter};
+use crate::guard::GuardAction;
 use crate::protocol::codec::{codec_for, Outbound};
 use crate::protocol::{ClientMessage, InFrame, MemberView, Request, ServerMessage};
 use crate::timestamp::iso8601;
@@ -93,7 +95,7 @@ impl Engine {
                 filter,
                 events,
             } => match (resource, channel) {
-                (Some(r), None) => self.subscribe_resource(slot, r, filter, events, rid),
+                (Some(r), None) => self.subscribe_resource(now, slot, r, filter, events, rid),
                 (None, Some(c)) if filter.is_none() && events.is_none() => {
                     self.subscribe_channel(slot, c, rid)
                 }
@@ -161,6 +163,7 @@ impl Engine {
 
     fn subscribe_resource(
         &mut self,
+        now: Millis,
         slot: usize,
         resource: String,
         filter: Option<Value>,
@@ -171,10 +174,11 @@ impl Engine {
             Ok(rc) => rc,
             Err((code, msg)) => return self.send_error(slot, code, msg, rid),
         };
-        let parsed = match filter.as_ref().map(Filter::parse).transpose() {
-            Ok(f) => f.filter(|f| !f.is_empty()),
-            Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
-        };
+        if let Some(f) = &filter {
+            if let Err(e) = Filter::parse(f) {
+                return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+            }
+        }
         let offered = &rc.events;
         let effective: Vec<ChangeKind> = match &events {
             None => offered.clone(),
@@ -195,7 +199,10 @@ impl Engine {
             return self.send_error(
                 slot,
                 ErrorCode::InvalidMessage,
-                format!("resource `{resource}` does not broadcast any of the requested events"),
+                format!(
+                    "resource `{}` does not broadcast any of the requested events",
+                    clip(&resource)
+                ),
                 rid,
             );
         }
@@ -210,32 +217,10 @@ impl Engine {
                 rid,
             );
         }
-        let id = self.next_subscription_id(slot);
-        let conn = self.conns[slot].id;
-        let key = self
-            .hub
-            .subscribe_resource(slot, conn, &resource, parsed, &effective);
-        let c = &mut self.conns[slot];
-        c.sub_keys.push(key);
-        c.state.subscriptions.push(Subscription {
-            id: id.clone(),
-            target: SubTarget::Resource {
-                name: resource.clone(),
-                filter: filter.clone(),
-                events: effective.clone(),
-            },
-        });
-        self.send(
-            slot,
-            &ServerMessage::Subscribed {
-                subscription_id: id,
-                resource: Some(resource),
-                channel: None,
-                filter,
-                events: Some(effective),
-                request_id: rid,
-            },
-        );
+        let mut op = ResourceOp::new(GuardAction::Subscribe, resource);
+        op.filter = filter.filter(|f| !f.is_null());
+        op.events = effective;
+        self.run_op(now, slot, op, rid);
     }
 
     fn subscribe_channel(&mut self, slot: usize, channel: String, rid: Rid) {
@@ -272,7 +257,7 @@ impl Engine {
                     );
                 }
                 let id = self.next_subscription_id(slot);
-                self.hub.join_channel(slot, &channel);
+                self.hub.join_channel(slot, self.conns[slot].id, &channel);
                 let c = &mut self.conns[slot];
                 c.sub_keys.push(usize::MAX);
                 c.state.subscriptions.push(Subscription {
@@ -420,16 +405,9 @@ impl Engine {
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
-        if self.config.resources.contains_key(channel) {
-            self.hub
-                .resource_subscribers(channel, max_slot, &mut recipients);
-        }
-        let already: Vec<usize> = recipients.iter().map(|(s, _)| *s).collect();
-        for slot in self.hub.channel_members(channel) {
-            if !already.contains(&slot) {
-                recipients.push((slot, self.conns[slot].id));
-            }
-        }
+        let resource_too = self.config.resources.contains_key(channel);
+        self.hub
+            .publish_recipients(channel, resource_too, max_slot, &mut recipients);
         recipients.retain(|(s, _)| Some(*s) != exclude);
         let msg = ServerMessage::Message {
             channel: channel.to_string(),
@@ -682,17 +660,5 @@ impl Engine {
             Some(u) if u.role.as_ref().is_some_and(|r| roles.contains(r)) => Ok(()),
             Some(_) => Err((ErrorCode::Forbidden, format!("your role may not {what}"))),
         }
-    }
-}
-
-fn clip(s: &str) -> String {
-    if s.len() <= 128 {
-        s.to_string()
-    } else {
-        let mut end = 128;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
     }
 }

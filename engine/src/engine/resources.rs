@@ -1,22 +1,144 @@
-//! Resource requests (get/list/insert/update/delete) as host calls, their completions,
-//! and change events fanned out to subscribers.
+//! Resources: access checks, validation, guards (CEL and host callbacks), CRUD as host
+//! calls, their completions, and change events fanned out to subscribers.
+//!
+//! Every resource request runs the same pipeline ([`ResourceOp`]): access (configured,
+//! roles) → validation → fetch the stored record if a guard needs it → CEL guard →
+//! host guard → forced-filter checks → execute (register the subscription or call the
+//! store). Completions resume the pipeline; `read` guards and protected-field stripping
+//! apply to every record that leaves: replies and events alike.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::{Action, Engine};
 use crate::config::{ChangeKind, ResourceConfig};
-use crate::error::ErrorCode;
+use crate::connection::{SubTarget, Subscription};
+use crate::error::{ConfigError, ErrorCode};
 use crate::filter::Filter;
+use crate::guard::{and_filters, Guard, GuardAction, GuardContext, GuardOutcome};
 use crate::hostcall::{
-    HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest,
+    GuardDecision, HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest,
 };
 use crate::protocol::codec::Outbound;
 use crate::protocol::ServerMessage;
+use crate::store::merge_patch;
 use crate::timers::TimerKey;
 use crate::timestamp::iso8601;
-use crate::types::{Millis, OpId};
+use crate::types::{ConnId, Millis, OpId};
+use crate::validation::RecordSchema;
 
 type Rid = Option<Value>;
+
+/// A resource's compiled guards and schema.
+#[derive(Debug, Default)]
+pub(crate) struct CompiledResource {
+    guards: BTreeMap<GuardAction, Guard>,
+    schema: Option<RecordSchema>,
+    host_guards: Vec<GuardAction>,
+}
+
+/// Compile every resource's guards and schema (config validation already vetted them).
+pub(crate) fn compile_resources(
+    resources: &BTreeMap<String, ResourceConfig>,
+) -> Result<BTreeMap<String, Arc<CompiledResource>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, rc) in resources {
+        let mut guards = BTreeMap::new();
+        for (action, src) in &rc.guards {
+            let g = Guard::compile(src).map_err(|e| {
+                ConfigError::single(format!("resources.{name}.guards.{}", action.as_str()), e)
+            })?;
+            guards.insert(*action, g);
+        }
+        let schema = rc
+            .schema
+            .as_ref()
+            .map(RecordSchema::compile)
+            .transpose()
+            .map_err(|e| ConfigError::single(format!("resources.{name}.schema"), e))?;
+        out.insert(
+            name.clone(),
+            Arc::new(CompiledResource {
+                guards,
+                schema,
+                host_guards: rc.host_guards.clone(),
+            }),
+        );
+    }
+    Ok(out)
+}
+
+/// One resource request on its way through the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResourceOp {
+    pub action: GuardAction,
+    pub resource: String,
+    pub id: Option<String>,
+    /// Create: the full record; update: the patch.
+    pub data: Option<Value>,
+    /// The client's filter (subscribe, list).
+    pub filter: Option<Value>,
+    /// Filters forced by guards, ANDed.
+    pub forced: Option<Value>,
+    /// Subscribe: the events to deliver.
+    pub events: Vec<ChangeKind>,
+    /// List: page size and cursor.
+    pub limit: usize,
+    pub cursor: Option<String>,
+    /// The stored record, once fetched (update, delete).
+    pub record: Option<Value>,
+    pub cel_done: bool,
+    pub host_done: bool,
+}
+
+impl ResourceOp {
+    pub(crate) fn new(action: GuardAction, resource: String) -> Self {
+        Self {
+            action,
+            resource,
+            id: None,
+            data: None,
+            filter: None,
+            forced: None,
+            events: Vec::new(),
+            limit: 0,
+            cursor: None,
+            record: None,
+            cel_done: false,
+            host_done: false,
+        }
+    }
+}
+
+/// What to do when a host call completes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Continuation {
+    /// A storage operation: answer the client and fan out the change.
+    Store {
+        /// What was asked.
+        request: StoreRequest,
+        /// A forced filter the record must match (get).
+        forced: Option<Value>,
+    },
+    /// The stored record was fetched for a guard; resume the pipeline.
+    Prefetch(Box<ResourceOp>),
+    /// The host guard answered; resume the pipeline.
+    HostGuard(Box<ResourceOp>),
+}
+
+fn store_error(kind: StoreErrorKind) -> (ErrorCode, &'static str) {
+    match kind {
+        StoreErrorKind::NotFound => (ErrorCode::NotFound, "Record not found"),
+        StoreErrorKind::Conflict => (
+            ErrorCode::ValidationError,
+            "id: a record with this id already exists",
+        ),
+        StoreErrorKind::Unavailable => (ErrorCode::Unavailable, "storage is unavailable; retry later"),
+        StoreErrorKind::Internal => (ErrorCode::InternalError, "the storage operation failed"),
+    }
+}
 
 impl Engine {
     /// The resource's config if this connection may use it.
@@ -26,22 +148,64 @@ impl Engine {
         resource: &str,
     ) -> Result<ResourceConfig, (ErrorCode, String)> {
         let Some(rc) = self.config.resources.get(resource) else {
-            let shown = if resource.len() > 128 {
-                &resource[..resource.floor_char_boundary_compat(128)]
-            } else {
-                resource
-            };
             return Err((
                 ErrorCode::ResourceNotFound,
-                format!("Resource \"{shown}\" is not configured for WebSocket access"),
+                format!(
+                    "Resource \"{}\" is not configured for WebSocket access",
+                    clip(resource)
+                ),
             ));
         };
-        self.role_allowed(slot, &rc.auth, &format!("use resource `{resource}`"))?;
+        self.role_allowed(slot, &rc.auth, &format!("use resource `{}`", clip(resource)))?;
         Ok(rc.clone())
     }
 
-    /// Start a storage call for `slot`, enforcing the pending-call bounds.
-    fn call_store(&mut self, now: Millis, slot: usize, request: StoreRequest, rid: Rid) {
+    fn user_subject(&self, slot: usize) -> Option<Value> {
+        self.conns
+            .get(slot)
+            .and_then(|c| c.state.user.as_ref())
+            .map(|u| u.as_filter_subject())
+    }
+
+    /// Whether the connection in `slot` may read `record` (the resource's `read` guard).
+    fn can_read(&mut self, slot: usize, cr: &CompiledResource, record: &Value) -> bool {
+        let Some(g) = cr.guards.get(&GuardAction::Read) else {
+            return true;
+        };
+        let user = self.user_subject(slot);
+        let ctx = GuardContext {
+            user: user.as_ref(),
+            record: Some(record),
+            id: record.get("id").and_then(Value::as_str),
+            ..Default::default()
+        };
+        match g.evaluate(&ctx) {
+            Ok(GuardOutcome::Allow) => true,
+            Ok(GuardOutcome::Deny) => false,
+            Ok(GuardOutcome::Filter(f)) => Filter::parse(&f).is_ok_and(|f| f.matches(record)),
+            Err(_) => {
+                self.metrics.guard_errors += 1;
+                false
+            }
+        }
+    }
+
+    fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
+        self.compiled.get(resource).cloned().unwrap_or_default()
+    }
+
+    fn deny(&mut self, slot: usize, message: Option<String>, rid: Rid) {
+        self.metrics.guard_denials += 1;
+        self.send_error(
+            slot,
+            ErrorCode::Forbidden,
+            message.unwrap_or_else(|| "Access denied".into()),
+            rid,
+        );
+    }
+
+    /// Register a host call for `slot`, enforcing the pending-call bounds.
+    fn call(&mut self, now: Millis, slot: usize, request: HostRequest, then: Continuation, rid: Rid) {
         let limits = &self.config.limits;
         if self.conns[slot].pending >= limits.max_pending_calls_per_connection {
             return self.send_error(
@@ -55,12 +219,7 @@ impl Engine {
             );
         }
         if self.pending.len() >= limits.max_pending_calls {
-            return self.send_error(
-                slot,
-                ErrorCode::Unavailable,
-                "the server is busy; retry shortly",
-                rid,
-            );
+            return self.send_error(slot, ErrorCode::Unavailable, "the server is busy; retry shortly", rid);
         }
         let op = self.ops.next();
         let deadline = now.plus(limits.host_call_timeout_ms);
@@ -72,40 +231,213 @@ impl Engine {
                 conn: Some(conn),
                 request_id: rid,
                 deadline,
-                request: request.clone(),
+                then,
             },
         );
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers
-            .reschedule(TimerKey::Op(op), None, Some(deadline));
+        self.timers.reschedule(TimerKey::Op(op), None, Some(deadline));
         self.actions.push_back(Action::Call {
             op,
             conn: Some(conn),
             deadline,
-            request: HostRequest::Store(request),
+            request,
         });
     }
 
-    pub(super) fn crud_get(
-        &mut self,
-        now: Millis,
-        slot: usize,
-        resource: String,
-        id: String,
-        rid: Rid,
-    ) {
+    fn call_store(&mut self, now: Millis, slot: usize, request: StoreRequest, forced: Option<Value>, rid: Rid) {
+        let then = Continuation::Store {
+            request: request.clone(),
+            forced,
+        };
+        self.call(now, slot, HostRequest::Store(request), then, rid);
+    }
+
+    fn prefetch(&mut self, now: Millis, slot: usize, op: ResourceOp, rid: Rid) {
+        let request = StoreRequest::Get {
+            resource: op.resource.clone(),
+            id: op.id.clone().unwrap_or_default(),
+        };
+        self.call(now, slot, HostRequest::Store(request), Continuation::Prefetch(Box::new(op)), rid);
+    }
+
+    /// Run (or resume) the pipeline of a resource request.
+    pub(super) fn run_op(&mut self, now: Millis, slot: usize, mut op: ResourceOp, rid: Rid) {
+        let cr = self.compiled(&op.resource);
+        let is_write = matches!(op.action, GuardAction::Update | GuardAction::Delete);
+        let needs_record = is_write
+            && op.record.is_none()
+            && (cr.guards.get(&op.action).is_some_and(Guard::uses_record)
+                || cr.host_guards.contains(&op.action));
+        if needs_record {
+            return self.prefetch(now, slot, op, rid);
+        }
+        if !op.cel_done {
+            op.cel_done = true;
+            if let Some(g) = cr.guards.get(&op.action) {
+                let user = self.user_subject(slot);
+                let ctx = GuardContext {
+                    user: user.as_ref(),
+                    filter: op.filter.as_ref(),
+                    data: op.data.as_ref(),
+                    record: op.record.as_ref(),
+                    id: op.id.as_deref(),
+                };
+                match g.evaluate(&ctx) {
+                    Ok(GuardOutcome::Allow) => {}
+                    Ok(GuardOutcome::Deny) => return self.deny(slot, None, rid),
+                    Ok(GuardOutcome::Filter(f)) => op.forced = and_filters(op.forced.as_ref(), Some(&f)),
+                    Err(_) => {
+                        self.metrics.guard_errors += 1;
+                        return self.deny(slot, None, rid);
+                    }
+                }
+            }
+        }
+        if !op.host_done && cr.host_guards.contains(&op.action) {
+            op.host_done = true;
+            let user = self.user_subject(slot).unwrap_or(Value::Null);
+            let mut context = Map::new();
+            context.insert("user".into(), user);
+            context.insert("filter".into(), op.filter.clone().unwrap_or(Value::Null));
+            context.insert("data".into(), op.data.clone().unwrap_or(Value::Null));
+            context.insert("record".into(), op.record.clone().unwrap_or(Value::Null));
+            context.insert("id".into(), op.id.clone().map_or(Value::Null, Value::String));
+            let request = HostRequest::Guard {
+                resource: op.resource.clone(),
+                action: op.action,
+                context: Value::Object(context),
+            };
+            return self.call(now, slot, request, Continuation::HostGuard(Box::new(op)), rid);
+        }
+        if let Some(forced) = op.forced.clone() {
+            let f = match Filter::parse(&forced) {
+                Ok(f) => f,
+                Err(_) => return self.deny(slot, None, rid),
+            };
+            match op.action {
+                GuardAction::Create => {
+                    if !op.data.as_ref().is_some_and(|d| f.matches(d)) {
+                        return self.deny(slot, Some("Access denied: the record is outside what you may create".into()), rid);
+                    }
+                }
+                GuardAction::Update | GuardAction::Delete => match &op.record {
+                    None => return self.prefetch(now, slot, op, rid),
+                    Some(r) => {
+                        let after = match (&op.action, &op.data) {
+                            (GuardAction::Update, Some(p)) => merge_patch(r, p),
+                            _ => r.clone(),
+                        };
+                        if !f.matches(r) || !f.matches(&after) {
+                            return self.deny(slot, Some("Access denied for this record".into()), rid);
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+        let resource = op.resource.clone();
+        match op.action {
+            GuardAction::Subscribe => self.register_subscription(slot, op, rid),
+            GuardAction::List => {
+                let filter = and_filters(op.filter.as_ref(), op.forced.as_ref()).unwrap_or(Value::Null);
+                let request = StoreRequest::List {
+                    resource,
+                    filter,
+                    limit: op.limit,
+                    cursor: op.cursor,
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Get => {
+                let request = StoreRequest::Get {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                };
+                self.call_store(now, slot, request, op.forced, rid)
+            }
+            GuardAction::Create => {
+                let request = StoreRequest::Insert {
+                    resource,
+                    record: op.data.unwrap_or(Value::Null),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Update => {
+                let request = StoreRequest::Update {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                    patch: op.data.unwrap_or(Value::Null),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Delete => {
+                let request = StoreRequest::Delete {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Read => {}
+        }
+    }
+
+    /// The last step of `subscribe`: index the subscription and confirm it.
+    fn register_subscription(&mut self, slot: usize, op: ResourceOp, rid: Rid) {
+        if self.conns[slot].state.subscriptions.len() >= self.config.limits.max_subscriptions_per_connection {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.limits.max_subscriptions_per_connection
+                ),
+                rid,
+            );
+        }
+        let effective = and_filters(op.filter.as_ref(), op.forced.as_ref());
+        let parsed = match effective.as_ref().map(Filter::parse).transpose() {
+            Ok(f) => f.filter(|f| !f.is_empty()),
+            Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
+        };
+        let s = &mut self.conns[slot].state;
+        s.next_subscription += 1;
+        let id = format!("sub-{}", s.next_subscription);
+        let conn = self.conns[slot].id;
+        let key = self.hub.subscribe_resource(slot, conn, &op.resource, parsed, &op.events);
+        let c = &mut self.conns[slot];
+        c.sub_keys.push(key);
+        c.state.subscriptions.push(Subscription {
+            id: id.clone(),
+            target: SubTarget::Resource {
+                name: op.resource.clone(),
+                filter: op.filter.clone(),
+                forced: op.forced,
+                events: op.events.clone(),
+            },
+        });
+        self.send(
+            slot,
+            &ServerMessage::Subscribed {
+                subscription_id: id,
+                resource: Some(op.resource),
+                channel: None,
+                filter: op.filter,
+                events: Some(op.events),
+                request_id: rid,
+            },
+        );
+    }
+
+    pub(super) fn crud_get(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(
-                slot,
-                ErrorCode::InvalidMessage,
-                "`id` must not be empty",
-                rid,
-            );
+            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
         }
-        self.call_store(now, slot, StoreRequest::Get { resource, id }, rid);
+        let mut op = ResourceOp::new(GuardAction::Get, resource);
+        op.id = Some(id);
+        self.run_op(now, slot, op, rid);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -123,33 +455,23 @@ impl Engine {
             Ok(rc) => rc,
             Err((code, m)) => return self.send_error(slot, code, m, rid),
         };
-        let filter = filter.unwrap_or(Value::Null);
-        if let Err(e) = Filter::parse(&filter) {
-            return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+        if let Some(f) = &filter {
+            if let Err(e) = Filter::parse(f) {
+                return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+            }
         }
         let limit = match limit {
             None => rc.max_list_limit,
             Some(0) => {
-                return self.send_error(
-                    slot,
-                    ErrorCode::InvalidMessage,
-                    "`limit` must be at least 1",
-                    rid,
-                )
+                return self.send_error(slot, ErrorCode::InvalidMessage, "`limit` must be at least 1", rid)
             }
             Some(n) => (n.min(rc.max_list_limit as u64)) as usize,
         };
-        self.call_store(
-            now,
-            slot,
-            StoreRequest::List {
-                resource,
-                filter,
-                limit,
-                cursor,
-            },
-            rid,
-        );
+        let mut op = ResourceOp::new(GuardAction::List, resource);
+        op.filter = filter.filter(|f| !f.is_null());
+        op.limit = limit;
+        op.cursor = cursor;
+        self.run_op(now, slot, op, rid);
     }
 
     pub(super) fn crud_insert(
@@ -163,9 +485,9 @@ impl Engine {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
-        let id = match data.get("id") {
+        let id = match data.shift_remove("id") {
             None => Value::String(self.random_id(20)),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s),
             Some(_) => {
                 return self.send_error(
                     slot,
@@ -175,24 +497,24 @@ impl Engine {
                 )
             }
         };
+        data.shift_remove("createdAt");
+        data.shift_remove("updatedAt");
+        let cr = self.compiled(&resource);
+        if let Some(schema) = &cr.schema {
+            if let Err(e) = schema.check_insert(&Value::Object(data.clone())) {
+                return self.send_error(slot, ErrorCode::ValidationError, e, rid);
+            }
+        }
         let ts = Value::String(iso8601(now));
         let mut record = Map::with_capacity(data.len() + 3);
         record.insert("id".into(), id);
-        data.remove("id");
-        data.remove("createdAt");
-        data.remove("updatedAt");
         record.extend(data);
         record.insert("createdAt".into(), ts.clone());
         record.insert("updatedAt".into(), ts);
-        self.call_store(
-            now,
-            slot,
-            StoreRequest::Insert {
-                resource,
-                record: Value::Object(record),
-            },
-            rid,
-        );
+        let mut op = ResourceOp::new(GuardAction::Create, resource);
+        op.id = record.get("id").and_then(Value::as_str).map(str::to_string);
+        op.data = Some(Value::Object(record));
+        self.run_op(now, slot, op, rid);
     }
 
     pub(super) fn crud_update(
@@ -208,59 +530,40 @@ impl Engine {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(
-                slot,
-                ErrorCode::InvalidMessage,
-                "`id` must not be empty",
-                rid,
-            );
+            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
         }
-        match data.remove("id") {
+        match data.shift_remove("id") {
             None => {}
             Some(Value::String(s)) if s == id => {}
             Some(_) => {
-                return self.send_error(
-                    slot,
-                    ErrorCode::ValidationError,
-                    "id: a record's id cannot be changed",
-                    rid,
-                )
+                return self.send_error(slot, ErrorCode::ValidationError, "id: a record's id cannot be changed", rid)
             }
         }
-        data.remove("createdAt");
+        data.shift_remove("createdAt");
+        data.shift_remove("updatedAt");
+        let cr = self.compiled(&resource);
+        if let Some(schema) = &cr.schema {
+            if let Err(e) = schema.check_update(&Value::Object(data.clone())) {
+                return self.send_error(slot, ErrorCode::ValidationError, e, rid);
+            }
+        }
         data.insert("updatedAt".into(), Value::String(iso8601(now)));
-        self.call_store(
-            now,
-            slot,
-            StoreRequest::Update {
-                resource,
-                id,
-                patch: Value::Object(data),
-            },
-            rid,
-        );
+        let mut op = ResourceOp::new(GuardAction::Update, resource);
+        op.id = Some(id);
+        op.data = Some(Value::Object(data));
+        self.run_op(now, slot, op, rid);
     }
 
-    pub(super) fn crud_delete(
-        &mut self,
-        now: Millis,
-        slot: usize,
-        resource: String,
-        id: String,
-        rid: Rid,
-    ) {
+    pub(super) fn crud_delete(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(
-                slot,
-                ErrorCode::InvalidMessage,
-                "`id` must not be empty",
-                rid,
-            );
+            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
         }
-        self.call_store(now, slot, StoreRequest::Delete { resource, id }, rid);
+        let mut op = ResourceOp::new(GuardAction::Delete, resource);
+        op.id = Some(id);
+        self.run_op(now, slot, op, rid);
     }
 
     /// A host call finished.
@@ -270,15 +573,68 @@ impl Engine {
             return;
         };
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers
-            .reschedule(TimerKey::Op(op), Some(call.deadline), None);
+        self.timers.reschedule(TimerKey::Op(op), Some(call.deadline), None);
         let slot = call.conn.and_then(|c| self.by_conn.get(&c).copied());
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
         }
-        let HostResult::Store(outcome) = result;
         let rid = call.request_id;
         let reply_to = slot.filter(|s| !self.conns[*s].closing);
+        match (call.then, result) {
+            (Continuation::Store { request, forced }, HostResult::Store(outcome)) => {
+                self.store_completed(now, reply_to, request, forced, outcome, rid)
+            }
+            (Continuation::Prefetch(mut op), HostResult::Store(outcome)) => {
+                let Some(s) = reply_to else { return };
+                match outcome {
+                    StoreOutcome::Record(Some(r)) => {
+                        op.record = Some(r);
+                        self.run_op(now, s, *op, rid);
+                    }
+                    StoreOutcome::Record(None) => self.send_error(s, ErrorCode::NotFound, "Record not found", rid),
+                    StoreOutcome::Failed(e) => {
+                        let (code, msg) = store_error(e.kind);
+                        self.send_error(s, code, msg, rid);
+                    }
+                    _ => self.send_error(s, ErrorCode::InternalError, "the storage operation failed", rid),
+                }
+            }
+            (Continuation::HostGuard(mut op), HostResult::Guard(decision)) => {
+                let Some(s) = reply_to else { return };
+                match decision {
+                    GuardDecision::Allow => self.run_op(now, s, *op, rid),
+                    GuardDecision::Deny { message } => {
+                        let message = message.map(|m| m.chars().take(200).collect());
+                        self.deny(s, message, rid)
+                    }
+                    GuardDecision::Filter { filter } => {
+                        if Filter::parse(&filter).is_err() {
+                            self.metrics.guard_errors += 1;
+                            return self.deny(s, None, rid);
+                        }
+                        op.forced = and_filters(op.forced.as_ref(), Some(&filter));
+                        self.run_op(now, s, *op, rid);
+                    }
+                }
+            }
+            (_, _) => {
+                // The host answered a different kind of call: a host bug, never the client's.
+                if let Some(s) = reply_to {
+                    self.send_error(s, ErrorCode::InternalError, "the operation failed", rid);
+                }
+            }
+        }
+    }
+
+    fn store_completed(
+        &mut self,
+        now: Millis,
+        reply_to: Option<usize>,
+        request: StoreRequest,
+        forced: Option<Value>,
+        outcome: StoreOutcome,
+        rid: Rid,
+    ) {
         let protected = |e: &Engine, r: &str| {
             e.config
                 .resources
@@ -286,120 +642,112 @@ impl Engine {
                 .map(|rc| rc.protected.clone())
                 .unwrap_or_default()
         };
-        match (call.request, outcome) {
+        match (request, outcome) {
+            (StoreRequest::List { .. }, StoreOutcome::Failed(err)) if err.kind == StoreErrorKind::NotFound => {
+                if let Some(s) = reply_to {
+                    self.send_error(
+                        s,
+                        ErrorCode::InvalidMessage,
+                        "`cursor` is not valid; start the listing again without it",
+                        rid,
+                    );
+                }
+            }
             (_, StoreOutcome::Failed(err)) => {
                 if let Some(s) = reply_to {
-                    let (code, msg) = match err.kind {
-                        StoreErrorKind::NotFound => {
-                            (ErrorCode::NotFound, "Record not found".to_string())
-                        }
-                        StoreErrorKind::Conflict => (
-                            ErrorCode::ValidationError,
-                            "id: a record with this id already exists".to_string(),
-                        ),
-                        StoreErrorKind::Unavailable => (
-                            ErrorCode::Unavailable,
-                            "storage is unavailable; retry later".to_string(),
-                        ),
-                        StoreErrorKind::Internal => (
-                            ErrorCode::InternalError,
-                            "the storage operation failed".to_string(),
-                        ),
-                    };
+                    let (code, msg) = store_error(err.kind);
                     self.send_error(s, code, msg, rid);
                 }
             }
             (StoreRequest::Get { resource, id }, StoreOutcome::Record(rec)) => {
-                if let Some(s) = reply_to {
-                    match rec {
-                        Some(r) => {
-                            let data = strip_protected(&r, &protected(self, &resource));
-                            self.send(
-                                s,
-                                &ServerMessage::Data {
-                                    resource,
-                                    data,
-                                    cursor: None,
-                                    request_id: rid,
-                                },
-                            );
-                        }
-                        None => self.send_error(
-                            s,
-                            ErrorCode::NotFound,
-                            format!("Record `{}` not found in `{resource}`", clip(&id)),
-                            rid,
-                        ),
+                let Some(s) = reply_to else { return };
+                let cr = self.compiled(&resource);
+                let visible = rec.filter(|r| {
+                    forced
+                        .as_ref()
+                        .is_none_or(|f| Filter::parse(f).is_ok_and(|f| f.matches(r)))
+                });
+                let visible = match visible {
+                    Some(r) if self.can_read(s, &cr, &r) => Some(r),
+                    _ => None,
+                };
+                match visible {
+                    Some(r) => {
+                        let data = strip_protected(&r, &protected(self, &resource));
+                        self.send(s, &ServerMessage::Data { resource, data, cursor: None, request_id: rid });
                     }
+                    None => self.send_error(
+                        s,
+                        ErrorCode::NotFound,
+                        format!("Record `{}` not found in `{resource}`", clip(&id)),
+                        rid,
+                    ),
                 }
             }
             (StoreRequest::List { resource, .. }, StoreOutcome::Page { items, cursor }) => {
-                if let Some(s) = reply_to {
-                    let p = protected(self, &resource);
-                    let data = Value::Array(items.iter().map(|r| strip_protected(r, &p)).collect());
-                    self.send(
-                        s,
-                        &ServerMessage::Data {
-                            resource,
-                            data,
-                            cursor: Some(cursor.map_or(Value::Null, Value::String)),
-                            request_id: rid,
-                        },
-                    );
+                let Some(s) = reply_to else { return };
+                let cr = self.compiled(&resource);
+                let p = protected(self, &resource);
+                let mut data = Vec::with_capacity(items.len());
+                for r in &items {
+                    if self.can_read(s, &cr, r) {
+                        data.push(strip_protected(r, &p));
+                    }
                 }
+                self.send(
+                    s,
+                    &ServerMessage::Data {
+                        resource,
+                        data: Value::Array(data),
+                        cursor: Some(cursor.map_or(Value::Null, Value::String)),
+                        request_id: rid,
+                    },
+                );
             }
             (StoreRequest::Insert { resource, .. }, StoreOutcome::Inserted(record)) => {
                 if let Some(s) = reply_to {
-                    let data = strip_protected(&record, &protected(self, &resource));
-                    self.send(
-                        s,
-                        &ServerMessage::Inserted {
-                            resource: resource.clone(),
-                            data,
-                            request_id: rid,
-                        },
-                    );
+                    let data = self.reply_view(s, &resource, &record);
+                    self.send(s, &ServerMessage::Inserted { resource: resource.clone(), data, request_id: rid });
                 }
                 self.fanout_change(now, &resource, ChangeKind::Insert, &record, None);
             }
             (StoreRequest::Update { resource, .. }, StoreOutcome::Updated { record, previous }) => {
                 if let Some(s) = reply_to {
-                    let data = strip_protected(&record, &protected(self, &resource));
-                    self.send(
-                        s,
-                        &ServerMessage::Updated {
-                            resource: resource.clone(),
-                            data,
-                            request_id: rid,
-                        },
-                    );
+                    let data = self.reply_view(s, &resource, &record);
+                    self.send(s, &ServerMessage::Updated { resource: resource.clone(), data, request_id: rid });
                 }
                 self.fanout_change(now, &resource, ChangeKind::Update, &record, Some(&previous));
             }
             (StoreRequest::Delete { resource, id }, StoreOutcome::Deleted { previous }) => {
                 if let Some(s) = reply_to {
-                    self.send(
-                        s,
-                        &ServerMessage::Deleted {
-                            resource: resource.clone(),
-                            id,
-                            request_id: rid,
-                        },
-                    );
+                    self.send(s, &ServerMessage::Deleted { resource: resource.clone(), id, request_id: rid });
                 }
                 self.fanout_change(now, &resource, ChangeKind::Delete, &previous, None);
             }
             (_, _) => {
-                // The host answered a different kind of call: a host bug, never the client's.
                 if let Some(s) = reply_to {
-                    self.send_error(
-                        s,
-                        ErrorCode::InternalError,
-                        "the storage operation failed",
-                        rid,
-                    );
+                    self.send_error(s, ErrorCode::InternalError, "the storage operation failed", rid);
                 }
             }
+        }
+    }
+
+    /// What the writer sees of the record it wrote: stripped, or only its id if its
+    /// `read` guard does not let it read the result.
+    fn reply_view(&mut self, slot: usize, resource: &str, record: &Value) -> Value {
+        let cr = self.compiled(resource);
+        if self.can_read(slot, &cr, record) {
+            let p = self
+                .config
+                .resources
+                .get(resource)
+                .map(|rc| rc.protected.clone())
+                .unwrap_or_default();
+            strip_protected(record, &p)
+        } else {
+            let mut m = Map::new();
+            m.insert("id".into(), record.get("id").cloned().unwrap_or(Value::Null));
+            Value::Object(m)
         }
     }
 
@@ -424,8 +772,8 @@ impl Engine {
         }
     }
 
-    /// Fan a change out to matching subscribers. Returns the number of recipients, or
-    /// `None` when the resource does not broadcast this kind of change.
+    /// Fan a change out to matching subscribers that may read it. Returns the number of
+    /// recipients, or `None` when the resource does not broadcast this kind of change.
     pub(super) fn fanout_change(
         &mut self,
         now: Millis,
@@ -439,11 +787,22 @@ impl Engine {
             return None;
         }
         let protected = rc.protected.clone();
+        let cr = self.compiled(resource);
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
         self.hub
             .change_recipients(resource, kind, record, previous, max_slot, &mut recipients);
+        if cr.guards.contains_key(&GuardAction::Read) {
+            // Deletes are checked against the removed record, others against the new one.
+            let mut kept: Vec<(usize, ConnId)> = Vec::with_capacity(recipients.len());
+            for &(slot, conn) in &recipients {
+                if self.can_read(slot, &cr, record) {
+                    kept.push((slot, conn));
+                }
+            }
+            recipients = kept;
+        }
         let n = if recipients.is_empty() {
             0
         } else {
@@ -531,27 +890,16 @@ fn remove_path(v: &mut Value, parts: &[&str]) {
     }
 }
 
-fn clip(s: &str) -> String {
+/// At most 128 bytes of `s`, for messages.
+pub(crate) fn clip(s: &str) -> String {
     if s.len() <= 128 {
-        s.to_string()
-    } else {
-        format!("{}…", &s[..s.floor_char_boundary_compat(128)])
+        return s.to_string();
     }
-}
-
-/// `str::floor_char_boundary` is not stable on our MSRV.
-trait FloorCharBoundary {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize;
-}
-
-impl FloorCharBoundary for str {
-    fn floor_char_boundary_compat(&self, i: usize) -> usize {
-        let mut end = i.min(self.len());
-        while !self.is_char_boundary(end) {
-            end -= 1;
-        }
-        end
+    let mut end = 128;
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

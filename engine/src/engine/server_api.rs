@@ -283,7 +283,7 @@ impl Engine {
                         "user": c.public_user(),
                         "peer": c.state.peer,
                         "subscriptions": c.state.subscriptions.iter().map(|s| match &s.target {
-                            SubTarget::Resource { name, filter, events } => json!({
+                            SubTarget::Resource { name, filter, events, .. } => json!({
                                 "subscriptionId": s.id, "resource": name, "filter": filter, "events": events,
                             }),
                             SubTarget::Channel { name } => json!({ "subscriptionId": s.id, "channel": name }),

@@ -1,0 +1,231 @@
+//! Row-level guards: CEL expressions over `user`, `filter`, `data`, `record` and `id`.
+//!
+//! A guard yields one of three outcomes, exactly like the s3db.js JavaScript guards:
+//! `true` → allow, `false` (or `null`) → deny (`FORBIDDEN`), a map → allow with that
+//! map as a forced filter. For example
+//! `user != null && user.role == 'admin' ? true : {'ownerId': user.id}`.
+//! An evaluation error (a missing field, a type mismatch) denies: guards fail closed.
+//! Expressions are compiled once, when the config is loaded (CEL via the `cel` crate).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::filter::Filter;
+
+/// The actions a guard can be attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardAction {
+    /// Subscribing to changes (`user`, `filter`).
+    Subscribe,
+    /// Listing records (`user`, `filter`).
+    List,
+    /// Reading one record (`user`, `id`; a forced filter is checked against the record).
+    Get,
+    /// Creating a record (`user`, `data`; a forced filter must match `data`).
+    Create,
+    /// Changing a record (`user`, `id`, `data`, `record` = the stored record).
+    Update,
+    /// Removing a record (`user`, `id`, `record`).
+    Delete,
+    /// Every outgoing record: replies and events (`user`, `record`).
+    Read,
+}
+
+impl GuardAction {
+    /// The config / wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardAction::Subscribe => "subscribe",
+            GuardAction::List => "list",
+            GuardAction::Get => "get",
+            GuardAction::Create => "create",
+            GuardAction::Update => "update",
+            GuardAction::Delete => "delete",
+            GuardAction::Read => "read",
+        }
+    }
+}
+
+/// What a guard decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardOutcome {
+    /// Go ahead.
+    Allow,
+    /// Refuse (`FORBIDDEN`).
+    Deny,
+    /// Go ahead, restricted to records matching this filter.
+    Filter(Value),
+}
+
+/// The variables a guard sees.
+#[derive(Debug, Clone, Default)]
+pub struct GuardContext<'a> {
+    /// The user (`{id, role, scopes, ...claims}`) or `None` when anonymous (`null`).
+    pub user: Option<&'a Value>,
+    /// The client's filter, if any.
+    pub filter: Option<&'a Value>,
+    /// The data sent (create/update).
+    pub data: Option<&'a Value>,
+    /// The stored record (update/delete/read).
+    pub record: Option<&'a Value>,
+    /// The record id (get/update/delete).
+    pub id: Option<&'a str>,
+}
+
+/// A compiled guard expression.
+pub struct Guard {
+    source: String,
+    program: cel::Program,
+    uses_record: bool,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard").field("source", &self.source).finish()
+    }
+}
+
+impl Guard {
+    /// Compile an expression; the error names the problem.
+    pub fn compile(source: &str) -> Result<Guard, String> {
+        let program = cel::Program::compile(source).map_err(|e| format!("not a valid CEL expression: {e}"))?;
+        let uses_record = program.references().has_variable("record");
+        Ok(Guard {
+            source: source.to_string(),
+            program,
+            uses_record,
+        })
+    }
+
+    /// The expression text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the expression reads `record` (the engine fetches it first if so).
+    pub fn uses_record(&self) -> bool {
+        self.uses_record
+    }
+
+    /// Evaluate. Errors deny; the error text is for logs and metrics, never for clients.
+    pub fn evaluate(&self, ctx: &GuardContext<'_>) -> Result<GuardOutcome, String> {
+        let mut c = cel::Context::default();
+        let var = |v: Option<&Value>| -> Result<cel::Value, String> {
+            match v {
+                None => Ok(cel::Value::Null),
+                Some(v) => cel::to_value(v).map_err(|e| e.to_string()),
+            }
+        };
+        c.add_variable_from_value("user", var(ctx.user)?);
+        c.add_variable_from_value("filter", var(ctx.filter)?);
+        c.add_variable_from_value("data", var(ctx.data)?);
+        c.add_variable_from_value("record", var(ctx.record)?);
+        c.add_variable_from_value(
+            "id",
+            ctx.id.map_or(cel::Value::Null, |s| cel::Value::String(s.to_string().into())),
+        );
+        let out = self.program.execute(&c).map_err(|e| e.to_string())?;
+        match out {
+            cel::Value::Bool(true) => Ok(GuardOutcome::Allow),
+            cel::Value::Bool(false) | cel::Value::Null => Ok(GuardOutcome::Deny),
+            cel::Value::Map(_) => {
+                let json = out.json().map_err(|e| e.to_string())?;
+                let json = canonical(json);
+                Filter::parse(&json).map_err(|e| format!("guard returned an invalid filter: {e}"))?;
+                Ok(GuardOutcome::Filter(json))
+            }
+            other => Err(format!(
+                "a guard must return true, false or a filter map, got {:?}",
+                other.type_of()
+            )),
+        }
+    }
+}
+
+/// Sort object keys recursively so a guard's map (unordered in CEL) always serializes
+/// the same way: transcripts stay byte-identical.
+fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect::<Map<_, _>>())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+/// AND two filters (either may be absent/null).
+pub fn and_filters(a: Option<&Value>, b: Option<&Value>) -> Option<Value> {
+    let is_empty = |v: &&Value| v.is_null() || v.as_object().is_some_and(Map::is_empty);
+    match (a.filter(|v| !is_empty(v)), b.filter(|v| !is_empty(v))) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (Some(x), Some(y)) => {
+            let mut m = Map::new();
+            m.insert("$and".into(), Value::Array(vec![x.clone(), y.clone()]));
+            Some(Value::Object(m))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(src: &str, user: Option<Value>) -> Result<GuardOutcome, String> {
+        let g = Guard::compile(src).unwrap();
+        g.evaluate(&GuardContext {
+            user: user.as_ref(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn three_outcomes() {
+        let admin = json!({"id":"a","role":"admin"});
+        let user = json!({"id":"u1","role":"user","tenantId":"t1"});
+        let src = "user != null && user.role == 'admin' ? true : {'ownerId': user.id}";
+        assert_eq!(eval(src, Some(admin)).unwrap(), GuardOutcome::Allow);
+        assert_eq!(
+            eval(src, Some(user.clone())).unwrap(),
+            GuardOutcome::Filter(json!({"ownerId":"u1"}))
+        );
+        assert_eq!(eval("false", Some(user)).unwrap(), GuardOutcome::Deny);
+    }
+
+    #[test]
+    fn errors_and_wrong_types_fail_closed() {
+        assert!(eval("user.role == 'admin'", None).is_err());
+        assert!(eval("42", None).is_err());
+        assert!(eval("{'a': {'$regex': 1}}", None).is_err());
+        assert!(Guard::compile("user.role ==").is_err());
+    }
+
+    #[test]
+    fn record_use_is_detected() {
+        assert!(Guard::compile("record.ownerId == user.id").unwrap().uses_record());
+        assert!(!Guard::compile("user.role == 'admin'").unwrap().uses_record());
+    }
+
+    #[test]
+    fn filter_maps_are_canonical() {
+        let out = eval("{'b': 1, 'a': {'z': 1, 'y': 2}}", None).unwrap();
+        let GuardOutcome::Filter(f) = out else { panic!() };
+        assert_eq!(f.to_string(), r#"{"a":{"y":2,"z":1},"b":1}"#);
+    }
+
+    #[test]
+    fn and_filters_combines() {
+        assert_eq!(and_filters(None, Some(&json!({}))), None);
+        assert_eq!(and_filters(Some(&json!({"a":1})), None), Some(json!({"a":1})));
+        assert_eq!(
+            and_filters(Some(&json!({"a":1})), Some(&json!({"b":2}))),
+            Some(json!({"$and":[{"a":1},{"b":2}]}))
+        );
+    }
+}

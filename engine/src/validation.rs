@@ -1,0 +1,115 @@
+//! Record validation against a resource's JSON Schema (the `jsonschema` crate).
+//!
+//! Inserts are checked against the schema as written; updates carry only some fields,
+//! so they are checked against the same schema with its top-level `required` removed.
+//! Errors name the field path (`author: "author" is a required property`).
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// A compiled record schema.
+pub struct RecordSchema {
+    full: jsonschema::Validator,
+    partial: jsonschema::Validator,
+}
+
+impl fmt::Debug for RecordSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RecordSchema")
+    }
+}
+
+/// Most problems listed in one VALIDATION_ERROR message.
+const MAX_REPORTED: usize = 5;
+
+impl RecordSchema {
+    /// Compile a schema; the error says what is wrong with it.
+    pub fn compile(schema: &Value) -> Result<RecordSchema, String> {
+        if !schema.is_object() {
+            return Err("must be a JSON Schema object".into());
+        }
+        let full = jsonschema::validator_for(schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        let mut relaxed = schema.clone();
+        if let Some(m) = relaxed.as_object_mut() {
+            m.shift_remove("required");
+        }
+        let partial =
+            jsonschema::validator_for(&relaxed).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        Ok(RecordSchema { full, partial })
+    }
+
+    /// Check a full record (insert).
+    pub fn check_insert(&self, data: &Value) -> Result<(), String> {
+        report(&self.full, data)
+    }
+
+    /// Check a partial record (update).
+    pub fn check_update(&self, patch: &Value) -> Result<(), String> {
+        report(&self.partial, patch)
+    }
+}
+
+fn report(v: &jsonschema::Validator, data: &Value) -> Result<(), String> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut total = 0;
+    for e in v.iter_errors(data) {
+        total += 1;
+        if problems.len() < MAX_REPORTED {
+            let pointer = e.instance_path().as_str().to_string();
+            let path = pointer.trim_start_matches('/').replace('/', ".");
+            let path = if path.is_empty() { "data".to_string() } else { path };
+            problems.push(format!("{path}: {e}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut msg = problems.join("; ");
+    if total > MAX_REPORTED {
+        msg.push_str(&format!(" (and {} more)", total - MAX_REPORTED));
+    }
+    Err(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> RecordSchema {
+        RecordSchema::compile(&json!({
+            "type": "object",
+            "properties": {
+                "content": {"type": "string", "maxLength": 5},
+                "author": {"type": "string"},
+                "meta": {"type": "object", "properties": {"n": {"type": "integer"}}}
+            },
+            "required": ["content", "author"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn insert_errors_name_field_paths() {
+        let s = schema();
+        assert!(s.check_insert(&json!({"content":"hi","author":"a"})).is_ok());
+        let e = s.check_insert(&json!({"content":"toolong","meta":{"n":"x"}})).unwrap_err();
+        assert!(e.contains("content:"), "{e}");
+        assert!(e.contains("meta.n:"), "{e}");
+        assert!(e.contains("author"), "{e}");
+    }
+
+    #[test]
+    fn updates_skip_required() {
+        let s = schema();
+        assert!(s.check_update(&json!({"author":"b"})).is_ok());
+        assert!(s.check_update(&json!({"content":5})).is_err());
+    }
+
+    #[test]
+    fn bad_schemas_are_refused() {
+        assert!(RecordSchema::compile(&json!(5)).is_err());
+        assert!(RecordSchema::compile(&json!({"type": 12})).is_err());
+    }
+}

@@ -1,0 +1,509 @@
+//! The engine actor: one task owns the [`Engine`], feeds it inputs and executes its
+//! actions.
+//!
+//! Connection tasks and HTTP handlers talk to it over one bounded channel
+//! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
+//! right away: frames go to each connection's bounded outbound queue (a full queue, or
+//! more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure` so
+//! the engine's slow-consumer policy decides), pings and closes to the connection's
+//! control channel, store calls to the store thread, command results to the waiting
+//! HTTP request.
+//!
+//! Timers follow quinn's `drive_timer`: one reusable `Sleep`, reset only when
+//! `poll_timeout()` changes, and the clock is checked before the sleep is polled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use engine::{
+    Action, Command, CommandError, ConnId, Engine, HostRequest, HostResult, InFrame, Input,
+    Millis, UpgradeRequest,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::metrics::Metrics;
+use crate::store::{Completion, Job, Reply, StoreHandle};
+
+/// The wall clock as the engine wants it: Unix epoch milliseconds.
+pub fn wall_now() -> Millis {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// Socket control a connection task executes (never dropped for lack of queue room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Send a WebSocket ping.
+    Ping,
+    /// Write the frames already queued, then a close frame, then end the connection.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+}
+
+/// State shared between the actor and one connection's writer.
+#[derive(Debug)]
+pub struct ConnShared {
+    /// Bytes queued in the outbound queue and not yet written.
+    pub queued: AtomicU64,
+    /// Whether the engine was last told that this connection is over the limit.
+    pub reported_over: AtomicBool,
+    /// The engine's `limits.maxBufferedBytes`.
+    pub limit: u64,
+}
+
+/// The actor's end of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    /// Data frames, bounded by `server.outboundQueue`.
+    pub out: mpsc::Sender<Message>,
+    /// Pings and the close; at most one ping per heartbeat interval and one close, so
+    /// unbounded is bounded in practice.
+    pub control: mpsc::UnboundedSender<Control>,
+    /// Byte accounting.
+    pub shared: Arc<ConnShared>,
+}
+
+/// How the engine answered an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    /// Complete the handshake (with this subprotocol).
+    Accept {
+        /// `Sec-WebSocket-Protocol` to answer with.
+        protocol: Option<String>,
+    },
+    /// Refuse with this status and JSON body.
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// JSON body.
+        body: String,
+    },
+}
+
+/// What connection tasks and HTTP handlers send to the actor.
+#[derive(Debug)]
+pub enum ToActor {
+    /// An upgrade request.
+    Open {
+        /// Connection id.
+        conn: ConnId,
+        /// The request.
+        request: UpgradeRequest,
+        /// Where its frames go.
+        handle: ConnHandle,
+        /// The engine's decision.
+        reply: oneshot::Sender<OpenOutcome>,
+    },
+    /// A data frame.
+    Frame {
+        /// Connection.
+        conn: ConnId,
+        /// A text or binary message.
+        message: Message,
+    },
+    /// A pong.
+    Pong {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// The writer drained its queue back under the limit.
+    Drained {
+        /// Connection.
+        conn: ConnId,
+        /// Bytes still queued.
+        buffered: u64,
+    },
+    /// The socket ended.
+    Closed {
+        /// Connection.
+        conn: ConnId,
+        /// Close code received, if any.
+        code: Option<u16>,
+    },
+    /// A server-API command.
+    Command {
+        /// The command.
+        command: Command,
+        /// Its result.
+        reply: oneshot::Sender<Result<Value, CommandError>>,
+    },
+    /// Mirror the engine counters into the Prometheus series (for a scrape).
+    SyncMetrics {
+        /// Answered once synced.
+        reply: oneshot::Sender<()>,
+    },
+    /// Stop the actor.
+    Stop,
+}
+
+/// Cloneable sender to the actor.
+#[derive(Debug, Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<ToActor>,
+}
+
+impl ActorHandle {
+    /// Send a message (waits for room; fails when the actor has stopped).
+    pub async fn send(&self, msg: ToActor) -> Result<(), ()> {
+        self.tx.send(msg).await.map_err(|_| ())
+    }
+
+    /// Run a command and wait for its result.
+    pub async fn command(&self, command: Command) -> Option<Result<Value, CommandError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ToActor::Command { command, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Bring the Prometheus series up to date.
+    pub async fn sync_metrics(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(ToActor::SyncMetrics { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// What the actor remembers about a connection.
+struct Peer {
+    handle: ConnHandle,
+    route: String,
+    client_id: String,
+    user: Option<String>,
+    open_reply: Option<oneshot::Sender<OpenOutcome>>,
+    accepted: bool,
+}
+
+/// The actor.
+pub struct Actor {
+    engine: Engine,
+    peers: HashMap<ConnId, Peer>,
+    commands: HashMap<u64, oneshot::Sender<Result<Value, CommandError>>>,
+    next_tag: u64,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+}
+
+/// Inbound channel capacity of the actor.
+pub const ACTOR_QUEUE: usize = 4096;
+
+impl Actor {
+    /// Create the actor's channel. Returns the handle and the receiver [`Actor::run`] needs.
+    pub fn channel() -> (ActorHandle, mpsc::Receiver<ToActor>) {
+        let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
+        (ActorHandle { tx }, rx)
+    }
+
+    /// An actor around `engine`.
+    pub fn new(engine: Engine, store: StoreHandle, metrics: Arc<Metrics>) -> Self {
+        Self {
+            engine,
+            peers: HashMap::new(),
+            commands: HashMap::new(),
+            next_tag: 0,
+            store,
+            metrics,
+        }
+    }
+
+    /// Run until [`ToActor::Stop`] or until every handle is dropped.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<ToActor>,
+        mut completions: mpsc::Receiver<Completion>,
+    ) {
+        let sleep = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(sleep);
+        let mut armed: Option<Millis> = None;
+        loop {
+            // drive_timer: check the clock first, then (re)arm only on a new deadline.
+            let mut next = self.engine.poll_timeout();
+            if let Some(deadline) = next {
+                let now = wall_now();
+                if deadline <= now {
+                    self.input(now, Input::Timeout);
+                    next = self.engine.poll_timeout();
+                }
+            }
+            if next != armed {
+                armed = next;
+                if let Some(deadline) = next {
+                    let wait = deadline.since(wall_now());
+                    sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+                }
+            }
+            tokio::select! {
+                biased;
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if !self.message(msg) {
+                        break;
+                    }
+                    // Drain what is already queued before looking at timers again.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(msg) => {
+                                if !self.message(msg) {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                done = completions.recv() => {
+                    if let Some(c) = done {
+                        self.input(wall_now(), Input::Completed {
+                            op: c.op,
+                            result: HostResult::Store(c.outcome),
+                        });
+                    }
+                }
+                () = &mut sleep, if armed.is_some() => {
+                    // Force a re-arm on the next turn even if the deadline is unchanged.
+                    armed = None;
+                    self.input(wall_now(), Input::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Handle one message; false to stop.
+    fn message(&mut self, msg: ToActor) -> bool {
+        let now = wall_now();
+        match msg {
+            ToActor::Open {
+                conn,
+                request,
+                handle,
+                reply,
+            } => {
+                self.peers.insert(
+                    conn,
+                    Peer {
+                        handle,
+                        route: request.path.clone(),
+                        client_id: request.client_id.clone(),
+                        user: None,
+                        open_reply: Some(reply),
+                        accepted: false,
+                    },
+                );
+                self.input(now, Input::Open { conn, request });
+            }
+            ToActor::Frame { conn, message } => {
+                if !self.peers.contains_key(&conn) {
+                    return true;
+                }
+                let frame = match &message {
+                    Message::Text(t) => InFrame::Text(t.as_str()),
+                    Message::Binary(b) => InFrame::Binary(b),
+                    _ => return true,
+                };
+                self.input(now, Input::Frame { conn, frame });
+            }
+            ToActor::Pong { conn } => {
+                if self.peers.contains_key(&conn) {
+                    self.input(now, Input::Pong { conn });
+                }
+            }
+            ToActor::Drained { conn, buffered } => {
+                if self.peers.contains_key(&conn) {
+                    self.input(now, Input::Backpressure { conn, buffered });
+                }
+            }
+            ToActor::Closed { conn, code } => {
+                if let Some(peer) = self.peers.remove(&conn) {
+                    if peer.accepted {
+                        log_close(&peer, code, "client");
+                    }
+                    self.input(now, Input::Closed { conn, code });
+                }
+            }
+            ToActor::Command { command, reply } => {
+                let tag = self.next_tag;
+                self.next_tag += 1;
+                self.commands.insert(tag, reply);
+                self.input(now, Input::Command { tag, command });
+            }
+            ToActor::SyncMetrics { reply } => {
+                self.metrics.sync(self.engine.metrics());
+                let _ = reply.send(());
+            }
+            ToActor::Stop => return false,
+        }
+        true
+    }
+
+    /// Feed one input and execute every action it produced.
+    fn input(&mut self, now: Millis, input: Input<'_>) {
+        let started = Instant::now();
+        if let Err(e) = self.engine.handle(now, input) {
+            // A host bug; the engine ignored the input.
+            tracing::error!(error = %e, "engine refused an input");
+        }
+        while let Some(action) = self.engine.poll_action() {
+            self.execute(now, action);
+        }
+        self.metrics
+            .handle_latency
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn execute(&mut self, now: Millis, action: Action) {
+        match action {
+            Action::Accept { conn, protocol } => {
+                let snapshot = self.engine.snapshot(conn);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.accepted = true;
+                    if let Some(s) = snapshot {
+                        peer.client_id = s.client_id;
+                        peer.user = s.user.map(|u| u.id);
+                    }
+                    tracing::info!(
+                        client = %peer.client_id,
+                        route = %peer.route,
+                        user = peer.user.as_deref().unwrap_or("-"),
+                        "connection opened"
+                    );
+                    if let Some(reply) = peer.open_reply.take() {
+                        if reply.send(OpenOutcome::Accept { protocol }).is_err() {
+                            // The HTTP request went away before the answer.
+                            self.peers.remove(&conn);
+                            self.feed_closed(now, conn, None);
+                        }
+                    }
+                }
+            }
+            Action::Reject { conn, status, body } => {
+                if let Some(mut peer) = self.peers.remove(&conn) {
+                    tracing::debug!(route = %peer.route, status, "upgrade rejected");
+                    if let Some(reply) = peer.open_reply.take() {
+                        let _ = reply.send(OpenOutcome::Reject { status, body });
+                    }
+                }
+            }
+            Action::Send { conn, frame } => {
+                let msg = to_message(&frame);
+                self.deliver(now, conn, msg);
+            }
+            Action::SendMany { conns, frame } => {
+                let msg = to_message(&frame);
+                for conn in conns {
+                    self.deliver(now, conn, msg.clone());
+                }
+            }
+            Action::Ping { conn } => {
+                if let Some(peer) = self.peers.get(&conn) {
+                    let _ = peer.handle.control.send(Control::Ping);
+                }
+            }
+            Action::Close { conn, code, reason } => {
+                if let Some(peer) = self.peers.remove(&conn) {
+                    log_close(&peer, Some(code), "server");
+                    let _ = peer.handle.control.send(Control::Close { code, reason });
+                    self.feed_closed(now, conn, Some(code));
+                }
+            }
+            Action::Call { op, request, .. } => {
+                let HostRequest::Store(request) = request;
+                if !self.store.submit(Job {
+                    request,
+                    reply: Reply::Engine(op),
+                }) {
+                    self.engine_completed_unavailable(now, op);
+                }
+            }
+            Action::CommandResult { tag, result } => {
+                if let Some(reply) = self.commands.remove(&tag) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    /// The store thread is gone: answer the call right away so the client is not left waiting.
+    fn engine_completed_unavailable(&mut self, now: Millis, op: engine::OpId) {
+        let outcome = engine::store::failed(
+            engine::StoreErrorKind::Unavailable,
+            "the store has stopped",
+        );
+        if let Err(e) = self.engine.handle(
+            now,
+            Input::Completed {
+                op,
+                result: HostResult::Store(outcome),
+            },
+        ) {
+            tracing::error!(error = %e, "engine refused a completion");
+        }
+    }
+
+    /// `Closed` after executing a `Close` (the socket task's own report is then ignored).
+    fn feed_closed(&mut self, now: Millis, conn: ConnId, code: Option<u16>) {
+        if let Err(e) = self.engine.handle(now, Input::Closed { conn, code }) {
+            tracing::error!(error = %e, "engine refused Closed");
+        }
+    }
+
+    /// Queue a frame for one connection; tell the engine when the queue is over its limit.
+    fn deliver(&mut self, now: Millis, conn: ConnId, msg: Message) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let shared = &peer.handle.shared;
+        let len = msg.len() as u64;
+        let report = match peer.handle.out.try_send(msg) {
+            Ok(()) => {
+                let queued = shared.queued.fetch_add(len, Ordering::AcqRel) + len;
+                (queued > shared.limit && !shared.reported_over.swap(true, Ordering::AcqRel))
+                    .then_some(queued)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // A full queue counts as over the byte limit: the engine's policy decides.
+                self.metrics.outbound_overflow.inc();
+                shared.reported_over.store(true, Ordering::Release);
+                let queued = shared.queued.load(Ordering::Acquire);
+                Some(queued.max(shared.limit.saturating_add(1)))
+            }
+            // The connection task is gone; its Closed report is on the way.
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        };
+        if let Some(buffered) = report {
+            if let Err(e) = self.engine.handle(now, Input::Backpressure { conn, buffered }) {
+                tracing::error!(error = %e, "engine refused Backpressure");
+            }
+        }
+    }
+}
+
+fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
+    tracing::info!(
+        client = %peer.client_id,
+        route = %peer.route,
+        user = peer.user.as_deref().unwrap_or("-"),
+        code = code.map_or(-1, i32::from),
+        by,
+        "connection closed"
+    );
+}
+
+/// An engine frame as a tungstenite message (one copy per action; recipients share it).
+fn to_message(frame: &engine::Frame) -> Message {
+    match frame {
+        engine::Frame::Text(t) => Message::Text(Utf8Bytes::from(&**t)),
+        engine::Frame::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),
+    }
+}

@@ -1,0 +1,438 @@
+//! The admin API under `/admin/`, protected by the admin key
+//! (`Authorization: Bearer KEY` or `X-Admin-Key: KEY`).
+//!
+//! Commands are the engine's server API: request bodies are deserialized straight into
+//! [`engine::Command`] with the command name taken from the path.
+//!
+//! | request | engine command / store operation |
+//! | --- | --- |
+//! | `GET /admin/info` | `serverInfo` |
+//! | `GET /admin/clients` | `clients` |
+//! | `GET /admin/rooms` | `rooms` |
+//! | `GET /admin/metrics` | `metrics` (engine counters as JSON) |
+//! | `POST /admin/publish` `{channel, data}` | `publish` |
+//! | `POST /admin/broadcast` `{message, filter?}` | `broadcast` |
+//! | `POST /admin/send` `{clientId, message}` | `sendTo` |
+//! | `POST /admin/disconnect` `{clientId, reason?}`, `DELETE /admin/clients/{clientId}` | `disconnect` |
+//! | `POST /admin/command` `{"command": ..., ...}` | any command |
+//! | `GET /admin/resources/{r}?limit=&cursor=&filter=` | store `list` |
+//! | `GET /admin/resources/{r}/{id}` | store `get` |
+//! | `POST /admin/resources/{r}` (record) | store `insert`, then `resourceChanged` |
+//! | `PATCH /admin/resources/{r}/{id}` (fields) | store `update`, then `resourceChanged` |
+//! | `DELETE /admin/resources/{r}/{id}` | store `delete`, then `resourceChanged` |
+//!
+//! Errors are JSON `{"code", "message"}` with the protocol's error codes.
+
+use std::sync::Arc;
+
+use engine::{ChangeKind, Command, ErrorCode, StoreErrorKind, StoreOutcome, StoreRequest};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::http::{json_error, json_value, status_for, Body};
+use crate::state::AppState;
+
+/// Answer one `/admin/...` request.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let (endpoint, resp) = route(&state, req).await;
+    state.metrics.admin_request(endpoint, resp.status().as_u16());
+    resp
+}
+
+fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let bearer = h
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let header = h.get("x-admin-key").and_then(|v| v.to_str().ok());
+    [bearer, header]
+        .into_iter()
+        .flatten()
+        .any(|k| constant_time_eq(k.trim().as_bytes(), state.admin_key.as_bytes()))
+}
+
+/// Compare without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Response<Body>) {
+    if !authorized(state, &req) {
+        return (
+            "unauthorized",
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "the admin API needs the admin key (Authorization: Bearer KEY or X-Admin-Key)",
+            ),
+        );
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let segments: Vec<String> = path
+        .trim_start_matches("/admin")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["info"]) => ("info", command(state, Command::ServerInfo).await),
+        (&Method::GET, ["clients"]) => ("clients", command(state, Command::Clients).await),
+        (&Method::GET, ["rooms"]) => ("rooms", command(state, Command::Rooms).await),
+        (&Method::GET, ["metrics"]) => ("metrics", command(state, Command::Metrics).await),
+        (&Method::POST, [name @ ("publish" | "broadcast" | "send" | "disconnect")]) => {
+            let tag = match *name {
+                "send" => "sendTo",
+                other => other,
+            };
+            let endpoint = match *name {
+                "publish" => "publish",
+                "broadcast" => "broadcast",
+                "send" => "send",
+                _ => "disconnect",
+            };
+            (endpoint, body_command(state, req, Some(tag)).await)
+        }
+        (&Method::POST, ["command"]) => ("command", body_command(state, req, None).await),
+        (&Method::DELETE, ["clients", client_id]) => {
+            let cmd = Command::Disconnect {
+                client_id: (*client_id).to_string(),
+                reason: None,
+            };
+            ("disconnect", command(state, cmd).await)
+        }
+        (_, ["resources", resource, rest @ ..]) => {
+            if !state.resources.contains(*resource) {
+                return (
+                    "resources",
+                    json_error(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::ResourceNotFound,
+                        format!("resource `{}` is not configured", crate::http::truncate(resource, 128)),
+                    ),
+                );
+            }
+            let resource = (*resource).to_string();
+            let resp = match (&method, rest) {
+                (&Method::GET, []) => list(state, resource, &query).await,
+                (&Method::GET, [id]) => get(state, resource, (*id).to_string()).await,
+                (&Method::POST, []) => insert(state, resource, req).await,
+                (&Method::PATCH | &Method::PUT, [id]) => update(state, resource, (*id).to_string(), req).await,
+                (&Method::DELETE, [id]) => delete(state, resource, (*id).to_string()).await,
+                _ => not_found(&method, &path),
+            };
+            ("resources", resp)
+        }
+        _ => ("unknown", not_found(&method, &path)),
+    }
+}
+
+fn not_found(method: &Method, path: &str) -> Response<Body> {
+    json_error(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no admin endpoint {method} {}", crate::http::truncate(path, 200)),
+    )
+}
+
+/// Run a command and turn its result into a response.
+async fn command(state: &AppState, cmd: Command) -> Response<Body> {
+    match state.actor.command(cmd).await {
+        Some(Ok(v)) => json_value(StatusCode::OK, &v),
+        Some(Err(e)) => json_error(status_for(e.code), e.code, e.message),
+        None => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "server is stopping",
+        ),
+    }
+}
+
+/// Read a JSON object body (empty body = `{}`).
+async fn read_object(state: &AppState, req: Request<Incoming>) -> Result<Map<String, Value>, Response<Body>> {
+    let bytes = match Limited::new(req.into_body(), state.max_admin_body).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Err(json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("request bodies are limited to {} bytes", state.max_admin_body),
+            ))
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Deserialize the body into a command (`tag` sets its `command` field).
+async fn body_command(state: &AppState, req: Request<Incoming>, tag: Option<&str>) -> Response<Body> {
+    let mut body = match read_object(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Some(tag) = tag {
+        body.insert("command".into(), Value::String(tag.into()));
+    }
+    match serde_path_to_error::deserialize::<_, Command>(Value::Object(body)) {
+        Ok(cmd) => command(state, cmd).await,
+        Err(e) => {
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let msg = if path == "." { msg } else { format!("{path}: {msg}") };
+            json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, msg)
+        }
+    }
+}
+
+fn store_error(e: &engine::StoreError) -> Response<Body> {
+    let (status, code, message) = match e.kind {
+        StoreErrorKind::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, e.message.clone()),
+        StoreErrorKind::Conflict => (
+            StatusCode::CONFLICT,
+            ErrorCode::ValidationError,
+            "id: a record with this id already exists".to_string(),
+        ),
+        StoreErrorKind::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "storage is unavailable; retry later".to_string(),
+        ),
+        StoreErrorKind::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "the storage operation failed".to_string(),
+        ),
+    };
+    json_error(status, code, message)
+}
+
+fn unexpected(outcome: &StoreOutcome) -> Response<Body> {
+    tracing::error!(?outcome, "store answered with the wrong outcome kind");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InternalError,
+        "the storage operation failed",
+    )
+}
+
+async fn list(state: &AppState, resource: String, query: &str) -> Response<Body> {
+    let mut limit = 100usize;
+    let mut cursor = None;
+    let mut filter = Value::Null;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidMessage,
+                        "limit must be a number from 1 to 1000",
+                    )
+                }
+            },
+            "cursor" => cursor = Some(v.into_owned()),
+            "filter" => match serde_json::from_str::<Value>(&v) {
+                Ok(f) if engine::filter::Filter::parse(&f).is_ok() => filter = f,
+                _ => {
+                    return json_error(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidMessage,
+                        "filter must be a JSON filter object",
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    let req = StoreRequest::List {
+        resource,
+        filter,
+        limit,
+        cursor,
+    };
+    match state.store.run(req).await {
+        StoreOutcome::Page { items, cursor } => {
+            json_value(StatusCode::OK, &json!({ "items": items, "cursor": cursor }))
+        }
+        StoreOutcome::Failed(e) if e.kind == StoreErrorKind::NotFound => json_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "cursor is not valid; start the listing again without it",
+        ),
+        StoreOutcome::Failed(e) => store_error(&e),
+        other => unexpected(&other),
+    }
+}
+
+async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
+    match state.store.run(StoreRequest::Get { resource, id: id.clone() }).await {
+        StoreOutcome::Record(Some(r)) => json_value(StatusCode::OK, &json!({ "record": r })),
+        StoreOutcome::Record(None) => json_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no record `{}`", crate::http::truncate(&id, 200)),
+        ),
+        StoreOutcome::Failed(e) => store_error(&e),
+        other => unexpected(&other),
+    }
+}
+
+/// Tell the engine about a change so subscribers get the event; returns `delivered`.
+async fn changed(state: &AppState, resource: String, event: ChangeKind, record: Value, previous: Option<Value>) -> Value {
+    let cmd = Command::ResourceChanged {
+        resource,
+        event,
+        record,
+        previous,
+    };
+    match state.actor.command(cmd).await {
+        Some(Ok(v)) => v.get("delivered").cloned().unwrap_or(Value::Null),
+        Some(Err(e)) => {
+            tracing::warn!(code = %e.code, message = %e.message, "resourceChanged refused");
+            Value::Null
+        }
+        None => Value::Null,
+    }
+}
+
+fn now_iso() -> Value {
+    Value::String(engine::timestamp::iso8601(crate::actor::wall_now()))
+}
+
+async fn insert(state: &AppState, resource: String, req: Request<Incoming>) -> Response<Body> {
+    let mut data = match read_object(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    // Same record shape as a socket insert: id first, timestamps set by the server.
+    let id = match data.remove("id") {
+        None => Value::String(crate::ids::random_id(20)),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s),
+        Some(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ValidationError,
+                "id: must be a non-empty string of at most 256 characters",
+            )
+        }
+    };
+    data.remove("createdAt");
+    data.remove("updatedAt");
+    let ts = now_iso();
+    let mut record = Map::with_capacity(data.len() + 3);
+    record.insert("id".into(), id);
+    record.extend(data);
+    record.insert("createdAt".into(), ts.clone());
+    record.insert("updatedAt".into(), ts);
+    let req = StoreRequest::Insert {
+        resource: resource.clone(),
+        record: Value::Object(record),
+    };
+    match state.store.run(req).await {
+        StoreOutcome::Inserted(record) => {
+            let delivered = changed(state, resource, ChangeKind::Insert, record.clone(), None).await;
+            json_value(
+                StatusCode::CREATED,
+                &json!({ "record": record, "delivered": delivered }),
+            )
+        }
+        StoreOutcome::Failed(e) => store_error(&e),
+        other => unexpected(&other),
+    }
+}
+
+async fn update(state: &AppState, resource: String, id: String, req: Request<Incoming>) -> Response<Body> {
+    let mut data = match read_object(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match data.remove("id") {
+        None => {}
+        Some(Value::String(s)) if s == id => {}
+        Some(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ValidationError,
+                "id: a record's id cannot be changed",
+            )
+        }
+    }
+    data.remove("createdAt");
+    data.insert("updatedAt".into(), now_iso());
+    let req = StoreRequest::Update {
+        resource: resource.clone(),
+        id,
+        patch: Value::Object(data),
+    };
+    match state.store.run(req).await {
+        StoreOutcome::Updated { record, previous } => {
+            let delivered = changed(
+                state,
+                resource,
+                ChangeKind::Update,
+                record.clone(),
+                Some(previous),
+            )
+            .await;
+            json_value(StatusCode::OK, &json!({ "record": record, "delivered": delivered }))
+        }
+        StoreOutcome::Failed(e) => store_error(&e),
+        other => unexpected(&other),
+    }
+}
+
+async fn delete(state: &AppState, resource: String, id: String) -> Response<Body> {
+    let req = StoreRequest::Delete {
+        resource: resource.clone(),
+        id,
+    };
+    match state.store.run(req).await {
+        StoreOutcome::Deleted { previous } => {
+            let delivered = changed(state, resource, ChangeKind::Delete, previous.clone(), None).await;
+            json_value(StatusCode::OK, &json!({ "record": previous, "delivered": delivered }))
+        }
+        StoreOutcome::Failed(e) => store_error(&e),
+        other => unexpected(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn key_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

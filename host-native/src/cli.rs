@@ -1,0 +1,233 @@
+//! The command line: `serve`, `check-config` and `token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Deployment, StoreKind};
+
+/// Switchboard: a real-time WebSocket server.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the server (without --config: the demo deployment on 127.0.0.1:3001).
+    Serve {
+        /// Config file (TOML, or JSON when it ends in .json).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:8080 (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Keep records in memory instead of the SQLite file.
+        #[arg(long)]
+        memory: bool,
+    },
+    /// Check a config file; print every problem with its field path (exit 1 if any).
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Mint an HS256 JWT for development.
+    Token {
+        /// HMAC secret (the server's auth.jwt.secret).
+        #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// User id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Role claim.
+        #[arg(long)]
+        role: Option<String>,
+        /// Scopes (repeat the flag for several).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Cmd::Serve {
+            config,
+            listen,
+            memory,
+        } => serve(config, listen, memory),
+        Cmd::CheckConfig { file } => check_config(&file),
+        Cmd::Token {
+            secret,
+            sub,
+            role,
+            scopes,
+            ttl,
+        } => token(&secret, sub, role, scopes, &ttl),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load_file(file) {
+        Ok(d) => {
+            println!(
+                "{}: ok ({} route(s), {} resource(s), listen {})",
+                file.display(),
+                d.engine.routes.len(),
+                d.engine.resources.len(),
+                d.server.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{}: {} problem(s)", file.display(), problems.0.len());
+            for p in &problems.0 {
+                eprintln!("  {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(secret: &str, sub: String, role: Option<String>, scopes: Vec<String>, ttl: &str) -> ExitCode {
+    let ttl_secs = match crate::token::parse_ttl(ttl) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("--ttl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = crate::actor::wall_now().0 / 1000;
+    let spec = crate::token::TokenSpec {
+        sub,
+        role,
+        scopes,
+        ttl_secs,
+    };
+    match crate::token::mint(secret, &spec, now) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> Result<Deployment, String> {
+    let mut d = match &config {
+        Some(path) => config::load_file(path).map_err(|p| format!("{}:\n{p}", path.display()))?,
+        None => config::demo().map_err(|p| format!("demo config:\n{p}"))?,
+    };
+    if let Some(l) = listen {
+        d.server.listen = l;
+        d.server
+            .listen_addr()
+            .map_err(|e| format!("--listen: {e}"))?;
+    }
+    if memory {
+        d.server.store = StoreKind::Memory;
+    }
+    Ok(d)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitCode {
+    let deployment = match load(config.clone(), listen, memory) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&deployment.server.log_level);
+    // Each connection is a file descriptor: use the whole hard limit.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        banner(&deployment, config.as_deref());
+        let server = match crate::server::start(deployment.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let scheme = if server.is_tls() { "wss" } else { "ws" };
+        let http = if server.is_tls() { "https" } else { "http" };
+        let addr = server.local_addr();
+        tracing::info!("listening on {addr}");
+        for route in &deployment.engine.routes {
+            tracing::info!("  websocket  {scheme}://{addr}{}", route.path);
+        }
+        tracing::info!("  health     {http}://{addr}/healthz  {http}://{addr}/readyz");
+        tracing::info!("  metrics    {http}://{addr}/metrics");
+        tracing::info!("  admin      {http}://{addr}/admin/  (admin key required)");
+        let signal = crate::shutdown::signal().await;
+        tracing::info!(signal, "signal received");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn banner(d: &Deployment, config: Option<&std::path::Path>) {
+    tracing::info!(
+        "switchboard {} starting ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.map_or_else(|| "demo config".to_string(), |p| p.display().to_string())
+    );
+    match d.server.store {
+        StoreKind::Sqlite => tracing::info!(
+            "store: SQLite {} (WAL, synchronous=FULL)",
+            d.server.data_dir.join(crate::store::DB_FILE).display()
+        ),
+        StoreKind::Memory => tracing::info!("store: memory (records are lost on exit)"),
+    }
+    let resources: Vec<&str> = d.engine.resources.keys().map(String::as_str).collect();
+    tracing::info!("resources: {}", if resources.is_empty() { "-".to_string() } else { resources.join(", ") });
+    if config::uses_dev_jwt_secret(&d.engine) {
+        let line = "*".repeat(78);
+        tracing::warn!("{line}");
+        tracing::warn!(
+            "* JWTs are verified with the public development secret `{}`.",
+            config::DEV_JWT_SECRET
+        );
+        tracing::warn!("* Anyone can mint tokens for this server. Set {} before exposing it.", config::ENV_JWT_SECRET);
+        tracing::warn!("{line}");
+    }
+    if d.server.admin_key == config::DEV_ADMIN_KEY {
+        tracing::warn!(
+            "the admin API uses the development key `{}`; set {}",
+            config::DEV_ADMIN_KEY,
+            config::ENV_ADMIN_KEY
+        );
+    }
+}

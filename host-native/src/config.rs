@@ -1,0 +1,394 @@
+//! Deployment configuration: one TOML (or JSON) document.
+//!
+//! Host settings live under `[server]`; every other top-level key is the engine's
+//! [`engine::Config`] (same camelCase keys). The document is converted to a
+//! `serde_json::Value`, secrets from the environment are applied
+//! (`SWITCHBOARD_JWT_SECRET` → `auth.jwt.secret`, `SWITCHBOARD_ADMIN_KEY` →
+//! `server.adminKey`), and both halves are validated so that every problem is
+//! reported with its field path.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The demo deployment (`examples/demo.toml`), used by `switchboard serve` without `--config`.
+pub const DEMO_TOML: &str = include_str!("../../examples/demo.toml");
+
+/// The JWT secret of the demo config; a server using it logs a loud warning.
+pub const DEV_JWT_SECRET: &str = "dev-secret";
+
+/// The admin key of the demo config; a server using it logs a warning.
+pub const DEV_ADMIN_KEY: &str = "dev-admin";
+
+/// Environment variable overriding `auth.jwt.secret`.
+pub const ENV_JWT_SECRET: &str = "SWITCHBOARD_JWT_SECRET";
+
+/// Environment variable overriding `server.adminKey`.
+pub const ENV_ADMIN_KEY: &str = "SWITCHBOARD_ADMIN_KEY";
+
+/// Settings of the native host (the `[server]` table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on. Default `127.0.0.1:3001`.
+    pub listen: String,
+    /// Directory holding the SQLite file (`switchboard.db`). Default `data`.
+    pub data_dir: PathBuf,
+    /// `sqlite` (default) or `memory` (nothing survives a restart).
+    pub store: StoreKind,
+    /// Key required by the admin API (`Authorization: Bearer KEY` or `X-Admin-Key`).
+    /// Default `dev-admin`; override with `SWITCHBOARD_ADMIN_KEY`.
+    pub admin_key: String,
+    /// Serve `wss://` with this certificate chain and key (PEM files).
+    pub tls: Option<TlsSettings>,
+    /// How long a graceful shutdown may take before remaining sockets are dropped. Default 10000.
+    pub shutdown_timeout_ms: u64,
+    /// Log filter (`info`, `debug`, `switchboard=debug,info`, ...); `RUST_LOG` wins. Default `info`.
+    pub log_level: String,
+    /// Frames queued per connection before the engine's slow-consumer policy is asked
+    /// to decide (a full queue counts as over `limits.maxBufferedBytes`). Default 1024.
+    pub outbound_queue: usize,
+    /// tungstenite read buffer per connection, in bytes (allocated eagerly). Default 4096.
+    pub read_buffer_size: usize,
+    /// tungstenite write buffer target, in bytes: frames are coalesced up to this size
+    /// before a write. Default 16384.
+    pub write_buffer_size: usize,
+    /// Largest admin API request body, in bytes. Default 1 MiB.
+    pub max_admin_body: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3001".into(),
+            data_dir: PathBuf::from("data"),
+            store: StoreKind::Sqlite,
+            admin_key: DEV_ADMIN_KEY.into(),
+            tls: None,
+            shutdown_timeout_ms: 10_000,
+            log_level: "info".into(),
+            outbound_queue: 1024,
+            read_buffer_size: 4096,
+            write_buffer_size: 16 * 1024,
+            max_admin_body: 1024 * 1024,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.listen
+            .parse()
+            .map_err(|e| format!("`{}` is not an address like 127.0.0.1:3001 ({e})", self.listen))
+    }
+}
+
+/// Which record store the server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite file in `dataDir` (WAL, `synchronous=FULL`).
+    #[default]
+    Sqlite,
+    /// In memory (the engine's reference `MemoryStore`).
+    Memory,
+}
+
+/// TLS certificate and key files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// A validated deployment: host settings plus the engine config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// `[server]`.
+    pub server: ServerSettings,
+    /// Everything else.
+    pub engine: engine::Config,
+}
+
+/// One problem in a config document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Field path (`server.listen`, `limits.maxConnections`; empty for the document).
+    pub path: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.problem)
+        } else {
+            write!(f, "{}: {}", self.path, self.problem)
+        }
+    }
+}
+
+/// Every problem found in a config document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+fn problem(path: impl Into<String>, problem: impl Into<String>) -> Problems {
+    Problems(vec![Problem {
+        path: path.into(),
+        problem: problem.into(),
+    }])
+}
+
+/// Parse TOML text into a JSON value (the form both halves are validated from).
+pub fn toml_to_json(text: &str) -> Result<Value, Problems> {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| problem("", e.to_string()))?;
+    serde_json::to_value(doc).map_err(|e| problem("", e.to_string()))
+}
+
+/// Read a config file: `.json` files are JSON, anything else is TOML.
+pub fn read_document(path: &Path) -> Result<Value, Problems> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| problem("", format!("cannot read {}: {e}", path.display())))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| problem("", e.to_string()))
+    } else {
+        toml_to_json(&text)
+    }
+}
+
+/// Apply the secret overrides from the environment (`env` looks a variable up).
+pub fn apply_env(doc: &mut Value, env: impl Fn(&str) -> Option<String>) {
+    let Value::Object(root) = doc else {
+        return;
+    };
+    if let Some(secret) = env(ENV_JWT_SECRET).filter(|s| !s.is_empty()) {
+        let auth = root
+            .entry("auth")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(auth) = auth {
+            let jwt = auth
+                .entry("jwt")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(jwt) = jwt {
+                jwt.insert("secret".into(), Value::String(secret));
+            }
+        }
+    }
+    if let Some(key) = env(ENV_ADMIN_KEY).filter(|s| !s.is_empty()) {
+        let server = root
+            .entry("server")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(server) = server {
+            server.insert("adminKey".into(), Value::String(key));
+        }
+    }
+}
+
+/// Validate a document (after [`apply_env`]) into a deployment, collecting every problem.
+pub fn from_document(mut doc: Value) -> Result<Deployment, Problems> {
+    let Value::Object(root) = &mut doc else {
+        return Err(problem("", "the config must be a table/object"));
+    };
+    let server_value = root
+        .remove("server")
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let mut problems = Vec::new();
+    let server = match serde_path_to_error::deserialize::<_, ServerSettings>(server_value) {
+        Ok(s) => {
+            problems.extend(check_server(&s).0);
+            Some(s)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "server".to_string()
+            } else {
+                format!("server.{path}")
+            };
+            problems.push(Problem {
+                path,
+                problem: e.into_inner().to_string(),
+            });
+            None
+        }
+    };
+    let engine = match engine::Config::from_value(doc) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.extend(e.issues.into_iter().map(|i| Problem {
+                path: i.path,
+                problem: i.problem,
+            }));
+            None
+        }
+    };
+    match (server, engine) {
+        (Some(server), Some(engine)) if problems.is_empty() => Ok(Deployment { server, engine }),
+        _ => Err(Problems(problems)),
+    }
+}
+
+/// Semantic checks of the host settings.
+pub fn check_server(s: &ServerSettings) -> Problems {
+    let mut out = Vec::new();
+    let mut push = |path: &str, p: String| {
+        out.push(Problem {
+            path: path.into(),
+            problem: p,
+        })
+    };
+    if let Err(e) = s.listen_addr() {
+        push("server.listen", e);
+    }
+    if s.admin_key.is_empty() {
+        push("server.adminKey", "must not be empty".into());
+    }
+    if s.shutdown_timeout_ms == 0 {
+        push("server.shutdownTimeoutMs", "must be at least 1".into());
+    }
+    if s.outbound_queue == 0 {
+        push("server.outboundQueue", "must be at least 1".into());
+    }
+    if s.read_buffer_size < 256 {
+        push("server.readBufferSize", "must be at least 256".into());
+    }
+    if s.max_admin_body == 0 {
+        push("server.maxAdminBody", "must be at least 1".into());
+    }
+    if tracing_subscriber::EnvFilter::try_new(&s.log_level).is_err() {
+        push(
+            "server.logLevel",
+            format!("`{}` is not a log filter like `info`", s.log_level),
+        );
+    }
+    if let Some(tls) = &s.tls {
+        for (path, file) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+            if let Err(e) = std::fs::metadata(file) {
+                push(path, format!("cannot read {}: {e}", file.display()));
+            }
+        }
+    }
+    Problems(out)
+}
+
+/// Load a deployment from a file, applying the real environment.
+pub fn load_file(path: &Path) -> Result<Deployment, Problems> {
+    let mut doc = read_document(path)?;
+    apply_env(&mut doc, |k| std::env::var(k).ok());
+    from_document(doc)
+}
+
+/// The demo deployment, applying the real environment.
+pub fn demo() -> Result<Deployment, Problems> {
+    let mut doc = toml_to_json(DEMO_TOML)?;
+    apply_env(&mut doc, |k| std::env::var(k).ok());
+    from_document(doc)
+}
+
+/// Whether the deployment verifies JWTs with the well-known development secret.
+pub fn uses_dev_jwt_secret(config: &engine::Config) -> bool {
+    config
+        .auth
+        .jwt
+        .as_ref()
+        .and_then(|j| j.secret.as_deref())
+        .is_some_and(|s| s == DEV_JWT_SECRET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn demo_toml_and_json_are_identical() {
+        let toml = toml_to_json(DEMO_TOML).unwrap();
+        let json: Value =
+            serde_json::from_str(include_str!("../../examples/demo.json")).unwrap();
+        assert_eq!(toml, json, "examples/demo.toml and examples/demo.json differ");
+    }
+
+    #[test]
+    fn demo_is_valid() {
+        let mut doc = toml_to_json(DEMO_TOML).unwrap();
+        apply_env(&mut doc, no_env);
+        let d = from_document(doc).unwrap();
+        assert_eq!(d.server.listen, "127.0.0.1:3001");
+        assert!(uses_dev_jwt_secret(&d.engine));
+        assert_eq!(d.engine.max_payload_size, 1024 * 1024);
+        assert!(d.engine.resources.contains_key("users"));
+        assert!(d.engine.resources.contains_key("messages"));
+    }
+
+    #[test]
+    fn env_overrides_secrets() {
+        let mut doc = toml_to_json(DEMO_TOML).unwrap();
+        apply_env(&mut doc, |k| match k {
+            ENV_JWT_SECRET => Some("s3cret".into()),
+            ENV_ADMIN_KEY => Some("adm".into()),
+            _ => None,
+        });
+        let d = from_document(doc).unwrap();
+        assert_eq!(d.server.admin_key, "adm");
+        assert!(!uses_dev_jwt_secret(&d.engine));
+        assert_eq!(
+            d.engine.auth.jwt.unwrap().secret.as_deref(),
+            Some("s3cret")
+        );
+    }
+
+    #[test]
+    fn every_problem_has_a_path() {
+        let doc = toml_to_json(
+            r#"
+            heartbeatInterval = "soon"
+            [server]
+            listen = "nowhere"
+            outboundQueue = 0
+            "#,
+        )
+        .unwrap();
+        let err = from_document(doc).unwrap_err();
+        let paths: Vec<_> = err.0.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"server.listen"), "{err}");
+        assert!(paths.contains(&"server.outboundQueue"), "{err}");
+        assert!(paths.contains(&"heartbeatInterval"), "{err}");
+    }
+
+    #[test]
+    fn unknown_server_key_is_reported() {
+        let doc = toml_to_json("[server]\nlisten_addr = \"x\"\n").unwrap();
+        let err = from_document(doc).unwrap_err();
+        assert_eq!(err.0[0].path, "server.listen_addr", "{err}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_are_reported() {
+        let err = toml_to_json("a = ").unwrap_err();
+        assert!(err.0[0].problem.contains("line 1"), "{err}");
+    }
+}

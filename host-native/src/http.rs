@@ -1,0 +1,138 @@
+//! The HTTP side of the one port: routing, health, readiness, metrics, server info.
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `Upgrade: websocket` on any path | the engine decides (101, or its status + JSON body) |
+//! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs |
+//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
+//! | `GET /metrics` | Prometheus text exposition |
+//! | `/admin/...` | the admin API ([`crate::admin`]) |
+//! | `GET /` or a non-upgrade `GET` on a WebSocket route | server info JSON |
+//! | anything else | 404 `{"code":"NOT_FOUND",...}` |
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine::{Command, ErrorCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// Response body type of every handler.
+pub type Body = Full<Bytes>;
+
+/// A JSON response from serialized text.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// A JSON response from a value.
+pub fn json_value(status: StatusCode, value: &Value) -> Response<Body> {
+    json_response(status, value.to_string())
+}
+
+/// A JSON error: `{"code": "...", "message": "..."}` (codes from the protocol's table).
+pub fn json_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response<Body> {
+    json_value(
+        status,
+        &json!({ "code": code.as_str(), "message": message.into() }),
+    )
+}
+
+/// The HTTP status that fits an engine error code.
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::NotFound | ErrorCode::ResourceNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::RateLimitExceeded | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn normalize(path: &str) -> &str {
+    if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    }
+}
+
+/// Answer one HTTP request.
+pub async fn serve(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    if crate::ws::is_upgrade(&req) {
+        return Ok(crate::ws::upgrade(state, req, peer).await);
+    }
+    let path = req.uri().path().to_string();
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
+    let resp = match path.as_str() {
+        "/healthz" if get => json_value(StatusCode::OK, &json!({"status": "ok"})),
+        "/readyz" if get => {
+            if state.ready.load(Ordering::Acquire) {
+                json_value(StatusCode::OK, &json!({"status": "ready"}))
+            } else {
+                json_value(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "draining"}),
+                )
+            }
+        }
+        "/metrics" if get => {
+            state.actor.sync_metrics().await;
+            let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        p if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(state, req).await,
+        p if get && (p == "/" || state.ws_paths.contains(normalize(p))) => {
+            match state.actor.command(Command::ServerInfo).await {
+                Some(Ok(info)) => json_value(StatusCode::OK, &info),
+                _ => json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "server is stopping",
+                ),
+            }
+        }
+        _ => json_error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("nothing at {} {}", req.method(), truncate(&path, 200)),
+        ),
+    };
+    Ok(resp)
+}
+
+/// At most `max` bytes of `s` (on a char boundary).
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,39 @@
+//! # switchboard: the native Switchboard server
+//!
+//! The sans-IO [`engine`] on tokio: hyper serves plain HTTP and WebSocket upgrades on
+//! one port, tokio-tungstenite speaks WebSocket, one actor task owns the engine, and a
+//! store thread runs SQLite. The host decides nothing about the protocol: it moves
+//! bytes, clocks and storage results in and executes the engine's actions.
+//!
+//! ```text
+//!  socket ──► connection task ──► actor (Engine) ──► store thread (SQLite)
+//!     ▲        (reader/writer)       │    ▲                 │
+//!     └──── outbound queue ◄─────────┘    └── Completed ────┘
+//! ```
+//!
+//! Modules: [`config`] (TOML/JSON deployment), [`server`] (start + graceful shutdown),
+//! [`http`] (routing, health, metrics), [`admin`] (admin API), [`ws`] (upgrades and
+//! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
+//! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
+//! [`ids`] (randomness).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod actor;
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+pub mod tls;
+pub mod token;
+pub mod ws;
+
+pub use config::Deployment;
+pub use server::{start, RunningServer};

@@ -1,0 +1,210 @@
+//! Prometheus metrics (`GET /metrics`), built with `prometheus-client`.
+//!
+//! Two kinds of series:
+//! - host series the host observes itself: engine handling latency, store latency,
+//!   outbound queue overflows, oversize-frame closes, admin requests;
+//! - engine counters mirrored from [`engine::metrics::Metrics`]: at each scrape the
+//!   actor hands over a snapshot and the difference since the previous scrape is
+//!   added to the Prometheus counters (gauges are set).
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Every series the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    last: Mutex<engine::metrics::Metrics>,
+
+    connections_open: Gauge,
+    connections: Counter,
+    disconnections: Counter,
+    rejected_upgrades: Family<Labels, Counter>,
+    messages_in: Counter,
+    messages_in_by_type: Family<Labels, Counter>,
+    messages_out: Counter,
+    fanout_deliveries: Counter,
+    broadcasts: Counter,
+    dropped_slow_consumer: Counter,
+    closed_slow_consumer: Counter,
+    errors: Family<Labels, Counter>,
+    pending_calls: Gauge,
+    timed_out_calls: Counter,
+    late_completions: Counter,
+    heartbeat_timeouts: Counter,
+
+    /// Seconds spent in one `Engine::handle` call plus executing its actions.
+    pub handle_latency: Histogram,
+    /// Seconds one store operation took on the store thread.
+    pub store_latency: Histogram,
+    /// Frames that did not fit a connection's outbound queue (the engine was told).
+    pub outbound_overflow: Counter,
+    /// Connections closed with 1009 because a frame exceeded `maxPayloadSize`.
+    pub oversize_closes: Counter,
+    /// Admin API requests by endpoint and HTTP status.
+    pub admin_requests: Family<Labels, Counter>,
+    /// WebSocket sockets the host holds open (including ones being closed).
+    pub sockets_open: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Create and register every series.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("switchboard");
+        let m = Metrics {
+            last: Mutex::new(engine::metrics::Metrics::default()),
+            connections_open: Gauge::default(),
+            connections: Counter::default(),
+            disconnections: Counter::default(),
+            rejected_upgrades: Family::default(),
+            messages_in: Counter::default(),
+            messages_in_by_type: Family::default(),
+            messages_out: Counter::default(),
+            fanout_deliveries: Counter::default(),
+            broadcasts: Counter::default(),
+            dropped_slow_consumer: Counter::default(),
+            closed_slow_consumer: Counter::default(),
+            errors: Family::default(),
+            pending_calls: Gauge::default(),
+            timed_out_calls: Counter::default(),
+            late_completions: Counter::default(),
+            heartbeat_timeouts: Counter::default(),
+            // 1 µs .. ~16 s
+            handle_latency: Histogram::new(exponential_buckets(1e-6, 2.0, 24)),
+            store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
+            outbound_overflow: Counter::default(),
+            oversize_closes: Counter::default(),
+            admin_requests: Family::default(),
+            sockets_open: Gauge::default(),
+            registry: Registry::default(),
+        };
+        r.register("connections_open", "Open WebSocket connections (engine view)", m.connections_open.clone());
+        r.register("connections", "WebSocket connections accepted", m.connections.clone());
+        r.register("disconnections", "WebSocket connections ended", m.disconnections.clone());
+        r.register("rejected_upgrades", "Upgrades rejected, by HTTP status", m.rejected_upgrades.clone());
+        r.register("messages_received", "Frames received", m.messages_in.clone());
+        r.register("messages_received_by_type", "Decoded client requests, by message type", m.messages_in_by_type.clone());
+        r.register("messages_sent", "Frames sent (each fan-out recipient counts)", m.messages_out.clone());
+        r.register("fanout_deliveries", "Fan-out deliveries (events, channel, room and broadcast messages)", m.fanout_deliveries.clone());
+        r.register("broadcasts", "Server-API broadcasts", m.broadcasts.clone());
+        r.register("dropped_slow_consumer", "Pushes skipped for slow consumers (drop policy)", m.dropped_slow_consumer.clone());
+        r.register("closed_slow_consumer", "Connections closed as slow consumers (close policy)", m.closed_slow_consumer.clone());
+        r.register("errors", "Error frames sent, by code", m.errors.clone());
+        r.register("pending_host_calls", "Host calls (storage) in flight", m.pending_calls.clone());
+        r.register("timed_out_host_calls", "Host calls that missed their deadline", m.timed_out_calls.clone());
+        r.register("late_completions", "Host-call completions that arrived too late", m.late_completions.clone());
+        r.register("heartbeat_timeouts", "Connections closed for missing pongs", m.heartbeat_timeouts.clone());
+        r.register("engine_handle_seconds", "Time to handle one input and execute its actions", m.handle_latency.clone());
+        r.register("store_operation_seconds", "Time of one storage operation", m.store_latency.clone());
+        r.register("outbound_queue_overflows", "Frames that found a connection's outbound queue full", m.outbound_overflow.clone());
+        r.register("oversize_frame_closes", "Connections closed with 1009 for frames over maxPayloadSize", m.oversize_closes.clone());
+        r.register("admin_requests", "Admin API requests, by endpoint and status", m.admin_requests.clone());
+        r.register("sockets_open", "WebSocket sockets held by the host", m.sockets_open.clone());
+        Metrics { registry: r, ..m }
+    }
+
+    /// Bring the mirrored series up to date with an engine snapshot.
+    pub fn sync(&self, now: &engine::metrics::Metrics) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let add = |c: &Counter, new: u64, old: u64| {
+            c.inc_by(new.saturating_sub(old));
+        };
+        self.connections_open.set(now.current_connections as i64);
+        self.pending_calls.set(now.pending_calls as i64);
+        add(&self.connections, now.connections, last.connections);
+        add(&self.disconnections, now.disconnections, last.disconnections);
+        add(&self.messages_in, now.messages_received, last.messages_received);
+        add(&self.messages_out, now.messages_sent, last.messages_sent);
+        add(&self.fanout_deliveries, now.fanout_deliveries, last.fanout_deliveries);
+        add(&self.broadcasts, now.broadcasts, last.broadcasts);
+        add(&self.dropped_slow_consumer, now.dropped_slow_consumer, last.dropped_slow_consumer);
+        add(&self.closed_slow_consumer, now.closed_slow_consumer, last.closed_slow_consumer);
+        add(&self.timed_out_calls, now.timed_out_calls, last.timed_out_calls);
+        add(&self.late_completions, now.late_completions, last.late_completions);
+        add(&self.heartbeat_timeouts, now.heartbeat_timeouts, last.heartbeat_timeouts);
+        for (status, n) in &now.rejected_upgrades {
+            let old = last.rejected_upgrades.get(status).copied().unwrap_or(0);
+            add(
+                &self.rejected_upgrades.get_or_create(&vec![("status".into(), status.to_string())]),
+                *n,
+                old,
+            );
+        }
+        for (ty, n) in &now.messages_received_by_type {
+            let old = last.messages_received_by_type.get(ty).copied().unwrap_or(0);
+            add(
+                &self.messages_in_by_type.get_or_create(&vec![("type".into(), ty.to_string())]),
+                *n,
+                old,
+            );
+        }
+        for (code, n) in &now.errors_by_code {
+            let old = last.errors_by_code.get(code).copied().unwrap_or(0);
+            add(
+                &self.errors.get_or_create(&vec![("code".into(), code.as_str().to_string())]),
+                *n,
+                old,
+            );
+        }
+        *last = now.clone();
+    }
+
+    /// Count one admin request.
+    pub fn admin_request(&self, endpoint: &str, status: u16) {
+        self.admin_requests
+            .get_or_create(&vec![
+                ("endpoint".into(), endpoint.to_string()),
+                ("status".into(), status.to_string()),
+            ])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_engine_counters_as_deltas() {
+        let m = Metrics::new();
+        let mut snap = engine::metrics::Metrics {
+            connections: 3,
+            current_connections: 2,
+            ..Default::default()
+        };
+        snap.messages_received_by_type.insert("ping", 4);
+        m.sync(&snap);
+        snap.connections = 5;
+        m.sync(&snap);
+        let text = m.render();
+        assert!(text.contains("switchboard_connections_total 5"), "{text}");
+        assert!(text.contains("switchboard_connections_open 2"), "{text}");
+        assert!(
+            text.contains("switchboard_messages_received_by_type_total{type=\"ping\"} 4"),
+            "{text}"
+        );
+        assert!(text.contains("switchboard_engine_handle_seconds_bucket"), "{text}");
+    }
+}

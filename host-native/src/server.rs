@@ -1,0 +1,260 @@
+//! Starting a server: store thread, engine actor, listener and accept loop; and the
+//! graceful shutdown that stops them in order.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use engine::{Command, Engine};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::actor::{Actor, ToActor};
+use crate::config::{Deployment, StoreKind};
+use crate::metrics::Metrics;
+use crate::state::{AppState, WsParams};
+use crate::store::StoreWorker;
+
+/// How long a client may take to send its request headers (or finish a TLS handshake).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server. Dropping it without [`RunningServer::shutdown`] leaves the tasks
+/// running until the runtime ends.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    tls: bool,
+    store_kind: StoreKind,
+    state: Arc<AppState>,
+    stop_accepting: CancellationToken,
+    http_shutdown: CancellationToken,
+    http_tasks: TaskTracker,
+    accept_task: JoinHandle<()>,
+    actor_task: JoinHandle<()>,
+    store_worker: StoreWorker,
+    shutdown_timeout: Duration,
+}
+
+/// Start serving a deployment. The listen address may use port 0; see
+/// [`RunningServer::local_addr`].
+pub async fn start(deployment: Deployment) -> anyhow::Result<RunningServer> {
+    let Deployment { server, engine } = deployment;
+    let addr = server.listen_addr().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
+    let tls = server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let metrics = Arc::new(Metrics::new());
+
+    let store = crate::store::open(server.store, &server.data_dir)?;
+    let (completions_tx, completions_rx) = mpsc::channel(1024);
+    let (store_handle, store_worker) = StoreWorker::spawn(store, completions_tx, metrics.clone())
+        .context("cannot start the store thread")?;
+
+    let ws = WsParams {
+        config: crate::ws::ws_config(
+            engine.max_payload_size,
+            server.read_buffer_size,
+            server.write_buffer_size,
+        ),
+        outbound_queue: server.outbound_queue,
+        max_buffered: engine.limits.max_buffered_bytes,
+    };
+    let ws_paths: BTreeSet<String> = engine
+        .routes
+        .iter()
+        .map(|r| {
+            if r.path.len() > 1 {
+                r.path.trim_end_matches('/').to_string()
+            } else {
+                r.path.clone()
+            }
+        })
+        .collect();
+    let resources: BTreeSet<String> = engine.resources.keys().cloned().collect();
+    let engine = Engine::with_seed(engine, crate::ids::seed())
+        .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
+
+    let (actor_handle, actor_rx) = Actor::channel();
+    let actor = Actor::new(engine, store_handle.clone(), metrics.clone());
+    let actor_task = tokio::spawn(actor.run(actor_rx, completions_rx));
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+
+    let state = Arc::new(AppState {
+        actor: actor_handle,
+        store: store_handle,
+        metrics,
+        admin_key: server.admin_key.clone(),
+        max_admin_body: server.max_admin_body,
+        ready: AtomicBool::new(true),
+        next_conn: AtomicU64::new(1),
+        ws,
+        ws_tasks: TaskTracker::new(),
+        hard_stop: CancellationToken::new(),
+        ws_paths,
+        resources,
+    });
+    let stop_accepting = CancellationToken::new();
+    let http_shutdown = CancellationToken::new();
+    let http_tasks = TaskTracker::new();
+    let accept_task = tokio::spawn(accept_loop(
+        listener,
+        tls.clone(),
+        state.clone(),
+        stop_accepting.clone(),
+        http_shutdown.clone(),
+        http_tasks.clone(),
+    ));
+    Ok(RunningServer {
+        addr: local,
+        tls: tls.is_some(),
+        store_kind: server.store,
+        state,
+        stop_accepting,
+        http_shutdown,
+        http_tasks,
+        accept_task,
+        actor_task,
+        store_worker,
+        shutdown_timeout: Duration::from_millis(server.shutdown_timeout_ms),
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    stop: CancellationToken,
+    http_shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = stop.cancelled() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let state = state.clone();
+        let shutdown = http_shutdown.clone();
+        match &tls {
+            None => {
+                tasks.spawn(serve_http(TokioIo::new(tcp), peer, state, shutdown));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tasks.spawn(async move {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, state, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Serve HTTP/1.1 on one socket until it closes, upgrades, or the server shuts down.
+async fn serve_http<I>(io: TokioIo<I>, peer: SocketAddr, state: Arc<AppState>, shutdown: CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| crate::http::serve(state.clone(), req, peer));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        }
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+        }
+    }
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether it serves `wss://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The store in use.
+    pub fn store_kind(&self) -> StoreKind {
+        self.store_kind
+    }
+
+    /// Graceful shutdown: `/readyz` turns 503, the engine refuses new upgrades and closes
+    /// every connection with 1001, queued frames are written, then the listener, the
+    /// actor and the store stop. Sockets still open at the deadline are dropped.
+    pub async fn shutdown(self) {
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.shutdown_timeout;
+        let state = self.state;
+        state.ready.store(false, Ordering::Release);
+        tracing::info!("shutting down: draining connections");
+        match tokio::time::timeout_at(
+            deadline,
+            state.actor.command(Command::Shutdown { reason: None }),
+        )
+        .await
+        {
+            Ok(Some(Ok(v))) => tracing::info!(closing = %v["closing"], "closing connections with 1001"),
+            _ => tracing::warn!("the engine did not answer the shutdown command"),
+        }
+        state.ws_tasks.close();
+        if tokio::time::timeout_at(deadline, state.ws_tasks.wait()).await.is_err() {
+            tracing::warn!(
+                left = state.ws_tasks.len(),
+                "shutdown deadline passed; dropping the remaining sockets"
+            );
+        }
+        state.hard_stop.cancel();
+        self.stop_accepting.cancel();
+        let _ = self.accept_task.await;
+        self.http_shutdown.cancel();
+        self.http_tasks.close();
+        let http_deadline = deadline.max(tokio::time::Instant::now() + Duration::from_millis(200));
+        let _ = tokio::time::timeout_at(http_deadline, self.http_tasks.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), state.ws_tasks.wait()).await;
+        let _ = state.actor.send(ToActor::Stop).await;
+        let _ = self.actor_task.await;
+        // Finish queued store work and close the database (checkpointing the WAL).
+        state.store.stop();
+        let worker = self.store_worker;
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shutdown complete");
+    }
+}

@@ -1,0 +1,53 @@
+//! State shared by the HTTP handlers and connection tasks of one server.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::actor::ActorHandle;
+use crate::metrics::Metrics;
+use crate::store::StoreHandle;
+
+/// Per-connection WebSocket parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct WsParams {
+    /// tungstenite limits and buffers.
+    pub config: WebSocketConfig,
+    /// Outbound queue capacity in frames.
+    pub outbound_queue: usize,
+    /// The engine's `limits.maxBufferedBytes`.
+    pub max_buffered: u64,
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    /// The engine actor.
+    pub actor: ActorHandle,
+    /// The store thread.
+    pub store: StoreHandle,
+    /// Prometheus series.
+    pub metrics: Arc<Metrics>,
+    /// Admin API key.
+    pub admin_key: String,
+    /// Largest admin request body.
+    pub max_admin_body: usize,
+    /// False while draining (`/readyz` answers 503).
+    pub ready: AtomicBool,
+    /// Next connection id.
+    pub next_conn: AtomicU64,
+    /// WebSocket parameters.
+    pub ws: WsParams,
+    /// Connection tasks (awaited on shutdown).
+    pub ws_tasks: TaskTracker,
+    /// Fired when the shutdown deadline passes: every task drops its socket.
+    pub hard_stop: CancellationToken,
+    /// Paths of the WebSocket routes (plain GETs there answer with server info).
+    pub ws_paths: BTreeSet<String>,
+    /// Configured resources (admin resource writes must name one).
+    pub resources: BTreeSet<String>,
+}
