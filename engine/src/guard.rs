@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use crate::filter::Filter;
 
 /// The actions a guard can be attached to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GuardAction {
     /// Subscribing to changes (`user`, `filter`).
@@ -83,14 +85,17 @@ pub struct Guard {
 
 impl fmt::Debug for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard").field("source", &self.source).finish()
+        f.debug_struct("Guard")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
 impl Guard {
     /// Compile an expression; the error names the problem.
     pub fn compile(source: &str) -> Result<Guard, String> {
-        let program = cel::Program::compile(source).map_err(|e| format!("not a valid CEL expression: {e}"))?;
+        let program = cel::Program::compile(source)
+            .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         let uses_record = program.references().has_variable("record");
         Ok(Guard {
             source: source.to_string(),
@@ -124,7 +129,9 @@ impl Guard {
         c.add_variable_from_value("record", var(ctx.record)?);
         c.add_variable_from_value(
             "id",
-            ctx.id.map_or(cel::Value::Null, |s| cel::Value::String(s.to_string().into())),
+            ctx.id.map_or(cel::Value::Null, |s| {
+                cel::Value::String(s.to_string().into())
+            }),
         );
         let out = self.program.execute(&c).map_err(|e| e.to_string())?;
         match out {
@@ -133,7 +140,8 @@ impl Guard {
             cel::Value::Map(_) => {
                 let json = out.json().map_err(|e| e.to_string())?;
                 let json = canonical(json);
-                Filter::parse(&json).map_err(|e| format!("guard returned an invalid filter: {e}"))?;
+                Filter::parse(&json)
+                    .map_err(|e| format!("guard returned an invalid filter: {e}"))?;
                 Ok(GuardOutcome::Filter(json))
             }
             other => Err(format!(
@@ -151,7 +159,12 @@ fn canonical(v: Value) -> Value {
         Value::Object(m) => {
             let mut entries: Vec<(String, Value)> = m.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect::<Map<_, _>>())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect::<Map<_, _>>(),
+            )
         }
         Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
         other => other,
@@ -208,21 +221,30 @@ mod tests {
 
     #[test]
     fn record_use_is_detected() {
-        assert!(Guard::compile("record.ownerId == user.id").unwrap().uses_record());
-        assert!(!Guard::compile("user.role == 'admin'").unwrap().uses_record());
+        assert!(Guard::compile("record.ownerId == user.id")
+            .unwrap()
+            .uses_record());
+        assert!(!Guard::compile("user.role == 'admin'")
+            .unwrap()
+            .uses_record());
     }
 
     #[test]
     fn filter_maps_are_canonical() {
         let out = eval("{'b': 1, 'a': {'z': 1, 'y': 2}}", None).unwrap();
-        let GuardOutcome::Filter(f) = out else { panic!() };
+        let GuardOutcome::Filter(f) = out else {
+            panic!()
+        };
         assert_eq!(f.to_string(), r#"{"a":{"y":2,"z":1},"b":1}"#);
     }
 
     #[test]
     fn and_filters_combines() {
         assert_eq!(and_filters(None, Some(&json!({}))), None);
-        assert_eq!(and_filters(Some(&json!({"a":1})), None), Some(json!({"a":1})));
+        assert_eq!(
+            and_filters(Some(&json!({"a":1})), None),
+            Some(json!({"a":1}))
+        );
         assert_eq!(
             and_filters(Some(&json!({"a":1})), Some(&json!({"b":2}))),
             Some(json!({"$and":[{"a":1},{"b":2}]}))

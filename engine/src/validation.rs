@@ -29,13 +29,14 @@ impl RecordSchema {
         if !schema.is_object() {
             return Err("must be a JSON Schema object".into());
         }
-        let full = jsonschema::validator_for(schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        let full = jsonschema::validator_for(schema)
+            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
         let mut relaxed = schema.clone();
         if let Some(m) = relaxed.as_object_mut() {
             m.shift_remove("required");
         }
-        let partial =
-            jsonschema::validator_for(&relaxed).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        let partial = jsonschema::validator_for(&relaxed)
+            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
         Ok(RecordSchema { full, partial })
     }
 
@@ -58,7 +59,11 @@ fn report(v: &jsonschema::Validator, data: &Value) -> Result<(), String> {
         if problems.len() < MAX_REPORTED {
             let pointer = e.instance_path().as_str().to_string();
             let path = pointer.trim_start_matches('/').replace('/', ".");
-            let path = if path.is_empty() { "data".to_string() } else { path };
+            let path = if path.is_empty() {
+                "data".to_string()
+            } else {
+                path
+            };
             problems.push(format!("{path}: {e}"));
         }
     }
@@ -93,8 +98,12 @@ mod tests {
     #[test]
     fn insert_errors_name_field_paths() {
         let s = schema();
-        assert!(s.check_insert(&json!({"content":"hi","author":"a"})).is_ok());
-        let e = s.check_insert(&json!({"content":"toolong","meta":{"n":"x"}})).unwrap_err();
+        assert!(s
+            .check_insert(&json!({"content":"hi","author":"a"}))
+            .is_ok());
+        let e = s
+            .check_insert(&json!({"content":"toolong","meta":{"n":"x"}}))
+            .unwrap_err();
         assert!(e.contains("content:"), "{e}");
         assert!(e.contains("meta.n:"), "{e}");
         assert!(e.contains("author"), "{e}");

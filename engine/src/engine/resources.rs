@@ -135,7 +135,10 @@ fn store_error(kind: StoreErrorKind) -> (ErrorCode, &'static str) {
             ErrorCode::ValidationError,
             "id: a record with this id already exists",
         ),
-        StoreErrorKind::Unavailable => (ErrorCode::Unavailable, "storage is unavailable; retry later"),
+        StoreErrorKind::Unavailable => (
+            ErrorCode::Unavailable,
+            "storage is unavailable; retry later",
+        ),
         StoreErrorKind::Internal => (ErrorCode::InternalError, "the storage operation failed"),
     }
 }
@@ -156,7 +159,11 @@ impl Engine {
                 ),
             ));
         };
-        self.role_allowed(slot, &rc.auth, &format!("use resource `{}`", clip(resource)))?;
+        self.role_allowed(
+            slot,
+            &rc.auth,
+            &format!("use resource `{}`", clip(resource)),
+        )?;
         Ok(rc.clone())
     }
 
@@ -205,7 +212,14 @@ impl Engine {
     }
 
     /// Register a host call for `slot`, enforcing the pending-call bounds.
-    fn call(&mut self, now: Millis, slot: usize, request: HostRequest, then: Continuation, rid: Rid) {
+    fn call(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        request: HostRequest,
+        then: Continuation,
+        rid: Rid,
+    ) {
         let limits = &self.config.limits;
         if self.conns[slot].pending >= limits.max_pending_calls_per_connection {
             return self.send_error(
@@ -219,7 +233,12 @@ impl Engine {
             );
         }
         if self.pending.len() >= limits.max_pending_calls {
-            return self.send_error(slot, ErrorCode::Unavailable, "the server is busy; retry shortly", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::Unavailable,
+                "the server is busy; retry shortly",
+                rid,
+            );
         }
         let op = self.ops.next();
         let deadline = now.plus(limits.host_call_timeout_ms);
@@ -235,7 +254,8 @@ impl Engine {
             },
         );
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers.reschedule(TimerKey::Op(op), None, Some(deadline));
+        self.timers
+            .reschedule(TimerKey::Op(op), None, Some(deadline));
         self.actions.push_back(Action::Call {
             op,
             conn: Some(conn),
@@ -244,7 +264,14 @@ impl Engine {
         });
     }
 
-    fn call_store(&mut self, now: Millis, slot: usize, request: StoreRequest, forced: Option<Value>, rid: Rid) {
+    fn call_store(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        request: StoreRequest,
+        forced: Option<Value>,
+        rid: Rid,
+    ) {
         let then = Continuation::Store {
             request: request.clone(),
             forced,
@@ -257,7 +284,13 @@ impl Engine {
             resource: op.resource.clone(),
             id: op.id.clone().unwrap_or_default(),
         };
-        self.call(now, slot, HostRequest::Store(request), Continuation::Prefetch(Box::new(op)), rid);
+        self.call(
+            now,
+            slot,
+            HostRequest::Store(request),
+            Continuation::Prefetch(Box::new(op)),
+            rid,
+        );
     }
 
     /// Run (or resume) the pipeline of a resource request.
@@ -285,7 +318,9 @@ impl Engine {
                 match g.evaluate(&ctx) {
                     Ok(GuardOutcome::Allow) => {}
                     Ok(GuardOutcome::Deny) => return self.deny(slot, None, rid),
-                    Ok(GuardOutcome::Filter(f)) => op.forced = and_filters(op.forced.as_ref(), Some(&f)),
+                    Ok(GuardOutcome::Filter(f)) => {
+                        op.forced = and_filters(op.forced.as_ref(), Some(&f))
+                    }
                     Err(_) => {
                         self.metrics.guard_errors += 1;
                         return self.deny(slot, None, rid);
@@ -301,13 +336,22 @@ impl Engine {
             context.insert("filter".into(), op.filter.clone().unwrap_or(Value::Null));
             context.insert("data".into(), op.data.clone().unwrap_or(Value::Null));
             context.insert("record".into(), op.record.clone().unwrap_or(Value::Null));
-            context.insert("id".into(), op.id.clone().map_or(Value::Null, Value::String));
+            context.insert(
+                "id".into(),
+                op.id.clone().map_or(Value::Null, Value::String),
+            );
             let request = HostRequest::Guard {
                 resource: op.resource.clone(),
                 action: op.action,
                 context: Value::Object(context),
             };
-            return self.call(now, slot, request, Continuation::HostGuard(Box::new(op)), rid);
+            return self.call(
+                now,
+                slot,
+                request,
+                Continuation::HostGuard(Box::new(op)),
+                rid,
+            );
         }
         if let Some(forced) = op.forced.clone() {
             let f = match Filter::parse(&forced) {
@@ -315,10 +359,12 @@ impl Engine {
                 Err(_) => return self.deny(slot, None, rid),
             };
             match op.action {
-                GuardAction::Create => {
-                    if !op.data.as_ref().is_some_and(|d| f.matches(d)) {
-                        return self.deny(slot, Some("Access denied: the record is outside what you may create".into()), rid);
-                    }
+                GuardAction::Create if !op.data.as_ref().is_some_and(|d| f.matches(d)) => {
+                    return self.deny(
+                        slot,
+                        Some("Access denied: the record is outside what you may create".into()),
+                        rid,
+                    );
                 }
                 GuardAction::Update | GuardAction::Delete => match &op.record {
                     None => return self.prefetch(now, slot, op, rid),
@@ -328,7 +374,11 @@ impl Engine {
                             _ => r.clone(),
                         };
                         if !f.matches(r) || !f.matches(&after) {
-                            return self.deny(slot, Some("Access denied for this record".into()), rid);
+                            return self.deny(
+                                slot,
+                                Some("Access denied for this record".into()),
+                                rid,
+                            );
                         }
                     }
                 },
@@ -339,7 +389,8 @@ impl Engine {
         match op.action {
             GuardAction::Subscribe => self.register_subscription(slot, op, rid),
             GuardAction::List => {
-                let filter = and_filters(op.filter.as_ref(), op.forced.as_ref()).unwrap_or(Value::Null);
+                let filter =
+                    and_filters(op.filter.as_ref(), op.forced.as_ref()).unwrap_or(Value::Null);
                 let request = StoreRequest::List {
                     resource,
                     filter,
@@ -383,7 +434,9 @@ impl Engine {
 
     /// The last step of `subscribe`: index the subscription and confirm it.
     fn register_subscription(&mut self, slot: usize, op: ResourceOp, rid: Rid) {
-        if self.conns[slot].state.subscriptions.len() >= self.config.limits.max_subscriptions_per_connection {
+        if self.conns[slot].state.subscriptions.len()
+            >= self.config.limits.max_subscriptions_per_connection
+        {
             return self.send_error(
                 slot,
                 ErrorCode::LimitExceeded,
@@ -403,7 +456,9 @@ impl Engine {
         s.next_subscription += 1;
         let id = format!("sub-{}", s.next_subscription);
         let conn = self.conns[slot].id;
-        let key = self.hub.subscribe_resource(slot, conn, &op.resource, parsed, &op.events);
+        let key = self
+            .hub
+            .subscribe_resource(slot, conn, &op.resource, parsed, &op.events);
         let c = &mut self.conns[slot];
         c.sub_keys.push(key);
         c.state.subscriptions.push(Subscription {
@@ -428,12 +483,24 @@ impl Engine {
         );
     }
 
-    pub(super) fn crud_get(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
+    pub(super) fn crud_get(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        resource: String,
+        id: String,
+        rid: Rid,
+    ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         let mut op = ResourceOp::new(GuardAction::Get, resource);
         op.id = Some(id);
@@ -463,7 +530,12 @@ impl Engine {
         let limit = match limit {
             None => rc.max_list_limit,
             Some(0) => {
-                return self.send_error(slot, ErrorCode::InvalidMessage, "`limit` must be at least 1", rid)
+                return self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "`limit` must be at least 1",
+                    rid,
+                )
             }
             Some(n) => (n.min(rc.max_list_limit as u64)) as usize,
         };
@@ -530,13 +602,23 @@ impl Engine {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         match data.shift_remove("id") {
             None => {}
             Some(Value::String(s)) if s == id => {}
             Some(_) => {
-                return self.send_error(slot, ErrorCode::ValidationError, "id: a record's id cannot be changed", rid)
+                return self.send_error(
+                    slot,
+                    ErrorCode::ValidationError,
+                    "id: a record's id cannot be changed",
+                    rid,
+                )
             }
         }
         data.shift_remove("createdAt");
@@ -554,12 +636,24 @@ impl Engine {
         self.run_op(now, slot, op, rid);
     }
 
-    pub(super) fn crud_delete(&mut self, now: Millis, slot: usize, resource: String, id: String, rid: Rid) {
+    pub(super) fn crud_delete(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        resource: String,
+        id: String,
+        rid: Rid,
+    ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
         if id.is_empty() {
-            return self.send_error(slot, ErrorCode::InvalidMessage, "`id` must not be empty", rid);
+            return self.send_error(
+                slot,
+                ErrorCode::InvalidMessage,
+                "`id` must not be empty",
+                rid,
+            );
         }
         let mut op = ResourceOp::new(GuardAction::Delete, resource);
         op.id = Some(id);
@@ -573,7 +667,8 @@ impl Engine {
             return;
         };
         self.metrics.pending_calls = self.pending.len() as u64;
-        self.timers.reschedule(TimerKey::Op(op), Some(call.deadline), None);
+        self.timers
+            .reschedule(TimerKey::Op(op), Some(call.deadline), None);
         let slot = call.conn.and_then(|c| self.by_conn.get(&c).copied());
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
@@ -591,12 +686,19 @@ impl Engine {
                         op.record = Some(r);
                         self.run_op(now, s, *op, rid);
                     }
-                    StoreOutcome::Record(None) => self.send_error(s, ErrorCode::NotFound, "Record not found", rid),
+                    StoreOutcome::Record(None) => {
+                        self.send_error(s, ErrorCode::NotFound, "Record not found", rid)
+                    }
                     StoreOutcome::Failed(e) => {
                         let (code, msg) = store_error(e.kind);
                         self.send_error(s, code, msg, rid);
                     }
-                    _ => self.send_error(s, ErrorCode::InternalError, "the storage operation failed", rid),
+                    _ => self.send_error(
+                        s,
+                        ErrorCode::InternalError,
+                        "the storage operation failed",
+                        rid,
+                    ),
                 }
             }
             (Continuation::HostGuard(mut op), HostResult::Guard(decision)) => {
@@ -643,7 +745,9 @@ impl Engine {
                 .unwrap_or_default()
         };
         match (request, outcome) {
-            (StoreRequest::List { .. }, StoreOutcome::Failed(err)) if err.kind == StoreErrorKind::NotFound => {
+            (StoreRequest::List { .. }, StoreOutcome::Failed(err))
+                if err.kind == StoreErrorKind::NotFound =>
+            {
                 if let Some(s) = reply_to {
                     self.send_error(
                         s,
@@ -674,7 +778,15 @@ impl Engine {
                 match visible {
                     Some(r) => {
                         let data = strip_protected(&r, &protected(self, &resource));
-                        self.send(s, &ServerMessage::Data { resource, data, cursor: None, request_id: rid });
+                        self.send(
+                            s,
+                            &ServerMessage::Data {
+                                resource,
+                                data,
+                                cursor: None,
+                                request_id: rid,
+                            },
+                        );
                     }
                     None => self.send_error(
                         s,
@@ -707,26 +819,52 @@ impl Engine {
             (StoreRequest::Insert { resource, .. }, StoreOutcome::Inserted(record)) => {
                 if let Some(s) = reply_to {
                     let data = self.reply_view(s, &resource, &record);
-                    self.send(s, &ServerMessage::Inserted { resource: resource.clone(), data, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Inserted {
+                            resource: resource.clone(),
+                            data,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Insert, &record, None);
             }
             (StoreRequest::Update { resource, .. }, StoreOutcome::Updated { record, previous }) => {
                 if let Some(s) = reply_to {
                     let data = self.reply_view(s, &resource, &record);
-                    self.send(s, &ServerMessage::Updated { resource: resource.clone(), data, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Updated {
+                            resource: resource.clone(),
+                            data,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Update, &record, Some(&previous));
             }
             (StoreRequest::Delete { resource, id }, StoreOutcome::Deleted { previous }) => {
                 if let Some(s) = reply_to {
-                    self.send(s, &ServerMessage::Deleted { resource: resource.clone(), id, request_id: rid });
+                    self.send(
+                        s,
+                        &ServerMessage::Deleted {
+                            resource: resource.clone(),
+                            id,
+                            request_id: rid,
+                        },
+                    );
                 }
                 self.fanout_change(now, &resource, ChangeKind::Delete, &previous, None);
             }
             (_, _) => {
                 if let Some(s) = reply_to {
-                    self.send_error(s, ErrorCode::InternalError, "the storage operation failed", rid);
+                    self.send_error(
+                        s,
+                        ErrorCode::InternalError,
+                        "the storage operation failed",
+                        rid,
+                    );
                 }
             }
         }
@@ -746,7 +884,10 @@ impl Engine {
             strip_protected(record, &p)
         } else {
             let mut m = Map::new();
-            m.insert("id".into(), record.get("id").cloned().unwrap_or(Value::Null));
+            m.insert(
+                "id".into(),
+                record.get("id").cloned().unwrap_or(Value::Null),
+            );
             Value::Object(m)
         }
     }

@@ -80,10 +80,17 @@ pub fn check<S: RecordStore>(mut make: impl FnMut() -> S) {
     let StoreOutcome::Updated { record, previous } = out else {
         panic!("store contract: update returns Updated, got {out:?}");
     };
-    assert_eq!(previous, rec, "store contract: update returns the previous record");
+    assert_eq!(
+        previous, rec,
+        "store contract: update returns the previous record"
+    );
     assert_eq!(record["n"], 2, "store contract: update sets fields");
     assert_eq!(record["extra"], true, "store contract: update adds fields");
-    assert_eq!(record["nested"], json!({"k":"v"}), "store contract: update keeps other fields");
+    assert_eq!(
+        record["nested"],
+        json!({"k":"v"}),
+        "store contract: update keeps other fields"
+    );
     assert_eq!(record["id"], "a", "store contract: update keeps the id");
     expect_kind(
         s.apply(&StoreRequest::Update {
@@ -125,18 +132,32 @@ pub fn check<S: RecordStore>(mut make: impl FnMut() -> S) {
     for round in 0.. {
         assert!(round < 30, "store contract: pagination must terminate");
         let out = s.apply(&list("r", json!({"team":"even"}), 4, cursor.take()));
-        let StoreOutcome::Page { items, cursor: next } = out else {
+        let StoreOutcome::Page {
+            items,
+            cursor: next,
+        } = out
+        else {
             panic!("store contract: list returns Page, got {out:?}");
         };
         assert!(items.len() <= 4, "store contract: list honours limit");
-        seen.extend(items.iter().map(|r| r["id"].as_str().unwrap_or("").to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|r| r["id"].as_str().unwrap_or("").to_string()),
+        );
         match next {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
-    let expected: Vec<String> = (0..25).filter(|i| i % 2 == 0).map(|i| format!("id{i:02}")).collect();
-    assert_eq!(seen, expected, "store contract: pages cover every match once, in id order");
+    let expected: Vec<String> = (0..25)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("id{i:02}"))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "store contract: pages cover every match once, in id order"
+    );
     let out = s.apply(&list("r", json!({"n":{"$gte":20}}), 100, None));
     let StoreOutcome::Page { items, cursor } = out else {
         panic!("store contract: list returns Page");
@@ -146,7 +167,10 @@ pub fn check<S: RecordStore>(mut make: impl FnMut() -> S) {
     let out = s.apply(&list("empty", Value::Null, 10, None));
     assert_eq!(
         out,
-        StoreOutcome::Page { items: vec![], cursor: None },
+        StoreOutcome::Page {
+            items: vec![],
+            cursor: None
+        },
         "store contract: listing an empty resource is an empty page"
     );
     expect_kind(

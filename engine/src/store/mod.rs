@@ -144,7 +144,10 @@ impl MemoryStore {
 }
 
 fn record_id(record: &Value) -> Option<&str> {
-    record.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())
+    record
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 impl RecordStore for MemoryStore {
@@ -221,7 +224,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trip() {
-        assert_eq!(decode_cursor(&encode_cursor("a/b é")).as_deref(), Some("a/b é"));
+        assert_eq!(
+            decode_cursor(&encode_cursor("a/b é")).as_deref(),
+            Some("a/b é")
+        );
         assert_eq!(decode_cursor("!!"), None);
     }
 }

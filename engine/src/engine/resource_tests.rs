@@ -1,0 +1,528 @@
+//! Resource tests: CRUD over a real (memory) store, guards per action and outcome,
+//! protected fields, and regressions for the s3db.js bugs B3–B7.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::hostcall::GuardDecision;
+use crate::store::{MemoryStore, RecordStore};
+
+const T0: u64 = 1_700_000_000_000;
+
+/// An engine whose storage calls are answered by a MemoryStore; guard calls are
+/// answered by `host_guard`.
+struct R {
+    e: Engine,
+    store: MemoryStore,
+    host_guard: Box<dyn FnMut(&Value) -> GuardDecision>,
+    guard_calls: usize,
+}
+
+impl R {
+    fn new(resources: Value) -> R {
+        let cfg = json!({
+            "auth": {"apiKeys": {
+                "key_admin": {"id": "admin1", "role": "admin", "tenantId": "t1"},
+                "key_u1": {"id": "u1", "role": "user", "tenantId": "t1"},
+                "key_u2": {"id": "u2", "role": "user", "tenantId": "t2"}
+            }},
+            "heartbeatInterval": 0,
+            "resources": resources
+        });
+        R {
+            e: Engine::with_seed(Config::from_value(cfg).unwrap(), 1).unwrap(),
+            store: MemoryStore::new(),
+            host_guard: Box::new(|_| GuardDecision::Allow),
+            guard_calls: 0,
+        }
+    }
+
+    /// Feed an input, answer host calls until none are left, return all actions.
+    fn run(&mut self, input: Input<'_>) -> Vec<Action> {
+        self.e.handle(Millis(T0), input).unwrap();
+        let mut all = Vec::new();
+        loop {
+            let batch: Vec<Action> = self.e.drain_actions().collect();
+            if batch.is_empty() {
+                break;
+            }
+            for a in batch {
+                if let Action::Call { op, request, .. } = &a {
+                    let result = match request {
+                        HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
+                        HostRequest::Guard { context, .. } => {
+                            self.guard_calls += 1;
+                            HostResult::Guard((self.host_guard)(context))
+                        }
+                    };
+                    self.e
+                        .handle(Millis(T0), Input::Completed { op: *op, result })
+                        .unwrap();
+                }
+                all.push(a);
+            }
+        }
+        self.e.check_invariants().unwrap();
+        all
+    }
+
+    fn open(&mut self, conn: u64, key: &str) {
+        let request = UpgradeRequest {
+            path: "/".into(),
+            query: if key.is_empty() {
+                String::new()
+            } else {
+                format!("token={key}")
+            },
+            peer: "127.0.0.1".into(),
+            client_id: format!("c{conn}"),
+            ..Default::default()
+        };
+        let acts = self.run(Input::Open {
+            conn: ConnId(conn),
+            request,
+        });
+        assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
+    }
+
+    fn send(&mut self, conn: u64, msg: Value) -> Vec<Action> {
+        let text = msg.to_string();
+        self.run(Input::Frame {
+            conn: ConnId(conn),
+            frame: InFrame::Text(&text),
+        })
+    }
+
+    fn ask(&mut self, conn: u64, msg: Value) -> Value {
+        let acts = self.send(conn, msg);
+        frames(&acts, conn).pop().expect("an answer")
+    }
+
+    fn seed(&mut self, resource: &str, records: Vec<Value>) {
+        self.store.seed(resource, records);
+    }
+}
+
+fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
+            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
+            _ => None,
+        })
+        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
+        .collect()
+}
+
+fn users_config() -> Value {
+    json!({
+        "users": {
+            "protected": ["password", "meta.internal"],
+            "guards": {
+                "list": "user != null && user.role == 'admin' ? true : {'id': user.id}",
+                "get": "user != null && (user.role == 'admin' || id == user.id)",
+                "update": "user != null && (user.role == 'admin' || id == user.id)",
+                "create": "user != null && user.role == 'admin'",
+                "delete": "user != null && user.role == 'admin'",
+                "subscribe": "user != null && user.role == 'admin' ? true : {'id': user.id}"
+            }
+        },
+        "messages": {
+            "schema": {
+                "type": "object",
+                "properties": {"content": {"type": "string"}, "author": {"type": "string"}, "channel": {"type": "string"}},
+                "required": ["content", "author", "channel"]
+            }
+        },
+        "documents": {
+            "guards": {
+                "create": "{'tenantId': user.tenantId}",
+                "update": "record.tenantId == user.tenantId",
+                "delete": "record.tenantId == user.tenantId && user.role == 'admin'",
+                "read": "user != null && record.tenantId == user.tenantId"
+            }
+        }
+    })
+}
+
+fn seeded() -> R {
+    let mut r = R::new(users_config());
+    r.seed(
+        "users",
+        vec![
+            json!({"id":"admin1","name":"Ada","password":"p0","meta":{"internal":1,"shown":2}}),
+            json!({"id":"u1","name":"Uma","password":"p1","meta":{"internal":1}}),
+            json!({"id":"u2","name":"Ugo","password":"p2"}),
+        ],
+    );
+    r.open(1, "key_admin");
+    r.open(2, "key_u1");
+    r.open(3, "key_u2");
+    r
+}
+
+#[test]
+fn get_guard_allow_and_deny_and_protected_fields() {
+    let mut r = seeded();
+    let f = r.ask(
+        1,
+        json!({"type":"get","resource":"users","id":"u1","requestId":1}),
+    );
+    assert_eq!(f["type"], "data");
+    assert_eq!(f["data"]["name"], "Uma");
+    assert!(f["data"].get("password").is_none());
+    assert_eq!(f["data"]["meta"], json!({}));
+    let f = r.ask(2, json!({"type":"get","resource":"users","id":"u1"}));
+    assert_eq!(f["data"]["id"], "u1");
+    let f = r.ask(
+        2,
+        json!({"type":"get","resource":"users","id":"u2","requestId":"x"}),
+    );
+    assert_eq!(
+        (f["code"].as_str(), f["requestId"].as_str()),
+        (Some("FORBIDDEN"), Some("x"))
+    );
+    let f = r.ask(1, json!({"type":"get","resource":"users","id":"ghost"}));
+    assert_eq!(f["code"], "NOT_FOUND");
+    assert!(!f["message"].as_str().unwrap().contains("bucket"));
+}
+
+#[test]
+fn b4_list_guard_filter_applies_without_client_filter() {
+    let mut r = seeded();
+    for filter in [
+        None,
+        Some(json!({})),
+        Some(json!({"name":{"$exists":true}})),
+    ] {
+        let mut msg = json!({"type":"list","resource":"users"});
+        if let Some(f) = filter {
+            msg["filter"] = f;
+        }
+        let f = r.ask(2, msg);
+        let ids: Vec<&str> = f["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["u1"], "guard filter dropped");
+    }
+    let f = r.ask(1, json!({"type":"list","resource":"users"}));
+    assert_eq!(f["data"].as_array().unwrap().len(), 3);
+    assert!(!f.to_string().contains("password"));
+}
+
+#[test]
+fn b7_list_cursor_advances_and_terminates() {
+    let mut r = R::new(json!({"messages": {"maxListLimit": 2}}));
+    r.seed(
+        "messages",
+        (0..5).map(|i| json!({"id": format!("m{i}")})).collect(),
+    );
+    r.open(1, "");
+    let mut seen = vec![];
+    let mut cursor = Value::Null;
+    for _ in 0..10 {
+        let mut msg = json!({"type":"list","resource":"messages","limit":50});
+        if !cursor.is_null() {
+            msg["cursor"] = cursor.clone();
+        }
+        let f = r.ask(1, msg);
+        assert!(f["data"].as_array().unwrap().len() <= 2, "limit is clamped");
+        seen.extend(
+            f["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
+        cursor = f["cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(seen, vec!["m0", "m1", "m2", "m3", "m4"]);
+    let f = r.ask(
+        1,
+        json!({"type":"list","resource":"messages","cursor":"@@bad"}),
+    );
+    assert_eq!(f["code"], "INVALID_MESSAGE");
+}
+
+#[test]
+fn b6_crud_only_on_configured_resources() {
+    let mut r = seeded();
+    r.seed("internal", vec![json!({"id":"secret"})]);
+    for msg in [
+        json!({"type":"get","resource":"internal","id":"secret"}),
+        json!({"type":"list","resource":"internal"}),
+        json!({"type":"insert","resource":"internal","data":{}}),
+        json!({"type":"update","resource":"internal","id":"secret","data":{}}),
+        json!({"type":"delete","resource":"internal","id":"secret"}),
+        json!({"type":"subscribe","resource":"internal"}),
+    ] {
+        assert_eq!(r.ask(1, msg.clone())["code"], "RESOURCE_NOT_FOUND", "{msg}");
+    }
+    assert_eq!(r.store.len("internal"), 1);
+}
+
+#[test]
+fn validation_errors_name_fields_and_missing_records_are_not_found() {
+    let mut r = seeded();
+    let f = r.ask(1, json!({"type":"insert","resource":"messages","data":{"content":5,"author":"a"},"requestId":2}));
+    assert_eq!(f["code"], "VALIDATION_ERROR");
+    let m = f["message"].as_str().unwrap();
+    assert!(m.contains("content:") && m.contains("channel"), "{m}");
+    let f = r.ask(
+        1,
+        json!({"type":"update","resource":"messages","id":"nope","data":{"content":"x"}}),
+    );
+    assert_eq!(f["code"], "NOT_FOUND");
+    let f = r.ask(
+        1,
+        json!({"type":"update","resource":"messages","id":"nope","data":{"content":1}}),
+    );
+    assert_eq!(f["code"], "VALIDATION_ERROR");
+    let f = r.ask(
+        1,
+        json!({"type":"delete","resource":"messages","id":"nope"}),
+    );
+    assert_eq!(f["code"], "NOT_FOUND");
+    let f = r.ask(1, json!({"type":"insert","resource":"messages","data":{"id":"m1","content":"a","author":"b","channel":"c"}}));
+    assert_eq!(f["type"], "inserted");
+    let f = r.ask(1, json!({"type":"insert","resource":"messages","data":{"id":"m1","content":"a","author":"b","channel":"c"}}));
+    assert_eq!(f["code"], "VALIDATION_ERROR");
+    assert!(!f["message"].as_str().unwrap().contains("exists`"));
+}
+
+#[test]
+fn create_update_delete_guards() {
+    let mut r = seeded();
+    assert_eq!(
+        r.ask(
+            2,
+            json!({"type":"insert","resource":"users","data":{"name":"x"}})
+        )["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        r.ask(
+            1,
+            json!({"type":"insert","resource":"users","data":{"id":"u9","name":"x","password":"s"}})
+        )["type"],
+        "inserted"
+    );
+    assert_eq!(
+        r.ask(
+            2,
+            json!({"type":"update","resource":"users","id":"u1","data":{"name":"U"}})
+        )["type"],
+        "updated"
+    );
+    assert_eq!(
+        r.ask(
+            2,
+            json!({"type":"update","resource":"users","id":"u2","data":{"name":"U"}})
+        )["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        r.ask(2, json!({"type":"delete","resource":"users","id":"u9"}))["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        r.ask(1, json!({"type":"delete","resource":"users","id":"u9"}))["type"],
+        "deleted"
+    );
+    assert_eq!(r.store.len("users"), 3);
+}
+
+#[test]
+fn tenant_guards_with_forced_filter_and_record_checks() {
+    let mut r = seeded();
+    // create: forced filter {tenantId: user.tenantId} must match the data.
+    let f = r.ask(
+        2,
+        json!({"type":"insert","resource":"documents","data":{"id":"d1","tenantId":"t1"}}),
+    );
+    assert_eq!(f["type"], "inserted");
+    let f = r.ask(
+        2,
+        json!({"type":"insert","resource":"documents","data":{"id":"d2","tenantId":"t2"}}),
+    );
+    assert_eq!(f["code"], "FORBIDDEN");
+    // update uses the stored record (fetched first).
+    assert_eq!(
+        r.ask(
+            3,
+            json!({"type":"update","resource":"documents","id":"d1","data":{"x":1}})
+        )["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        r.ask(
+            2,
+            json!({"type":"update","resource":"documents","id":"d1","data":{"x":1}})
+        )["type"],
+        "updated"
+    );
+    // delete needs tenant and admin.
+    assert_eq!(
+        r.ask(2, json!({"type":"delete","resource":"documents","id":"d1"}))["code"],
+        "FORBIDDEN"
+    );
+    // read guard: other tenant cannot get it (NOT_FOUND: existence is not revealed).
+    assert_eq!(
+        r.ask(3, json!({"type":"get","resource":"documents","id":"d1"}))["code"],
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        r.ask(1, json!({"type":"get","resource":"documents","id":"d1"}))["data"]["x"],
+        1
+    );
+    assert_eq!(
+        r.ask(1, json!({"type":"delete","resource":"documents","id":"d1"}))["type"],
+        "deleted"
+    );
+}
+
+#[test]
+fn events_respect_subscribe_guards_read_guards_and_protected_fields_including_deletes() {
+    let mut r = seeded();
+    // u1's users subscription is narrowed to its own row by the subscribe guard.
+    assert_eq!(
+        r.ask(2, json!({"type":"subscribe","resource":"users"}))["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        r.ask(1, json!({"type":"subscribe","resource":"users"}))["type"],
+        "subscribed"
+    );
+    let acts = r.send(
+        1,
+        json!({"type":"update","resource":"users","id":"u2","data":{"name":"new","password":"np"}}),
+    );
+    assert!(frames(&acts, 2).is_empty(), "u1 saw u2's row");
+    let ev = frames(&acts, 1)
+        .into_iter()
+        .find(|f| f["type"] == "event")
+        .unwrap();
+    assert!(!ev.to_string().contains("password"), "B3 leak: {ev}");
+    let acts = r.send(1, json!({"type":"delete","resource":"users","id":"u2"}));
+    assert!(
+        frames(&acts, 2).is_empty(),
+        "delete leaked to a subscriber outside the guard"
+    );
+    let ev = frames(&acts, 1)
+        .into_iter()
+        .find(|f| f["type"] == "event")
+        .unwrap();
+    assert_eq!(ev["event"], "delete");
+    assert!(!ev.to_string().contains("password"));
+    let acts = r.send(
+        1,
+        json!({"type":"update","resource":"users","id":"u1","data":{"name":"mine"}}),
+    );
+    assert_eq!(frames(&acts, 2)[0]["data"]["name"], "mine");
+    // documents: read guard filters events per recipient (tenant t1 vs t2).
+    r.ask(2, json!({"type":"subscribe","resource":"documents"}));
+    r.ask(3, json!({"type":"subscribe","resource":"documents"}));
+    let acts = r.send(
+        1,
+        json!({"type":"insert","resource":"documents","data":{"id":"d9","tenantId":"t1"}}),
+    );
+    assert_eq!(frames(&acts, 2)[0]["type"], "event");
+    assert!(frames(&acts, 3).is_empty());
+    let acts = r.send(1, json!({"type":"delete","resource":"documents","id":"d9"}));
+    assert_eq!(frames(&acts, 2)[0]["event"], "delete");
+    assert!(
+        frames(&acts, 3).is_empty(),
+        "deleted row leaked across tenants"
+    );
+}
+
+#[test]
+fn host_guards_are_consulted_through_host_calls() {
+    let mut r = R::new(json!({"rooms_data": {"hostGuards": ["subscribe", "create"]}}));
+    r.host_guard = Box::new(|ctx| match ctx["user"]["id"].as_str() {
+        Some("admin1") => GuardDecision::Allow,
+        Some("u1") => GuardDecision::Filter {
+            filter: json!({"owner":"u1"}),
+        },
+        _ => GuardDecision::Deny {
+            message: Some("members only".into()),
+        },
+    });
+    r.open(1, "key_admin");
+    r.open(2, "key_u1");
+    r.open(3, "");
+    assert_eq!(
+        r.ask(1, json!({"type":"subscribe","resource":"rooms_data"}))["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        r.ask(2, json!({"type":"subscribe","resource":"rooms_data"}))["type"],
+        "subscribed"
+    );
+    let f = r.ask(3, json!({"type":"subscribe","resource":"rooms_data"}));
+    assert_eq!(
+        (f["code"].as_str(), f["message"].as_str()),
+        (Some("FORBIDDEN"), Some("members only"))
+    );
+    let acts = r.send(
+        1,
+        json!({"type":"insert","resource":"rooms_data","data":{"owner":"u9"}}),
+    );
+    assert!(frames(&acts, 2).is_empty(), "host-forced filter ignored");
+    assert_eq!(r.guard_calls, 4);
+    let snapshot = r.e.snapshot(ConnId(2)).unwrap();
+    assert!(serde_json::to_string(&snapshot).unwrap().contains("forced"));
+}
+
+#[test]
+fn guard_errors_fail_closed() {
+    let mut r = R::new(json!({"notes": {"guards": {"get": "user.role == 'admin'"}}}));
+    r.open(1, "");
+    assert_eq!(
+        r.ask(1, json!({"type":"get","resource":"notes","id":"x"}))["code"],
+        "FORBIDDEN"
+    );
+    assert_eq!(r.e.metrics().guard_errors, 1);
+}
+
+#[test]
+fn bad_guards_and_schemas_are_config_errors_with_paths() {
+    let err = Config::from_value(
+        json!({"resources":{"a":{"guards":{"list":"user.role =="}, "schema": {"type": 5}}}}),
+    )
+    .unwrap_err();
+    let paths: Vec<_> = err.issues.iter().map(|i| i.path.as_str()).collect();
+    assert!(paths.contains(&"resources.a.guards.list"), "{paths:?}");
+    assert!(paths.contains(&"resources.a.schema"), "{paths:?}");
+    let err = Config::from_value(json!({"resources":{"a":{"hostGuards":["read"]}}})).unwrap_err();
+    assert_eq!(err.issues[0].path, "resources.a.hostGuards");
+}
+
+#[test]
+fn insert_and_update_ids_and_timestamps_are_deterministic() {
+    let mut r = R::new(json!({"m": {}}));
+    r.open(1, "");
+    let f = r.ask(
+        1,
+        json!({"type":"insert","resource":"m","data":{"a":1,"createdAt":"forged"}}),
+    );
+    let id = f["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(f["data"]["createdAt"], "2023-11-14T22:13:20.000Z");
+    let mut r2 = R::new(json!({"m": {}}));
+    r2.open(1, "");
+    let f2 = r2.ask(1, json!({"type":"insert","resource":"m","data":{"a":1}}));
+    assert_eq!(f2["data"]["id"], id.as_str(), "same seed, same id");
+    let f = r.ask(
+        1,
+        json!({"type":"update","resource":"m","id":id,"data":{"a":2}}),
+    );
+    assert_eq!(f["data"]["a"], 2);
+    assert_eq!(f["data"]["createdAt"], "2023-11-14T22:13:20.000Z");
+}
