@@ -26,6 +26,9 @@ struct SubEntry {
     conn: ConnId,
     resource: String,
     filter: Option<Filter>,
+    /// The part of `filter` a guard forced: a security boundary, checked separately on
+    /// the record before and after an update.
+    forced: Option<Filter>,
     events: u8,
     index: Option<(String, String)>,
 }
@@ -49,13 +52,28 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Add a resource subscription; returns its key.
+    /// Add a resource subscription without a forced filter; returns its key.
+    #[cfg(test)]
     pub fn subscribe_resource(
         &mut self,
         slot: usize,
         conn: ConnId,
         resource: &str,
         filter: Option<Filter>,
+        events: &[ChangeKind],
+    ) -> usize {
+        self.subscribe_resource_forced(slot, conn, resource, filter, None, events)
+    }
+
+    /// Add a resource subscription; `filter` is the effective filter (client AND forced)
+    /// and `forced` the guard-forced part alone. Returns its key.
+    pub fn subscribe_resource_forced(
+        &mut self,
+        slot: usize,
+        conn: ConnId,
+        resource: &str,
+        filter: Option<Filter>,
+        forced: Option<Filter>,
         events: &[ChangeKind],
     ) -> usize {
         let index = filter.as_ref().and_then(Filter::index_key);
@@ -65,6 +83,7 @@ impl Hub {
             conn,
             resource: resource.to_string(),
             filter,
+            forced,
             events: mask,
             index: index.clone(),
         });
@@ -213,9 +232,9 @@ impl Hub {
         }
     }
 
-    /// Connections with a subscription matching a change, each once, in deterministic
-    /// order. An update matches when the record after *or before* it matches the filter
-    /// (so clients see rows leave their view). `max_slot` bounds the stamp table.
+    /// Connections with a subscription matching a change, each once (see
+    /// [`Hub::change_recipients_visibility`]).
+    #[cfg(test)]
     pub fn change_recipients(
         &mut self,
         resource: &str,
@@ -224,6 +243,26 @@ impl Hub {
         previous: Option<&Value>,
         max_slot: usize,
         out: &mut Vec<(usize, ConnId)>,
+    ) {
+        let mut v = Vec::new();
+        self.change_recipients_visibility(resource, kind, record, previous, max_slot, &mut v);
+        out.extend(v.into_iter().map(|(s, c, _)| (s, c)));
+    }
+
+    /// Connections with a subscription matching a change, each once, in deterministic
+    /// order. An update matches when the record after *or before* it matches the filter
+    /// (so clients see rows leave their view), but only subscribers whose forced filter
+    /// admits the record after the change get it; the flag says whether the forced
+    /// filter also admits the record before (else `$before` must be withheld).
+    /// `max_slot` bounds the stamp table.
+    pub fn change_recipients_visibility(
+        &mut self,
+        resource: &str,
+        kind: ChangeKind,
+        record: &Value,
+        previous: Option<&Value>,
+        max_slot: usize,
+        out: &mut Vec<(usize, ConnId, bool)>,
     ) {
         let seq = self.next_seq(max_slot);
         let Some(ri) = self.resources.get(resource) else {
@@ -252,11 +291,19 @@ impl Hub {
                 None => true,
                 Some(f) => f.matches(record) || previous.is_some_and(|p| f.matches(p)),
             };
-            if matches {
-                let (slot, conn) = (e.slot, e.conn);
-                if self.stamp(slot, seq) {
-                    out.push((slot, conn));
-                }
+            if !matches {
+                continue;
+            }
+            let (after_ok, before_ok) = match &e.forced {
+                None => (true, true),
+                Some(f) => (f.matches(record), previous.is_none_or(|p| f.matches(p))),
+            };
+            if !after_ok {
+                continue;
+            }
+            let (slot, conn) = (e.slot, e.conn);
+            if self.stamp(slot, seq) {
+                out.push((slot, conn, before_ok));
             }
         }
     }

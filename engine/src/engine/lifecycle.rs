@@ -168,9 +168,18 @@ impl Engine {
                     let parsed = crate::guard::and_filters(filter.as_ref(), forced.as_ref())
                         .and_then(|f| Filter::parse(&f).ok())
                         .filter(|f| !f.is_empty());
-                    let key = self
-                        .hub
-                        .subscribe_resource(slot, conn, name, parsed, events);
+                    let forced_parsed = forced
+                        .as_ref()
+                        .and_then(|f| Filter::parse(f).ok())
+                        .filter(|f| !f.is_empty());
+                    let key = self.hub.subscribe_resource_forced(
+                        slot,
+                        conn,
+                        name,
+                        parsed,
+                        forced_parsed,
+                        events,
+                    );
                     self.conns[slot].sub_keys.push(key);
                 }
                 SubTarget::Channel { name } => {

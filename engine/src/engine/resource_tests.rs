@@ -526,3 +526,25 @@ fn insert_and_update_ids_and_timestamps_are_deterministic() {
     assert_eq!(f["data"]["a"], 2);
     assert_eq!(f["data"]["createdAt"], "2023-11-14T22:13:20.000Z");
 }
+
+#[test]
+fn a_row_moving_into_a_forced_filter_does_not_reveal_its_old_state() {
+    let mut r = R::new(json!({"docs": {"guards": {"subscribe": "{'tenantId': user.tenantId}"}}}));
+    r.seed(
+        "docs",
+        vec![json!({"id":"d1","tenantId":"t2","title":"t2 secret"})],
+    );
+    r.open(1, "key_admin");
+    r.open(2, "key_u1");
+    r.open(3, "key_u2");
+    r.ask(2, json!({"type":"subscribe","resource":"docs"}));
+    r.ask(3, json!({"type":"subscribe","resource":"docs"}));
+    let acts = r.send(1, json!({"type":"update","resource":"docs","id":"d1","data":{"tenantId":"t1","title":"moved"}}));
+    let ev = &frames(&acts, 2)[0];
+    assert_eq!(ev["event"], "update");
+    assert_eq!(ev["data"]["$after"]["title"], "moved");
+    assert_eq!(ev["data"]["$before"], Value::Null, "old state leaked: {ev}");
+    assert!(!ev.to_string().contains("t2 secret"));
+    // The t2 subscriber may not see the row after the move: nothing is sent.
+    assert!(frames(&acts, 3).is_empty());
+}

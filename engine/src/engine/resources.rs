@@ -447,6 +447,11 @@ impl Engine {
                 rid,
             );
         }
+        let forced_parsed = op
+            .forced
+            .as_ref()
+            .and_then(|f| Filter::parse(f).ok())
+            .filter(|f| !f.is_empty());
         let effective = and_filters(op.filter.as_ref(), op.forced.as_ref());
         let parsed = match effective.as_ref().map(Filter::parse).transpose() {
             Ok(f) => f.filter(|f| !f.is_empty()),
@@ -456,9 +461,14 @@ impl Engine {
         s.next_subscription += 1;
         let id = format!("sub-{}", s.next_subscription);
         let conn = self.conns[slot].id;
-        let key = self
-            .hub
-            .subscribe_resource(slot, conn, &op.resource, parsed, &op.events);
+        let key = self.hub.subscribe_resource_forced(
+            slot,
+            conn,
+            &op.resource,
+            parsed,
+            forced_parsed,
+            &op.events,
+        );
         let c = &mut self.conns[slot];
         c.sub_keys.push(key);
         c.state.subscriptions.push(Subscription {
@@ -929,33 +939,53 @@ impl Engine {
         }
         let protected = rc.protected.clone();
         let cr = self.compiled(resource);
-        let mut recipients = std::mem::take(&mut self.scratch);
-        recipients.clear();
         let max_slot = self.conns.capacity();
-        self.hub
-            .change_recipients(resource, kind, record, previous, max_slot, &mut recipients);
-        if cr.guards.contains_key(&GuardAction::Read) {
-            // Deletes are checked against the removed record, others against the new one.
-            let mut kept: Vec<(usize, ConnId)> = Vec::with_capacity(recipients.len());
-            for &(slot, conn) in &recipients {
-                if self.can_read(slot, &cr, record) {
-                    kept.push((slot, conn));
+        let mut candidates = Vec::new();
+        self.hub.change_recipients_visibility(
+            resource,
+            kind,
+            record,
+            previous,
+            max_slot,
+            &mut candidates,
+        );
+        // Split into those who may see the whole event and those who may see the
+        // record after an update but not before it (`$before` withheld).
+        let has_read_guard = cr.guards.contains_key(&GuardAction::Read);
+        let mut full = std::mem::take(&mut self.scratch);
+        full.clear();
+        let mut partial: Vec<(usize, ConnId)> = Vec::new();
+        for (slot, conn, mut before_ok) in candidates {
+            if has_read_guard {
+                // Deletes are checked against the removed record, others the new one.
+                if !self.can_read(slot, &cr, record) {
+                    continue;
+                }
+                if let Some(p) = previous {
+                    before_ok = before_ok && self.can_read(slot, &cr, p);
                 }
             }
-            recipients = kept;
+            if kind == ChangeKind::Update && !before_ok {
+                partial.push((slot, conn));
+            } else {
+                full.push((slot, conn));
+            }
         }
-        let n = if recipients.is_empty() {
-            0
-        } else {
-            let data = event_data(kind, record, previous, &protected);
+        let mut n = 0;
+        for (group, prev) in [(&full, previous), (&partial, None)] {
+            if group.is_empty() {
+                continue;
+            }
+            let data = event_data(kind, record, prev, &protected);
             let msg = ServerMessage::Event {
                 event: kind,
                 resource: resource.to_string(),
                 data,
                 timestamp: iso8601(now),
             };
-            self.fanout(&recipients, Outbound::Message(&msg))
-        };
+            n += self.fanout(group, Outbound::Message(&msg));
+        }
+        let recipients = full;
         self.scratch = recipients;
         Some(n)
     }
