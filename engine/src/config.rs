@@ -35,7 +35,9 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Pub/sub channel settings.
     pub channels: ChannelsConfig,
-    /// Resources exposed over the socket, by name.
+    /// Resources exposed over the socket, by name. As in s3db.js, `true` enables a
+    /// resource with defaults and `false` leaves it out.
+    #[serde(deserialize_with = "resources::deserialize")]
     pub resources: BTreeMap<String, ResourceConfig>,
 }
 
@@ -400,6 +402,49 @@ impl Default for ResourceConfig {
     }
 }
 
+mod resources {
+    //! `resources: {name: true | false | {...}}` (the s3db.js shorthand).
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use super::ResourceConfig;
+
+    struct Entry(Option<ResourceConfig>);
+
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Entry;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("true, false or a resource object")
+                }
+                fn visit_bool<E: de::Error>(self, b: bool) -> Result<Entry, E> {
+                    Ok(Entry(b.then(ResourceConfig::default)))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
+                    ResourceConfig::deserialize(de::value::MapAccessDeserializer::new(map))
+                        .map(|c| Entry(Some(c)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, ResourceConfig>, D::Error> {
+        let raw: BTreeMap<String, Entry> = BTreeMap::deserialize(d)?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| v.0.map(|c| (k, c)))
+            .collect())
+    }
+}
+
 impl Config {
     /// Parse a JSON document into a config and validate it.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
@@ -612,6 +657,19 @@ mod tests {
         assert!(paths.contains(&"limits.maxConnections"), "{paths:?}");
         assert!(paths.contains(&"rateLimit.windowMs"), "{paths:?}");
         assert!(paths.contains(&"resources.users.protected[0]"), "{paths:?}");
+    }
+
+    #[test]
+    fn s3db_resource_shorthand() {
+        let c = Config::from_json(r#"{"resources":{"messages":true,"internal":false,"users":{"protected":["password"]}}}"#).unwrap();
+        assert_eq!(
+            c.resources.keys().collect::<Vec<_>>(),
+            vec!["messages", "users"]
+        );
+        assert_eq!(c.resources["messages"], ResourceConfig::default());
+        let err = Config::from_json(r#"{"resources":{"users":{"protected":[1]}}}"#).unwrap_err();
+        assert_eq!(err.issues[0].path, "resources.users.protected[0]");
+        assert!(Config::from_json(r#"{"resources":{"users":5}}"#).is_err());
     }
 
     #[test]

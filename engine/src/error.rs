@@ -94,7 +94,7 @@ impl fmt::Display for ErrorCode {
 
 /// WebSocket close codes used by the engine.
 pub mod close {
-    /// Normal closure (echo of a client close, or a server-API disconnect).
+    /// Normal closure (the client's own close; the engine itself never sends it).
     pub const NORMAL: u16 = 1000;
     /// Server shutting down.
     pub const GOING_AWAY: u16 = 1001;

@@ -166,6 +166,8 @@ pub enum StoreErrorKind {
 pub(crate) struct PendingCall {
     /// The connection that asked (None for server-initiated calls).
     pub conn: Option<ConnId>,
+    /// Its client id: connection ids may be reused, client ids are not.
+    pub client_id: String,
     /// The request id to echo.
     pub request_id: Option<Value>,
     /// Deadline.

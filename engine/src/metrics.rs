@@ -12,6 +12,8 @@ use crate::error::ErrorCode;
 pub struct Metrics {
     /// Connections accepted since start.
     pub connections: u64,
+    /// Connections re-created from snapshots (also counted in `connections`).
+    pub restored_connections: u64,
     /// Connections that ended since start.
     pub disconnections: u64,
     /// Open connections now.

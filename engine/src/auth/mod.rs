@@ -330,6 +330,8 @@ pub fn extract_credential(req: &UpgradeRequest) -> Option<Credential> {
         let h = h.trim();
         let t = match h.split_once(|c: char| c.is_ascii_whitespace()) {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            // Another scheme (Basic, Digest, ... e.g. from a proxy) is not our credential.
+            Some(_) => "",
             _ if h.eq_ignore_ascii_case("bearer") => "",
             _ => h,
         };

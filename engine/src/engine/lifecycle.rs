@@ -46,10 +46,15 @@ impl Engine {
             return;
         }
         let conn = self.conns[slot].id;
+        // A close frame's reason is at most 123 bytes (RFC 6455 §5.5).
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         self.actions.push_back(Action::Close {
             conn,
             code,
-            reason: reason.to_string(),
+            reason: reason[..end].to_string(),
         });
         self.detach(slot);
         self.conns[slot].closing = true;
@@ -157,6 +162,8 @@ impl Engine {
             hb => hb,
         };
         let slot = self.insert_connection(conn, state);
+        self.metrics.connections += 1;
+        self.metrics.restored_connections += 1;
         for sub in subs {
             match &sub.target {
                 SubTarget::Resource {

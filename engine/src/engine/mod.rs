@@ -182,6 +182,8 @@ pub struct Engine {
     rng: u64,
     scratch: Vec<(usize, ConnId)>,
     compiled: BTreeMap<String, std::sync::Arc<resources::CompiledResource>>,
+    /// Timed-out writes whose late completion must still fan out (bounded).
+    abandoned: BTreeMap<OpId, Continuation>,
 }
 
 impl Engine {
@@ -216,6 +218,7 @@ impl Engine {
             rng: seed,
             scratch: Vec::new(),
             compiled,
+            abandoned: BTreeMap::new(),
         })
     }
 

@@ -325,7 +325,7 @@ impl Engine {
                 })
                 .map(|(i, _)| i)
                 .collect(),
-            (None, None, Some(ch)) => subs
+            (None, None, Some(ch)) if filter.is_none() => subs
                 .iter()
                 .position(|s| matches!(&s.target, SubTarget::Channel { name } if name == ch))
                 .into_iter()

@@ -197,6 +197,12 @@ impl Engine {
         }
     }
 
+    /// The slot of the connection a call belongs to, if it is still the same client.
+    fn call_slot(&self, call: &PendingCall) -> Option<usize> {
+        let slot = *self.by_conn.get(&call.conn?)?;
+        (self.conns[slot].state.client_id == call.client_id).then_some(slot)
+    }
+
     fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
         self.compiled.get(resource).cloned().unwrap_or_default()
     }
@@ -243,11 +249,13 @@ impl Engine {
         let op = self.ops.next();
         let deadline = now.plus(limits.host_call_timeout_ms);
         let conn = self.conns[slot].id;
+        let client_id = self.conns[slot].state.client_id.clone();
         self.conns[slot].pending += 1;
         self.pending.insert(
             op,
             PendingCall {
                 conn: Some(conn),
+                client_id,
                 request_id: rid,
                 deadline,
                 then,
@@ -574,7 +582,7 @@ impl Engine {
                 return self.send_error(
                     slot,
                     ErrorCode::ValidationError,
-                    "id: must be a non-empty string of at most 256 characters",
+                    "id: must be a non-empty string of at most 256 bytes",
                     rid,
                 )
             }
@@ -674,12 +682,19 @@ impl Engine {
     pub(super) fn completed(&mut self, now: Millis, op: OpId, result: HostResult) {
         let Some(call) = self.pending.remove(&op) else {
             self.metrics.late_completions += 1;
+            // A write that finished after its deadline still happened: its subscribers
+            // must see the change even though the client was told TIMEOUT.
+            if let (Some(Continuation::Store { request, .. }), HostResult::Store(outcome)) =
+                (self.abandoned.remove(&op), result)
+            {
+                self.store_completed(now, None, request, None, outcome, None);
+            }
             return;
         };
         self.metrics.pending_calls = self.pending.len() as u64;
         self.timers
             .reschedule(TimerKey::Op(op), Some(call.deadline), None);
-        let slot = call.conn.and_then(|c| self.by_conn.get(&c).copied());
+        let slot = self.call_slot(&call);
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
         }
@@ -909,7 +924,19 @@ impl Engine {
         };
         self.metrics.pending_calls = self.pending.len() as u64;
         self.metrics.timed_out_calls += 1;
-        let slot = call.conn.and_then(|c| self.by_conn.get(&c).copied());
+        let slot = self.call_slot(&call);
+        if let Continuation::Store { request, .. } = &call.then {
+            if !matches!(
+                request,
+                StoreRequest::Get { .. } | StoreRequest::List { .. }
+            ) {
+                // Remember timed-out writes (bounded) so a late success still fans out.
+                if self.abandoned.len() >= self.config.limits.max_pending_calls {
+                    self.abandoned.pop_first();
+                }
+                self.abandoned.insert(op, call.then.clone());
+            }
+        }
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
             if !self.conns[s].closing {

@@ -190,6 +190,12 @@ impl Engine {
                         format!("resource `{resource}` is not configured"),
                     ));
                 }
+                if !record.is_object() || previous.as_ref().is_some_and(|p| !p.is_object()) {
+                    return Err(err(
+                        ErrorCode::InvalidMessage,
+                        "`record` and `previous` must be JSON objects",
+                    ));
+                }
                 let delivered = self
                     .fanout_change(now, &resource, event, &record, previous.as_ref())
                     .unwrap_or(0);
@@ -208,7 +214,6 @@ impl Engine {
                         )
                     })?;
                 let reason = reason.unwrap_or_else(|| "disconnected by server".into());
-                let reason: String = reason.chars().take(100).collect();
                 self.close(slot, close::DISCONNECTED_BY_SERVER, &reason);
                 Ok(json!({ "disconnected": client_id }))
             }

@@ -1206,3 +1206,62 @@ fn same_inputs_give_byte_identical_outputs() {
     }
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_write_completing_after_its_timeout_still_reaches_subscribers() {
+    let mut cfg = H::default_cfg();
+    cfg["limits"] = json!({"hostCallTimeoutMs": 100});
+    cfg["heartbeatInterval"] = json!(0);
+    let mut h = H::new(cfg);
+    h.open(1, "");
+    h.open(2, "");
+    h.ask(2, json!({"type":"subscribe","resource":"messages"}));
+    let (op, r) = call_of(&h.send(
+        1,
+        json!({"type":"insert","resource":"messages","data":{"a":1}}),
+    ));
+    let acts = h.advance_to(T0 + 100);
+    assert_eq!(frames_for(&acts, 1)[0]["code"], "TIMEOUT");
+    let StoreRequest::Insert { record, .. } = r else {
+        panic!()
+    };
+    let acts = h.input(Input::Completed {
+        op,
+        result: HostResult::Store(StoreOutcome::Inserted(record)),
+    });
+    assert_eq!(frames_for(&acts, 2)[0]["type"], "event");
+    assert!(
+        frames_for(&acts, 1).is_empty(),
+        "no second answer to the writer"
+    );
+}
+
+#[test]
+fn answers_never_reach_a_new_connection_that_reuses_the_id() {
+    let mut h = H::std();
+    h.open(1, "");
+    let (op, _) = call_of(&h.send(1, json!({"type":"get","resource":"messages","id":"a"})));
+    h.input(Input::Closed {
+        conn: ConnId(1),
+        code: None,
+    });
+    let acts = h.open_req(1, req("/", "", &[], "fresh"));
+    assert!(matches!(acts[0], Action::Accept { .. }));
+    let acts = h.input(Input::Completed {
+        op,
+        result: HostResult::Store(StoreOutcome::Record(Some(json!({"id":"a"})))),
+    });
+    assert!(frames_for(&acts, 1).is_empty(), "{acts:?}");
+}
+
+#[test]
+fn close_reasons_fit_a_close_frame() {
+    let mut h = H::std();
+    h.open(1, "");
+    let (_, acts) = h.cmd(Command::Disconnect {
+        client_id: "c1".into(),
+        reason: Some("é".repeat(200)),
+    });
+    let (_, reason) = close_of(&acts, 1).unwrap();
+    assert!(reason.len() <= 123 && reason.starts_with('é'));
+}

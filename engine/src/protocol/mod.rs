@@ -35,6 +35,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "room:message",
     "room:members",
     "direct",
+    "channel:message",
 ];
 
 /// An inbound frame as the host received it.
@@ -215,7 +216,7 @@ pub enum ClientMessage {
         room: String,
     },
     /// Send to the other members of a room.
-    #[serde(rename = "room:message")]
+    #[serde(rename = "room:message", alias = "channel:message")]
     RoomMessage {
         /// Room name.
         #[serde(alias = "channel")]
