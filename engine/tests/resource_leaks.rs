@@ -42,7 +42,11 @@ enum Op {
 }
 
 fn tenant() -> impl Strategy<Value = String> {
-    prop_oneof![Just("t1".to_string()), Just("t2".to_string()), Just("t3".to_string())]
+    prop_oneof![
+        Just("t1".to_string()),
+        Just("t2".to_string()),
+        Just("t3".to_string())
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -85,7 +89,9 @@ fn check_frame(conn: usize, frame: &Value) -> Result<(), String> {
     }
     if let Some(allowed) = TENANT_OF[conn] {
         if let Some(t) = tenants.iter().find(|t| t.as_str() != allowed) {
-            return Err(format!("conn {conn} (tenant {allowed}) saw a {t} row: {text}"));
+            return Err(format!(
+                "conn {conn} (tenant {allowed}) saw a {t} row: {text}"
+            ));
         }
     }
     Ok(())
