@@ -120,6 +120,13 @@ impl Filter {
         })
     }
 
+    /// Whether the filter is one top-level field compared by equality with a scalar
+    /// (exactly what [`Filter::index_key`] indexes).
+    pub fn is_single_equality(&self) -> bool {
+        matches!(self.clauses.as_slice(), [c] if c.path.len() == 1
+            && matches!(c.ops.as_slice(), [Op::Eq(v)] if scalar_key(v).is_some()))
+    }
+
     /// The first top-level field compared by plain equality with a scalar, with its index
     /// key; used to index subscriptions so fan-out need not test every subscriber.
     pub fn index_key(&self) -> Option<(String, String)> {

@@ -31,6 +31,8 @@ struct SubEntry {
     forced: Option<Filter>,
     events: u8,
     index: Option<(String, String)>,
+    /// The filter is exactly the indexed equality (a bucket hit proves a match).
+    index_only: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -77,6 +79,7 @@ impl Hub {
         events: &[ChangeKind],
     ) -> usize {
         let index = filter.as_ref().and_then(Filter::index_key);
+        let index_only = index.is_some() && filter.as_ref().is_some_and(Filter::is_single_equality);
         let mask = events.iter().fold(0u8, |m, e| m | e.bit());
         let key = self.subs.insert(SubEntry {
             slot,
@@ -86,6 +89,7 @@ impl Hub {
             forced,
             events: mask,
             index: index.clone(),
+            index_only,
         });
         let ri = self.resources.entry(resource.to_string()).or_default();
         match index {
@@ -269,42 +273,57 @@ impl Hub {
             return;
         };
         let bit = kind.bit();
-        let mut candidates: Vec<usize> = Vec::new();
-        for (field, buckets) in &ri.by_field {
-            for rec in std::iter::once(record).chain(previous) {
-                if let Some(k) = rec.get(field).and_then(scalar_key) {
-                    if let Some(set) = buckets.get(&k) {
-                        candidates.extend(set.iter().copied());
-                    }
-                }
-            }
-        }
-        candidates.extend(ri.unindexed.iter().copied());
-        for key in candidates {
-            let Some(e) = self.subs.get(key) else {
-                continue;
+        // Disjoint borrows: the index is read while stamps are written.
+        let subs = &self.subs;
+        let stamps = &mut self.stamps;
+        let mut visit = |key: usize, proven: bool| {
+            let Some(e) = subs.get(key) else {
+                return;
             };
             if e.events & bit == 0 {
-                continue;
+                return;
             }
+            // A bucket hit already proves a filter that is just the indexed equality.
             let matches = match &e.filter {
                 None => true,
+                Some(_) if proven && e.index_only => true,
                 Some(f) => f.matches(record) || previous.is_some_and(|p| f.matches(p)),
             };
             if !matches {
-                continue;
+                return;
             }
             let (after_ok, before_ok) = match &e.forced {
                 None => (true, true),
                 Some(f) => (f.matches(record), previous.is_none_or(|p| f.matches(p))),
             };
             if !after_ok {
-                continue;
+                return;
             }
-            let (slot, conn) = (e.slot, e.conn);
-            if self.stamp(slot, seq) {
-                out.push((slot, conn, before_ok));
+            if e.slot >= stamps.len() {
+                stamps.resize(e.slot + 1, 0);
             }
+            if stamps[e.slot] != seq {
+                stamps[e.slot] = seq;
+                out.push((e.slot, e.conn, before_ok));
+            }
+        };
+        for (field, buckets) in &ri.by_field {
+            let after = record.get(field).and_then(scalar_key);
+            let before = previous.and_then(|p| p.get(field)).and_then(scalar_key);
+            let mut hit = |k: &Option<String>| {
+                if let Some(set) = k.as_ref().and_then(|k| buckets.get(k)) {
+                    for &key in set {
+                        visit(key, true);
+                    }
+                }
+            };
+            hit(&after);
+            if before != after {
+                hit(&before);
+            }
+        }
+        for &key in &ri.unindexed {
+            visit(key, false);
         }
     }
 
