@@ -23,7 +23,7 @@
 //! Rate limiting is off and heartbeats use the default interval (30 s); `now` is fixed,
 //! so no timer fires during a run.
 //!
-//! Run: `cargo bench -p switchboard-engine --bench engine` (about a minute).
+//! Run: `cargo bench -p switchboard-engine --bench engine` (about 30 s once compiled).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -68,7 +68,13 @@ fn open(engine: &mut Engine, id: u64) {
         ..Default::default()
     };
     engine
-        .handle(NOW, Input::Open { conn: ConnId(id), request })
+        .handle(
+            NOW,
+            Input::Open {
+                conn: ConnId(id),
+                request,
+            },
+        )
         .expect("fresh connection id");
     let actions: Vec<Action> = engine.drain_actions().collect();
     assert!(
@@ -80,7 +86,13 @@ fn open(engine: &mut Engine, id: u64) {
 /// Feed one text frame and return the actions (setup/sanity checks only).
 fn frame(engine: &mut Engine, conn: u64, text: &str) -> Vec<Action> {
     engine
-        .handle(NOW, Input::Frame { conn: ConnId(conn), frame: InFrame::Text(text) })
+        .handle(
+            NOW,
+            Input::Frame {
+                conn: ConnId(conn),
+                frame: InFrame::Text(text),
+            },
+        )
         .unwrap();
     engine.drain_actions().collect()
 }
@@ -98,7 +110,9 @@ fn sent_text(actions: &[Action]) -> Vec<String> {
 }
 
 fn command_result(engine: &mut Engine, command: Command) -> Value {
-    engine.handle(NOW, Input::Command { tag: 0, command }).unwrap();
+    engine
+        .handle(NOW, Input::Command { tag: 0, command })
+        .unwrap();
     let actions: Vec<Action> = engine.drain_actions().collect();
     match actions.last() {
         Some(Action::CommandResult { result: Ok(v), .. }) => v.clone(),
@@ -127,7 +141,10 @@ fn inbound(c: &mut Criterion) {
                 engine
                     .handle(
                         NOW,
-                        Input::Frame { conn: ConnId(1), frame: InFrame::Text(black_box(PING)) },
+                        Input::Frame {
+                            conn: ConnId(1),
+                            frame: InFrame::Text(black_box(PING)),
+                        },
                     )
                     .unwrap();
                 drain(&mut engine)
@@ -161,13 +178,22 @@ fn inbound(c: &mut Criterion) {
                 },
                 |unsub_frame| {
                     engine
-                        .handle(NOW, Input::Frame { conn: ConnId(1), frame: InFrame::Text(SUB) })
+                        .handle(
+                            NOW,
+                            Input::Frame {
+                                conn: ConnId(1),
+                                frame: InFrame::Text(SUB),
+                            },
+                        )
                         .unwrap();
                     drain(&mut engine);
                     engine
                         .handle(
                             NOW,
-                            Input::Frame { conn: ConnId(1), frame: InFrame::Text(&unsub_frame) },
+                            Input::Frame {
+                                conn: ConnId(1),
+                                frame: InFrame::Text(&unsub_frame),
+                            },
                         )
                         .unwrap();
                     drain(&mut engine)
@@ -178,7 +204,11 @@ fn inbound(c: &mut Criterion) {
         // Every unsubscribe must have matched: no subscription is left behind.
         engine.check_invariants().unwrap();
         let clients = command_result(&mut engine, Command::Clients);
-        assert_eq!(clients[0]["subscriptions"], json!([]), "unsubscribes missed");
+        assert_eq!(
+            clients[0]["subscriptions"],
+            json!([]),
+            "unsubscribes missed"
+        );
     }
 
     // --- publish to a channel with one other subscriber --------------------------------
@@ -187,7 +217,11 @@ fn inbound(c: &mut Criterion) {
         open(&mut engine, 1);
         open(&mut engine, 2);
         for conn in [1, 2] {
-            frame(&mut engine, conn, r#"{"type":"subscribe","channel":"chat"}"#);
+            frame(
+                &mut engine,
+                conn,
+                r#"{"type":"subscribe","channel":"chat"}"#,
+            );
         }
         const PUBLISH: &str =
             r#"{"type":"publish","channel":"chat","message":{"text":"hello"},"requestId":1}"#;
@@ -200,7 +234,10 @@ fn inbound(c: &mut Criterion) {
                 engine
                     .handle(
                         NOW,
-                        Input::Frame { conn: ConnId(1), frame: InFrame::Text(black_box(PUBLISH)) },
+                        Input::Frame {
+                            conn: ConnId(1),
+                            frame: InFrame::Text(black_box(PUBLISH)),
+                        },
                     )
                     .unwrap();
                 drain(&mut engine)
@@ -253,13 +290,19 @@ fn fanout(c: &mut Criterion) {
     for (name, n) in [("insert_1k", 1_000u64), ("insert_10k", 10_000)] {
         let mut engine = fanout_engine(n);
         let delivered = command_result(&mut engine, insert_command());
-        assert_eq!(delivered["delivered"], json!(n), "every subscriber must match");
+        assert_eq!(
+            delivered["delivered"],
+            json!(n),
+            "every subscriber must match"
+        );
         group.throughput(Throughput::Elements(n));
         group.bench_function(name, |b| {
             b.iter_batched(
                 insert_command,
                 |command| {
-                    engine.handle(NOW, Input::Command { tag: 1, command }).unwrap();
+                    engine
+                        .handle(NOW, Input::Command { tag: 1, command })
+                        .unwrap();
                     drain(&mut engine)
                 },
                 BatchSize::SmallInput,
@@ -281,7 +324,9 @@ fn fanout(c: &mut Criterion) {
             b.iter_batched(
                 publish,
                 |command| {
-                    engine.handle(NOW, Input::Command { tag: 1, command }).unwrap();
+                    engine
+                        .handle(NOW, Input::Command { tag: 1, command })
+                        .unwrap();
                     drain(&mut engine)
                 },
                 BatchSize::SmallInput,

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use engine::hostcall::{HostResult, StoreError, StoreErrorKind, StoreOutcome};
+use engine::hostcall::{GuardDecision, HostResult, StoreError, StoreErrorKind, StoreOutcome};
 use engine::{
     Action, ApiMisuse, ChangeKind, Command, Config, ConnId, ConnectionSnapshot, Engine, InFrame,
     Input, Millis, OpId, UpgradeRequest,
@@ -38,6 +38,9 @@ const T0: u64 = 1_700_000_000_000;
 const JWT_SECRET: &str = "proptest-secret-0123456789abcdef";
 /// Connection ids used by the sessions (0..CONNS); more than `maxConnections`.
 const CONNS: u64 = 7;
+/// Generated connection ids from `PICK` on are resolved when the step runs: for `Open`,
+/// the lowest id not open; otherwise the `(id - PICK) % n`-th open connection.
+const PICK: u64 = 1_000;
 
 // ------------------------------------------------------------------------ configs
 
@@ -89,7 +92,24 @@ fn small_config(variant: u8) -> Config {
         "resources": {
             "messages": {"protected": ["secret", "meta.internal"]},
             "users": {"auth": ["admin"], "events": ["update", "delete"], "maxListLimit": 5},
-            "news": {}
+            "news": {},
+            "notes": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}, "ownerId": {"type": "string"}},
+                    "required": ["n"]
+                },
+                "guards": {
+                    "subscribe": "user != null ? true : {'channel': 'general'}",
+                    "list": "user != null && user.role == 'admin' ? true : {'ownerId': user.id}",
+                    "get": "user != null",
+                    "create": "user == null ? false : {'ownerId': user.id}",
+                    "update": "record.ownerId == user.id",
+                    "delete": "user != null && user.role == 'admin'",
+                    "read": "user == null || user.role != 'banned'"
+                },
+                "hostGuards": ["get", "create", "update", "delete"]
+            }
         }
     }))
     .expect("test config is valid")
@@ -117,7 +137,10 @@ fn tokens() -> &'static [String] {
         };
         let exp = T0 / 1000 + 3600;
         vec![
-            sign(json!({"sub": "carol", "role": "user", "exp": exp}), JWT_SECRET),
+            sign(
+                json!({"sub": "carol", "role": "user", "exp": exp}),
+                JWT_SECRET,
+            ),
             sign(
                 json!({"sub": "dave", "role": "admin", "scope": "admin", "exp": exp}),
                 JWT_SECRET,
@@ -131,7 +154,7 @@ fn tokens() -> &'static [String] {
 
 // ------------------------------------------------------------------------ JSON and names
 
-const RESOURCES: &[&str] = &["messages", "users", "news", "nope", ""];
+const RESOURCES: &[&str] = &["messages", "users", "news", "notes", "nope", ""];
 const CHANNELS: &[&str] = &["news", "chat", "messages", "", "a-name-longer-than-16"];
 const ROOMS: &[&str] = &["lobby", "vip", "r1", "r2", "", "a-room-longer-than-16"];
 const CLIENT_IDS: &[&str] = &["c0", "c1", "c2", "c3", "c4", "nobody", ""];
@@ -153,11 +176,34 @@ fn arb_json() -> BoxedStrategy<Value> {
         name(CHANNELS).prop_map(Value::String),
     ];
     let key = prop_oneof![
-        select(&[
-            "type", "resource", "channel", "filter", "events", "id", "data", "room", "to", "ack",
-            "requestId", "subscriptionId", "message", "limit", "cursor", "event", "$gt", "$in",
-            "$exists", "n", "secret", "meta", "a.b", "",
-        ][..])
+        select(
+            &[
+                "type",
+                "resource",
+                "channel",
+                "filter",
+                "events",
+                "id",
+                "data",
+                "room",
+                "to",
+                "ack",
+                "requestId",
+                "subscriptionId",
+                "message",
+                "limit",
+                "cursor",
+                "event",
+                "$gt",
+                "$in",
+                "$exists",
+                "n",
+                "secret",
+                "meta",
+                "a.b",
+                "",
+            ][..]
+        )
         .prop_map(str::to_string),
         "[a-z$.]{0,4}",
     ];
@@ -209,8 +255,9 @@ fn arb_record() -> BoxedStrategy<Value> {
             -2i64..4,
             any::<bool>(),
             prop::option::of("[a-z]{0,3}"),
+            prop::option::of(select(&["alice", "bob", "carol"][..])),
         )
-            .prop_map(|(id, channel, n, secret, owner)| {
+            .prop_map(|(id, channel, n, secret, owner, owner_id)| {
                 let mut m = Map::new();
                 m.insert("id".into(), json!(id));
                 m.insert("channel".into(), json!(channel));
@@ -219,6 +266,9 @@ fn arb_record() -> BoxedStrategy<Value> {
                     m.insert("secret".into(), json!("s3cr3t"));
                 }
                 m.insert("meta".into(), json!({"owner": owner, "internal": 1}));
+                if let Some(o) = owner_id {
+                    m.insert("ownerId".into(), json!(o));
+                }
                 Value::Object(m)
             }),
         1 => arb_json(),
@@ -275,16 +325,16 @@ fn arb_message() -> BoxedStrategy<Value> {
             .prop_map(|(ch, r)| msg("unsubscribe", vec![("channel", s(ch))], r)),
         3 => (name(CHANNELS), opt(arb_json()), arb_request_id())
             .prop_map(|(ch, m, r)| msg("publish", vec![("channel", s(ch)), ("message", m)], r)),
-        2 => (name(RESOURCES), name(RECORD_IDS), arb_request_id())
+        4 => (name(RESOURCES), name(RECORD_IDS), arb_request_id())
             .prop_map(|(res, id, r)| msg("get", vec![("resource", s(res)), ("id", s(id))], r)),
         1 => (name(RESOURCES), opt(arb_filter()), opt((0u64..9).prop_map(|n| json!(n)).boxed()),
               opt("[a-z]{0,3}".prop_map(Value::String).boxed()), arb_request_id())
             .prop_map(|(res, f, l, c, r)| msg("list", vec![("resource", s(res)), ("filter", f), ("limit", l), ("cursor", c)], r)),
-        2 => (name(RESOURCES), arb_record(), arb_request_id())
+        4 => (name(RESOURCES), arb_record(), arb_request_id())
             .prop_map(|(res, d, r)| msg("insert", vec![("resource", s(res)), ("data", Some(d))], r)),
-        1 => (name(RESOURCES), name(RECORD_IDS), arb_record(), arb_request_id())
+        3 => (name(RESOURCES), name(RECORD_IDS), arb_record(), arb_request_id())
             .prop_map(|(res, id, d, r)| msg("update", vec![("resource", s(res)), ("id", s(id)), ("data", Some(d))], r)),
-        1 => (name(RESOURCES), name(RECORD_IDS), arb_request_id())
+        2 => (name(RESOURCES), name(RECORD_IDS), arb_request_id())
             .prop_map(|(res, id, r)| msg("delete", vec![("resource", s(res)), ("id", s(id))], r)),
         3 => (name(ROOMS), any::<bool>(), arb_request_id())
             .prop_map(|(room, alias, r)| msg("join", vec![(if alias { "channel" } else { "room" }, s(room))], r)),
@@ -303,10 +353,21 @@ fn arb_message() -> BoxedStrategy<Value> {
 }
 
 /// A frame: mostly protocol messages, sometimes junk or oversized, text or binary.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct FrameData {
     bytes: Vec<u8>,
     binary: bool,
+}
+
+/// Shown as text when it is UTF-8, so shrunk failures are readable.
+impl std::fmt::Debug for FrameData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.binary { "Binary" } else { "Text" };
+        match std::str::from_utf8(&self.bytes) {
+            Ok(t) => write!(f, "{kind}({t:?})"),
+            Err(_) => write!(f, "{kind}({:?})", self.bytes),
+        }
+    }
 }
 
 impl FrameData {
@@ -345,19 +406,47 @@ fn arb_frame() -> BoxedStrategy<FrameData> {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Open { conn: u64, request: UpgradeRequest },
-    Frame { conn: u64, frame: FrameData },
-    Pong { conn: u64 },
-    Closed { conn: u64, code: Option<u16> },
+    Open {
+        conn: u64,
+        request: UpgradeRequest,
+    },
+    Frame {
+        conn: u64,
+        frame: FrameData,
+    },
+    Pong {
+        conn: u64,
+    },
+    Closed {
+        conn: u64,
+        code: Option<u16>,
+    },
     Timeout,
     /// Jump the clock to `poll_timeout()` and feed `Timeout` (what a host loop does).
     TimeoutAtDeadline,
-    Backpressure { conn: u64, buffered: u64 },
-    Completed { op: u64, result: HostResult },
-    Command { tag: u64, command: Command },
+    Backpressure {
+        conn: u64,
+        buffered: u64,
+    },
+    Completed {
+        op: u64,
+        result: HostResult,
+    },
+    /// `Completed` for the `pick`-th call in flight (op 0, unknown, if none is).
+    CompleteInFlight {
+        pick: usize,
+        result: HostResult,
+    },
+    Command {
+        tag: u64,
+        command: Command,
+    },
     /// Host-side hibernation of `conn`: snapshot, `Closed`, `Restore` as `to`.
     /// Only generated by the hibernation property.
-    Hibernate { conn: u64, to: u64 },
+    Hibernate {
+        conn: u64,
+        to: u64,
+    },
 }
 
 /// A step with the clock change before it (ms; may be negative).
@@ -369,12 +458,12 @@ struct Timed {
 
 fn arb_dt() -> BoxedStrategy<i64> {
     prop_oneof![
-        6 => Just(0i64),
-        10 => 1i64..400,
-        3 => 400i64..3_000,
-        2 => -3_000i64..0,
-        1 => -400_000i64..-3_000,
-        1 => 3_000i64..200_000,
+        24 => Just(0i64),
+        40 => 1i64..400,
+        12 => 400i64..3_000,
+        8 => -3_000i64..0,
+        3 => -400_000i64..-3_000,
+        3 => 3_000i64..200_000,
         1 => Just(400 * 86_400_000i64), // beyond any token's exp
     ]
     .boxed()
@@ -382,33 +471,43 @@ fn arb_dt() -> BoxedStrategy<i64> {
 
 fn arb_open_request() -> BoxedStrategy<UpgradeRequest> {
     let query = prop_oneof![
-        4 => Just(String::new()),
-        1 => Just("token=key-alice".to_string()),
-        1 => Just("token=key-bob".to_string()),
+        10 => Just(String::new()),
+        2 => Just("token=key-alice".to_string()),
+        2 => Just("token=key-bob".to_string()),
         2 => (0..tokens().len()).prop_map(|i| format!("token={}", tokens()[i])),
         1 => select(&["token=garbage", "token=a.b.c", "x=1&token=", "token=key%2Dbob"][..]).prop_map(str::to_string),
     ];
     let header = prop_oneof![
-        select(&[
-            ("Origin", "https://evil.example"),
-            ("origin", "https://app.example"),
-            ("Authorization", "Bearer key-bob"),
-            ("authorization", "bearer"),
-            ("X-API-Key", "key-alice"),
-            ("X-API-Key", " "),
-            ("Sec-WebSocket-Protocol", "switchboard.v1, bearer.key-bob"),
-            ("Sec-WebSocket-Protocol", "other"),
-            ("Host", "example.com:8080"),
-        ][..])
+        select(
+            &[
+                ("Origin", "https://evil.example"),
+                ("origin", "https://app.example"),
+                ("Authorization", "Bearer key-bob"),
+                ("authorization", "bearer"),
+                ("X-API-Key", "key-alice"),
+                ("X-API-Key", " "),
+                ("Sec-WebSocket-Protocol", "switchboard.v1, bearer.key-bob"),
+                ("Sec-WebSocket-Protocol", "other"),
+                ("Host", "example.com:8080"),
+            ][..]
+        )
         .prop_map(|(k, v)| (k.to_string(), v.to_string())),
-        (0..tokens().len()).prop_map(|i| ("Authorization".to_string(), format!("Bearer {}", tokens()[i]))),
+        (0..tokens().len()).prop_map(|i| (
+            "Authorization".to_string(),
+            format!("Bearer {}", tokens()[i])
+        )),
     ];
     (
-        select(&["/", "/", "/", "/secure", "/admin", "/nope", "/secure/"][..]),
+        select(
+            &[
+                "/", "/", "/", "/", "/", "/secure", "/admin", "/nope", "/secure/",
+            ][..],
+        ),
         query,
-        prop::collection::vec(header, 0..3),
+        prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(header, 1..3)],
         select(&["10.0.0.1", "10.0.0.1", "10.0.0.2", "::1"][..]),
-        name(CLIENT_IDS),
+        // `*` stands for `c<conn>` (see `run_session`), so ids mostly do not collide.
+        prop_oneof![4 => Just("*".to_string()), 1 => name(CLIENT_IDS)],
     )
         .prop_map(|(path, query, headers, peer, client_id)| UpgradeRequest {
             path: path.into(),
@@ -421,18 +520,39 @@ fn arb_open_request() -> BoxedStrategy<UpgradeRequest> {
 }
 
 fn arb_host_result() -> BoxedStrategy<HostResult> {
-    prop_oneof![
+    let guard = prop_oneof![
+        3 => Just(GuardDecision::Allow),
+        1 => prop::option::of(Just("not yours".to_string())).prop_map(|message| GuardDecision::Deny { message }),
+        1 => select(vec![json!({"ownerId": "alice"}), json!({"n": {"$gt": 0}}), json!({}), json!("bad")])
+            .prop_map(|filter| GuardDecision::Filter { filter }),
+    ]
+    .prop_map(HostResult::Guard);
+    let store = prop_oneof![
         prop::option::of(arb_record()).prop_map(StoreOutcome::Record),
-        (prop::collection::vec(arb_record(), 0..3), prop::option::of("[a-z]{1,4}"))
+        (
+            prop::collection::vec(arb_record(), 0..3),
+            prop::option::of("[a-z]{1,4}")
+        )
             .prop_map(|(items, cursor)| StoreOutcome::Page { items, cursor }),
         arb_record().prop_map(StoreOutcome::Inserted),
-        (arb_record(), arb_record()).prop_map(|(record, previous)| StoreOutcome::Updated { record, previous }),
+        (arb_record(), arb_record())
+            .prop_map(|(record, previous)| StoreOutcome::Updated { record, previous }),
         arb_record().prop_map(|previous| StoreOutcome::Deleted { previous }),
-        select(&[StoreErrorKind::NotFound, StoreErrorKind::Conflict, StoreErrorKind::Unavailable, StoreErrorKind::Internal][..])
-            .prop_map(|kind| StoreOutcome::Failed(StoreError { kind, message: "boom".into() })),
+        select(
+            &[
+                StoreErrorKind::NotFound,
+                StoreErrorKind::Conflict,
+                StoreErrorKind::Unavailable,
+                StoreErrorKind::Internal
+            ][..]
+        )
+        .prop_map(|kind| StoreOutcome::Failed(StoreError {
+            kind,
+            message: "boom".into()
+        })),
     ]
-    .prop_map(HostResult::Store)
-    .boxed()
+    .prop_map(HostResult::Store);
+    prop_oneof![3 => store, 1 => guard].boxed()
 }
 
 fn arb_command() -> BoxedStrategy<Command> {
@@ -468,14 +588,31 @@ fn arb_command() -> BoxedStrategy<Command> {
 }
 
 fn arb_step(with_shutdown: bool, with_hibernate: bool) -> BoxedStrategy<Step> {
-    let conn = 0..CONNS;
+    // A connection id: literal (0..CONNS), or a pick among the open ones (see `PICK`).
+    let conn = prop_oneof![1 => 0..CONNS, 3 => PICK..PICK + 1000].boxed();
     let mut options: Vec<(u32, BoxedStrategy<Step>)> = vec![
-        (4, (conn.clone(), arb_open_request()).prop_map(|(conn, request)| Step::Open { conn, request }).boxed()),
-        (14, (conn.clone(), arb_frame()).prop_map(|(conn, frame)| Step::Frame { conn, frame }).boxed()),
+        (
+            5,
+            (
+                prop_oneof![1 => 0..CONNS, 2 => Just(PICK)],
+                arb_open_request(),
+            )
+                .prop_map(|(conn, request)| Step::Open { conn, request })
+                .boxed(),
+        ),
+        (
+            14,
+            (conn.clone(), arb_frame())
+                .prop_map(|(conn, frame)| Step::Frame { conn, frame })
+                .boxed(),
+        ),
         (1, conn.clone().prop_map(|conn| Step::Pong { conn }).boxed()),
         (
             2,
-            (conn.clone(), prop::option::of(select(&[1000u16, 1001, 1006, 4000][..])))
+            (
+                conn.clone(),
+                prop::option::of(select(&[1000u16, 1001, 1006, 4000][..])),
+            )
                 .prop_map(|(conn, code)| Step::Closed { conn, code })
                 .boxed(),
         ),
@@ -483,23 +620,50 @@ fn arb_step(with_shutdown: bool, with_hibernate: bool) -> BoxedStrategy<Step> {
         (2, Just(Step::TimeoutAtDeadline).boxed()),
         (
             1,
-            (conn.clone(), select(&[0u64, 10, 999, 1000, 1001, 50_000][..]))
+            (
+                conn.clone(),
+                select(&[0u64, 10, 999, 1000, 1001, 50_000][..]),
+            )
                 .prop_map(|(conn, buffered)| Step::Backpressure { conn, buffered })
                 .boxed(),
         ),
-        (3, (1u64..10, arb_host_result()).prop_map(|(op, result)| Step::Completed { op, result }).boxed()),
-        (4, (any::<u64>(), arb_command()).prop_map(|(tag, command)| Step::Command { tag, command }).boxed()),
+        (
+            2,
+            (1u64..10, arb_host_result())
+                .prop_map(|(op, result)| Step::Completed { op, result })
+                .boxed(),
+        ),
+        (
+            4,
+            (any::<usize>(), arb_host_result())
+                .prop_map(|(pick, result)| Step::CompleteInFlight { pick, result })
+                .boxed(),
+        ),
+        (
+            4,
+            (any::<u64>(), arb_command())
+                .prop_map(|(tag, command)| Step::Command { tag, command })
+                .boxed(),
+        ),
     ];
     if with_shutdown {
         options.push((
             1,
             prop::option::of(Just("maintenance".to_string()))
-                .prop_map(|reason| Step::Command { tag: 7, command: Command::Shutdown { reason } })
+                .prop_map(|reason| Step::Command {
+                    tag: 7,
+                    command: Command::Shutdown { reason },
+                })
                 .boxed(),
         ));
     }
     if with_hibernate {
-        options.push((3, (conn.clone(), conn).prop_map(|(conn, to)| Step::Hibernate { conn, to }).boxed()));
+        options.push((
+            3,
+            (conn.clone(), conn)
+                .prop_map(|(conn, to)| Step::Hibernate { conn, to })
+                .boxed(),
+        ));
     }
     proptest::strategy::Union::new_weighted(options).boxed()
 }
@@ -507,9 +671,10 @@ fn arb_step(with_shutdown: bool, with_hibernate: bool) -> BoxedStrategy<Step> {
 fn arb_session(max_len: usize, with_hibernate: bool) -> BoxedStrategy<(u8, Vec<Timed>)> {
     (
         0u8..2,
-        any::<bool>().prop_flat_map(move |shutdown| {
+        prop::bool::weighted(0.25).prop_flat_map(move |shutdown| {
             prop::collection::vec(
-                (arb_dt(), arb_step(shutdown, with_hibernate)).prop_map(|(dt, step)| Timed { dt, step }),
+                (arb_dt(), arb_step(shutdown, with_hibernate))
+                    .prop_map(|(dt, step)| Timed { dt, step }),
                 1..max_len,
             )
         }),
@@ -523,7 +688,8 @@ fn frame_text(frame: &engine::Frame) -> Result<Value, TestCaseError> {
     let text = frame
         .as_text()
         .ok_or_else(|| TestCaseError::fail("the JSON codec sends text frames"))?;
-    serde_json::from_str(text).map_err(|e| TestCaseError::fail(format!("frame is not JSON ({e}): {text}")))
+    serde_json::from_str(text)
+        .map_err(|e| TestCaseError::fail(format!("frame is not JSON ({e}): {text}")))
 }
 
 /// A host's view of the engine, checking the contract of every action:
@@ -532,18 +698,18 @@ fn frame_text(frame: &engine::Frame) -> Result<Value, TestCaseError> {
 ///   not closed (nothing is sent after a `Close`); `SendMany` lists no connection twice;
 /// * every frame is JSON text;
 /// * `Call` op ids increase and name a live connection; the answer to a call (`data`,
-///   `inserted`, `updated`, `deleted` or `error` after `Completed`, `TIMEOUT` after
-///   `Timeout`) goes to the connection that made it, exactly once, and never to a later
-///   connection that reuses its id;
+///   `inserted`, `updated`, `deleted` or `error` — or the request's next `Call` — after
+///   `Completed`, `TIMEOUT` after `Timeout`) goes to the connection that made it, exactly
+///   once, and never to a later connection that reuses its id;
 /// * one `CommandResult`, with the step's tag, per `Command`;
 /// * the engine's counters agree with what the host saw.
 #[derive(Debug, Default)]
 struct Model {
-    /// Accepted (or restored) and not yet reported `Closed`, with a generation per id.
-    open: BTreeMap<u64, u64>,
+    /// Accepted (or restored) and not yet reported `Closed`, with the client id (the
+    /// identity of a connection: connection ids may be reused, client ids are random).
+    open: BTreeMap<u64, String>,
     /// Subset of `open` the engine sent `Close` for.
     closing: BTreeSet<u64>,
-    generation: u64,
     accepts: u64,
     disconnects: u64,
     /// Whether a connection was restored (restores are not upgrades, so the engine's
@@ -552,20 +718,53 @@ struct Model {
     /// The engine's clock: the latest `now` fed.
     clock: u64,
     last_op: u64,
-    /// Calls in flight: op → (conn, generation, deadline).
-    calls: BTreeMap<u64, (u64, u64, u64)>,
+    /// Calls in flight: op → (conn, client id, deadline).
+    calls: BTreeMap<u64, (u64, String, u64)>,
 }
 
 const REPLY_TYPES: [&str; 5] = ["data", "inserted", "updated", "deleted", "error"];
 
 impl Model {
+    /// The step with picked connection ids (`>= PICK`) and client ids (`*`) made concrete.
+    fn resolve(&self, step: &Step) -> Step {
+        let open: Vec<u64> = self.open.keys().copied().collect();
+        let pick = |c: u64| match c {
+            c if c < PICK => c,
+            _ if open.is_empty() => 0,
+            c => open[((c - PICK) as usize) % open.len()],
+        };
+        let mut step = step.clone();
+        match &mut step {
+            Step::Open { conn, request } => {
+                if *conn >= PICK {
+                    *conn = (0..CONNS).find(|c| !self.open.contains_key(c)).unwrap_or(0);
+                }
+                if request.client_id == "*" {
+                    request.client_id = format!("c{conn}");
+                }
+            }
+            Step::Frame { conn, .. }
+            | Step::Pong { conn }
+            | Step::Closed { conn, .. }
+            | Step::Backpressure { conn, .. } => *conn = pick(*conn),
+            Step::Hibernate { conn, to } => {
+                *conn = pick(*conn);
+                if *to >= PICK {
+                    *to = (0..CONNS).find(|c| !self.open.contains_key(c)).unwrap_or(0);
+                }
+            }
+            _ => {}
+        }
+        step
+    }
+
     fn live(&self, conn: ConnId) -> bool {
         self.open.contains_key(&conn.0) && !self.closing.contains(&conn.0)
     }
 
     /// Whether the caller of a call is still the live connection that made it.
-    fn caller_live(&self, conn: u64, generation: u64) -> bool {
-        self.open.get(&conn) == Some(&generation) && !self.closing.contains(&conn)
+    fn caller_live(&self, conn: u64, client_id: &str) -> bool {
+        self.open.get(&conn).is_some_and(|c| c == client_id) && !self.closing.contains(&conn)
     }
 
     /// Check one step's outcome (fed at `now`) and update the model.
@@ -585,19 +784,29 @@ impl Model {
         match (step, result) {
             (Step::Open { conn, .. }, Err(ApiMisuse::DuplicateConnection(c))) => {
                 prop_assert_eq!(c, conn);
-                prop_assert!(self.open.contains_key(conn), "duplicate reported for a closed id");
+                prop_assert!(
+                    self.open.contains_key(conn),
+                    "duplicate reported for a closed id"
+                );
                 prop_assert!(actions.is_empty(), "misuse must not act: {:?}", actions);
                 return self.check_engine(engine);
             }
             (Step::Open { conn, .. }, Ok(())) => {
-                prop_assert!(!self.open.contains_key(conn), "Open of an open id was accepted");
+                prop_assert!(
+                    !self.open.contains_key(conn),
+                    "Open of an open id was accepted"
+                );
                 let answers = actions
                     .iter()
                     .filter(|a| matches!(a, Action::Accept { .. } | Action::Reject { .. }))
                     .count();
                 prop_assert_eq!(answers, 1, "one Accept/Reject per Open: {:?}", actions);
             }
-            (_, Err(e)) => return Err(TestCaseError::fail(format!("unexpected misuse error {e:?}"))),
+            (_, Err(e)) => {
+                return Err(TestCaseError::fail(format!(
+                    "unexpected misuse error {e:?}"
+                )))
+            }
             (_, Ok(())) => {}
         }
         // Answers this step may carry, per connection: (types allowed, how many).
@@ -605,18 +814,19 @@ impl Model {
         let mut due_calls = Vec::new();
         let answering = match step {
             Step::Completed { op, .. } => {
-                if let Some(&(conn, gen, _)) = self.calls.get(op) {
-                    if self.caller_live(conn, gen) {
-                        expected_answers.insert(conn, 1);
+                if let Some((conn, client_id, _)) = self.calls.get(op) {
+                    if self.caller_live(*conn, client_id) {
+                        expected_answers.insert(*conn, 1);
                     }
                 }
                 true
             }
             Step::Timeout | Step::TimeoutAtDeadline => {
-                for (&op, &(conn, gen, deadline)) in &self.calls {
+                for (&op, (conn, client_id, deadline)) in &self.calls {
+                    let (conn, deadline) = (*conn, *deadline);
                     if deadline <= self.clock {
                         due_calls.push(op);
-                        if self.caller_live(conn, gen) {
+                        if self.caller_live(conn, client_id) {
                             *expected_answers.entry(conn).or_default() += 1;
                         }
                     }
@@ -631,20 +841,36 @@ impl Model {
             match action {
                 Action::Accept { conn, .. } => {
                     prop_assert_eq!(Some(conn.0), open_conn, "Accept outside Open");
-                    self.generation += 1;
-                    self.open.insert(conn.0, self.generation);
+                    // The client id arrives with the welcome frame that follows.
+                    self.open.insert(conn.0, String::new());
                     self.accepts += 1;
                 }
                 Action::Reject { conn, status, body } => {
                     prop_assert_eq!(Some(conn.0), open_conn, "Reject outside Open");
-                    prop_assert!([401, 403, 404, 429, 500, 503].contains(status), "status {}", status);
+                    prop_assert!(
+                        [401, 403, 404, 429, 500, 503].contains(status),
+                        "status {}",
+                        status
+                    );
                     let body: Value = serde_json::from_str(body)
                         .map_err(|e| TestCaseError::fail(format!("reject body not JSON: {e}")))?;
                     prop_assert_eq!(&body["type"], "error");
                 }
                 Action::Send { conn, frame } => {
-                    prop_assert!(self.live(*conn), "Send to {:?} (not live): {:?}", conn, frame);
+                    prop_assert!(
+                        self.live(*conn),
+                        "Send to {:?} (not live): {:?}",
+                        conn,
+                        frame
+                    );
                     let v = frame_text(frame)?;
+                    if v["type"] == "connected" {
+                        let id = v["clientId"].as_str().unwrap_or_default().to_string();
+                        let slot = self.open.get_mut(&conn.0).expect("live");
+                        prop_assert!(slot.is_empty(), "second welcome to {:?}", conn);
+                        prop_assert!(!id.is_empty(), "welcome without clientId");
+                        *slot = id;
+                    }
                     if answering && REPLY_TYPES.contains(&v["type"].as_str().unwrap_or("")) {
                         *answers.entry(conn.0).or_default() += 1;
                     }
@@ -668,13 +894,22 @@ impl Model {
                     );
                     self.closing.insert(conn.0);
                 }
-                Action::Call { op, conn, deadline, .. } => {
+                Action::Call {
+                    op, conn, deadline, ..
+                } => {
                     prop_assert!(op.0 > self.last_op, "op ids must increase");
                     self.last_op = op.0;
-                    let conn = conn.ok_or_else(|| TestCaseError::fail("client call without conn"))?;
+                    let conn =
+                        conn.ok_or_else(|| TestCaseError::fail("client call without conn"))?;
                     prop_assert!(self.live(conn), "Call for {:?} (not live)", conn);
                     prop_assert!(deadline.0 > self.clock, "deadline in the past");
-                    self.calls.insert(op.0, (conn.0, self.open[&conn.0], deadline.0));
+                    if matches!(step, Step::Completed { .. }) {
+                        // A completion may continue with the next call of the same request
+                        // (prefetch → host guard → store) instead of answering.
+                        *answers.entry(conn.0).or_default() += 1;
+                    }
+                    self.calls
+                        .insert(op.0, (conn.0, self.open[&conn.0].clone(), deadline.0));
                 }
                 Action::CommandResult { tag, .. } => {
                     command_results += 1;
@@ -695,13 +930,23 @@ impl Model {
                     n <= most,
                     "{} answer(s) to connection {} where at most {} call(s) of it were due \
                      (calls in flight: {:?}, open: {:?})",
-                    n, conn, most, &self.calls, &self.open
+                    n,
+                    conn,
+                    most,
+                    &self.calls,
+                    &self.open
                 );
             }
             for (&conn, &most) in &expected_answers {
                 let least = if self.live(ConnId(conn)) { most } else { 0 };
                 let n = answers.get(&conn).copied().unwrap_or(0);
-                prop_assert!(n >= least, "{} of {} due call(s) of connection {} answered", n, least, conn);
+                prop_assert!(
+                    n >= least,
+                    "{} of {} due call(s) of connection {} answered",
+                    n,
+                    least,
+                    conn
+                );
             }
         }
         if matches!(step, Step::Command { .. }) {
@@ -740,7 +985,10 @@ impl Model {
         }
         prop_assert_eq!(m.pending_calls as usize, self.calls.len(), "pendingCalls");
         for c in 0..CONNS {
-            prop_assert_eq!(engine.snapshot(ConnId(c)).is_some(), self.open.contains_key(&c));
+            prop_assert_eq!(
+                engine.snapshot(ConnId(c)).is_some(),
+                self.open.contains_key(&c)
+            );
         }
         Ok(())
     }
@@ -765,51 +1013,97 @@ fn run_session(
     };
     for (i, Timed { dt, step }) in steps.iter().enumerate() {
         now = now.saturating_add_signed(*dt);
+        let step = &model.resolve(step);
         if let Step::Hibernate { conn, to } = step {
             // Only a live connection can hibernate, and only into a free id.
             let (conn, to) = (*conn, *to);
             if to == conn || !model.live(ConnId(conn)) || model.open.contains_key(&to) {
                 continue;
             }
-            let snapshot = engine.snapshot(ConnId(conn)).expect("live connection has a snapshot");
+            let snapshot = engine
+                .snapshot(ConnId(conn))
+                .expect("live connection has a snapshot");
             let text = serde_json::to_string(&snapshot).expect("snapshot serializes");
             let closed = Step::Closed { conn, code: None };
-            let r = engine.handle(Millis(now), Input::Closed { conn: ConnId(conn), code: None });
-            let actions = drain(engine);
-            model.step(engine, now, &closed, &r, &actions)?;
-            let snapshot: ConnectionSnapshot = serde_json::from_str(&text).expect("snapshot parses");
             let r = engine.handle(
                 Millis(now),
-                Input::Restore { conn: ConnId(to), snapshot: Box::new(snapshot) },
+                Input::Closed {
+                    conn: ConnId(conn),
+                    code: None,
+                },
+            );
+            let actions = drain(engine);
+            model.step(engine, now, &closed, &r, &actions)?;
+            let snapshot: ConnectionSnapshot =
+                serde_json::from_str(&text).expect("snapshot parses");
+            let snapshot_client_id = snapshot.client_id.clone();
+            let r = engine.handle(
+                Millis(now),
+                Input::Restore {
+                    conn: ConnId(to),
+                    snapshot: Box::new(snapshot),
+                },
             );
             prop_assert!(r.is_ok(), "restore: {:?}", r);
             let actions = drain(engine);
             prop_assert!(actions.is_empty(), "restore sends nothing: {:?}", actions);
             // The restored connection counts as a new connection for the model.
-            model.generation += 1;
-            model.open.insert(to, model.generation);
+            model.open.insert(to, snapshot_client_id);
             model.restored = true;
             transcript.push(format!("{i}: hibernate {conn} -> {to}"));
             model.check_engine(engine)?;
             continue;
         }
+        // Resolve picks (a call in flight, an open connection) to plain steps.
+        let resolved;
+        let step = match step {
+            Step::CompleteInFlight { pick, result } => {
+                let ops: Vec<u64> = model.calls.keys().copied().collect();
+                let op = if ops.is_empty() {
+                    0
+                } else {
+                    ops[pick % ops.len()]
+                };
+                resolved = Step::Completed {
+                    op,
+                    result: result.clone(),
+                };
+                &resolved
+            }
+            other => other,
+        };
         if let Step::TimeoutAtDeadline = step {
             if let Some(t) = engine.poll_timeout() {
                 now = now.max(t.0);
             }
         }
         let input = match step {
-            Step::Open { conn, request } => Input::Open { conn: ConnId(*conn), request: request.clone() },
+            Step::Open { conn, request } => Input::Open {
+                conn: ConnId(*conn),
+                request: request.clone(),
+            },
             Step::Frame { conn, frame } => frame.input(ConnId(*conn)),
-            Step::Pong { conn } => Input::Pong { conn: ConnId(*conn) },
-            Step::Closed { conn, code } => Input::Closed { conn: ConnId(*conn), code: *code },
+            Step::Pong { conn } => Input::Pong {
+                conn: ConnId(*conn),
+            },
+            Step::Closed { conn, code } => Input::Closed {
+                conn: ConnId(*conn),
+                code: *code,
+            },
             Step::Timeout | Step::TimeoutAtDeadline => Input::Timeout,
-            Step::Backpressure { conn, buffered } => {
-                Input::Backpressure { conn: ConnId(*conn), buffered: *buffered }
-            }
-            Step::Completed { op, result } => Input::Completed { op: OpId(*op), result: result.clone() },
-            Step::Command { tag, command } => Input::Command { tag: *tag, command: command.clone() },
-            Step::Hibernate { .. } => unreachable!(),
+            Step::Backpressure { conn, buffered } => Input::Backpressure {
+                conn: ConnId(*conn),
+                buffered: *buffered,
+            },
+            Step::Completed { op, result } => Input::Completed {
+                op: OpId(*op),
+                result: result.clone(),
+            },
+            Step::Command { tag, command } => Input::Command {
+                tag: *tag,
+                command: command.clone(),
+            },
+            Step::Hibernate { .. } | Step::CompleteInFlight { .. } => unreachable!(),
         };
         let result = engine.handle(Millis(now), input);
         let actions = drain(engine);
@@ -822,24 +1116,47 @@ fn run_session(
     // The host closes everything that is left.
     for conn in model.open.keys().copied().collect::<Vec<_>>() {
         let step = Step::Closed { conn, code: None };
-        let r = engine.handle(Millis(now), Input::Closed { conn: ConnId(conn), code: None });
+        let r = engine.handle(
+            Millis(now),
+            Input::Closed {
+                conn: ConnId(conn),
+                code: None,
+            },
+        );
         let actions = drain(engine);
         model.step(engine, now, &step, &r, &actions)?;
     }
     prop_assert_eq!(engine.connection_count(), 0);
     let m = engine.metrics().clone();
-    prop_assert_eq!(m.connections, m.disconnections, "connections vs disconnections");
+    prop_assert_eq!(
+        m.connections,
+        m.disconnections,
+        "connections vs disconnections"
+    );
     prop_assert_eq!(m.current_connections, 0);
     for (command, empty) in [(Command::Clients, json!([])), (Command::Rooms, json!([]))] {
-        engine.handle(Millis(now), Input::Command { tag: 1, command }).unwrap();
+        engine
+            .handle(Millis(now), Input::Command { tag: 1, command })
+            .unwrap();
         let actions = drain(engine);
         match actions.as_slice() {
             [Action::CommandResult { result: Ok(v), .. }] => prop_assert_eq!(v, &empty),
             other => return Err(TestCaseError::fail(format!("query failed: {other:?}"))),
         }
     }
-    engine.handle(Millis(now), Input::Command { tag: 2, command: Command::ServerInfo }).unwrap();
-    if let [Action::CommandResult { result: Ok(info), .. }] = drain(engine).as_slice() {
+    engine
+        .handle(
+            Millis(now),
+            Input::Command {
+                tag: 2,
+                command: Command::ServerInfo,
+            },
+        )
+        .unwrap();
+    if let [Action::CommandResult {
+        result: Ok(info), ..
+    }] = drain(engine).as_slice()
+    {
         prop_assert_eq!(&info["clients"], &json!(0));
         prop_assert_eq!(&info["subscriptions"], &json!(0));
         prop_assert_eq!(&info["rooms"], &json!(0));
@@ -851,10 +1168,16 @@ fn run_session(
     engine.handle(later, Input::Timeout).unwrap();
     let actions = drain(engine);
     prop_assert!(actions.is_empty(), "nobody left to answer: {:?}", actions);
-    prop_assert_eq!(engine.poll_timeout(), None, "a timer outlived every connection");
+    prop_assert_eq!(
+        engine.poll_timeout(),
+        None,
+        "a timer outlived every connection"
+    );
     prop_assert_eq!(engine.metrics().pending_calls, 0);
     if let Err(e) = engine.check_invariants() {
-        return Err(TestCaseError::fail(format!("check_invariants at the end: {e}")));
+        return Err(TestCaseError::fail(format!(
+            "check_invariants at the end: {e}"
+        )));
     }
     Ok(transcript)
 }
@@ -870,7 +1193,15 @@ fn engine_with_one_connection(config: Config) -> Engine {
         client_id: "c1".into(),
         ..Default::default()
     };
-    engine.handle(Millis(T0), Input::Open { conn: ConnId(1), request }).unwrap();
+    engine
+        .handle(
+            Millis(T0),
+            Input::Open {
+                conn: ConnId(1),
+                request,
+            },
+        )
+        .unwrap();
     let actions: Vec<Action> = engine.drain_actions().collect();
     assert!(matches!(actions[0], Action::Accept { .. }), "{actions:?}");
     engine
@@ -898,15 +1229,17 @@ fn feed_frames(frames: &[FrameData]) -> Result<(), TestCaseError> {
         engine.handle(now, f.input(ConnId(1))).unwrap();
         let actions: Vec<Action> = engine.drain_actions().collect();
         if let Err(e) = engine.check_invariants() {
-            return Err(TestCaseError::fail(format!("check_invariants after frame {i}: {e}")));
+            return Err(TestCaseError::fail(format!(
+                "check_invariants after frame {i}: {e}"
+            )));
         }
         if closed {
             prop_assert!(actions.is_empty(), "output after Close: {:?}", actions);
             continue;
         }
-        let unacknowledged_room_message = f
-            .json()
-            .is_some_and(|v| v["type"] == "room:message" && v.get("ack").is_none_or(|a| a == false));
+        let unacknowledged_room_message = f.json().is_some_and(|v| {
+            v["type"] == "room:message" && v.get("ack").is_none_or(|a| a == false)
+        });
         if !unacknowledged_room_message {
             prop_assert!(answers_sender(&actions), "frame {} unanswered: {:?}", i, f);
         }
@@ -924,7 +1257,7 @@ fn feed_frames(frames: &[FrameData]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
     #[test]
     fn frames_on_an_open_connection_arbitrary_bytes(
@@ -948,6 +1281,11 @@ proptest! {
     ) {
         feed_frames(&frames)?;
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn random_sessions_keep_invariants((variant, steps) in arb_session(60, false)) {
@@ -1010,4 +1348,114 @@ fn fuzz_harness_smoke() {
     rec(0x07, -20000, &[]); // clock jumps back
     rec(0x19, 0, &[]); // closed
     fuzz_frames::run(&data);
+}
+
+// ------------------------------------------------------------------------ fixed sessions
+
+fn open_step(conn: u64, client_id: &str) -> Timed {
+    Timed {
+        dt: 0,
+        step: Step::Open {
+            conn,
+            request: UpgradeRequest {
+                path: "/".into(),
+                peer: "10.0.0.1".into(),
+                client_id: client_id.into(),
+                ..Default::default()
+            },
+        },
+    }
+}
+
+fn frame_step(conn: u64, message: Value) -> Timed {
+    Timed {
+        dt: 1,
+        step: Step::Frame {
+            conn,
+            frame: FrameData {
+                bytes: message.to_string().into_bytes(),
+                binary: false,
+            },
+        },
+    }
+}
+
+/// A host may reuse a connection id once the connection is closed. The answer to a call
+/// made by the old connection must not reach the new one (it carries the old
+/// connection's data and `requestId`).
+#[test]
+fn answer_to_a_closed_connections_call_is_not_delivered_to_a_reused_id() {
+    let steps = vec![
+        open_step(1, "c1"),
+        frame_step(
+            1,
+            json!({"type": "get", "resource": "messages", "id": "r1", "requestId": 1}),
+        ),
+        Timed {
+            dt: 1,
+            step: Step::Closed {
+                conn: 1,
+                code: Some(1000),
+            },
+        },
+        open_step(1, "c2"),
+        Timed {
+            dt: 1,
+            step: Step::Completed {
+                op: 1,
+                result: HostResult::Store(StoreOutcome::Record(Some(
+                    json!({"id": "r1", "secret": 0}),
+                ))),
+            },
+        },
+    ];
+    let mut engine = Engine::with_seed(small_config(0), 1).unwrap();
+    if let Err(e) = run_session(&mut engine, &steps, false) {
+        panic!("{e}");
+    }
+}
+
+/// The same through the call's timeout.
+#[test]
+fn timeout_of_a_closed_connections_call_is_not_delivered_to_a_reused_id() {
+    let steps = vec![
+        open_step(1, "c1"),
+        frame_step(
+            1,
+            json!({"type": "get", "resource": "messages", "id": "r1", "requestId": 1}),
+        ),
+        Timed {
+            dt: 1,
+            step: Step::Closed {
+                conn: 1,
+                code: Some(1000),
+            },
+        },
+        open_step(1, "c2"),
+        Timed {
+            dt: 800,
+            step: Step::Timeout,
+        },
+    ];
+    let mut engine = Engine::with_seed(small_config(0), 1).unwrap();
+    if let Err(e) = run_session(&mut engine, &steps, false) {
+        panic!("{e}");
+    }
+}
+
+/// Hibernation: snapshot a connection, report it closed, restore it under a new id,
+/// close it. Counters and invariants must stay consistent.
+#[test]
+fn restore_then_close_keeps_counters_consistent() {
+    let steps = vec![
+        open_step(1, "c1"),
+        Timed {
+            dt: 0,
+            step: Step::Hibernate { conn: 1, to: 2 },
+        },
+    ];
+    let mut engine = Engine::with_seed(small_config(0), 1).unwrap();
+    if let Err(e) = run_session(&mut engine, &steps, false) {
+        panic!("{e}");
+    }
 }

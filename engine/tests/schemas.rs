@@ -10,14 +10,14 @@
 //! know fails here, and so does a schema entry no scenario exercises.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use engine::filter::Filter;
-use engine::hostcall::HostRequest;
+use engine::hostcall::{GuardDecision, HostRequest};
 use engine::protocol::CLIENT_TYPES;
+use engine::store::{MemoryStore, RecordStore};
 use engine::{
     Action, Command, CommandError, Config, ConnId, Engine, ErrorCode, HostResult, InFrame, Input,
     Millis, OpId, StoreError, StoreErrorKind, StoreOutcome, StoreRequest, UpgradeRequest,
@@ -42,7 +42,10 @@ fn load_schema(name: &str) -> Value {
         "{name} must declare draft 2020-12"
     );
     if let Err(e) = jsonschema::meta::validate(&schema) {
-        panic!("{name} is not a valid JSON Schema: {e} at {}", e.instance_path);
+        panic!(
+            "{name} is not a valid JSON Schema: {e} at {}",
+            e.instance_path()
+        );
     }
     schema
 }
@@ -73,7 +76,7 @@ fn listed_types(schema: &Value) -> Vec<String> {
 /// Problems found by a validator, one line each (empty: valid).
 fn problems(v: &Validator, instance: &Value) -> Vec<String> {
     v.iter_errors(instance)
-        .map(|e| format!("{e} (at `{}`)", e.instance_path))
+        .map(|e| format!("{e} (at `{}`)", e.instance_path()))
         .collect()
 }
 
@@ -135,7 +138,11 @@ impl Checker {
                     p.join("\n")
                 );
                 let first_key = v.as_object().and_then(|o| o.keys().next().cloned());
-                assert_eq!(first_key.as_deref(), Some("type"), "`type` comes first: {text}");
+                assert_eq!(
+                    first_key.as_deref(),
+                    Some("type"),
+                    "`type` comes first: {text}"
+                );
                 let ty = v["type"].as_str().unwrap().to_string();
                 if ty == "error" {
                     self.error_codes
@@ -181,97 +188,28 @@ impl Checker {
 
 // ------------------------------------------------------------------ a tiny host
 
-/// An in-memory store answering the engine's storage calls.
-#[derive(Default)]
-struct Store {
-    tables: BTreeMap<String, BTreeMap<String, Value>>,
-}
-
-impl Store {
-    fn answer(&mut self, req: &StoreRequest) -> StoreOutcome {
-        let failed = |kind, message: &str| {
-            StoreOutcome::Failed(StoreError {
-                kind,
-                message: message.into(),
-            })
-        };
-        match req {
-            StoreRequest::Get { resource, id } => StoreOutcome::Record(
-                self.tables
-                    .get(resource)
-                    .and_then(|t| t.get(id))
-                    .cloned(),
-            ),
-            StoreRequest::List {
-                resource,
-                filter,
-                limit,
-                cursor,
-            } => {
-                let f = Filter::parse(filter).expect("the engine validated the filter");
-                let rows: Vec<&Value> = self
-                    .tables
-                    .get(resource)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(id, _)| cursor.as_ref().is_none_or(|c| id.as_str() > c.as_str()))
-                    .map(|(_, r)| r)
-                    .filter(|r| f.matches(r))
-                    .collect();
-                let items: Vec<Value> = rows.iter().take(*limit).map(|r| (*r).clone()).collect();
-                let cursor = (rows.len() > *limit)
-                    .then(|| items.last().map(|r| r["id"].as_str().unwrap().to_string()))
-                    .flatten();
-                StoreOutcome::Page { items, cursor }
-            }
-            StoreRequest::Insert { resource, record } => {
-                let id = record["id"].as_str().unwrap().to_string();
-                let table = self.tables.entry(resource.clone()).or_default();
-                if table.contains_key(&id) {
-                    return failed(StoreErrorKind::Conflict, "duplicate key in bucket xyz");
-                }
-                table.insert(id, record.clone());
-                StoreOutcome::Inserted(record.clone())
-            }
-            StoreRequest::Update {
-                resource,
-                id,
-                patch,
-            } => {
-                let Some(row) = self.tables.get_mut(resource).and_then(|t| t.get_mut(id)) else {
-                    return failed(StoreErrorKind::NotFound, "No such key: bucket=secret/xyz");
-                };
-                let previous = row.clone();
-                for (k, v) in patch.as_object().unwrap() {
-                    row[k] = v.clone();
-                }
-                StoreOutcome::Updated {
-                    record: row.clone(),
-                    previous,
-                }
-            }
-            StoreRequest::Delete { resource, id } => {
-                match self.tables.get_mut(resource).and_then(|t| t.remove(id)) {
-                    Some(previous) => StoreOutcome::Deleted { previous },
-                    None => failed(StoreErrorKind::NotFound, "No such key: bucket=secret/xyz"),
-                }
-            }
-        }
-    }
-}
-
 /// One engine plus a host loop that validates everything coming out.
 struct H {
     e: Engine,
     now: u64,
     ck: Rc<RefCell<Checker>>,
-    store: Store,
-    /// Answer storage calls immediately (otherwise they are held in `held`).
+    store: MemoryStore,
+    /// Answer host calls immediately (otherwise they are held in `held`).
     auto: bool,
-    held: Vec<(OpId, StoreRequest)>,
+    held: Vec<(OpId, HostRequest)>,
+    /// How host guard calls are answered.
+    guard: GuardDecision,
+    /// Host guard calls seen: (action, context).
+    guard_calls: Vec<Value>,
 }
 
-fn req(path: &str, query: &str, headers: &[(&str, &str)], peer: &str, client: &str) -> UpgradeRequest {
+fn req(
+    path: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    peer: &str,
+    client: &str,
+) -> UpgradeRequest {
     UpgradeRequest {
         path: path.into(),
         query: query.into(),
@@ -291,34 +229,42 @@ impl H {
             e: Engine::new(config).unwrap(),
             now: T0,
             ck: Rc::clone(ck),
-            store: Store::default(),
+            store: MemoryStore::new(),
             auto: true,
             held: Vec::new(),
+            guard: GuardDecision::Allow,
+            guard_calls: Vec::new(),
         }
     }
 
     fn input(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e.handle(Millis(self.now), input).expect("no API misuse");
+        self.e
+            .handle(Millis(self.now), input)
+            .expect("no API misuse");
         let mut out = Vec::new();
         let mut i = 0;
         out.extend(self.e.drain_actions());
         while i < out.len() {
             self.ck.borrow_mut().check_action(&out[i]);
-            if let Action::Call {
-                op,
-                request: HostRequest::Store(r),
-                ..
-            } = &out[i]
-            {
+            if let Action::Call { op, request, .. } = &out[i] {
                 if self.auto {
-                    let result = HostResult::Store(self.store.answer(r));
+                    let result = match request {
+                        HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
+                        HostRequest::Guard {
+                            action, context, ..
+                        } => {
+                            self.guard_calls
+                                .push(json!({"action": action, "context": context}));
+                            HostResult::Guard(self.guard.clone())
+                        }
+                    };
                     let op = *op;
                     self.e
                         .handle(Millis(self.now), Input::Completed { op, result })
                         .unwrap();
                     out.extend(self.e.drain_actions());
                 } else {
-                    self.held.push((*op, r.clone()));
+                    self.held.push((*op, request.clone()));
                 }
             }
             i += 1;
@@ -336,8 +282,20 @@ impl H {
 
     /// Open on `/` with this query; asserts acceptance and returns the welcome frame.
     fn open(&mut self, conn: u64, query: &str) -> Value {
-        let acts = self.open_req(conn, req("/", query, &[], &format!("10.0.0.{conn}"), &format!("c{conn}")));
-        assert!(matches!(acts[0], Action::Accept { .. }), "expected accept: {acts:?}");
+        let acts = self.open_req(
+            conn,
+            req(
+                "/",
+                query,
+                &[],
+                &format!("10.0.0.{conn}"),
+                &format!("c{conn}"),
+            ),
+        );
+        assert!(
+            matches!(acts[0], Action::Accept { .. }),
+            "expected accept: {acts:?}"
+        );
         let welcome = frames_for(&acts, conn).remove(0);
         assert_eq!(welcome["type"], "connected");
         welcome
@@ -486,14 +444,20 @@ fn every_frame_matches_the_schemas() {
 
     // The client schema lists exactly the engine's client message types.
     let client_listed = listed_types(&client_schema);
-    assert_eq!(client_listed, CLIENT_TYPES, "client schema oneOf vs CLIENT_TYPES");
+    assert_eq!(
+        client_listed, CLIENT_TYPES,
+        "client schema oneOf vs CLIENT_TYPES"
+    );
     let enum_listed: Vec<&str> = client_schema["properties"]["type"]["enum"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(enum_listed, CLIENT_TYPES, "client schema `type` enum vs CLIENT_TYPES");
+    assert_eq!(
+        enum_listed, CLIENT_TYPES,
+        "client schema `type` enum vs CLIENT_TYPES"
+    );
     // The server schema's error codes are exactly the engine's.
     let codes: Vec<&str> = server_schema["$defs"]["errorCode"]["enum"]
         .as_array()
@@ -502,7 +466,10 @@ fn every_frame_matches_the_schemas() {
         .map(|v| v.as_str().unwrap())
         .collect();
     let engine_codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    assert_eq!(codes, engine_codes, "server schema error codes vs ErrorCode::ALL");
+    assert_eq!(
+        codes, engine_codes,
+        "server schema error codes vs ErrorCode::ALL"
+    );
 
     upgrades_and_auth(&ck);
     jwt_rejections(&ck);
@@ -510,6 +477,7 @@ fn every_frame_matches_the_schemas() {
     request_ids_and_bad_frames(&ck);
     subscriptions_and_events(&ck);
     crud(&ck);
+    guards_and_validation(&ck);
     host_call_failures(&ck);
     channels(&ck);
     rooms_and_direct(&ck);
@@ -525,7 +493,10 @@ fn every_frame_matches_the_schemas() {
     assert_eq!(ck.server_types, listed, "observed server types vs schema");
     // Every error code was produced.
     let all_codes: BTreeSet<String> = engine_codes.iter().map(|s| s.to_string()).collect();
-    assert_eq!(ck.error_codes, all_codes, "observed error codes vs ErrorCode::ALL");
+    assert_eq!(
+        ck.error_codes, all_codes,
+        "observed error codes vs ErrorCode::ALL"
+    );
     // Every rejection reason the schema lists was produced.
     let mut reasons = BTreeSet::new();
     for branch in rejection_schema["oneOf"].as_array().unwrap() {
@@ -537,7 +508,10 @@ fn every_frame_matches_the_schemas() {
             reasons.insert(c.as_str().unwrap().to_string());
         }
     }
-    assert_eq!(ck.rejection_reasons, reasons, "observed rejection reasons vs schema");
+    assert_eq!(
+        ck.rejection_reasons, reasons,
+        "observed rejection reasons vs schema"
+    );
     let statuses: BTreeSet<u16> = ck.rejection_statuses.iter().map(|(s, _)| *s).collect();
     assert_eq!(statuses, BTreeSet::from([401, 403, 404, 429, 500, 503]));
     // Every close code the engine itself sends.
@@ -562,14 +536,23 @@ fn upgrades_and_auth(ck: &Rc<RefCell<Checker>>) {
         json!({"type":"connected","clientId":"c1","user":null,"timestamp":T0_ISO,"protocolVersion":1})
     );
     let w = h.open(2, "token=key_user");
-    assert_eq!(w["user"], json!({"id":"u1","role":"user","scopes":["read"]}));
+    assert_eq!(
+        w["user"],
+        json!({"id":"u1","role":"user","scopes":["read"]})
+    );
 
     // Every token source, and the subprotocol echo.
     let sources = [
         req("/", "", &[("Authorization", "Bearer key_admin")], "p", "s1"),
         req("/", "", &[("authorization", "bearer key_admin")], "p", "s2"),
         req("/", "", &[("X-API-Key", "key_admin")], "p", "s3"),
-        req("/", "", &[("Sec-WebSocket-Protocol", "switchboard.v1, bearer.key_admin")], "p", "s4"),
+        req(
+            "/",
+            "",
+            &[("Sec-WebSocket-Protocol", "switchboard.v1, bearer.key_admin")],
+            "p",
+            "s4",
+        ),
     ];
     for (i, r) in sources.into_iter().enumerate() {
         let conn = 10 + i as u64;
@@ -587,34 +570,87 @@ fn upgrades_and_auth(ck: &Rc<RefCell<Checker>>) {
         }
     }
     // Precedence: ?token= wins over the header, and a bad first source is not skipped.
-    let acts = h.open_req(20, req("/", "token=key_user", &[("X-API-Key", "key_admin")], "p", "s5"));
+    let acts = h.open_req(
+        20,
+        req(
+            "/",
+            "token=key_user",
+            &[("X-API-Key", "key_admin")],
+            "p",
+            "s5",
+        ),
+    );
     assert_eq!(frames_for(&acts, 20)[0]["user"]["id"], "u1");
-    let (s, b) = h.reject(21, req("/", "token=bogus", &[("X-API-Key", "key_admin")], "p", "s6"));
+    let (s, b) = h.reject(
+        21,
+        req("/", "token=bogus", &[("X-API-Key", "key_admin")], "p", "s6"),
+    );
     assert_eq!((s, b["reason"].as_str()), (401, Some("unknown_api_key")));
     // An offered subprotocol other than switchboard.v1 is not echoed.
-    let acts = h.open_req(22, req("/", "", &[("Sec-WebSocket-Protocol", "other.v2")], "p", "s7"));
-    assert_eq!(acts[0], Action::Accept { conn: ConnId(22), protocol: None });
+    let acts = h.open_req(
+        22,
+        req(
+            "/",
+            "",
+            &[("Sec-WebSocket-Protocol", "other.v2")],
+            "p",
+            "s7",
+        ),
+    );
+    assert_eq!(
+        acts[0],
+        Action::Accept {
+            conn: ConnId(22),
+            protocol: None
+        }
+    );
 
     // 404, 403 origin, 401 missing/invalid token, 403 missing scope, JWT not configured.
     let (s, b) = h.reject(30, req("/nope", "", &[], "p", "r1"));
-    assert_eq!((s, b["code"].as_str(), b["reason"].as_str()), (404, Some("NOT_FOUND"), Some("unknown_route")));
-    let (s, b) = h.reject(31, req("/web", "", &[("Origin", "https://evil.example")], "p", "r2"));
+    assert_eq!(
+        (s, b["code"].as_str(), b["reason"].as_str()),
+        (404, Some("NOT_FOUND"), Some("unknown_route"))
+    );
+    let (s, b) = h.reject(
+        31,
+        req("/web", "", &[("Origin", "https://evil.example")], "p", "r2"),
+    );
     assert_eq!((s, b["reason"].as_str()), (403, Some("origin_not_allowed")));
-    let acts = h.open_req(32, req("/web/", "", &[("Origin", "https://app.example")], "p", "r3"));
+    let acts = h.open_req(
+        32,
+        req("/web/", "", &[("Origin", "https://app.example")], "p", "r3"),
+    );
     assert!(matches!(acts[0], Action::Accept { .. }));
     let (s, b) = h.reject(33, req("/private", "", &[], "p", "r4"));
-    assert_eq!((s, b["code"].as_str(), b["reason"].as_str()), (401, Some("UNAUTHORIZED"), Some("missing_token")));
+    assert_eq!(
+        (s, b["code"].as_str(), b["reason"].as_str()),
+        (401, Some("UNAUTHORIZED"), Some("missing_token"))
+    );
     let (s, b) = h.reject(34, req("/", "token=nope", &[], "p", "r5"));
-    assert_eq!((s, b["reason"].as_str()), (401, Some("unknown_api_key")), "invalid token on an optional route");
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("unknown_api_key")),
+        "invalid token on an optional route"
+    );
     let (s, b) = h.reject(35, req("/write", "", &[], "p", "r6"));
-    assert_eq!((s, b["reason"].as_str()), (401, Some("missing_token")), "scoped route needs a token");
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (401, Some("missing_token")),
+        "scoped route needs a token"
+    );
     let (s, b) = h.reject(36, req("/write", "token=key_user", &[], "p", "r7"));
-    assert_eq!((s, b["code"].as_str(), b["reason"].as_str()), (403, Some("FORBIDDEN"), Some("missing_scope")));
+    assert_eq!(
+        (s, b["code"].as_str(), b["reason"].as_str()),
+        (403, Some("FORBIDDEN"), Some("missing_scope"))
+    );
     let (s, b) = h.reject(37, req("/", "token=aaaa.bbbb.cccc", &[], "p", "r8"));
     assert_eq!((s, b["reason"].as_str()), (401, Some("jwt_not_accepted")));
     // The host-supplied client id is already in use.
     let (s, b) = h.reject(38, req("/", "", &[], "p", "c1"));
-    assert_eq!((s, b["reason"].as_str()), (500, Some("client_id_collision")));
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (500, Some("client_id_collision"))
+    );
     // Body key order is type, code, reason, message.
     let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["type", "code", "reason", "message"]);
@@ -623,8 +659,12 @@ fn upgrades_and_auth(ck: &Rc<RefCell<Checker>>) {
 fn jwt(alg: jsonwebtoken::Algorithm, kid: Option<&str>, claims: Value, secret: &str) -> String {
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = kid.map(str::to_string);
-    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
-        .expect("sign a test token")
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign a test token")
 }
 
 fn jwt_rejections(ck: &Rc<RefCell<Checker>>) {
@@ -657,28 +697,87 @@ fn jwt_rejections(ck: &Rc<RefCell<Checker>>) {
     let mut conn = 100;
     // Accepted: user from claims; exp just inside the 30 s leeway.
     conn += 1;
-    let acts = open_with_token(&mut h, conn, &jwt(HS256, Some("k1"), good.clone(), "secret-a"));
+    let acts = open_with_token(
+        &mut h,
+        conn,
+        &jwt(HS256, Some("k1"), good.clone(), "secret-a"),
+    );
     let w = frames_for(&acts, conn)[0].clone();
-    assert_eq!(w["user"], json!({"id":"jwt-user","role":"editor","scopes":["read","write"]}));
+    assert_eq!(
+        w["user"],
+        json!({"id":"jwt-user","role":"editor","scopes":["read","write"]})
+    );
     conn += 1;
     let acts = open_with_token(
         &mut h,
         conn,
-        &jwt(HS256, Some("k1"), with(json!({"exp": now_s - 30})), "secret-a"),
+        &jwt(
+            HS256,
+            Some("k1"),
+            with(json!({"exp": now_s - 30})),
+            "secret-a",
+        ),
     );
     assert!(matches!(acts[0], Action::Accept { .. }), "within leeway");
 
     let cases: Vec<(String, &str)> = vec![
-        (jwt(HS256, Some("k1"), with(json!({"exp": now_s - 31})), "secret-a"), "token_expired"),
-        (jwt(HS256, Some("k1"), with(json!({"nbf": now_s + 31})), "secret-a"), "not_yet_valid"),
-        (jwt(HS256, Some("k1"), with(json!({"exp": null})), "secret-a"), "missing_claim"),
-        (jwt(HS256, Some("k1"), good.clone(), "wrong-secret"), "bad_signature"),
-        (jwt(HS256, Some("k2"), good.clone(), "secret-a"), "unknown_key"),
+        (
+            jwt(
+                HS256,
+                Some("k1"),
+                with(json!({"exp": now_s - 31})),
+                "secret-a",
+            ),
+            "token_expired",
+        ),
+        (
+            jwt(
+                HS256,
+                Some("k1"),
+                with(json!({"nbf": now_s + 31})),
+                "secret-a",
+            ),
+            "not_yet_valid",
+        ),
+        (
+            jwt(HS256, Some("k1"), with(json!({"exp": null})), "secret-a"),
+            "missing_claim",
+        ),
+        (
+            jwt(HS256, Some("k1"), good.clone(), "wrong-secret"),
+            "bad_signature",
+        ),
+        (
+            jwt(HS256, Some("k2"), good.clone(), "secret-a"),
+            "unknown_key",
+        ),
         // Right kid, other issuer: keys are looked up by issuer and kid together.
-        (jwt(HS256, Some("k1"), with(json!({"iss": "https://b.example"})), "secret-a"), "unknown_key"),
-        (jwt(HS256, Some("k1"), with(json!({"aud": "other"})), "secret-a"), "wrong_audience"),
-        (jwt(HS384, None, with(json!({"iss": "https://evil.example"})), "secret-plain"), "wrong_issuer"),
-        (jwt(HS512, None, good.clone(), "secret-a"), "algorithm_not_allowed"),
+        (
+            jwt(
+                HS256,
+                Some("k1"),
+                with(json!({"iss": "https://b.example"})),
+                "secret-a",
+            ),
+            "unknown_key",
+        ),
+        (
+            jwt(HS256, Some("k1"), with(json!({"aud": "other"})), "secret-a"),
+            "wrong_audience",
+        ),
+        (
+            jwt(
+                HS384,
+                None,
+                with(json!({"iss": "https://evil.example"})),
+                "secret-plain",
+            ),
+            "wrong_issuer",
+        ),
+        (
+            jwt(HS512, None, good.clone(), "secret-a"),
+            "algorithm_not_allowed",
+        ),
         (
             format!(
                 "{}.{}.",
@@ -692,7 +791,9 @@ fn jwt_rejections(ck: &Rc<RefCell<Checker>>) {
     for (token, reason) in cases {
         conn += 1;
         match &open_with_token(&mut h, conn, &token)[..] {
-            [Action::Reject { status: 401, body, .. }] => {
+            [Action::Reject {
+                status: 401, body, ..
+            }] => {
                 let b: Value = serde_json::from_str(body).unwrap();
                 assert_eq!(b["reason"], reason, "{body}");
             }
@@ -702,7 +803,16 @@ fn jwt_rejections(ck: &Rc<RefCell<Checker>>) {
 }
 
 fn open_with_token(h: &mut H, conn: u64, token: &str) -> Vec<Action> {
-    h.open_req(conn, req("/", &format!("token={token}"), &[], "p", &format!("j{conn}")))
+    h.open_req(
+        conn,
+        req(
+            "/",
+            &format!("token={token}"),
+            &[],
+            "p",
+            &format!("j{conn}"),
+        ),
+    )
 }
 
 fn connection_limits(ck: &Rc<RefCell<Checker>>) {
@@ -713,17 +823,35 @@ fn connection_limits(ck: &Rc<RefCell<Checker>>) {
             "limits": {"maxConnections": 2, "maxConnectionsPerIp": 1, "maxConnectionsPerUser": 1}
         }),
     );
-    assert!(matches!(h.open_req(1, req("/", "token=k", &[], "1.1.1.1", "a"))[0], Action::Accept { .. }));
+    assert!(matches!(
+        h.open_req(1, req("/", "token=k", &[], "1.1.1.1", "a"))[0],
+        Action::Accept { .. }
+    ));
     let (s, b) = h.reject(2, req("/", "", &[], "1.1.1.1", "b"));
-    assert_eq!((s, b["reason"].as_str()), (429, Some("too_many_connections_from_ip")));
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (429, Some("too_many_connections_from_ip"))
+    );
     let (s, b) = h.reject(3, req("/", "token=k", &[], "2.2.2.2", "c"));
-    assert_eq!((s, b["reason"].as_str()), (429, Some("too_many_connections_for_user")));
-    assert!(matches!(h.open_req(4, req("/", "", &[], "3.3.3.3", "d"))[0], Action::Accept { .. }));
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (429, Some("too_many_connections_for_user"))
+    );
+    assert!(matches!(
+        h.open_req(4, req("/", "", &[], "3.3.3.3", "d"))[0],
+        Action::Accept { .. }
+    ));
     let (s, b) = h.reject(5, req("/", "", &[], "4.4.4.4", "e"));
-    assert_eq!((s, b["reason"].as_str()), (503, Some("too_many_connections")));
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (503, Some("too_many_connections"))
+    );
     // Limits are released when the host reports the close.
     h.closed(1);
-    assert!(matches!(h.open_req(6, req("/", "", &[], "1.1.1.1", "f"))[0], Action::Accept { .. }));
+    assert!(matches!(
+        h.open_req(6, req("/", "", &[], "1.1.1.1", "f"))[0],
+        Action::Accept { .. }
+    ));
 }
 
 fn request_ids_and_bad_frames(ck: &Rc<RefCell<Checker>>) {
@@ -731,12 +859,25 @@ fn request_ids_and_bad_frames(ck: &Rc<RefCell<Checker>>) {
     h.open(1, "");
 
     // requestId is echoed as the exact JSON value, whatever it is.
-    for rid in [json!(0), json!(""), json!(null), json!("r-1"), json!(42), json!(1.5), json!({"x":[1]}), json!(false)] {
+    for rid in [
+        json!(0),
+        json!(""),
+        json!(null),
+        json!("r-1"),
+        json!(42),
+        json!(1.5),
+        json!({"x":[1]}),
+        json!(false),
+    ] {
         let pong = h.ask1(1, json!({"type":"ping","requestId":rid}));
         assert_eq!(pong, json!({"type":"pong","timestamp":T0,"requestId":rid}));
     }
     let pong = h.ask1(1, json!({"type":"ping"}));
-    assert_eq!(pong, json!({"type":"pong","timestamp":T0}), "no requestId, none echoed");
+    assert_eq!(
+        pong,
+        json!({"type":"pong","timestamp":T0}),
+        "no requestId, none echoed"
+    );
 
     // INVALID_JSON never carries a requestId.
     for text in ["{nope", "", "{\"type\":\"ping\",\"requestId\":1"] {
@@ -745,10 +886,16 @@ fn request_ids_and_bad_frames(ck: &Rc<RefCell<Checker>>) {
         assert_eq!(error_code(&got[0]), "INVALID_JSON");
         assert!(got[0].get("requestId").is_none());
     }
-    let acts = h.input(Input::Frame { conn: ConnId(1), frame: InFrame::Binary(&[0xff, 0xfe]) });
+    let acts = h.input(Input::Frame {
+        conn: ConnId(1),
+        frame: InFrame::Binary(&[0xff, 0xfe]),
+    });
     assert_eq!(error_code(&frames_for(&acts, 1)[0]), "INVALID_JSON");
     // Binary frames holding JSON are accepted like text.
-    let acts = h.input(Input::Frame { conn: ConnId(1), frame: InFrame::Binary(br#"{"type":"ping","requestId":"b"}"#) });
+    let acts = h.input(Input::Frame {
+        conn: ConnId(1),
+        frame: InFrame::Binary(br#"{"type":"ping","requestId":"b"}"#),
+    });
     assert_eq!(frames_for(&acts, 1)[0]["requestId"], "b");
 
     // Frames the decoder refuses: the client schema refuses them too, and the error
@@ -760,19 +907,71 @@ fn request_ids_and_bad_frames(ck: &Rc<RefCell<Checker>>) {
         ("\"ping\"", "INVALID_MESSAGE", None),
         ("true", "INVALID_MESSAGE", None),
         (r#"{"requestId":0}"#, "INVALID_MESSAGE", Some(json!(0))),
-        (r#"{"type":5,"requestId":""}"#, "INVALID_MESSAGE", Some(json!(""))),
-        (r#"{"type":"PING","requestId":null}"#, "UNKNOWN_MESSAGE_TYPE", Some(json!(null))),
-        (r#"{"type":"channel:message","requestId":7}"#, "UNKNOWN_MESSAGE_TYPE", Some(json!(7))),
-        (r#"{"type":"get","resource":"messages","requestId":0}"#, "INVALID_MESSAGE", Some(json!(0))),
-        (r#"{"type":"get","resource":"messages","id":5,"requestId":1}"#, "INVALID_MESSAGE", Some(json!(1))),
-        (r#"{"type":"insert","resource":"messages","data":[1],"requestId":2}"#, "INVALID_MESSAGE", Some(json!(2))),
-        (r#"{"type":"list","resource":"messages","limit":-1,"requestId":3}"#, "INVALID_MESSAGE", Some(json!(3))),
-        (r#"{"type":"subscribe","resource":"messages","events":["create"],"requestId":4}"#, "INVALID_MESSAGE", Some(json!(4))),
-        (r#"{"type":"publish","message":1,"requestId":5}"#, "INVALID_MESSAGE", Some(json!(5))),
-        (r#"{"type":"join","requestId":6}"#, "INVALID_MESSAGE", Some(json!(6))),
-        (r#"{"type":"join","room":"a","channel":"b","requestId":8}"#, "INVALID_MESSAGE", Some(json!(8))),
-        (r#"{"type":"direct","to":"c1","ack":"yes","requestId":9}"#, "INVALID_MESSAGE", Some(json!(9))),
-        (r#"{"type":"room:message","room":"r","ack":1}"#, "INVALID_MESSAGE", None),
+        (
+            r#"{"type":5,"requestId":""}"#,
+            "INVALID_MESSAGE",
+            Some(json!("")),
+        ),
+        (
+            r#"{"type":"PING","requestId":null}"#,
+            "UNKNOWN_MESSAGE_TYPE",
+            Some(json!(null)),
+        ),
+        (
+            r#"{"type":"channel:message","requestId":7}"#,
+            "UNKNOWN_MESSAGE_TYPE",
+            Some(json!(7)),
+        ),
+        (
+            r#"{"type":"get","resource":"messages","requestId":0}"#,
+            "INVALID_MESSAGE",
+            Some(json!(0)),
+        ),
+        (
+            r#"{"type":"get","resource":"messages","id":5,"requestId":1}"#,
+            "INVALID_MESSAGE",
+            Some(json!(1)),
+        ),
+        (
+            r#"{"type":"insert","resource":"messages","data":[1],"requestId":2}"#,
+            "INVALID_MESSAGE",
+            Some(json!(2)),
+        ),
+        (
+            r#"{"type":"list","resource":"messages","limit":-1,"requestId":3}"#,
+            "INVALID_MESSAGE",
+            Some(json!(3)),
+        ),
+        (
+            r#"{"type":"subscribe","resource":"messages","events":["create"],"requestId":4}"#,
+            "INVALID_MESSAGE",
+            Some(json!(4)),
+        ),
+        (
+            r#"{"type":"publish","message":1,"requestId":5}"#,
+            "INVALID_MESSAGE",
+            Some(json!(5)),
+        ),
+        (
+            r#"{"type":"join","requestId":6}"#,
+            "INVALID_MESSAGE",
+            Some(json!(6)),
+        ),
+        (
+            r#"{"type":"join","room":"a","channel":"b","requestId":8}"#,
+            "INVALID_MESSAGE",
+            Some(json!(8)),
+        ),
+        (
+            r#"{"type":"direct","to":"c1","ack":"yes","requestId":9}"#,
+            "INVALID_MESSAGE",
+            Some(json!(9)),
+        ),
+        (
+            r#"{"type":"room:message","room":"r","ack":1}"#,
+            "INVALID_MESSAGE",
+            None,
+        ),
     ];
     for (text, code, rid) in bad {
         let instance: Value = serde_json::from_str(text).unwrap();
@@ -789,25 +988,90 @@ fn request_ids_and_bad_frames(ck: &Rc<RefCell<Checker>>) {
     // Semantic refusals of well-typed frames; the schema catches these too.
     for (msg, code) in [
         (json!({"type":"subscribe","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","channel":"c","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","channel":"c","filter":{"a":1},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","events":[],"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":[1],"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"a":{"$regex":"x"}},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"$or":[]},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"a..b":1},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"a":{"$in":1}},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"a":{"$gt":[1]}},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","resource":"messages","filter":{"a":{"$exists":1}},"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"subscribe","channel":"","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"unsubscribe","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"unsubscribe","resource":"messages","channel":"c","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"get","resource":"messages","id":"","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"list","resource":"messages","limit":0,"requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"publish","channel":"","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"join","room":"","requestId":1}), "INVALID_MESSAGE"),
-        (json!({"type":"insert","resource":"messages","data":{"id":""},"requestId":1}), "VALIDATION_ERROR"),
-        (json!({"type":"insert","resource":"messages","data":{"id":7},"requestId":1}), "VALIDATION_ERROR"),
+        (
+            json!({"type":"subscribe","resource":"messages","channel":"c","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","channel":"c","filter":{"a":1},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","events":[],"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":[1],"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"a":{"$regex":"x"}},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"$or":[]},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"a..b":1},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"a":{"$in":1}},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"a":{"$gt":[1]}},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","resource":"messages","filter":{"a":{"$exists":1}},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"list","resource":"messages","filter":{"$and":{"a":1}},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"list","resource":"messages","filter":{"$and":[1]},"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"subscribe","channel":"","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"unsubscribe","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"unsubscribe","resource":"messages","channel":"c","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"get","resource":"messages","id":"","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"list","resource":"messages","limit":0,"requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"publish","channel":"","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"join","room":"","requestId":1}),
+            "INVALID_MESSAGE",
+        ),
+        (
+            json!({"type":"insert","resource":"messages","data":{"id":""},"requestId":1}),
+            "VALIDATION_ERROR",
+        ),
+        (
+            json!({"type":"insert","resource":"messages","data":{"id":7},"requestId":1}),
+            "VALIDATION_ERROR",
+        ),
     ] {
         assert!(
             !ck.borrow().client.is_valid(&msg),
@@ -845,17 +1109,32 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
     );
     let b = h.ask1(2, json!({"type":"subscribe","resource":"messages","filter":{"n":{"$gte":2}},"events":["update","insert"]}));
     assert_eq!(b["subscriptionId"], "sub-2");
-    assert_eq!(b["events"], json!(["insert","update"]), "canonical order");
-    let c = h.ask1(3, json!({"type":"subscribe","resource":"messages","events":["delete"]}));
+    assert_eq!(b["events"], json!(["insert", "update"]), "canonical order");
+    let c = h.ask1(
+        3,
+        json!({"type":"subscribe","resource":"messages","events":["delete"]}),
+    );
     assert_eq!(c["events"], json!(["delete"]));
     assert!(c.get("filter").is_none());
     // Events are intersected with what the resource broadcasts.
-    let n = h.ask1(1, json!({"type":"subscribe","resource":"notes","events":["insert","delete"]}));
+    let n = h.ask1(
+        1,
+        json!({"type":"subscribe","resource":"notes","events":["insert","delete"]}),
+    );
     assert_eq!(n["events"], json!(["insert"]));
-    let n = h.ask1(1, json!({"type":"subscribe","resource":"notes","events":["delete"],"requestId":9}));
-    assert_eq!((error_code(&n), &n["requestId"]), ("INVALID_MESSAGE", &json!(9)));
+    let n = h.ask1(
+        1,
+        json!({"type":"subscribe","resource":"notes","events":["delete"],"requestId":9}),
+    );
+    assert_eq!(
+        (error_code(&n), &n["requestId"]),
+        ("INVALID_MESSAGE", &json!(9))
+    );
     // Resource access.
-    let e = h.ask1(2, json!({"type":"subscribe","resource":"internal","requestId":1}));
+    let e = h.ask1(
+        2,
+        json!({"type":"subscribe","resource":"internal","requestId":1}),
+    );
     assert_eq!(error_code(&e), "RESOURCE_NOT_FOUND");
     let e = h.ask1(2, json!({"type":"subscribe","resource":"notes"}));
     assert_eq!(error_code(&e), "UNAUTHORIZED");
@@ -866,7 +1145,10 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
     let acts = h.send(1, json!({"type":"insert","resource":"messages","data":{"id":"m1","channel":"general","n":2},"requestId":"i1"}));
     let writer = frames_for(&acts, 1);
     assert_eq!(writer[0]["type"], "inserted");
-    assert_eq!(writer[0]["data"], json!({"id":"m1","channel":"general","n":2,"createdAt":T0_ISO,"updatedAt":T0_ISO}));
+    assert_eq!(
+        writer[0]["data"],
+        json!({"id":"m1","channel":"general","n":2,"createdAt":T0_ISO,"updatedAt":T0_ISO})
+    );
     let sub = frames_for(&acts, 2);
     assert_eq!(sub.len(), 1, "one event per connection per change");
     assert_eq!(
@@ -874,12 +1156,21 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
         json!({"type":"event","event":"insert","resource":"messages",
                "data":{"id":"m1","channel":"general","n":2,"createdAt":T0_ISO,"updatedAt":T0_ISO},"timestamp":T0_ISO})
     );
-    assert!(frames_for(&acts, 3).is_empty(), "events are enforced: conn 3 wants deletes only");
+    assert!(
+        frames_for(&acts, 3).is_empty(),
+        "events are enforced: conn 3 wants deletes only"
+    );
     // Matches only the second filter (numeric comparison): still delivered.
-    let acts = h.send(1, json!({"type":"insert","resource":"messages","data":{"id":"m2","channel":"random","n":5}}));
+    let acts = h.send(
+        1,
+        json!({"type":"insert","resource":"messages","data":{"id":"m2","channel":"random","n":5}}),
+    );
     assert_eq!(frames_for(&acts, 2).len(), 1);
     // Matches neither.
-    let acts = h.send(1, json!({"type":"insert","resource":"messages","data":{"id":"m3","channel":"random","n":1}}));
+    let acts = h.send(
+        1,
+        json!({"type":"insert","resource":"messages","data":{"id":"m3","channel":"random","n":1}}),
+    );
     assert!(frames_for(&acts, 2).is_empty());
     // Update that moves m1 out of `general`: delivered because the record before matched.
     h.now += 1000;
@@ -892,8 +1183,14 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
     assert_eq!(ev["data"]["updatedAt"], "2023-11-14T22:13:21.000Z");
     assert_eq!(ev["data"]["createdAt"], T0_ISO);
     // Delete: conn 3 (deletes only) gets it; conn 2 does not (neither filter matches m3).
-    let acts = h.send(1, json!({"type":"delete","resource":"messages","id":"m3","requestId":"d"}));
-    assert_eq!(frames_for(&acts, 1)[0], json!({"type":"deleted","resource":"messages","id":"m3","requestId":"d"}));
+    let acts = h.send(
+        1,
+        json!({"type":"delete","resource":"messages","id":"m3","requestId":"d"}),
+    );
+    assert_eq!(
+        frames_for(&acts, 1)[0],
+        json!({"type":"deleted","resource":"messages","id":"m3","requestId":"d"})
+    );
     let ev = &frames_for(&acts, 3)[0];
     assert_eq!(ev["event"], "delete");
     assert_eq!(ev["data"]["$after"], Value::Null);
@@ -918,7 +1215,7 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
     // All of a resource.
     h.ask1(2, json!({"type":"subscribe","resource":"messages"}));
     let u = h.ask1(2, json!({"type":"unsubscribe","resource":"messages"}));
-    assert_eq!(u["subscriptionIds"], json!(["sub-1","sub-4"]));
+    assert_eq!(u["subscriptionIds"], json!(["sub-1", "sub-4"]));
     let u = h.ask1(2, json!({"type":"unsubscribe","resource":"messages"}));
     assert_eq!(error_code(&u), "NOT_FOUND");
 
@@ -927,11 +1224,17 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
         let s = h.ask1(4, json!({"type":"subscribe","channel":format!("ch{i}")}));
         assert_eq!(s["type"], "subscribed");
     }
-    let e = h.ask1(4, json!({"type":"subscribe","resource":"messages","requestId":"lim"}));
+    let e = h.ask1(
+        4,
+        json!({"type":"subscribe","resource":"messages","requestId":"lim"}),
+    );
     assert_eq!(error_code(&e), "LIMIT_EXCEEDED");
     // Re-subscribing to a channel already held returns the same id (no new slot).
     let s = h.ask1(4, json!({"type":"subscribe","channel":"ch0"}));
-    assert_eq!(s, json!({"type":"subscribed","subscriptionId":"sub-1","channel":"ch0"}));
+    assert_eq!(
+        s,
+        json!({"type":"subscribed","subscriptionId":"sub-1","channel":"ch0"})
+    );
 
     // Server-side change (resourceChanged) reaches subscribers; protected fields are
     // stripped everywhere, including $before/$after and nested paths.
@@ -944,7 +1247,10 @@ fn subscriptions_and_events(ck: &Rc<RefCell<Checker>>) {
     });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
     let ev = &frames_for(&acts, 3)[0];
-    assert!(!ev.to_string().contains("password") && !ev.to_string().contains("secret"), "{ev}");
+    assert!(
+        !ev.to_string().contains("password") && !ev.to_string().contains("secret"),
+        "{ev}"
+    );
     assert_eq!(ev["data"]["$before"]["name"], "old");
     assert_eq!(ev["data"]["$after"]["profile"], json!({"bio":"b"}));
     // A resource that does not broadcast the event: delivered 0.
@@ -968,21 +1274,36 @@ fn crud(ck: &Rc<RefCell<Checker>>) {
     let id = ins["data"]["id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 20);
     assert_eq!(ins["data"]["createdAt"], T0_ISO);
-    assert!(ins["data"].get("password").is_none(), "protected fields are stripped from answers");
+    assert!(
+        ins["data"].get("password").is_none(),
+        "protected fields are stripped from answers"
+    );
     assert_eq!(ins["data"]["profile"], json!({"bio":"hi"}));
     // Duplicate id → VALIDATION_ERROR, never storage internals.
-    let dup = h.ask1(1, json!({"type":"insert","resource":"users","data":{"id":id,"name":"b"},"requestId":2}));
+    let dup = h.ask1(
+        1,
+        json!({"type":"insert","resource":"users","data":{"id":id,"name":"b"},"requestId":2}),
+    );
     assert_eq!(error_code(&dup), "VALIDATION_ERROR");
     assert!(!dup["message"].as_str().unwrap().contains("bucket"));
     // Get.
-    let g = h.ask1(1, json!({"type":"get","resource":"users","id":id,"requestId":3}));
+    let g = h.ask1(
+        1,
+        json!({"type":"get","resource":"users","id":id,"requestId":3}),
+    );
     assert_eq!(g["type"], "data");
     assert!(g.get("cursor").is_none());
     assert!(g["data"].get("password").is_none());
-    let g = h.ask1(1, json!({"type":"get","resource":"users","id":"missing","requestId":4}));
+    let g = h.ask1(
+        1,
+        json!({"type":"get","resource":"users","id":"missing","requestId":4}),
+    );
     assert_eq!((error_code(&g), &g["requestId"]), ("NOT_FOUND", &json!(4)));
     // Update: id cannot change; missing record → NOT_FOUND (storage message hidden).
-    let u = h.ask1(1, json!({"type":"update","resource":"users","id":id,"data":{"id":"other"},"requestId":5}));
+    let u = h.ask1(
+        1,
+        json!({"type":"update","resource":"users","id":id,"data":{"id":"other"},"requestId":5}),
+    );
     assert_eq!(error_code(&u), "VALIDATION_ERROR");
     let u = h.ask1(1, json!({"type":"update","resource":"users","id":id,"data":{"id":id,"name":"ann2"},"requestId":6}));
     assert_eq!(u["type"], "updated");
@@ -990,29 +1311,72 @@ fn crud(ck: &Rc<RefCell<Checker>>) {
     let u = h.ask1(1, json!({"type":"update","resource":"users","id":"missing","data":{"name":"x"},"requestId":7}));
     assert_eq!(error_code(&u), "NOT_FOUND");
     assert!(!u["message"].as_str().unwrap().contains("bucket"));
-    let d = h.ask1(1, json!({"type":"delete","resource":"users","id":"missing","requestId":8}));
+    let d = h.ask1(
+        1,
+        json!({"type":"delete","resource":"users","id":"missing","requestId":8}),
+    );
     assert_eq!(error_code(&d), "NOT_FOUND");
 
     // List: limit clamped to maxListLimit (2 for notes), cursor paging, filters.
     for i in 0..3 {
-        h.ask1(1, json!({"type":"insert","resource":"notes","data":{"id":format!("n{i}"),"k":i}}));
+        h.ask1(
+            1,
+            json!({"type":"insert","resource":"notes","data":{"id":format!("n{i}"),"k":i}}),
+        );
     }
-    let acts = h.send(1, json!({"type":"list","resource":"notes","limit":50,"requestId":"l1"}));
+    let acts = h.send(
+        1,
+        json!({"type":"list","resource":"notes","limit":50,"requestId":"l1"}),
+    );
     let limit = acts.iter().find_map(|a| match a {
-        Action::Call { request: HostRequest::Store(StoreRequest::List { limit, .. }), .. } => Some(*limit),
+        Action::Call {
+            request: HostRequest::Store(StoreRequest::List { limit, .. }),
+            ..
+        } => Some(*limit),
         _ => None,
     });
     assert_eq!(limit, Some(2), "limit clamped to maxListLimit");
     let page = &frames_for(&acts, 1)[0];
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
-    assert_eq!(page["cursor"], "n1");
-    let page = h.ask1(1, json!({"type":"list","resource":"notes","cursor":"n1","requestId":"l2"}));
-    assert_eq!(page["data"], json!([{"id":"n2","k":2,"createdAt":T0_ISO,"updatedAt":T0_ISO}]));
+    let cursor = page["cursor"]
+        .as_str()
+        .expect("a cursor while more pages remain")
+        .to_string();
+    let page = h.ask1(
+        1,
+        json!({"type":"list","resource":"notes","cursor":cursor,"requestId":"l2"}),
+    );
+    assert_eq!(
+        page["data"],
+        json!([{"id":"n2","k":2,"createdAt":T0_ISO,"updatedAt":T0_ISO}])
+    );
     assert_eq!(page["cursor"], Value::Null, "null on the last page");
-    let page = h.ask1(1, json!({"type":"list","resource":"notes","filter":{"k":{"$in":[0,2]}}}));
+    let page = h.ask1(
+        1,
+        json!({"type":"list","resource":"notes","filter":{"k":{"$in":[0,2]}}}),
+    );
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
-    let e = h.raw(1, r#"{"type":"list","resource":"notes","filter":{"k":{"$bad":1}},"requestId":"lf"}"#);
-    assert_eq!((error_code(&e[0]), &e[0]["requestId"]), ("INVALID_MESSAGE", &json!("lf")));
+    // `$and` combines filters.
+    let page = h.ask1(1, json!({"type":"list","resource":"notes","filter":{"$and":[{"k":{"$gte":1}},{"k":{"$lt":2}}]}}));
+    assert_eq!(page["data"][0]["id"], "n1");
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    // A cursor the store does not recognise.
+    let e = h.ask1(
+        1,
+        json!({"type":"list","resource":"notes","cursor":"%%%","requestId":"bad-cursor"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("INVALID_MESSAGE", &json!("bad-cursor"))
+    );
+    let e = h.raw(
+        1,
+        r#"{"type":"list","resource":"notes","filter":{"k":{"$bad":1}},"requestId":"lf"}"#,
+    );
+    assert_eq!(
+        (error_code(&e[0]), &e[0]["requestId"]),
+        ("INVALID_MESSAGE", &json!("lf"))
+    );
 
     // CRUD only on configured resources, role gates on every operation.
     for msg in [
@@ -1024,8 +1388,194 @@ fn crud(ck: &Rc<RefCell<Checker>>) {
     ] {
         assert_eq!(error_code(&h.ask1(1, msg)), "RESOURCE_NOT_FOUND");
     }
-    assert_eq!(error_code(&h.ask1(2, json!({"type":"list","resource":"notes"}))), "UNAUTHORIZED");
-    assert_eq!(error_code(&h.ask1(2, json!({"type":"delete","resource":"notes","id":"n0"}))), "UNAUTHORIZED");
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"list","resource":"notes"}))),
+        "UNAUTHORIZED"
+    );
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"delete","resource":"notes","id":"n0"}))),
+        "UNAUTHORIZED"
+    );
+}
+
+fn guards_and_validation(ck: &Rc<RefCell<Checker>>) {
+    let mut h = H::new(
+        ck,
+        json!({
+            "resources": {
+                "docs": {
+                    "protected": ["secret"],
+                    "schema": {
+                        "type": "object",
+                        "properties": {"title": {"type": "string", "maxLength": 20}, "ownerId": {"type": "string"}},
+                        "required": ["title"]
+                    },
+                    "guards": {
+                        "subscribe": "user != null && user.role == 'admin' ? true : {'ownerId': user.id}",
+                        "list": "user != null && user.role == 'admin' ? true : {'ownerId': user.id}",
+                        "get": "user != null",
+                        "create": "user != null",
+                        "update": "record.ownerId == user.id",
+                        "delete": "user.role == 'admin'",
+                        "read": "user.role == 'admin' || record.ownerId == user.id"
+                    }
+                },
+                "tickets": {"hostGuards": ["create", "subscribe"]}
+            },
+            "auth": {"apiKeys": {
+                "key_admin": {"id": "admin1", "role": "admin"},
+                "key_u1": {"id": "u1", "role": "user"},
+                "key_u2": {"id": "u2", "role": "user"}
+            }}
+        }),
+    );
+    h.open(1, "token=key_admin");
+    h.open(2, "token=key_u1");
+    h.open(3, "token=key_u2");
+    h.open(4, "");
+
+    // A guard's forced filter is not echoed: `subscribed` shows the client's filter.
+    let s = h.ask1(
+        2,
+        json!({"type":"subscribe","resource":"docs","requestId":"s"}),
+    );
+    assert_eq!(
+        s,
+        json!({"type":"subscribed","subscriptionId":"sub-1","resource":"docs","events":["insert","update","delete"],"requestId":"s"})
+    );
+    h.ask1(1, json!({"type":"subscribe","resource":"docs"}));
+    h.ask1(3, json!({"type":"subscribe","resource":"docs"}));
+    // Guards deny with FORBIDDEN.
+    let e = h.ask1(
+        4,
+        json!({"type":"insert","resource":"docs","data":{"title":"x"},"requestId":"anon"}),
+    );
+    assert_eq!(
+        (error_code(&e), e["message"].as_str(), &e["requestId"]),
+        ("FORBIDDEN", Some("Access denied"), &json!("anon"))
+    );
+    // The resource schema: VALIDATION_ERROR naming the field.
+    let e = h.ask1(
+        2,
+        json!({"type":"insert","resource":"docs","data":{"ownerId":"u1"},"requestId":"v"}),
+    );
+    assert_eq!(error_code(&e), "VALIDATION_ERROR");
+    assert!(e["message"].as_str().unwrap().contains("title"), "{e}");
+    // Insert: the owner and admin get the event; u2's forced filter excludes it.
+    let acts = h.send(2, json!({"type":"insert","resource":"docs","data":{"id":"d1","title":"mine","ownerId":"u1","secret":"s"}}));
+    assert_eq!(
+        frames_for(&acts, 2)[0]["data"],
+        json!({"id":"d1","title":"mine","ownerId":"u1","createdAt":T0_ISO,"updatedAt":T0_ISO})
+    );
+    assert_eq!(frames_for(&acts, 2)[1]["type"], "event");
+    assert_eq!(frames_for(&acts, 1)[0]["type"], "event");
+    assert!(frames_for(&acts, 3).is_empty());
+    // A record the writer may not read (read guard): the reply carries only its id.
+    let acts = h.send(2, json!({"type":"insert","resource":"docs","data":{"id":"d2","title":"theirs","ownerId":"u2"},"requestId":"w"}));
+    assert_eq!(
+        frames_for(&acts, 2),
+        vec![json!({"type":"inserted","resource":"docs","data":{"id":"d2"},"requestId":"w"})]
+    );
+    assert_eq!(frames_for(&acts, 3)[0]["data"]["id"], "d2");
+    // List: the forced filter restricts the page.
+    let page = h.ask1(2, json!({"type":"list","resource":"docs"}));
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        h.ask1(1, json!({"type":"list","resource":"docs"}))["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Get of an unreadable record looks like a missing one.
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"get","resource":"docs","id":"d2"}))),
+        "NOT_FOUND"
+    );
+    // Update guard reads the stored record (fetched first).
+    let e = h.ask1(
+        3,
+        json!({"type":"update","resource":"docs","id":"d1","data":{"title":"x"},"requestId":"u"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("FORBIDDEN", &json!("u"))
+    );
+    let e = h.ask1(
+        2,
+        json!({"type":"update","resource":"docs","id":"d1","data":{"title":5}}),
+    );
+    assert_eq!(error_code(&e), "VALIDATION_ERROR");
+    let e = h.ask1(
+        2,
+        json!({"type":"update","resource":"docs","id":"nope","data":{"title":"x"}}),
+    );
+    assert_eq!(error_code(&e), "NOT_FOUND");
+    let acts = h.send(
+        2,
+        json!({"type":"update","resource":"docs","id":"d1","data":{"title":"renamed"}}),
+    );
+    assert_eq!(frames_for(&acts, 2)[0]["type"], "updated");
+    assert_eq!(frames_for(&acts, 1)[0]["data"]["$before"]["title"], "mine");
+    // Moving d1 to u2: the writer (whose forced filter no longer admits it) gets only its
+    // answer, reduced to the id by the read guard; u2 sees it arrive without `$before`.
+    let acts = h.send(
+        2,
+        json!({"type":"update","resource":"docs","id":"d1","data":{"ownerId":"u2"}}),
+    );
+    assert_eq!(
+        frames_for(&acts, 2),
+        vec![json!({"type":"updated","resource":"docs","data":{"id":"d1"}})]
+    );
+    assert_eq!(frames_for(&acts, 3)[0]["data"]["$before"], Value::Null);
+    assert_eq!(frames_for(&acts, 3)[0]["data"]["$after"]["ownerId"], "u2");
+    assert_eq!(frames_for(&acts, 1)[0]["data"]["$before"]["ownerId"], "u1");
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"delete","resource":"docs","id":"d1"}))),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        h.ask(1, json!({"type":"delete","resource":"docs","id":"d2"}))[0]["type"],
+        "deleted"
+    );
+    assert!(h.e.metrics().guard_denials >= 3);
+
+    // Host guards: the host decides with allow / deny (message shown) / filter.
+    h.guard = GuardDecision::Deny {
+        message: Some("tickets are closed".into()),
+    };
+    let e = h.ask1(
+        2,
+        json!({"type":"insert","resource":"tickets","data":{"ownerId":"u1"},"requestId":"t"}),
+    );
+    assert_eq!(
+        (error_code(&e), e["message"].as_str()),
+        ("FORBIDDEN", Some("tickets are closed"))
+    );
+    let call = h.guard_calls.last().unwrap().clone();
+    assert_eq!(call["action"], "create");
+    assert_eq!(call["context"]["user"]["id"], "u1");
+    assert_eq!(call["context"]["data"]["ownerId"], "u1");
+    h.guard = GuardDecision::Filter {
+        filter: json!({"ownerId": "u1"}),
+    };
+    let e = h.ask1(
+        2,
+        json!({"type":"insert","resource":"tickets","data":{"ownerId":"u2"}}),
+    );
+    assert_eq!(error_code(&e), "FORBIDDEN");
+    assert_eq!(
+        h.ask1(
+            2,
+            json!({"type":"insert","resource":"tickets","data":{"ownerId":"u1"}})
+        )["type"],
+        "inserted"
+    );
+    h.guard = GuardDecision::Allow;
+    assert_eq!(
+        h.ask1(2, json!({"type":"subscribe","resource":"tickets"}))["type"],
+        "subscribed"
+    );
 }
 
 fn host_call_failures(ck: &Rc<RefCell<Checker>>) {
@@ -1036,24 +1586,68 @@ fn host_call_failures(ck: &Rc<RefCell<Checker>>) {
     h.auto = false;
 
     // Two calls in flight per connection; the third is refused.
-    assert!(h.ask(1, json!({"type":"get","resource":"messages","id":"a","requestId":"g1"})).is_empty());
-    assert!(h.ask(1, json!({"type":"insert","resource":"messages","data":{"id":"late"},"requestId":"g2"})).is_empty());
-    let e = h.ask1(1, json!({"type":"get","resource":"messages","id":"c","requestId":"g3"}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("LIMIT_EXCEEDED", &json!("g3")));
+    assert!(h
+        .ask(
+            1,
+            json!({"type":"get","resource":"messages","id":"a","requestId":"g1"})
+        )
+        .is_empty());
+    assert!(h
+        .ask(
+            1,
+            json!({"type":"insert","resource":"messages","data":{"id":"late"},"requestId":"g2"})
+        )
+        .is_empty());
+    let e = h.ask1(
+        1,
+        json!({"type":"get","resource":"messages","id":"c","requestId":"g3"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("LIMIT_EXCEEDED", &json!("g3"))
+    );
     // Storage failures map to codes without internals.
     let (op1, _) = h.held.remove(0);
-    let acts = h.complete(op1, StoreOutcome::Failed(StoreError { kind: StoreErrorKind::Unavailable, message: "db down at 10.0.0.9".into() }));
+    let acts = h.complete(
+        op1,
+        StoreOutcome::Failed(StoreError {
+            kind: StoreErrorKind::Unavailable,
+            message: "db down at 10.0.0.9".into(),
+        }),
+    );
     let e = &frames_for(&acts, 1)[0];
-    assert_eq!((error_code(e), &e["requestId"]), ("UNAVAILABLE", &json!("g1")));
+    assert_eq!(
+        (error_code(e), &e["requestId"]),
+        ("UNAVAILABLE", &json!("g1"))
+    );
     assert!(!e["message"].as_str().unwrap().contains("10.0.0.9"));
-    assert!(h.ask(1, json!({"type":"get","resource":"messages","id":"b","requestId":"g4"})).is_empty());
+    assert!(h
+        .ask(
+            1,
+            json!({"type":"get","resource":"messages","id":"b","requestId":"g4"})
+        )
+        .is_empty());
     let (op, _) = h.held.pop().unwrap();
-    let acts = h.complete(op, StoreOutcome::Failed(StoreError { kind: StoreErrorKind::Internal, message: "stack trace".into() }));
+    let acts = h.complete(
+        op,
+        StoreOutcome::Failed(StoreError {
+            kind: StoreErrorKind::Internal,
+            message: "stack trace".into(),
+        }),
+    );
     let e = &frames_for(&acts, 1)[0];
-    assert_eq!((error_code(e), &e["requestId"]), ("INTERNAL_ERROR", &json!("g4")));
+    assert_eq!(
+        (error_code(e), &e["requestId"]),
+        ("INTERNAL_ERROR", &json!("g4"))
+    );
     assert!(!e["message"].as_str().unwrap().contains("stack"));
     // A host answering with the wrong kind of outcome is an internal error too.
-    assert!(h.ask(1, json!({"type":"delete","resource":"messages","id":"b","requestId":"g5"})).is_empty());
+    assert!(h
+        .ask(
+            1,
+            json!({"type":"delete","resource":"messages","id":"b","requestId":"g5"})
+        )
+        .is_empty());
     let (op, _) = h.held.pop().unwrap();
     let acts = h.complete(op, StoreOutcome::Record(None));
     assert_eq!(error_code(&frames_for(&acts, 1)[0]), "INTERNAL_ERROR");
@@ -1068,12 +1662,23 @@ fn host_call_failures(ck: &Rc<RefCell<Checker>>) {
     assert_eq!(h.e.metrics().late_completions, 1);
 
     // The server-wide pending-call limit answers UNAVAILABLE.
-    let mut h = H::new(ck, json!({"resources":{"messages":{}},"limits":{"maxPendingCalls":1}}));
+    let mut h = H::new(
+        ck,
+        json!({"resources":{"messages":{}},"limits":{"maxPendingCalls":1}}),
+    );
     h.auto = false;
     h.open(1, "");
-    assert!(h.ask(1, json!({"type":"get","resource":"messages","id":"a"})).is_empty());
-    let e = h.ask1(1, json!({"type":"get","resource":"messages","id":"b","requestId":"busy"}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("UNAVAILABLE", &json!("busy")));
+    assert!(h
+        .ask(1, json!({"type":"get","resource":"messages","id":"a"}))
+        .is_empty());
+    let e = h.ask1(
+        1,
+        json!({"type":"get","resource":"messages","id":"b","requestId":"busy"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("UNAVAILABLE", &json!("busy"))
+    );
 }
 
 fn channels(ck: &Rc<RefCell<Checker>>) {
@@ -1090,28 +1695,64 @@ fn channels(ck: &Rc<RefCell<Checker>>) {
     h.open(3, ""); // subscriber of the resource `messages` (filtered)
     h.open(4, "token=key_user");
 
-    let s = h.ask1(2, json!({"type":"subscribe","channel":"messages","requestId":"c"}));
-    assert_eq!(s, json!({"type":"subscribed","subscriptionId":"sub-1","channel":"messages","requestId":"c"}));
-    h.ask1(3, json!({"type":"subscribe","resource":"messages","filter":{"channel":"x"}}));
+    let s = h.ask1(
+        2,
+        json!({"type":"subscribe","channel":"messages","requestId":"c"}),
+    );
+    assert_eq!(
+        s,
+        json!({"type":"subscribed","subscriptionId":"sub-1","channel":"messages","requestId":"c"})
+    );
+    h.ask1(
+        3,
+        json!({"type":"subscribe","resource":"messages","filter":{"channel":"x"}}),
+    );
     h.ask1(1, json!({"type":"subscribe","channel":"messages"}));
 
     // Publish: channel subscribers and (s3db.js compatibility) subscribers of the
     // resource with the same name, whatever their filter; never the sender.
-    let acts = h.send(1, json!({"type":"publish","channel":"messages","message":{"text":"hi"},"requestId":"p"}));
-    assert_eq!(frames_for(&acts, 1), vec![json!({"type":"published","channel":"messages","delivered":2,"requestId":"p"})]);
+    let acts = h.send(
+        1,
+        json!({"type":"publish","channel":"messages","message":{"text":"hi"},"requestId":"p"}),
+    );
+    assert_eq!(
+        frames_for(&acts, 1),
+        vec![json!({"type":"published","channel":"messages","delivered":2,"requestId":"p"})]
+    );
     let m = json!({"type":"message","channel":"messages","from":"c1","data":{"text":"hi"},"timestamp":T0_ISO});
     assert_eq!(frames_for(&acts, 2), vec![m.clone()]);
     assert_eq!(frames_for(&acts, 3), vec![m]);
     // No message: `data` is omitted. A channel nobody holds: delivered 0.
     let acts = h.send(1, json!({"type":"publish","channel":"messages"}));
     assert!(frames_for(&acts, 2)[0].get("data").is_none());
-    assert_eq!(h.ask1(1, json!({"type":"publish","channel":"empty","message":1}))["delivered"], 0);
+    assert_eq!(
+        h.ask1(1, json!({"type":"publish","channel":"empty","message":1}))["delivered"],
+        0
+    );
     // Publish roles: anonymous → UNAUTHORIZED, other role → FORBIDDEN.
-    assert_eq!(error_code(&h.ask1(2, json!({"type":"publish","channel":"messages","message":1}))), "UNAUTHORIZED");
-    assert_eq!(error_code(&h.ask1(4, json!({"type":"publish","channel":"messages","message":1}))), "FORBIDDEN");
+    assert_eq!(
+        error_code(&h.ask1(
+            2,
+            json!({"type":"publish","channel":"messages","message":1})
+        )),
+        "UNAUTHORIZED"
+    );
+    assert_eq!(
+        error_code(&h.ask1(
+            4,
+            json!({"type":"publish","channel":"messages","message":1})
+        )),
+        "FORBIDDEN"
+    );
     // Leave the channel.
-    let u = h.ask1(2, json!({"type":"unsubscribe","channel":"messages","requestId":null}));
-    assert_eq!(u, json!({"type":"unsubscribed","subscriptionIds":["sub-1"],"channel":"messages","requestId":null}));
+    let u = h.ask1(
+        2,
+        json!({"type":"unsubscribe","channel":"messages","requestId":null}),
+    );
+    assert_eq!(
+        u,
+        json!({"type":"unsubscribed","subscriptionIds":["sub-1"],"channel":"messages","requestId":null})
+    );
     let u = h.ask1(2, json!({"type":"unsubscribe","channel":"messages"}));
     assert_eq!(error_code(&u), "NOT_FOUND");
 }
@@ -1123,10 +1764,16 @@ fn rooms_and_direct(ck: &Rc<RefCell<Checker>>) {
     h.open(3, "");
 
     let j = h.ask1(1, json!({"type":"join","room":"lobby","requestId":1}));
-    assert_eq!(j, json!({"type":"joined","room":"lobby","members":1,"requestId":1}));
+    assert_eq!(
+        j,
+        json!({"type":"joined","room":"lobby","members":1,"requestId":1})
+    );
     // `channel` is an alias of `room`; the other members get room:joined.
     let acts = h.send(2, json!({"type":"join","channel":"lobby"}));
-    assert_eq!(frames_for(&acts, 2), vec![json!({"type":"joined","room":"lobby","members":2})]);
+    assert_eq!(
+        frames_for(&acts, 2),
+        vec![json!({"type":"joined","room":"lobby","members":2})]
+    );
     assert_eq!(
         frames_for(&acts, 1),
         vec![json!({"type":"room:joined","room":"lobby","member":{"clientId":"c2","user":null}})]
@@ -1136,63 +1783,119 @@ fn rooms_and_direct(ck: &Rc<RefCell<Checker>>) {
     assert_eq!(frames_for(&acts, 2)[0]["members"], 2);
     assert!(frames_for(&acts, 1).is_empty());
     // Members (members only).
-    let m = h.ask1(2, json!({"type":"room:members","room":"lobby","requestId":"m"}));
+    let m = h.ask1(
+        2,
+        json!({"type":"room:members","room":"lobby","requestId":"m"}),
+    );
     assert_eq!(
         m,
         json!({"type":"room:members","room":"lobby","members":[
             {"clientId":"c1","user":{"id":"u1","role":"user","scopes":["read"]}},
             {"clientId":"c2","user":null}],"requestId":"m"})
     );
-    assert_eq!(error_code(&h.ask1(3, json!({"type":"room:members","room":"lobby"}))), "FORBIDDEN");
+    assert_eq!(
+        error_code(&h.ask1(3, json!({"type":"room:members","room":"lobby"}))),
+        "FORBIDDEN"
+    );
     // room:message to the other members; ack → sent.
     let acts = h.send(1, json!({"type":"room:message","room":"lobby","event":"typing","data":{"t":1},"ack":true,"requestId":"rm"}));
-    assert_eq!(frames_for(&acts, 1), vec![json!({"type":"sent","delivered":1,"requestId":"rm"})]);
+    assert_eq!(
+        frames_for(&acts, 1),
+        vec![json!({"type":"sent","delivered":1,"requestId":"rm"})]
+    );
     assert_eq!(
         frames_for(&acts, 2),
-        vec![json!({"type":"room:message","room":"lobby","from":"c1","event":"typing","data":{"t":1},"timestamp":T0_ISO})]
+        vec![
+            json!({"type":"room:message","room":"lobby","from":"c1","event":"typing","data":{"t":1},"timestamp":T0_ISO})
+        ]
     );
     // Without ack there is no answer.
-    let acts = h.send(1, json!({"type":"room:message","room":"lobby","data":"x","requestId":"quiet"}));
+    let acts = h.send(
+        1,
+        json!({"type":"room:message","room":"lobby","data":"x","requestId":"quiet"}),
+    );
     assert!(frames_for(&acts, 1).is_empty());
     assert_eq!(frames_for(&acts, 2).len(), 1);
-    let e = h.ask1(3, json!({"type":"room:message","room":"lobby","data":1,"requestId":"nm"}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("FORBIDDEN", &json!("nm")));
+    let e = h.ask1(
+        3,
+        json!({"type":"room:message","room":"lobby","data":1,"requestId":"nm"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("FORBIDDEN", &json!("nm"))
+    );
     // ROOM_FULL, LIMIT_EXCEEDED (rooms per connection: default 32).
     h.ask1(3, json!({"type":"join","room":"tiny"}));
     let e = h.ask1(2, json!({"type":"join","room":"tiny","requestId":"t"}));
     assert_eq!(error_code(&e), "ROOM_FULL");
     // Leave: the others get room:left; leaving again is NOT_FOUND.
     let acts = h.send(2, json!({"type":"leave","room":"lobby","requestId":"bye"}));
-    assert_eq!(frames_for(&acts, 2), vec![json!({"type":"left","room":"lobby","requestId":"bye"})]);
-    assert_eq!(frames_for(&acts, 1), vec![json!({"type":"room:left","room":"lobby","clientId":"c2"})]);
-    assert_eq!(error_code(&h.ask1(2, json!({"type":"leave","room":"lobby"}))), "NOT_FOUND");
+    assert_eq!(
+        frames_for(&acts, 2),
+        vec![json!({"type":"left","room":"lobby","requestId":"bye"})]
+    );
+    assert_eq!(
+        frames_for(&acts, 1),
+        vec![json!({"type":"room:left","room":"lobby","clientId":"c2"})]
+    );
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"leave","room":"lobby"}))),
+        "NOT_FOUND"
+    );
     // Disconnecting also announces room:left.
     h.ask1(2, json!({"type":"join","room":"lobby"}));
     let acts = h.closed(2);
-    assert_eq!(frames_for(&acts, 1), vec![json!({"type":"room:left","room":"lobby","clientId":"c2"})]);
+    assert_eq!(
+        frames_for(&acts, 1),
+        vec![json!({"type":"room:left","room":"lobby","clientId":"c2"})]
+    );
 
     // Direct messages.
-    let acts = h.send(1, json!({"type":"direct","to":"c3","data":{"hello":true},"ack":true,"requestId":"dm"}));
-    assert_eq!(frames_for(&acts, 1), vec![json!({"type":"sent","delivered":1,"requestId":"dm"})]);
+    let acts = h.send(
+        1,
+        json!({"type":"direct","to":"c3","data":{"hello":true},"ack":true,"requestId":"dm"}),
+    );
+    assert_eq!(
+        frames_for(&acts, 1),
+        vec![json!({"type":"sent","delivered":1,"requestId":"dm"})]
+    );
     assert_eq!(
         frames_for(&acts, 3),
         vec![json!({"type":"direct","from":"c1","data":{"hello":true},"timestamp":T0_ISO})]
     );
-    let e = h.ask1(1, json!({"type":"direct","to":"c2","data":1,"requestId":"gone"}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("NOT_FOUND", &json!("gone")));
+    let e = h.ask1(
+        1,
+        json!({"type":"direct","to":"c2","data":1,"requestId":"gone"}),
+    );
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("NOT_FOUND", &json!("gone"))
+    );
 
     // Rooms per connection.
-    let mut h = H::new(ck, json!({"limits": {"maxRoomsPerConnection": 1}, "rooms": {"maxRooms": 2}}));
+    let mut h = H::new(
+        ck,
+        json!({"limits": {"maxRoomsPerConnection": 1}, "rooms": {"maxRooms": 2}}),
+    );
     h.open(1, "");
     h.open(2, "");
     h.ask1(1, json!({"type":"join","room":"a"}));
-    assert_eq!(error_code(&h.ask1(1, json!({"type":"join","room":"b"}))), "LIMIT_EXCEEDED");
+    assert_eq!(
+        error_code(&h.ask1(1, json!({"type":"join","room":"b"}))),
+        "LIMIT_EXCEEDED"
+    );
     h.ask1(2, json!({"type":"join","room":"b"}));
     h.open(3, "");
     let e = h.ask1(3, json!({"type":"join","room":"c","requestId":"max"}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("LIMIT_EXCEEDED", &json!("max")));
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("LIMIT_EXCEEDED", &json!("max"))
+    );
     h.ask1(2, json!({"type":"leave","room":"b"}));
-    assert_eq!(h.ask1(3, json!({"type":"join","room":"c"}))["type"], "joined");
+    assert_eq!(
+        h.ask1(3, json!({"type":"join","room":"c"}))["type"],
+        "joined"
+    );
 }
 
 fn rate_limit(ck: &Rc<RefCell<Checker>>) {
@@ -1205,15 +1908,24 @@ fn rate_limit(ck: &Rc<RefCell<Checker>>) {
     h.ask1(1, json!({"type":"ping"}));
     // Refused frames echo the requestId when it can be read, even from invalid messages.
     let e = h.ask1(1, json!({"type":"ping","requestId":0}));
-    assert_eq!((error_code(&e), &e["requestId"]), ("RATE_LIMIT_EXCEEDED", &json!(0)));
+    assert_eq!(
+        (error_code(&e), &e["requestId"]),
+        ("RATE_LIMIT_EXCEEDED", &json!(0))
+    );
     let got = h.raw(1, r#"{"type":"nope","requestId":"x"}"#);
-    assert_eq!((error_code(&got[0]), &got[0]["requestId"]), ("RATE_LIMIT_EXCEEDED", &json!("x")));
+    assert_eq!(
+        (error_code(&got[0]), &got[0]["requestId"]),
+        ("RATE_LIMIT_EXCEEDED", &json!("x"))
+    );
     // The third consecutive refusal closes with 1008.
     let acts = h.frame(1, "{not json");
     let got = frames_for(&acts, 1);
     assert_eq!(error_code(&got[0]), "RATE_LIMIT_EXCEEDED");
     assert!(got[0].get("requestId").is_none());
-    assert_eq!(close_of(&acts, 1), Some((1008, "rate limit exceeded".into())));
+    assert_eq!(
+        close_of(&acts, 1),
+        Some((1008, "rate limit exceeded".into()))
+    );
     // A closing connection gets nothing more.
     assert!(h.frame(1, r#"{"type":"ping"}"#).is_empty());
     h.closed(1);
@@ -1221,7 +1933,10 @@ fn rate_limit(ck: &Rc<RefCell<Checker>>) {
     h.open(2, "");
     h.ask1(2, json!({"type":"ping"}));
     h.ask1(2, json!({"type":"ping"}));
-    assert_eq!(error_code(&h.ask1(2, json!({"type":"ping"}))), "RATE_LIMIT_EXCEEDED");
+    assert_eq!(
+        error_code(&h.ask1(2, json!({"type":"ping"}))),
+        "RATE_LIMIT_EXCEEDED"
+    );
     h.now += 500;
     assert_eq!(h.ask1(2, json!({"type":"ping"}))["type"], "pong");
 }
@@ -1231,7 +1946,11 @@ fn payload_limit(ck: &Rc<RefCell<Checker>>) {
     h.open(1, "");
     let exact = format!(r#"{{"type":"ping","requestId":"{}"}}"#, "x".repeat(64 - 30));
     assert_eq!(exact.len(), 64);
-    assert_eq!(h.raw(1, &exact)[0]["type"], "pong", "exactly maxPayloadSize is accepted");
+    assert_eq!(
+        h.raw(1, &exact)[0]["type"],
+        "pong",
+        "exactly maxPayloadSize is accepted"
+    );
     let big = format!(r#"{{"type":"ping","requestId":"{}"}}"#, "x".repeat(64));
     let acts = h.frame(1, &big);
     let got = frames_for(&acts, 1);
@@ -1241,9 +1960,16 @@ fn payload_limit(ck: &Rc<RefCell<Checker>>) {
 }
 
 fn heartbeat(ck: &Rc<RefCell<Checker>>) {
-    let mut h = H::new(ck, json!({"heartbeatInterval": 1000, "heartbeatTimeout": 500}));
+    let mut h = H::new(
+        ck,
+        json!({"heartbeatInterval": 1000, "heartbeatTimeout": 500}),
+    );
     h.open(1, "");
-    assert_eq!(h.e.poll_timeout(), Some(Millis(T0 + 1000)), "first ping counted from connect");
+    assert_eq!(
+        h.e.poll_timeout(),
+        Some(Millis(T0 + 1000)),
+        "first ping counted from connect"
+    );
     let acts = h.at(T0 + 1000);
     assert_eq!(acts, vec![Action::Ping { conn: ConnId(1) }]);
     // A pong in time: the next ping is one interval after the previous ping.
@@ -1264,19 +1990,35 @@ fn heartbeat(ck: &Rc<RefCell<Checker>>) {
 fn slow_consumers(ck: &Rc<RefCell<Checker>>) {
     let mut h = H::new(ck, json!({"limits": {"maxBufferedBytes": 1000}}));
     h.open(1, "");
-    h.input(Input::Backpressure { conn: ConnId(1), buffered: 1000 });
-    let acts = h.input(Input::Backpressure { conn: ConnId(1), buffered: 1001 });
+    h.input(Input::Backpressure {
+        conn: ConnId(1),
+        buffered: 1000,
+    });
+    let acts = h.input(Input::Backpressure {
+        conn: ConnId(1),
+        buffered: 1001,
+    });
     assert_eq!(close_of(&acts, 1), Some((1013, "slow consumer".into())));
 
-    let mut h = H::new(ck, json!({"limits": {"maxBufferedBytes": 1000, "slowConsumer": "drop"}}));
+    let mut h = H::new(
+        ck,
+        json!({"limits": {"maxBufferedBytes": 1000, "slowConsumer": "drop"}}),
+    );
     h.open(1, "");
     h.open(2, "");
     h.open(3, "");
     h.ask1(2, json!({"type":"subscribe","channel":"news"}));
     h.ask1(3, json!({"type":"subscribe","channel":"news"}));
-    h.input(Input::Backpressure { conn: ConnId(3), buffered: 5000 });
+    h.input(Input::Backpressure {
+        conn: ConnId(3),
+        buffered: 5000,
+    });
     let acts = h.send(1, json!({"type":"publish","channel":"news","message":"m"}));
-    assert_eq!(frames_for(&acts, 1)[0]["delivered"], 1, "the slow consumer's push is dropped");
+    assert_eq!(
+        frames_for(&acts, 1)[0]["delivered"],
+        1,
+        "the slow consumer's push is dropped"
+    );
     assert!(frames_for(&acts, 3).is_empty());
     // Replies are still sent to it.
     assert_eq!(h.ask1(3, json!({"type":"ping"}))["type"], "pong");
@@ -1294,55 +2036,109 @@ fn server_api(ck: &Rc<RefCell<Checker>>) {
     // Verbatim application payloads (not protocol messages; not schema-checked).
     let payload = json!({"type":"announcement","text":"hello"});
     ck.borrow_mut().raw_payloads.insert(payload.to_string());
-    let (r, acts) = h.cmd(Command::Broadcast { message: payload.clone(), filter: None });
+    let (r, acts) = h.cmd(Command::Broadcast {
+        message: payload.clone(),
+        filter: None,
+    });
     assert_eq!(r.unwrap(), json!({"delivered":3}));
     assert_eq!(frames_for(&acts, 3), vec![payload.clone()]);
-    let (r, _) = h.cmd(Command::Broadcast { message: payload.clone(), filter: Some(json!({"role":"admin"})) });
+    let (r, _) = h.cmd(Command::Broadcast {
+        message: payload.clone(),
+        filter: Some(json!({"role":"admin"})),
+    });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
-    let (r, _) = h.cmd(Command::SendTo { client_id: "c2".into(), message: payload.clone() });
+    let (r, _) = h.cmd(Command::SendTo {
+        client_id: "c2".into(),
+        message: payload.clone(),
+    });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
-    let (r, _) = h.cmd(Command::SendTo { client_id: "nobody".into(), message: payload.clone() });
+    let (r, _) = h.cmd(Command::SendTo {
+        client_id: "nobody".into(),
+        message: payload.clone(),
+    });
     assert_eq!(r.unwrap_err().code, ErrorCode::NotFound);
-    let (r, _) = h.cmd(Command::BroadcastToResource { resource: "messages".into(), message: payload.clone() });
+    let (r, _) = h.cmd(Command::BroadcastToResource {
+        resource: "messages".into(),
+        message: payload.clone(),
+    });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
-    let (r, _) = h.cmd(Command::BroadcastToResource { resource: "internal".into(), message: payload });
+    let (r, _) = h.cmd(Command::BroadcastToResource {
+        resource: "internal".into(),
+        message: payload,
+    });
     assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFound);
     // Server-side publish: from "server".
-    let (r, acts) = h.cmd(Command::Publish { channel: "alerts".into(), data: Some(json!({"level":"high"})) });
+    let (r, acts) = h.cmd(Command::Publish {
+        channel: "alerts".into(),
+        data: Some(json!({"level":"high"})),
+    });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
     assert_eq!(
         frames_for(&acts, 3),
-        vec![json!({"type":"message","channel":"alerts","from":"server","data":{"level":"high"},"timestamp":T0_ISO})]
+        vec![
+            json!({"type":"message","channel":"alerts","from":"server","data":{"level":"high"},"timestamp":T0_ISO})
+        ]
     );
     // Queries.
     let (r, _) = h.cmd(Command::ServerInfo);
     let info = r.unwrap();
     assert_eq!(info["protocolVersion"], 1);
     assert_eq!(info["clients"], 3);
-    assert_eq!(info["resources"], json!(["messages","notes","users"]));
+    assert_eq!(info["resources"], json!(["messages", "notes", "users"]));
     let (r, _) = h.cmd(Command::Clients);
     let clients = r.unwrap();
-    assert_eq!(clients[1]["subscriptions"], json!([{"subscriptionId":"sub-1","resource":"messages","filter":null,"events":["insert","update","delete"]}]));
+    assert_eq!(
+        clients[1]["subscriptions"],
+        json!([{"subscriptionId":"sub-1","resource":"messages","filter":null,"events":["insert","update","delete"]}])
+    );
     assert_eq!(clients[0]["rooms"], json!(["lobby"]));
     let (r, _) = h.cmd(Command::Rooms);
-    assert_eq!(r.unwrap(), json!([{"room":"lobby","members":1,"maxConnections":1000}]));
+    assert_eq!(
+        r.unwrap(),
+        json!([{"room":"lobby","members":1,"maxConnections":1000}])
+    );
     let (r, _) = h.cmd(Command::Metrics);
     assert!(r.unwrap()["connections"].as_u64().unwrap() >= 3);
     // setJwks without `auth.jwt`.
-    let (r, _) = h.cmd(Command::SetJwks { issuer: "https://a.example".into(), jwks: json!({"keys":[]}) });
+    let (r, _) = h.cmd(Command::SetJwks {
+        issuer: "https://a.example".into(),
+        jwks: json!({"keys":[]}),
+    });
     assert_eq!(r.unwrap_err().code, ErrorCode::InvalidMessage);
     // Disconnect: close 4001.
-    let (r, acts) = h.cmd(Command::Disconnect { client_id: "c2".into(), reason: None });
+    let (r, acts) = h.cmd(Command::Disconnect {
+        client_id: "c2".into(),
+        reason: None,
+    });
     assert_eq!(r.unwrap(), json!({"disconnected":"c2"}));
-    assert_eq!(close_of(&acts, 2), Some((4001, "disconnected by server".into())));
-    let (r, _) = h.cmd(Command::Disconnect { client_id: "c2".into(), reason: None });
-    assert_eq!(r.unwrap_err().code, ErrorCode::NotFound, "a closing connection is gone");
+    assert_eq!(
+        close_of(&acts, 2),
+        Some((4001, "disconnected by server".into()))
+    );
+    let (r, _) = h.cmd(Command::Disconnect {
+        client_id: "c2".into(),
+        reason: None,
+    });
+    assert_eq!(
+        r.unwrap_err().code,
+        ErrorCode::NotFound,
+        "a closing connection is gone"
+    );
     h.closed(2);
     // Shutdown: every connection closes with 1001 and new upgrades get 503.
     let (r, acts) = h.cmd(Command::Shutdown { reason: None });
     assert_eq!(r.unwrap(), json!({"closing":2}));
-    assert_eq!(close_of(&acts, 1), Some((1001, "server shutting down".into())));
-    assert_eq!(close_of(&acts, 3), Some((1001, "server shutting down".into())));
+    assert_eq!(
+        close_of(&acts, 1),
+        Some((1001, "server shutting down".into()))
+    );
+    assert_eq!(
+        close_of(&acts, 3),
+        Some((1001, "server shutting down".into()))
+    );
     let (s, b) = h.reject(9, req("/", "", &[], "p", "late"));
-    assert_eq!((s, b["code"].as_str(), b["reason"].as_str()), (503, Some("UNAVAILABLE"), Some("draining")));
+    assert_eq!(
+        (s, b["code"].as_str(), b["reason"].as_str()),
+        (503, Some("UNAVAILABLE"), Some("draining"))
+    );
 }

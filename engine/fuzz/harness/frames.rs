@@ -80,7 +80,16 @@ pub fn config() -> Config {
 
 /// A short name from `b` (so names repeat and collide often).
 fn name(b: &[u8], i: usize) -> &'static str {
-    const NAMES: [&str; 8] = ["news", "chat", "lobby", "vip", "messages", "users", "", "a-very-long-name-indeed"];
+    const NAMES: [&str; 8] = [
+        "news",
+        "chat",
+        "lobby",
+        "vip",
+        "messages",
+        "users",
+        "",
+        "a-very-long-name-indeed",
+    ];
     NAMES[b.get(i).copied().unwrap_or(0) as usize % NAMES.len()]
 }
 
@@ -96,21 +105,43 @@ fn template(b: &[u8]) -> String {
     };
     match b.first().copied().unwrap_or(0) % 16 {
         0 => format!(r#"{{"type":"ping"{rid}}}"#),
-        1 => format!(r#"{{"type":"subscribe","resource":"{n1}","filter":{{"channel":"{n2}"}}{rid}}}"#),
+        1 => format!(
+            r#"{{"type":"subscribe","resource":"{n1}","filter":{{"channel":"{n2}"}}{rid}}}"#
+        ),
         2 => format!(r#"{{"type":"subscribe","resource":"{n1}"{rid}}}"#),
         3 => format!(r#"{{"type":"subscribe","channel":"{n1}"{rid}}}"#),
-        4 => format!(r#"{{"type":"unsubscribe","subscriptionId":"sub-{}"{rid}}}"#, k % 6),
+        4 => format!(
+            r#"{{"type":"unsubscribe","subscriptionId":"sub-{}"{rid}}}"#,
+            k % 6
+        ),
         5 => format!(r#"{{"type":"unsubscribe","channel":"{n1}"{rid}}}"#),
         6 => format!(r#"{{"type":"publish","channel":"{n1}","message":{k}{rid}}}"#),
         7 => format!(r#"{{"type":"join","room":"{n1}"{rid}}}"#),
         8 => format!(r#"{{"type":"leave","room":"{n1}"{rid}}}"#),
-        9 => format!(r#"{{"type":"room:message","room":"{n1}","data":{k},"ack":{}{rid}}}"#, k % 2 == 0),
+        9 => format!(
+            r#"{{"type":"room:message","room":"{n1}","data":{k},"ack":{}{rid}}}"#,
+            k.is_multiple_of(2)
+        ),
         10 => format!(r#"{{"type":"room:members","room":"{n1}"{rid}}}"#),
-        11 => format!(r#"{{"type":"direct","to":"c{}","data":1,"ack":true{rid}}}"#, k % 8),
-        12 => format!(r#"{{"type":"get","resource":"{n1}","id":"r{}"{rid}}}"#, k % 4),
-        13 => format!(r#"{{"type":"insert","resource":"{n1}","data":{{"channel":"{n2}","secret":1}}{rid}}}"#),
-        14 => format!(r#"{{"type":"update","resource":"{n1}","id":"r{}","data":{{"n":{k}}}{rid}}}"#, k % 4),
-        _ => format!(r#"{{"type":"delete","resource":"{n1}","id":"r{}"{rid}}}"#, k % 4),
+        11 => format!(
+            r#"{{"type":"direct","to":"c{}","data":1,"ack":true{rid}}}"#,
+            k % 8
+        ),
+        12 => format!(
+            r#"{{"type":"get","resource":"{n1}","id":"r{}"{rid}}}"#,
+            k % 4
+        ),
+        13 => format!(
+            r#"{{"type":"insert","resource":"{n1}","data":{{"channel":"{n2}","secret":1}}{rid}}}"#
+        ),
+        14 => format!(
+            r#"{{"type":"update","resource":"{n1}","id":"r{}","data":{{"n":{k}}}{rid}}}"#,
+            k % 4
+        ),
+        _ => format!(
+            r#"{{"type":"delete","resource":"{n1}","id":"r{}"{rid}}}"#,
+            k % 4
+        ),
     }
 }
 
@@ -122,10 +153,18 @@ fn host_result(b: &[u8]) -> HostResult {
     let outcome = match b.get(1).copied().unwrap_or(0) % 7 {
         0 => StoreOutcome::Record(Some(record(b))),
         1 => StoreOutcome::Record(None),
-        2 => StoreOutcome::Page { items: vec![record(b)], cursor: Some("next".into()) },
+        2 => StoreOutcome::Page {
+            items: vec![record(b)],
+            cursor: Some("next".into()),
+        },
         3 => StoreOutcome::Inserted(record(b)),
-        4 => StoreOutcome::Updated { record: record(b), previous: record(&b[b.len().min(1)..]) },
-        5 => StoreOutcome::Deleted { previous: record(b) },
+        4 => StoreOutcome::Updated {
+            record: record(b),
+            previous: record(&b[b.len().min(1)..]),
+        },
+        5 => StoreOutcome::Deleted {
+            previous: record(b),
+        },
         _ => StoreOutcome::Failed(StoreError {
             kind: match b.get(2).copied().unwrap_or(0) % 4 {
                 0 => StoreErrorKind::NotFound,
@@ -146,14 +185,23 @@ fn command(b: &[u8]) -> Command {
             event: [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete]
                 [b.get(2).copied().unwrap_or(0) as usize % 3],
             record: record(b),
-            previous: (b.len() % 2 == 0).then(|| record(&b[b.len().min(1)..])),
+            previous: b
+                .len()
+                .is_multiple_of(2)
+                .then(|| record(&b[b.len().min(1)..])),
         },
-        1 => Command::Publish { channel: name(b, 1).into(), data: Some(json!(b.len())) },
+        1 => Command::Publish {
+            channel: name(b, 1).into(),
+            data: Some(json!(b.len())),
+        },
         2 => Command::Disconnect {
             client_id: format!("c{}", b.get(1).copied().unwrap_or(0) % 8),
             reason: None,
         },
-        3 => Command::Broadcast { message: json!({"b": b.len()}), filter: None },
+        3 => Command::Broadcast {
+            message: json!({"b": b.len()}),
+            filter: None,
+        },
         _ => Command::Clients,
     }
 }
@@ -168,7 +216,11 @@ fn open_request(conn: u64, b: &[u8]) -> UpgradeRequest {
         headers: Vec::new(),
         peer: ["10.0.0.1", "10.0.0.2"][(sel as usize / 16) % 2].into(),
         // Client ids follow connection ids, or are left to the engine.
-        client_id: if sel >= 128 { String::new() } else { format!("c{conn}") },
+        client_id: if sel >= 128 {
+            String::new()
+        } else {
+            format!("c{conn}")
+        },
     }
 }
 
@@ -192,15 +244,27 @@ pub fn run(data: &[u8]) {
         let text;
         let was_known = engine.snapshot(conn).is_some();
         let input = match op & 15 {
-            0 => Input::Open { conn, request: open_request(conn.0, bytes) },
+            0 => Input::Open {
+                conn,
+                request: open_request(conn.0, bytes),
+            },
             1 | 2 | 13..=15 => {
                 text = String::from_utf8_lossy(bytes).into_owned();
-                Input::Frame { conn, frame: InFrame::Text(&text) }
+                Input::Frame {
+                    conn,
+                    frame: InFrame::Text(&text),
+                }
             }
-            3 => Input::Frame { conn, frame: InFrame::Binary(bytes) },
+            3 => Input::Frame {
+                conn,
+                frame: InFrame::Binary(bytes),
+            },
             4 | 5 => {
                 text = template(bytes);
-                Input::Frame { conn, frame: InFrame::Text(&text) }
+                Input::Frame {
+                    conn,
+                    frame: InFrame::Text(&text),
+                }
             }
             6 => Input::Pong { conn },
             7 => Input::Timeout,
@@ -210,13 +274,22 @@ pub fn run(data: &[u8]) {
                 }
                 Input::Timeout
             }
-            9 => Input::Closed { conn, code: Some(1000) },
-            10 => Input::Backpressure { conn, buffered: bytes.len() as u64 * 64 },
+            9 => Input::Closed {
+                conn,
+                code: Some(1000),
+            },
+            10 => Input::Backpressure {
+                conn,
+                buffered: bytes.len() as u64 * 64,
+            },
             11 => Input::Completed {
                 op: OpId(u64::from(bytes.first().copied().unwrap_or(1) % 16)),
                 result: host_result(bytes),
             },
-            _ => Input::Command { tag: u64::from(op), command: command(bytes) },
+            _ => Input::Command {
+                tag: u64::from(op),
+                command: command(bytes),
+            },
         };
         let is_open = matches!(input, Input::Open { .. });
         let result = engine.handle(Millis(now), input);
@@ -235,7 +308,13 @@ pub fn run(data: &[u8]) {
     for c in 0..8 {
         if engine.snapshot(ConnId(c)).is_some() {
             engine
-                .handle(Millis(now), Input::Closed { conn: ConnId(c), code: None })
+                .handle(
+                    Millis(now),
+                    Input::Closed {
+                        conn: ConnId(c),
+                        code: None,
+                    },
+                )
                 .expect("closing a known connection");
         }
     }
@@ -245,6 +324,9 @@ pub fn run(data: &[u8]) {
     }
     assert_eq!(engine.connection_count(), 0);
     let m = engine.metrics();
-    assert_eq!(m.connections, m.disconnections, "every accepted connection ended once");
+    assert_eq!(
+        m.connections, m.disconnections,
+        "every accepted connection ended once"
+    );
     assert_eq!(m.current_connections, 0);
 }
