@@ -9,7 +9,7 @@
 #                   (criterion benches are harness=false: compiled by clippy, never run as tests)
 #   5. doctests     cargo test --workspace --doc          (nextest cannot run doctests)
 #   6. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
-#   7. wasm         cargo build -p switchboard-engine --target wasm32-unknown-unknown --release
+#   7. wasm         cargo build -p switchboard-engine --target wasm32-unknown-unknown (dev profile: proves it builds)
 #                   in its own target dir (target-wasm/), then checks the rlib exists
 #
 # Usage: bash scripts/test.sh          (CI runs this through .ci/run with CI=true)
@@ -77,7 +77,7 @@ wasm_build() {
     rustup)
       echo "wasm toolchain: rustup ($(rustc --version))"
       CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
-        cargo build "${LOCKED[@]}" -p switchboard-engine --target wasm32-unknown-unknown --release
+        cargo build "${LOCKED[@]}" -p switchboard-engine --target wasm32-unknown-unknown
       ;;
     debian)
       echo "wasm toolchain: Debian ($(/usr/bin/rustc --version)) with -Z build-std"
@@ -85,14 +85,14 @@ wasm_build() {
       # steps already check Cargo.lock.
       CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
         /usr/bin/cargo build -Z build-std=std,panic_abort \
-        -p switchboard-engine --target wasm32-unknown-unknown --release
+        -p switchboard-engine --target wasm32-unknown-unknown
       ;;
     *)
       echo "no wasm toolchain recorded in $WASM_TARGET_DIR/.toolchain (run scripts/setup.sh)" >&2
       return 1
       ;;
   esac
-  local rlib="$WASM_TARGET_DIR/wasm32-unknown-unknown/release/libengine.rlib"
+  local rlib="$WASM_TARGET_DIR/wasm32-unknown-unknown/debug/libengine.rlib"
   if [ ! -s "$rlib" ]; then
     echo "expected $rlib after the wasm build, found nothing" >&2
     return 1

@@ -58,7 +58,17 @@ fn report(v: &jsonschema::Validator, data: &Value) -> Result<(), String> {
         total += 1;
         if problems.len() < MAX_REPORTED {
             let pointer = e.instance_path().as_str().to_string();
-            let path = pointer.trim_start_matches('/').replace('/', ".");
+            let mut path = pointer.trim_start_matches('/').replace('/', ".");
+            // A missing property is reported on its parent; name the property itself.
+            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                if let Some(p) = property.as_str() {
+                    path = if path.is_empty() {
+                        p.to_string()
+                    } else {
+                        format!("{path}.{p}")
+                    };
+                }
+            }
             let path = if path.is_empty() {
                 "data".to_string()
             } else {
@@ -106,7 +116,7 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("content:"), "{e}");
         assert!(e.contains("meta.n:"), "{e}");
-        assert!(e.contains("author"), "{e}");
+        assert!(e.contains("author: "), "{e}");
     }
 
     #[test]

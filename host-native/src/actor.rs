@@ -3,29 +3,30 @@
 //!
 //! Connection tasks and HTTP handlers talk to it over one bounded channel
 //! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
-//! right away: frames go to each connection's bounded outbound queue (a full queue, or
-//! more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure` so
-//! the engine's slow-consumer policy decides), pings and closes to the connection's
-//! control channel, store calls to the store thread, command results to the waiting
+//! right away: frames go to each connection's bounded [`Outbound`] queue (a full queue,
+//! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
+//! so the engine's slow-consumer policy decides), pings and closes to the same
+//! [`Outbound`] as controls, store calls to the store thread, command results to the waiting
 //! HTTP request.
 //!
 //! Timers follow quinn's `drive_timer`: one reusable `Sleep`, reset only when
 //! `poll_timeout()` changes, and the clock is checked before the sleep is polled.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine::{
-    Action, Command, CommandError, ConnId, Engine, HostRequest, HostResult, InFrame, Input,
-    Millis, UpgradeRequest,
+    Action, Command, CommandError, ConnId, Engine, HostRequest, HostResult, InFrame, Input, Millis,
+    UpgradeRequest,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::metrics::Metrics;
+use crate::outbound::{Outbound, PushError};
 use crate::store::{Completion, Job, Reply, StoreHandle};
 
 /// The wall clock as the engine wants it: Unix epoch milliseconds.
@@ -34,43 +35,6 @@ pub fn wall_now() -> Millis {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     Millis(u64::try_from(ms).unwrap_or(u64::MAX))
-}
-
-/// Socket control a connection task executes (never dropped for lack of queue room).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// Send a WebSocket ping.
-    Ping,
-    /// Write the frames already queued, then a close frame, then end the connection.
-    Close {
-        /// Close code.
-        code: u16,
-        /// Close reason.
-        reason: String,
-    },
-}
-
-/// State shared between the actor and one connection's writer.
-#[derive(Debug)]
-pub struct ConnShared {
-    /// Bytes queued in the outbound queue and not yet written.
-    pub queued: AtomicU64,
-    /// Whether the engine was last told that this connection is over the limit.
-    pub reported_over: AtomicBool,
-    /// The engine's `limits.maxBufferedBytes`.
-    pub limit: u64,
-}
-
-/// The actor's end of one connection.
-#[derive(Debug, Clone)]
-pub struct ConnHandle {
-    /// Data frames, bounded by `server.outboundQueue`.
-    pub out: mpsc::Sender<Message>,
-    /// Pings and the close; at most one ping per heartbeat interval and one close, so
-    /// unbounded is bounded in practice.
-    pub control: mpsc::UnboundedSender<Control>,
-    /// Byte accounting.
-    pub shared: Arc<ConnShared>,
 }
 
 /// How the engine answered an upgrade.
@@ -100,7 +64,7 @@ pub enum ToActor {
         /// The request.
         request: UpgradeRequest,
         /// Where its frames go.
-        handle: ConnHandle,
+        out: Arc<Outbound>,
         /// The engine's decision.
         reply: oneshot::Sender<OpenOutcome>,
     },
@@ -176,7 +140,7 @@ impl ActorHandle {
 
 /// What the actor remembers about a connection.
 struct Peer {
-    handle: ConnHandle,
+    out: Arc<Outbound>,
     route: String,
     client_id: String,
     user: Option<String>,
@@ -225,6 +189,7 @@ impl Actor {
         let sleep = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(sleep);
         let mut armed: Option<Millis> = None;
+        let mut store_open = true;
         loop {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
@@ -263,14 +228,14 @@ impl Actor {
                         }
                     }
                 }
-                done = completions.recv() => {
-                    if let Some(c) = done {
-                        self.input(wall_now(), Input::Completed {
-                            op: c.op,
-                            result: HostResult::Store(c.outcome),
-                        });
-                    }
-                }
+                done = completions.recv(), if store_open => match done {
+                    Some(c) => self.input(wall_now(), Input::Completed {
+                        op: c.op,
+                        result: HostResult::Store(c.outcome),
+                    }),
+                    // The store thread ended; calls now fail fast in `execute`.
+                    None => store_open = false,
+                },
                 () = &mut sleep, if armed.is_some() => {
                     // Force a re-arm on the next turn even if the deadline is unchanged.
                     armed = None;
@@ -287,13 +252,13 @@ impl Actor {
             ToActor::Open {
                 conn,
                 request,
-                handle,
+                out,
                 reply,
             } => {
                 self.peers.insert(
                     conn,
                     Peer {
-                        handle,
+                        out,
                         route: request.path.clone(),
                         client_id: request.client_id.clone(),
                         user: None,
@@ -407,25 +372,36 @@ impl Actor {
             }
             Action::Ping { conn } => {
                 if let Some(peer) = self.peers.get(&conn) {
-                    let _ = peer.handle.control.send(Control::Ping);
+                    peer.out.ping();
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(peer) = self.peers.remove(&conn) {
                     log_close(&peer, Some(code), "server");
-                    let _ = peer.handle.control.send(Control::Close { code, reason });
+                    peer.out.close(code, reason);
                     self.feed_closed(now, conn, Some(code));
                 }
             }
-            Action::Call { op, request, .. } => {
-                let HostRequest::Store(request) = request;
-                if !self.store.submit(Job {
-                    request,
-                    reply: Reply::Engine(op),
-                }) {
-                    self.engine_completed_unavailable(now, op);
+            Action::Call { op, request, .. } => match request {
+                HostRequest::Store(request) => {
+                    if !self.store.submit(Job {
+                        request,
+                        reply: Reply::Engine(op),
+                    }) {
+                        self.engine_completed_unavailable(now, op);
+                    }
                 }
-            }
+                HostRequest::Guard {
+                    resource, action, ..
+                } => {
+                    // The native server has no application callback to ask: fail closed.
+                    tracing::warn!(%resource, action = action.as_str(), "host guard requested; denying (no host guard callback in the native server)");
+                    let decision = engine::hostcall::GuardDecision::Deny {
+                        message: Some("this server has no host guard for this action".into()),
+                    };
+                    self.complete_now(now, op, HostResult::Guard(decision));
+                }
+            },
             Action::CommandResult { tag, result } => {
                 if let Some(reply) = self.commands.remove(&tag) {
                     let _ = reply.send(result);
@@ -436,17 +412,14 @@ impl Actor {
 
     /// The store thread is gone: answer the call right away so the client is not left waiting.
     fn engine_completed_unavailable(&mut self, now: Millis, op: engine::OpId) {
-        let outcome = engine::store::failed(
-            engine::StoreErrorKind::Unavailable,
-            "the store has stopped",
-        );
-        if let Err(e) = self.engine.handle(
-            now,
-            Input::Completed {
-                op,
-                result: HostResult::Store(outcome),
-            },
-        ) {
+        let outcome =
+            engine::store::failed(engine::StoreErrorKind::Unavailable, "the store has stopped");
+        self.complete_now(now, op, HostResult::Store(outcome));
+    }
+
+    /// Answer a call without doing I/O.
+    fn complete_now(&mut self, now: Millis, op: engine::OpId, result: HostResult) {
+        if let Err(e) = self.engine.handle(now, Input::Completed { op, result }) {
             tracing::error!(error = %e, "engine refused a completion");
         }
     }
@@ -463,26 +436,25 @@ impl Actor {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
-        let shared = &peer.handle.shared;
-        let len = msg.len() as u64;
-        let report = match peer.handle.out.try_send(msg) {
-            Ok(()) => {
-                let queued = shared.queued.fetch_add(len, Ordering::AcqRel) + len;
-                (queued > shared.limit && !shared.reported_over.swap(true, Ordering::AcqRel))
-                    .then_some(queued)
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let out = &peer.out;
+        let report = match out.push(msg) {
+            Ok(queued) => (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
+                .then_some(queued),
+            Err(PushError::Full) => {
                 // A full queue counts as over the byte limit: the engine's policy decides.
                 self.metrics.outbound_overflow.inc();
-                shared.reported_over.store(true, Ordering::Release);
-                let queued = shared.queued.load(Ordering::Acquire);
-                Some(queued.max(shared.limit.saturating_add(1)))
+                out.reported_over.store(true, Ordering::Release);
+                let queued = out.queued.load(Ordering::Acquire);
+                Some(queued.max(out.limit.saturating_add(1)))
             }
             // The connection task is gone; its Closed report is on the way.
-            Err(mpsc::error::TrySendError::Closed(_)) => None,
+            Err(PushError::Gone) => None,
         };
         if let Some(buffered) = report {
-            if let Err(e) = self.engine.handle(now, Input::Backpressure { conn, buffered }) {
+            if let Err(e) = self
+                .engine
+                .handle(now, Input::Backpressure { conn, buffered })
+            {
                 tracing::error!(error = %e, "engine refused Backpressure");
             }
         }

@@ -37,7 +37,9 @@ use crate::state::AppState;
 /// Answer one `/admin/...` request.
 pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let (endpoint, resp) = route(&state, req).await;
-    state.metrics.admin_request(endpoint, resp.status().as_u16());
+    state
+        .metrics
+        .admin_request(endpoint, resp.status().as_u16());
     resp
 }
 
@@ -46,7 +48,10 @@ fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
     let bearer = h
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     let header = h.get("x-admin-key").and_then(|v| v.to_str().ok());
     [bearer, header]
         .into_iter()
@@ -122,7 +127,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
                     json_error(
                         StatusCode::NOT_FOUND,
                         ErrorCode::ResourceNotFound,
-                        format!("resource `{}` is not configured", crate::http::truncate(resource, 128)),
+                        format!(
+                            "resource `{}` is not configured",
+                            crate::http::truncate(resource, 128)
+                        ),
                     ),
                 );
             }
@@ -131,7 +139,9 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
                 (&Method::GET, []) => list(state, resource, &query).await,
                 (&Method::GET, [id]) => get(state, resource, (*id).to_string()).await,
                 (&Method::POST, []) => insert(state, resource, req).await,
-                (&Method::PATCH | &Method::PUT, [id]) => update(state, resource, (*id).to_string(), req).await,
+                (&Method::PATCH | &Method::PUT, [id]) => {
+                    update(state, resource, (*id).to_string(), req).await
+                }
                 (&Method::DELETE, [id]) => delete(state, resource, (*id).to_string()).await,
                 _ => not_found(&method, &path),
             };
@@ -145,7 +155,10 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
     json_error(
         StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
-        format!("no admin endpoint {method} {}", crate::http::truncate(path, 200)),
+        format!(
+            "no admin endpoint {method} {}",
+            crate::http::truncate(path, 200)
+        ),
     )
 }
 
@@ -163,14 +176,23 @@ async fn command(state: &AppState, cmd: Command) -> Response<Body> {
 }
 
 /// Read a JSON object body (empty body = `{}`).
-async fn read_object(state: &AppState, req: Request<Incoming>) -> Result<Map<String, Value>, Response<Body>> {
-    let bytes = match Limited::new(req.into_body(), state.max_admin_body).collect().await {
+async fn read_object(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<Map<String, Value>, Response<Body>> {
+    let bytes = match Limited::new(req.into_body(), state.max_admin_body)
+        .collect()
+        .await
+    {
         Ok(c) => c.to_bytes(),
         Err(_) => {
             return Err(json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge,
-                format!("request bodies are limited to {} bytes", state.max_admin_body),
+                format!(
+                    "request bodies are limited to {} bytes",
+                    state.max_admin_body
+                ),
             ))
         }
     };
@@ -193,7 +215,11 @@ async fn read_object(state: &AppState, req: Request<Incoming>) -> Result<Map<Str
 }
 
 /// Deserialize the body into a command (`tag` sets its `command` field).
-async fn body_command(state: &AppState, req: Request<Incoming>, tag: Option<&str>) -> Response<Body> {
+async fn body_command(
+    state: &AppState,
+    req: Request<Incoming>,
+    tag: Option<&str>,
+) -> Response<Body> {
     let mut body = match read_object(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -206,7 +232,11 @@ async fn body_command(state: &AppState, req: Request<Incoming>, tag: Option<&str
         Err(e) => {
             let path = e.path().to_string();
             let msg = e.into_inner().to_string();
-            let msg = if path == "." { msg } else { format!("{path}: {msg}") };
+            let msg = if path == "." {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            };
             json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, msg)
         }
     }
@@ -214,7 +244,11 @@ async fn body_command(state: &AppState, req: Request<Incoming>, tag: Option<&str
 
 fn store_error(e: &engine::StoreError) -> Response<Body> {
     let (status, code, message) = match e.kind {
-        StoreErrorKind::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, e.message.clone()),
+        StoreErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            e.message.clone(),
+        ),
         StoreErrorKind::Conflict => (
             StatusCode::CONFLICT,
             ErrorCode::ValidationError,
@@ -294,7 +328,14 @@ async fn list(state: &AppState, resource: String, query: &str) -> Response<Body>
 }
 
 async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
-    match state.store.run(StoreRequest::Get { resource, id: id.clone() }).await {
+    match state
+        .store
+        .run(StoreRequest::Get {
+            resource,
+            id: id.clone(),
+        })
+        .await
+    {
         StoreOutcome::Record(Some(r)) => json_value(StatusCode::OK, &json!({ "record": r })),
         StoreOutcome::Record(None) => json_error(
             StatusCode::NOT_FOUND,
@@ -307,7 +348,13 @@ async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
 }
 
 /// Tell the engine about a change so subscribers get the event; returns `delivered`.
-async fn changed(state: &AppState, resource: String, event: ChangeKind, record: Value, previous: Option<Value>) -> Value {
+async fn changed(
+    state: &AppState,
+    resource: String,
+    event: ChangeKind,
+    record: Value,
+    previous: Option<Value>,
+) -> Value {
     let cmd = Command::ResourceChanged {
         resource,
         event,
@@ -359,7 +406,8 @@ async fn insert(state: &AppState, resource: String, req: Request<Incoming>) -> R
     };
     match state.store.run(req).await {
         StoreOutcome::Inserted(record) => {
-            let delivered = changed(state, resource, ChangeKind::Insert, record.clone(), None).await;
+            let delivered =
+                changed(state, resource, ChangeKind::Insert, record.clone(), None).await;
             json_value(
                 StatusCode::CREATED,
                 &json!({ "record": record, "delivered": delivered }),
@@ -370,7 +418,12 @@ async fn insert(state: &AppState, resource: String, req: Request<Incoming>) -> R
     }
 }
 
-async fn update(state: &AppState, resource: String, id: String, req: Request<Incoming>) -> Response<Body> {
+async fn update(
+    state: &AppState,
+    resource: String,
+    id: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let mut data = match read_object(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -403,7 +456,10 @@ async fn update(state: &AppState, resource: String, id: String, req: Request<Inc
                 Some(previous),
             )
             .await;
-            json_value(StatusCode::OK, &json!({ "record": record, "delivered": delivered }))
+            json_value(
+                StatusCode::OK,
+                &json!({ "record": record, "delivered": delivered }),
+            )
         }
         StoreOutcome::Failed(e) => store_error(&e),
         other => unexpected(&other),
@@ -417,8 +473,12 @@ async fn delete(state: &AppState, resource: String, id: String) -> Response<Body
     };
     match state.store.run(req).await {
         StoreOutcome::Deleted { previous } => {
-            let delivered = changed(state, resource, ChangeKind::Delete, previous.clone(), None).await;
-            json_value(StatusCode::OK, &json!({ "record": previous, "delivered": delivered }))
+            let delivered =
+                changed(state, resource, ChangeKind::Delete, previous.clone(), None).await;
+            json_value(
+                StatusCode::OK,
+                &json!({ "record": previous, "delivered": delivered }),
+            )
         }
         StoreOutcome::Failed(e) => store_error(&e),
         other => unexpected(&other),

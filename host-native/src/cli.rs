@@ -97,7 +97,13 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn token(secret: &str, sub: String, role: Option<String>, scopes: Vec<String>, ttl: &str) -> ExitCode {
+fn token(
+    secret: &str,
+    sub: String,
+    role: Option<String>,
+    scopes: Vec<String>,
+    ttl: &str,
+) -> ExitCode {
     let ttl_secs = match crate::token::parse_ttl(ttl) {
         Ok(t) => t,
         Err(e) => {
@@ -124,7 +130,11 @@ fn token(secret: &str, sub: String, role: Option<String>, scopes: Vec<String>, t
     }
 }
 
-fn load(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> Result<Deployment, String> {
+fn load(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    memory: bool,
+) -> Result<Deployment, String> {
     let mut d = match &config {
         Some(path) => config::load_file(path).map_err(|p| format!("{}:\n{p}", path.display()))?,
         None => config::demo().map_err(|p| format!("demo config:\n{p}"))?,
@@ -145,8 +155,11 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }
@@ -165,7 +178,10 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitC
         Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -212,7 +228,14 @@ fn banner(d: &Deployment, config: Option<&std::path::Path>) {
         StoreKind::Memory => tracing::info!("store: memory (records are lost on exit)"),
     }
     let resources: Vec<&str> = d.engine.resources.keys().map(String::as_str).collect();
-    tracing::info!("resources: {}", if resources.is_empty() { "-".to_string() } else { resources.join(", ") });
+    tracing::info!(
+        "resources: {}",
+        if resources.is_empty() {
+            "-".to_string()
+        } else {
+            resources.join(", ")
+        }
+    );
     if config::uses_dev_jwt_secret(&d.engine) {
         let line = "*".repeat(78);
         tracing::warn!("{line}");
@@ -220,7 +243,10 @@ fn banner(d: &Deployment, config: Option<&std::path::Path>) {
             "* JWTs are verified with the public development secret `{}`.",
             config::DEV_JWT_SECRET
         );
-        tracing::warn!("* Anyone can mint tokens for this server. Set {} before exposing it.", config::ENV_JWT_SECRET);
+        tracing::warn!(
+            "* Anyone can mint tokens for this server. Set {} before exposing it.",
+            config::ENV_JWT_SECRET
+        );
         tracing::warn!("{line}");
     }
     if d.server.admin_key == config::DEV_ADMIN_KEY {

@@ -50,7 +50,8 @@ pub struct ServerSettings {
     /// Frames queued per connection before the engine's slow-consumer policy is asked
     /// to decide (a full queue counts as over `limits.maxBufferedBytes`). Default 1024.
     pub outbound_queue: usize,
-    /// tungstenite read buffer per connection, in bytes (allocated eagerly). Default 4096.
+    /// tungstenite read buffer per connection, in bytes (allocated eagerly; larger frames
+    /// grow it as needed). Default 2048: idle connections dominate memory.
     pub read_buffer_size: usize,
     /// tungstenite write buffer target, in bytes: frames are coalesced up to this size
     /// before a write. Default 16384.
@@ -70,7 +71,7 @@ impl Default for ServerSettings {
             shutdown_timeout_ms: 10_000,
             log_level: "info".into(),
             outbound_queue: 1024,
-            read_buffer_size: 4096,
+            read_buffer_size: 2048,
             write_buffer_size: 16 * 1024,
             max_admin_body: 1024 * 1024,
         }
@@ -80,9 +81,12 @@ impl Default for ServerSettings {
 impl ServerSettings {
     /// The listen address, parsed.
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.listen
-            .parse()
-            .map_err(|e| format!("`{}` is not an address like 127.0.0.1:3001 ({e})", self.listen))
+        self.listen.parse().map_err(|e| {
+            format!(
+                "`{}` is not an address like 127.0.0.1:3001 ({e})",
+                self.listen
+            )
+        })
     }
 }
 
@@ -327,9 +331,11 @@ mod tests {
     #[test]
     fn demo_toml_and_json_are_identical() {
         let toml = toml_to_json(DEMO_TOML).unwrap();
-        let json: Value =
-            serde_json::from_str(include_str!("../../examples/demo.json")).unwrap();
-        assert_eq!(toml, json, "examples/demo.toml and examples/demo.json differ");
+        let json: Value = serde_json::from_str(include_str!("../../examples/demo.json")).unwrap();
+        assert_eq!(
+            toml, json,
+            "examples/demo.toml and examples/demo.json differ"
+        );
     }
 
     #[test]
@@ -355,10 +361,7 @@ mod tests {
         let d = from_document(doc).unwrap();
         assert_eq!(d.server.admin_key, "adm");
         assert!(!uses_dev_jwt_secret(&d.engine));
-        assert_eq!(
-            d.engine.auth.jwt.unwrap().secret.as_deref(),
-            Some("s3cret")
-        );
+        assert_eq!(d.engine.auth.jwt.unwrap().secret.as_deref(), Some("s3cret"));
     }
 
     #[test]

@@ -43,7 +43,11 @@ pub fn json_value(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 /// A JSON error: `{"code": "...", "message": "..."}` (codes from the protocol's table).
-pub fn json_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response<Body> {
+pub fn json_error(
+    status: StatusCode,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Response<Body> {
     json_value(
         status,
         &json!({ "code": code.as_str(), "message": message.into() }),

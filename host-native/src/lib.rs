@@ -15,7 +15,7 @@
 //! [`http`] (routing, health, metrics), [`admin`] (admin API), [`ws`] (upgrades and
 //! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
-//! [`ids`] (randomness).
+//! [`ids`] (randomness), [`outbound`] (per-connection queue).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -27,6 +27,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod outbound;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -92,28 +92,108 @@ impl Metrics {
             sockets_open: Gauge::default(),
             registry: Registry::default(),
         };
-        r.register("connections_open", "Open WebSocket connections (engine view)", m.connections_open.clone());
-        r.register("connections", "WebSocket connections accepted", m.connections.clone());
-        r.register("disconnections", "WebSocket connections ended", m.disconnections.clone());
-        r.register("rejected_upgrades", "Upgrades rejected, by HTTP status", m.rejected_upgrades.clone());
-        r.register("messages_received", "Frames received", m.messages_in.clone());
-        r.register("messages_received_by_type", "Decoded client requests, by message type", m.messages_in_by_type.clone());
-        r.register("messages_sent", "Frames sent (each fan-out recipient counts)", m.messages_out.clone());
-        r.register("fanout_deliveries", "Fan-out deliveries (events, channel, room and broadcast messages)", m.fanout_deliveries.clone());
+        r.register(
+            "connections_open",
+            "Open WebSocket connections (engine view)",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "connections",
+            "WebSocket connections accepted",
+            m.connections.clone(),
+        );
+        r.register(
+            "disconnections",
+            "WebSocket connections ended",
+            m.disconnections.clone(),
+        );
+        r.register(
+            "rejected_upgrades",
+            "Upgrades rejected, by HTTP status",
+            m.rejected_upgrades.clone(),
+        );
+        r.register(
+            "messages_received",
+            "Frames received",
+            m.messages_in.clone(),
+        );
+        r.register(
+            "messages_received_by_type",
+            "Decoded client requests, by message type",
+            m.messages_in_by_type.clone(),
+        );
+        r.register(
+            "messages_sent",
+            "Frames sent (each fan-out recipient counts)",
+            m.messages_out.clone(),
+        );
+        r.register(
+            "fanout_deliveries",
+            "Fan-out deliveries (events, channel, room and broadcast messages)",
+            m.fanout_deliveries.clone(),
+        );
         r.register("broadcasts", "Server-API broadcasts", m.broadcasts.clone());
-        r.register("dropped_slow_consumer", "Pushes skipped for slow consumers (drop policy)", m.dropped_slow_consumer.clone());
-        r.register("closed_slow_consumer", "Connections closed as slow consumers (close policy)", m.closed_slow_consumer.clone());
+        r.register(
+            "dropped_slow_consumer",
+            "Pushes skipped for slow consumers (drop policy)",
+            m.dropped_slow_consumer.clone(),
+        );
+        r.register(
+            "closed_slow_consumer",
+            "Connections closed as slow consumers (close policy)",
+            m.closed_slow_consumer.clone(),
+        );
         r.register("errors", "Error frames sent, by code", m.errors.clone());
-        r.register("pending_host_calls", "Host calls (storage) in flight", m.pending_calls.clone());
-        r.register("timed_out_host_calls", "Host calls that missed their deadline", m.timed_out_calls.clone());
-        r.register("late_completions", "Host-call completions that arrived too late", m.late_completions.clone());
-        r.register("heartbeat_timeouts", "Connections closed for missing pongs", m.heartbeat_timeouts.clone());
-        r.register("engine_handle_seconds", "Time to handle one input and execute its actions", m.handle_latency.clone());
-        r.register("store_operation_seconds", "Time of one storage operation", m.store_latency.clone());
-        r.register("outbound_queue_overflows", "Frames that found a connection's outbound queue full", m.outbound_overflow.clone());
-        r.register("oversize_frame_closes", "Connections closed with 1009 for frames over maxPayloadSize", m.oversize_closes.clone());
-        r.register("admin_requests", "Admin API requests, by endpoint and status", m.admin_requests.clone());
-        r.register("sockets_open", "WebSocket sockets held by the host", m.sockets_open.clone());
+        r.register(
+            "pending_host_calls",
+            "Host calls (storage) in flight",
+            m.pending_calls.clone(),
+        );
+        r.register(
+            "timed_out_host_calls",
+            "Host calls that missed their deadline",
+            m.timed_out_calls.clone(),
+        );
+        r.register(
+            "late_completions",
+            "Host-call completions that arrived too late",
+            m.late_completions.clone(),
+        );
+        r.register(
+            "heartbeat_timeouts",
+            "Connections closed for missing pongs",
+            m.heartbeat_timeouts.clone(),
+        );
+        r.register(
+            "engine_handle_seconds",
+            "Time to handle one input and execute its actions",
+            m.handle_latency.clone(),
+        );
+        r.register(
+            "store_operation_seconds",
+            "Time of one storage operation",
+            m.store_latency.clone(),
+        );
+        r.register(
+            "outbound_queue_overflows",
+            "Frames that found a connection's outbound queue full",
+            m.outbound_overflow.clone(),
+        );
+        r.register(
+            "oversize_frame_closes",
+            "Connections closed with 1009 for frames over maxPayloadSize",
+            m.oversize_closes.clone(),
+        );
+        r.register(
+            "admin_requests",
+            "Admin API requests, by endpoint and status",
+            m.admin_requests.clone(),
+        );
+        r.register(
+            "sockets_open",
+            "WebSocket sockets held by the host",
+            m.sockets_open.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
@@ -126,20 +206,54 @@ impl Metrics {
         self.connections_open.set(now.current_connections as i64);
         self.pending_calls.set(now.pending_calls as i64);
         add(&self.connections, now.connections, last.connections);
-        add(&self.disconnections, now.disconnections, last.disconnections);
-        add(&self.messages_in, now.messages_received, last.messages_received);
+        add(
+            &self.disconnections,
+            now.disconnections,
+            last.disconnections,
+        );
+        add(
+            &self.messages_in,
+            now.messages_received,
+            last.messages_received,
+        );
         add(&self.messages_out, now.messages_sent, last.messages_sent);
-        add(&self.fanout_deliveries, now.fanout_deliveries, last.fanout_deliveries);
+        add(
+            &self.fanout_deliveries,
+            now.fanout_deliveries,
+            last.fanout_deliveries,
+        );
         add(&self.broadcasts, now.broadcasts, last.broadcasts);
-        add(&self.dropped_slow_consumer, now.dropped_slow_consumer, last.dropped_slow_consumer);
-        add(&self.closed_slow_consumer, now.closed_slow_consumer, last.closed_slow_consumer);
-        add(&self.timed_out_calls, now.timed_out_calls, last.timed_out_calls);
-        add(&self.late_completions, now.late_completions, last.late_completions);
-        add(&self.heartbeat_timeouts, now.heartbeat_timeouts, last.heartbeat_timeouts);
+        add(
+            &self.dropped_slow_consumer,
+            now.dropped_slow_consumer,
+            last.dropped_slow_consumer,
+        );
+        add(
+            &self.closed_slow_consumer,
+            now.closed_slow_consumer,
+            last.closed_slow_consumer,
+        );
+        add(
+            &self.timed_out_calls,
+            now.timed_out_calls,
+            last.timed_out_calls,
+        );
+        add(
+            &self.late_completions,
+            now.late_completions,
+            last.late_completions,
+        );
+        add(
+            &self.heartbeat_timeouts,
+            now.heartbeat_timeouts,
+            last.heartbeat_timeouts,
+        );
         for (status, n) in &now.rejected_upgrades {
             let old = last.rejected_upgrades.get(status).copied().unwrap_or(0);
             add(
-                &self.rejected_upgrades.get_or_create(&vec![("status".into(), status.to_string())]),
+                &self
+                    .rejected_upgrades
+                    .get_or_create(&vec![("status".into(), status.to_string())]),
                 *n,
                 old,
             );
@@ -147,7 +261,9 @@ impl Metrics {
         for (ty, n) in &now.messages_received_by_type {
             let old = last.messages_received_by_type.get(ty).copied().unwrap_or(0);
             add(
-                &self.messages_in_by_type.get_or_create(&vec![("type".into(), ty.to_string())]),
+                &self
+                    .messages_in_by_type
+                    .get_or_create(&vec![("type".into(), ty.to_string())]),
                 *n,
                 old,
             );
@@ -155,7 +271,9 @@ impl Metrics {
         for (code, n) in &now.errors_by_code {
             let old = last.errors_by_code.get(code).copied().unwrap_or(0);
             add(
-                &self.errors.get_or_create(&vec![("code".into(), code.as_str().to_string())]),
+                &self
+                    .errors
+                    .get_or_create(&vec![("code".into(), code.as_str().to_string())]),
                 *n,
                 old,
             );
@@ -205,6 +323,9 @@ mod tests {
             text.contains("switchboard_messages_received_by_type_total{type=\"ping\"} 4"),
             "{text}"
         );
-        assert!(text.contains("switchboard_engine_handle_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("switchboard_engine_handle_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -50,7 +50,9 @@ pub struct RunningServer {
 /// [`RunningServer::local_addr`].
 pub async fn start(deployment: Deployment) -> anyhow::Result<RunningServer> {
     let Deployment { server, engine } = deployment;
-    let addr = server.listen_addr().map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
+    let addr = server
+        .listen_addr()
+        .map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
     let tls = server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let metrics = Arc::new(Metrics::new());
 
@@ -165,7 +167,9 @@ async fn accept_loop(
                 let acceptor = acceptor.clone();
                 tasks.spawn(async move {
                     match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), peer, state, shutdown).await,
+                        Ok(Ok(stream)) => {
+                            serve_http(TokioIo::new(stream), peer, state, shutdown).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -176,8 +180,12 @@ async fn accept_loop(
 }
 
 /// Serve HTTP/1.1 on one socket until it closes, upgrades, or the server shuts down.
-async fn serve_http<I>(io: TokioIo<I>, peer: SocketAddr, state: Arc<AppState>, shutdown: CancellationToken)
-where
+async fn serve_http<I>(
+    io: TokioIo<I>,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| crate::http::serve(state.clone(), req, peer));
@@ -231,11 +239,16 @@ impl RunningServer {
         )
         .await
         {
-            Ok(Some(Ok(v))) => tracing::info!(closing = %v["closing"], "closing connections with 1001"),
+            Ok(Some(Ok(v))) => {
+                tracing::info!(closing = %v["closing"], "closing connections with 1001")
+            }
             _ => tracing::warn!("the engine did not answer the shutdown command"),
         }
         state.ws_tasks.close();
-        if tokio::time::timeout_at(deadline, state.ws_tasks.wait()).await.is_err() {
+        if tokio::time::timeout_at(deadline, state.ws_tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 left = state.ws_tasks.len(),
                 "shutdown deadline passed; dropping the remaining sockets"
@@ -255,6 +268,9 @@ impl RunningServer {
         state.store.stop();
         let worker = self.store_worker;
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
-        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shutdown complete");
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shutdown complete"
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use engine::store::{decode_cursor, failed, merge_patch, page, MemoryStore, RecordStore};
-use engine::{OpId, StoreErrorKind, StoreOutcome, StoreRequest};
+use engine::{OpId, StoreError, StoreErrorKind, StoreOutcome, StoreRequest};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -37,11 +37,18 @@ pub struct SqliteStore {
     conn: Connection,
 }
 
-fn internal(e: impl std::fmt::Display) -> StoreOutcome {
-    failed(StoreErrorKind::Internal, e.to_string())
+fn fail(kind: StoreErrorKind, message: impl Into<String>) -> StoreError {
+    StoreError {
+        kind,
+        message: message.into(),
+    }
 }
 
-fn parse(text: &str) -> Result<Value, StoreOutcome> {
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    fail(StoreErrorKind::Internal, e.to_string())
+}
+
+fn parse(text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text).map_err(|e| internal(format!("stored record is not JSON: {e}")))
 }
 
@@ -75,14 +82,11 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreOutcome> {
+    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let text: Option<String> = self
             .conn
             .prepare_cached("SELECT data FROM records WHERE resource = ?1 AND id = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![resource, id], |r| r.get(0))
-                    .optional()
-            })
+            .and_then(|mut s| s.query_row(params![resource, id], |r| r.get(0)).optional())
             .map_err(internal)?;
         text.map(|t| parse(&t)).transpose()
     }
@@ -93,7 +97,7 @@ impl SqliteStore {
         filter: &Value,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<StoreOutcome, StoreOutcome> {
+    ) -> Result<StoreOutcome, StoreError> {
         // A cursor we cannot decode is reported by `page` exactly as MemoryStore does.
         let after = match cursor.map(decode_cursor) {
             Some(None) => return Ok(page(std::iter::empty(), filter, limit, cursor)),
@@ -123,12 +127,21 @@ impl SqliteStore {
             let (id, text) = row.map_err(internal)?;
             loaded.push((id, parse(&text)?));
         }
-        Ok(page(loaded.iter().map(|(i, v)| (i, v)), filter, limit, cursor))
+        Ok(page(
+            loaded.iter().map(|(i, v)| (i, v)),
+            filter,
+            limit,
+            cursor,
+        ))
     }
 
-    fn insert(&self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreOutcome> {
-        let Some(id) = record.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return Err(failed(StoreErrorKind::Internal, "record has no string id"));
+    fn insert(&self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
+        let Some(id) = record
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        else {
+            return Err(fail(StoreErrorKind::Internal, "record has no string id"));
         };
         let text = record.to_string();
         let res = self
@@ -140,20 +153,25 @@ impl SqliteStore {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Err(failed(StoreErrorKind::Conflict, format!("id `{id}` exists")))
+                Err(fail(StoreErrorKind::Conflict, format!("id `{id}` exists")))
             }
             Err(e) => Err(classify(e)),
         }
     }
 
-    fn update(&mut self, resource: &str, id: &str, patch: &Value) -> Result<StoreOutcome, StoreOutcome> {
+    fn update(
+        &mut self,
+        resource: &str,
+        id: &str,
+        patch: &Value,
+    ) -> Result<StoreOutcome, StoreError> {
         let tx = self.conn.transaction().map_err(classify)?;
         let text: Option<String> = tx
             .prepare_cached("SELECT data FROM records WHERE resource = ?1 AND id = ?2")
             .and_then(|mut s| s.query_row(params![resource, id], |r| r.get(0)).optional())
             .map_err(internal)?;
         let Some(text) = text else {
-            return Err(failed(StoreErrorKind::NotFound, format!("no record `{id}`")));
+            return Err(fail(StoreErrorKind::NotFound, format!("no record `{id}`")));
         };
         let previous = parse(&text)?;
         let mut record = merge_patch(&previous, patch);
@@ -167,28 +185,30 @@ impl SqliteStore {
         Ok(StoreOutcome::Updated { record, previous })
     }
 
-    fn delete(&self, resource: &str, id: &str) -> Result<StoreOutcome, StoreOutcome> {
+    fn delete(&self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError> {
         let text: Option<String> = self
             .conn
             .prepare_cached("DELETE FROM records WHERE resource = ?1 AND id = ?2 RETURNING data")
             .and_then(|mut s| s.query_row(params![resource, id], |r| r.get(0)).optional())
             .map_err(classify)?;
         match text {
-            Some(t) => Ok(StoreOutcome::Deleted { previous: parse(&t)? }),
-            None => Err(failed(StoreErrorKind::NotFound, format!("no record `{id}`"))),
+            Some(t) => Ok(StoreOutcome::Deleted {
+                previous: parse(&t)?,
+            }),
+            None => Err(fail(StoreErrorKind::NotFound, format!("no record `{id}`"))),
         }
     }
 }
 
 /// Busy/locked/full databases are `Unavailable` (retryable); everything else is internal.
-fn classify(e: rusqlite::Error) -> StoreOutcome {
+fn classify(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
         use rusqlite::ErrorCode as C;
         if matches!(
             f.code,
             C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::CannotOpen | C::SystemIoFailure
         ) {
-            return failed(StoreErrorKind::Unavailable, e.to_string());
+            return fail(StoreErrorKind::Unavailable, e.to_string());
         }
     }
     internal(e)
@@ -212,7 +232,7 @@ impl RecordStore for SqliteStore {
             } => self.update(resource, id, patch),
             StoreRequest::Delete { resource, id } => self.delete(resource, id),
         };
-        result.unwrap_or_else(|e| e)
+        result.unwrap_or_else(StoreOutcome::Failed)
     }
 }
 
@@ -310,7 +330,10 @@ impl StoreWorker {
                         .store_latency
                         .observe(started.elapsed().as_secs_f64());
                     if let StoreOutcome::Failed(e) = &outcome {
-                        if matches!(e.kind, StoreErrorKind::Internal | StoreErrorKind::Unavailable) {
+                        if matches!(
+                            e.kind,
+                            StoreErrorKind::Internal | StoreErrorKind::Unavailable
+                        ) {
                             tracing::error!(error = %e.message, "store operation failed");
                         }
                     }
@@ -344,12 +367,11 @@ pub fn open(
 ) -> anyhow::Result<Box<dyn RecordStore + Send>> {
     Ok(match kind {
         crate::config::StoreKind::Memory => Box::new(MemoryStore::new()),
-        crate::config::StoreKind::Sqlite => Box::new(SqliteStore::open_dir(data_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open SQLite store in {}: {e}",
-                data_dir.display()
-            )
-        })?),
+        crate::config::StoreKind::Sqlite => {
+            Box::new(SqliteStore::open_dir(data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot open SQLite store in {}: {e}", data_dir.display())
+            })?)
+        }
     })
 }
 
@@ -396,7 +418,9 @@ mod tests {
             let a = sql.apply(&req);
             assert_eq!(a, mem.apply(&req));
             match a {
-                StoreOutcome::Page { cursor: Some(c), .. } => cursor = Some(c),
+                StoreOutcome::Page {
+                    cursor: Some(c), ..
+                } => cursor = Some(c),
                 _ => break,
             }
         }

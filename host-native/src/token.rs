@@ -100,7 +100,13 @@ mod tests {
             ..Default::default()
         };
         engine
-            .handle(Millis(now * 1000), Input::Open { conn: ConnId(1), request })
+            .handle(
+                Millis(now * 1000),
+                Input::Open {
+                    conn: ConnId(1),
+                    request,
+                },
+            )
             .unwrap();
         assert!(matches!(engine.poll_action(), Some(Action::Accept { .. })));
     }

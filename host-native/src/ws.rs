@@ -25,15 +25,16 @@ use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::actor::{ConnHandle, ConnShared, Control, OpenOutcome, ToActor};
+use crate::actor::{OpenOutcome, ToActor};
 use crate::http::{json_error, json_response, Body};
+use crate::outbound::{Next, Outbound};
 use crate::state::AppState;
 
 /// How long a closing connection may take to flush its queue and exchange close
@@ -69,12 +70,24 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 /// Answer an upgrade request: ask the engine, then switch protocols or refuse.
-pub async fn upgrade(state: Arc<AppState>, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn upgrade(
+    state: Arc<AppState>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let headers = req.headers();
     let Some(key) = headers.get("sec-websocket-key").cloned() else {
-        return json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, "missing Sec-WebSocket-Key");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessage,
+            "missing Sec-WebSocket-Key",
+        );
     };
-    if headers.get("sec-websocket-version").map(HeaderValue::as_bytes) != Some(b"13") {
+    if headers
+        .get("sec-websocket-version")
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         let mut r = json_error(
             StatusCode::UPGRADE_REQUIRED,
             ErrorCode::InvalidMessage,
@@ -85,7 +98,11 @@ pub async fn upgrade(state: Arc<AppState>, mut req: Request<Incoming>, peer: Soc
         return r;
     }
     if req.method() != hyper::Method::GET {
-        return json_error(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::InvalidMessage, "upgrades must use GET");
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::InvalidMessage,
+            "upgrades must use GET",
+        );
     }
     let conn = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
     let request = UpgradeRequest {
@@ -93,35 +110,40 @@ pub async fn upgrade(state: Arc<AppState>, mut req: Request<Incoming>, peer: Soc
         query: req.uri().query().unwrap_or("").to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         peer: peer.ip().to_string(),
         client_id: crate::ids::client_id(),
     };
-    let (out_tx, out_rx) = mpsc::channel(state.ws.outbound_queue);
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(ConnShared {
-        queued: Default::default(),
-        reported_over: Default::default(),
-        limit: state.ws.max_buffered,
-    });
-    let handle = ConnHandle {
-        out: out_tx,
-        control: control_tx,
-        shared: shared.clone(),
-    };
+    let out = Arc::new(Outbound::new(
+        state.ws.outbound_queue,
+        state.ws.max_buffered,
+    ));
     let (reply, answer) = oneshot::channel();
     let open = ToActor::Open {
         conn,
         request,
-        handle,
+        out: out.clone(),
         reply,
     };
     if state.actor.send(open).await.is_err() {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "server is stopping");
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "server is stopping",
+        );
     }
     match answer.await {
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "server is stopping"),
+        Err(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "server is stopping",
+        ),
         Ok(OpenOutcome::Reject { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             json_response(status, body)
@@ -131,11 +153,12 @@ pub async fn upgrade(state: Arc<AppState>, mut req: Request<Incoming>, peer: Soc
             let task_state = state.clone();
             state.ws_tasks.spawn(async move {
                 match on_upgrade.await {
-                    Ok(upgraded) => {
-                        run_socket(task_state, conn, TokioIo::new(upgraded), out_rx, control_rx, shared).await
-                    }
+                    Ok(upgraded) => run_socket(task_state, conn, TokioIo::new(upgraded), out).await,
                     Err(_) => {
-                        let _ = task_state.actor.send(ToActor::Closed { conn, code: None }).await;
+                        let _ = task_state
+                            .actor
+                            .send(ToActor::Closed { conn, code: None })
+                            .await;
                     }
                 }
             });
@@ -169,14 +192,8 @@ enum End {
 }
 
 /// Drive one upgraded connection to its end, then report `Closed` to the actor.
-pub async fn run_socket<S>(
-    state: Arc<AppState>,
-    conn: ConnId,
-    io: S,
-    mut out: mpsc::Receiver<Message>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-    shared: Arc<ConnShared>,
-) where
+pub async fn run_socket<S>(state: Arc<AppState>, conn: ConnId, io: S, out: Arc<Outbound>)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     state.metrics.sockets_open.inc();
@@ -184,7 +201,7 @@ pub async fn run_socket<S>(
     let (mut sink, mut stream) = ws.split();
     let end = {
         let reader = read_loop(&state, conn, &mut stream);
-        let writer = write_loop(&state, conn, &mut sink, &mut out, &mut control, &shared);
+        let writer = write_loop(&state, conn, &mut sink, &out);
         tokio::pin!(reader, writer);
         tokio::select! {
             end = &mut reader => end,
@@ -192,7 +209,22 @@ pub async fn run_socket<S>(
             () = state.hard_stop.cancelled() => End::Abort,
         }
     };
-    let code = match end {
+    out.writer_gone();
+    // Boxed: the closing handshake is a rare path; keep it out of the task's size.
+    let code = Box::pin(finish(&state, end, &mut sink, &mut stream)).await;
+    state.metrics.sockets_open.dec();
+    // Ignored by the actor when the engine closed the connection itself.
+    let _ = state.actor.send(ToActor::Closed { conn, code }).await;
+}
+
+/// The closing handshake for each way a connection can end; returns the close code to
+/// report.
+async fn finish<Si, St>(state: &AppState, end: End, sink: &mut Si, stream: &mut St) -> Option<u16>
+where
+    Si: futures_util::Sink<Message, Error = WsError> + Unpin,
+    St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    match end {
         End::Peer(code) => {
             // tungstenite queued the close reply; push it out.
             let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
@@ -219,10 +251,7 @@ pub async fn run_socket<S>(
             None
         }
         End::Abort => None,
-    };
-    state.metrics.sockets_open.dec();
-    // Ignored by the actor when the engine closed the connection itself.
-    let _ = state.actor.send(ToActor::Closed { conn, code }).await;
+    }
 }
 
 async fn read_loop<St>(state: &AppState, conn: ConnId, stream: &mut St) -> End
@@ -249,43 +278,26 @@ where
     End::Peer(code)
 }
 
-async fn write_loop<Si>(
-    state: &AppState,
-    conn: ConnId,
-    sink: &mut Si,
-    out: &mut mpsc::Receiver<Message>,
-    control: &mut mpsc::UnboundedReceiver<Control>,
-    shared: &ConnShared,
-) -> End
+async fn write_loop<Si>(state: &AppState, conn: ConnId, sink: &mut Si, out: &Outbound) -> End
 where
     Si: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
-    let mut closing: Option<(u16, String)> = None;
-    let mut ping = false;
     loop {
-        if let Some((code, reason)) = closing.take() {
-            return close_after_queued(sink, out, code, reason).await;
-        }
-        if std::mem::take(&mut ping) && sink.send(Message::Ping(Bytes::new())).await.is_err() {
-            return End::Peer(None);
-        }
-        let first = tokio::select! {
-            biased;
-            c = control.recv() => {
-                match c {
-                    Some(Control::Ping) => ping = true,
-                    Some(Control::Close { code, reason }) => closing = Some((code, reason)),
-                    None => return End::Abort,
+        let first = match out.next().await {
+            Next::Ping => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return End::Peer(None);
                 }
                 continue;
             }
-            m = out.recv() => match m {
-                Some(m) => m,
-                None => return End::Abort,
-            },
+            // Boxed: the close path is rare and should not grow every connection's task.
+            Next::Close(code, reason) => {
+                return Box::pin(close_after_queued(sink, out, code, reason)).await
+            }
+            Next::Frame(m) => m,
         };
-        // Write a batch; keep listening for control meanwhile so a stuck client cannot
-        // hide a close (a close waits for the batch, at most CLOSE_GRACE).
+        // Write a batch; keep watching for a close meanwhile so a stuck client cannot
+        // hold it back for more than CLOSE_GRACE.
         let written = {
             let batch = write_batch(sink, out, first);
             tokio::pin!(batch);
@@ -299,14 +311,11 @@ where
                 };
                 tokio::select! {
                     r = &mut batch => break r,
-                    c = control.recv(), if closing.is_none() => match c {
-                        Some(Control::Ping) => ping = true,
-                        Some(Control::Close { code, reason }) => {
-                            closing = Some((code, reason));
+                    () = out.changed(), if deadline.is_none() => {
+                        if out.close_requested() {
                             deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                         }
-                        None => return End::Abort,
-                    },
+                    }
                     () = grace => return End::Server,
                 }
             }
@@ -314,15 +323,21 @@ where
         let Ok(bytes) = written else {
             return End::Peer(None);
         };
-        let left = shared.queued.fetch_sub(bytes, Ordering::AcqRel).saturating_sub(bytes);
-        if left <= shared.limit / 2 && shared.reported_over.swap(false, Ordering::AcqRel) {
-            let _ = state.actor.send(ToActor::Drained { conn, buffered: left }).await;
+        let left = out.written(bytes);
+        if left <= out.limit / 2 && out.reported_over.swap(false, Ordering::AcqRel) {
+            let _ = state
+                .actor
+                .send(ToActor::Drained {
+                    conn,
+                    buffered: left,
+                })
+                .await;
         }
     }
 }
 
 /// Feed `first` and whatever else is queued (bounded), then flush. Returns bytes written.
-async fn write_batch<Si>(sink: &mut Si, out: &mut mpsc::Receiver<Message>, first: Message) -> Result<u64, WsError>
+async fn write_batch<Si>(sink: &mut Si, out: &Outbound, first: Message) -> Result<u64, WsError>
 where
     Si: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
@@ -330,7 +345,7 @@ where
     sink.feed(first).await?;
     let mut frames = 1;
     while frames < BATCH_FRAMES && bytes < BATCH_BYTES {
-        let Ok(m) = out.try_recv() else { break };
+        let Some(m) = out.try_pop() else { break };
         bytes += m.len();
         frames += 1;
         sink.feed(m).await?;
@@ -340,12 +355,12 @@ where
 }
 
 /// Write the frames queued before the close, then the close frame; within CLOSE_GRACE.
-async fn close_after_queued<Si>(sink: &mut Si, out: &mut mpsc::Receiver<Message>, code: u16, reason: String) -> End
+async fn close_after_queued<Si>(sink: &mut Si, out: &Outbound, code: u16, reason: String) -> End
 where
     Si: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Ok(m) = out.try_recv() {
+        while let Some(m) = out.try_pop() {
             sink.feed(m).await?;
         }
         let frame = CloseFrame {

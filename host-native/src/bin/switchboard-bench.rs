@@ -1,1 +1,784 @@
-fn main() {}
+//! `switchboard-bench`: the load generator behind BENCHMARKS.md.
+//!
+//! It starts a `switchboard` server (the sibling binary, optionally pinned to CPUs with
+//! `taskset`) with a benchmark config, drives it over real sockets on loopback, and
+//! prints the numbers. Three scenarios:
+//!
+//! - `idle`: N connections, each authenticated (API key) and subscribed; server RSS
+//!   per connection from `/proc/<pid>/status`.
+//! - `fanout`: S channel subscribers, one publisher at a fixed rate (or as fast as the
+//!   server acknowledges); deliveries/s and end-to-end latency percentiles.
+//! - `roundtrip`: C connections doing closed-loop `ping` → `pong`; latency and rate.
+//!
+//! Everything stays on 127.0.0.0/8; every loop is bounded in count and time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Load generator for the switchboard server.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-bench", version)]
+struct Args {
+    /// Server binary (default: `switchboard` next to this binary).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Pin the server to these CPUs with `taskset -c` (e.g. `0`); with one CPU the
+    /// server also gets one tokio worker thread.
+    #[arg(long)]
+    server_cpus: Option<String>,
+    /// The server's per-connection tungstenite read buffer (`server.readBufferSize`).
+    #[arg(long, default_value_t = 2048)]
+    read_buffer_size: usize,
+    /// Scenario.
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Idle connections, each authenticated and subscribed; server RSS per connection.
+    Idle {
+        /// Connections to open.
+        #[arg(long, default_value_t = 5000)]
+        connections: usize,
+        /// Connections opened concurrently.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
+    /// One publisher, many channel subscribers.
+    Fanout {
+        /// Subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Messages per second from the publisher (0: as fast as acknowledged, 64 in flight).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds to publish.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Payload bytes per message (besides the timestamp).
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+    /// Closed-loop app-level ping/pong.
+    Roundtrip {
+        /// Connections.
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+/// The server under test.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    pid: u32,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+const CONFIG: &str = r#"
+name = "bench"
+heartbeatInterval = 30000
+heartbeatTimeout = 10000
+
+[server]
+listen = "LISTEN"
+store = "memory"
+adminKey = "bench-admin"
+logLevel = "warn"
+outboundQueue = 16384
+readBufferSize = READ_BUFFER
+shutdownTimeoutMs = 5000
+
+[limits]
+maxConnections = 1000000
+maxBufferedBytes = 16777216
+slowConsumer = "drop"
+maxPendingCalls = 100000
+
+[[routes]]
+path = "/"
+
+[auth.apiKeys.bench_key]
+id = "bench"
+role = "user"
+
+[resources.messages]
+"#;
+
+async fn start_server(args: &Args) -> anyhow::Result<Server> {
+    let bin = match &args.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or_else(|| anyhow!("no parent dir"))?
+            .join("switchboard"),
+    };
+    // Pick a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        CONFIG
+            .replace("LISTEN", &addr.to_string())
+            .replace("READ_BUFFER", &args.read_buffer_size.to_string()),
+    )?;
+    let mut cmd = match &args.server_cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(&bin);
+            if !cpus.contains(',') && !cpus.contains('-') {
+                c.env("TOKIO_WORKER_THREADS", "1");
+            }
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.args(["serve", "--config"])
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id().ok_or_else(|| anyhow!("server exited"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("server did not start listening on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // With taskset the direct child is the server itself (taskset execs).
+    Ok(Server {
+        child,
+        addr,
+        pid,
+        _dir: tempdir::Dir(dir),
+    })
+}
+
+impl Server {
+    fn rss_kib(&self) -> u64 {
+        proc_status(self.pid, "VmRSS:").unwrap_or(0)
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.pid.to_string())
+    }
+}
+
+/// Seconds a process's threads spent runnable but waiting for a CPU (all threads).
+fn runqueue_wait_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
+}
+
+/// User + system CPU seconds of a process (`self` or a pid) from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the `(comm)`: utime and stime are the 14th and 15th overall.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+impl Server {
+    async fn stop(mut self) {
+        // SIGTERM for a graceful exit, then make sure it is gone.
+        let _ = Command::new("kill")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A TCP connection from a source address in 127.0.0.0/8 (spreads ephemeral ports
+/// past 28k connections).
+async fn tcp_from(addr: SocketAddr, i: usize) -> anyhow::Result<TcpStream> {
+    let src = Ipv4Addr::new(
+        127,
+        0,
+        ((i / 20_000) % 250) as u8,
+        1 + (i % 20_000 / 10_000) as u8,
+    );
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+    let tcp = sock.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// A tungstenite client connection.
+async fn connect(addr: SocketAddr, i: usize, path: &str) -> anyhow::Result<Ws> {
+    let tcp = tcp_from(addr, i).await?;
+    let url = format!("ws://{addr}{path}");
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, tcp, Some(client_config())).await?;
+    Ok(ws)
+}
+
+async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.to_string()),
+            Ok(Some(Ok(Message::Close(f)))) => bail!("closed: {f:?}"),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => bail!("{e}"),
+            Ok(None) => bail!("stream ended"),
+            Err(_) => bail!("timed out"),
+        }
+    }
+}
+
+/// Connect with the API key, read the welcome, subscribe, wait for `subscribed`.
+async fn subscribed(addr: SocketAddr, i: usize, target: &str) -> anyhow::Result<Ws> {
+    let mut ws = connect(addr, i, "/?token=bench_key").await?;
+    next_text(&mut ws).await?;
+    ws.send(Message::Text(
+        format!(r#"{{"type":"subscribe",{target},"requestId":1}}"#).into(),
+    ))
+    .await?;
+    let reply = next_text(&mut ws).await?;
+    if !reply.contains("\"subscribed\"") {
+        bail!("subscribe failed: {reply}");
+    }
+    Ok(ws)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[idx]) / 1000.0
+}
+
+async fn idle(args: &Args, n: usize, concurrency: usize) -> anyhow::Result<()> {
+    let server = start_server(args).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = server.rss_kib();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let (addr, stop, opened) = (server.addr, stop.clone(), opened.clone());
+        tasks.push(tokio::spawn(async move {
+            let ws = subscribed(addr, i, r#""resource":"messages""#).await;
+            drop(permit);
+            let mut ws = ws?;
+            opened.fetch_add(1, Ordering::Relaxed);
+            // Stay connected, answering heartbeat pings, until told to stop.
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+                    Ok(Some(Ok(_))) | Err(_) => {}
+                    _ => bail!("connection {i} ended"),
+                }
+            }
+            let _ = ws.close(None).await;
+            anyhow::Ok(())
+        }));
+    }
+    while (opened.load(Ordering::Relaxed) as usize) < n {
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!(
+                "only {} of {n} connections opened",
+                opened.load(Ordering::Relaxed)
+            );
+        }
+        if tasks.iter().any(|t| t.is_finished()) {
+            for t in tasks.iter_mut().filter(|t| t.is_finished()) {
+                t.await??;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open_time = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = server.rss_kib();
+    let per_conn = (rss.saturating_sub(base)) as f64 * 1024.0 / n as f64;
+    println!(
+        "idle: {n} connections (authenticated + subscribed) opened in {:.1}s",
+        open_time.as_secs_f64()
+    );
+    println!(
+        "idle: server RSS {base} KiB before, {rss} KiB after → {per_conn:.0} bytes per connection"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.stop().await;
+    Ok(())
+}
+
+/// Microseconds since `epoch`, embedded in each published message.
+fn micros(epoch: Instant) -> u64 {
+    epoch.elapsed().as_micros() as u64
+}
+
+fn parse_t(text: &str) -> Option<u64> {
+    let i = text.find("\"t\":")? + 4;
+    let digits: &str = &text[i..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+async fn fanout(
+    args: &Args,
+    subs: usize,
+    rate: u64,
+    secs: u64,
+    payload: usize,
+) -> anyhow::Result<()> {
+    let server = start_server(args).await?;
+    let addr = server.addr;
+    let epoch = Instant::now();
+    let mut readers = Vec::with_capacity(subs);
+    let measuring = Arc::new(AtomicBool::new(true));
+    let received = Arc::new(AtomicU64::new(0));
+    let mut conns = Vec::with_capacity(subs);
+    for i in 0..subs {
+        conns.push(raw::subscribe(addr, i, "bench").await?);
+    }
+    for mut sub in conns {
+        let measuring = measuring.clone();
+        let received = received.clone();
+        readers.push(tokio::spawn(async move {
+            let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
+            let mut count = 0u64;
+            while measuring.load(Ordering::Relaxed) {
+                let frames =
+                    match tokio::time::timeout(Duration::from_millis(200), sub.read_frames()).await
+                    {
+                        Ok(Ok(f)) => f,
+                        Ok(Err(_)) => break,
+                        Err(_) => continue,
+                    };
+                let now = micros(epoch);
+                let mut batch = 0;
+                for text in frames {
+                    if let Some(sent) = parse_t(&text) {
+                        lat.push(now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
+                        batch += 1;
+                    }
+                }
+                count += batch;
+                received.fetch_add(batch, Ordering::Relaxed);
+            }
+            (count, lat)
+        }));
+    }
+    let mut publisher = connect(addr, subs + 1, "/?token=bench_key").await?;
+    next_text(&mut publisher).await?;
+    let (mut ptx, mut prx) = publisher.split();
+    let acked = Arc::new(AtomicU64::new(0));
+    let ack_task = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = prx.next().await {
+                if matches!(m, Message::Text(_)) {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let pad = "x".repeat(payload);
+    let cpu0 = server.cpu_seconds();
+    let wait0 = runqueue_wait_seconds(server.pid);
+    let client0 = cpu_seconds("self");
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut sent = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while Instant::now() < end {
+        if rate > 0 {
+            ticker.tick().await;
+        } else {
+            while sent.saturating_sub(acked.load(Ordering::Relaxed)) >= 64 {
+                tokio::task::yield_now().await;
+                if Instant::now() >= end {
+                    break;
+                }
+            }
+        }
+        let frame = format!(
+            r#"{{"type":"publish","channel":"bench","message":{{"t":{},"p":"{pad}"}}}}"#,
+            micros(epoch)
+        );
+        ptx.send(Message::Text(frame.into())).await?;
+        sent += 1;
+    }
+    let publish_time = start.elapsed();
+    // Let in-flight deliveries land (until the count stops moving, at most 30 s).
+    let mut last = u64::MAX;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = received.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let drain_time = start.elapsed();
+    let cpu = server.cpu_seconds() - cpu0;
+    let client_cpu = cpu_seconds("self") - client0;
+    let waited = runqueue_wait_seconds(server.pid) - wait0;
+    let m = admin_metrics(addr).await.unwrap_or_default();
+    measuring.store(false, Ordering::Relaxed);
+    let mut total = 0u64;
+    let mut all: Vec<u32> = Vec::new();
+    for r in readers {
+        let (c, lat) = r.await?;
+        total += c;
+        all.extend(lat);
+    }
+    ack_task.abort();
+    all.sort_unstable();
+    let expected = sent * subs as u64;
+    println!(
+        "fanout: {subs} subscribers, {sent} messages in {:.1}s ({:.0} msg/s offered{}), payload {payload} B",
+        publish_time.as_secs_f64(),
+        sent as f64 / publish_time.as_secs_f64(),
+        if rate == 0 { ", closed loop 64 in flight" } else { "" }
+    );
+    println!(
+        "fanout: {total} of {expected} deliveries received in {:.1}s → {:.0} deliveries/s end to end",
+        drain_time.as_secs_f64(),
+        total as f64 / drain_time.as_secs_f64(),
+    );
+    println!(
+        "fanout: server CPU {cpu:.1}s ({:.0}% of one core) → {:.2} µs CPU per delivery ≈ {:.2}M deliveries/s per core; engine counted {} fan-out deliveries, {} dropped (slow consumer)",
+        100.0 * cpu / drain_time.as_secs_f64(),
+        cpu * 1e6 / total.max(1) as f64,
+        total as f64 / cpu.max(1e-9) / 1e6,
+        m["fanoutDeliveries"],
+        m["droppedSlowConsumer"],
+    );
+    println!(
+        "fanout: load generator CPU {client_cpu:.1}s ({:.0}% of one core); server threads waited {waited:.1}s for a CPU (other processes)",
+        100.0 * client_cpu / drain_time.as_secs_f64()
+    );
+    println!(
+        "fanout: latency ms p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999),
+        percentile(&all, 1.0)
+    );
+    server.stop().await;
+    Ok(())
+}
+
+async fn roundtrip(args: &Args, n: usize, secs: u64) -> anyhow::Result<()> {
+    let server = start_server(args).await?;
+    let addr = server.addr;
+    let end = Instant::now() + Duration::from_secs(secs);
+    let cpu0 = server.cpu_seconds();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let mut ws = connect(addr, i, "/").await?;
+        next_text(&mut ws).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut id = 0u64;
+            while Instant::now() < end {
+                let t0 = Instant::now();
+                ws.send(Message::Text(
+                    format!(r#"{{"type":"ping","requestId":{id}}}"#).into(),
+                ))
+                .await?;
+                let reply = next_text(&mut ws).await?;
+                if !reply.contains("\"pong\"") {
+                    bail!("unexpected reply {reply}");
+                }
+                lat.push(t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                id += 1;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let cpu = server.cpu_seconds() - cpu0;
+    all.sort_unstable();
+    println!(
+        "roundtrip: {n} connections, {} ping/pong in {secs}s → {:.0} round trips/s; server CPU {:.1}s",
+        all.len(),
+        all.len() as f64 / secs as f64,
+        cpu
+    );
+    println!(
+        "roundtrip: latency ms p50 {:.3}  p99 {:.3}  p99.9 {:.3}",
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999)
+    );
+    server.stop().await;
+    Ok(())
+}
+
+/// The engine counters from the admin API (a raw HTTP/1.1 GET).
+async fn admin_metrics(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(
+        format!("GET /admin/metrics HTTP/1.1\r\nHost: {addr}\r\nX-Admin-Key: bench-admin\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await?;
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok(serde_json::from_str(body)?)
+}
+
+/// A minimal WebSocket client for subscribers: reads whole socket buffers and splits
+/// frames itself, so the load generator keeps up with the server's fan-out.
+mod raw {
+    use std::net::SocketAddr;
+
+    use anyhow::{bail, Context};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A subscribed raw connection.
+    pub struct Sub {
+        tcp: TcpStream,
+        buf: Vec<u8>,
+        start: usize,
+    }
+
+    /// A client frame masked with the all-zero key (valid, and the payload stays as is).
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Upgrade, read the welcome, subscribe to `channel`, wait for `subscribed`.
+    pub async fn subscribe(addr: SocketAddr, i: usize, channel: &str) -> anyhow::Result<Sub> {
+        let ws = super::tcp_from(addr, i).await?;
+        let mut sub = Sub {
+            tcp: ws,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+        };
+        let req = format!(
+            "GET /?token=bench_key HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        sub.tcp.write_all(req.as_bytes()).await?;
+        loop {
+            if let Some(end) = sub.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                if !sub.buf.starts_with(b"HTTP/1.1 101") {
+                    bail!(
+                        "upgrade refused: {}",
+                        String::from_utf8_lossy(&sub.buf[..end])
+                    );
+                }
+                sub.start = end + 4;
+                break;
+            }
+            sub.fill().await?;
+        }
+        let msg = format!(r#"{{"type":"subscribe","channel":"{channel}","requestId":1}}"#);
+        sub.tcp.write_all(&frame(1, msg.as_bytes())).await?;
+        for _ in 0..10 {
+            for text in sub.read_frames().await? {
+                if text.contains("\"subscribed\"") {
+                    return Ok(sub);
+                }
+            }
+        }
+        bail!("no subscribed reply")
+    }
+
+    impl Sub {
+        async fn fill(&mut self) -> anyhow::Result<()> {
+            if self.start > 0 && self.start == self.buf.len() {
+                self.buf.clear();
+                self.start = 0;
+            } else if self.start > 32 * 1024 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + 64 * 1024, 0);
+            let n = self.tcp.read(&mut self.buf[len..]).await.context("read")?;
+            self.buf.truncate(len + n);
+            if n == 0 {
+                bail!("connection closed");
+            }
+            Ok(())
+        }
+
+        /// Wait for data, then return every complete text frame in the buffer
+        /// (answering pings; a close frame ends the connection).
+        pub async fn read_frames(&mut self) -> anyhow::Result<Vec<String>> {
+            self.fill().await?;
+            let mut out = Vec::new();
+            loop {
+                let b = &self.buf[self.start..];
+                if b.len() < 2 {
+                    break;
+                }
+                let opcode = b[0] & 0x0F;
+                let (len, hdr) = match b[1] & 0x7F {
+                    126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+                    127 if b.len() >= 10 => {
+                        let mut l = [0u8; 8];
+                        l.copy_from_slice(&b[2..10]);
+                        (u64::from_be_bytes(l) as usize, 10)
+                    }
+                    126 | 127 => break,
+                    n => (n as usize, 2),
+                };
+                if b.len() < hdr + len {
+                    break;
+                }
+                let payload = &b[hdr..hdr + len];
+                match opcode {
+                    1 => out.push(String::from_utf8_lossy(payload).into_owned()),
+                    8 => bail!("closed by the server"),
+                    9 => {
+                        let pong = frame(0xA, payload);
+                        self.start += hdr + len;
+                        self.tcp.write_all(&pong).await?;
+                        continue;
+                    }
+                    _ => {}
+                }
+                self.start += hdr + len;
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn raise_fd_limit() {
+    // Root may raise the hard limit too; the spawned server inherits it.
+    let want = 1 << 20;
+    if rlimit::setrlimit(rlimit::Resource::NOFILE, want, want).is_err() {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
+    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        eprintln!("file descriptor limit: soft {soft}, hard {hard}");
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    raise_fd_limit();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match &args.scenario {
+            Scenario::Idle {
+                connections,
+                concurrency,
+            } => idle(&args, *connections, *concurrency).await,
+            Scenario::Fanout {
+                subscribers,
+                rate,
+                duration,
+                payload,
+            } => fanout(&args, *subscribers, *rate, *duration, *payload).await,
+            Scenario::Roundtrip {
+                connections,
+                duration,
+            } => roundtrip(&args, *connections, *duration).await,
+        }
+    })
+}

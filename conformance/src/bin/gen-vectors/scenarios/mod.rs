@@ -1,0 +1,40 @@
+//! Scenario descriptions, one module per area (`conformance/vectors/<area>/`).
+
+mod auth;
+mod channels;
+mod crud;
+mod direct;
+mod fanout;
+mod filters;
+mod frames;
+mod guards;
+mod heartbeat;
+mod hostcalls;
+mod limits;
+mod rooms;
+mod server_api;
+mod subscribe;
+mod upgrade;
+
+use crate::dsl::Sc;
+
+/// Every scenario.
+pub fn all() -> Vec<Sc> {
+    let mut v = Vec::new();
+    v.extend(upgrade::scenarios());
+    v.extend(auth::scenarios());
+    v.extend(frames::scenarios());
+    v.extend(limits::scenarios());
+    v.extend(heartbeat::scenarios());
+    v.extend(subscribe::scenarios());
+    v.extend(filters::scenarios());
+    v.extend(channels::scenarios());
+    v.extend(rooms::scenarios());
+    v.extend(direct::scenarios());
+    v.extend(crud::scenarios());
+    v.extend(guards::scenarios());
+    v.extend(hostcalls::scenarios());
+    v.extend(server_api::scenarios());
+    v.extend(fanout::scenarios());
+    v
+}

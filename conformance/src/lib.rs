@@ -1,0 +1,123 @@
+//! # Switchboard conformance suite
+//!
+//! Test vectors are data (`conformance/vectors/<area>/*.json`, format in
+//! `conformance/README.md` and `conformance/vector.schema.json`). This crate loads them
+//! and runs them on every target:
+//!
+//! - **engine**: in-process, through [`conformance_core::run`];
+//! - **wasm**: the same runner compiled to `wasm32-unknown-unknown` (the guest in
+//!   `conformance/wasm-guest`), executed with wasmtime ([`wasm`]); its output must be
+//!   byte-identical to the in-process output;
+//! - **live**: over real WebSocket connections against a running server ([`live`]).
+//!
+//! It also checks each vector's declared [`Intent`](conformance_core::Intent) against
+//! its expectations ([`intent`]) and builds the coverage table ([`coverage`]).
+
+#![deny(missing_docs)]
+
+pub mod coverage;
+pub mod intent;
+pub mod live;
+pub mod matrix;
+pub mod schema;
+pub mod wasm;
+
+use std::path::{Path, PathBuf};
+
+pub use conformance_core as core;
+use conformance_core::Vector;
+
+/// The `conformance/` directory (this crate's manifest directory).
+pub fn suite_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The workspace root (parent of `conformance/`).
+pub fn workspace_dir() -> PathBuf {
+    suite_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(suite_dir)
+}
+
+/// A vector loaded from disk.
+#[derive(Debug, Clone)]
+pub struct LoadedVector {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// The file's text, exactly as stored (what the wasm guest receives).
+    pub text: String,
+    /// The parsed vector.
+    pub vector: Vector,
+}
+
+/// Load every vector under `dir` (recursively, `*.json`), sorted by name. Checks that
+/// each vector's `name` is `<area>/<file stem>`.
+pub fn load_vectors(dir: &Path) -> anyhow::Result<Vec<LoadedVector>> {
+    let mut files = Vec::new();
+    collect_json(dir, &mut files)?;
+    let mut out = Vec::with_capacity(files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path)?;
+        let vector: Vector =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .with_extension("")
+            .to_string_lossy()
+            .replace('\\', "/");
+        anyhow::ensure!(
+            vector.name == rel,
+            "{}: name `{}` must be `{rel}`",
+            path.display(),
+            vector.name
+        );
+        out.push(LoadedVector { path, text, vector });
+    }
+    out.sort_by(|a, b| a.vector.name.cmp(&b.vector.name));
+    Ok(out)
+}
+
+/// The default vectors directory, `conformance/vectors`.
+pub fn vectors_dir() -> PathBuf {
+    suite_dir().join("vectors")
+}
+
+fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_json(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `conformance/known-failures.json`: vectors that expect the correct behaviour where
+/// the engine currently has a reported bug (name → bug description).
+pub fn known_failures_path() -> PathBuf {
+    suite_dir().join("known-failures.json")
+}
+
+/// Load the known failures (empty when the file is absent).
+pub fn known_failures() -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    match std::fs::read_to_string(known_failures_path()) {
+        Ok(text) => Ok(serde_json::from_str(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The engine part of the demo deployment: `examples/demo.json` without its `server`
+/// section. Vectors whose `live.deployment` is `demo` must use exactly this config.
+pub fn demo_engine_config() -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(workspace_dir().join("examples/demo.json"))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)?;
+    if let Some(o) = v.as_object_mut() {
+        o.shift_remove("server");
+    }
+    Ok(v)
+}

@@ -1,0 +1,64 @@
+// Engine throughput in wasm, on the same frames and workloads as the native baseline
+// (host-js/examples/native_bench.rs). Runs under Node, Deno and Bun:
+//   node host-js/bench/engine-bench.mjs
+//   host-js/node_modules/.bin/deno run --allow-read --allow-env host-js/bench/engine-bench.mjs
+//   host-js/node_modules/.bin/bun host-js/bench/engine-bench.mjs
+// Paths: "batch" = one wasm call returning the batch string (the native "batch" path
+// plus the JS crossing); "host" = + decoding the batch header and slicing the frames,
+// what js/core.js does before writing to sockets. Prints one JSON line per measurement.
+import { readFileSync } from "node:fs";
+import { initWasm, wasm, decodeBatch } from "../js/core.js";
+
+initWasm(readFileSync(new URL("../pkg/switchboard_wasm_bg.wasm", import.meta.url)));
+const runtime = typeof Deno !== "undefined" ? "deno" : typeof Bun !== "undefined" ? "bun" : "node";
+const budget = Number((typeof Deno !== "undefined" ? Deno.env.get("BENCH_SECONDS") : process.env.BENCH_SECONDS) ?? 2);
+
+const NOW = 1_700_000_000_000;
+const CONFIG = '{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000}}';
+const PING = '{"type":"ping","requestId":1}';
+const SUB = '{"type":"subscribe","resource":"messages"}';
+const CHANGE = '{"command":"resourceChanged","resource":"messages","event":"insert","record":{"id":"m1","channel":"general","text":"hello","createdAt":"2024-01-15T10:31:00.000Z","updatedAt":"2024-01-15T10:31:00.000Z"}}';
+
+function engineWith(n) {
+  const e = new wasm.Engine(CONFIG, 1n, true);
+  for (let c = 1; c <= n; c++) {
+    e.open(NOW, c, JSON.stringify({ path: "/", peer: "127.0.0.1", clientId: `c${c}` }));
+    e.frame(NOW, c, SUB);
+  }
+  return e;
+}
+
+function time(seconds, f) {
+  for (let i = 0; i < 1000; i++) f();
+  const t0 = performance.now();
+  let ops = 0;
+  for (;;) {
+    for (let i = 0; i < 1000; i++) f();
+    ops += 1000;
+    const t = (performance.now() - t0) / 1000;
+    if (t >= seconds) return [ops, t];
+  }
+}
+
+function report(workload, path, [ops, secs], recipients) {
+  console.log(JSON.stringify({ runtime, workload, path, ops, seconds: +secs.toFixed(4), opsPerSec: Math.round(ops / secs), deliveriesPerSec: Math.round((ops * recipients) / secs) }));
+}
+
+let sink = 0;
+let e = engineWith(1);
+report("ping", "batch", time(budget, () => (sink += e.frame(NOW, 1, PING).length)), 1);
+report("ping", "host", time(budget, () => {
+  const b = decodeBatch(e.frame(NOW, 1, PING));
+  sink += b.frame(b.actions[0].frame).length;
+}), 1);
+e.free();
+
+e = engineWith(1000);
+report("fanout1k", "batch", time(budget, () => (sink += e.command(NOW, 1, CHANGE).length)), 1000);
+report("fanout1k", "host", time(budget, () => {
+  const b = decodeBatch(e.command(NOW, 1, CHANGE));
+  const a = b.actions.find((x) => x.action === "sendMany");
+  sink += b.frame(a.frame).length + a.conns.length;
+}), 1000);
+e.free();
+if (sink === 42) console.log("");

@@ -1,0 +1,19 @@
+// The demo deployment on Bun:   PORT=4003 host-js/node_modules/.bin/bun host-js/examples/bun/server.mjs
+// (build first: bash host-js/build.sh). Same environment variables as the Node example.
+import { readDeployment, serveBun } from "../../js/bun.js";
+
+const path = process.env.SWITCHBOARD_CONFIG ?? new URL("../../../examples/demo.json", import.meta.url).pathname;
+const { config, warnings } = readDeployment(path, process.env);
+for (const w of warnings) console.error(`WARNING: ${w}`);
+const srv = await serveBun({ config, port: Number(process.env.PORT ?? 3001), hostname: process.env.HOST ?? "127.0.0.1" });
+console.log(`switchboard (bun ${Bun.version}, wasm engine) listening on http://127.0.0.1:${srv.port} (config ${path}; routes ${config.routes.map((r) => r.path).join(" ")}; memory store)`);
+
+let stopping = false;
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    await srv.close("server shutting down");
+    process.exit(0);
+  });
+}

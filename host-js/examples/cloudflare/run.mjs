@@ -1,0 +1,43 @@
+// The demo deployment on workerd (Cloudflare's runtime) through miniflare:
+//   PORT=4004 node host-js/examples/cloudflare/run.mjs
+// (build first: bash host-js/build.sh). SWITCHBOARD_CONFIG=path.json serves another
+// deployment; SWITCHBOARD_TEST_HOOKS=1 enables /__test/* (tests only).
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Miniflare } from "miniflare";
+
+const hostJs = fileURLToPath(new URL("../../", import.meta.url));
+const configPath = process.env.SWITCHBOARD_CONFIG ?? fileURLToPath(new URL("../../../examples/demo.json", import.meta.url));
+const bindings = { SWITCHBOARD_CONFIG: readFileSync(configPath, "utf8") };
+for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS"]) {
+  if (process.env[k]) bindings[k] = process.env[k];
+}
+
+const mf = new Miniflare({
+  host: process.env.HOST ?? "127.0.0.1",
+  port: Number(process.env.PORT ?? 3001),
+  modules: true,
+  scriptPath: fileURLToPath(new URL("./worker.mjs", import.meta.url)),
+  modulesRoot: hostJs,
+  // wasm-bindgen emits ESM .js (miniflare's default rule says CommonJS); the .wasm is
+  // imported precompiled (workerd forbids compiling wasm from bytes at run time).
+  modulesRules: [
+    { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    { type: "CompiledWasm", include: ["**/*.wasm"] },
+  ],
+  compatibilityDate: "2026-04-01",
+  durableObjects: { SWITCHBOARD: "Switchboard" },
+  bindings,
+});
+const url = await mf.ready;
+console.log(`switchboard (workerd via miniflare, wasm engine in a Durable Object) listening on http://127.0.0.1:${url.port} (config ${configPath})`);
+
+let stopping = false;
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    await mf.dispose();
+    process.exit(0);
+  });
+}

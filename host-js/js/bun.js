@@ -1,0 +1,77 @@
+// @ts-self-types="./bun.d.ts"
+// Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
+import { Host, httpRoute, normalizePeer } from "./core.js";
+import { initFromFile } from "./fs-init.js";
+
+export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
+export { readDeployment, initFromFile } from "./fs-init.js";
+
+/**
+ * Serve a deployment on Bun.
+ * @returns {Promise<{host: Host, server: object, port: number, close(): Promise<void>}>}
+ */
+export async function serveBun(o) {
+  initFromFile();
+  const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, log: o.log });
+  const server = Bun.serve({
+    hostname: o.hostname ?? "127.0.0.1",
+    port: o.port ?? 0,
+    fetch(req, srv) {
+      const url = new URL(req.url);
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        const r = httpRoute(host, req.method, url.pathname);
+        return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
+      }
+      const d = host.open({
+        path: url.pathname,
+        query: url.search.slice(1),
+        headers: [...req.headers],
+        peer: normalizePeer(srv.requestIP(req)?.address),
+      });
+      if (!d.accept) {
+        return new Response(d.body, { status: d.status, headers: { "content-type": "application/json" } });
+      }
+      const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
+      if (srv.upgrade(req, { data: { conn: d.conn }, headers })) return undefined;
+      host.closed(d.conn, 1006);
+      return new Response('{"code":"INVALID_MESSAGE","message":"upgrade failed"}', { status: 400 });
+    },
+    websocket: {
+      // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009;
+      // Bun refuses frames over twice that itself (close 1009), bounding memory.
+      maxPayloadLength: 2 * (o.config.maxPayloadSize ?? 1024 * 1024),
+      idleTimeout: 0, // the engine's heartbeat decides
+      sendPings: false, // ... and sends the pings
+      perMessageDeflate: false,
+      open(ws) {
+        host.attach(ws.data.conn, {
+          send: (text) => ws.sendText(text),
+          ping: () => ws.ping(),
+          close: (code, reason) => ws.close(code, reason),
+          buffered: () => ws.getBufferedAmount(),
+        });
+      },
+      message(ws, msg) {
+        host.message(ws.data.conn, msg, typeof msg !== "string");
+      },
+      pong(ws) {
+        host.pong(ws.data.conn);
+      },
+      drain(ws) {
+        host.drained(ws.data.conn);
+      },
+      close(ws, code) {
+        host.closed(ws.data.conn, code);
+      },
+    },
+  });
+  return {
+    host,
+    server,
+    port: server.port,
+    async close(reason) {
+      await host.shutdown(reason);
+      server.stop(true);
+    },
+  };
+}

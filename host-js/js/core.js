@@ -1,0 +1,516 @@
+// The runtime-independent part of every JavaScript host: it owns the wasm engine,
+// executes the actions it returns (sockets, timers, host calls) and keeps the one
+// timer. Adapters (node.js, deno.js, bun.js, cloudflare.js) only map their runtime's
+// sockets, timers and storage onto the small interfaces below.
+//
+// One input = one call into wasm = one batch string back (format: host-js/src/batch.rs):
+//   {"actions":[...],"frames":[s0,e0,...],"timeout":<ms|null>}\n<frame texts...>
+// Frame texts are sliced out of the batch (no JSON escaping, no parse).
+
+import * as wasm from "../pkg/switchboard_wasm.js";
+
+let initialized = false;
+
+/** Instantiate the wasm module once: `module` is the .wasm bytes or a WebAssembly.Module. */
+export function initWasm(module) {
+  if (!initialized) {
+    wasm.initSync({ module });
+    initialized = true;
+  }
+}
+
+/** Whether initWasm() ran. */
+export const wasmReady = () => initialized;
+
+export const engineVersion = () => wasm.version();
+
+/**
+ * Split a deployment document (demo.json) into the engine config and the host's
+ * `server` settings, applying SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY from `env`.
+ * Throws an Error listing every problem with its field path.
+ */
+export function loadDeployment(doc, env = {}) {
+  const text = typeof doc === "string" ? doc : JSON.stringify(doc);
+  const pick = {};
+  for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY"]) {
+    if (typeof env?.[k] === "string") pick[k] = env[k];
+  }
+  return JSON.parse(wasm.loadDeployment(text, JSON.stringify(pick)));
+}
+
+/** A random 64-bit seed for the engine's id generator (call inside a handler on workerd). */
+export function randomSeed() {
+  return crypto.getRandomValues(new BigUint64Array(1))[0];
+}
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** A random URL-safe client id (22 chars, 132 bits), like the native host's. */
+export function randomClientId() {
+  const b = crypto.getRandomValues(new Uint8Array(22));
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += ALPHABET[b[i] & 63];
+  return s;
+}
+
+/** Normalize a peer address (`::ffff:127.0.0.1` → `127.0.0.1`). */
+export function normalizePeer(addr) {
+  if (!addr) return "unknown";
+  return addr.startsWith("::ffff:") ? addr.slice(7) : addr;
+}
+
+/** Decode a batch string into {actions, timeout, error, frame(i)}. */
+export function decodeBatch(batch) {
+  const nl = batch.indexOf("\n");
+  const head = JSON.parse(batch.slice(0, nl));
+  const base = nl + 1;
+  const f = head.frames;
+  head.frame = (i) => batch.slice(base + f[2 * i], base + f[2 * i + 1]);
+  return head;
+}
+
+/** Thrown by Host.command() when the engine refuses a command. */
+export class CommandError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "CommandError";
+    this.code = code;
+  }
+}
+
+const BACKPRESSURE_FLOOR = 64 * 1024;
+const level = (bytes) => (bytes < BACKPRESSURE_FLOOR ? 0 : 31 - Math.clz32(bytes));
+
+/** Default scheduler: one setTimeout, re-armed only when the deadline changes. */
+export function timerScheduler(now = Date.now) {
+  let handle = null;
+  return {
+    set(at, fire) {
+      if (handle !== null) clearTimeout(handle);
+      handle = setTimeout(() => {
+        handle = null;
+        fire();
+      }, Math.max(0, at - now()));
+      handle?.unref?.(); // never keeps a process alive by itself (Node, Bun, Deno)
+    },
+    clear() {
+      if (handle !== null) clearTimeout(handle);
+      handle = null;
+    },
+  };
+}
+
+function normalizeDecision(d) {
+  if (d === true || d === undefined || d === null) return { decision: "allow" };
+  if (d === false) return { decision: "deny", message: null };
+  if (typeof d === "object" && typeof d.decision === "string") return d;
+  if (typeof d === "object" && d.filter) return { decision: "filter", filter: d.filter };
+  return { decision: "deny", message: null };
+}
+
+/**
+ * One engine plus the connections it serves.
+ *
+ * Sockets given to attach() implement: send(text), ping(), close(code, reason), and
+ * optionally buffered() → bytes queued (for the slow-consumer policy).
+ */
+export class Host {
+  /**
+   * @param {object} o
+   * @param {object|string} o.config   engine config (object or JSON; engine keys only)
+   * @param {bigint} [o.seed]          id generator seed (default: random)
+   * @param {boolean} [o.memoryStore]  answer storage calls inside wasm (default true)
+   * @param {{apply(request: object): Promise<object|string>}} [o.store]  own storage (when memoryStore is false)
+   * @param {(call: {resource: string, action: string, context: object}) => any} [o.guard]  async host guard
+   * @param {{set(at: number, fire: () => void): void, clear(): void}} [o.scheduler]
+   * @param {"socket"|"emulate"} [o.ping]  "emulate" where the runtime cannot send WebSocket pings
+   * @param {(text: string) => any} [o.encodeShared]  encode a fan-out frame once (sockets' send() gets the result)
+   * @param {() => number} [o.now]
+   * @param {(conn: number) => void} [o.onConnState]  called after inputs that may change a connection's state
+   * @param {(msg: string) => void} [o.log]
+   */
+  constructor(o) {
+    if (!initialized) throw new Error("call initWasm() before creating a Host");
+    const cfg = typeof o.config === "string" ? o.config : JSON.stringify(o.config);
+    this.config = typeof o.config === "string" ? JSON.parse(o.config) : o.config;
+    this.now = o.now ?? Date.now;
+    this.engine = new wasm.Engine(cfg, o.seed ?? randomSeed(), o.memoryStore ?? true);
+    this.store = o.store ?? null;
+    this.guard = o.guard ?? null;
+    this.scheduler = o.scheduler ?? timerScheduler(this.now);
+    this.pingMode = o.ping ?? "socket";
+    this.encodeShared = o.encodeShared ?? null;
+    this.onConnState = o.onConnState ?? null;
+    this.log = o.log ?? ((m) => console.error(`switchboard: ${m}`));
+    this.conns = new Map(); // conn id -> {socket, queue, closing, reported}
+    this.nextConn = 1;
+    this.deadline = null;
+    this.tag = 0;
+    this.busy = false;
+    this.deferred = [];
+    this.decision = null;
+    this.commandResult = null;
+    this.draining = false;
+    this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /**
+   * An upgrade request: {path, query, headers: [[name, value]...], peer, clientId?}.
+   * Returns {conn, accept: true, protocol} or {conn, accept: false, status, body}.
+   * On accept, call attach(conn, socket) once the socket exists (frames queue until
+   * then), or closed(conn, 1006) if the handshake failed.
+   */
+  open(request) {
+    const conn = this.nextConn++;
+    const req = { ...request, clientId: request.clientId ?? randomClientId() };
+    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0 });
+    this.decision = null;
+    this.run(() => this.engine.open(this.now(), conn, JSON.stringify(req)));
+    const d = this.decision ?? { accept: false, status: 500, body: '{"type":"error","code":"INTERNAL_ERROR","message":"no decision"}' };
+    this.decision = null;
+    if (!d.accept) this.conns.delete(conn);
+    return { conn, ...d };
+  }
+
+  /** The socket for an accepted connection exists: flush what queued up. */
+  attach(conn, socket) {
+    const c = this.conns.get(conn);
+    if (!c) {
+      socket.close(1011, "unknown connection");
+      return;
+    }
+    c.socket = socket;
+    this.stats.socketsOpen++;
+    const q = c.queue;
+    c.queue = null;
+    for (const op of q) op(socket);
+  }
+
+  /** A text frame as a string (Deno, Bun, workerd) or bytes (Node Buffers). */
+  message(conn, data, binary = false) {
+    if (typeof data === "string") {
+      this.run(() => this.engine.frame(this.now(), conn, data));
+    } else {
+      const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+      this.run(() => this.engine.frameBytes(this.now(), conn, bytes, binary));
+    }
+    this.onConnState?.(conn);
+  }
+
+  pong(conn) {
+    this.run(() => this.engine.pong(this.now(), conn));
+  }
+
+  /** The socket is gone (client close, error, or after a close action). Idempotent. */
+  closed(conn, code) {
+    const c = this.conns.get(conn);
+    if (!c) return;
+    this.conns.delete(conn);
+    if (c.socket) this.stats.socketsOpen--;
+    const valid = Number.isInteger(code) && code >= 1000 && code <= 4999 ? code : undefined;
+    this.run(() => this.engine.closed(this.now(), conn, valid));
+  }
+
+  /** Re-create a connection from a snapshot (after hibernation); no welcome is sent. */
+  restore(conn, snapshotJson, socket) {
+    if (conn >= this.nextConn) this.nextConn = conn + 1;
+    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0 });
+    let error = null;
+    this.run(() => {
+      const b = this.engine.restore(this.now(), conn, snapshotJson);
+      return b;
+    }, (e) => (error = e));
+    if (error) {
+      this.conns.delete(conn);
+      return false;
+    }
+    this.attach(conn, socket);
+    return true;
+  }
+
+  /** The connection's state as JSON (undefined if unknown). */
+  snapshot(conn) {
+    return this.engine.snapshot(conn);
+  }
+
+  /** Run a server-API command; returns its result or throws a CommandError. */
+  command(command) {
+    const tag = ++this.tag;
+    this.commandResult = null;
+    this.run(() => this.engine.command(this.now(), tag, JSON.stringify(command)));
+    const r = this.commandResult;
+    this.commandResult = null;
+    if (!r) throw new CommandError("INTERNAL_ERROR", "the engine gave no result");
+    if ("Err" in r) throw new CommandError(r.Err.code, r.Err.message);
+    return r.Ok;
+  }
+
+  /** Refuse new upgrades and close every connection with 1001. Resolves when all are gone or after `ms`. */
+  async shutdown(reason = "server shutting down", ms = 10000) {
+    this.draining = true;
+    this.command({ command: "shutdown", reason });
+    const until = Date.now() + ms;
+    while (this.conns.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const [conn] of this.conns) this.closed(conn, 1006);
+    this.scheduler.clear();
+  }
+
+  /** Feed Timeout (called by the scheduler). */
+  timeout() {
+    this.deadline = null;
+    this.stats.timeouts++;
+    this.run(() => this.engine.timeout(this.now()));
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  run(call, onError) {
+    if (this.busy) {
+      // A socket callback fired while a batch was executing: keep the engine's order.
+      this.deferred.push(() => this.run(call, onError));
+      return;
+    }
+    this.busy = true;
+    try {
+      const t0 = performance.now();
+      const batch = call();
+      this.stats.handleSeconds += (performance.now() - t0) / 1000;
+      this.stats.handleCalls++;
+      this.execute(batch, onError);
+    } finally {
+      this.busy = false;
+    }
+    while (this.deferred.length) this.deferred.shift()();
+  }
+
+  execute(batch, onError) {
+    const nl = batch.indexOf("\n");
+    const head = JSON.parse(batch.slice(0, nl));
+    const base = nl + 1;
+    const f = head.frames;
+    let pongs = null;
+    let pressure = null;
+    for (const a of head.actions) {
+      switch (a.action) {
+        case "send": {
+          const c = this.conns.get(a.conn);
+          if (!c) break;
+          const text = a.frame !== undefined ? batch.slice(base + f[2 * a.frame], base + f[2 * a.frame + 1]) : b64(a.binary);
+          if (this.sendTo(a.conn, c, text)) (pressure ??= []).push(a.conn);
+          break;
+        }
+        case "sendMany": {
+          let text = a.frame !== undefined ? batch.slice(base + f[2 * a.frame], base + f[2 * a.frame + 1]) : b64(a.binary);
+          // Encode once for every recipient where the runtime would encode per send (Node).
+          if (this.encodeShared && typeof text === "string") text = this.encodeShared(text);
+          for (const id of a.conns) {
+            const c = this.conns.get(id);
+            if (c && this.sendTo(id, c, text)) (pressure ??= []).push(id);
+          }
+          break;
+        }
+        case "accept":
+          this.decision = { accept: true, protocol: a.protocol ?? null };
+          break;
+        case "reject":
+          this.decision = { accept: false, status: a.status, body: a.body };
+          break;
+        case "ping": {
+          const c = this.conns.get(a.conn);
+          if (!c) break;
+          if (this.pingMode === "emulate") (pongs ??= []).push(a.conn);
+          else if (c.socket) safe(() => c.socket.ping());
+          break;
+        }
+        case "close": {
+          const c = this.conns.get(a.conn);
+          if (!c) break;
+          c.closing = true;
+          if (c.socket) safe(() => c.socket.close(a.code, a.reason));
+          else c.queue.push((s) => safe(() => s.close(a.code, a.reason)));
+          break;
+        }
+        case "call":
+          this.hostCall(a);
+          break;
+        case "commandResult":
+          this.commandResult = a.result;
+          break;
+        default:
+          this.log(`unknown action ${a.action}`);
+      }
+    }
+    if (head.error) {
+      if (onError) onError(head.error);
+      else this.log(`engine: ${head.error}`);
+    }
+    this.schedule(head.timeout);
+    // Inputs produced while executing go in after the batch, in order.
+    if (pongs) for (const conn of pongs) this.deferred.push(() => this.pong(conn));
+    if (pressure) {
+      for (const conn of pressure) {
+        this.deferred.push(() => {
+          const c = this.conns.get(conn);
+          if (c) this.run(() => this.engine.backpressure(this.now(), conn, c.reported));
+        });
+      }
+    }
+  }
+
+  /** Send one frame; returns true when the queued-bytes level changed (report it). */
+  sendTo(conn, c, text) {
+    if (!c.socket) {
+      c.queue.push((s) => s.send(text));
+      return false;
+    }
+    c.socket.send(text);
+    const b = c.socket.buffered?.();
+    if (b === undefined) return false;
+    if (level(b) !== level(c.reported)) {
+      c.reported = b;
+      return true;
+    }
+    return false;
+  }
+
+  /** A runtime told us a connection's queue drained (Bun's drain, ...). */
+  drained(conn) {
+    const c = this.conns.get(conn);
+    if (!c || !c.socket) return;
+    const b = c.socket.buffered?.() ?? 0;
+    if (level(b) !== level(c.reported)) {
+      c.reported = b;
+      this.run(() => this.engine.backpressure(this.now(), conn, b));
+    }
+  }
+
+  schedule(at) {
+    if (at === this.deadline) return;
+    this.deadline = at;
+    if (at === null || at === undefined) this.scheduler.clear();
+    else this.scheduler.set(at, () => this.timeout());
+  }
+
+  async hostCall(a) {
+    this.stats.hostCalls++;
+    const req = a.request;
+    let result;
+    try {
+      if (req.kind === "guard") {
+        if (!this.guard) {
+          result = { kind: "guard", decision: "deny", message: "this server has no host guard for this action" };
+        } else {
+          const d = normalizeDecision(await this.guard({ resource: req.resource, action: req.action, context: req.context }));
+          result = { kind: "guard", ...d };
+        }
+      } else if (req.kind === "store") {
+        if (!this.store) throw new Error("no store configured");
+        const r = await this.store.apply(req);
+        result = typeof r === "string" ? JSON.parse(r) : r;
+      } else {
+        throw new Error(`unknown host call ${req.kind}`);
+      }
+    } catch (e) {
+      this.log(`host call ${a.op} (${req.kind}) failed: ${e?.message ?? e}`);
+      result =
+        req.kind === "guard"
+          ? { kind: "guard", decision: "deny", message: null }
+          : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
+    }
+    const json = JSON.stringify(result);
+    this.run(() => this.engine.completed(this.now(), a.op, json));
+    if (a.conn !== undefined && a.conn !== null) this.onConnState?.(a.conn);
+  }
+
+  // ---------------------------------------------------------------- observability
+
+  /** Prometheus text: the engine's series plus the host's. */
+  metricsText() {
+    const s = this.stats;
+    return (
+      this.engine.metricsText() +
+      "# HELP switchboard_sockets_open WebSocket sockets the host holds open\n" +
+      "# TYPE switchboard_sockets_open gauge\n" +
+      `switchboard_sockets_open ${s.socketsOpen}\n` +
+      "# HELP switchboard_engine_handle_seconds Time in engine calls, including action decoding\n" +
+      "# TYPE switchboard_engine_handle_seconds summary\n" +
+      `switchboard_engine_handle_seconds_sum ${s.handleSeconds}\n` +
+      `switchboard_engine_handle_seconds_count ${s.handleCalls}\n` +
+      "# HELP switchboard_engine_timeouts Engine deadlines fired\n" +
+      "# TYPE switchboard_engine_timeouts counter\n" +
+      `switchboard_engine_timeouts_total ${s.timeouts}\n`
+    );
+  }
+
+  /** Engine counters (the `metrics` command's JSON). */
+  metrics() {
+    return JSON.parse(this.engine.metrics());
+  }
+
+  /** Free the wasm memory of this engine. */
+  free() {
+    this.scheduler.clear();
+    this.engine.free();
+  }
+}
+
+function safe(f) {
+  try {
+    f();
+  } catch {
+    // The socket is already closing or closed; its close event reports it.
+  }
+}
+
+function b64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// ---------------------------------------------------------------- HTTP (health, metrics, info)
+
+const JSON_TYPE = { "content-type": "application/json" };
+
+/**
+ * The plain-HTTP side shared by the Node, Deno, Bun and Cloudflare hosts (same as the
+ * native host): /healthz, /readyz, /metrics, GET / or a GET on a WebSocket route → server
+ * info. Returns {status, headers, body} or a 404 JSON error.
+ */
+export function httpRoute(host, method, path) {
+  const get = method === "GET" || method === "HEAD";
+  const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  if (get && p === "/healthz") return { status: 200, headers: JSON_TYPE, body: '{"status":"ok"}' };
+  if (get && p === "/readyz") {
+    return host.draining
+      ? { status: 503, headers: JSON_TYPE, body: '{"status":"draining"}' }
+      : { status: 200, headers: JSON_TYPE, body: '{"status":"ready"}' };
+  }
+  if (get && p === "/metrics") {
+    return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
+  }
+  const routes = (host.config.routes ?? [{ path: "/" }]).map((r) => (r.path.length > 1 ? r.path.replace(/\/+$/, "") : r.path));
+  if (get && (p === "/" || routes.includes(p))) {
+    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(host.command({ command: "serverInfo" })) };
+  }
+  return {
+    status: 404,
+    headers: JSON_TYPE,
+    body: JSON.stringify({ code: "NOT_FOUND", message: `nothing at ${method} ${path.slice(0, 200)}` }),
+  };
+}
+
+/** Status text for the few statuses the engine rejects with. */
+export const STATUS_TEXT = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+export { wasm };

@@ -1,0 +1,29 @@
+// Types of the deno adapter (js/deno.js).
+import type { Host, GuardCall, GuardDecision, Store, Deployment } from "./index.js";
+export { Host, CommandError, loadDeployment, randomClientId } from "./index.js";
+
+export interface ServeOptions {
+  /** Engine config (Deployment.config from readDeployment). */
+  config: any;
+  /** 0 = any free port (default). */
+  port?: number;
+  /** Default 127.0.0.1. */
+  hostname?: string;
+  guard?: (call: GuardCall) => GuardDecision | Promise<GuardDecision>;
+  /** Own store; default: the engine's memory store inside wasm. */
+  store?: Store;
+  log?: (msg: string) => void;
+}
+
+export interface Served {
+  host: Host;
+  server: unknown;
+  port: number;
+  /** Graceful: refuse upgrades, close every socket with 1001, stop listening. */
+  close(reason?: string): Promise<void>;
+}
+
+export declare function serveDeno(options: ServeOptions): Promise<Served>;
+/** Read a deployment JSON file and split it (engine config / server settings). */
+export declare function readDeployment(path: string | URL, env?: Record<string, string | undefined>): Deployment;
+export declare function initFromFile(url?: URL): void;

@@ -1,0 +1,77 @@
+// @ts-self-types="./deno.d.ts"
+// Deno host: Deno.serve + Deno.upgradeWebSocket. Maps sockets and HTTP only.
+//
+// Deno's server-side WebSocket cannot send a ping frame or report pongs, so the engine's
+// heartbeat pings are answered at once (ping mode "emulate") and liveness is left to
+// Deno's own `idleTimeout` pings (set to the engine's heartbeatInterval): a client
+// that stops answering is closed by Deno (code 1001) instead of the engine (4000).
+import { Host, httpRoute, normalizePeer } from "./core.js";
+import { initFromFile } from "./fs-init.js";
+
+export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
+export { readDeployment, initFromFile } from "./fs-init.js";
+
+/**
+ * Serve a deployment on Deno. Needs --allow-net and --allow-read (the .wasm).
+ * @returns {Promise<{host: Host, server: Deno.HttpServer, port: number, close(): Promise<void>}>}
+ */
+export async function serveDeno(o) {
+  initFromFile();
+  const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, ping: "emulate", log: o.log });
+  const idleTimeout = Math.max(1, Math.round((host.config.heartbeatInterval ?? 30000) / 1000));
+  const heartbeat = (host.config.heartbeatInterval ?? 30000) > 0;
+  let listening;
+  const ready = new Promise((r) => (listening = r));
+  const server = Deno.serve(
+    { hostname: o.hostname ?? "127.0.0.1", port: o.port ?? 0, onListen: ({ port }) => listening(port) },
+    (req, info) => {
+      const url = new URL(req.url);
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        const r = httpRoute(host, req.method, url.pathname);
+        return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
+      }
+      const d = host.open({
+        path: url.pathname,
+        query: url.search.slice(1),
+        headers: [...req.headers],
+        peer: normalizePeer(info.remoteAddr?.hostname),
+      });
+      if (!d.accept) {
+        return new Response(d.body, { status: d.status, headers: { "content-type": "application/json" } });
+      }
+      const opts = heartbeat ? { idleTimeout } : { idleTimeout: 0 };
+      if (d.protocol) opts.protocol = d.protocol;
+      let socket, response;
+      try {
+        ({ socket, response } = Deno.upgradeWebSocket(req, opts));
+      } catch (e) {
+        host.closed(d.conn, 1006);
+        return new Response(String(e?.message ?? e), { status: 400 });
+      }
+      const conn = d.conn;
+      socket.binaryType = "arraybuffer";
+      socket.onopen = () =>
+        host.attach(conn, {
+          send: (text) => socket.send(text),
+          ping: () => {},
+          close: (code, reason) => socket.close(code, reason),
+          buffered: () => socket.bufferedAmount,
+        });
+      socket.onmessage = (ev) =>
+        typeof ev.data === "string" ? host.message(conn, ev.data) : host.message(conn, new Uint8Array(ev.data), true);
+      socket.onclose = (ev) => host.closed(conn, ev.code);
+      socket.onerror = () => {};
+      return response;
+    },
+  );
+  const port = await ready;
+  return {
+    host,
+    server,
+    port,
+    async close(reason) {
+      await host.shutdown(reason);
+      await server.shutdown();
+    },
+  };
+}

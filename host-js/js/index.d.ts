@@ -1,0 +1,126 @@
+// Types of the runtime-neutral core (js/core.js).
+
+/** An upgrade request as the host saw it. */
+export interface UpgradeRequest {
+  path: string;
+  /** Raw query string without the leading "?". */
+  query?: string;
+  /** Header name/value pairs as received. */
+  headers?: [string, string][];
+  /** Peer IP address. */
+  peer: string;
+  /** Random client id; generated with crypto.getRandomValues when absent. */
+  clientId?: string;
+}
+
+export type OpenResult =
+  | { conn: number; accept: true; protocol: string | null }
+  | { conn: number; accept: false; status: number; body: string };
+
+/** What a runtime adapter gives the Host for each connection. */
+export interface HostSocket {
+  send(text: string | Uint8Array): void;
+  ping(): void;
+  close(code: number, reason: string): void;
+  /** Bytes queued and not yet written (slow-consumer policy). */
+  buffered?(): number;
+}
+
+/** The engine's deadline timer. One per Host; set() replaces the previous deadline. */
+export interface Scheduler {
+  set(at: number, fire: () => void): void;
+  clear(): void;
+}
+
+export type GuardAction = "subscribe" | "list" | "get" | "create" | "update" | "delete" | "read";
+
+export interface GuardCall {
+  resource: string;
+  action: GuardAction;
+  /** {user, filter, data, record, id}; absent ones are null. */
+  context: Record<string, unknown>;
+}
+
+export type GuardDecision =
+  | boolean
+  | { decision: "allow" }
+  | { decision: "deny"; message?: string | null }
+  | { decision: "filter"; filter: Record<string, unknown> };
+
+/** A storage request issued by the engine (see engine::hostcall::StoreRequest). */
+export type StoreRequest =
+  | { kind: "store"; op: "get"; resource: string; id: string }
+  | { kind: "store"; op: "list"; resource: string; filter: unknown; limit: number; cursor: string | null }
+  | { kind: "store"; op: "insert"; resource: string; record: Record<string, unknown> }
+  | { kind: "store"; op: "update"; resource: string; id: string; patch: Record<string, unknown> }
+  | { kind: "store"; op: "delete"; resource: string; id: string };
+
+/** A record store; the result is a HostResult (`{kind:"store", inserted: {...}}`, ...). */
+export interface Store {
+  apply(request: StoreRequest): Promise<object | string>;
+}
+
+export interface HostOptions {
+  /** Engine config (engine keys only; see loadDeployment). */
+  config: object | string;
+  seed?: bigint;
+  /** Answer storage calls inside wasm with the engine's MemoryStore (default true). */
+  memoryStore?: boolean;
+  store?: Store | null;
+  guard?: ((call: GuardCall) => GuardDecision | Promise<GuardDecision>) | null;
+  scheduler?: Scheduler;
+  /** "emulate" where the runtime cannot send WebSocket pings (Deno, workerd). */
+  ping?: "socket" | "emulate";
+  /** Encode a fan-out frame once for all recipients (Node: Buffer.from); send() receives the result. */
+  encodeShared?: (text: string) => unknown;
+  now?: () => number;
+  onConnState?: (conn: number) => void;
+  log?: (msg: string) => void;
+}
+
+export declare class CommandError extends Error {
+  code: string;
+}
+
+/** One engine plus the connections it serves; executes the engine's actions. */
+export declare class Host {
+  constructor(options: HostOptions);
+  readonly config: any;
+  readonly conns: Map<number, unknown>;
+  draining: boolean;
+  deadline: number | null;
+  open(request: UpgradeRequest): OpenResult;
+  attach(conn: number, socket: HostSocket): void;
+  message(conn: number, data: string | Uint8Array | ArrayBuffer, binary?: boolean): void;
+  pong(conn: number): void;
+  closed(conn: number, code?: number): void;
+  drained(conn: number): void;
+  restore(conn: number, snapshotJson: string, socket: HostSocket): boolean;
+  snapshot(conn: number): string | undefined;
+  /** Server-API command (broadcast, sendTo, publish, resourceChanged, disconnect, serverInfo, ...). */
+  command(command: { command: string; [k: string]: unknown }): any;
+  shutdown(reason?: string, ms?: number): Promise<void>;
+  timeout(): void;
+  metricsText(): string;
+  metrics(): Record<string, unknown>;
+  free(): void;
+}
+
+export interface Deployment {
+  config: any;
+  server: Record<string, unknown>;
+  warnings: string[];
+}
+
+export declare function initWasm(module: BufferSource | WebAssembly.Module): void;
+export declare function wasmReady(): boolean;
+export declare function engineVersion(): string;
+export declare function loadDeployment(doc: string | object, env?: Record<string, string | undefined>): Deployment;
+export declare function randomSeed(): bigint;
+export declare function randomClientId(): string;
+export declare function normalizePeer(addr: string | undefined | null): string;
+export declare function decodeBatch(batch: string): { actions: any[]; frames: number[]; timeout: number | null; error?: string; frame(i: number): string };
+export declare function timerScheduler(now?: () => number): Scheduler;
+export declare function httpRoute(host: Host, method: string, path: string): { status: number; headers: Record<string, string>; body: string };
+export declare const STATUS_TEXT: Record<number, string>;
+export * as wasm from "../pkg/switchboard_wasm.js";

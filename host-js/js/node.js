@@ -1,0 +1,120 @@
+// @ts-self-types="./node.d.ts"
+// Node host: node:http + the `ws` package (Node 20 has no WebSocket server of its own).
+// It maps sockets and HTTP only; everything else is js/core.js and the engine.
+import { createServer } from "node:http";
+import { WebSocketServer } from "ws";
+import { Host, httpRoute, normalizePeer, STATUS_TEXT } from "./core.js";
+import { initFromFile } from "./fs-init.js";
+
+export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
+export { readDeployment, initFromFile } from "./fs-init.js";
+
+function splitUrl(url) {
+  const q = url.indexOf("?");
+  return q < 0 ? [url, ""] : [url.slice(0, q), url.slice(q + 1)];
+}
+
+function rawHeaders(req) {
+  const h = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) h.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+  return h;
+}
+
+/** Adapt a `ws` WebSocket to the Host's socket interface. */
+function wsSocket(ws) {
+  return {
+    // Fan-out frames arrive as one shared Buffer (encodeShared): sent as a text frame.
+    send: (data) => (typeof data === "string" ? ws.send(data) : ws.send(data, { binary: false })),
+    ping: () => ws.ping(),
+    close: (code, reason) => ws.close(code, reason),
+    buffered: () => ws.bufferedAmount,
+  };
+}
+
+/**
+ * Serve a deployment on Node.
+ * @param {object} o
+ * @param {object} o.config        engine config (see readDeployment)
+ * @param {number} [o.port]        0 = any free port
+ * @param {string} [o.hostname]    default 127.0.0.1
+ * @param {Function} [o.guard]     async host guard callback
+ * @param {object} [o.store]       own store ({apply}); default: the engine's memory store
+ * @returns {Promise<{host: Host, server: import("node:http").Server, port: number, close(): Promise<void>}>}
+ */
+export async function serveNode(o) {
+  initFromFile();
+  const host = new Host({
+    config: o.config,
+    guard: o.guard,
+    store: o.store,
+    memoryStore: !o.store,
+    log: o.log,
+    encodeShared: (text) => Buffer.from(text),
+  });
+  // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009
+  // (PROTOCOL.md §17); `ws` refuses frames over twice that from their header (close
+  // 1009 without the error frame), so memory per message stays bounded.
+  const maxPayload = 2 * (host.config.maxPayloadSize ?? 1024 * 1024);
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    perMessageDeflate: false,
+    handleProtocols: (_offered, req) => req.switchboardProtocol ?? false,
+  });
+
+  const server = createServer((req, res) => {
+    const [path] = splitUrl(req.url ?? "/");
+    const r = httpRoute(host, req.method ?? "GET", path);
+    res.writeHead(r.status, r.headers);
+    res.end(req.method === "HEAD" ? undefined : r.body);
+  });
+
+  server.on("upgrade", (req, socket, head) => {
+    const [path, query] = splitUrl(req.url ?? "/");
+    const d = host.open({ path, query, headers: rawHeaders(req), peer: normalizePeer(req.socket.remoteAddress) });
+    if (!d.accept) {
+      const body = Buffer.from(d.body);
+      socket.end(
+        `HTTP/1.1 ${d.status} ${STATUS_TEXT[d.status] ?? "Error"}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${d.body}`,
+      );
+      return;
+    }
+    req.switchboardProtocol = d.protocol ?? undefined;
+    socket.on("error", () => {}); // reported through ws's close, or below
+    let upgraded = false;
+    socket.once("close", () => {
+      if (!upgraded) host.closed(d.conn, 1006);
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
+      host.attach(d.conn, wsSocket(ws));
+      ws.on("message", (data, isBinary) => host.message(d.conn, data, isBinary));
+      ws.on("pong", () => host.pong(d.conn));
+      ws.on("close", (code) => host.closed(d.conn, code));
+      // `ws` emits "close" only once the TCP connection is gone; the engine must release
+      // the connection as soon as the client's close frame arrives (others see room:left,
+      // direct messages to it are NOT_FOUND). The receiver's "conclude" event is that
+      // moment (ws 8; pinned in package.json). closed() is idempotent.
+      ws._receiver?.on?.("conclude", (code) => host.closed(d.conn, code));
+      ws.on("error", () => {}); // close follows
+    });
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port ?? 0, o.hostname ?? "127.0.0.1", resolve);
+  });
+  const port = server.address().port;
+  return {
+    host,
+    server,
+    port,
+    async close(reason) {
+      await host.shutdown(reason);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => server.close(() => r()));
+      server.closeAllConnections?.();
+    },
+  };
+}

@@ -1,0 +1,223 @@
+//! # switchboard-host-js
+//!
+//! wasm-bindgen exports of the Switchboard engine for the JavaScript hosts in
+//! `host-js/js/` (Node, Deno, Bun, Cloudflare Workers). The engine crate stays free of
+//! wasm-bindgen; this crate is the only bridge.
+//!
+//! Every input crosses the JS boundary **once** and returns **one string**: a batch
+//! with every action the input produced, the frame texts unescaped after a header
+//! line, and the engine's next deadline (format in [`batch`]). Time is always passed
+//! in by JavaScript (`Date.now()`); nothing here reads a clock or a random source.
+//!
+//! ```js
+//! import { initSync, Engine } from "./pkg/switchboard_wasm.js";
+//! initSync({ module: wasmBytesOrModule });
+//! const engine = new Engine(configJson, seed /* BigInt */, true /* memory store */);
+//! const batch = engine.open(Date.now(), 1, JSON.stringify({ path: "/", peer: "127.0.0.1", clientId: "c1" }));
+//! ```
+//!
+//! The crate compiles natively too (`cargo clippy --workspace`, unit tests, the
+//! native bench); the wasm-bindgen glue is inert there.
+
+pub mod batch;
+pub mod core;
+pub mod deployment;
+pub mod metrics;
+
+use engine::ConnId;
+use wasm_bindgen::prelude::*;
+
+use crate::core::{millis, Core};
+
+/// The engine, as a JavaScript class.
+#[wasm_bindgen]
+pub struct Engine {
+    core: Core,
+}
+
+fn conn(id: f64) -> ConnId {
+    ConnId(if id.is_finite() && id > 0.0 {
+        id as u64
+    } else {
+        0
+    })
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// `new Engine(configJson, seed, memoryStore)`: `configJson` holds the engine keys
+    /// only (see `loadDeployment`); `seed` (BigInt) seeds generated ids; with
+    /// `memoryStore` storage calls are answered inside wasm by the engine's
+    /// `MemoryStore`. Throws an `Error` listing every config problem with its path.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &str, seed: u64, memory_store: bool) -> Result<Engine, JsError> {
+        Core::new(config_json, seed, memory_store)
+            .map(|core| Engine { core })
+            .map_err(|e| JsError::new(&e))
+    }
+
+    /// Generic entry point: one input as JSON (`{"input":"open"|"frame"|"pong"|
+    /// "backpressure"|"closed"|"timeout"|"completed"|"command"|"restore", ...}`).
+    pub fn handle(&mut self, now: f64, input_json: &str) -> String {
+        self.core.handle_json(millis(now), input_json)
+    }
+
+    /// An upgrade request (`{path, query, headers: [[name, value]], peer, clientId}`).
+    pub fn open(&mut self, now: f64, conn_id: f64, request_json: &str) -> String {
+        match serde_json::from_str(request_json) {
+            Ok(request) => self.core.handle(
+                millis(now),
+                engine::Input::Open {
+                    conn: conn(conn_id),
+                    request,
+                },
+            ),
+            Err(e) => self
+                .core
+                .finish(millis(now), Some(format!("bad upgrade request: {e}"))),
+        }
+    }
+
+    /// A text frame received as a JS string (Deno, Bun, workerd).
+    pub fn frame(&mut self, now: f64, conn_id: f64, text: &str) -> String {
+        self.core.handle(
+            millis(now),
+            engine::Input::Frame {
+                conn: conn(conn_id),
+                frame: engine::InFrame::Text(text),
+            },
+        )
+    }
+
+    /// A frame received as bytes (Node `ws` Buffers: no UTF-8 decode in JS). Text
+    /// frames that are not valid UTF-8 are handed to the engine as binary.
+    #[wasm_bindgen(js_name = frameBytes)]
+    pub fn frame_bytes(&mut self, now: f64, conn_id: f64, bytes: &[u8], binary: bool) -> String {
+        self.core
+            .frame_bytes(millis(now), conn(conn_id), bytes, binary)
+    }
+
+    /// A WebSocket pong arrived.
+    pub fn pong(&mut self, now: f64, conn_id: f64) -> String {
+        self.core.handle(
+            millis(now),
+            engine::Input::Pong {
+                conn: conn(conn_id),
+            },
+        )
+    }
+
+    /// Outbound bytes queued for a connection.
+    pub fn backpressure(&mut self, now: f64, conn_id: f64, buffered: f64) -> String {
+        self.core.handle(
+            millis(now),
+            engine::Input::Backpressure {
+                conn: conn(conn_id),
+                buffered: buffered.max(0.0) as u64,
+            },
+        )
+    }
+
+    /// The socket is gone (client close, error, or after a `close` action).
+    pub fn closed(&mut self, now: f64, conn_id: f64, code: Option<u16>) -> String {
+        self.core.handle(
+            millis(now),
+            engine::Input::Closed {
+                conn: conn(conn_id),
+                code,
+            },
+        )
+    }
+
+    /// The engine's deadline passed.
+    pub fn timeout(&mut self, now: f64) -> String {
+        self.core.handle(millis(now), engine::Input::Timeout)
+    }
+
+    /// Answer a `call` action: `resultJson` is a `HostResult`
+    /// (`{"kind":"guard","decision":"allow"}`, `{"kind":"store","inserted":{...}}`, ...).
+    pub fn completed(&mut self, now: f64, op: f64, result_json: &str) -> String {
+        match serde_json::from_str(result_json) {
+            Ok(result) => self.core.handle(
+                millis(now),
+                engine::Input::Completed {
+                    op: engine::OpId(op.max(0.0) as u64),
+                    result,
+                },
+            ),
+            Err(e) => self
+                .core
+                .finish(millis(now), Some(format!("bad host result: {e}"))),
+        }
+    }
+
+    /// A server-API command (`{"command":"publish","channel":"news","data":...}`); the
+    /// batch carries a `commandResult` with `tag`.
+    pub fn command(&mut self, now: f64, tag: f64, command_json: &str) -> String {
+        match serde_json::from_str(command_json) {
+            Ok(command) => self.core.handle(
+                millis(now),
+                engine::Input::Command {
+                    tag: tag.max(0.0) as u64,
+                    command,
+                },
+            ),
+            Err(e) => self
+                .core
+                .finish(millis(now), Some(format!("bad command: {e}"))),
+        }
+    }
+
+    /// The connection's state as JSON (for hibernation), or `undefined`.
+    pub fn snapshot(&self, conn_id: f64) -> Option<String> {
+        self.core.snapshot(conn(conn_id))
+    }
+
+    /// Re-create a connection from `snapshot()`'s JSON (no welcome is sent).
+    pub fn restore(&mut self, now: f64, conn_id: f64, snapshot_json: &str) -> String {
+        self.core.restore(millis(now), conn(conn_id), snapshot_json)
+    }
+
+    /// The engine's next deadline (epoch ms), or `undefined`.
+    #[wasm_bindgen(js_name = nextTimeout)]
+    pub fn next_timeout(&self) -> Option<f64> {
+        self.core.engine().poll_timeout().map(|m| m.0 as f64)
+    }
+
+    /// Open connections (engine view).
+    #[wasm_bindgen(js_name = connectionCount)]
+    pub fn connection_count(&self) -> u32 {
+        self.core.engine().connection_count() as u32
+    }
+
+    /// Engine counters as JSON (the `metrics` command's result).
+    pub fn metrics(&self) -> String {
+        serde_json::to_string(self.core.engine().metrics()).unwrap_or_default()
+    }
+
+    /// Engine counters as Prometheus text (native host series names).
+    #[wasm_bindgen(js_name = metricsText)]
+    pub fn metrics_text(&self) -> String {
+        metrics::render(self.core.engine().metrics())
+    }
+}
+
+/// Split a deployment document into `{config, server, warnings}` (JSON), applying the
+/// environment overrides in `envJson`. Throws with every problem and its field path.
+#[wasm_bindgen(js_name = loadDeployment)]
+pub fn load_deployment(doc_json: &str, env_json: &str) -> Result<String, JsError> {
+    deployment::load(doc_json, env_json).map_err(|e| JsError::new(&e))
+}
+
+/// Apply a storage request to the records a host read for it; returns the
+/// `HostResult` JSON to pass to `completed()` (see [`core::apply_to_records`]).
+#[wasm_bindgen(js_name = applyToRecords)]
+pub fn apply_to_records(request_json: &str, records_json: &str) -> Result<String, JsError> {
+    core::apply_to_records(request_json, records_json).map_err(|e| JsError::new(&e))
+}
+
+/// Crate version.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

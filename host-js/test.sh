@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The JS hosts' test command: builds everything (host-js/build.sh: wasm-bindgen-cli,
+# npm ci, the wasm, wasm-bindgen, wasm-opt; unchanged steps are skipped), then runs every
+# JS test with node's test runner, one file at a time:
+#   test/node.test.mjs     Node host (ws): demo deployment, heartbeat, async guards
+#   test/deno.test.mjs     Deno host (Deno.serve + Deno.upgradeWebSocket)
+#   test/bun.test.mjs      Bun host (Bun.serve websocket)
+#   test/workerd.test.mjs  Worker + Durable Object in workerd (miniflare), hibernation
+#   test/conformance.test.mjs  the conformance live runner against all four servers
+#                          (builds target/release/conformance; LIVE_CONFORMANCE=0 skips)
+# Each test file starts the example servers on random 127.0.0.1 ports and stops them.
+# Ends with node's summary (# tests / # pass / # fail). Usage: bash host-js/test.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$HERE"
+
+bash "$HERE/build.sh"
+
+# The conformance live runner (test/conformance.test.mjs plays every live vector against
+# each example server). Built here unless LIVE_CONFORMANCE=0; a no-op when up to date.
+if [ "${LIVE_CONFORMANCE:-1}" != 0 ]; then
+  s=$(date +%s.%N)
+  (cd "$HERE/.." && cargo build --release -q -p switchboard-conformance --bin conformance)
+  echo "host-js test: conformance runner built ($(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s)"
+fi
+
+echo
+echo "host-js test: node --test (node $(node --version))"
+s=$(date +%s.%N)
+tap="$(mktemp)"
+trap 'rm -f "$tap"' EXIT
+set +e
+timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=120000 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$tap" \
+  test/node.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/conformance.test.mjs
+rc=$?
+set -e
+pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+fail="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+echo "host-js test: JS tests took $(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s (exit $rc)"
+echo "host-js: ${pass:-0} passed, ${fail:-0} failed"
+exit $rc

@@ -1,0 +1,54 @@
+// End-to-end tests of the node host (examples/node/server.mjs) over real sockets.
+import { runtimeSuite } from "./suite.mjs";
+
+runtimeSuite("node", { pings: "socket" });
+
+// ---- Async host guards (in-process Node host, real sockets) ----------------------------
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readDeployment, serveNode } from "../js/node.js";
+import { connect, demoVariant, sleep } from "./helpers.mjs";
+
+describe("node: async JS guard callbacks through HostRequest::Guard", () => {
+  let srv;
+  const calls = [];
+  before(async () => {
+    const path = demoVariant({
+      resources: { notes: { hostGuards: ["create", "delete"] } },
+      limits: { hostCallTimeoutMs: 300 },
+    });
+    const { config } = readDeployment(path, {});
+    srv = await serveNode({
+      config,
+      log: () => {},
+      async guard(call) {
+        calls.push(call);
+        if (call.action === "delete") return new Promise(() => {}); // never answers
+        await sleep(20);
+        if (call.context.data?.secret) return { decision: "deny", message: "no secrets here" };
+        return { decision: "allow" };
+      },
+    });
+  });
+  after(async () => {
+    await srv?.close();
+  });
+
+  test("allow, deny with message, and a guard that misses the deadline", async () => {
+    const c = await connect(`ws://127.0.0.1:${srv.port}/?token=key_user`);
+    await c.next("connected");
+    const ok = await c.request({ type: "insert", resource: "notes", data: { text: "hi" } });
+    assert.equal(ok.type, "inserted", JSON.stringify(ok));
+    assert.equal(calls[0].resource, "notes");
+    assert.equal(calls[0].action, "create");
+    assert.equal(calls[0].context.user.id, "u1");
+    const denied = await c.request({ type: "insert", resource: "notes", data: { text: "x", secret: true } });
+    assert.equal(denied.code, "FORBIDDEN");
+    assert.equal(denied.message, "no secrets here");
+    const t0 = Date.now();
+    const late = await c.request({ type: "delete", resource: "notes", id: ok.data.id }, 3000);
+    assert.equal(late.code, "TIMEOUT", JSON.stringify(late));
+    assert.ok(Date.now() - t0 >= 250, "answered by the engine's deadline timer");
+    await c.close();
+  });
+});

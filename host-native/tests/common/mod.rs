@@ -1,0 +1,275 @@
+//! Helpers for the end-to-end tests: in-process servers on 127.0.0.1:0, a WebSocket
+//! client with bounded waits, and a tiny HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use switchboard::config::{apply_env, from_document, Deployment};
+use switchboard::RunningServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The admin key of the test deployments.
+pub const ADMIN: &str = "test-admin";
+
+/// A test deployment: the demo-like base merged with `overrides` (top-level keys replace).
+pub fn deployment(overrides: Value) -> Deployment {
+    let mut doc = json!({
+        "server": {
+            "listen": "127.0.0.1:0",
+            "store": "memory",
+            "adminKey": ADMIN,
+            // Short: most tests leave clients that never answer the 1001 close.
+            "shutdownTimeoutMs": 300,
+        },
+        "routes": [{"path": "/"}, {"path": "/ws"}, {"path": "/secure", "scopes": ["vip"]},
+                   {"path": "/browser", "origins": ["https://ok.example"]}],
+        "auth": {
+            "jwt": {"secret": "test-secret"},
+            "apiKeys": {
+                "key_admin": {"id": "admin1", "role": "admin"},
+                "key_user": {"id": "u1", "role": "user"},
+            },
+        },
+        "resources": {"messages": {}, "users": {"auth": ["admin", "user"], "protected": ["password"]}},
+    });
+    if let (Value::Object(base), Value::Object(over)) = (&mut doc, overrides) {
+        for (k, v) in over {
+            if k == "server" {
+                if let (Some(Value::Object(s)), Value::Object(o)) = (base.get_mut("server"), v) {
+                    s.extend(o);
+                }
+            } else {
+                base.insert(k, v);
+            }
+        }
+    }
+    apply_env(&mut doc, |_| None);
+    from_document(doc).expect("test deployment is valid")
+}
+
+/// Start an in-process server.
+pub async fn start(overrides: Value) -> RunningServer {
+    switchboard::start(deployment(overrides))
+        .await
+        .expect("server starts")
+}
+
+/// A WebSocket client.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connect to `path` (may include a query) with extra headers.
+pub async fn try_connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("connect timed out")
+}
+
+/// Connect and read the welcome frame.
+pub async fn connect(addr: SocketAddr, path: &str) -> (Ws, Value) {
+    let (mut ws, _) = try_connect(addr, path, &[])
+        .await
+        .expect("upgrade accepted");
+    let welcome = recv(&mut ws).await;
+    assert_eq!(welcome["type"], "connected", "{welcome}");
+    (ws, welcome)
+}
+
+/// Next data frame as JSON (pings are answered by tungstenite and skipped).
+pub async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("stream ended")
+            .expect("read error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).expect("frame is JSON"),
+            Message::Binary(b) => return serde_json::from_slice(&b).expect("frame is JSON"),
+            Message::Close(f) => panic!("closed while waiting for a frame: {f:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Next frame of type `ty`, skipping others.
+pub async fn recv_type(ws: &mut Ws, ty: &str) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}
+
+/// Nothing arrives within `ms`.
+pub async fn assert_silent(ws: &mut Ws, ms: u64) {
+    match tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
+        Err(_) => {}
+        Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+        Ok(other) => panic!("expected silence, got {other:?}"),
+    }
+}
+
+/// Send a JSON frame.
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// Read until the server's close frame; returns its code and reason. Keeps polling
+/// briefly afterwards so tungstenite flushes the close reply.
+pub async fn closed(ws: &mut Ws) -> (u16, String) {
+    let frame = close_frame(ws).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while ws.next().await.is_some() {}
+    })
+    .await;
+    frame
+}
+
+async fn close_frame(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let next = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for the close");
+        match next {
+            Some(Ok(Message::Close(Some(f)))) => return (u16::from(f.code), f.reason.to_string()),
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("error before the close frame: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
+    tokio::time::timeout(WAIT, async {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let body = body.unwrap_or("");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        HttpResponse {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    })
+    .await
+    .expect("HTTP request timed out")
+}
+
+/// An admin API request with the admin key.
+pub async fn admin(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> HttpResponse {
+    let body = body.map(|b| b.to_string());
+    http(
+        addr,
+        method,
+        path,
+        &[
+            ("Authorization", &format!("Bearer {ADMIN}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_deref(),
+    )
+    .await
+}
+
+/// An HS256 token for the test secret.
+pub fn jwt(sub: &str, role: &str, scopes: &[&str]) -> String {
+    let now = switchboard::actor::wall_now().0 / 1000;
+    switchboard::token::mint(
+        "test-secret",
+        &switchboard::token::TokenSpec {
+            sub: sub.into(),
+            role: Some(role.into()),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ttl_secs: 600,
+        },
+        now,
+    )
+    .unwrap()
+}
