@@ -336,5 +336,84 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, inbound, fanout);
+/// An engine with `n` authenticated connections (tenant t1) subscribed to `resource` of
+/// a config with guards: `forced` has a subscribe guard forcing `{tenantId: user.tenantId}`
+/// (narrowed once, at subscribe time), `read` has a per-record read guard evaluated for
+/// every recipient of every change.
+fn guarded_engine(n: u64, resource: &str) -> Engine {
+    let cfg = Config::from_value(json!({
+        "heartbeatInterval": 0,
+        "auth": {"apiKeys": {"k": {"id": "u1", "role": "user", "tenantId": "t1"}}},
+        "resources": {
+            "forced": {"guards": {"subscribe": "{'tenantId': user.tenantId}"}},
+            "read": {"guards": {"read": "user != null && record.tenantId == user.tenantId"}}
+        },
+        "limits": {"maxConnections": 100000}
+    }))
+    .expect("guarded bench config is valid");
+    let mut engine = Engine::new(cfg).unwrap();
+    for id in 1..=n {
+        let request = UpgradeRequest {
+            path: "/".into(),
+            query: "token=k".into(),
+            peer: "10.0.0.1".into(),
+            client_id: format!("client-{id}"),
+            ..Default::default()
+        };
+        engine
+            .handle(
+                NOW,
+                Input::Open {
+                    conn: ConnId(id),
+                    request,
+                },
+            )
+            .unwrap();
+        drain(&mut engine);
+        let sub = format!(r#"{{"type":"subscribe","resource":"{resource}"}}"#);
+        let a = sent_text(&frame(&mut engine, id, &sub));
+        assert!(a[0].starts_with(r#"{"type":"subscribed""#), "{a:?}");
+    }
+    engine
+}
+
+fn guarded_fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout_guarded");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let n = 10_000u64;
+    for resource in ["forced", "read"] {
+        let mut engine = guarded_engine(n, resource);
+        let command = || Command::ResourceChanged {
+            resource: resource.into(),
+            event: ChangeKind::Insert,
+            record: json!({"id": "d1", "tenantId": "t1", "title": "hello"}),
+            previous: None,
+        };
+        let delivered = command_result(&mut engine, command());
+        assert_eq!(
+            delivered["delivered"],
+            json!(n),
+            "every subscriber may read it"
+        );
+        group.throughput(Throughput::Elements(n));
+        group.bench_function(format!("insert_10k_{resource}"), |b| {
+            b.iter_batched(
+                command,
+                |command| {
+                    engine
+                        .handle(NOW, Input::Command { tag: 1, command })
+                        .unwrap();
+                    drain(&mut engine)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, inbound, fanout, guarded_fanout);
 criterion_main!(benches);
