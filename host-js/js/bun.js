@@ -6,6 +6,40 @@ import { initFromFile } from "./fs-init.js";
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
 export { readDeployment, initFromFile } from "./fs-init.js";
 
+// Frames for one socket are queued during an event-loop turn and written together
+// (ws.cork) in setImmediate: one write per socket per turn instead of one per frame,
+// the native host's write coalescing. A close flushes its socket's queue first.
+const queued = new Map(); // ServerWebSocket -> string[]
+let flushScheduled = false;
+function writeQueued(ws, list) {
+  ws.cork(() => {
+    for (const t of list) ws.sendText(t);
+  });
+}
+function flushAll() {
+  flushScheduled = false;
+  for (const [ws, list] of queued) writeQueued(ws, list);
+  queued.clear();
+}
+function flushOne(ws) {
+  const list = queued.get(ws);
+  if (list) {
+    queued.delete(ws);
+    writeQueued(ws, list);
+  }
+}
+function enqueue(ws, text) {
+  let list = queued.get(ws);
+  if (!list) {
+    queued.set(ws, (list = []));
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+  list.push(text);
+}
+
 /**
  * Serve a deployment on Bun.
  * @returns {Promise<{host: Host, server: object, port: number, close(): Promise<void>}>}
@@ -45,9 +79,15 @@ export async function serveBun(o) {
       perMessageDeflate: false,
       open(ws) {
         host.attach(ws.data.conn, {
-          send: (text) => ws.sendText(text),
-          ping: () => ws.ping(),
-          close: (code, reason) => ws.close(code, reason),
+          send: (text) => enqueue(ws, text),
+          ping: () => {
+            flushOne(ws);
+            ws.ping();
+          },
+          close: (code, reason) => {
+            flushOne(ws);
+            ws.close(code, reason);
+          },
           buffered: () => ws.getBufferedAmount(),
         });
       },
@@ -61,6 +101,7 @@ export async function serveBun(o) {
         host.drained(ws.data.conn);
       },
       close(ws, code) {
+        queued.delete(ws);
         host.closed(ws.data.conn, code);
       },
     },

@@ -20,11 +20,35 @@ function rawHeaders(req) {
   return h;
 }
 
+// Frames sent to one socket during one event-loop turn go out in one write: the TCP
+// socket stays corked until setImmediate (ws corks per frame; corks nest). Under load,
+// when several inputs are handled per turn, this is the native host's write coalescing.
+const corked = new Set();
+let flushScheduled = false;
+function flushCorked() {
+  flushScheduled = false;
+  for (const s of corked) s.uncork();
+  corked.clear();
+}
+function cork(sock) {
+  if (!sock || corked.has(sock)) return;
+  sock.cork();
+  corked.add(sock);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushCorked);
+  }
+}
+
 /** Adapt a `ws` WebSocket to the Host's socket interface. */
 function wsSocket(ws) {
   return {
     // Fan-out frames arrive as one shared Buffer (encodeShared): sent as a text frame.
-    send: (data) => (typeof data === "string" ? ws.send(data) : ws.send(data, { binary: false })),
+    send: (data) => {
+      cork(ws._socket);
+      if (typeof data === "string") ws.send(data);
+      else ws.send(data, { binary: false });
+    },
     ping: () => ws.ping(),
     close: (code, reason) => ws.close(code, reason),
     buffered: () => ws.bufferedAmount,

@@ -75,6 +75,15 @@ pub enum ToActor {
         /// A text or binary message.
         message: Message,
     },
+    /// The transport refused an oversize frame; the engine's error frame comes back.
+    Oversize {
+        /// Connection.
+        conn: ConnId,
+        /// The refused frame's size, if known.
+        size: Option<usize>,
+        /// Where the error frame goes.
+        reply: oneshot::Sender<Option<engine::Frame>>,
+    },
     /// A pong.
     Pong {
         /// Connection.
@@ -279,6 +288,14 @@ impl Actor {
                 };
                 self.input(now, Input::Frame { conn, frame });
             }
+            ToActor::Oversize { conn, size, reply } => {
+                let frame = if self.peers.contains_key(&conn) {
+                    self.engine.oversize_frame(conn, size)
+                } else {
+                    None
+                };
+                let _ = reply.send(frame);
+            }
             ToActor::Pong { conn } => {
                 if self.peers.contains_key(&conn) {
                     self.input(now, Input::Pong { conn });
@@ -473,7 +490,7 @@ fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
 }
 
 /// An engine frame as a tungstenite message (one copy per action; recipients share it).
-fn to_message(frame: &engine::Frame) -> Message {
+pub(crate) fn to_message(frame: &engine::Frame) -> Message {
     match frame {
         engine::Frame::Text(t) => Message::Text(Utf8Bytes::from(&**t)),
         engine::Frame::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),

@@ -183,8 +183,8 @@ pub async fn upgrade(
 enum End {
     /// The client closed (with this code) or the stream ended.
     Peer(Option<u16>),
-    /// A frame exceeded `maxPayloadSize`.
-    TooBig,
+    /// A frame exceeded `maxPayloadSize` (its size, when the transport said).
+    TooBig(Option<usize>),
     /// The engine closed it; the close frame was sent (or the grace expired).
     Server,
     /// The server is going away without ceremony (actor gone, hard stop).
@@ -211,7 +211,7 @@ where
     };
     out.writer_gone();
     // Boxed: the closing handshake is a rare path; keep it out of the task's size.
-    let code = Box::pin(finish(&state, end, &mut sink, &mut stream)).await;
+    let code = Box::pin(finish(&state, conn, end, &mut sink, &mut stream)).await;
     state.metrics.sockets_open.dec();
     // Ignored by the actor when the engine closed the connection itself.
     let _ = state.actor.send(ToActor::Closed { conn, code }).await;
@@ -219,7 +219,13 @@ where
 
 /// The closing handshake for each way a connection can end; returns the close code to
 /// report.
-async fn finish<Si, St>(state: &AppState, end: End, sink: &mut Si, stream: &mut St) -> Option<u16>
+async fn finish<Si, St>(
+    state: &AppState,
+    conn: ConnId,
+    end: End,
+    sink: &mut Si,
+    stream: &mut St,
+) -> Option<u16>
 where
     Si: futures_util::Sink<Message, Error = WsError> + Unpin,
     St: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
@@ -230,8 +236,21 @@ where
             let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
             code
         }
-        End::TooBig => {
+        End::TooBig(size) => {
             state.metrics.oversize_closes.inc();
+            // The engine words the error frame; the transport already refused the bytes.
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if state
+                .actor
+                .send(crate::actor::ToActor::Oversize { conn, size, reply })
+                .await
+                .is_ok()
+            {
+                if let Ok(Some(frame)) = answer.await {
+                    let msg = crate::actor::to_message(&frame);
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(msg)).await;
+                }
+            }
             let frame = CloseFrame {
                 code: CloseCode::from(engine::close::MESSAGE_TOO_BIG),
                 reason: "message too big".into(),
@@ -268,7 +287,16 @@ where
                 continue;
             }
             Ok(_) => continue,
-            Err(WsError::Capacity(_)) => return End::TooBig,
+            Err(WsError::Capacity(e)) => {
+                let size = match e {
+                    tokio_tungstenite::tungstenite::error::CapacityError::MessageTooLong {
+                        size,
+                        ..
+                    } => Some(size),
+                    _ => None,
+                };
+                return End::TooBig(size);
+            }
             Err(_) => return End::Peer(code),
         };
         if state.actor.send(msg).await.is_err() {

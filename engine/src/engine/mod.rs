@@ -263,6 +263,28 @@ impl Engine {
         Ok(())
     }
 
+    /// A host's transport refused a frame from its header because it is larger than
+    /// `maxPayloadSize` (so it never reached [`Input::Frame`]). Returns the engine's
+    /// `PAYLOAD_TOO_LARGE` error frame for the host to send before it closes with
+    /// [`close::MESSAGE_TOO_BIG`](crate::close::MESSAGE_TOO_BIG) and reports `Closed`.
+    /// `None` for an unknown or closing connection.
+    pub fn oversize_frame(&mut self, conn: ConnId, size: Option<usize>) -> Option<Frame> {
+        let slot = self.live_slot(conn)?;
+        self.metrics.messages_received += 1;
+        self.metrics.error(ErrorCode::PayloadTooLarge);
+        let size = size.map_or_else(|| "a frame".to_string(), |s| format!("frame of {s} bytes"));
+        let msg = ServerMessage::Error {
+            code: ErrorCode::PayloadTooLarge,
+            message: format!(
+                "{size} exceeds maxPayloadSize ({} bytes)",
+                self.config.max_payload_size
+            ),
+            request_id: None,
+        };
+        self.metrics.messages_sent += 1;
+        Some(codec_for(self.conns[slot].state.codec).encode(Outbound::Message(&msg)))
+    }
+
     /// The next action to execute, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

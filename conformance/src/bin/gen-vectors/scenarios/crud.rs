@@ -154,7 +154,7 @@ pub fn scenarios() -> Vec<Sc> {
             .demo()
             .auto_store()
             .open_q(1, "token=key_admin")
-            .open_q(2, "token=key_user")
+            .open_q(2, "token=key_admin")
             .send(2, json!({"type": "subscribe", "resource": "users", "filter": {"id": "crud-prot-1"}}))
             .send(1, json!({"type": "insert", "resource": "users", "data": {"id": "crud-prot-1", "name": "Pat", "role": "user", "password": "s3cret"}, "requestId": 1}))
             .send(1, json!({"type": "get", "resource": "users", "id": "crud-prot-1", "requestId": 2}))
