@@ -7,7 +7,8 @@
 #   test/bun.test.mjs      Bun host (Bun.serve websocket)
 #   test/workerd.test.mjs  Worker + Durable Object in workerd (miniflare), hibernation
 #   test/conformance.test.mjs  the conformance live runner against all four servers
-#                          (builds target/release/conformance; LIVE_CONFORMANCE=0 skips)
+#                          (builds target/debug/conformance, the binary `cargo nextest`
+#                          already built; LIVE_CONFORMANCE=0 skips)
 # Each test file starts the example servers on random 127.0.0.1 ports and stops them.
 # Ends with node's summary (# tests / # pass / # fail). Usage: bash host-js/test.sh
 set -euo pipefail
@@ -20,7 +21,9 @@ bash "$HERE/build.sh"
 # each example server). Built here unless LIVE_CONFORMANCE=0; a no-op when up to date.
 if [ "${LIVE_CONFORMANCE:-1}" != 0 ]; then
   s=$(date +%s.%N)
-  (cd "$HERE/.." && cargo build --release -q -p switchboard-conformance --bin conformance)
+  locked=()
+  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
+  (cd "$HERE/.." && cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard-conformance --bin conformance)
   echo "host-js test: conformance runner built ($(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s)"
 fi
 

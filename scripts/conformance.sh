@@ -4,13 +4,16 @@
 # the summary line `N passed, N failed` (exit 1 if any cell fails).
 #
 #   scripts/conformance.sh                 # vector checks + engine + wasm + live:native
-#   scripts/conformance.sh --build-only    # only build the wasm guest
+#   scripts/conformance.sh --build-only    # only build the wasm guest (and host-js module)
 #   scripts/conformance.sh --failures-only # any other args go to the `conformance` binary
 #
-# The guest lives in its own workspace (conformance/wasm-guest, excluded from the root
-# workspace) and builds into target-wasm/ so it never blocks native builds.
+# The guest is built by scripts/wasm-build.sh (with the JS hosts' module, wasm-release
+# profile, into target-wasm/). The runner and the native host are the `dev` profile
+# binaries, the same ones `cargo nextest` builds, so after the test step nothing is
+# compiled twice. scripts/test.sh runs this script (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 build_only=0
 args=()
@@ -18,26 +21,15 @@ for a in "$@"; do
   if [ "$a" = "--build-only" ]; then build_only=1; else args+=("$a"); fi
 done
 
-guest_manifest=conformance/wasm-guest/Cargo.toml
-export CARGO_TARGET_DIR_WASM="$PWD/target-wasm"
+locked=()
+if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
 
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
-  || rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
-  CARGO_TARGET_DIR="$CARGO_TARGET_DIR_WASM" cargo build --release \
-    --manifest-path "$guest_manifest" --target wasm32-unknown-unknown
-elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ]; then
-  # Fallback: Debian's rustc-web with std sources (see shared research, wasm-toolchain.md).
-  RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-    CARGO_TARGET_DIR="$CARGO_TARGET_DIR_WASM" /usr/bin/cargo build --release \
-    --manifest-path "$guest_manifest" --target wasm32-unknown-unknown \
-    -Z build-std=std,panic_abort
-else
-  echo "conformance.sh: no wasm32-unknown-unknown toolchain (rustup target add wasm32-unknown-unknown)" >&2
-  exit 2
-fi
-wasm="$CARGO_TARGET_DIR_WASM/wasm32-unknown-unknown/release/conformance_guest.wasm"
-echo "wasm guest: $wasm ($(wc -c <"$wasm") bytes)"
+bash scripts/wasm-build.sh
+wasm="$PWD/target-wasm/wasm32-unknown-unknown/wasm-release/conformance_guest.wasm"
+echo "wasm guest: ${wasm#"$PWD"/} ($(wc -c <"$wasm") bytes)"
 [ "$build_only" = 1 ] && exit 0
 
-cargo build -p switchboard --bin switchboard
-exec cargo run --release -p switchboard-conformance --bin conformance -- --all --wasm "$wasm" ${args[@]+"${args[@]}"}
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard --bin switchboard -p switchboard-conformance --bin conformance
+exec "$target_dir/debug/conformance" --all --wasm "$wasm" \
+  --live-native "$target_dir/debug/switchboard" ${args[@]+"${args[@]}"}

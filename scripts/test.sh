@@ -2,15 +2,22 @@
 # The one test command: installs whatever is missing (scripts/setup.sh), then runs every
 # check in order and stops at the first failure:
 #
-#   1. setup        scripts/setup.sh (nextest, rustfmt/clippy, wasm32 target)
+#   1. setup        scripts/setup.sh (nextest, rustfmt/clippy, wasm32 target; host-js/build.sh
+#                   installs the JS side: wasm-bindgen-cli, Node packages from the lockfile)
 #   2. fmt          cargo fmt --all --check
 #   3. clippy       cargo clippy --workspace --all-targets -- -D warnings   (type-checks benches too)
 #   4. nextest      cargo nextest run --workspace --lib --bins --tests --examples
 #                   (criterion benches are harness=false: compiled by clippy, never run as tests)
 #   5. doctests     cargo test --workspace --doc          (nextest cannot run doctests)
 #   6. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
-#   7. wasm         cargo build -p switchboard-engine --target wasm32-unknown-unknown (dev profile: proves it builds)
-#                   in its own target dir (target-wasm/), then checks the rlib exists
+#   7. wasm         scripts/wasm-build.sh: the JS hosts' module and the conformance guest for
+#                   wasm32-unknown-unknown in one cargo invocation (wasm-release, target-wasm/)
+#   8. conformance  scripts/conformance.sh: every vector on every target (vector checks,
+#                   in-process engine, the wasm guest under wasmtime, live against the native
+#                   host) -> matrix + `N passed, N failed`
+#   9. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
+#                   wasm-opt, then the JS tests on Node, Deno, Bun and workerd, including the
+#                   conformance live runner against each runtime's example server
 #
 # Usage: bash scripts/test.sh          (CI runs this through .ci/run with CI=true)
 set -euo pipefail
@@ -61,43 +68,25 @@ step() {
   local t
   t=$(elapsed "$start")
   if [ "$rc" -ne 0 ]; then
-    STEPS+=("$(printf '%-10s FAILED  %7s s  (exit %d)' "$name" "$t" "$rc")")
+    STEPS+=("$(printf '%-12s FAILED  %7s s  (exit %d)' "$name" "$t" "$rc")")
     summary "FAILED: step '$name' (exit $rc)"
     exit "$rc"
   fi
-  STEPS+=("$(printf '%-10s ok      %7s s' "$name" "$t")")
+  STEPS+=("$(printf '%-12s ok      %7s s' "$name" "$t")")
   echo "---- $name ok (${t} s)"
 }
 
 # ------------------------------------------------------------------------ steps
 wasm_build() {
-  local toolchain
-  toolchain="$(cat "$WASM_TARGET_DIR/.toolchain" 2>/dev/null || true)"
-  case "$toolchain" in
-    rustup)
-      echo "wasm toolchain: rustup ($(rustc --version))"
-      CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
-        cargo build "${LOCKED[@]}" -p switchboard-engine --target wasm32-unknown-unknown
-      ;;
-    debian)
-      echo "wasm toolchain: Debian ($(/usr/bin/rustc --version)) with -Z build-std"
-      # No --locked here: -Z build-std resolves std's own dependencies as well; the native
-      # steps already check Cargo.lock.
-      CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-        /usr/bin/cargo build -Z build-std=std,panic_abort \
-        -p switchboard-engine --target wasm32-unknown-unknown
-      ;;
-    *)
-      echo "no wasm toolchain recorded in $WASM_TARGET_DIR/.toolchain (run scripts/setup.sh)" >&2
+  bash scripts/wasm-build.sh
+  local dir="$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release" f
+  for f in switchboard_wasm.wasm conformance_guest.wasm; do
+    if [ ! -s "$dir/$f" ]; then
+      echo "expected $dir/$f after the wasm build, found nothing" >&2
       return 1
-      ;;
-  esac
-  local rlib="$WASM_TARGET_DIR/wasm32-unknown-unknown/debug/libengine.rlib"
-  if [ ! -s "$rlib" ]; then
-    echo "expected $rlib after the wasm build, found nothing" >&2
-    return 1
-  fi
-  echo "built ${rlib#"$ROOT"/} ($(wc -c < "$rlib") bytes)"
+    fi
+    echo "built ${dir#"$ROOT"/}/$f ($(wc -c < "$dir/$f") bytes)"
+  done
 }
 
 demo_run() {
@@ -119,5 +108,7 @@ step nextest  cargo nextest run "${LOCKED[@]}" --workspace --lib --bins --tests 
 step doctests cargo test "${LOCKED[@]}" --workspace --doc
 step demo     demo_run
 step wasm     wasm_build
+step conformance bash scripts/conformance.sh --failures-only
+step host-js  bash host-js/test.sh
 
 summary "ALL PASSED: ${#STEPS[@]} steps"

@@ -203,6 +203,82 @@ pub async fn run_vector(base_url: &str, v: &Vector) -> Vec<String> {
     problems
 }
 
+/// Send a WebSocket upgrade request that is expected to be refused, over a plain TCP
+/// connection, and read the complete HTTP response: `(status, body)`. The body is read
+/// up to its `Content-Length` (or the end of the stream), within `wait`. A `101`
+/// answer is returned with an empty body and the connection dropped.
+async fn refused_upgrade(
+    req: &tokio_tungstenite::tungstenite::handshake::client::Request,
+    wait: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let uri = req.uri();
+    if uri.scheme_str() != Some("ws") {
+        bail!("live runner: only ws:// URLs are supported, got {uri}");
+    }
+    let host = uri.host().context("URL without a host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = format!("GET {path} HTTP/1.1\r\n");
+    for (name, value) in req.headers() {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(value.to_str().context("non-ASCII header value")?);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+
+    let deadline = Instant::now() + wait.max(Duration::from_secs(5));
+    let io = async {
+        let mut stream = TcpStream::connect((host, port)).await?;
+        stream.write_all(head.as_bytes()).await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head_len) = resp.parse(&buf)? {
+                let status = resp.code.unwrap_or_default();
+                if status == 101 {
+                    return Ok((status, Vec::new()));
+                }
+                let length = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| {
+                        std::str::from_utf8(h.value)
+                            .ok()?
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                    });
+                loop {
+                    if length.is_some_and(|l| buf.len() >= head_len + l) {
+                        break;
+                    }
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let end = length.map_or(buf.len(), |l| (head_len + l).min(buf.len()));
+                return Ok((status, buf[head_len..end].to_vec()));
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed before a complete HTTP response");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout_at(deadline, io)
+        .await
+        .map_err(|_| anyhow!("no complete HTTP response to the upgrade within {wait:?}"))?
+}
+
 /// Next data frame (text or binary, as text) or close frame (as `close <code> <reason>`),
 /// skipping pings/pongs; `None` on timeout or end of stream.
 async fn next_data(ws: &mut Ws, deadline: Instant) -> Option<String> {
@@ -293,6 +369,23 @@ async fn play_step(
             for (k, val) in &request.headers {
                 let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse()?;
                 req.headers_mut().append(name, HeaderValue::from_str(val)?);
+            }
+            if let Some((_, st, want)) = &reject {
+                // A refused upgrade: read the whole response ourselves. tungstenite's
+                // handshake error carries only the body bytes that arrived with the
+                // headers, and some servers (workerd) write the body separately.
+                let (status, body) = refused_upgrade(&req, wait).await?;
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if status == 101 {
+                    problems.push(format!(
+                        "step {i}: upgrade accepted, expected a rejection ({st} {want})"
+                    ));
+                } else if !(*st == status && *want == body) {
+                    problems.push(format!(
+                        "step {i}: rejected with {status} {body}, expected {st} {want}"
+                    ));
+                }
+                return Ok(());
             }
             match tokio_tungstenite::connect_async(req).await {
                 Ok((ws, resp)) => {

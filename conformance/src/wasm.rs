@@ -11,7 +11,8 @@
 //!
 //! The engine reads no clock and no randomness, so the module should import nothing.
 //! Its dependency tree does link `js-sys` / wasm-bindgen code on wasm32 (jsonwebtoken's
-//! clock, getrandom's `wasm_js` backend pulled in by jsonschema's ahash), which leaves
+//! clock, getrandom 0.3's `wasm_js` glue, which the guest compiles but replaces with its
+//! own `custom` backend for jsonschema's hash seeds), which leaves
 //! imports from wasm-bindgen's placeholder modules in a module built without
 //! wasm-bindgen. Those — and only those — are provided here as stubs that **trap**:
 //! if the engine ever reached one, the vector would fail loudly on the wasm target.
@@ -21,11 +22,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
-use wasmtime::{Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+use wasmtime::{Config, Engine, Instance, Linker, Memory, Module, OptLevel, Store, TypedFunc};
 
 /// Where `scripts/conformance.sh` puts the guest module.
 pub fn default_module_path() -> PathBuf {
-    crate::workspace_dir().join("target-wasm/wasm32-unknown-unknown/release/conformance_guest.wasm")
+    crate::workspace_dir()
+        .join("target-wasm/wasm32-unknown-unknown/wasm-release/conformance_guest.wasm")
 }
 
 /// Import modules wasm-bindgen leaves in a module it did not process. Their functions
@@ -68,7 +70,14 @@ impl Guest {
                 path.display()
             )
         })?;
-        let engine = Engine::default();
+        // Compile time dominates this target (the guest is several MB of code and test
+        // builds run Cranelift unoptimised): skip Cranelift's optimisation passes — the
+        // vectors are tiny, so run time does not matter — and compile functions on
+        // every core.
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::None);
+        config.parallel_compilation(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow!("configuring wasmtime: {e}"))?;
         let t0 = Instant::now();
         let module = Module::new(&engine, &bytes).map_err(|e| anyhow!("compiling: {e}"))?;
         let compile_time = t0.elapsed();

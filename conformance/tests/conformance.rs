@@ -90,8 +90,9 @@ fn coverage_is_complete_and_coverage_md_is_up_to_date() {
 fn wasm_target_matches_in_process_byte_for_byte() {
     if cfg!(debug_assertions) && std::env::var_os("SWITCHBOARD_CONFORMANCE_WASM").is_none() {
         eprintln!(
-            "SKIPPED in debug builds: Cranelift compiling the 6 MB guest takes ~90 s unoptimised; \
-             `scripts/conformance.sh` runs the wasm target (release), or set SWITCHBOARD_CONFORMANCE_WASM=1"
+            "SKIPPED in debug builds: unoptimised Cranelift needs 30-90 s for the 6 MB guest; \
+             `scripts/conformance.sh` (step 8 of scripts/test.sh) runs the wasm target, \
+             or set SWITCHBOARD_CONFORMANCE_WASM=1"
         );
         return;
     }

@@ -7,7 +7,8 @@
 //! Every input crosses the JS boundary **once** and returns **one string**: a batch
 //! with every action the input produced, the frame texts unescaped after a header
 //! line, and the engine's next deadline (format in [`batch`]). Time is always passed
-//! in by JavaScript (`Date.now()`); nothing here reads a clock or a random source.
+//! in by JavaScript (`Date.now()`); nothing here reads a clock. The only random source
+//! is `crypto.getRandomValues`, used by jsonschema's hash-table seeds (`random`).
 //!
 //! ```js
 //! import { initSync, Engine } from "./pkg/switchboard_wasm.js";
@@ -23,6 +24,8 @@ pub mod batch;
 pub mod core;
 pub mod deployment;
 pub mod metrics;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod random;
 
 use engine::ConnId;
 use wasm_bindgen::prelude::*;

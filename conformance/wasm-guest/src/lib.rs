@@ -5,6 +5,13 @@
 //! [`conformance_core::run_json`] — the same code the native runner uses — and returns
 //! the result JSON packed as `(ptr << 32) | len`, to be freed by the host with
 //! `dealloc(ptr, len)`. The module imports nothing.
+//!
+//! Randomness: the engine never asks for any, but jsonschema's hash maps (ahash with
+//! `runtime-rng`) seed themselves from getrandom 0.3 on first use. A raw module has no
+//! source of entropy, so [`__getrandom_v03_custom`] fills a fixed pattern: hash seeds are
+//! then the same on every run, which is what a conformance runner wants anyway (the
+//! seeds never reach an output, they only order internal hash tables). The build must
+//! pass `--cfg getrandom_backend="custom"` (scripts/conformance.sh does).
 
 use std::alloc::{alloc as raw_alloc, dealloc as raw_dealloc, Layout};
 
@@ -50,4 +57,22 @@ pub unsafe extern "C" fn run(ptr: *const u8, len: usize) -> u64 {
     let len = boxed.len();
     let ptr = Box::into_raw(boxed) as *mut u8;
     ((ptr as usize as u64) << 32) | len as u64
+}
+
+/// getrandom 0.3's `custom` backend for this module (see the crate docs): a fixed,
+/// non-secret byte pattern. Only ever used for hash-table seeds.
+///
+/// # Safety
+/// `dest` must point to `len` writable bytes (getrandom guarantees it).
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[no_mangle]
+pub unsafe extern "Rust" fn __getrandom_v03_custom(
+    dest: *mut u8,
+    len: usize,
+) -> Result<(), getrandom::Error> {
+    let out = std::slice::from_raw_parts_mut(dest, len);
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = (i as u8).wrapping_mul(151).wrapping_add(89);
+    }
+    Ok(())
 }
