@@ -12,12 +12,12 @@
 #   6. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
 #   7. wasm         scripts/wasm-build.sh: the JS hosts' module and the conformance guest for
 #                   wasm32-unknown-unknown in one cargo invocation (wasm-release, target-wasm/)
-#   8. conformance  scripts/conformance.sh: every vector on every target (vector checks,
+#   8. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
+#                   wasm-opt, then the JS tests on Node, Deno, Bun and workerd
+#   9. conformance  scripts/conformance.sh: every vector on every target (vector checks,
 #                   in-process engine, the wasm guest under wasmtime, live against the native
-#                   host) -> matrix + `N passed, N failed`
-#   9. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
-#                   wasm-opt, then the JS tests on Node, Deno, Bun and workerd, including the
-#                   conformance live runner against each runtime's example server
+#                   host and the Node, Deno, Bun and workerd example servers)
+#                   -> one matrix + `N passed, N failed`
 #
 # Usage: bash scripts/test.sh          (CI runs this through .ci/run with CI=true)
 set -euo pipefail
@@ -108,7 +108,8 @@ step nextest  cargo nextest run "${LOCKED[@]}" --workspace --lib --bins --tests 
 step doctests cargo test "${LOCKED[@]}" --workspace --doc
 step demo     demo_run
 step wasm     wasm_build
-step conformance bash scripts/conformance.sh --failures-only
-step host-js  bash host-js/test.sh
+# The live conformance runs against the JS servers happen in the matrix below, not twice.
+step host-js  env LIVE_CONFORMANCE=0 bash host-js/test.sh
+step conformance env JS_HOSTS=1 bash scripts/conformance.sh --failures-only
 
 summary "ALL PASSED: ${#STEPS[@]} steps"

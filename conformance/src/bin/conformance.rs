@@ -8,7 +8,8 @@
 //!   --wasm [PATH]         also the wasm guest under wasmtime (default: target-wasm/...)
 //!   --live-native [BIN]   also start `switchboard serve --config examples/demo.toml
 //!                         --listen 127.0.0.1:<port> --memory` and play live vectors
-//!   --live-url URL        also play live vectors against a running demo deployment
+//!   --live-url [NAME=]URL also play live vectors against a running demo deployment,
+//!                         as column `live:NAME` (default `live:url`); repeatable
 //!   --filter TEXT         only vectors whose name contains TEXT
 //!   --failures-only       print only failing rows of the matrix
 //!   --write-coverage      regenerate conformance/COVERAGE.md and exit
@@ -25,7 +26,7 @@ use conformance::{coverage, live, load_vectors, vectors_dir, wasm};
 struct Args {
     wasm: Option<Option<PathBuf>>,
     live_native: Option<Option<PathBuf>>,
-    live_url: Option<String>,
+    live_urls: Vec<(String, String)>,
     filter: Option<String>,
     failures_only: bool,
     write_coverage: bool,
@@ -46,7 +47,21 @@ fn parse() -> Result<Args, String> {
             "--engine" => {}
             "--wasm" => a.wasm = Some(optional_value(&mut it)),
             "--live-native" => a.live_native = Some(optional_value(&mut it)),
-            "--live-url" => a.live_url = Some(it.next().ok_or("--live-url needs a URL")?),
+            "--live-url" => {
+                let v = it.next().ok_or("--live-url needs a URL")?;
+                let (name, url) = match v.split_once('=') {
+                    Some((name, url)) if !name.contains("://") => {
+                        (name.to_string(), url.to_string())
+                    }
+                    _ => ("url".to_string(), v),
+                };
+                if a.live_urls.iter().any(|(n, _)| *n == name) {
+                    return Err(format!(
+                        "--live-url: the column name `{name}` is given twice"
+                    ));
+                }
+                a.live_urls.push((name, url));
+            }
             "--filter" => a.filter = Some(it.next().ok_or("--filter needs a value")?),
             "--failures-only" => a.failures_only = true,
             "--write-coverage" => a.write_coverage = true,
@@ -65,7 +80,7 @@ fn parse() -> Result<Args, String> {
 }
 
 const HELP: &str = "conformance [--all] [--engine] [--wasm [PATH]] [--live-native [BIN]] \
-[--live-url URL] [--filter TEXT] [--failures-only] [--write-coverage]";
+[--live-url [NAME=]URL]... [--filter TEXT] [--failures-only] [--write-coverage]";
 
 fn main() -> ExitCode {
     match real_main() {
@@ -140,8 +155,8 @@ fn real_main() -> anyhow::Result<ExitCode> {
             drop(server);
         }
     }
-    if let Some(url) = &args.live_url {
-        columns.push(matrix::live_column("url", url, &vectors)?);
+    for (name, url) in &args.live_urls {
+        columns.push(matrix::live_column(name, url, &vectors)?);
     }
 
     matrix::apply_known_failures(&vectors, &mut columns, &conformance::known_failures()?);
