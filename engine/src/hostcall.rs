@@ -174,6 +174,9 @@ pub(crate) struct PendingCall {
     pub deadline: Millis,
     /// What was asked and how to continue when the answer arrives.
     pub then: crate::engine::Continuation,
+    /// For calls made by a server-API command: the command's tag (its result goes to
+    /// [`crate::Action::CommandResult`], not to a connection).
+    pub command: Option<u64>,
 }
 
 /// Allocates op ids from a counter, so transcripts are stable.

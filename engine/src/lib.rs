@@ -41,7 +41,10 @@
 //!
 //! Rules for hosts: feed `Closed` after executing a `Close` (or when the socket dies);
 //! answer every `Call` with `Completed` (late answers are dropped); report outbound
-//! queue sizes with `Backpressure` so the slow-consumer policy can act.
+//! queue sizes with `Backpressure` so the slow-consumer policy can act; match each
+//! `CommandResult` to its command by `tag` (the resource-write commands
+//! [`Command::Insert`], [`Command::Update`] and [`Command::Delete`] are answered only
+//! when their storage `Call` completes or times out).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub messages_received_by_type: BTreeMap<&'static str, u64>,
     /// Frames sent (each recipient of a fan-out counts).
     pub messages_sent: u64,
+    /// Frames sent, by server message type (`raw` for the server API's verbatim
+    /// messages); sums to `messages_sent`.
+    pub messages_sent_by_type: BTreeMap<&'static str, u64>,
     /// Server-API broadcasts performed.
     pub broadcasts: u64,
     /// Fan-out deliveries (events, channel messages, room messages, broadcasts).
@@ -58,6 +61,15 @@ impl Metrics {
     pub(crate) fn error(&mut self, code: ErrorCode) {
         self.errors += 1;
         *self.errors_by_code.entry(code).or_default() += 1;
+    }
+
+    /// Count `n` frames of one type sent.
+    pub(crate) fn sent(&mut self, type_name: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.messages_sent += n;
+        *self.messages_sent_by_type.entry(type_name).or_default() += n;
     }
 
     pub(crate) fn received(&mut self, type_name: &'static str) {

@@ -24,8 +24,8 @@ use std::sync::OnceLock;
 
 use engine::hostcall::{GuardDecision, HostResult, StoreError, StoreErrorKind, StoreOutcome};
 use engine::{
-    Action, ApiMisuse, ChangeKind, Command, Config, ConnId, ConnectionSnapshot, Engine, InFrame,
-    Input, Millis, OpId, UpgradeRequest,
+    Action, ApiMisuse, ChangeKind, Command, Config, ConnId, ConnectionSnapshot, Engine, ErrorCode,
+    InFrame, Input, Millis, OpId, UpgradeRequest,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -573,6 +573,12 @@ fn arb_command() -> BoxedStrategy<Command> {
             .prop_map(|(channel, data)| Command::Publish { channel, data }),
         4 => (name(RESOURCES), kind, arb_record(), prop::option::of(arb_record()))
             .prop_map(|(resource, event, record, previous)| Command::ResourceChanged { resource, event, record, previous }),
+        2 => (name(RESOURCES), arb_record())
+            .prop_map(|(resource, r)| Command::Insert { resource, data: r.as_object().cloned().unwrap_or_default() }),
+        1 => (name(RESOURCES), name(RECORD_IDS), arb_record())
+            .prop_map(|(resource, id, r)| Command::Update { resource, id, data: r.as_object().cloned().unwrap_or_default() }),
+        1 => (name(RESOURCES), name(RECORD_IDS))
+            .prop_map(|(resource, id)| Command::Delete { resource, id }),
         2 => (name(CLIENT_IDS), prop::option::of(select(&["bye", "é"][..]).prop_map(|r| r.repeat(60))))
             .prop_map(|(client_id, reason)| Command::Disconnect { client_id, reason }),
         1 => select(vec![
@@ -701,7 +707,9 @@ fn frame_text(frame: &engine::Frame) -> Result<Value, TestCaseError> {
 ///   `inserted`, `updated`, `deleted` or `error` — or the request's next `Call` — after
 ///   `Completed`, `TIMEOUT` after `Timeout`) goes to the connection that made it, exactly
 ///   once, and never to a later connection that reuses its id;
-/// * one `CommandResult`, with the step's tag, per `Command`;
+/// * one `CommandResult`, with the step's tag, per `Command`: in the same step, or (for
+///   the resource writes) after the step's connection-less `Call`, exactly once, when
+///   that call completes or times out;
 /// * the engine's counters agree with what the host saw.
 #[derive(Debug, Default)]
 struct Model {
@@ -720,6 +728,8 @@ struct Model {
     last_op: u64,
     /// Calls in flight: op → (conn, client id, deadline).
     calls: BTreeMap<u64, (u64, String, u64)>,
+    /// Calls in flight for commands: op → (tag, deadline).
+    command_calls: BTreeMap<u64, (u64, u64)>,
 }
 
 const REPLY_TYPES: [&str; 5] = ["data", "inserted", "updated", "deleted", "error"];
@@ -812,6 +822,24 @@ impl Model {
         // Answers this step may carry, per connection: (types allowed, how many).
         let mut expected_answers: BTreeMap<u64, usize> = BTreeMap::new();
         let mut due_calls = Vec::new();
+        // Command results this step must carry (tags), besides a `Command` step's own.
+        let mut expected_results: Vec<u64> = Vec::new();
+        match step {
+            Step::Completed { op, .. } => {
+                if let Some((tag, _)) = self.command_calls.get(op) {
+                    expected_results.push(*tag);
+                }
+            }
+            Step::Timeout | Step::TimeoutAtDeadline => {
+                for (&op, &(tag, deadline)) in &self.command_calls {
+                    if deadline <= self.clock {
+                        due_calls.push(op);
+                        expected_results.push(tag);
+                    }
+                }
+            }
+            _ => {}
+        }
         let answering = match step {
             Step::Completed { op, .. } => {
                 if let Some((conn, client_id, _)) = self.calls.get(op) {
@@ -837,6 +865,8 @@ impl Model {
         };
         let mut answers: BTreeMap<u64, usize> = BTreeMap::new();
         let mut command_results = 0;
+        let mut command_calls = 0;
+        let mut results: Vec<u64> = Vec::new();
         for action in actions {
             match action {
                 Action::Accept { conn, .. } => {
@@ -899,8 +929,18 @@ impl Model {
                 } => {
                     prop_assert!(op.0 > self.last_op, "op ids must increase");
                     self.last_op = op.0;
-                    let conn =
-                        conn.ok_or_else(|| TestCaseError::fail("client call without conn"))?;
+                    let Some(conn) = *conn else {
+                        // A resource-write command's storage call.
+                        let Step::Command { tag, .. } = step else {
+                            return Err(TestCaseError::fail(
+                                "connection-less call outside Command",
+                            ));
+                        };
+                        prop_assert!(deadline.0 > self.clock, "deadline in the past");
+                        command_calls += 1;
+                        self.command_calls.insert(op.0, (*tag, deadline.0));
+                        continue;
+                    };
                     prop_assert!(self.live(conn), "Call for {:?} (not live)", conn);
                     prop_assert!(deadline.0 > self.clock, "deadline in the past");
                     if matches!(step, Step::Completed { .. }) {
@@ -911,13 +951,16 @@ impl Model {
                     self.calls
                         .insert(op.0, (conn.0, self.open[&conn.0].clone(), deadline.0));
                 }
-                Action::CommandResult { tag, .. } => {
-                    command_results += 1;
-                    match step {
-                        Step::Command { tag: t, .. } => prop_assert_eq!(tag, t),
-                        _ => return Err(TestCaseError::fail("CommandResult outside Command")),
+                Action::CommandResult { tag, .. } => match step {
+                    Step::Command { tag: t, .. } => {
+                        command_results += 1;
+                        prop_assert_eq!(tag, t);
                     }
-                }
+                    Step::Completed { .. } | Step::Timeout | Step::TimeoutAtDeadline => {
+                        results.push(*tag)
+                    }
+                    _ => return Err(TestCaseError::fail("CommandResult outside Command")),
+                },
             }
         }
         if answering {
@@ -950,13 +993,22 @@ impl Model {
             }
         }
         if matches!(step, Step::Command { .. }) {
-            prop_assert_eq!(command_results, 1, "one CommandResult per Command");
+            prop_assert_eq!(
+                command_results + command_calls,
+                1,
+                "one CommandResult (now or after its call) per Command"
+            );
         }
+        results.sort_unstable();
+        expected_results.sort_unstable();
+        prop_assert_eq!(results, expected_results, "results of commands' calls");
         if let Step::Completed { op, .. } = step {
             self.calls.remove(op);
+            self.command_calls.remove(op);
         }
         for op in due_calls {
             self.calls.remove(&op);
+            self.command_calls.remove(&op);
         }
         if let Step::Closed { conn, .. } = step {
             if self.open.remove(conn).is_some() {
@@ -983,7 +1035,11 @@ impl Model {
             prop_assert_eq!(m.connections, self.accepts, "connections counter");
             prop_assert_eq!(m.disconnections, self.disconnects, "disconnections counter");
         }
-        prop_assert_eq!(m.pending_calls as usize, self.calls.len(), "pendingCalls");
+        prop_assert_eq!(
+            m.pending_calls as usize,
+            self.calls.len() + self.command_calls.len(),
+            "pendingCalls"
+        );
         for c in 0..CONNS {
             prop_assert_eq!(
                 engine.snapshot(ConnId(c)).is_some(),
@@ -1058,7 +1114,12 @@ fn run_session(
         let resolved;
         let step = match step {
             Step::CompleteInFlight { pick, result } => {
-                let ops: Vec<u64> = model.calls.keys().copied().collect();
+                let ops: Vec<u64> = model
+                    .calls
+                    .keys()
+                    .chain(model.command_calls.keys())
+                    .copied()
+                    .collect();
                 let op = if ops.is_empty() {
                     0
                 } else {
@@ -1163,11 +1224,22 @@ fn run_session(
     } else {
         return Err(TestCaseError::fail("serverInfo failed"));
     }
-    // Every call in flight times out; then no deadline is left.
+    // Every call in flight times out; only commands' calls are still answered (TIMEOUT);
+    // then no deadline is left.
     let later = Millis(now + 1_000_000);
     engine.handle(later, Input::Timeout).unwrap();
     let actions = drain(engine);
-    prop_assert!(actions.is_empty(), "nobody left to answer: {:?}", actions);
+    let timed_out = actions
+        .iter()
+        .filter(|a| {
+            matches!(a, Action::CommandResult { result: Err(e), .. } if e.code == ErrorCode::Timeout)
+        })
+        .count();
+    prop_assert!(
+        timed_out == actions.len() && timed_out == model.command_calls.len(),
+        "nobody but commands left to answer: {:?}",
+        actions
+    );
     prop_assert_eq!(
         engine.poll_timeout(),
         None,

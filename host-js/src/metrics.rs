@@ -84,6 +84,13 @@ pub fn render(m: &Metrics) -> String {
         "Frames sent (each fan-out recipient counts)",
         m.messages_sent,
     );
+    family(
+        s,
+        "messages_sent_by_type",
+        "Frames sent, by server message type (raw: verbatim server-API messages)",
+        "type",
+        m.messages_sent_by_type.iter().map(|(k, v)| (k, *v)),
+    );
     series(
         s,
         "fanout_deliveries",
@@ -168,7 +175,9 @@ mod tests {
             ..Metrics::default()
         };
         m.rejected_upgrades.insert(401, 2);
+        m.messages_sent_by_type.insert("pong", 4);
         let text = render(&m);
+        assert!(text.contains("switchboard_messages_sent_by_type_total{type=\"pong\"} 4\n"));
         assert!(text.contains("switchboard_connections_total 3\n"), "{text}");
         assert!(text.contains("switchboard_rejected_upgrades_total{status=\"401\"} 2\n"));
         assert!(text.contains(

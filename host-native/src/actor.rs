@@ -6,8 +6,10 @@
 //! right away: frames go to each connection's bounded [`Outbound`] queue (a full queue,
 //! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
 //! so the engine's slow-consumer policy decides), pings and closes to the same
-//! [`Outbound`] as controls, store calls to the store thread, command results to the waiting
-//! HTTP request.
+//! [`Outbound`] as controls, store calls to the store thread, guard calls to the
+//! application's [`GuardCallback`] on a task of their own, command results to the
+//! waiting HTTP request (matched by tag: the resource-write commands are answered only
+//! once their store call completes).
 //!
 //! Timers follow quinn's `drive_timer`: one reusable `Sleep`, reset only when
 //! `poll_timeout()` changes, and the clock is checked before the sleep is polled.
@@ -17,14 +19,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use engine::hostcall::GuardDecision;
 use engine::{
     Action, Command, CommandError, ConnId, Engine, HostRequest, HostResult, InFrame, Input, Millis,
-    UpgradeRequest,
+    OpId, UpgradeRequest,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::guard::{GuardCallback, GuardRequest};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, PushError};
 use crate::store::{Completion, Job, Reply, StoreHandle};
@@ -165,10 +169,18 @@ pub struct Actor {
     next_tag: u64,
     store: StoreHandle,
     metrics: Arc<Metrics>,
+    guard: Option<GuardCallback>,
+    /// Guard decisions come back here from their tasks.
+    guard_tx: mpsc::UnboundedSender<(OpId, GuardDecision)>,
+    guard_rx: Option<mpsc::UnboundedReceiver<(OpId, GuardDecision)>>,
 }
 
 /// Inbound channel capacity of the actor.
 pub const ACTOR_QUEUE: usize = 4096;
+
+/// How long a guard callback may run past the engine's deadline before its task is
+/// aborted (the engine has answered `TIMEOUT` by then; the decision would be dropped).
+pub const GUARD_GRACE: Duration = Duration::from_secs(1);
 
 impl Actor {
     /// Create the actor's channel. Returns the handle and the receiver [`Actor::run`] needs.
@@ -179,6 +191,7 @@ impl Actor {
 
     /// An actor around `engine`.
     pub fn new(engine: Engine, store: StoreHandle, metrics: Arc<Metrics>) -> Self {
+        let (guard_tx, guard_rx) = mpsc::unbounded_channel();
         Self {
             engine,
             peers: HashMap::new(),
@@ -186,7 +199,16 @@ impl Actor {
             next_tag: 0,
             store,
             metrics,
+            guard: None,
+            guard_tx,
+            guard_rx: Some(guard_rx),
         }
+    }
+
+    /// Answer host guard calls with `guard` (without one, they are denied).
+    pub fn with_guard(mut self, guard: Option<GuardCallback>) -> Self {
+        self.guard = guard;
+        self
     }
 
     /// Run until [`ToActor::Stop`] or until every handle is dropped.
@@ -199,6 +221,7 @@ impl Actor {
         tokio::pin!(sleep);
         let mut armed: Option<Millis> = None;
         let mut store_open = true;
+        let mut guard_rx = self.guard_rx.take();
         loop {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
@@ -236,6 +259,9 @@ impl Actor {
                             Err(_) => break,
                         }
                     }
+                }
+                Some((op, decision)) = recv_guard(&mut guard_rx) => {
+                    self.input(wall_now(), Input::Completed { op, result: HostResult::Guard(decision) });
                 }
                 done = completions.recv(), if store_open => match done {
                     Some(c) => self.input(wall_now(), Input::Completed {
@@ -399,7 +425,12 @@ impl Actor {
                     self.feed_closed(now, conn, Some(code));
                 }
             }
-            Action::Call { op, request, .. } => match request {
+            Action::Call {
+                op,
+                request,
+                deadline,
+                ..
+            } => match request {
                 HostRequest::Store(request) => {
                     if !self.store.submit(Job {
                         request,
@@ -409,15 +440,24 @@ impl Actor {
                     }
                 }
                 HostRequest::Guard {
-                    resource, action, ..
-                } => {
-                    // The native server has no application callback to ask: fail closed.
-                    tracing::warn!(%resource, action = action.as_str(), "host guard requested; denying (no host guard callback in the native server)");
-                    let decision = engine::hostcall::GuardDecision::Deny {
-                        message: Some("this server has no host guard for this action".into()),
-                    };
-                    self.complete_now(now, op, HostResult::Guard(decision));
-                }
+                    resource,
+                    action,
+                    context,
+                } => match &self.guard {
+                    Some(guard) => {
+                        let req = GuardRequest::from_call(resource, action, context);
+                        let budget = Duration::from_millis(deadline.since(now)) + GUARD_GRACE;
+                        spawn_guard(guard.clone(), req, op, budget, self.guard_tx.clone());
+                    }
+                    None => {
+                        // No application callback registered: fail closed (warned at startup).
+                        tracing::debug!(%resource, action = action.as_str(), "host guard requested without a guard callback; denying");
+                        let decision = GuardDecision::Deny {
+                            message: Some("this server has no host guard for this action".into()),
+                        };
+                        self.complete_now(now, op, HostResult::Guard(decision));
+                    }
+                },
             },
             Action::CommandResult { tag, result } => {
                 if let Some(reply) = self.commands.remove(&tag) {
@@ -476,6 +516,45 @@ impl Actor {
             }
         }
     }
+}
+
+/// The next guard decision (never resolves without a receiver).
+async fn recv_guard(
+    rx: &mut Option<mpsc::UnboundedReceiver<(OpId, GuardDecision)>>,
+) -> Option<(OpId, GuardDecision)> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Run a guard callback on its own task and send its decision to the actor. A panic
+/// counts as a denial; a callback still running `budget` after the call was made is
+/// aborted (the engine has given up on it already).
+fn spawn_guard(
+    guard: GuardCallback,
+    req: GuardRequest,
+    op: OpId,
+    budget: Duration,
+    tx: mpsc::UnboundedSender<(OpId, GuardDecision)>,
+) {
+    let (resource, action) = (req.resource.clone(), req.action);
+    tokio::spawn(async move {
+        let mut task = tokio::spawn(async move { guard.call(req).await });
+        let decision = match tokio::time::timeout(budget, &mut task).await {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(e)) => {
+                tracing::error!(%resource, action = action.as_str(), error = %e, "guard callback failed; denying");
+                GuardDecision::Deny { message: None }
+            }
+            Err(_) => {
+                task.abort();
+                tracing::warn!(%resource, action = action.as_str(), "guard callback still running long after the engine's deadline; abandoned");
+                return;
+            }
+        };
+        let _ = tx.send((op, decision));
+    });
 }
 
 fn log_close(peer: &Peer, code: Option<u16>, by: &str) {

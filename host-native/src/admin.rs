@@ -17,15 +17,25 @@
 //! | `POST /admin/command` `{"command": ..., ...}` | any command |
 //! | `GET /admin/resources/{r}?limit=&cursor=&filter=` | store `list` |
 //! | `GET /admin/resources/{r}/{id}` | store `get` |
-//! | `POST /admin/resources/{r}` (record) | store `insert`, then `resourceChanged` |
-//! | `PATCH /admin/resources/{r}/{id}` (fields) | store `update`, then `resourceChanged` |
-//! | `DELETE /admin/resources/{r}/{id}` | store `delete`, then `resourceChanged` |
+//! | `POST /admin/resources/{r}` (record) | `insert` → 201 `{record, delivered}` |
+//! | `PATCH`/`PUT /admin/resources/{r}/{id}` (fields) | `update` → 200 `{record, delivered}` |
+//! | `DELETE /admin/resources/{r}/{id}` | `delete` → 200 `{record, delivered}` (the removed record) |
 //!
-//! Errors are JSON `{"code", "message"}` with the protocol's error codes.
+//! Resource writes are the engine's `insert`/`update`/`delete` commands: the engine
+//! shapes the record (id, timestamps), validates it against the resource's schema,
+//! asks the store through a host call and fans the change out, exactly as for a
+//! socket write but as a trusted caller (no roles, write guards or host guards). The
+//! admin API sees protected fields; subscribers never do. Reads go to the store
+//! directly.
+//!
+//! Errors are JSON `{"code", "message"}` with the protocol's error codes, and the HTTP
+//! status that fits the code ([`status_for`]): 400 `VALIDATION_ERROR`/`INVALID_MESSAGE`,
+//! 404 `NOT_FOUND`/`RESOURCE_NOT_FOUND`, 409 `VALIDATION_ERROR` for an id that exists,
+//! 503 `UNAVAILABLE`, 504 `TIMEOUT` (the write's outcome is then unknown).
 
 use std::sync::Arc;
 
-use engine::{ChangeKind, Command, ErrorCode, StoreErrorKind, StoreOutcome, StoreRequest};
+use engine::{Command, CommandError, ErrorCode, StoreErrorKind, StoreOutcome, StoreRequest};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -120,6 +130,19 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
             };
             ("disconnect", command(state, cmd).await)
         }
+        // Writes are engine commands (the engine answers RESOURCE_NOT_FOUND itself).
+        (&Method::POST, ["resources", resource]) => (
+            "resources",
+            insert(state, (*resource).to_string(), req).await,
+        ),
+        (&Method::PATCH | &Method::PUT, ["resources", resource, id]) => (
+            "resources",
+            update(state, (*resource).to_string(), (*id).to_string(), req).await,
+        ),
+        (&Method::DELETE, ["resources", resource, id]) => (
+            "resources",
+            delete(state, (*resource).to_string(), (*id).to_string()).await,
+        ),
         (_, ["resources", resource, rest @ ..]) => {
             if !state.resources.contains(*resource) {
                 return (
@@ -138,11 +161,6 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
             let resp = match (&method, rest) {
                 (&Method::GET, []) => list(state, resource, &query).await,
                 (&Method::GET, [id]) => get(state, resource, (*id).to_string()).await,
-                (&Method::POST, []) => insert(state, resource, req).await,
-                (&Method::PATCH | &Method::PUT, [id]) => {
-                    update(state, resource, (*id).to_string(), req).await
-                }
-                (&Method::DELETE, [id]) => delete(state, resource, (*id).to_string()).await,
                 _ => not_found(&method, &path),
             };
             ("resources", resp)
@@ -162,11 +180,17 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
     )
 }
 
-/// Run a command and turn its result into a response.
+/// Run a command and turn its result into a 200 response.
 async fn command(state: &AppState, cmd: Command) -> Response<Body> {
+    run(state, cmd, StatusCode::OK).await
+}
+
+/// Run a command: its JSON result with status `ok`, or its error as JSON with the
+/// status that fits ([`command_status`]).
+async fn run(state: &AppState, cmd: Command, ok: StatusCode) -> Response<Body> {
     match state.actor.command(cmd).await {
-        Some(Ok(v)) => json_value(StatusCode::OK, &v),
-        Some(Err(e)) => json_error(status_for(e.code), e.code, e.message),
+        Some(Ok(v)) => json_value(ok, &v),
+        Some(Err(e)) => json_error(command_status(&e), e.code, e.message),
         None => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,
@@ -347,74 +371,30 @@ async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
     }
 }
 
-/// Tell the engine about a change so subscribers get the event; returns `delivered`.
-async fn changed(
-    state: &AppState,
-    resource: String,
-    event: ChangeKind,
-    record: Value,
-    previous: Option<Value>,
-) -> Value {
-    let cmd = Command::ResourceChanged {
-        resource,
-        event,
-        record,
-        previous,
-    };
-    match state.actor.command(cmd).await {
-        Some(Ok(v)) => v.get("delivered").cloned().unwrap_or(Value::Null),
-        Some(Err(e)) => {
-            tracing::warn!(code = %e.code, message = %e.message, "resourceChanged refused");
-            Value::Null
-        }
-        None => Value::Null,
+/// The HTTP status for a command error: the code's status, except a store conflict
+/// (an insert whose id exists), which is 409.
+fn command_status(e: &CommandError) -> StatusCode {
+    match e.store {
+        Some(StoreErrorKind::Conflict) => StatusCode::CONFLICT,
+        _ => status_for(e.code),
     }
 }
 
-fn now_iso() -> Value {
-    Value::String(engine::timestamp::iso8601(crate::actor::wall_now()))
-}
+// The resource writes are the engine's `insert`/`update`/`delete` commands, answered
+// `{record, delivered}`: the engine shapes and validates the record, calls the store
+// and fans the change out.
 
 async fn insert(state: &AppState, resource: String, req: Request<Incoming>) -> Response<Body> {
-    let mut data = match read_object(state, req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    // Same record shape as a socket insert: id first, timestamps set by the server.
-    let id = match data.remove("id") {
-        None => Value::String(crate::ids::random_id(20)),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s),
-        Some(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::ValidationError,
-                "id: must be a non-empty string of at most 256 characters",
-            )
-        }
-    };
-    data.remove("createdAt");
-    data.remove("updatedAt");
-    let ts = now_iso();
-    let mut record = Map::with_capacity(data.len() + 3);
-    record.insert("id".into(), id);
-    record.extend(data);
-    record.insert("createdAt".into(), ts.clone());
-    record.insert("updatedAt".into(), ts);
-    let req = StoreRequest::Insert {
-        resource: resource.clone(),
-        record: Value::Object(record),
-    };
-    match state.store.run(req).await {
-        StoreOutcome::Inserted(record) => {
-            let delivered =
-                changed(state, resource, ChangeKind::Insert, record.clone(), None).await;
-            json_value(
+    match read_object(state, req).await {
+        Ok(data) => {
+            run(
+                state,
+                Command::Insert { resource, data },
                 StatusCode::CREATED,
-                &json!({ "record": record, "delivered": delivered }),
             )
+            .await
         }
-        StoreOutcome::Failed(e) => store_error(&e),
-        other => unexpected(&other),
+        Err(r) => r,
     }
 }
 
@@ -424,65 +404,21 @@ async fn update(
     id: String,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let mut data = match read_object(state, req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match data.remove("id") {
-        None => {}
-        Some(Value::String(s)) if s == id => {}
-        Some(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::ValidationError,
-                "id: a record's id cannot be changed",
-            )
-        }
-    }
-    data.remove("createdAt");
-    data.insert("updatedAt".into(), now_iso());
-    let req = StoreRequest::Update {
-        resource: resource.clone(),
-        id,
-        patch: Value::Object(data),
-    };
-    match state.store.run(req).await {
-        StoreOutcome::Updated { record, previous } => {
-            let delivered = changed(
+    match read_object(state, req).await {
+        Ok(data) => {
+            run(
                 state,
-                resource,
-                ChangeKind::Update,
-                record.clone(),
-                Some(previous),
-            )
-            .await;
-            json_value(
+                Command::Update { resource, id, data },
                 StatusCode::OK,
-                &json!({ "record": record, "delivered": delivered }),
             )
+            .await
         }
-        StoreOutcome::Failed(e) => store_error(&e),
-        other => unexpected(&other),
+        Err(r) => r,
     }
 }
 
 async fn delete(state: &AppState, resource: String, id: String) -> Response<Body> {
-    let req = StoreRequest::Delete {
-        resource: resource.clone(),
-        id,
-    };
-    match state.store.run(req).await {
-        StoreOutcome::Deleted { previous } => {
-            let delivered =
-                changed(state, resource, ChangeKind::Delete, previous.clone(), None).await;
-            json_value(
-                StatusCode::OK,
-                &json!({ "record": previous, "delivered": delivered }),
-            )
-        }
-        StoreOutcome::Failed(e) => store_error(&e),
-        other => unexpected(&other),
-    }
+    run(state, Command::Delete { resource, id }, StatusCode::OK).await
 }
 
 #[cfg(test)]

@@ -11,11 +11,15 @@
 //!     └──── outbound queue ◄─────────┘    └── Completed ────┘
 //! ```
 //!
+//! Embedding: [`start`] a [`Deployment`], or use [`ServerBuilder`] to register an async
+//! guard callback for resources with `hostGuards` ([`guard`]).
+//!
 //! Modules: [`config`] (TOML/JSON deployment), [`server`] (start + graceful shutdown),
 //! [`http`] (routing, health, metrics), [`admin`] (admin API), [`ws`] (upgrades and
 //! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
-//! [`ids`] (randomness), [`outbound`] (per-connection queue).
+//! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
+//! callback).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -24,6 +28,7 @@ pub mod actor;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod ids;
 pub mod metrics;
@@ -37,4 +42,5 @@ pub mod token;
 pub mod ws;
 
 pub use config::Deployment;
-pub use server::{start, RunningServer};
+pub use guard::{GuardAction, GuardCallback, GuardDecision, GuardRequest};
+pub use server::{start, RunningServer, ServerBuilder};

@@ -31,6 +31,7 @@ pub struct Metrics {
     messages_in: Counter,
     messages_in_by_type: Family<Labels, Counter>,
     messages_out: Counter,
+    messages_out_by_type: Family<Labels, Counter>,
     fanout_deliveries: Counter,
     broadcasts: Counter,
     dropped_slow_consumer: Counter,
@@ -74,6 +75,7 @@ impl Metrics {
             messages_in: Counter::default(),
             messages_in_by_type: Family::default(),
             messages_out: Counter::default(),
+            messages_out_by_type: Family::default(),
             fanout_deliveries: Counter::default(),
             broadcasts: Counter::default(),
             dropped_slow_consumer: Counter::default(),
@@ -126,6 +128,11 @@ impl Metrics {
             "messages_sent",
             "Frames sent (each fan-out recipient counts)",
             m.messages_out.clone(),
+        );
+        r.register(
+            "messages_sent_by_type",
+            "Frames sent, by server message type (raw: verbatim server-API messages)",
+            m.messages_out_by_type.clone(),
         );
         r.register(
             "fanout_deliveries",
@@ -268,6 +275,16 @@ impl Metrics {
                 old,
             );
         }
+        for (ty, n) in &now.messages_sent_by_type {
+            let old = last.messages_sent_by_type.get(ty).copied().unwrap_or(0);
+            add(
+                &self
+                    .messages_out_by_type
+                    .get_or_create(&vec![("type".into(), ty.to_string())]),
+                *n,
+                old,
+            );
+        }
         for (code, n) in &now.errors_by_code {
             let old = last.errors_by_code.get(code).copied().unwrap_or(0);
             add(
@@ -313,14 +330,20 @@ mod tests {
             ..Default::default()
         };
         snap.messages_received_by_type.insert("ping", 4);
+        snap.messages_sent_by_type.insert("pong", 1);
         m.sync(&snap);
         snap.connections = 5;
+        snap.messages_sent_by_type.insert("pong", 3);
         m.sync(&snap);
         let text = m.render();
         assert!(text.contains("switchboard_connections_total 5"), "{text}");
         assert!(text.contains("switchboard_connections_open 2"), "{text}");
         assert!(
             text.contains("switchboard_messages_received_by_type_total{type=\"ping\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_messages_sent_by_type_total{type=\"pong\"} 3"),
             "{text}"
         );
         assert!(

@@ -1,5 +1,9 @@
 //! Starting a server: store thread, engine actor, listener and accept loop; and the
 //! graceful shutdown that stops them in order.
+//!
+//! [`start`] serves a deployment as configured; [`ServerBuilder`] adds what only code
+//! can give, such as the async guard callback for `hostGuards`
+//! ([`ServerBuilder::guard`]).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -22,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actor::{Actor, ToActor};
 use crate::config::{Deployment, StoreKind};
+use crate::guard::{GuardCallback, GuardDecision, GuardRequest};
 use crate::metrics::Metrics;
 use crate::state::{AppState, WsParams};
 use crate::store::StoreWorker;
@@ -47,8 +52,64 @@ pub struct RunningServer {
 }
 
 /// Start serving a deployment. The listen address may use port 0; see
-/// [`RunningServer::local_addr`].
+/// [`RunningServer::local_addr`]. Same as `ServerBuilder::new(deployment).start()`.
 pub async fn start(deployment: Deployment) -> anyhow::Result<RunningServer> {
+    ServerBuilder::new(deployment).start().await
+}
+
+/// A server to start, with the callbacks an embedding application registers.
+///
+/// ```no_run
+/// # async fn run(deployment: switchboard::Deployment) -> anyhow::Result<()> {
+/// use switchboard::{GuardDecision, GuardRequest, ServerBuilder};
+/// let server = ServerBuilder::new(deployment)
+///     .guard(|req: GuardRequest| async move {
+///         if req.user_id().is_some() { GuardDecision::Allow } else { GuardDecision::Deny { message: None } }
+///     })
+///     .start()
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// # server.shutdown().await; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServerBuilder {
+    deployment: Deployment,
+    guard: Option<GuardCallback>,
+}
+
+impl ServerBuilder {
+    /// A server for `deployment` with no callbacks.
+    pub fn new(deployment: Deployment) -> Self {
+        ServerBuilder {
+            deployment,
+            guard: None,
+        }
+    }
+
+    /// Answer the engine's host guard calls (resources with `hostGuards`) with an async
+    /// callback. It runs on a task of its own for each call, with the engine's deadline
+    /// (`limits.hostCallTimeoutMs`): a late answer leaves the client with `TIMEOUT`.
+    /// See [`crate::guard`].
+    pub fn guard<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(GuardRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = GuardDecision> + Send + 'static,
+    {
+        self.guard = Some(GuardCallback::new(f));
+        self
+    }
+
+    /// Start serving. The listen address may use port 0; see
+    /// [`RunningServer::local_addr`].
+    pub async fn start(self) -> anyhow::Result<RunningServer> {
+        start_server(self.deployment, self.guard).await
+    }
+}
+
+async fn start_server(
+    deployment: Deployment,
+    guard: Option<GuardCallback>,
+) -> anyhow::Result<RunningServer> {
     let Deployment { server, engine } = deployment;
     let addr = server
         .listen_addr()
@@ -82,11 +143,23 @@ pub async fn start(deployment: Deployment) -> anyhow::Result<RunningServer> {
         })
         .collect();
     let resources: BTreeSet<String> = engine.resources.keys().cloned().collect();
+    let host_guarded: Vec<&String> = engine
+        .resources
+        .iter()
+        .filter(|(_, rc)| !rc.host_guards.is_empty())
+        .map(|(name, _)| name)
+        .collect();
+    if guard.is_none() && !host_guarded.is_empty() {
+        tracing::warn!(
+            resources = ?host_guarded,
+            "the config has hostGuards but no guard callback is registered: those actions are denied (FORBIDDEN)"
+        );
+    }
     let engine = Engine::with_seed(engine, crate::ids::seed())
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
 
     let (actor_handle, actor_rx) = Actor::channel();
-    let actor = Actor::new(engine, store_handle.clone(), metrics.clone());
+    let actor = Actor::new(engine, store_handle.clone(), metrics.clone()).with_guard(guard);
     let actor_task = tokio::spawn(actor.run(actor_rx, completions_rx));
 
     let listener = TcpListener::bind(addr)

@@ -48,6 +48,7 @@ pub struct AppState {
     pub hard_stop: CancellationToken,
     /// Paths of the WebSocket routes (plain GETs there answer with server info).
     pub ws_paths: BTreeSet<String>,
-    /// Configured resources (admin resource writes must name one).
+    /// Configured resources (admin resource reads must name one; writes are checked by
+    /// the engine).
     pub resources: BTreeSet<String>,
 }

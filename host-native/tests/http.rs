@@ -26,6 +26,15 @@ async fn health_readiness_metrics_and_server_info() {
     recv(&mut ws).await;
     send(&mut ws, json!({"type":"nope"})).await;
     assert_eq!(recv(&mut ws).await["code"], "UNKNOWN_MESSAGE_TYPE");
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/broadcast",
+        Some(json!({"message":{"x":1}})),
+    )
+    .await;
+    assert_eq!(r.json()["delivered"], 1);
+    assert_eq!(recv(&mut ws).await["x"], 1);
     let r = http(addr, "GET", "/metrics", &[], None).await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
@@ -33,6 +42,11 @@ async fn health_readiness_metrics_and_server_info() {
         "switchboard_connections_open 1",
         "switchboard_messages_received_by_type_total{type=\"ping\"} 1",
         "switchboard_errors_total{code=\"UNKNOWN_MESSAGE_TYPE\"} 1",
+        // Sent frames by type, labelled by the engine.
+        "switchboard_messages_sent_by_type_total{type=\"connected\"} 1",
+        "switchboard_messages_sent_by_type_total{type=\"pong\"} 1",
+        "switchboard_messages_sent_by_type_total{type=\"error\"} 1",
+        "switchboard_messages_sent_by_type_total{type=\"raw\"} 1",
         "switchboard_fanout_deliveries_total",
         "switchboard_dropped_slow_consumer_total",
         "switchboard_pending_host_calls",
@@ -251,6 +265,160 @@ async fn admin_resource_reads() {
     let d = recv(&mut ws).await;
     assert_eq!(d["data"]["id"], "u3");
     assert!(d["data"].get("password").is_none(), "{d}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_resource_writes_run_through_the_engine() {
+    let server = start(json!({
+        "resources": {
+            "tasks": {
+                "protected": ["secret"],
+                // Write guards are for clients: the admin API is a trusted server caller.
+                "guards": {"create": "false", "update": "false", "delete": "false"},
+                "schema": {
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}, "done": {"type": "boolean"}},
+                    "required": ["title"]
+                }
+            }
+        }
+    }))
+    .await;
+    let addr = server.local_addr();
+    let (mut ws, _) = connect(addr, "/").await;
+    send(
+        &mut ws,
+        json!({"type":"subscribe","resource":"tasks","requestId":1}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["type"], "subscribed");
+
+    // Insert: the engine shapes the record (generated id, timestamps) and fans it out.
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/resources/tasks",
+        Some(json!({"title":"write docs","secret":"s3","createdAt":"forged"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let body = r.json();
+    let rec = &body["record"];
+    let id = rec["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 20);
+    assert_ne!(rec["createdAt"], "forged");
+    assert_eq!(rec["createdAt"], rec["updatedAt"]);
+    assert_eq!(rec["secret"], "s3", "the admin API sees protected fields");
+    assert_eq!(body["delivered"], 1);
+    let ev = recv(&mut ws).await;
+    assert_eq!(
+        (ev["event"].as_str(), ev["data"]["id"].as_str()),
+        (Some("insert"), Some(id.as_str()))
+    );
+    assert!(ev["data"].get("secret").is_none(), "{ev}");
+
+    // Validation errors name the field; nothing is stored or sent.
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/resources/tasks",
+        Some(json!({"done": "yes"})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{}",
+        r.body
+    );
+    let msg = r.json()["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("title") && msg.contains("done"), "{msg}");
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/resources/tasks",
+        Some(json!({"id": 7, "title": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let path = format!("/admin/resources/tasks/{id}");
+    let r = admin(addr, "PATCH", &path, Some(json!({"done": 1}))).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let r = admin(addr, "PATCH", &path, Some(json!({"id": "other"}))).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let r = http(
+        addr,
+        "PATCH",
+        &path,
+        &[("Authorization", &format!("Bearer {ADMIN}"))],
+        Some("[1]"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("INVALID_MESSAGE"))
+    );
+    assert_silent(&mut ws, 100).await;
+
+    // Update and delete fan out; the answers carry the record.
+    let r = admin(addr, "PUT", &path, Some(json!({"done": true}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["record"]["done"], true);
+    let ev = recv(&mut ws).await;
+    assert_eq!(
+        (
+            ev["event"].as_str(),
+            ev["data"]["$before"]["done"].is_null()
+        ),
+        (Some("update"), true)
+    );
+    let r = admin(addr, "DELETE", &path, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.json()["record"]["id"].as_str(),
+            r.json()["delivered"].as_u64()
+        ),
+        (Some(id.as_str()), Some(1))
+    );
+    assert_eq!(recv(&mut ws).await["event"], "delete");
+
+    // Missing records and unknown resources.
+    for (method, body) in [("PATCH", Some(json!({"title": "x"}))), ("DELETE", None)] {
+        let r = admin(addr, method, &path, body.clone()).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{method}"
+        );
+        assert!(
+            r.json()["message"].as_str().unwrap().contains(&id),
+            "{}",
+            r.body
+        );
+        let r = admin(addr, method, "/admin/resources/nope/x", body).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (404, Some("RESOURCE_NOT_FOUND")),
+            "{method}"
+        );
+    }
+    let r = admin(addr, "POST", "/admin/resources/nope", Some(json!({}))).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("RESOURCE_NOT_FOUND"))
+    );
+    assert_silent(&mut ws, 100).await;
     server.shutdown().await;
 }
 

@@ -76,9 +76,12 @@ pub enum Input<'a> {
         /// Its result.
         result: HostResult,
     },
-    /// A server-API command; answered with [`Action::CommandResult`] carrying `tag`.
+    /// A server-API command; answered with [`Action::CommandResult`] carrying `tag`:
+    /// during this `handle` call, or for the resource writes ([`Command::Insert`],
+    /// [`Command::Update`], [`Command::Delete`]) once their storage call completes or
+    /// times out. Tags are the host's; the engine only echoes them.
     Command {
-        /// Host's correlation tag.
+        /// Host's correlation tag (unique among the host's commands in flight).
         tag: u64,
         /// The command.
         command: Command,
@@ -151,11 +154,12 @@ pub enum Action {
         /// What to do.
         request: HostRequest,
     },
-    /// Result of an `Input::Command`.
+    /// Result of an `Input::Command` (for the resource writes, possibly after other
+    /// actions and inputs: match it by `tag`).
     CommandResult {
         /// The command's tag.
         tag: u64,
-        /// Outcome.
+        /// Outcome: the command's JSON result, or its error code and message.
         result: Result<serde_json::Value, CommandError>,
     },
 }
@@ -253,11 +257,7 @@ impl Engine {
             Input::Closed { conn, code: _ } => self.closed(conn),
             Input::Timeout => self.timeout(now),
             Input::Completed { op, result } => self.completed(now, op, result),
-            Input::Command { tag, command } => {
-                let result = self.command(now, command);
-                self.actions
-                    .push_back(Action::CommandResult { tag, result });
-            }
+            Input::Command { tag, command } => self.command(now, tag, command),
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),
         }
         Ok(())
@@ -281,7 +281,7 @@ impl Engine {
             ),
             request_id: None,
         };
-        self.metrics.messages_sent += 1;
+        self.metrics.sent(msg.type_name(), 1);
         Some(codec_for(self.conns[slot].state.codec).encode(Outbound::Message(&msg)))
     }
 
@@ -402,7 +402,7 @@ impl Engine {
         }
         let frame = codec_for(c.state.codec).encode(Outbound::Message(msg));
         let conn = c.id;
-        self.metrics.messages_sent += 1;
+        self.metrics.sent(msg.type_name(), 1);
         self.actions.push_back(Action::Send { conn, frame });
     }
 
@@ -469,7 +469,7 @@ impl Engine {
                 self.actions.push_back(Action::SendMany { conns, frame });
             }
         }
-        self.metrics.messages_sent += delivered as u64;
+        self.metrics.sent(out.type_name(), delivered as u64);
         self.metrics.fanout_deliveries += delivered as u64;
         delivered
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::server_api::{err as cmd_err, CommandError};
 use super::{Action, Engine};
 use crate::config::{ChangeKind, ResourceConfig};
 use crate::connection::{SubTarget, Subscription};
@@ -259,6 +260,7 @@ impl Engine {
                 request_id: rid,
                 deadline,
                 then,
+                command: None,
             },
         );
         self.metrics.pending_calls = self.pending.len() as u64;
@@ -569,38 +571,16 @@ impl Engine {
         now: Millis,
         slot: usize,
         resource: String,
-        mut data: Map<String, Value>,
+        data: Map<String, Value>,
         rid: Rid,
     ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
-        let id = match data.shift_remove("id") {
-            None => Value::String(self.random_id(20)),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s),
-            Some(_) => {
-                return self.send_error(
-                    slot,
-                    ErrorCode::ValidationError,
-                    "id: must be a non-empty string of at most 256 bytes",
-                    rid,
-                )
-            }
+        let record = match self.new_record(now, &resource, data) {
+            Ok(r) => r,
+            Err((code, m)) => return self.send_error(slot, code, m, rid),
         };
-        data.shift_remove("createdAt");
-        data.shift_remove("updatedAt");
-        let cr = self.compiled(&resource);
-        if let Some(schema) = &cr.schema {
-            if let Err(e) = schema.check_insert(&Value::Object(data.clone())) {
-                return self.send_error(slot, ErrorCode::ValidationError, e, rid);
-            }
-        }
-        let ts = Value::String(iso8601(now));
-        let mut record = Map::with_capacity(data.len() + 3);
-        record.insert("id".into(), id);
-        record.extend(data);
-        record.insert("createdAt".into(), ts.clone());
-        record.insert("updatedAt".into(), ts);
         let mut op = ResourceOp::new(GuardAction::Create, resource);
         op.id = record.get("id").and_then(Value::as_str).map(str::to_string);
         op.data = Some(Value::Object(record));
@@ -613,45 +593,92 @@ impl Engine {
         slot: usize,
         resource: String,
         id: String,
-        mut data: Map<String, Value>,
+        data: Map<String, Value>,
         rid: Rid,
     ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
+        let patch = match self.update_patch(now, &resource, &id, data) {
+            Ok(p) => p,
+            Err((code, m)) => return self.send_error(slot, code, m, rid),
+        };
+        let mut op = ResourceOp::new(GuardAction::Update, resource);
+        op.id = Some(id);
+        op.data = Some(Value::Object(patch));
+        self.run_op(now, slot, op, rid);
+    }
+
+    /// The record an insert stores, shaped the same way for clients and the server:
+    /// `id` first (given, or generated from the engine's seeded generator), the fields,
+    /// then `createdAt` and `updatedAt` set to `now`; client-sent timestamps are
+    /// ignored; the fields are checked against the resource's schema.
+    fn new_record(
+        &mut self,
+        now: Millis,
+        resource: &str,
+        mut data: Map<String, Value>,
+    ) -> Result<Map<String, Value>, (ErrorCode, String)> {
+        let id = match data.shift_remove("id") {
+            None => Value::String(self.random_id(20)),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => Value::String(s),
+            Some(_) => {
+                return Err((
+                    ErrorCode::ValidationError,
+                    "id: must be a non-empty string of at most 256 bytes".into(),
+                ))
+            }
+        };
+        data.shift_remove("createdAt");
+        data.shift_remove("updatedAt");
+        let cr = self.compiled(resource);
+        if let Some(schema) = &cr.schema {
+            schema
+                .check_insert(&Value::Object(data.clone()))
+                .map_err(|e| (ErrorCode::ValidationError, e))?;
+        }
+        let ts = Value::String(iso8601(now));
+        let mut record = Map::with_capacity(data.len() + 3);
+        record.insert("id".into(), id);
+        record.extend(data);
+        record.insert("createdAt".into(), ts.clone());
+        record.insert("updatedAt".into(), ts);
+        Ok(record)
+    }
+
+    /// The patch an update stores, shaped the same way for clients and the server: the
+    /// id must be non-empty and may not change, client-sent timestamps are ignored, the
+    /// fields are checked against the resource's schema, and `updatedAt` is set.
+    fn update_patch(
+        &self,
+        now: Millis,
+        resource: &str,
+        id: &str,
+        mut data: Map<String, Value>,
+    ) -> Result<Map<String, Value>, (ErrorCode, String)> {
         if id.is_empty() {
-            return self.send_error(
-                slot,
-                ErrorCode::InvalidMessage,
-                "`id` must not be empty",
-                rid,
-            );
+            return Err((ErrorCode::InvalidMessage, "`id` must not be empty".into()));
         }
         match data.shift_remove("id") {
             None => {}
             Some(Value::String(s)) if s == id => {}
             Some(_) => {
-                return self.send_error(
-                    slot,
+                return Err((
                     ErrorCode::ValidationError,
-                    "id: a record's id cannot be changed",
-                    rid,
-                )
+                    "id: a record's id cannot be changed".into(),
+                ))
             }
         }
         data.shift_remove("createdAt");
         data.shift_remove("updatedAt");
-        let cr = self.compiled(&resource);
+        let cr = self.compiled(resource);
         if let Some(schema) = &cr.schema {
-            if let Err(e) = schema.check_update(&Value::Object(data.clone())) {
-                return self.send_error(slot, ErrorCode::ValidationError, e, rid);
-            }
+            schema
+                .check_update(&Value::Object(data.clone()))
+                .map_err(|e| (ErrorCode::ValidationError, e))?;
         }
         data.insert("updatedAt".into(), Value::String(iso8601(now)));
-        let mut op = ResourceOp::new(GuardAction::Update, resource);
-        op.id = Some(id);
-        op.data = Some(Value::Object(data));
-        self.run_op(now, slot, op, rid);
+        Ok(data)
     }
 
     pub(super) fn crud_delete(
@@ -678,6 +705,169 @@ impl Engine {
         self.run_op(now, slot, op, rid);
     }
 
+    // ----- server writes (Command::Insert / Update / Delete) ------------------------------
+    //
+    // The same shaping and validation as a client's write, then the storage call and its
+    // fan-out; no access roles, write guards or host guards (the server is trusted). The
+    // result goes to Action::CommandResult with the command's tag.
+
+    fn command_result(&mut self, tag: u64, result: Result<Value, CommandError>) {
+        self.actions
+            .push_back(Action::CommandResult { tag, result });
+    }
+
+    /// Whether a server write names a configured resource (answers the command if not).
+    fn server_resource(&mut self, tag: u64, resource: &str) -> bool {
+        if self.config.resources.contains_key(resource) {
+            return true;
+        }
+        self.command_result(
+            tag,
+            Err(cmd_err(
+                ErrorCode::ResourceNotFound,
+                format!("resource `{}` is not configured", clip(resource)),
+            )),
+        );
+        false
+    }
+
+    pub(super) fn server_insert(
+        &mut self,
+        now: Millis,
+        tag: u64,
+        resource: String,
+        data: Map<String, Value>,
+    ) {
+        if !self.server_resource(tag, &resource) {
+            return;
+        }
+        match self.new_record(now, &resource, data) {
+            Ok(record) => {
+                let request = StoreRequest::Insert {
+                    resource,
+                    record: Value::Object(record),
+                };
+                self.server_call(now, tag, request)
+            }
+            Err((code, m)) => self.command_result(tag, Err(cmd_err(code, m))),
+        }
+    }
+
+    pub(super) fn server_update(
+        &mut self,
+        now: Millis,
+        tag: u64,
+        resource: String,
+        id: String,
+        data: Map<String, Value>,
+    ) {
+        if !self.server_resource(tag, &resource) {
+            return;
+        }
+        match self.update_patch(now, &resource, &id, data) {
+            Ok(patch) => {
+                let request = StoreRequest::Update {
+                    resource,
+                    id,
+                    patch: Value::Object(patch),
+                };
+                self.server_call(now, tag, request)
+            }
+            Err((code, m)) => self.command_result(tag, Err(cmd_err(code, m))),
+        }
+    }
+
+    pub(super) fn server_delete(&mut self, now: Millis, tag: u64, resource: String, id: String) {
+        if !self.server_resource(tag, &resource) {
+            return;
+        }
+        if id.is_empty() {
+            let e = cmd_err(ErrorCode::InvalidMessage, "`id` must not be empty");
+            return self.command_result(tag, Err(e));
+        }
+        self.server_call(now, tag, StoreRequest::Delete { resource, id });
+    }
+
+    /// Register a storage call for a command (bounded by `limits.maxPendingCalls`).
+    fn server_call(&mut self, now: Millis, tag: u64, request: StoreRequest) {
+        let limits = &self.config.limits;
+        if self.pending.len() >= limits.max_pending_calls {
+            let e = cmd_err(ErrorCode::Unavailable, "the server is busy; retry shortly");
+            return self.command_result(tag, Err(e));
+        }
+        let op = self.ops.next();
+        let deadline = now.plus(limits.host_call_timeout_ms);
+        self.pending.insert(
+            op,
+            PendingCall {
+                conn: None,
+                client_id: String::new(),
+                request_id: None,
+                deadline,
+                then: Continuation::Store {
+                    request: request.clone(),
+                    forced: None,
+                },
+                command: Some(tag),
+            },
+        );
+        self.metrics.pending_calls = self.pending.len() as u64;
+        self.timers
+            .reschedule(TimerKey::Op(op), None, Some(deadline));
+        self.actions.push_back(Action::Call {
+            op,
+            conn: None,
+            deadline,
+            request: HostRequest::Store(request),
+        });
+    }
+
+    /// A command's storage call finished: fan the change out and build its result.
+    fn server_write_done(
+        &mut self,
+        now: Millis,
+        request: StoreRequest,
+        outcome: StoreOutcome,
+    ) -> Result<Value, CommandError> {
+        let (resource, kind, record, previous) = match (request, outcome) {
+            (request, StoreOutcome::Failed(e)) => {
+                let (code, message) = store_error(e.kind);
+                let message = match (&request, e.kind) {
+                    (
+                        StoreRequest::Update { resource, id, .. }
+                        | StoreRequest::Delete { resource, id },
+                        StoreErrorKind::NotFound,
+                    ) => format!("Record `{}` not found in `{resource}`", clip(id)),
+                    _ => message.to_string(),
+                };
+                return Err(CommandError {
+                    code,
+                    message,
+                    store: Some(e.kind),
+                });
+            }
+            (StoreRequest::Insert { resource, .. }, StoreOutcome::Inserted(record)) => {
+                (resource, ChangeKind::Insert, record, None)
+            }
+            (StoreRequest::Update { resource, .. }, StoreOutcome::Updated { record, previous }) => {
+                (resource, ChangeKind::Update, record, Some(previous))
+            }
+            (StoreRequest::Delete { resource, .. }, StoreOutcome::Deleted { previous }) => {
+                (resource, ChangeKind::Delete, previous, None)
+            }
+            _ => {
+                return Err(cmd_err(
+                    ErrorCode::InternalError,
+                    "the storage operation failed",
+                ))
+            }
+        };
+        let delivered = self
+            .fanout_change(now, &resource, kind, &record, previous.as_ref())
+            .unwrap_or(0);
+        Ok(serde_json::json!({ "record": record, "delivered": delivered }))
+    }
+
     /// A host call finished.
     pub(super) fn completed(&mut self, now: Millis, op: OpId, result: HostResult) {
         let Some(call) = self.pending.remove(&op) else {
@@ -694,6 +884,16 @@ impl Engine {
         self.metrics.pending_calls = self.pending.len() as u64;
         self.timers
             .reschedule(TimerKey::Op(op), Some(call.deadline), None);
+        if let Some(tag) = call.command {
+            let result = match (call.then, result) {
+                (Continuation::Store { request, .. }, HostResult::Store(outcome)) => {
+                    self.server_write_done(now, request, outcome)
+                }
+                // The host answered a different kind of call: a host bug.
+                _ => Err(cmd_err(ErrorCode::InternalError, "the operation failed")),
+            };
+            return self.command_result(tag, result);
+        }
         let slot = self.call_slot(&call);
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
@@ -936,6 +1136,13 @@ impl Engine {
                 }
                 self.abandoned.insert(op, call.then.clone());
             }
+        }
+        if let Some(tag) = call.command {
+            let e = cmd_err(
+                ErrorCode::Timeout,
+                "the operation did not finish in time; its outcome is unknown",
+            );
+            return self.command_result(tag, Err(e));
         }
         if let Some(s) = slot {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);

@@ -1,14 +1,21 @@
 //! The server API: commands a host (admin API, application code) feeds as inputs, and
 //! the queries it can answer.
+//!
+//! Most commands are answered within the same [`Engine::handle`] call. The resource
+//! writes ([`Command::Insert`], [`Command::Update`], [`Command::Delete`]) go through the
+//! storage host call like a client's write, so their [`Action::CommandResult`] comes
+//! when the host completes that call (or when it misses its deadline); hosts match
+//! results to commands by `tag`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::Engine;
+use super::{Action, Engine};
 use crate::config::ChangeKind;
 use crate::connection::SubTarget;
 use crate::error::{close, ErrorCode};
 use crate::filter::Filter;
+use crate::hostcall::StoreErrorKind;
 use crate::protocol::codec::Outbound;
 use crate::timestamp::iso8601;
 use crate::types::{ConnId, Millis};
@@ -66,6 +73,43 @@ pub enum Command {
         #[serde(default)]
         previous: Option<Value>,
     },
+    /// Create a record as the server: the same record shaping and validation as a
+    /// client's `insert` (`id` given or generated, `createdAt`/`updatedAt` set, the
+    /// resource's schema checked), then the storage call, then the change event fanned
+    /// out to subscribers (filters, `events`, `read` guards and protected fields apply
+    /// as for any write). The server is trusted: the resource's `auth` roles, its write
+    /// guards and host guards are not consulted. Result: `{"record", "delivered"}` with
+    /// the stored record (protected fields included). Answered asynchronously, after
+    /// the storage call completes.
+    #[serde(rename_all = "camelCase")]
+    Insert {
+        /// Resource name.
+        resource: String,
+        /// The record's fields (an `id` may be given).
+        data: Map<String, Value>,
+    },
+    /// Change some fields of a record as the server (see [`Command::Insert`] for what
+    /// applies). `id`, `createdAt` and `updatedAt` in `data` are ignored (an `id` that
+    /// differs is a `VALIDATION_ERROR`); `updatedAt` is set. Result: `{"record",
+    /// "delivered"}` with the record after the change.
+    #[serde(rename_all = "camelCase")]
+    Update {
+        /// Resource name.
+        resource: String,
+        /// Record id.
+        id: String,
+        /// Fields to set.
+        data: Map<String, Value>,
+    },
+    /// Remove a record as the server (see [`Command::Insert`] for what applies).
+    /// Result: `{"record", "delivered"}` with the removed record.
+    #[serde(rename_all = "camelCase")]
+    Delete {
+        /// Resource name.
+        resource: String,
+        /// Record id.
+        id: String,
+    },
     /// Close a client's connection (code 4001).
     #[serde(rename_all = "camelCase")]
     Disconnect {
@@ -107,18 +151,46 @@ pub struct CommandError {
     pub code: ErrorCode,
     /// What went wrong.
     pub message: String,
+    /// For the resource writes: how the store classified its failure, when the error
+    /// came from the storage call (e.g. `conflict` for an insert whose id exists, which
+    /// an HTTP host may answer with 409). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreErrorKind>,
 }
 
-fn err(code: ErrorCode, message: impl Into<String>) -> CommandError {
+pub(super) fn err(code: ErrorCode, message: impl Into<String>) -> CommandError {
     CommandError {
         code,
         message: message.into(),
+        store: None,
     }
 }
 
 impl Engine {
-    pub(super) fn command(&mut self, now: Millis, cmd: Command) -> Result<Value, CommandError> {
+    /// Run a command. Its [`Action::CommandResult`] is queued now, or, for the resource
+    /// writes, when their storage call completes.
+    pub(super) fn command(&mut self, now: Millis, tag: u64, cmd: Command) {
+        let result = match cmd {
+            Command::Insert { resource, data } => {
+                return self.server_insert(now, tag, resource, data)
+            }
+            Command::Update { resource, id, data } => {
+                return self.server_update(now, tag, resource, id, data)
+            }
+            Command::Delete { resource, id } => return self.server_delete(now, tag, resource, id),
+            other => self.immediate_command(now, other),
+        };
+        self.actions
+            .push_back(Action::CommandResult { tag, result });
+    }
+
+    /// The commands answered right away.
+    fn immediate_command(&mut self, now: Millis, cmd: Command) -> Result<Value, CommandError> {
         match cmd {
+            Command::Insert { .. } | Command::Update { .. } | Command::Delete { .. } => Err(err(
+                ErrorCode::InternalError,
+                "resource writes are answered asynchronously",
+            )),
             Command::Broadcast { message, filter } => {
                 let filter = filter
                     .as_ref()

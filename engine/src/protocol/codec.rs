@@ -33,6 +33,21 @@ pub enum Outbound<'a> {
     Raw(&'a Value),
 }
 
+impl Outbound<'_> {
+    /// The type label of what is sent: the protocol message's `type`, or
+    /// [`Outbound::RAW_TYPE`] for verbatim server-API messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Outbound::Message(m) => m.type_name(),
+            Outbound::Raw(_) => Self::RAW_TYPE,
+        }
+    }
+
+    /// The type label of verbatim server-API messages (`broadcast`, `sendTo`,
+    /// `broadcastToResource`), which have no protocol type.
+    pub const RAW_TYPE: &'static str = "raw";
+}
+
 /// A wire codec.
 pub trait Codec {
     /// Decode one inbound frame.
@@ -171,6 +186,133 @@ mod tests {
 
     fn dec(s: &str) -> Result<Request, DecodeError> {
         JsonCodec.decode(InFrame::Text(s))
+    }
+
+    #[test]
+    fn type_names_match_the_wire_type() {
+        use crate::protocol::MemberView;
+        let s = || "x".to_string();
+        let member = || MemberView {
+            client_id: s(),
+            user: Value::Null,
+        };
+        let msgs = vec![
+            ServerMessage::Connected {
+                client_id: s(),
+                user: Value::Null,
+                timestamp: s(),
+                protocol_version: 1,
+            },
+            ServerMessage::Pong {
+                timestamp: 1,
+                request_id: None,
+            },
+            ServerMessage::Subscribed {
+                subscription_id: s(),
+                resource: None,
+                channel: None,
+                filter: None,
+                events: None,
+                request_id: None,
+            },
+            ServerMessage::Unsubscribed {
+                subscription_ids: vec![],
+                resource: None,
+                channel: None,
+                filter: None,
+                request_id: None,
+            },
+            ServerMessage::Event {
+                event: crate::config::ChangeKind::Insert,
+                resource: s(),
+                data: Value::Null,
+                timestamp: s(),
+            },
+            ServerMessage::Data {
+                resource: s(),
+                data: Value::Null,
+                cursor: None,
+                request_id: None,
+            },
+            ServerMessage::Inserted {
+                resource: s(),
+                data: Value::Null,
+                request_id: None,
+            },
+            ServerMessage::Updated {
+                resource: s(),
+                data: Value::Null,
+                request_id: None,
+            },
+            ServerMessage::Deleted {
+                resource: s(),
+                id: s(),
+                request_id: None,
+            },
+            ServerMessage::Published {
+                channel: s(),
+                delivered: 0,
+                request_id: None,
+            },
+            ServerMessage::Message {
+                channel: s(),
+                from: s(),
+                data: None,
+                timestamp: s(),
+            },
+            ServerMessage::Joined {
+                room: s(),
+                members: 1,
+                request_id: None,
+            },
+            ServerMessage::Left {
+                room: s(),
+                request_id: None,
+            },
+            ServerMessage::RoomJoined {
+                room: s(),
+                member: member(),
+            },
+            ServerMessage::RoomLeft {
+                room: s(),
+                client_id: s(),
+            },
+            ServerMessage::RoomMessage {
+                room: s(),
+                from: s(),
+                event: None,
+                data: None,
+                timestamp: s(),
+            },
+            ServerMessage::RoomMembers {
+                room: s(),
+                members: vec![member()],
+                request_id: None,
+            },
+            ServerMessage::Sent {
+                delivered: 0,
+                request_id: None,
+            },
+            ServerMessage::Direct {
+                from: s(),
+                data: None,
+                timestamp: s(),
+            },
+            ServerMessage::Error {
+                code: ErrorCode::Timeout,
+                message: s(),
+                request_id: None,
+            },
+        ];
+        for m in &msgs {
+            let v = serde_json::to_value(m).unwrap();
+            assert_eq!(v["type"], m.type_name());
+            assert_eq!(Outbound::Message(m).type_name(), m.type_name());
+        }
+        assert_eq!(
+            Outbound::Raw(&json!({"type": "connected"})).type_name(),
+            "raw"
+        );
     }
 
     #[test]

@@ -527,6 +527,34 @@ pub enum ServerMessage {
     },
 }
 
+impl ServerMessage {
+    /// The wire type name (the `type` field), e.g. for per-type counters.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Connected { .. } => "connected",
+            ServerMessage::Pong { .. } => "pong",
+            ServerMessage::Subscribed { .. } => "subscribed",
+            ServerMessage::Unsubscribed { .. } => "unsubscribed",
+            ServerMessage::Event { .. } => "event",
+            ServerMessage::Data { .. } => "data",
+            ServerMessage::Inserted { .. } => "inserted",
+            ServerMessage::Updated { .. } => "updated",
+            ServerMessage::Deleted { .. } => "deleted",
+            ServerMessage::Published { .. } => "published",
+            ServerMessage::Message { .. } => "message",
+            ServerMessage::Joined { .. } => "joined",
+            ServerMessage::Left { .. } => "left",
+            ServerMessage::RoomJoined { .. } => "room:joined",
+            ServerMessage::RoomLeft { .. } => "room:left",
+            ServerMessage::RoomMessage { .. } => "room:message",
+            ServerMessage::RoomMembers { .. } => "room:members",
+            ServerMessage::Sent { .. } => "sent",
+            ServerMessage::Direct { .. } => "direct",
+            ServerMessage::Error { .. } => "error",
+        }
+    }
+}
+
 /// A message pushed verbatim by the server API (`broadcast`, `sendToClient`): any JSON value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::dsl::Sc;
+use crate::dsl::{std_with, Sc};
 
 /// The scenarios of this area.
 pub fn scenarios() -> Vec<Sc> {
@@ -86,6 +86,60 @@ pub fn scenarios() -> Vec<Sc> {
             .send(1, json!({"type": "subscribe", "channel": "news"}))
             .send(2, json!({"type": "join", "room": "lobby"}))
             .cmd(json!({"command": "clients"})),
+        Sc::new("server-api/insert", "`insert` writes a record as the server: the id comes from the seed and the timestamps from `now` (values in `data` are ignored), the storage call has no connection, subscribers get the event (filters and protected fields apply) and the result carries the stored record, protected fields included. Roles, write guards and host guards are not consulted. Schema errors are VALIDATION_ERROR naming the field and make no call; an unconfigured resource is RESOURCE_NOT_FOUND; an existing id is VALIDATION_ERROR with the store's `conflict`.")
+            .cfg(std_with(json!({
+                "heartbeatInterval": 0,
+                "resources": {
+                    "messages": {},
+                    "users": {"protected": ["password"], "auth": ["admin"]},
+                    "posts": {"schema": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}},
+                    "locked": {"guards": {"create": "false"}, "hostGuards": ["create"]}
+                }
+            })))
+            .auto_store()
+            .open_q(1, "token=key_admin")
+            .open(2)
+            .send(1, json!({"type": "subscribe", "resource": "users"}))
+            .send(2, json!({"type": "subscribe", "resource": "messages", "filter": {"channel": "a"}}))
+            .cmd(json!({"command": "insert", "resource": "users", "data": {"name": "Neo", "password": "pw", "createdAt": "forged"}}))
+            .at(10)
+            .cmd(json!({"command": "insert", "resource": "messages", "data": {"id": "m1", "channel": "a"}}))
+            .cmd(json!({"command": "insert", "resource": "messages", "data": {"id": "m2", "channel": "b"}}))
+            .cmd(json!({"command": "insert", "resource": "locked", "data": {"id": "l1"}}))
+            .cmd(json!({"command": "insert", "resource": "posts", "data": {"title": 5}}))
+            .cmd(json!({"command": "insert", "resource": "posts", "data": {"id": ""}}))
+            .cmd(json!({"command": "insert", "resource": "nope", "data": {}}))
+            .cmd(json!({"command": "insert", "resource": "messages", "data": {"id": "m1"}}))
+            .errors(&["VALIDATION_ERROR", "RESOURCE_NOT_FOUND"])
+            .types(&["event"])
+            .features(&["hostcall:store", "protected-fields"]),
+        Sc::new("server-api/update-delete", "`update` and `delete` write as the server: `updatedAt` is set from `now` (`createdAt` in `data` is ignored), subscribers get `update` (with `$before`/`$after`) and `delete` events, and the result carries the record after the change or the removed record. A missing record is NOT_FOUND naming id and resource (with the store's `notFound`); changing the id is VALIDATION_ERROR; an empty id is INVALID_MESSAGE.")
+            .cfg(std_with(json!({"heartbeatInterval": 0})))
+            .store("messages", vec![json!({"id": "m1", "channel": "a", "n": 1, "createdAt": "2023-11-14T22:00:00.000Z", "updatedAt": "2023-11-14T22:00:00.000Z"})])
+            .open(1)
+            .send(1, json!({"type": "subscribe", "resource": "messages"}))
+            .at(1000)
+            .cmd(json!({"command": "update", "resource": "messages", "id": "m1", "data": {"n": 2, "createdAt": "forged"}}))
+            .cmd(json!({"command": "update", "resource": "messages", "id": "m1", "data": {"id": "m9"}}))
+            .cmd(json!({"command": "update", "resource": "messages", "id": "ghost", "data": {"n": 3}}))
+            .cmd(json!({"command": "delete", "resource": "messages", "id": "m1"}))
+            .cmd(json!({"command": "delete", "resource": "messages", "id": "m1"}))
+            .cmd(json!({"command": "delete", "resource": "messages", "id": ""}))
+            .cmd(json!({"command": "update", "resource": "nope", "id": "m1", "data": {}}))
+            .errors(&["NOT_FOUND", "VALIDATION_ERROR", "INVALID_MESSAGE", "RESOURCE_NOT_FOUND"])
+            .types(&["event"])
+            .features(&["hostcall:store"]),
+        Sc::new("server-api/write-timeout", "A server write whose storage call misses its deadline is answered TIMEOUT (outcome unknown); when storage later reports success, subscribers still get the event and no second result comes.")
+            .cfg(std_with(json!({"heartbeatInterval": 0, "limits": {"hostCallTimeoutMs": 100}})))
+            .open(1)
+            .send(1, json!({"type": "subscribe", "resource": "messages"}))
+            .cmd(json!({"command": "insert", "resource": "messages", "data": {"id": "m1"}}))
+            .timeout_at(100)
+            .at(200)
+            .complete(1, json!({"kind": "store", "inserted": {"id": "m1", "createdAt": "2023-11-14T22:13:20.000Z", "updatedAt": "2023-11-14T22:13:20.000Z"}}))
+            .errors(&["TIMEOUT"])
+            .limits(&["limits.hostCallTimeoutMs"])
+            .features(&["hostcall:timeout", "hostcall:late-completion"]),
         Sc::new("server-api/metrics", "`metrics` returns the engine counters: connections, rejected upgrades by status, messages by type, errors by code, fan-out, calls.")
             .open(1)
             .open(2)
