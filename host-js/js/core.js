@@ -149,6 +149,8 @@ export class Host {
     this.deferred = [];
     this.decision = null;
     this.commandResult = null;
+    this.commandTag = null;
+    this.pendingCommands = new Map(); // tag -> {resolve, reject} (commandAsync)
     this.draining = false;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
   }
@@ -234,16 +236,42 @@ export class Host {
     return this.engine.snapshot(conn);
   }
 
-  /** Run a server-API command; returns its result or throws a CommandError. */
+  /**
+   * Run a server-API command whose result is immediate; returns its result or throws a
+   * CommandError. Resource writes (insert/update/delete) finish when the store answers:
+   * at once with the in-wasm memory store, later with an async JS store (then this
+   * throws, and commandAsync() is the form to use).
+   */
   command(command) {
     const tag = ++this.tag;
     this.commandResult = null;
+    this.commandTag = tag;
     this.run(() => this.engine.command(this.now(), tag, JSON.stringify(command)));
     const r = this.commandResult;
     this.commandResult = null;
-    if (!r) throw new CommandError("INTERNAL_ERROR", "the engine gave no result");
+    this.commandTag = null;
+    if (!r) {
+      throw new CommandError(
+        "INTERNAL_ERROR",
+        `the '${command?.command}' command completes asynchronously (it waits for the store): use await host.commandAsync(...)`,
+      );
+    }
     if ("Err" in r) throw new CommandError(r.Err.code, r.Err.message);
     return r.Ok;
+  }
+
+  /**
+   * Run any server-API command, including resource writes that wait for the store
+   * (`{command: "insert", resource, data}`, `update` with `id`, `delete` with `id`):
+   * resolves with its result (writes: `{record, delivered}`) or rejects with a
+   * CommandError (VALIDATION_ERROR, NOT_FOUND, RESOURCE_NOT_FOUND, TIMEOUT, ...).
+   */
+  commandAsync(command) {
+    const tag = ++this.tag;
+    return new Promise((resolve, reject) => {
+      this.pendingCommands.set(tag, { resolve, reject });
+      this.run(() => this.engine.command(this.now(), tag, JSON.stringify(command)));
+    });
   }
 
   /** Refuse new upgrades and close every connection with 1001. Resolves when all are gone or after `ms`. */
@@ -334,9 +362,19 @@ export class Host {
         case "call":
           this.hostCall(a);
           break;
-        case "commandResult":
-          this.commandResult = a.result;
+        case "commandResult": {
+          const p = this.pendingCommands.get(a.tag);
+          if (p) {
+            this.pendingCommands.delete(a.tag);
+            if ("Err" in a.result) p.reject(new CommandError(a.result.Err.code, a.result.Err.message));
+            else p.resolve(a.result.Ok);
+          } else if (a.tag === this.commandTag) {
+            this.commandResult = a.result;
+          } else {
+            this.log(`result of command ${a.tag} arrived after command() returned: ${JSON.stringify(a.result)}`);
+          }
           break;
+        }
         default:
           this.log(`unknown action ${a.action}`);
       }

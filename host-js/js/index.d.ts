@@ -97,8 +97,10 @@ export declare class Host {
   drained(conn: number): void;
   restore(conn: number, snapshotJson: string, socket: HostSocket): boolean;
   snapshot(conn: number): string | undefined;
-  /** Server-API command (broadcast, sendTo, publish, resourceChanged, disconnect, serverInfo, ...). */
+  /** Server-API command with an immediate result (broadcast, sendTo, publish, resourceChanged, disconnect, serverInfo, ...); throws CommandError. */
   command(command: { command: string; [k: string]: unknown }): any;
+  /** Any server-API command, including resource writes that wait for the store (insert, update, delete); rejects with CommandError. */
+  commandAsync(command: { command: string; [k: string]: unknown }): Promise<any>;
   shutdown(reason?: string, ms?: number): Promise<void>;
   timeout(): void;
   metricsText(): string;

@@ -52,3 +52,48 @@ describe("node: async JS guard callbacks through HostRequest::Guard", () => {
     await c.close();
   });
 });
+
+describe("node: server-side resource writes (Host.commandAsync)", () => {
+  let srv;
+  before(async () => {
+    const { config } = readDeployment(demoVariant({}), {});
+    srv = await serveNode({ config, log: () => {} });
+  });
+  after(async () => {
+    await srv?.close();
+  });
+
+  test("insert/update/delete fan out to subscribers; errors reject with codes", async () => {
+    const c = await connect(`ws://127.0.0.1:${srv.port}/?token=key_user`);
+    await c.next("connected");
+    const sub = await c.request({ type: "subscribe", resource: "messages", filter: { channel: "general" } });
+    assert.equal(sub.type, "subscribed", JSON.stringify(sub));
+
+    const ins = await srv.host.commandAsync({ command: "insert", resource: "messages", data: { content: "hi", author: "srv", channel: "general" } });
+    assert.equal(ins.record.content, "hi");
+    assert.equal(typeof ins.record.id, "string");
+    assert.equal(ins.delivered, 1);
+    const ev = await c.next((f) => f.type === "event" && f.event === "insert");
+    assert.deepEqual(ev.data, ins.record);
+
+    const upd = await srv.host.commandAsync({ command: "update", resource: "messages", id: ins.record.id, data: { content: "edited" } });
+    assert.equal(upd.record.content, "edited");
+    assert.equal((await c.next((f) => f.type === "event" && f.event === "update")).data.content, "edited");
+
+    const del = await srv.host.commandAsync({ command: "delete", resource: "messages", id: ins.record.id });
+    assert.equal(del.record.id, ins.record.id);
+    assert.equal((await c.next((f) => f.type === "event" && f.event === "delete")).data.id, ins.record.id);
+
+    await assert.rejects(srv.host.commandAsync({ command: "delete", resource: "messages", id: ins.record.id }), { name: "CommandError", code: "NOT_FOUND" });
+    await assert.rejects(srv.host.commandAsync({ command: "insert", resource: "nope", data: {} }), { name: "CommandError", code: "RESOURCE_NOT_FOUND" });
+    // With the in-wasm memory store the write completes inside the call, so the
+    // synchronous form returns it too (with an async JS store it throws, pointing to
+    // commandAsync).
+    const direct = srv.host.command({ command: "insert", resource: "messages", data: { content: "x", channel: "other" } });
+    assert.equal(direct.record.content, "x");
+    assert.equal(direct.delivered, 0);
+    // Immediate commands still work through both forms.
+    assert.equal((await srv.host.commandAsync({ command: "serverInfo" })).connections ?? 1, srv.host.command({ command: "serverInfo" }).connections ?? 1);
+    await c.close();
+  });
+});
