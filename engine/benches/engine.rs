@@ -19,6 +19,11 @@
 //!   Throughput: recipients (N), so criterion's elem/s is recipients/s.
 //! * `fanout/publish_10k` — 10k connections subscribed to channel `news`; per iteration
 //!   one `Command::Publish`. Throughput: recipients.
+//! * `fanout_guarded/insert_10k_{forced,read,read_distinct_users}` — 10k authenticated
+//!   connections; one insert every one of them may read. `forced`: a subscribe guard
+//!   forced `{tenantId: user.tenantId}` on each subscription; `read`: a `read` guard
+//!   (`user != null && record.tenantId == user.tenantId`) checked per recipient, all
+//!   connections of one user; `read_distinct_users`: the same with 10k different users.
 //!
 //! Rate limiting is off and heartbeats use the default interval (30 s); `now` is fixed,
 //! so no timer fires during a run.
@@ -338,12 +343,32 @@ fn fanout(c: &mut Criterion) {
 
 /// An engine with `n` authenticated connections (tenant t1) subscribed to `resource` of
 /// a config with guards: `forced` has a subscribe guard forcing `{tenantId: user.tenantId}`
-/// (narrowed once, at subscribe time), `read` has a per-record read guard evaluated for
-/// every recipient of every change.
-fn guarded_engine(n: u64, resource: &str) -> Engine {
+/// (narrowed once, at subscribe time), `read` has a per-record read guard checked for
+/// every recipient of every change. With `distinct_users` every connection is a
+/// different user (API key `k<i>`, user `u<i>`), else all are the same user `u1`.
+fn guarded_engine(n: u64, resource: &str, distinct_users: bool) -> Engine {
+    let key = |id: u64| {
+        if distinct_users {
+            format!("k{id}")
+        } else {
+            "k".into()
+        }
+    };
+    let mut keys = serde_json::Map::new();
+    for id in 1..=if distinct_users { n } else { 1 } {
+        let user = if distinct_users {
+            format!("u{id}")
+        } else {
+            "u1".into()
+        };
+        keys.insert(
+            key(id),
+            json!({"id": user, "role": "user", "tenantId": "t1"}),
+        );
+    }
     let cfg = Config::from_value(json!({
         "heartbeatInterval": 0,
-        "auth": {"apiKeys": {"k": {"id": "u1", "role": "user", "tenantId": "t1"}}},
+        "auth": {"apiKeys": keys},
         "resources": {
             "forced": {"guards": {"subscribe": "{'tenantId': user.tenantId}"}},
             "read": {"guards": {"read": "user != null && record.tenantId == user.tenantId"}}
@@ -355,7 +380,7 @@ fn guarded_engine(n: u64, resource: &str) -> Engine {
     for id in 1..=n {
         let request = UpgradeRequest {
             path: "/".into(),
-            query: "token=k".into(),
+            query: format!("token={}", key(id)),
             peer: "10.0.0.1".into(),
             client_id: format!("client-{id}"),
             ..Default::default()
@@ -384,8 +409,12 @@ fn guarded_fanout(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     let n = 10_000u64;
-    for resource in ["forced", "read"] {
-        let mut engine = guarded_engine(n, resource);
+    for (name, resource, distinct_users) in [
+        ("forced", "forced", false),
+        ("read", "read", false),
+        ("read_distinct_users", "read", true),
+    ] {
+        let mut engine = guarded_engine(n, resource, distinct_users);
         let command = || Command::ResourceChanged {
             resource: resource.into(),
             event: ChangeKind::Insert,
@@ -399,7 +428,7 @@ fn guarded_fanout(c: &mut Criterion) {
             "every subscriber may read it"
         );
         group.throughput(Throughput::Elements(n));
-        group.bench_function(format!("insert_10k_{resource}"), |b| {
+        group.bench_function(format!("insert_10k_{name}"), |b| {
             b.iter_batched(
                 command,
                 |command| {

@@ -1,10 +1,13 @@
 //! Per-connection state. [`ConnectionSnapshot`] is the serializable part a host can
 //! store and restore (Cloudflare hibernation); the rest is rebuilt on restore.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{ChangeKind, CodecKind};
+use crate::guard::GuardValue;
 use crate::rate::TokenBucket;
 use crate::types::{ConnId, Millis, User};
 
@@ -107,11 +110,25 @@ pub struct ConnectionSnapshot {
     pub next_subscription: u64,
 }
 
+/// A user as filters and guards see it, built once per distinct user (when its first
+/// connection is registered) and shared by all of that user's connections.
+#[derive(Debug)]
+pub(crate) struct UserView {
+    /// The serialized subject: the key the engine shares views by.
+    pub key: String,
+    /// [`User::as_filter_subject`].
+    pub subject: Value,
+    /// `subject` converted for CEL guards.
+    pub guard: GuardValue,
+}
+
 /// Live state of a connection inside the engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
     pub id: ConnId,
     pub state: ConnectionSnapshot,
+    /// `state.user` as filters and guards see it (`None`: anonymous).
+    pub user_view: Option<Arc<UserView>>,
     /// Hub keys of `state.subscriptions`, same order.
     pub sub_keys: Vec<usize>,
     /// The engine sent a close; the connection takes no more input and gets no more output.

@@ -120,6 +120,13 @@ impl Filter {
         })
     }
 
+    /// Whether every condition of `other` is also a condition of this filter, so that
+    /// any record this filter matches also matches `other` (a structural check: it may
+    /// answer `false` for filters that are equivalent but written differently).
+    pub fn implies(&self, other: &Filter) -> bool {
+        other.clauses.iter().all(|c| self.clauses.contains(c))
+    }
+
     /// Whether the filter is one top-level field compared by equality with a scalar
     /// (exactly what [`Filter::index_key`] indexes).
     pub fn is_single_equality(&self) -> bool {
@@ -362,6 +369,19 @@ mod tests {
         );
         assert_eq!(scalar_key(&json!(1)), scalar_key(&json!(1.0)));
         assert_eq!(Filter::parse(&json!({"a.b":1})).unwrap().index_key(), None);
+    }
+
+    #[test]
+    fn implies_is_clause_containment() {
+        let p = |v: Value| Filter::parse(&v).unwrap();
+        let forced = p(json!({"tenantId":"t1"}));
+        let both = p(json!({"$and":[{"n":{"$gt":1}},{"tenantId":"t1"}]}));
+        assert!(both.implies(&forced));
+        assert!(forced.implies(&forced));
+        assert!(!forced.implies(&both));
+        assert!(!p(json!({"tenantId":"t2"})).implies(&forced));
+        assert!(forced.implies(&p(json!({}))));
+        assert!(!p(json!({})).implies(&forced));
     }
 
     #[test]

@@ -5,10 +5,19 @@
 //! map as a forced filter. For example
 //! `user != null && user.role == 'admin' ? true : {'ownerId': user.id}`.
 //! An evaluation error (a missing field, a type mismatch) denies: guards fail closed.
-//! Expressions are compiled once, when the config is loaded (CEL via the `cel` crate).
+//! Expressions are compiled once, when the config is loaded (CEL via the `cel` crate),
+//! against one shared standard environment ([`GuardEnv`]).
+//!
+//! Variables are converted to CEL values before evaluation. A value used by many
+//! evaluations (a connection's user, the record of a change fanned out to every
+//! subscriber) can be converted once as a [`GuardValue`] and passed to
+//! [`Guard::evaluate_values`]; [`Guard::evaluate`] converts JSON on every call.
 
 use std::fmt;
+use std::sync::Arc;
 
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use serde_json::{Map, Value};
 
 use crate::filter::Filter;
@@ -76,10 +85,114 @@ pub struct GuardContext<'a> {
     pub id: Option<&'a str>,
 }
 
+/// The CEL standard environment guards run in (its functions, types and macros). Building
+/// it registers every standard overload, so it is built once and shared by every guard.
+#[derive(Clone)]
+pub struct GuardEnv(Arc<cel::Env>);
+
+impl GuardEnv {
+    /// A fresh standard environment.
+    pub fn new() -> GuardEnv {
+        GuardEnv(Arc::new(cel::Env::stdlib()))
+    }
+}
+
+impl Default for GuardEnv {
+    fn default() -> Self {
+        GuardEnv::new()
+    }
+}
+
+impl fmt::Debug for GuardEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GuardEnv")
+    }
+}
+
+/// A guard variable converted to a CEL value once, to be shared by any number of
+/// evaluations. A value that cannot be converted keeps the error: every evaluation that
+/// uses it fails (and so denies), as converting it on each evaluation would.
+#[derive(Debug, Clone)]
+pub struct GuardValue(Result<Arc<dyn Val>, String>);
+
+impl GuardValue {
+    /// Convert a JSON value; `None` is CEL `null`.
+    pub fn new(v: Option<&Value>) -> GuardValue {
+        let converted = match v {
+            None => Ok(cel::Value::Null),
+            Some(v) => cel::to_value(v).map_err(|e| e.to_string()),
+        };
+        GuardValue::from_cel(converted)
+    }
+
+    /// CEL `null`.
+    pub fn null() -> GuardValue {
+        GuardValue::from_cel(Ok(cel::Value::Null))
+    }
+
+    /// A CEL string (the `id` variable); `None` is `null`.
+    pub fn string(s: Option<&str>) -> GuardValue {
+        GuardValue::from_cel(Ok(s.map_or(cel::Value::Null, |s| {
+            cel::Value::String(s.to_string().into())
+        })))
+    }
+
+    fn from_cel(v: Result<cel::Value, String>) -> GuardValue {
+        GuardValue(v.and_then(|v| {
+            Box::<dyn Val>::try_from(v)
+                .map(Arc::from)
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    fn val(&self) -> Result<&dyn Val, String> {
+        self.0.as_deref().map_err(Clone::clone)
+    }
+}
+
+/// The variables of one evaluation, already converted (see [`GuardValue`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GuardValues<'a> {
+    /// `user`.
+    pub user: &'a GuardValue,
+    /// `filter`.
+    pub filter: &'a GuardValue,
+    /// `data`.
+    pub data: &'a GuardValue,
+    /// `record`.
+    pub record: &'a GuardValue,
+    /// `id`.
+    pub id: &'a GuardValue,
+}
+
+/// Hands the converted values to the interpreter by reference (no copy per evaluation).
+struct Resolver<'a> {
+    user: &'a dyn Val,
+    filter: &'a dyn Val,
+    data: &'a dyn Val,
+    record: &'a dyn Val,
+    id: &'a dyn Val,
+}
+
+impl VariableResolver for Resolver<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let v = match variable {
+            "user" => self.user,
+            "filter" => self.filter,
+            "data" => self.data,
+            "record" => self.record,
+            "id" => self.id,
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(v))
+    }
+}
+
 /// A compiled guard expression.
 pub struct Guard {
     source: String,
     program: cel::Program,
+    env: GuardEnv,
     uses_record: bool,
 }
 
@@ -92,14 +205,21 @@ impl fmt::Debug for Guard {
 }
 
 impl Guard {
-    /// Compile an expression; the error names the problem.
+    /// Compile an expression (with an environment of its own); the error names the
+    /// problem.
     pub fn compile(source: &str) -> Result<Guard, String> {
+        Guard::compile_in(&GuardEnv::new(), source)
+    }
+
+    /// Compile an expression that runs in the shared environment `env`.
+    pub fn compile_in(env: &GuardEnv, source: &str) -> Result<Guard, String> {
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         let uses_record = program.references().has_variable("record");
         Ok(Guard {
             source: source.to_string(),
             program,
+            env: env.clone(),
             uses_record,
         })
     }
@@ -114,25 +234,36 @@ impl Guard {
         self.uses_record
     }
 
-    /// Evaluate. Errors deny; the error text is for logs and metrics, never for clients.
+    /// Evaluate, converting the JSON variables first. Errors deny; the error text is for
+    /// logs and metrics, never for clients.
     pub fn evaluate(&self, ctx: &GuardContext<'_>) -> Result<GuardOutcome, String> {
-        let mut c = cel::Context::default();
-        let var = |v: Option<&Value>| -> Result<cel::Value, String> {
-            match v {
-                None => Ok(cel::Value::Null),
-                Some(v) => cel::to_value(v).map_err(|e| e.to_string()),
-            }
+        let user = GuardValue::new(ctx.user);
+        let filter = GuardValue::new(ctx.filter);
+        let data = GuardValue::new(ctx.data);
+        let record = GuardValue::new(ctx.record);
+        let id = GuardValue::string(ctx.id);
+        self.evaluate_values(&GuardValues {
+            user: &user,
+            filter: &filter,
+            data: &data,
+            record: &record,
+            id: &id,
+        })
+    }
+
+    /// Evaluate with variables converted beforehand; the same outcome as
+    /// [`Guard::evaluate`] with the JSON they were converted from. A variable that
+    /// failed to convert is an error (`user`'s first, then `filter`, `data`, `record`).
+    pub fn evaluate_values(&self, values: &GuardValues<'_>) -> Result<GuardOutcome, String> {
+        let resolver = Resolver {
+            user: values.user.val()?,
+            filter: values.filter.val()?,
+            data: values.data.val()?,
+            record: values.record.val()?,
+            id: values.id.val()?,
         };
-        c.add_variable_from_value("user", var(ctx.user)?);
-        c.add_variable_from_value("filter", var(ctx.filter)?);
-        c.add_variable_from_value("data", var(ctx.data)?);
-        c.add_variable_from_value("record", var(ctx.record)?);
-        c.add_variable_from_value(
-            "id",
-            ctx.id.map_or(cel::Value::Null, |s| {
-                cel::Value::String(s.to_string().into())
-            }),
-        );
+        let mut c = cel::Context::with_env(Arc::clone(&self.env.0));
+        c.set_variable_resolver(&resolver);
         let out = self.program.execute(&c).map_err(|e| e.to_string())?;
         match out {
             cel::Value::Bool(true) => Ok(GuardOutcome::Allow),
@@ -227,6 +358,81 @@ mod tests {
         assert!(!Guard::compile("user.role == 'admin'")
             .unwrap()
             .uses_record());
+    }
+
+    /// The plain way to run a guard: a fresh standard context per evaluation with the
+    /// JSON variables bound in it (what `evaluate` did before values were shared).
+    fn reference_outcome(g: &Guard, ctx: &GuardContext<'_>) -> Result<cel::Value, String> {
+        let mut c = cel::Context::default();
+        let var = |v: Option<&Value>| match v {
+            None => cel::Value::Null,
+            Some(v) => cel::to_value(v).unwrap(),
+        };
+        c.add_variable_from_value("user", var(ctx.user));
+        c.add_variable_from_value("filter", var(ctx.filter));
+        c.add_variable_from_value("data", var(ctx.data));
+        c.add_variable_from_value("record", var(ctx.record));
+        c.add_variable_from_value(
+            "id",
+            ctx.id.map_or(cel::Value::Null, |s| {
+                cel::Value::String(s.to_string().into())
+            }),
+        );
+        g.program.execute(&c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn converted_values_give_the_outcomes_of_json_ones_and_can_be_reused() {
+        let env = GuardEnv::new();
+        let guards: Vec<Guard> = [
+            "user != null && record.tenantId == user.tenantId",
+            "user.role == 'admin' ? true : {'tenantId': user.tenantId}",
+            "id == 'd1' && filter == null && data == null",
+            "record.missing == 1",
+            "[1, 2].exists(user, user == 2) && user.id == 'u1'",
+        ]
+        .iter()
+        .map(|s| Guard::compile_in(&env, s).unwrap())
+        .collect();
+        let users = [
+            Some(json!({"id":"u1","role":"user","tenantId":"t1","n":1.5,"tags":["a"]})),
+            Some(json!({"id":"a","role":"admin","tenantId":"t2"})),
+            None,
+        ];
+        let record = json!({"id":"d1","tenantId":"t1","meta":{"x":[1,{"y":null}]}});
+        let converted_record = GuardValue::new(Some(&record));
+        let id = GuardValue::string(Some("d1"));
+        let null = GuardValue::null();
+        for user in &users {
+            let converted_user = GuardValue::new(user.as_ref());
+            for g in &guards {
+                let ctx = GuardContext {
+                    user: user.as_ref(),
+                    record: Some(&record),
+                    id: Some("d1"),
+                    ..Default::default()
+                };
+                let from_json = g.evaluate(&ctx);
+                let reference = reference_outcome(g, &ctx);
+                match (&from_json, &reference) {
+                    (Ok(GuardOutcome::Allow), Ok(cel::Value::Bool(true)))
+                    | (Ok(GuardOutcome::Deny), Ok(cel::Value::Bool(false)))
+                    | (Ok(GuardOutcome::Filter(_)), Ok(cel::Value::Map(_))) => {}
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    other => panic!("{}: {other:?}", g.source()),
+                }
+                for _ in 0..2 {
+                    let converted = g.evaluate_values(&GuardValues {
+                        user: &converted_user,
+                        filter: &null,
+                        data: &null,
+                        record: &converted_record,
+                        id: &id,
+                    });
+                    assert_eq!(converted, from_json, "{} with {user:?}", g.source());
+                }
+            }
+        }
     }
 
     #[test]

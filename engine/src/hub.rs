@@ -29,10 +29,24 @@ struct SubEntry {
     /// The part of `filter` a guard forced: a security boundary, checked separately on
     /// the record before and after an update.
     forced: Option<Filter>,
+    /// `filter` contains every condition of `forced`, so a record known to match
+    /// `filter` needs no separate `forced` check.
+    forced_implied: bool,
     events: u8,
     index: Option<(String, String)>,
     /// The filter is exactly the indexed equality (a bucket hit proves a match).
     index_only: bool,
+}
+
+/// How fan-out reached a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    /// Through the bucket of the record's (after the change) indexed value.
+    After,
+    /// Through the bucket of the previous record's indexed value.
+    Before,
+    /// Through the unindexed set: nothing is known.
+    Unindexed,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -80,6 +94,11 @@ impl Hub {
     ) -> usize {
         let index = filter.as_ref().and_then(Filter::index_key);
         let index_only = index.is_some() && filter.as_ref().is_some_and(Filter::is_single_equality);
+        let forced_implied = match (&filter, &forced) {
+            (_, None) => true,
+            (Some(f), Some(g)) => f.implies(g),
+            (None, Some(_)) => false,
+        };
         let mask = events.iter().fold(0u8, |m, e| m | e.bit());
         let key = self.subs.insert(SubEntry {
             slot,
@@ -87,6 +106,7 @@ impl Hub {
             resource: resource.to_string(),
             filter,
             forced,
+            forced_implied,
             events: mask,
             index: index.clone(),
             index_only,
@@ -276,29 +296,40 @@ impl Hub {
         // Disjoint borrows: the index is read while stamps are written.
         let subs = &self.subs;
         let stamps = &mut self.stamps;
-        let mut visit = |key: usize, proven: bool| {
+        let mut visit = |key: usize, hit: Hit| {
             let Some(e) = subs.get(key) else {
                 return;
             };
             if e.events & bit == 0 {
                 return;
             }
+            // Whether the filter is known to match the record after / before the change.
             // A bucket hit already proves a filter that is just the indexed equality.
-            let matches = match &e.filter {
-                None => true,
-                Some(_) if proven && e.index_only => true,
-                Some(f) => f.matches(record) || previous.is_some_and(|p| f.matches(p)),
-            };
-            if !matches {
-                return;
-            }
-            let (after_ok, before_ok) = match &e.forced {
+            let (after_matches, before_matches) = match &e.filter {
                 None => (true, true),
-                Some(f) => (f.matches(record), previous.is_none_or(|p| f.matches(p))),
+                Some(_) if e.index_only && hit == Hit::After => (true, false),
+                Some(_) if e.index_only && hit == Hit::Before => (false, true),
+                Some(f) => {
+                    if f.matches(record) {
+                        (true, false)
+                    } else if previous.is_some_and(|p| f.matches(p)) {
+                        (false, true)
+                    } else {
+                        return;
+                    }
+                }
             };
-            if !after_ok {
-                return;
-            }
+            // The forced filter is part of the filter: where the filter is known to
+            // match, so is the forced part (checked only where it is not known).
+            let before_ok = match &e.forced {
+                None => true,
+                Some(f) => {
+                    if !((e.forced_implied && after_matches) || f.matches(record)) {
+                        return;
+                    }
+                    previous.is_none_or(|p| (e.forced_implied && before_matches) || f.matches(p))
+                }
+            };
             if e.slot >= stamps.len() {
                 stamps.resize(e.slot + 1, 0);
             }
@@ -310,20 +341,20 @@ impl Hub {
         for (field, buckets) in &ri.by_field {
             let after = record.get(field).and_then(scalar_key);
             let before = previous.and_then(|p| p.get(field)).and_then(scalar_key);
-            let mut hit = |k: &Option<String>| {
+            let mut hit = |k: &Option<String>, which: Hit| {
                 if let Some(set) = k.as_ref().and_then(|k| buckets.get(k)) {
                     for &key in set {
-                        visit(key, true);
+                        visit(key, which);
                     }
                 }
             };
-            hit(&after);
+            hit(&after, Hit::After);
             if before != after {
-                hit(&before);
+                hit(&before, Hit::Before);
             }
         }
         for &key in &ri.unindexed {
-            visit(key, false);
+            visit(key, Hit::Unindexed);
         }
     }
 
@@ -382,6 +413,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::and_filters;
     use serde_json::json;
 
     fn f(v: Value) -> Option<Filter> {
@@ -435,6 +467,101 @@ mod tests {
             ChangeKind::Update,
             &json!({"channel":"b"}),
             Some(&json!({"channel":"a"})),
+            1,
+            &mut out,
+        );
+        assert_eq!(out, vec![(0, ConnId(1))]);
+    }
+
+    /// The fan-out's shortcuts (bucket proofs, forced filter implied by the filter) give
+    /// exactly what checking every filter on both records gives.
+    #[test]
+    fn forced_filter_shortcuts_agree_with_checking_everything() {
+        let forced_opts = [
+            None,
+            Some(json!({"t":"a"})),
+            Some(json!({"t":{"$in":["a","b"]}})),
+        ];
+        let client_opts = [
+            None,
+            Some(json!({"c":1})),
+            Some(json!({"c":{"$gte":1}})),
+            Some(json!({"t":"a"})),
+        ];
+        let records = [
+            json!({"t":"a","c":1}),
+            json!({"t":"b","c":1}),
+            json!({"t":"a","c":2}),
+            json!({"t":"c","c":0}),
+            json!({}),
+        ];
+        for forced in &forced_opts {
+            for client in &client_opts {
+                let effective = and_filters(client.as_ref(), forced.as_ref());
+                let filter = effective.as_ref().map(|v| Filter::parse(v).unwrap());
+                let forced_f = forced.as_ref().map(|v| Filter::parse(v).unwrap());
+                let mut h = Hub::default();
+                h.subscribe_resource_forced(
+                    0,
+                    ConnId(1),
+                    "m",
+                    filter.clone(),
+                    forced_f.clone(),
+                    &ChangeKind::ALL,
+                );
+                for rec in &records {
+                    for prev in records.iter().map(Some).chain([None]) {
+                        let kind = if prev.is_some() {
+                            ChangeKind::Update
+                        } else {
+                            ChangeKind::Insert
+                        };
+                        let m =
+                            |f: &Option<Filter>, r: &Value| f.as_ref().is_none_or(|f| f.matches(r));
+                        let expected = (m(&filter, rec) || prev.is_some_and(|p| m(&filter, p)))
+                            && m(&forced_f, rec);
+                        let before_ok = prev.is_none_or(|p| m(&forced_f, p));
+                        let mut out = vec![];
+                        h.change_recipients_visibility("m", kind, rec, prev, 1, &mut out);
+                        let want = if expected {
+                            vec![(0, ConnId(1), before_ok)]
+                        } else {
+                            vec![]
+                        };
+                        assert_eq!(out, want, "{client:?} {forced:?} {rec} {prev:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn forced_filter_is_checked_when_the_filter_does_not_contain_it() {
+        let mut h = Hub::default();
+        // Not how the engine builds subscriptions, but the hub must stay safe.
+        h.subscribe_resource_forced(
+            0,
+            ConnId(1),
+            "m",
+            f(json!({"c":"a"})),
+            f(json!({"t":"x"})),
+            &ChangeKind::ALL,
+        );
+        let mut out = vec![];
+        h.change_recipients(
+            "m",
+            ChangeKind::Insert,
+            &json!({"c":"a","t":"y"}),
+            None,
+            1,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        h.change_recipients(
+            "m",
+            ChangeKind::Insert,
+            &json!({"c":"a","t":"x"}),
+            None,
             1,
             &mut out,
         );

@@ -93,6 +93,9 @@ impl Engine {
                 self.per_ip.remove(&c.state.peer);
             }
         }
+        if let Some(view) = &c.user_view {
+            self.release_user(view);
+        }
         if let Some(u) = &c.state.user {
             if let Some(n) = self.per_user.get_mut(&u.id) {
                 *n -= 1;

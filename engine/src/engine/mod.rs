@@ -11,6 +11,7 @@ mod server_api;
 mod upgrade;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use slab::Slab;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, SlowConsumerPolicy};
-use crate::connection::{Connection, ConnectionSnapshot};
+use crate::connection::{Connection, ConnectionSnapshot, UserView};
 use crate::error::{ApiMisuse, ConfigError, ErrorCode};
 use crate::hostcall::{HostRequest, HostResult, OpCounter, PendingCall};
 use crate::hub::Hub;
@@ -174,6 +175,9 @@ pub struct Engine {
     by_client: FxHashMap<String, usize>,
     per_ip: FxHashMap<String, usize>,
     per_user: FxHashMap<String, usize>,
+    /// Users as filters and guards see them, shared by their connections: serialized
+    /// subject → (view, connections holding it).
+    user_views: FxHashMap<String, (Arc<UserView>, usize)>,
     hub: Hub,
     timers: Timers,
     pending: BTreeMap<OpId, PendingCall>,
@@ -210,6 +214,7 @@ impl Engine {
             by_client: FxHashMap::default(),
             per_ip: FxHashMap::default(),
             per_user: FxHashMap::default(),
+            user_views: FxHashMap::default(),
             hub: Hub::default(),
             timers: Timers::default(),
             pending: BTreeMap::new(),
@@ -364,6 +369,29 @@ impl Engine {
         }
         if self.metrics.pending_calls != self.pending.len() as u64 {
             return Err("pendingCalls gauge disagrees".into());
+        }
+        let with_user = live.iter().filter(|c| c.state.user.is_some()).count();
+        let shared: usize = self.user_views.values().map(|(_, n)| n).sum();
+        if with_user != shared {
+            return Err(format!(
+                "{with_user} connections have a user, the user views count {shared}"
+            ));
+        }
+        for c in &live {
+            let ok = match (&c.state.user, &c.user_view) {
+                (None, None) => true,
+                (Some(u), Some(v)) => {
+                    v.subject == u.as_filter_subject()
+                        && self
+                            .user_views
+                            .get(&v.key)
+                            .is_some_and(|(w, _)| Arc::ptr_eq(v, w))
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("connection {} has a stale user view", c.id.0));
+            }
         }
         Ok(())
     }

@@ -823,3 +823,87 @@ fn sent_frames_are_counted_by_type() {
     assert_eq!(by_type.get("event"), Some(&1));
     assert_eq!(by_type.values().sum::<u64>(), m.messages_sent);
 }
+
+#[test]
+fn read_guards_decide_per_user_and_record_and_count_every_failed_recipient() {
+    let mut r = R::new(json!({
+        "docs": {"guards": {"read": "record.tenantId == user.tenantId"}},
+        "notes": {"guards": {"read": "user.role == 'admin' ? true : {'tenantId': user.tenantId}"}}
+    }));
+    r.open(1, "key_admin"); // t1
+    r.open(2, "key_u1"); // t1
+    r.open(3, "key_u2"); // t2
+    r.open(4, ""); // anonymous: `user.tenantId` is an error, which denies
+    r.open(5, "key_u1"); // the same user as 2
+    r.open(6, "");
+    // Connections of the same user share one view of it.
+    assert_eq!(r.e.user_views.len(), 3);
+    assert!(Arc::ptr_eq(
+        r.e.conns[1].user_view.as_ref().unwrap(),
+        r.e.conns[4].user_view.as_ref().unwrap()
+    ));
+    for conn in 1..=6 {
+        for res in ["docs", "notes"] {
+            r.ask(conn, json!({"type":"subscribe","resource":res}));
+        }
+    }
+    let got = |acts: &[Action]| -> Vec<(u64, Value)> {
+        (1..=6)
+            .flat_map(|c| {
+                frames(acts, c)
+                    .into_iter()
+                    .filter(|f| f["type"] == "event")
+                    .map(move |f| (c, f))
+            })
+            .collect()
+    };
+    let errors = r.e.metrics().guard_errors;
+    let acts = r.send(
+        1,
+        json!({"type":"insert","resource":"docs","data":{"id":"d1","tenantId":"t1"}}),
+    );
+    let to: Vec<u64> = got(&acts).iter().map(|(c, _)| *c).collect();
+    assert_eq!(to, vec![1, 2, 5]);
+    assert_eq!(
+        r.e.metrics().guard_errors,
+        errors + 2,
+        "one per anonymous recipient"
+    );
+    // Moving the row to t2: only t2 sees it, without its t1 state.
+    let acts = r.send(
+        1,
+        json!({"type":"update","resource":"docs","id":"d1","data":{"tenantId":"t2"}}),
+    );
+    let ev = got(&acts);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].0, 3);
+    assert_eq!(ev[0].1["data"]["$before"], Value::Null);
+    assert_eq!(r.e.metrics().guard_errors, errors + 4);
+    // A filter outcome is matched against each record: admins see everything, users
+    // their tenant's rows, anonymous connections nothing (an error each).
+    let acts = r.send(
+        1,
+        json!({"type":"insert","resource":"notes","data":{"id":"n1","tenantId":"t2"}}),
+    );
+    let to: Vec<u64> = got(&acts).iter().map(|(c, _)| *c).collect();
+    assert_eq!(to, vec![1, 3]);
+    assert_eq!(r.e.metrics().guard_errors, errors + 6);
+    let acts = r.send(1, json!({"type":"delete","resource":"notes","id":"n1"}));
+    let to: Vec<u64> = got(&acts).iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        to,
+        vec![1, 3],
+        "deletes are checked against the removed row"
+    );
+    // Views go with the last connection of their user.
+    r.run(Input::Closed {
+        conn: ConnId(5),
+        code: None,
+    });
+    assert_eq!(r.e.user_views.len(), 3);
+    r.run(Input::Closed {
+        conn: ConnId(2),
+        code: None,
+    });
+    assert_eq!(r.e.user_views.len(), 2);
+}

@@ -10,15 +10,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::server_api::{err as cmd_err, CommandError};
 use super::{Action, Engine};
 use crate::config::{ChangeKind, ResourceConfig};
-use crate::connection::{SubTarget, Subscription};
+use crate::connection::{SubTarget, Subscription, UserView};
 use crate::error::{ConfigError, ErrorCode};
 use crate::filter::Filter;
-use crate::guard::{and_filters, Guard, GuardAction, GuardContext, GuardOutcome};
+use crate::guard::{
+    and_filters, Guard, GuardAction, GuardEnv, GuardOutcome, GuardValue, GuardValues,
+};
 use crate::hostcall::{
     GuardDecision, HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest,
 };
@@ -45,10 +48,13 @@ pub(crate) fn compile_resources(
     resources: &BTreeMap<String, ResourceConfig>,
 ) -> Result<BTreeMap<String, Arc<CompiledResource>>, ConfigError> {
     let mut out = BTreeMap::new();
+    // One CEL environment for every guard, built only if there is a guard.
+    let mut env: Option<GuardEnv> = None;
     for (name, rc) in resources {
         let mut guards = BTreeMap::new();
         for (action, src) in &rc.guards {
-            let g = Guard::compile(src).map_err(|e| {
+            let env = env.get_or_insert_with(GuardEnv::new);
+            let g = Guard::compile_in(env, src).map_err(|e| {
                 ConfigError::single(format!("resources.{name}.guards.{}", action.as_str()), e)
             })?;
             guards.insert(*action, g);
@@ -168,11 +174,20 @@ impl Engine {
         Ok(rc.clone())
     }
 
+    /// The shared view of the user of the connection in `slot` (`None`: anonymous).
+    fn user_view(&self, slot: usize) -> Option<&Arc<UserView>> {
+        self.conns.get(slot).and_then(|c| c.user_view.as_ref())
+    }
+
+    /// The user of `slot` as filters and host guards see it.
     fn user_subject(&self, slot: usize) -> Option<Value> {
-        self.conns
-            .get(slot)
-            .and_then(|c| c.state.user.as_ref())
-            .map(|u| u.as_filter_subject())
+        self.user_view(slot).map(|v| v.subject.clone())
+    }
+
+    /// The user of `slot` as CEL guards see it (converted when it connected).
+    fn user_guard_value(&self, slot: usize) -> GuardValue {
+        self.user_view(slot)
+            .map_or_else(GuardValue::null, |v| v.guard.clone())
     }
 
     /// Whether the connection in `slot` may read `record` (the resource's `read` guard).
@@ -180,18 +195,17 @@ impl Engine {
         let Some(g) = cr.guards.get(&GuardAction::Read) else {
             return true;
         };
-        let user = self.user_subject(slot);
-        let ctx = GuardContext {
-            user: user.as_ref(),
-            record: Some(record),
-            id: record.get("id").and_then(Value::as_str),
-            ..Default::default()
-        };
-        match g.evaluate(&ctx) {
-            Ok(GuardOutcome::Allow) => true,
-            Ok(GuardOutcome::Deny) => false,
-            Ok(GuardOutcome::Filter(f)) => Filter::parse(&f).is_ok_and(|f| f.matches(record)),
-            Err(_) => {
+        let user = self.user_guard_value(slot);
+        let read = ReadCheck::new(g, record).decide(&user);
+        self.count_read(read)
+    }
+
+    /// A `read` decision as allowed or not, counting an evaluation error.
+    fn count_read(&mut self, read: Read) -> bool {
+        match read {
+            Read::Allow => true,
+            Read::Deny => false,
+            Read::Error => {
                 self.metrics.guard_errors += 1;
                 false
             }
@@ -317,15 +331,19 @@ impl Engine {
         if !op.cel_done {
             op.cel_done = true;
             if let Some(g) = cr.guards.get(&op.action) {
-                let user = self.user_subject(slot);
-                let ctx = GuardContext {
-                    user: user.as_ref(),
-                    filter: op.filter.as_ref(),
-                    data: op.data.as_ref(),
-                    record: op.record.as_ref(),
-                    id: op.id.as_deref(),
+                let user = self.user_guard_value(slot);
+                let filter = GuardValue::new(op.filter.as_ref());
+                let data = GuardValue::new(op.data.as_ref());
+                let record = GuardValue::new(op.record.as_ref());
+                let id = GuardValue::string(op.id.as_deref());
+                let values = GuardValues {
+                    user: &user,
+                    filter: &filter,
+                    data: &data,
+                    record: &record,
+                    id: &id,
                 };
-                match g.evaluate(&ctx) {
+                match g.evaluate_values(&values) {
                     Ok(GuardOutcome::Allow) => {}
                     Ok(GuardOutcome::Deny) => return self.deny(slot, None, rid),
                     Ok(GuardOutcome::Filter(f)) => {
@@ -1185,18 +1203,30 @@ impl Engine {
         );
         // Split into those who may see the whole event and those who may see the
         // record after an update but not before it (`$before` withheld).
-        let has_read_guard = cr.guards.contains_key(&GuardAction::Read);
+        // The `read` guard's records are converted for CEL once per change, and its
+        // decision, which for a given record depends only on the user, is taken once
+        // per distinct user (see `ReadCheck`).
+        let mut read_checks = cr.guards.get(&GuardAction::Read).map(|g| {
+            (
+                ReadCheck::new(g, record),
+                previous.map(|p| ReadCheck::new(g, p)),
+            )
+        });
         let mut full = std::mem::take(&mut self.scratch);
         full.clear();
         let mut partial: Vec<(usize, ConnId)> = Vec::new();
         for (slot, conn, mut before_ok) in candidates {
-            if has_read_guard {
+            if let Some((after, before)) = &mut read_checks {
                 // Deletes are checked against the removed record, others the new one.
-                if !self.can_read(slot, &cr, record) {
+                let read = after.decide_for(self.user_view(slot));
+                if !self.count_read(read) {
                     continue;
                 }
-                if let Some(p) = previous {
-                    before_ok = before_ok && self.can_read(slot, &cr, p);
+                if let Some(before) = before {
+                    if before_ok {
+                        let read = before.decide_for(self.user_view(slot));
+                        before_ok = self.count_read(read);
+                    }
                 }
             }
             if kind == ChangeKind::Update && !before_ok {
@@ -1222,6 +1252,80 @@ impl Engine {
         let recipients = full;
         self.scratch = recipients;
         Some(n)
+    }
+}
+
+/// What a `read` guard decided for one record and one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Allow,
+    Deny,
+    /// The evaluation failed: denied, and counted in `guard_errors`.
+    Error,
+}
+
+/// One record to check with a `read` guard, converted for CEL once, for any number of
+/// users. For a given record the guard's outcome depends only on the user (its other
+/// variables are the record, its id and `null`s), so [`ReadCheck::decide_for`]
+/// remembers it per distinct user view.
+struct ReadCheck<'a> {
+    guard: &'a Guard,
+    record: &'a Value,
+    converted: GuardValue,
+    id: GuardValue,
+    null: GuardValue,
+    /// Decisions by user view (its address; 0 for anonymous). Views are shared by
+    /// every connection of the same user, and live while one of them does.
+    memo: FxHashMap<usize, Read>,
+}
+
+impl<'a> ReadCheck<'a> {
+    fn new(guard: &'a Guard, record: &'a Value) -> Self {
+        ReadCheck {
+            guard,
+            record,
+            converted: GuardValue::new(Some(record)),
+            id: GuardValue::string(record.get("id").and_then(Value::as_str)),
+            null: GuardValue::null(),
+            memo: FxHashMap::default(),
+        }
+    }
+
+    /// The decision for the user `user` (already converted).
+    fn decide(&self, user: &GuardValue) -> Read {
+        let values = GuardValues {
+            user,
+            filter: &self.null,
+            data: &self.null,
+            record: &self.converted,
+            id: &self.id,
+        };
+        match self.guard.evaluate_values(&values) {
+            Ok(GuardOutcome::Allow) => Read::Allow,
+            Ok(GuardOutcome::Deny) => Read::Deny,
+            Ok(GuardOutcome::Filter(f)) => {
+                if Filter::parse(&f).is_ok_and(|f| f.matches(self.record)) {
+                    Read::Allow
+                } else {
+                    Read::Deny
+                }
+            }
+            Err(_) => Read::Error,
+        }
+    }
+
+    /// The decision for a connection's user view (`None`: anonymous), remembered.
+    fn decide_for(&mut self, view: Option<&Arc<UserView>>) -> Read {
+        let key = view.map_or(0, |v| Arc::as_ptr(v) as usize);
+        if let Some(read) = self.memo.get(&key) {
+            return *read;
+        }
+        let read = match view {
+            Some(v) => self.decide(&v.guard),
+            None => self.decide(&self.null),
+        };
+        self.memo.insert(key, read);
+        read
     }
 }
 

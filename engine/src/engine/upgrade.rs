@@ -1,11 +1,15 @@
 //! The upgrade decision: route, origin, authentication, scopes and connection limits.
 
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::{Action, Engine};
 use crate::auth::{extract_credential, AuthError};
-use crate::connection::{Connection, ConnectionSnapshot, Heartbeat, SNAPSHOT_VERSION};
+use crate::connection::{Connection, ConnectionSnapshot, Heartbeat, UserView, SNAPSHOT_VERSION};
 use crate::error::{ApiMisuse, ErrorCode};
+use crate::guard::GuardValue;
 use crate::protocol::{ServerMessage, PROTOCOL_VERSION, SUBPROTOCOL};
 use crate::rate::TokenBucket;
 use crate::timers::TimerKey;
@@ -277,9 +281,11 @@ impl Engine {
         }
         let deadline = state.heartbeat.deadline();
         let client_id = state.client_id.clone();
+        let user_view = state.user.as_ref().map(|u| self.intern_user(u));
         let slot = self.conns.insert(Connection {
             id: conn,
             state,
+            user_view,
             sub_keys: Vec::new(),
             closing: false,
             pending: 0,
@@ -290,6 +296,38 @@ impl Engine {
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
         self.metrics.current_connections += 1;
         slot
+    }
+
+    /// The shared view of `user` (built, and converted for guards, on its first
+    /// connection); every call is matched by one [`Engine::release_user`].
+    fn intern_user(&mut self, user: &User) -> Arc<UserView> {
+        let subject = user.as_filter_subject();
+        match self.user_views.entry(subject.to_string()) {
+            Entry::Occupied(mut e) => {
+                let (view, n) = e.get_mut();
+                *n += 1;
+                Arc::clone(view)
+            }
+            Entry::Vacant(e) => {
+                let view = Arc::new(UserView {
+                    key: e.key().clone(),
+                    guard: GuardValue::new(Some(&subject)),
+                    subject,
+                });
+                e.insert((Arc::clone(&view), 1));
+                view
+            }
+        }
+    }
+
+    /// A connection holding `view` is gone; the view is dropped with its last one.
+    pub(super) fn release_user(&mut self, view: &UserView) {
+        if let Some((_, n)) = self.user_views.get_mut(&view.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.user_views.remove(&view.key);
+            }
+        }
     }
 }
 
