@@ -149,7 +149,10 @@ impl Filter {
     }
 }
 
-/// Canonical key of a scalar for equality indexing (`1` and `1.0` give the same key).
+/// Canonical key of a scalar for equality indexing: two scalars have the same key
+/// exactly when [`values_equal`] holds for them (`1`, `1.0` and `1e0` share a key;
+/// `1e16` and `10000000000000000` too), which is what lets a bucket hit prove an
+/// equality filter.
 pub fn scalar_key(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(format!("s{s}")),
@@ -162,9 +165,13 @@ pub fn scalar_key(v: &Value) -> Option<String> {
                 Some(format!("n{u}"))
             } else {
                 let f = n.as_f64()?;
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    Some(format!("n{}", f as i64))
+                if f == 0.0 {
+                    Some("n0".into()) // 0.0 and -0.0
+                } else if f.fract() == 0.0 {
+                    // An integral float: its exact integer digits, as an integer prints.
+                    Some(format!("n{f:.0}"))
                 } else {
+                    // Never equal to an integer; distinct floats print differently.
                     Some(format!("n{f:e}"))
                 }
             }
@@ -267,14 +274,46 @@ fn objects_equal(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
             .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
 }
 
+/// Numbers compare by their exact value: integers never go through a lossy `f64`
+/// conversion, so equality is transitive and agrees with [`scalar_key`]
+/// (`9007199254740993` ≠ `9007199254740992.0`, while `1e16` = `10000000000000000`).
 fn num_cmp(x: &serde_json::Number, y: &serde_json::Number) -> Option<Ordering> {
-    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
-        return Some(a.cmp(&b));
+    match (int_of(x), int_of(y)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        (Some(a), None) => int_float_cmp(a, y.as_f64()?),
+        (None, Some(b)) => int_float_cmp(b, x.as_f64()?).map(Ordering::reverse),
+        (None, None) => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }
-    if let (Some(a), Some(b)) = (x.as_u64(), y.as_u64()) {
-        return Some(a.cmp(&b));
+}
+
+/// A JSON integer (i64 or u64) as i128.
+fn int_of(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
+/// Exact comparison of an integer (|n| < 2^64) with a float.
+fn int_float_cmp(n: i128, f: f64) -> Option<Ordering> {
+    if f.is_nan() {
+        return None;
     }
-    x.as_f64()?.partial_cmp(&y.as_f64()?)
+    // Beyond ±1e38 (and infinities) the float is out of reach of any 64-bit integer.
+    if f >= 1e38 {
+        return Some(Ordering::Less);
+    }
+    if f <= -1e38 {
+        return Some(Ordering::Greater);
+    }
+    let floor = f.floor();
+    // Exact: floor is integral and far inside i128.
+    match n.cmp(&(floor as i128)) {
+        // n == floor(f): equal if f is integral, otherwise n < f.
+        Ordering::Equal if f == floor => Some(Ordering::Equal),
+        Ordering::Equal => Some(Ordering::Less),
+        // n < floor(f) <= f, or n >= floor(f) + 1 > f.
+        other => Some(other),
+    }
 }
 
 fn cmp(v: Option<&Value>, x: &Value) -> Option<Ordering> {
@@ -369,6 +408,53 @@ mod tests {
         );
         assert_eq!(scalar_key(&json!(1)), scalar_key(&json!(1.0)));
         assert_eq!(Filter::parse(&json!({"a.b":1})).unwrap().index_key(), None);
+    }
+
+    #[test]
+    fn number_equality_is_exact_and_agrees_with_index_keys() {
+        let cases = [
+            (json!(1), json!(1.0), true),
+            (json!(0), json!(-0.0), true),
+            (json!(10_000_000_000_000_000_i64), json!(1e16), true),
+            (
+                json!(9_007_199_254_740_992_i64),
+                json!(9_007_199_254_740_992.0),
+                true,
+            ),
+            // 2^53 + 1 has no f64; it must not equal its rounded neighbour.
+            (
+                json!(9_007_199_254_740_993_i64),
+                json!(9_007_199_254_740_992.0),
+                false,
+            ),
+            (json!(u64::MAX), json!(18_446_744_073_709_551_615.0), false),
+            (json!(u64::MAX), json!(-1), false),
+            (json!(2), json!(2.5), false),
+            (json!(1.5), json!(1.5), true),
+            (json!(0.1), json!(0.30000000000000004), false),
+        ];
+        for (a, b, eq) in cases {
+            assert_eq!(values_equal(&a, &b), eq, "{a} == {b}");
+            assert_eq!(values_equal(&b, &a), eq, "{b} == {a}");
+            assert_eq!(scalar_key(&a) == scalar_key(&b), eq, "keys of {a} and {b}");
+        }
+        let ord = |a: Value, b: Value| match (a, b) {
+            (Value::Number(x), Value::Number(y)) => num_cmp(&x, &y),
+            _ => unreachable!(),
+        };
+        assert_eq!(ord(json!(2), json!(2.5)), Some(Ordering::Less));
+        assert_eq!(ord(json!(3), json!(2.5)), Some(Ordering::Greater));
+        assert_eq!(ord(json!(-3), json!(-2.5)), Some(Ordering::Less));
+        assert_eq!(ord(json!(-2), json!(-2.5)), Some(Ordering::Greater));
+        assert_eq!(ord(json!(u64::MAX), json!(1e300)), Some(Ordering::Less));
+        assert_eq!(ord(json!(i64::MIN), json!(-1e300)), Some(Ordering::Greater));
+        assert_eq!(
+            ord(
+                json!(9_007_199_254_740_993_i64),
+                json!(9_007_199_254_740_992.0)
+            ),
+            Some(Ordering::Greater)
+        );
     }
 
     #[test]

@@ -215,7 +215,9 @@ impl Guard {
     pub fn compile_in(env: &GuardEnv, source: &str) -> Result<Guard, String> {
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
-        let uses_record = program.references().has_variable("record");
+        // `.record` is CEL's root-qualified spelling of the same variable.
+        let refs = program.references();
+        let uses_record = refs.has_variable("record") || refs.has_variable(".record");
         Ok(Guard {
             source: source.to_string(),
             program,
@@ -358,6 +360,16 @@ mod tests {
         assert!(!Guard::compile("user.role == 'admin'")
             .unwrap()
             .uses_record());
+        // CEL's root-qualified spelling reads the same variable.
+        let dotted = Guard::compile(".record.ownerId == user.id").unwrap();
+        assert!(dotted.uses_record());
+        let (user, record) = (json!({"id": "u1"}), json!({"ownerId": "u1"}));
+        let ctx = GuardContext {
+            user: Some(&user),
+            record: Some(&record),
+            ..GuardContext::default()
+        };
+        assert!(matches!(dotted.evaluate(&ctx), Ok(GuardOutcome::Allow)));
     }
 
     /// The plain way to run a guard: a fresh standard context per evaluation with the

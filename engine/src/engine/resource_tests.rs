@@ -907,3 +907,43 @@ fn read_guards_decide_per_user_and_record_and_count_every_failed_recipient() {
     });
     assert_eq!(r.e.user_views.len(), 2);
 }
+
+#[test]
+fn equal_numbers_written_differently_share_the_index_bucket() {
+    // The subscription index keys numbers canonically; a filter value and a record value
+    // that are equal as numbers must meet in the same bucket whatever their spelling.
+    let mut r = R::new(json!({"m": {}}));
+    r.open(1, "key_u1");
+    r.open(2, "key_u1");
+    r.open(3, "key_u1");
+    let sub = |r: &mut R, conn, n: &str| {
+        let text = format!(r#"{{"type":"subscribe","resource":"m","filter":{{"n":{n}}}}}"#);
+        let acts = r.run(Input::Frame {
+            conn: ConnId(conn),
+            frame: InFrame::Text(&text),
+        });
+        assert_eq!(frames(&acts, conn)[0]["type"], "subscribed", "{acts:?}");
+    };
+    sub(&mut r, 1, "1e16");
+    sub(&mut r, 2, "10000000000000000.0");
+    sub(&mut r, 3, "9007199254740993");
+    let text = r#"{"type":"insert","resource":"m","data":{"n":10000000000000000}}"#;
+    let acts = r.run(Input::Frame {
+        conn: ConnId(1),
+        frame: InFrame::Text(text),
+    });
+    let events = |c| {
+        frames(&acts, c)
+            .into_iter()
+            .filter(|f| f["type"] == "event")
+            .count()
+    };
+    assert_eq!((events(1), events(2), events(3)), (1, 1, 0), "{acts:?}");
+    // 2^53 + 1 is not 2^53 (no lossy f64 comparison).
+    let text = r#"{"type":"insert","resource":"m","data":{"n":9007199254740992.0}}"#;
+    let acts = r.run(Input::Frame {
+        conn: ConnId(1),
+        frame: InFrame::Text(text),
+    });
+    assert!(frames(&acts, 3).is_empty(), "{acts:?}");
+}
