@@ -76,14 +76,3 @@ pub use hostcall::{
 };
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};
-
-// jsonwebtoken depends on getrandom 0.2, which has no default backend on
-// wasm32-unknown-unknown. The engine only verifies tokens and never needs randomness,
-// so the backend refuses every request instead of pulling JavaScript glue in.
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-mod no_randomness {
-    fn refuse(_: &mut [u8]) -> Result<(), getrandom::Error> {
-        Err(getrandom::Error::UNSUPPORTED)
-    }
-    getrandom::register_custom_getrandom!(refuse);
-}
