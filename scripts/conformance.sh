@@ -4,7 +4,7 @@
 # the summary line `N passed, N failed` (exit 1 if any cell fails).
 #
 #   scripts/conformance.sh                 # vector checks + engine + wasm + live:native
-#                                          # + live:node/deno/bun/workerd (JS example servers)
+#                                          # + live:node/deno/bun/workerd/workerd-lean (JS example servers)
 #   scripts/conformance.sh --build-only    # only build the wasm guest (and host-js module)
 #   scripts/conformance.sh --failures-only # any other args go to the `conformance` binary
 #
@@ -40,7 +40,7 @@ cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard --bin switchboard -p s
 cmd=("$target_dir/debug/conformance" --all --wasm "$wasm" --live-native "$target_dir/debug/switchboard")
 
 js_built=0
-[ -s host-js/pkg/switchboard_wasm_bg.wasm ] && [ -d host-js/node_modules ] && js_built=1
+[ -s host-js/pkg/switchboard_wasm_bg.wasm ] && [ -s host-js/pkg-lean/switchboard_wasm_bg.wasm ] && [ -d host-js/node_modules ] && js_built=1
 case "${JS_HOSTS:-auto}" in
   1)
     [ "$js_built" = 1 ] || { echo "conformance.sh: JS_HOSTS=1 but host-js is not built (bash host-js/build.sh)" >&2; exit 2; }
@@ -50,6 +50,6 @@ case "${JS_HOSTS:-auto}" in
      [ "$js_built" = 1 ] || echo "conformance.sh: host-js not built; JS hosts left out of the matrix (bash host-js/build.sh)" ;;
 esac
 if [ "$use_js" = 1 ]; then
-  exec node host-js/test/live-servers.mjs node,deno,bun,workerd -- "${cmd[@]}" ${args[@]+"${args[@]}"}
+  exec node host-js/test/live-servers.mjs node,deno,bun,workerd,workerd-lean -- "${cmd[@]}" ${args[@]+"${args[@]}"}
 fi
 exec "${cmd[@]}" ${args[@]+"${args[@]}"}

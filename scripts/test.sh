@@ -9,12 +9,15 @@
 #   4. nextest      cargo nextest run --workspace --lib --bins --tests --examples
 #                   (criterion benches are harness=false: compiled by clippy, never run as tests)
 #   5. doctests     cargo test --workspace --doc          (nextest cannot run doctests)
-#   6. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
-#   7. wasm         scripts/wasm-build.sh: the JS hosts' module and the conformance guest for
-#                   wasm32-unknown-unknown in one cargo invocation (wasm-release, target-wasm/)
-#   8. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
+#   6. lean         the engine without its default `json-schema` feature (what the JS hosts'
+#                   lean module links): clippy, then its unit tests
+#   7. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
+#   8. wasm         scripts/wasm-build.sh: the JS hosts' full module and the conformance guest
+#                   in one cargo invocation (wasm-release), then the lean module (wasm-lean),
+#                   for wasm32-unknown-unknown in target-wasm/
+#   9. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
 #                   wasm-opt, then the JS tests on Node, Deno, Bun and workerd
-#   9. conformance  scripts/conformance.sh: every vector on every target (vector checks,
+#  10. conformance  scripts/conformance.sh: every vector on every target (vector checks,
 #                   in-process engine, the wasm guest under wasmtime, live against the native
 #                   host and the Node, Deno, Bun and workerd example servers)
 #                   -> one matrix + `N passed, N failed`
@@ -79,14 +82,19 @@ step() {
 # ------------------------------------------------------------------------ steps
 wasm_build() {
   bash scripts/wasm-build.sh
-  local dir="$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release" f
-  for f in switchboard_wasm.wasm conformance_guest.wasm; do
+  local dir="$WASM_TARGET_DIR/wasm32-unknown-unknown" f
+  for f in wasm-release/switchboard_wasm.wasm wasm-release/conformance_guest.wasm wasm-lean/switchboard_wasm.wasm; do
     if [ ! -s "$dir/$f" ]; then
       echo "expected $dir/$f after the wasm build, found nothing" >&2
       return 1
     fi
     echo "built ${dir#"$ROOT"/}/$f ($(wc -c < "$dir/$f") bytes)"
   done
+}
+
+lean_engine() {
+  cargo clippy "${LOCKED[@]}" -p switchboard-engine --no-default-features --lib --tests -- -D warnings
+  cargo nextest run "${LOCKED[@]}" -p switchboard-engine --no-default-features --lib --no-fail-fast
 }
 
 demo_run() {
@@ -106,6 +114,7 @@ step fmt      cargo fmt --all --check
 step clippy   cargo clippy "${LOCKED[@]}" --workspace --all-targets -- -D warnings
 step nextest  cargo nextest run "${LOCKED[@]}" --workspace --lib --bins --tests --examples --no-fail-fast
 step doctests cargo test "${LOCKED[@]}" --workspace --doc
+step lean     lean_engine
 step demo     demo_run
 step wasm     wasm_build
 # The live conformance runs against the JS servers happen in the matrix below, not twice.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Build the workspace's wasm32-unknown-unknown artifacts in ONE cargo invocation, so the
-# engine's dependency tree is compiled once for both:
-#   - host-js (switchboard_wasm.wasm)         the JS hosts' module, before wasm-bindgen
-#   - conformance-guest (conformance_guest.wasm) the conformance runner for wasmtime
-# into target-wasm/wasm32-unknown-unknown/<profile>/ (default profile: wasm-release).
+# Build the workspace's wasm32-unknown-unknown artifacts into
+# target-wasm/wasm32-unknown-unknown/<profile>/:
+#   wasm-release (ONE cargo invocation, so the engine's dependency tree compiles once):
+#     - host-js (switchboard_wasm.wasm)            the JS hosts' full module
+#     - conformance-guest (conformance_guest.wasm) the conformance runner for wasmtime
+#   wasm-lean (a second invocation: features differ, so the engine builds again):
+#     - host-js without `json-schema` (switchboard_wasm.wasm)  the lean module
 #
-#   bash scripts/wasm-build.sh                      # both, wasm-release
-#   bash scripts/wasm-build.sh -p switchboard-host-js --profile wasm-speed --config ...
+#   bash scripts/wasm-build.sh                      # all three
+#   bash scripts/wasm-build.sh -p switchboard-host-js --profile my-profile --config ...
 #                                                   # any arguments replace the defaults
 #
 # The toolchain is the one scripts/setup.sh recorded in target-wasm/.toolchain: rustup's
@@ -18,9 +20,10 @@ cd "$ROOT"
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export CARGO_TARGET_DIR="$ROOT/target-wasm"
 
-args=("$@")
-if [ ${#args[@]} -eq 0 ]; then
-  args=(-p switchboard-host-js -p conformance-guest --profile wasm-release)
+builds=()
+if [ $# -eq 0 ]; then
+  builds=("-p switchboard-host-js -p conformance-guest --profile wasm-release"
+          "-p switchboard-host-js --no-default-features --profile wasm-lean")
 fi
 
 toolchain="$(cat target-wasm/.toolchain 2>/dev/null || true)"
@@ -33,22 +36,33 @@ if [ -z "$toolchain" ]; then
   fi
 fi
 
-case "$toolchain" in
-  rustup)
-    locked=()
-    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
-    echo "wasm-build: rustup ($(rustc --version)): cargo build --target wasm32-unknown-unknown --lib ${args[*]}"
-    cargo build ${locked[@]+"${locked[@]}"} --target wasm32-unknown-unknown --lib "${args[@]}"
-    ;;
-  debian)
-    # No --locked: -Z build-std resolves std's own dependencies as well; the native steps
-    # already check Cargo.lock.
-    echo "wasm-build: Debian ($(/usr/bin/rustc --version)) with -Z build-std: ${args[*]}"
-    RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-      /usr/bin/cargo build -Z build-std=std,panic_abort --target wasm32-unknown-unknown --lib "${args[@]}"
-    ;;
-  *)
-    echo "wasm-build: unknown toolchain '$toolchain' in target-wasm/.toolchain" >&2
-    exit 2
-    ;;
-esac
+build() {
+  case "$toolchain" in
+    rustup)
+      locked=()
+      if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
+      echo "wasm-build: rustup ($(rustc --version)): cargo build --target wasm32-unknown-unknown --lib $*"
+      cargo build ${locked[@]+"${locked[@]}"} --target wasm32-unknown-unknown --lib "$@"
+      ;;
+    debian)
+      # No --locked: -Z build-std resolves std's own dependencies as well; the native
+      # steps already check Cargo.lock.
+      echo "wasm-build: Debian ($(/usr/bin/rustc --version)) with -Z build-std: $*"
+      RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+        /usr/bin/cargo build -Z build-std=std,panic_abort --target wasm32-unknown-unknown --lib "$@"
+      ;;
+    *)
+      echo "wasm-build: unknown toolchain '$toolchain' in target-wasm/.toolchain" >&2
+      exit 2
+      ;;
+  esac
+}
+
+if [ ${#builds[@]} -eq 0 ]; then
+  build "$@"
+else
+  for b in "${builds[@]}"; do
+    # shellcheck disable=SC2086 # each entry is a list of plain words
+    build $b
+  done
+fi

@@ -3,6 +3,10 @@
 //! Inserts are checked against the schema as written; updates carry only some fields,
 //! so they are checked against the same schema with its top-level `required` removed.
 //! Errors name the field path (`author: "author" is a required property`).
+//!
+//! Validation is the engine's cargo feature `json-schema` (on by default). A build without
+//! it (the JS hosts' lean module) refuses a config that sets a `schema` with a config
+//! error that says so, instead of accepting records it cannot check.
 
 use std::fmt;
 
@@ -10,9 +14,16 @@ use serde_json::Value;
 
 /// A compiled record schema.
 pub struct RecordSchema {
+    #[cfg(feature = "json-schema")]
     full: jsonschema::Validator,
+    #[cfg(feature = "json-schema")]
     partial: jsonschema::Validator,
 }
+
+/// The config error of a build without the `json-schema` feature.
+pub const UNSUPPORTED: &str = "JSON Schema validation is not compiled into this build \
+     (engine cargo feature `json-schema`; the JS hosts' lean module leaves it out): \
+     remove `schema` or use the full build";
 
 impl fmt::Debug for RecordSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -21,10 +32,18 @@ impl fmt::Debug for RecordSchema {
 }
 
 /// Most problems listed in one VALIDATION_ERROR message.
+#[cfg(feature = "json-schema")]
 const MAX_REPORTED: usize = 5;
 
 impl RecordSchema {
     /// Compile a schema; the error says what is wrong with it.
+    #[cfg(not(feature = "json-schema"))]
+    pub fn compile(_schema: &Value) -> Result<RecordSchema, String> {
+        Err(UNSUPPORTED.into())
+    }
+
+    /// Compile a schema; the error says what is wrong with it.
+    #[cfg(feature = "json-schema")]
     pub fn compile(schema: &Value) -> Result<RecordSchema, String> {
         if !schema.is_object() {
             return Err("must be a JSON Schema object".into());
@@ -42,15 +61,29 @@ impl RecordSchema {
 
     /// Check a full record (insert).
     pub fn check_insert(&self, data: &Value) -> Result<(), String> {
-        report(&self.full, data)
+        #[cfg(feature = "json-schema")]
+        return report(&self.full, data);
+        #[cfg(not(feature = "json-schema"))]
+        return unreachable_without_schema(data);
     }
 
     /// Check a partial record (update).
     pub fn check_update(&self, patch: &Value) -> Result<(), String> {
-        report(&self.partial, patch)
+        #[cfg(feature = "json-schema")]
+        return report(&self.partial, patch);
+        #[cfg(not(feature = "json-schema"))]
+        return unreachable_without_schema(patch);
     }
 }
 
+/// Without the feature no `RecordSchema` can be built (`compile` always fails), so the
+/// checks are never reached; refusing is the safe answer if they were.
+#[cfg(not(feature = "json-schema"))]
+fn unreachable_without_schema(_: &Value) -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}
+
+#[cfg(feature = "json-schema")]
 fn report(v: &jsonschema::Validator, data: &Value) -> Result<(), String> {
     let mut problems: Vec<String> = Vec::new();
     let mut total = 0;
@@ -87,7 +120,7 @@ fn report(v: &jsonschema::Validator, data: &Value) -> Result<(), String> {
     Err(msg)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "json-schema"))]
 mod tests {
     use super::*;
     use serde_json::json;

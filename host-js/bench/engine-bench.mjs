@@ -9,9 +9,11 @@
 import { readFileSync } from "node:fs";
 import { initWasm, wasm, decodeBatch } from "../js/core.js";
 
-initWasm(readFileSync(new URL("../pkg/switchboard_wasm_bg.wasm", import.meta.url)));
+// BENCH_WASM=path benchmarks another build of the module (same wasm-bindgen version).
+const env = (k) => (typeof Deno !== "undefined" ? Deno.env.get(k) : process.env[k]);
+initWasm(readFileSync(env("BENCH_WASM") ?? new URL("../pkg/switchboard_wasm_bg.wasm", import.meta.url)));
 const runtime = typeof Deno !== "undefined" ? "deno" : typeof Bun !== "undefined" ? "bun" : "node";
-const budget = Number((typeof Deno !== "undefined" ? Deno.env.get("BENCH_SECONDS") : process.env.BENCH_SECONDS) ?? 2);
+const budget = Number(env("BENCH_SECONDS") ?? 2);
 
 const NOW = 1_700_000_000_000;
 const CONFIG = '{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000}}';

@@ -4,7 +4,7 @@ import { Host, httpRoute, normalizePeer } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
-export { readDeployment, initFromFile } from "./fs-init.js";
+export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init.js";
 
 // Frames for one socket are queued during an event-loop turn and written together
 // (ws.cork) in setImmediate: one write per socket per turn instead of one per frame,

@@ -9,7 +9,7 @@ import { Host, httpRoute, normalizePeer } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
-export { readDeployment, initFromFile } from "./fs-init.js";
+export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init.js";
 
 /**
  * Serve a deployment on Deno. Needs --allow-net and --allow-read (the .wasm).

@@ -26,4 +26,9 @@ export interface Served {
 export declare function serveNode(options: ServeOptions): Promise<Served>;
 /** Read a deployment JSON file and split it (engine config / server settings). */
 export declare function readDeployment(path: string | URL, env?: Record<string, string | undefined>): Deployment;
+/** Instantiate the engine's .wasm once (default: WASM_URL; the first call picks). */
 export declare function initFromFile(url?: URL): void;
+/** The full module (every feature). */
+export declare const WASM_URL: URL;
+/** The lean module: no JSON Schema validation (a config that sets `schema` is refused). */
+export declare const LEAN_WASM_URL: URL;

@@ -7,7 +7,7 @@ import { Host, httpRoute, normalizePeer, STATUS_TEXT } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
-export { readDeployment, initFromFile } from "./fs-init.js";
+export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init.js";
 
 function splitUrl(url) {
   const q = url.indexOf("?");

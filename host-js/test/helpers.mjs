@@ -17,6 +17,8 @@ export const RUNTIMES = {
   deno: () => [bin("deno"), ["run", "--allow-net=127.0.0.1", "--allow-read", "--allow-env", join(HOST_JS, "examples/deno/server.mjs")]],
   bun: () => [bin("bun"), [join(HOST_JS, "examples/bun/server.mjs")]],
   workerd: () => [process.execPath, [join(HOST_JS, "examples/cloudflare/run.mjs")]],
+  // The Worker with the lean module (js/cloudflare-lean.js).
+  "workerd-lean": () => [process.execPath, [join(HOST_JS, "examples/cloudflare/run.mjs")], { SWITCHBOARD_MODULE: "lean" }],
 };
 
 /** Write a variant of the demo deployment (deep-merged with `patch`) to a temp file. */
@@ -45,9 +47,9 @@ process.once("exit", () => {
  * its "listening on http://127.0.0.1:PORT" banner. Bounded: 30 s to start, 5 s to stop.
  */
 export async function startServer(runtime, env = {}) {
-  const [cmd, args] = RUNTIMES[runtime]();
+  const [cmd, args, runtimeEnv = {}] = RUNTIMES[runtime]();
   const child = spawn(cmd, args, {
-    env: { ...process.env, PORT: "0", SWITCHBOARD_JWT_SECRET: "", SWITCHBOARD_ADMIN_KEY: "", ...env },
+    env: { ...process.env, PORT: "0", SWITCHBOARD_JWT_SECRET: "", SWITCHBOARD_ADMIN_KEY: "", ...runtimeEnv, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

@@ -3,7 +3,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { runtimeSuite } from "./suite.mjs";
-import { startServer, connect, sleep } from "./helpers.mjs";
+import { startServer, connect, demoVariant, sleep } from "./helpers.mjs";
 
 runtimeSuite("workerd", { pings: "none" });
 
@@ -78,5 +78,50 @@ describe("workerd: Durable Object hibernation", () => {
     open.push(b);
     await b.next("connected");
     assert.equal((await b.request({ type: "get", resource: "messages", id: ins.data.id })).data.content, "durable");
+  });
+});
+
+describe("workerd: the lean module (js/cloudflare-lean.js, no JSON Schema)", () => {
+  const servers = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  test("serves the demo deployment: welcome, subscribe, insert -> event", async () => {
+    const srv = await startServer("workerd-lean");
+    servers.push(srv);
+    assert.match(srv.output(), /lean wasm engine/);
+    const a = await connect(srv.url);
+    try {
+      await a.next("connected");
+      assert.equal((await a.request({ type: "subscribe", resource: "messages" })).type, "subscribed");
+      const ins = await a.request({ type: "insert", resource: "messages", data: { content: "lean", channel: "general" } });
+      assert.equal(ins.type, "inserted");
+      assert.equal((await a.next("event")).data.content, "lean");
+    } finally {
+      await a.close();
+    }
+  });
+
+  test("a deployment with a resource schema is refused: HTTP 500 JSON, the reason in the log", async () => {
+    const path = demoVariant({ resources: { messages: { schema: { type: "object" } } } });
+    const srv = await startServer("workerd-lean", { SWITCHBOARD_CONFIG: path });
+    servers.push(srv);
+    const r = await fetch(srv.http + "/info");
+    assert.equal(r.status, 500);
+    assert.match(r.headers.get("content-type"), /application\/json/);
+    const body = await r.json();
+    assert.deepEqual([body.type, body.code, body.reason], ["error", "INTERNAL_ERROR", "bad_deployment"]);
+    // A WebSocket upgrade gets the same answer.
+    const refused = await connect(srv.url).then(
+      (c) => (c.close(), null),
+      (e) => e,
+    );
+    assert.equal(refused?.status, 500, String(refused));
+    assert.equal(JSON.parse(refused.body).reason, "bad_deployment");
+    // The log names the field and the missing feature.
+    for (let i = 0; i < 50 && !/json-schema/.test(srv.output()); i++) await sleep(100);
+    assert.match(srv.output(), /resources\.messages\.schema/);
+    assert.match(srv.output(), /json-schema/);
   });
 });

@@ -116,7 +116,7 @@ fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
 }
 
 fn users_config() -> Value {
-    json!({
+    let mut config = json!({
         "users": {
             "protected": ["password", "meta.internal"],
             "guards": {
@@ -143,7 +143,12 @@ fn users_config() -> Value {
                 "read": "user != null && record.tenantId == user.tenantId"
             }
         }
-    })
+    });
+    // A build without JSON Schema refuses `schema` (tested below); the rest still applies.
+    if !cfg!(feature = "json-schema") {
+        config["messages"].as_object_mut().unwrap().remove("schema");
+    }
+    config
 }
 
 fn seeded() -> R {
@@ -269,6 +274,7 @@ fn b6_crud_only_on_configured_resources() {
 }
 
 #[test]
+#[cfg(feature = "json-schema")]
 fn validation_errors_name_fields_and_missing_records_are_not_found() {
     let mut r = seeded();
     let f = r.ask(1, json!({"type":"insert","resource":"messages","data":{"content":5,"author":"a"},"requestId":2}));
@@ -506,6 +512,16 @@ fn bad_guards_and_schemas_are_config_errors_with_paths() {
 }
 
 #[test]
+#[cfg(not(feature = "json-schema"))]
+fn a_build_without_json_schema_refuses_schemas_with_a_config_error() {
+    let err =
+        Config::from_value(json!({"resources":{"a":{"schema": {"type": "object"}}}})).unwrap_err();
+    assert_eq!(err.issues[0].path, "resources.a.schema");
+    assert_eq!(err.issues[0].problem, crate::validation::UNSUPPORTED);
+    assert!(Config::from_value(json!({"resources":{"a":{}}})).is_ok());
+}
+
+#[test]
 fn insert_and_update_ids_and_timestamps_are_deterministic() {
     let mut r = R::new(json!({"m": {}}));
     r.open(1, "");
@@ -664,28 +680,31 @@ fn server_write_errors_have_codes_and_no_storage_call_when_refused_early() {
     let e = e.unwrap_err();
     assert_eq!((e.code, e.store), (ErrorCode::ResourceNotFound, None));
     assert_eq!(calls(&acts), 0);
-    let (acts, e) = r.cmd(
-        2,
-        json!({"command":"insert","resource":"messages","data":{"content":5,"author":"a"}}),
-    );
-    let e = e.unwrap_err();
-    assert_eq!(e.code, ErrorCode::ValidationError);
-    assert!(
-        e.message.contains("content:") && e.message.contains("channel"),
-        "{}",
-        e.message
-    );
-    assert_eq!(calls(&acts), 0);
-    let (_, e) = r.cmd(
-        3,
-        json!({"command":"insert","resource":"messages","data":{"id":5}}),
-    );
-    assert_eq!(e.unwrap_err().code, ErrorCode::ValidationError);
-    let (_, e) = r.cmd(
-        4,
-        json!({"command":"update","resource":"messages","id":"m","data":{"content":1}}),
-    );
-    assert_eq!(e.unwrap_err().code, ErrorCode::ValidationError);
+    #[cfg(feature = "json-schema")]
+    {
+        let (acts, e) = r.cmd(
+            2,
+            json!({"command":"insert","resource":"messages","data":{"content":5,"author":"a"}}),
+        );
+        let e = e.unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationError);
+        assert!(
+            e.message.contains("content:") && e.message.contains("channel"),
+            "{}",
+            e.message
+        );
+        assert_eq!(calls(&acts), 0);
+        let (_, e) = r.cmd(
+            3,
+            json!({"command":"insert","resource":"messages","data":{"id":5}}),
+        );
+        assert_eq!(e.unwrap_err().code, ErrorCode::ValidationError);
+        let (_, e) = r.cmd(
+            4,
+            json!({"command":"update","resource":"messages","id":"m","data":{"content":1}}),
+        );
+        assert_eq!(e.unwrap_err().code, ErrorCode::ValidationError);
+    }
     let (_, e) = r.cmd(
         5,
         json!({"command":"update","resource":"users","id":"u1","data":{"id":"u9"}}),

@@ -1,7 +1,8 @@
 // The demo deployment on workerd (Cloudflare's runtime) through miniflare:
 //   PORT=4004 node host-js/examples/cloudflare/run.mjs
 // (build first: bash host-js/build.sh). SWITCHBOARD_CONFIG=path.json serves another
-// deployment; SWITCHBOARD_TEST_HOOKS=1 enables /__test/* (tests only).
+// deployment; SWITCHBOARD_MODULE=lean runs worker-lean.mjs (the lean module, without JSON
+// Schema); SWITCHBOARD_TEST_HOOKS=1 enables /__test/* (tests only).
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
@@ -13,11 +14,18 @@ for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD
   if (process.env[k]) bindings[k] = process.env[k];
 }
 
+const module = process.env.SWITCHBOARD_MODULE ?? "full";
+if (module !== "full" && module !== "lean") {
+  console.error(`SWITCHBOARD_MODULE must be "full" or "lean", got "${module}"`);
+  process.exit(2);
+}
+const lean = module === "lean";
+
 const mf = new Miniflare({
   host: process.env.HOST ?? "127.0.0.1",
   port: Number(process.env.PORT ?? 3001),
   modules: true,
-  scriptPath: fileURLToPath(new URL("./worker.mjs", import.meta.url)),
+  scriptPath: fileURLToPath(new URL(lean ? "./worker-lean.mjs" : "./worker.mjs", import.meta.url)),
   modulesRoot: hostJs,
   // wasm-bindgen emits ESM .js (miniflare's default rule says CommonJS); the .wasm is
   // imported precompiled (workerd forbids compiling wasm from bytes at run time).
@@ -30,7 +38,7 @@ const mf = new Miniflare({
   bindings,
 });
 const url = await mf.ready;
-console.log(`switchboard (workerd via miniflare, wasm engine in a Durable Object) listening on http://127.0.0.1:${url.port} (config ${configPath})`);
+console.log(`switchboard (workerd via miniflare, ${module} wasm engine in a Durable Object) listening on http://127.0.0.1:${url.port} (config ${configPath})`);
 
 let stopping = false;
 for (const sig of ["SIGINT", "SIGTERM"]) {

@@ -1,0 +1,280 @@
+// Cloudflare Workers host (shared by the entry points js/cloudflare.js, the full module,
+// and js/cloudflare-lean.js, the lean module without JSON Schema; each imports its .wasm
+// and initialises it before any handler runs): a Worker routes to ONE Durable Object that owns the engine
+// (fan-out needs every connection in one engine). The Durable Object uses the WebSocket
+// Hibernation API (ctx.acceptWebSocket + webSocketMessage/webSocketClose/webSocketError),
+// one alarm for the engine's deadline, Durable Object storage for resources, and restores
+// every connection after the object was evicted from the engine snapshots it keeps in
+// each socket's attachment (or in storage when a snapshot exceeds the 2 KiB limit).
+//
+// Workers cannot send WebSocket ping frames, so engine pings are answered at once (ping
+// mode "emulate"); dead sockets are detected by the runtime (webSocketClose/-Error).
+//
+// Bindings: SWITCHBOARD (the Durable Object namespace), SWITCHBOARD_CONFIG (deployment
+// JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
+// SWITCHBOARD_TEST_HOOKS="1" to enable /__test/* (tests only).
+import { DurableObject } from "cloudflare:workers";
+import { Host, httpRoute, loadDeployment, normalizePeer, wasm } from "./core.js";
+
+export { Host, loadDeployment } from "./core.js";
+
+/** Serialized attachments are limited to 2,048 bytes; keep a margin for the wrapper. */
+export const ATTACHMENT_SNAPSHOT_LIMIT = 1900;
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+/**
+ * Records in Durable Object storage, one key per record (`rec:<resource>:<id>`, value =
+ * the record's JSON text, so numbers survive exactly). The store contract (conflicts,
+ * merges, filters, pages, cursors) runs in wasm on the records read for each request.
+ */
+export class DurableObjectStore {
+  constructor(storage) {
+    this.storage = storage;
+  }
+
+  async apply(req) {
+    const prefix = `rec:${req.resource}:`;
+    let texts;
+    if (req.op === "list") {
+      texts = [...(await this.storage.list({ prefix })).values()];
+    } else {
+      const id = req.op === "insert" ? req.record?.id : req.id;
+      const t = typeof id === "string" ? await this.storage.get(prefix + id) : undefined;
+      texts = t === undefined ? [] : [t];
+    }
+    const result = JSON.parse(wasm.applyToRecords(JSON.stringify(req), `[${texts.join(",")}]`));
+    if (result.inserted) await this.storage.put(prefix + result.inserted.id, JSON.stringify(result.inserted));
+    else if (result.updated) await this.storage.put(prefix + req.id, JSON.stringify(result.updated.record));
+    else if (result.deleted) await this.storage.delete(prefix + req.id);
+    return result;
+  }
+}
+
+function alarmScheduler(storage, log) {
+  return {
+    set(at) {
+      storage.setAlarm(at).catch((e) => log(`setAlarm: ${e}`));
+    },
+    clear() {
+      storage.deleteAlarm().catch((e) => log(`deleteAlarm: ${e}`));
+    },
+  };
+}
+
+const socketOf = (ws) => ({
+  send: (text) => ws.send(text),
+  ping: () => {},
+  close: (code, reason) => ws.close(code, reason),
+});
+
+/**
+ * The Durable Object. Subclass it in your Worker module (`export class Switchboard
+ * extends SwitchboardDurableObject {}`); override `guard(call)` for async host guards.
+ */
+export class SwitchboardDurableObject extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.host = null;
+    this.starting = null;
+    this.sockets = new Map(); // conn -> WebSocket
+    this.saved = new Map(); // conn -> last persisted snapshot JSON
+    this.stats = { starts: 0, restored: 0, alarms: 0, storedSnapshots: 0 };
+  }
+
+  log(msg) {
+    console.error(`switchboard: ${msg}`);
+  }
+
+  /** The engine, created on first use and after every eviction. */
+  ensure() {
+    if (this.host) return this.host;
+    this.starting ??= this.start().finally(() => (this.starting = null));
+    return this.starting;
+  }
+
+  async start() {
+    const doc = this.env.SWITCHBOARD_CONFIG;
+    if (!doc) throw new Error("SWITCHBOARD_CONFIG binding (deployment JSON) is missing");
+    const dep = loadDeployment(doc, this.env);
+    const host = new Host({
+      config: dep.config,
+      memoryStore: false,
+      store: new DurableObjectStore(this.ctx.storage),
+      // A subclass may define `async guard({resource, action, context})`; without one,
+      // host-guarded actions are refused (fail closed).
+      guard: typeof this.guard === "function" ? (call) => this.guard(call) : null,
+      ping: "emulate",
+      scheduler: alarmScheduler(this.ctx.storage, (m) => this.log(m)),
+      onConnState: (conn) => this.persist(conn),
+      log: (m) => this.log(m),
+    });
+    this.stats.starts++;
+    this.sockets.clear();
+    this.saved.clear();
+    // Wake-up after eviction: every hibernated socket comes back from its snapshot.
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment();
+      const conn = att?.conn;
+      if (!conn) continue;
+      const snap = att.snap ?? (att.stored ? await this.ctx.storage.get(`snap:${conn}`) : undefined);
+      if (!snap || !host.restore(conn, snap, socketOf(ws))) {
+        try {
+          ws.close(1011, "connection state lost");
+        } catch {}
+        continue;
+      }
+      this.sockets.set(conn, ws);
+      this.saved.set(conn, snap);
+      this.stats.restored++;
+    }
+    this.host = host;
+    return host;
+  }
+
+  /** Keep a connection's snapshot next to its socket (attachment, or storage if large). */
+  persist(conn) {
+    const ws = this.sockets.get(conn);
+    const snap = this.host?.snapshot(conn);
+    if (!ws || !snap || this.saved.get(conn) === snap) return;
+    const wasStored = this.saved.has(conn) && this.saved.get(conn).length > ATTACHMENT_SNAPSHOT_LIMIT;
+    this.saved.set(conn, snap);
+    try {
+      if (snap.length <= ATTACHMENT_SNAPSHOT_LIMIT) {
+        ws.serializeAttachment({ conn, snap });
+        if (wasStored) this.ctx.storage.delete(`snap:${conn}`).catch(() => {});
+      } else {
+        this.stats.storedSnapshots++;
+        this.ctx.storage.put(`snap:${conn}`, snap).catch((e) => this.log(`snapshot put: ${e}`));
+        ws.serializeAttachment({ conn, stored: true });
+      }
+    } catch (e) {
+      this.log(`persist ${conn}: ${e}`);
+    }
+  }
+
+  connOf(ws) {
+    return ws.deserializeAttachment()?.conn;
+  }
+
+  async fetch(req) {
+    let host;
+    try {
+      host = await this.ensure();
+    } catch (e) {
+      // A deployment the engine refuses (bad config, a feature this module lacks): every
+      // request gets the same clear answer; the details go to the Worker's log only.
+      this.log(`cannot start: ${e?.message ?? e}`);
+      const body = {
+        type: "error",
+        code: "INTERNAL_ERROR",
+        reason: "bad_deployment",
+        message: "the server's deployment config was refused; the details are in the Worker's log",
+      };
+      return new Response(JSON.stringify(body), { status: 500, headers: JSON_HEADERS });
+    }
+    const url = new URL(req.url);
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      if (this.env.SWITCHBOARD_TEST_HOOKS === "1" && url.pathname.startsWith("/__test/")) return this.testHook(url.pathname);
+      const r = httpRoute(host, req.method, url.pathname);
+      return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
+    }
+    const d = host.open({
+      path: url.pathname,
+      query: url.search.slice(1),
+      headers: [...req.headers],
+      peer: normalizePeer(req.headers.get("cf-connecting-ip") ?? "unknown"),
+    });
+    if (!d.accept) return new Response(d.body, { status: d.status, headers: JSON_HEADERS });
+    const [client, server] = Object.values(new WebSocketPair());
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ conn: d.conn });
+    this.sockets.set(d.conn, server);
+    host.attach(d.conn, socketOf(server));
+    this.persist(d.conn);
+    const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  async webSocketMessage(ws, message) {
+    const host = await this.ensure();
+    const conn = this.connOf(ws);
+    if (!conn) return;
+    if (typeof message === "string") host.message(conn, message);
+    else host.message(conn, new Uint8Array(message), true);
+  }
+
+  async webSocketClose(ws, code, reason) {
+    const host = await this.ensure();
+    const conn = this.connOf(ws);
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {}
+    this.forget(conn);
+    if (conn) host.closed(conn, code);
+  }
+
+  async webSocketError(ws) {
+    const host = await this.ensure();
+    const conn = this.connOf(ws);
+    this.forget(conn);
+    if (conn) host.closed(conn, 1006);
+  }
+
+  forget(conn) {
+    if (!conn) return;
+    this.sockets.delete(conn);
+    const snap = this.saved.get(conn);
+    this.saved.delete(conn);
+    if (snap && snap.length > ATTACHMENT_SNAPSHOT_LIMIT) this.ctx.storage.delete(`snap:${conn}`).catch(() => {});
+  }
+
+  async alarm() {
+    const host = await this.ensure();
+    this.stats.alarms++;
+    host.timeout();
+  }
+
+  /** Test-only endpoints (SWITCHBOARD_TEST_HOOKS="1"). */
+  testHook(path) {
+    if (path === "/__test/evict") {
+      // Simulated eviction: drop the engine and everything in memory; the next event
+      // rebuilds it from the sockets' attachments, exactly as after a real eviction.
+      this.host?.free();
+      this.host = null;
+      this.sockets.clear();
+      this.saved.clear();
+      return Response.json({ evicted: true });
+    }
+    if (path === "/__test/abort") {
+      // A real reset of the object (miniflare: the isolate's object instance is dropped).
+      this.ctx.abort("test eviction");
+    }
+    if (path === "/__test/stats") {
+      return Response.json({
+        ...this.stats,
+        connections: this.host?.engine.connectionCount() ?? 0,
+        sockets: this.ctx.getWebSockets().length,
+        deadline: this.host?.deadline ?? null,
+      });
+    }
+    return new Response("not found", { status: 404 });
+  }
+}
+
+/**
+ * The Worker: /healthz is answered at the edge, everything else (upgrades, /readyz,
+ * /metrics, server info) goes to the one Durable Object named `name`.
+ */
+export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {}) {
+  return {
+    async fetch(req, env) {
+      const url = new URL(req.url);
+      if (url.pathname === "/healthz" && req.headers.get("upgrade") === null) {
+        return new Response('{"status":"ok"}', { headers: JSON_HEADERS });
+      }
+      const ns = env[binding];
+      return ns.get(ns.idFromName(name)).fetch(req);
+    },
+  };
+}
