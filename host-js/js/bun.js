@@ -1,6 +1,6 @@
 // @ts-self-types="./bun.d.ts"
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
-import { Host, httpRoute, normalizePeer } from "./core.js";
+import { Host, fetchRoute } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
@@ -51,20 +51,8 @@ export async function serveBun(o) {
     hostname: o.hostname ?? "127.0.0.1",
     port: o.port ?? 0,
     fetch(req, srv) {
-      const url = new URL(req.url);
-      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-        const r = httpRoute(host, req.method, url.pathname);
-        return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
-      }
-      const d = host.open({
-        path: url.pathname,
-        query: url.search.slice(1),
-        headers: [...req.headers],
-        peer: normalizePeer(srv.requestIP(req)?.address),
-      });
-      if (!d.accept) {
-        return new Response(d.body, { status: d.status, headers: { "content-type": "application/json" } });
-      }
+      const { response, accepted: d } = fetchRoute(host, req, srv.requestIP(req)?.address);
+      if (response) return response;
       const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
       if (srv.upgrade(req, { data: { conn: d.conn }, headers })) return undefined;
       host.closed(d.conn, 1006);

@@ -14,7 +14,7 @@
 // JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
 // SWITCHBOARD_TEST_HOOKS="1" to enable /__test/* (tests only).
 import { DurableObject } from "cloudflare:workers";
-import { Host, httpRoute, loadDeployment, normalizePeer, wasm } from "./core.js";
+import { Host, fetchRoute, loadDeployment, wasm } from "./core.js";
 
 export { Host, loadDeployment } from "./core.js";
 
@@ -173,19 +173,12 @@ export class SwitchboardDurableObject extends DurableObject {
       };
       return new Response(JSON.stringify(body), { status: 500, headers: JSON_HEADERS });
     }
-    const url = new URL(req.url);
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      if (this.env.SWITCHBOARD_TEST_HOOKS === "1" && url.pathname.startsWith("/__test/")) return this.testHook(url.pathname);
-      const r = httpRoute(host, req.method, url.pathname);
-      return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
+    if (this.env.SWITCHBOARD_TEST_HOOKS === "1" && req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      const { pathname } = new URL(req.url);
+      if (pathname.startsWith("/__test/")) return this.testHook(pathname);
     }
-    const d = host.open({
-      path: url.pathname,
-      query: url.search.slice(1),
-      headers: [...req.headers],
-      peer: normalizePeer(req.headers.get("cf-connecting-ip") ?? "unknown"),
-    });
-    if (!d.accept) return new Response(d.body, { status: d.status, headers: JSON_HEADERS });
+    const { response, accepted: d } = fetchRoute(host, req, req.headers.get("cf-connecting-ip"));
+    if (response) return response;
     const [client, server] = Object.values(new WebSocketPair());
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment({ conn: d.conn });

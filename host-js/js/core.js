@@ -513,6 +513,23 @@ function b64(s) {
 const JSON_TYPE = { "content-type": "application/json" };
 
 /**
+ * The first step of a request on the Fetch-API runtimes (Deno, Bun, Workers): plain HTTP
+ * gets its Response (httpRoute); a WebSocket upgrade is decided by the engine. Returns
+ * {response} (HTTP, or a refused upgrade with its JSON body) or {accepted} (the engine's
+ * decision: conn, protocol; the adapter upgrades the socket).
+ */
+export function fetchRoute(host, req, peer) {
+  const url = new URL(req.url);
+  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    const r = httpRoute(host, req.method, url.pathname);
+    return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
+  }
+  const d = host.open({ path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) });
+  if (!d.accept) return { response: new Response(d.body, { status: d.status, headers: JSON_TYPE }) };
+  return { accepted: d };
+}
+
+/**
  * The plain-HTTP side shared by the Node, Deno, Bun and Cloudflare hosts (same as the
  * native host): /healthz, /readyz, /metrics, GET / or a GET on a WebSocket route → server
  * info. Returns {status, headers, body} or a 404 JSON error.

@@ -5,7 +5,7 @@
 // heartbeat pings are answered at once (ping mode "emulate") and liveness is left to
 // Deno's own `idleTimeout` pings (set to the engine's heartbeatInterval): a client
 // that stops answering is closed by Deno (code 1001) instead of the engine (4000).
-import { Host, httpRoute, normalizePeer } from "./core.js";
+import { Host, fetchRoute } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
@@ -25,20 +25,8 @@ export async function serveDeno(o) {
   const server = Deno.serve(
     { hostname: o.hostname ?? "127.0.0.1", port: o.port ?? 0, onListen: ({ port }) => listening(port) },
     (req, info) => {
-      const url = new URL(req.url);
-      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-        const r = httpRoute(host, req.method, url.pathname);
-        return new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers });
-      }
-      const d = host.open({
-        path: url.pathname,
-        query: url.search.slice(1),
-        headers: [...req.headers],
-        peer: normalizePeer(info.remoteAddr?.hostname),
-      });
-      if (!d.accept) {
-        return new Response(d.body, { status: d.status, headers: { "content-type": "application/json" } });
-      }
+      const { response: answer, accepted: d } = fetchRoute(host, req, info.remoteAddr?.hostname);
+      if (answer) return answer;
       const opts = heartbeat ? { idleTimeout } : { idleTimeout: 0 };
       if (d.protocol) opts.protocol = d.protocol;
       let socket, response;
