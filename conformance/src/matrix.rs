@@ -240,6 +240,14 @@ pub fn render(
         .max()
         .unwrap_or(6)
         .max(6);
+    // Each column is as wide as its name (at least 11); the totals' labels line up too.
+    let cell_widths: Vec<usize> = columns.iter().map(|c| c.target.len().max(11)).collect();
+    let label_width = columns
+        .iter()
+        .map(|c| c.target.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let _ = write!(s, "{:width$}", "vector");
     for c in columns {
         let _ = write!(s, "  {:>11}", c.target);
@@ -250,7 +258,7 @@ pub fn render(
     for (i, l) in vectors.iter().enumerate() {
         let mut line = format!("{:width$}", l.vector.name);
         let mut row_failed = false;
-        for c in columns {
+        for (c, cell_width) in columns.iter().zip(&cell_widths) {
             let cell = match &c.cells[i] {
                 Outcome::Pass => {
                     totals.passed += 1;
@@ -278,7 +286,7 @@ pub fn render(
                     "FAIL"
                 }
             };
-            let _ = write!(line, "  {cell:>11}");
+            let _ = write!(line, "  {cell:>cell_width$}");
         }
         if row_failed || !failures_only {
             s.push_str(&line);
@@ -302,7 +310,7 @@ pub fn render(
             });
         let _ = writeln!(
             s,
-            "{:>12}: {p} passed, {f} failed, {k} known failures, {n} not applicable ({:.2} s)",
+            "{:>label_width$}: {p} passed, {f} failed, {k} known failures, {n} not applicable ({:.2} s)",
             c.target,
             c.elapsed.as_secs_f64()
         );
