@@ -7,6 +7,7 @@
 //!   actor hands over a snapshot and the difference since the previous scrape is
 //!   added to the Prometheus counters (gauges are set).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::text::encode;
@@ -255,46 +256,34 @@ impl Metrics {
             now.heartbeat_timeouts,
             last.heartbeat_timeouts,
         );
-        for (status, n) in &now.rejected_upgrades {
-            let old = last.rejected_upgrades.get(status).copied().unwrap_or(0);
-            add(
-                &self
-                    .rejected_upgrades
-                    .get_or_create(&vec![("status".into(), status.to_string())]),
-                *n,
-                old,
-            );
-        }
-        for (ty, n) in &now.messages_received_by_type {
-            let old = last.messages_received_by_type.get(ty).copied().unwrap_or(0);
-            add(
-                &self
-                    .messages_in_by_type
-                    .get_or_create(&vec![("type".into(), ty.to_string())]),
-                *n,
-                old,
-            );
-        }
-        for (ty, n) in &now.messages_sent_by_type {
-            let old = last.messages_sent_by_type.get(ty).copied().unwrap_or(0);
-            add(
-                &self
-                    .messages_out_by_type
-                    .get_or_create(&vec![("type".into(), ty.to_string())]),
-                *n,
-                old,
-            );
-        }
-        for (code, n) in &now.errors_by_code {
-            let old = last.errors_by_code.get(code).copied().unwrap_or(0);
-            add(
-                &self
-                    .errors
-                    .get_or_create(&vec![("code".into(), code.as_str().to_string())]),
-                *n,
-                old,
-            );
-        }
+        add_by_label(
+            &self.rejected_upgrades,
+            "status",
+            &now.rejected_upgrades,
+            &last.rejected_upgrades,
+            |status| status.to_string(),
+        );
+        add_by_label(
+            &self.messages_in_by_type,
+            "type",
+            &now.messages_received_by_type,
+            &last.messages_received_by_type,
+            |ty| ty.to_string(),
+        );
+        add_by_label(
+            &self.messages_out_by_type,
+            "type",
+            &now.messages_sent_by_type,
+            &last.messages_sent_by_type,
+            |ty| ty.to_string(),
+        );
+        add_by_label(
+            &self.errors,
+            "code",
+            &now.errors_by_code,
+            &last.errors_by_code,
+            |code| code.as_str().to_string(),
+        );
         *last = now.clone();
     }
 
@@ -314,6 +303,23 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Mirror one engine counter map into a labelled family: each key's increase since the
+/// previous snapshot is added to the series `label="<key>"`.
+fn add_by_label<K: Ord>(
+    family: &Family<Labels, Counter>,
+    label: &str,
+    now: &BTreeMap<K, u64>,
+    last: &BTreeMap<K, u64>,
+    value: impl Fn(&K) -> String,
+) {
+    for (key, n) in now {
+        let old = last.get(key).copied().unwrap_or(0);
+        family
+            .get_or_create(&vec![(label.to_string(), value(key))])
+            .inc_by(n.saturating_sub(old));
     }
 }
 
