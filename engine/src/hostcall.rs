@@ -25,9 +25,32 @@ pub enum HostRequest {
         resource: String,
         /// The guarded action.
         action: crate::guard::GuardAction,
-        /// What the guard sees: `{user, filter, data, record, id}` (absent ones are null).
-        context: Value,
+        /// What the guard sees (serialized `{user, filter, data, record, id}`, absent
+        /// ones null). Boxed: the store requests, by far the most calls, stay small.
+        context: Box<GuardContext>,
     },
+}
+
+/// The context of a host guard call: what the engine knows about the request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardContext {
+    /// The connection's user as filters see it (`{id, role, scopes, ...claims}`);
+    /// `None` for anonymous connections.
+    #[serde(default)]
+    pub user: Option<Value>,
+    /// The client's filter (`subscribe`, `list`).
+    #[serde(default)]
+    pub filter: Option<Value>,
+    /// The record to create (`create`, id and timestamps already set) or the patch
+    /// (`update`).
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// The stored record (`update`, `delete`).
+    #[serde(default)]
+    pub record: Option<Value>,
+    /// The record id (`get`, `update`, `delete`, and `create`).
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// Storage operations over a resource's records.
@@ -187,5 +210,23 @@ impl OpCounter {
     pub fn next(&mut self) -> OpId {
         self.0 += 1;
         OpId(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_context_serializes_every_part_with_nulls_in_order() {
+        let c = GuardContext {
+            data: Some(serde_json::json!({"a": 1})),
+            id: Some("r1".into()),
+            ..GuardContext::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"user":null,"filter":null,"data":{"a":1},"record":null,"id":"r1"}"#
+        );
     }
 }

@@ -445,7 +445,7 @@ impl Actor {
                     context,
                 } => match &self.guard {
                     Some(guard) => {
-                        let req = GuardRequest::from_call(resource, action, context);
+                        let req = GuardRequest::from_call(resource, action, *context);
                         let budget = Duration::from_millis(deadline.since(now)) + GUARD_GRACE;
                         spawn_guard(guard.clone(), req, op, budget, self.guard_tx.clone());
                     }

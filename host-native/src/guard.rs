@@ -38,8 +38,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use engine::guard::GuardAction;
-pub use engine::hostcall::GuardDecision;
-use serde::Deserialize;
+pub use engine::hostcall::{GuardContext, GuardDecision};
 use serde_json::Value;
 
 /// What a guard callback is asked: the resource, the action, and what the engine's
@@ -64,34 +63,24 @@ pub struct GuardRequest {
     pub id: Option<String>,
 }
 
-/// The context object of a guard call, as the engine builds it.
-#[derive(Deserialize, Default)]
-struct Context {
-    #[serde(default)]
-    user: Option<Value>,
-    #[serde(default)]
-    filter: Option<Value>,
-    #[serde(default)]
-    data: Option<Value>,
-    #[serde(default)]
-    record: Option<Value>,
-    #[serde(default)]
-    id: Option<String>,
-}
-
 impl GuardRequest {
-    /// Build the request from a guard call's fields. A context that is not the object
-    /// the engine documents yields a request with no context parts.
-    pub fn from_call(resource: String, action: GuardAction, context: Value) -> Self {
-        let c: Context = serde_json::from_value(context).unwrap_or_default();
+    /// Build the request from a guard call's fields.
+    pub fn from_call(resource: String, action: GuardAction, context: GuardContext) -> Self {
+        let GuardContext {
+            user,
+            filter,
+            data,
+            record,
+            id,
+        } = context;
         GuardRequest {
             resource,
             action,
-            user: c.user,
-            filter: c.filter,
-            data: c.data,
-            record: c.record,
-            id: c.id,
+            user,
+            filter,
+            data,
+            record,
+            id,
         }
     }
 
@@ -139,12 +128,13 @@ mod tests {
     fn request_from_the_engines_context() {
         let ctx = json!({"user": {"id": "u1", "role": "user"}, "filter": null,
                          "data": {"a": 1}, "record": null, "id": "r1"});
+        let ctx: GuardContext = serde_json::from_value(ctx).unwrap();
         let r = GuardRequest::from_call("notes".into(), GuardAction::Create, ctx);
         assert_eq!(r.user_id(), Some("u1"));
         assert_eq!((r.filter, r.record), (None, None));
         assert_eq!(r.data, Some(json!({"a": 1})));
         assert_eq!(r.id.as_deref(), Some("r1"));
-        let r = GuardRequest::from_call("notes".into(), GuardAction::List, json!(5));
+        let r = GuardRequest::from_call("notes".into(), GuardAction::List, GuardContext::default());
         assert_eq!(r.user_id(), None);
         assert_eq!(r.user, None);
     }

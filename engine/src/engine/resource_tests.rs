@@ -52,7 +52,8 @@ impl R {
                         HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
                         HostRequest::Guard { context, .. } => {
                             self.guard_calls += 1;
-                            HostResult::Guard((self.host_guard)(context))
+                            let context = serde_json::to_value(context).unwrap();
+                            HostResult::Guard((self.host_guard)(&context))
                         }
                     };
                     self.e

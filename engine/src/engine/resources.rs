@@ -23,7 +23,8 @@ use crate::guard::{
     and_filters, Guard, GuardAction, GuardEnv, GuardOutcome, GuardValue, GuardValues,
 };
 use crate::hostcall::{
-    GuardDecision, HostRequest, HostResult, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest,
+    GuardContext, GuardDecision, HostRequest, HostResult, PendingCall, StoreErrorKind,
+    StoreOutcome, StoreRequest,
 };
 use crate::protocol::codec::Outbound;
 use crate::protocol::ServerMessage;
@@ -358,20 +359,17 @@ impl Engine {
         }
         if !op.host_done && cr.host_guards.contains(&op.action) {
             op.host_done = true;
-            let user = self.user_subject(slot).unwrap_or(Value::Null);
-            let mut context = Map::new();
-            context.insert("user".into(), user);
-            context.insert("filter".into(), op.filter.clone().unwrap_or(Value::Null));
-            context.insert("data".into(), op.data.clone().unwrap_or(Value::Null));
-            context.insert("record".into(), op.record.clone().unwrap_or(Value::Null));
-            context.insert(
-                "id".into(),
-                op.id.clone().map_or(Value::Null, Value::String),
-            );
+            let context = GuardContext {
+                user: self.user_subject(slot),
+                filter: op.filter.clone(),
+                data: op.data.clone(),
+                record: op.record.clone(),
+                id: op.id.clone(),
+            };
             let request = HostRequest::Guard {
                 resource: op.resource.clone(),
                 action: op.action,
-                context: Value::Object(context),
+                context: Box::new(context),
             };
             return self.call(
                 now,
