@@ -53,7 +53,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     resp
 }
 
-fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
+/// Whether the request carries the admin key (`Authorization: Bearer KEY` or `X-Admin-Key`).
+pub(crate) fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
     let h = req.headers();
     let bearer = h
         .get(hyper::header::AUTHORIZATION)
@@ -70,7 +71,7 @@ fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
 }
 
 /// Compare without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -181,7 +182,8 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
 }
 
 /// Run a command and turn its result into a 200 response.
-async fn command(state: &AppState, cmd: Command) -> Response<Body> {
+/// Run a command and answer its JSON result (200) or error.
+pub(crate) async fn command(state: &AppState, cmd: Command) -> Response<Body> {
     run(state, cmd, StatusCode::OK).await
 }
 

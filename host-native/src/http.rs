@@ -7,6 +7,7 @@
 //! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
+//! | `/console...` | the web console ([`crate::console`]) |
 //! | `GET /` or a non-upgrade `GET` on a WebSocket route | server info JSON |
 //! | anything else | 404 `{"code":"NOT_FOUND",...}` |
 
@@ -110,6 +111,7 @@ pub async fn serve(
             r
         }
         p if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(state, req).await,
+        p if crate::console::owns(p) => crate::console::handle(state, req).await,
         p if get && (p == "/" || state.ws_paths.contains(normalize(p))) => {
             match state.actor.command(Command::ServerInfo).await {
                 Some(Ok(info)) => json_value(StatusCode::OK, &info),

@@ -15,7 +15,7 @@
 //! guard callback for resources with `hostGuards` ([`guard`]).
 //!
 //! Modules: [`config`] (TOML/JSON deployment), [`server`] (start + graceful shutdown),
-//! [`http`] (routing, health, metrics), [`admin`] (admin API), [`ws`] (upgrades and
+//! [`http`] (routing, health, metrics), [`admin`] (admin API), [`console`] (web console), [`ws`] (upgrades and
 //! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
 //! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
@@ -28,6 +28,7 @@ pub mod actor;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod guard;
 pub mod http;
 pub mod ids;
