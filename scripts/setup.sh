@@ -8,6 +8,8 @@
 #   - cargo-nextest             (cargo install cargo-nextest --locked)
 #   - wasm32-unknown-unknown    (rustup target add; if that fails, Debian's rustc-web,
 #                                cargo-web, rust-web-src and lld-22 with -Z build-std)
+#   - Chromium                  (Debian's `chromium` package, /usr/bin/chromium: the
+#                                client SDK's browser test; CHROMIUM_PATH names another)
 # The wasm toolchain chosen is written to target-wasm/.toolchain ("rustup" or "debian");
 # scripts/test.sh reads it. Set WASM_TOOLCHAIN=rustup|debian to force one.
 set -euo pipefail
@@ -101,4 +103,14 @@ esac
 mkdir -p target-wasm
 if [ "$(cat target-wasm/.toolchain 2>/dev/null)" != "$WASM" ]; then
   echo "$WASM" > target-wasm/.toolchain
+fi
+
+# ---------------------------------------------------------------- Chromium (client-js browser test)
+if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  command -v apt-get >/dev/null 2>&1 \
+    || die "Chromium is missing (client-js browser test) and apt-get is not available; set CHROMIUM_PATH"
+  log "installing Debian chromium (headless browser for the client-js test)"
+  quiet as_root apt-get update -q
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  [ -x /usr/bin/chromium ] || die "Debian chromium installed but /usr/bin/chromium is missing"
 fi

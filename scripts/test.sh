@@ -2,7 +2,7 @@
 # The one test command: installs whatever is missing (scripts/setup.sh), then runs every
 # check in order and stops at the first failure:
 #
-#   1. setup        scripts/setup.sh (nextest, rustfmt/clippy, wasm32 target; host-js/build.sh
+#   1. setup        scripts/setup.sh (nextest, rustfmt/clippy, wasm32 target, Chromium; host-js/build.sh
 #                   installs the JS side: wasm-bindgen-cli, Node packages from the lockfile)
 #   2. fmt          cargo fmt --all --check
 #   3. clippy       cargo clippy --workspace --all-targets -- -D warnings   (type-checks benches too)
@@ -17,7 +17,11 @@
 #                   for wasm32-unknown-unknown in target-wasm/
 #   9. host-js      host-js/test.sh: wasm-bindgen-cli + npm ci (lockfile) + wasm-bindgen +
 #                   wasm-opt, then the JS tests on Node, Deno, Bun and workerd
-#  10. conformance  scripts/conformance.sh: every vector on every target (vector checks,
+#  10. client-js    client-js/scripts/test.sh: npm ci (lockfile), build (tsc, bundle, console
+#                   assets check), unit tests, e2e against the native and Node hosts (killed
+#                   and restarted under subscribed clients), headless Chromium (Debian's,
+#                   installed by setup.sh): the bundle against the native host + the console
+#  11. conformance  scripts/conformance.sh: every vector on every target (vector checks,
 #                   in-process engine, the wasm guest under wasmtime, live against the native
 #                   host and the Node, Deno, Bun and workerd example servers)
 #                   -> one matrix + `N passed, N failed`
@@ -119,6 +123,7 @@ step demo     demo_run
 step wasm     wasm_build
 # The live conformance runs against the JS servers happen in the matrix below, not twice.
 step host-js  env LIVE_CONFORMANCE=0 bash host-js/test.sh
+step client-js bash client-js/scripts/test.sh
 step conformance env JS_HOSTS=1 bash scripts/conformance.sh --failures-only
 
 summary "ALL PASSED: ${#STEPS[@]} steps"

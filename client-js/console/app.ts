@@ -246,8 +246,9 @@ function connectTester(): void {
   c.on("disconnected", (d) => write("disconnected", d));
   c.on("closed", (d) => write("closed", d));
   c.on("frame", (f) => {
-    const t = (f as Json | null)?.type;
-    if (t !== "pong" && t !== "connected") write("<", f);
+    const frame = f as Json | null;
+    // Answers are logged with their request; pushes and verbatim messages here.
+    if (frame?.type !== "connected" && !(frame && "requestId" in frame)) write("<", f);
   });
   c.on("error", (e) => write("error", `${e.code}: ${e.message}`));
   void c.connect().catch((e: SwitchboardError) => write("error", `${e.code}: ${e.message}`));
