@@ -16,7 +16,9 @@ export type ClientErrorCode =
   /** `getToken` refused to give a token (threw {@link UnauthorizedError}) or the server refused the credential. */
   | "UNAUTHORIZED_CLIENT"
   /** The request was aborted through its `AbortSignal`. */
-  | "ABORTED";
+  | "ABORTED"
+  /** `ready()` on a subscription that is not wanted (never subscribed, unsubscribed, or refused). */
+  | "NOT_SUBSCRIBED";
 
 /** Every error the SDK rejects a promise with or emits. `code` is machine-readable. */
 export class SwitchboardError extends Error {

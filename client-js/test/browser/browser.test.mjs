@@ -75,6 +75,7 @@ test("the browser bundle connects, subscribes, receives, and survives a server r
   const { port } = statics.address();
   await page.goto(`http://127.0.0.1:${port}/page.html?ws=${encodeURIComponent(server.url)}`);
   await page.waitForFunction(() => window.sb?.ready === true, null, { timeout: 15000 });
+  assert.deepEqual(await page.evaluate(() => window.sb.authedUser), { id: "u1", role: "user", scopes: [] });
 
   const pub = new Client({ url: server.url, WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 300 }, pingIntervalMs: 0 });
   try {

@@ -1,11 +1,12 @@
 // End to end against real servers on 127.0.0.1: the native host and the Node host.
 // The server is killed and restarted while clients are subscribed; the clients reconnect,
 // resubscribe and lose no publication the protocol can deliver.
+import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { Client } from "../../dist/index.js";
-import { TestServer, jwt, nodeHostBuilt, until } from "./servers.mjs";
+import { REPO, TestServer, jwt, nodeHostBuilt, until } from "./servers.mjs";
 
 const backoff = { initialDelayMs: 50, maxDelayMs: 400, jitter: 0.5 };
 
@@ -170,6 +171,34 @@ function suite(kind, { durable }) {
 }
 
 suite("native", { durable: true });
+
+describe("other runtimes with their standard WebSocket (against the native host)", () => {
+  let server;
+  before(async () => {
+    server = new TestServer("native", { memory: true });
+    await server.start();
+  });
+  after(() => server?.dispose());
+  const script = new URL("./runtime-smoke.mjs", import.meta.url).pathname;
+  const bin = (name) => `${REPO}host-js/node_modules/.bin/${name}`;
+  const runtimes = {
+    deno: () => [bin("deno"), ["run", "--allow-net", "--allow-read", "--allow-env", script, server.url]],
+    bun: () => [bin("bun"), [script, server.url]],
+    "node --experimental-websocket": () => [process.execPath, ["--experimental-websocket", "--no-warnings", script, server.url]],
+  };
+  for (const [name, cmd] of Object.entries(runtimes)) {
+    test(name, async () => {
+      const [file, args] = cmd();
+      const out = await new Promise((resolve, reject) =>
+        execFile(file, args, { timeout: 30000, env: { ...process.env, NO_COLOR: "1" } }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${name} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
+      const r = JSON.parse(out.trim().split("\n").at(-1));
+      assert.deepEqual([r.user, r.delivered, r.data.hello], ["u1", 1, `from ${name.split(" ")[0]}`]);
+    });
+  }
+});
 if (nodeHostBuilt()) suite("node", { durable: false });
 else {
   test("node host", () => {
