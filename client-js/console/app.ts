@@ -1,7 +1,8 @@
 // The Switchboard web console (served by the native host at /console). Polls the
 // read-only console API for the server's clients, channels, subscriptions, rooms and
 // counters, charts message rates and round-trip latency, and offers a message tester
-// that connects through @switchboard/client. Bundled by scripts/build.mjs.
+// that connects through @switchboard/client. Bundled by scripts/build.mjs into
+// host-native/console/console.js; the page it drives is host-native/console/index.html.
 import { Client, type SwitchboardError } from "../src/index.js";
 
 type Json = Record<string, unknown>;

@@ -14,9 +14,11 @@
 //! `SameSite=Strict`, scoped to `/console`, and stops working when the admin key
 //! changes. The API is read-only; writes stay on `/admin/` with the key.
 //!
-//! The assets are built from `client-js/console/` by `client-js/scripts/build.mjs` (the
-//! script bundles `@switchboard/client`, which the page's message tester connects
-//! through) and committed under `host-native/console/`; no CDN is involved.
+//! The page (`host-native/console/index.html`, `login.html`, `console.css`) and its
+//! script `console.js` are compiled in. The script is built from
+//! `client-js/console/app.ts` by `client-js/scripts/build.mjs`, bundled with
+//! `@switchboard/client` (the page's message tester connects through it), and committed;
+//! no CDN is involved.
 
 use std::sync::Arc;
 
