@@ -54,12 +54,17 @@ say "servers ready ($(since "$s") s)"
 s=$(t)
 tap="$(mktemp)"
 trap 'rm -f "$tap"' EXIT
+# In a process group of its own: whatever a test file leaves behind when the runner kills
+# it (a server it started) is ended with the group.
 set +e
-timeout --kill-after=10 300 node --test --test-concurrency=1 --test-timeout=120000 \
+setsid timeout --kill-after=10 300 node --test --test-concurrency=1 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  test/unit/*.test.mjs test/e2e/e2e.test.mjs test/browser/browser.test.mjs
+  test/unit/*.test.mjs test/e2e/e2e.test.mjs test/browser/browser.test.mjs &
+group=$!
+wait "$group"
 rc=$?
+kill -KILL -- "-$group" 2>/dev/null
 set -e
 pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
 fail="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"

@@ -18,6 +18,9 @@ const children = new Set();
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => process.exit(128 + (sig === "SIGINT" ? 2 : 15)));
+}
 
 /** The native binary: $SWITCHBOARD_BIN, else target/debug/switchboard (built by scripts/test.sh). */
 export function nativeBinary() {
