@@ -587,7 +587,8 @@ export class Client extends Emitter<ClientEvents> {
   ): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
-      const msg: Record<string, unknown> = { type, ...fields, requestId: id };
+      // `type` stays the first key; a `type` or `requestId` in `fields` cannot override ours.
+      const msg: Record<string, unknown> = Object.assign({ type }, fields, { type, requestId: id });
       const p: Pending = { id, type, msg, resolve, reject, timer: null, cleanup: () => {} };
       const ms = opts.timeoutMs ?? this.opts.requestTimeoutMs ?? 10000;
       const remove = () => {
@@ -620,7 +621,9 @@ export class Client extends Emitter<ClientEvents> {
     if (this.state !== "connected" || !this.ws) {
       throw new DisconnectedError(`cannot send \`${type}\`: not connected (state: ${this.state})`);
     }
-    this.ws.send(JSON.stringify({ type, ...fields }));
+    const msg: Record<string, unknown> = Object.assign({ type }, fields, { type });
+    delete msg.requestId; // no answer on success: never ask for one
+    this.ws.send(JSON.stringify(msg));
   }
 
   private dispatch(p: Pending, queue?: boolean): void {

@@ -64,6 +64,23 @@ test("answers are matched by requestId, out of order; error answers reject with 
   client.close();
 });
 
+test("fields cannot override the message type or the requestId", async () => {
+  const { net, client } = setup();
+  client.connect();
+  const s = await connected(net, client);
+  const p = client.request("ping", { type: "publish", requestId: "mine", extra: 1 });
+  const m = await net.sent(s);
+  assert.deepEqual(Object.keys(m).filter((k) => !k.startsWith("__")), ["type", "requestId", "extra"]);
+  assert.equal(m.type, "ping");
+  assert.equal(typeof m.requestId, "number");
+  s.answer(m, { type: "pong", timestamp: 1 });
+  await p;
+  client.notify("direct", { to: "c2", requestId: 5, type: "x" });
+  const d = await net.sent(s, (x) => x.type === "direct");
+  assert.equal("requestId" in d, false);
+  client.close();
+});
+
 test("a request without an answer times out with REQUEST_TIMEOUT and its late answer is ignored", async () => {
   const { net, client } = setup({ requestTimeoutMs: 30 });
   client.connect();
