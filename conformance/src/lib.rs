@@ -8,19 +8,24 @@
 //! - **wasm**: the same runner compiled to `wasm32-unknown-unknown` (the guest in
 //!   `conformance/wasm-guest`), executed with wasmtime ([`wasm`]); its output must be
 //!   byte-identical to the in-process output;
-//! - **live**: over real WebSocket connections against a running server ([`live`]).
+//! - **live**: over real WebSocket connections against real servers: one per host and
+//!   vector config ([`servers`]), driven through their test control channel
+//!   ([`control`]) where a client cannot ([`live`]).
 //!
 //! It also checks each vector's declared [`Intent`](conformance_core::Intent) against
 //! its expectations ([`intent`]) and builds the coverage table ([`coverage`]).
 
 #![deny(missing_docs)]
 
+pub mod control;
 pub mod coverage;
 pub mod intent;
 pub mod live;
 pub mod matrix;
 pub mod schema;
+pub mod servers;
 pub mod wasm;
+pub mod wsclient;
 
 use std::path::{Path, PathBuf};
 

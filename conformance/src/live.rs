@@ -1,43 +1,49 @@
-//! The live target: play vectors over real WebSocket connections against a running
-//! server (tokio + tokio-tungstenite).
+//! The live target: play a vector over real WebSocket connections against a running
+//! server, and drive what no client can through the server's test control channel
+//! ([`crate::control`]).
 //!
-//! Only vectors with a `live` section run here; they use the config of a deployment the
-//! server serves (`demo` = `examples/demo.json`) and only inputs a client can produce
-//! (upgrades, frames, pongs and closes). Real time cannot be virtualised, so:
+//! With the channel (every server the runner starts itself), each vector begins with a
+//! `reset`: a fresh engine seeded with the vector's seed, a memory store holding the
+//! vector's records, the host clock at the first step's time, and the host calls the
+//! vector answers itself held. Then per step:
 //!
-//! - `timestamp`, `createdAt` and `updatedAt` fields are normalised away on both sides;
-//! - client ids are random on a real server: the id in each welcome frame is mapped to
-//!   the vector's id, in frames received and in frames sent (e.g. `direct.to`);
-//! - each step waits up to `live.waitMs` for the frames it expects, per connection and
-//!   in order; frames nobody expected fail the vector (checked when the next step reads,
-//!   and after a short quiet period at the end);
-//! - actions a client cannot see (host calls, pings, command results, deadlines) are
-//!   not compared.
+//! - client inputs go over sockets: `open` writes the vector's upgrade request (its
+//!   headers, from a loopback source address per vector peer: 10.0.0.1 → 127.0.0.1,
+//!   the next peer → 127.0.0.2, ...), `text`/`json`/`binary`/`pong`/`closed` are frames;
+//! - `command`, `completed` and `backpressure` go through the channel (a command's
+//!   result and every held call come back as events and are compared with the expected
+//!   `commandResult` and `call` actions), as do inputs for connections no client ever
+//!   opened;
+//! - time: a vector without `timeout` inputs runs on a **frozen** host clock set to each
+//!   step's virtual time, so timestamps and token expiry are exact; a vector with them
+//!   runs on the host's **real timers**: steps are played at their virtual times in
+//!   real time, and expected frames (and pings) must arrive within `live.toleranceMs`
+//!   of their step's time, not before. A gap longer than [`JUMP_MS`] is bridged by
+//!   moving the host clock forward (the host re-arms its timer, which then fires at
+//!   once), so 30-second deadlines take no 30 seconds.
+//!
+//! Without the channel (`--live-url` against any demo deployment) only demo vectors
+//! that need nothing but sockets run, with times normalised and client ids mapped.
+//!
+//! Frames are compared as JSON values after mapping the server's client ids (learned
+//! from welcome frames) back to the vector's; frames nobody expected fail the vector
+//! (when the next read on that connection happens, or in a quiet period at the end).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{anyhow, bail};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use conformance_core::{compact, StepInput, Vector};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tokio::net::TcpStream;
+use conformance_core::{compact, Step, StepInput, Vector};
+use serde_json::{json, Value};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::control::{Control, CLIENT_ID_HEADER};
+use crate::wsclient::{self, Item, Upgrade, WsConn};
 
-/// Fields whose values depend on the wall clock.
+/// Fields whose values depend on the wall clock (normalised when the clock runs).
 const TIME_FIELDS: &[&str] = &["timestamp", "createdAt", "updatedAt"];
 
 /// How long to listen for stray frames after the last step.
@@ -47,27 +53,97 @@ const QUIET: Duration = Duration::from_millis(150);
 /// processed it before the next step.
 const SETTLE: Duration = Duration::from_millis(25);
 
-struct Conn {
-    ws: Option<Ws>,
-    /// Closed by the server (close frame received) or by us.
-    closed: bool,
+/// Gaps between timer steps longer than this are bridged by moving the host clock.
+pub const JUMP_MS: u64 = 1500;
+
+/// A server to play vectors against.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its test control channel, if enabled.
+    pub control: Option<Control>,
 }
 
-/// Per-vector state: connections and the client id mapping.
-#[derive(Default)]
-struct Session {
+impl Target {
+    /// A target at `ws://HOST:PORT` (probes the test control channel).
+    pub async fn connect(url: &str) -> anyhow::Result<Target> {
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| anyhow!("live runner: only ws:// URLs are supported, got {url}"))?;
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let addr = tokio::net::lookup_host(hostport)
+            .await?
+            .next()
+            .ok_or_else(|| anyhow!("cannot resolve {hostport}"))?;
+        let control = Control::probe(addr).await?;
+        Ok(Target { addr, control })
+    }
+}
+
+/// Why a vector cannot run against a server without the test control channel.
+pub fn needs_control(v: &Vector) -> Option<&'static str> {
+    if v.live.as_ref().is_some_and(|l| l.deployment != "demo") {
+        return Some("has its own config");
+    }
+    if v.store.is_some() {
+        return Some("seeds storage");
+    }
+    let mut ids = std::collections::HashSet::new();
+    for s in &v.steps {
+        let why = match &s.input {
+            StepInput::Timeout => "drives time",
+            StepInput::Command { .. } => "runs server commands",
+            StepInput::Completed { .. } => "answers host calls",
+            StepInput::Backpressure { .. } => "reports backpressure",
+            StepInput::Open { request, .. } if !ids.insert(request.client_id.clone()) => {
+                "picks client ids"
+            }
+            _ => continue,
+        };
+        return Some(why);
+    }
+    None
+}
+
+/// What one connection should receive in a step, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Exp {
+    Frame(Value),
+    Ping,
+    Close(u16, String),
+}
+
+struct Conn {
+    ws: Option<WsConn>,
+    /// Closed by the server (close frame received) or by us.
+    closed: bool,
+    /// The client id the server gave it (from its welcome frame).
+    actual_id: Option<String>,
+}
+
+/// Per-vector state.
+struct Session<'a> {
+    target: &'a Target,
     conns: BTreeMap<u64, Conn>,
     /// actual id → vector id
     to_vector: HashMap<String, String>,
     /// vector id → actual id
     to_actual: HashMap<String, String>,
-}
-
-/// What one connection should receive in a step.
-#[derive(Debug, Default)]
-struct Expected {
-    frames: Vec<Value>,
-    close: Option<(u16, String)>,
+    /// vector peer → loopback source address
+    peers: HashMap<String, IpAddr>,
+    /// Events fetched from the channel, not matched yet.
+    events: Vec<Value>,
+    /// Real timers (else a frozen clock).
+    timers: bool,
+    /// The host clock read `base_at` at `base`.
+    base_at: u64,
+    base: Instant,
+    /// Client ids the vector's opens used so far.
+    ids_used: std::collections::HashSet<String>,
+    hold_store: bool,
+    wait: Duration,
+    tolerance: Duration,
 }
 
 /// Replace time-dependent fields anywhere in a value.
@@ -93,7 +169,7 @@ fn map_substrings(v: &mut Value, map: &HashMap<String, String>) {
     match v {
         Value::String(s) => {
             for (from, to) in map {
-                if s.contains(from.as_str()) {
+                if from != to && s.contains(from.as_str()) {
                     *s = s.replace(from.as_str(), to);
                 }
             }
@@ -118,11 +194,17 @@ fn map_strings(v: &mut Value, map: &HashMap<String, String>) {
     }
 }
 
-impl Session {
+impl Session<'_> {
+    fn normalize(&self, v: &mut Value) {
+        if self.target.control.is_none() || self.timers {
+            normalize_time(v);
+        }
+    }
+
     /// Outgoing frame text with vector client ids replaced by the real ones.
     fn outgoing(&self, text: &str) -> String {
         match serde_json::from_str::<Value>(text) {
-            Ok(mut v) if !self.to_actual.is_empty() => {
+            Ok(mut v) if self.to_actual.iter().any(|(a, b)| a != b) => {
                 let before = compact(&v);
                 map_strings(&mut v, &self.to_actual);
                 let after = compact(&v);
@@ -136,45 +218,87 @@ impl Session {
         }
     }
 
-    /// A received frame in comparable form (ids mapped back, times normalised).
-    fn incoming(&mut self, text: &str, expected: Option<&Value>) -> Value {
-        let Ok(mut v) = serde_json::from_str::<Value>(text) else {
-            return Value::String(format!("(not JSON) {text}"));
-        };
-        // Learn the mapping from the welcome frame.
-        if v["type"] == "connected" {
-            if let (Some(actual), Some(want)) = (
-                v["clientId"].as_str(),
-                expected.and_then(|e| e["clientId"].as_str()),
-            ) {
-                self.to_vector.insert(actual.to_string(), want.to_string());
-                self.to_actual.insert(want.to_string(), actual.to_string());
-            }
-        }
+    /// A received value in comparable form (ids mapped back, times normalised).
+    fn incoming_value(&self, mut v: Value) -> Value {
         map_substrings(&mut v, &self.to_vector);
-        normalize_time(&mut v);
+        self.normalize(&mut v);
         v
+    }
+
+    /// An expected value in comparable form.
+    fn expected_value(&self, v: &Value) -> Value {
+        let mut v = v.clone();
+        self.normalize(&mut v);
+        v
+    }
+
+    /// The host clock's reading now (virtual time).
+    fn virtual_now(&self) -> u64 {
+        self.base_at + self.base.elapsed().as_millis() as u64
+    }
+
+    async fn set_clock(&mut self, at: u64) -> anyhow::Result<()> {
+        let c = self.control()?;
+        c.post("clock", json!({"at": at, "frozen": !self.timers}))
+            .await?;
+        self.base_at = at;
+        self.base = Instant::now();
+        Ok(())
+    }
+
+    fn control(&self) -> anyhow::Result<&Control> {
+        self.target
+            .control
+            .as_ref()
+            .ok_or_else(|| anyhow!("this server has no test control channel"))
+    }
+
+    /// The loopback address standing in for a vector peer.
+    fn source(&mut self, peer: &str) -> IpAddr {
+        let n = self.peers.len() as u8;
+        *self
+            .peers
+            .entry(peer.to_string())
+            .or_insert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + n)))
     }
 }
 
-/// An expected frame in comparable form. Frames are compared as JSON values (key order
-/// is not compared live: records come from each host's own store; the in-process and
-/// wasm targets compare bytes).
-fn expected_value(v: &Value) -> Value {
-    let mut v = v.clone();
-    normalize_time(&mut v);
-    v
-}
-
-/// Play one vector against `base_url` (e.g. `ws://127.0.0.1:3001`). Returns the
-/// problems found (empty = pass).
-pub async fn run_vector(base_url: &str, v: &Vector) -> Vec<String> {
-    let wait = Duration::from_millis(v.live.as_ref().map_or(2000, |l| l.wait_ms));
-    let mut s = Session::default();
+/// Play one vector. Returns the problems found (empty = pass).
+pub async fn run_vector(target: &Target, v: &Vector) -> Vec<String> {
+    let live = v.live.as_ref();
+    let timers = v.steps.iter().any(|s| matches!(s.input, StepInput::Timeout));
+    let at0 = v.steps.first().map_or(0, |s| s.at);
+    let mut s = Session {
+        target,
+        conns: BTreeMap::new(),
+        to_vector: HashMap::new(),
+        to_actual: HashMap::new(),
+        peers: HashMap::new(),
+        events: Vec::new(),
+        timers,
+        base_at: at0,
+        base: Instant::now(),
+        ids_used: Default::default(),
+        hold_store: !v.auto_store,
+        wait: Duration::from_millis(live.map_or(2000, |l| l.wait_ms)),
+        tolerance: Duration::from_millis(live.and_then(|l| l.tolerance_ms).unwrap_or(200)),
+    };
     let mut problems = Vec::new();
+    if let Some(c) = &target.control {
+        let reset = json!({
+            "seed": v.seed,
+            "clock": {"at": at0, "frozen": !timers},
+            "store": v.store.clone().unwrap_or_default(),
+            "hold": {"guard": true, "store": s.hold_store},
+        });
+        if let Err(e) = c.post("reset", reset).await {
+            return vec![format!("reset: {e:#}")];
+        }
+        s.base = Instant::now();
+    }
     for (i, step) in v.steps.iter().enumerate() {
-        if let Err(e) = play_step(base_url, &mut s, i, step, wait, &mut problems).await {
-            problems.push(format!("step {i}: {e}"));
+        if let Err(e) = play_step(&mut s, i, step, &mut problems).await {
+            problems.push(format!("step {i}: {e:#}"));
         }
         if !problems.is_empty() {
             break;
@@ -183,225 +307,183 @@ pub async fn run_vector(base_url: &str, v: &Vector) -> Vec<String> {
     if problems.is_empty() {
         // Nothing else may arrive (one quiet period shared by all connections).
         let quiet_until = Instant::now() + QUIET;
-        for (id, c) in s.conns.iter_mut().filter(|(_, c)| !c.closed) {
+        let ids: Vec<u64> = s.conns.keys().copied().collect();
+        for id in ids {
+            let c = s.conns.get_mut(&id).expect("present");
+            if c.closed {
+                continue;
+            }
             if let Some(ws) = c.ws.as_mut() {
-                if let Some(extra) = next_data(ws, quiet_until).await {
+                if let Some(extra) = ws.next(quiet_until).await {
                     problems.push(format!(
-                        "conn {id}: unexpected frame after the last step: {extra}"
+                        "conn {id}: unexpected {} after the last step",
+                        describe(&extra)
                     ));
                 }
             }
         }
+        if let Some(c) = &target.control {
+            match c.events(0, Duration::ZERO).await {
+                Ok(extra) if !extra.is_empty() || !s.events.is_empty() => problems.push(format!(
+                    "unexpected host calls or command results after the last step: {}",
+                    compact(&Value::Array([s.events.clone(), extra].concat()))
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("events: {e:#}")),
+            }
+        }
     }
     for c in s.conns.values_mut() {
-        if let Some(mut ws) = c.ws.take() {
+        if let Some(ws) = c.ws.take() {
             if !c.closed {
-                let _ = ws.close(None).await;
+                let _ = ws.close(Some(1000)).await;
             }
         }
     }
     problems
 }
 
-/// Send a WebSocket upgrade request that is expected to be refused, over a plain TCP
-/// connection, and read the complete HTTP response: `(status, body)`. The body is read
-/// up to its `Content-Length` (or the end of the stream), within `wait`. A `101`
-/// answer is returned with an empty body and the connection dropped.
-async fn refused_upgrade(
-    req: &tokio_tungstenite::tungstenite::handshake::client::Request,
-    wait: Duration,
-) -> anyhow::Result<(u16, Vec<u8>)> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    let uri = req.uri();
-    if uri.scheme_str() != Some("ws") {
-        bail!("live runner: only ws:// URLs are supported, got {uri}");
-    }
-    let host = uri.host().context("URL without a host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = format!("GET {path} HTTP/1.1\r\n");
-    for (name, value) in req.headers() {
-        head.push_str(name.as_str());
-        head.push_str(": ");
-        head.push_str(value.to_str().context("non-ASCII header value")?);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-
-    let deadline = Instant::now() + wait.max(Duration::from_secs(5));
-    let io = async {
-        let mut stream = TcpStream::connect((host, port)).await?;
-        stream.write_all(head.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            if let httparse::Status::Complete(head_len) = resp.parse(&buf)? {
-                let status = resp.code.unwrap_or_default();
-                if status == 101 {
-                    return Ok((status, Vec::new()));
-                }
-                let length = resp
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| {
-                        std::str::from_utf8(h.value)
-                            .ok()?
-                            .trim()
-                            .parse::<usize>()
-                            .ok()
-                    });
-                loop {
-                    if length.is_some_and(|l| buf.len() >= head_len + l) {
-                        break;
-                    }
-                    let n = stream.read(&mut chunk).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let end = length.map_or(buf.len(), |l| (head_len + l).min(buf.len()));
-                return Ok((status, buf[head_len..end].to_vec()));
-            }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("connection closed before a complete HTTP response");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    };
-    tokio::time::timeout_at(deadline, io)
-        .await
-        .map_err(|_| anyhow!("no complete HTTP response to the upgrade within {wait:?}"))?
-}
-
-/// Next data frame (text or binary, as text) or close frame (as `close <code> <reason>`),
-/// skipping pings/pongs; `None` on timeout or end of stream.
-async fn next_data(ws: &mut Ws, deadline: Instant) -> Option<String> {
-    loop {
-        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(e))) => return Some(format!("(socket error) {e}")),
-            Ok(None) | Err(_) => return None,
-        };
-        match msg {
-            Message::Text(t) => return Some(t.as_str().to_string()),
-            Message::Binary(b) => return Some(String::from_utf8_lossy(&b).into_owned()),
-            Message::Close(f) => {
-                return Some(match f {
-                    Some(f) => format!("close {} {}", u16::from(f.code), f.reason.as_str()),
-                    None => "close (no code)".into(),
-                })
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        }
+fn describe(item: &Item) -> String {
+    match item {
+        Item::Text(t) => format!("frame {t}"),
+        Item::Binary(b) => format!("binary frame {}", String::from_utf8_lossy(b)),
+        Item::Ping => "ping".into(),
+        Item::Pong => "pong".into(),
+        Item::Close(code, reason) => format!(
+            "close {} {reason}",
+            code.map_or("(no code)".into(), |c| c.to_string())
+        ),
+        Item::End(e) => format!("end of connection ({e})"),
     }
 }
 
-async fn play_step(
-    base_url: &str,
-    s: &mut Session,
-    i: usize,
-    step: &conformance_core::Step,
-    wait: Duration,
-    problems: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    // What each connection should see.
-    let mut expected: BTreeMap<u64, Expected> = BTreeMap::new();
-    let mut accept: Option<(u64, Option<String>)> = None;
-    let mut reject: Option<(u64, u16, Value)> = None;
+/// Which actions of a step the runner checks, sorted by where they show up.
+#[derive(Default)]
+struct Expected {
+    conns: BTreeMap<u64, Vec<Exp>>,
+    accept: Option<Option<String>>,
+    reject: Option<(u16, Value)>,
+    /// Expected events: held calls and command results, in action order.
+    events: Vec<Value>,
+}
+
+fn expected(s: &Session<'_>, step: &Step) -> Expected {
+    let mut e = Expected::default();
     for a in &step.expect {
+        let conn = a["conn"].as_u64().unwrap_or_default();
         match a["action"].as_str().unwrap_or_default() {
-            "send" => {
-                let conn = a["conn"].as_u64().unwrap_or_default();
-                expected
-                    .entry(conn)
-                    .or_default()
-                    .frames
-                    .push(a["frame"]["data"].clone());
-            }
+            "send" => e
+                .conns
+                .entry(conn)
+                .or_default()
+                .push(Exp::Frame(a["frame"]["data"].clone())),
             "sendMany" => {
                 for c in a["conns"].as_array().into_iter().flatten() {
-                    let conn = c.as_u64().unwrap_or_default();
-                    expected
-                        .entry(conn)
+                    e.conns
+                        .entry(c.as_u64().unwrap_or_default())
                         .or_default()
-                        .frames
-                        .push(a["frame"]["data"].clone());
+                        .push(Exp::Frame(a["frame"]["data"].clone()));
                 }
             }
-            "close" => {
-                let conn = a["conn"].as_u64().unwrap_or_default();
-                expected.entry(conn).or_default().close = Some((
-                    a["code"].as_u64().unwrap_or_default() as u16,
-                    a["reason"].as_str().unwrap_or_default().to_string(),
-                ));
-            }
-            "accept" => {
-                accept = Some((
-                    a["conn"].as_u64().unwrap_or_default(),
-                    a["protocol"].as_str().map(str::to_string),
-                ))
-            }
+            "close" => e.conns.entry(conn).or_default().push(Exp::Close(
+                a["code"].as_u64().unwrap_or_default() as u16,
+                a["reason"].as_str().unwrap_or_default().to_string(),
+            )),
+            "ping" => e.conns.entry(conn).or_default().push(Exp::Ping),
+            "accept" => e.accept = Some(a["protocol"].as_str().map(str::to_string)),
             "reject" => {
-                reject = Some((
-                    a["conn"].as_u64().unwrap_or_default(),
+                e.reject = Some((
                     a["status"].as_u64().unwrap_or_default() as u16,
                     a["body"].clone(),
                 ))
             }
-            _ => {} // call, ping, commandResult: not visible to clients
+            "call" if s.target.control.is_some() => {
+                let held = match a["request"]["kind"].as_str() {
+                    Some("guard") => true,
+                    Some("store") => s.hold_store,
+                    _ => false,
+                };
+                if held {
+                    e.events.push(a.clone());
+                }
+            }
+            "commandResult" if s.target.control.is_some() => e.events.push(a.clone()),
+            _ => {}
+        }
+    }
+    e
+}
+
+async fn play_step(
+    s: &mut Session<'_>,
+    i: usize,
+    step: &Step,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let exp = expected(s, step);
+    // Time.
+    if s.target.control.is_some() {
+        if s.timers {
+            let now = s.virtual_now();
+            if step.at > now + JUMP_MS {
+                s.set_clock(step.at).await?;
+            } else if step.at > now {
+                // Frames this step expects must not be here before their time.
+                let early = step.at.saturating_sub(s.tolerance.as_millis() as u64);
+                if early > now {
+                    tokio::time::sleep(Duration::from_millis(early - now)).await;
+                }
+                for conn in exp.conns.keys() {
+                    if let Some(ws) = s.conns.get_mut(conn).and_then(|c| c.ws.as_mut()) {
+                        if let Some(item) = ws.next(Instant::now()).await {
+                            problems.push(format!(
+                                "step {i} conn {conn}: {} arrived more than {} ms before {}",
+                                describe(&item),
+                                s.tolerance.as_millis(),
+                                step.at
+                            ));
+                            return Ok(());
+                        }
+                    }
+                }
+                let now = s.virtual_now();
+                if step.at > now {
+                    tokio::time::sleep(Duration::from_millis(step.at - now)).await;
+                }
+            }
+        } else if step.at != s.base_at {
+            s.set_clock(step.at).await?;
         }
     }
 
+    // The input.
     match &step.input {
         StepInput::Open { conn, request } => {
-            let mut url = format!("{base_url}{}", request.path);
+            let mut path = request.path.clone();
             if !request.query.is_empty() {
-                url.push('?');
-                url.push_str(&request.query);
+                path.push('?');
+                path.push_str(&request.query);
             }
-            let mut req = url.as_str().into_client_request()?;
-            for (k, val) in &request.headers {
-                let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse()?;
-                req.headers_mut().append(name, HeaderValue::from_str(val)?);
+            let mut headers = request.headers.clone();
+            let fresh = s.ids_used.insert(request.client_id.clone());
+            if s.target.control.is_some() && (!fresh || request.client_id.is_empty()) {
+                // Only the vector's own id reproduces a collision or a generated id.
+                headers.push((CLIENT_ID_HEADER.into(), request.client_id.clone()));
             }
-            if let Some((_, st, want)) = &reject {
-                // A refused upgrade: read the whole response ourselves. tungstenite's
-                // handshake error carries only the body bytes that arrived with the
-                // headers, and some servers (workerd) write the body separately.
-                let (status, body) = refused_upgrade(&req, wait).await?;
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                if status == 101 {
-                    problems.push(format!(
-                        "step {i}: upgrade accepted, expected a rejection ({st} {want})"
-                    ));
-                } else if !(*st == status && *want == body) {
-                    problems.push(format!(
-                        "step {i}: rejected with {status} {body}, expected {st} {want}"
-                    ));
-                }
-                return Ok(());
-            }
-            match tokio_tungstenite::connect_async(req).await {
-                Ok((ws, resp)) => {
-                    let got = resp
-                        .headers()
-                        .get("sec-websocket-protocol")
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_string);
-                    match &accept {
-                        Some((_, want)) if *want == got => {}
-                        Some((_, want)) => problems.push(format!(
-                            "step {i}: accepted with subprotocol {got:?}, expected {want:?}"
+            let source = Some(s.source(&request.peer));
+            let wait = s.wait.max(Duration::from_secs(5));
+            match wsclient::upgrade(s.target.addr, source, &path, &headers, wait).await? {
+                Upgrade::Accepted(ws, protocol) => {
+                    match &exp.accept {
+                        Some(want) if *want == protocol => {}
+                        Some(want) => problems.push(format!(
+                            "step {i}: accepted with subprotocol {protocol:?}, expected {want:?}"
                         )),
                         None => problems.push(format!(
                             "step {i}: upgrade accepted, expected a rejection {:?}",
-                            reject.as_ref().map(|r| (r.1, r.2.to_string()))
+                            exp.reject
+                                .as_ref()
+                                .map(|r| format!("{} {}", r.0, compact(&r.1)))
                         )),
                     }
                     s.conns.insert(
@@ -409,248 +491,273 @@ async fn play_step(
                         Conn {
                             ws: Some(ws),
                             closed: false,
+                            actual_id: None,
                         },
                     );
                 }
-                Err(WsError::Http(resp)) => {
-                    let status = resp.status().as_u16();
-                    let body: Value = resp
-                        .body()
-                        .as_deref()
-                        .and_then(|b| serde_json::from_slice(b).ok())
-                        .unwrap_or(Value::Null);
-                    match &reject {
-                        Some((_, st, want)) if *st == status && *want == body => {}
-                        Some((_, st, want)) => problems.push(format!(
+                Upgrade::Refused(status, body) => {
+                    let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&body).into_owned())
+                    });
+                    match &exp.reject {
+                        Some((st, want)) if *st == status && *want == body => {}
+                        Some((st, want)) => problems.push(format!(
                             "step {i}: rejected with {status} {body}, expected {st} {want}"
                         )),
                         None => problems.push(format!(
                             "step {i}: upgrade rejected with {status} {body}, expected accept"
                         )),
                     }
-                    return Ok(());
                 }
-                Err(e) => bail!("connecting: {e}"),
             }
         }
         StepInput::Text { conn, .. } | StepInput::Json { conn, .. } => {
-            let text = s.outgoing(&step.input.frame_text().unwrap_or_default());
-            send(s, *conn, Message::text(text)).await?;
+            let text = step.input.frame_text().unwrap_or_default();
+            match open_conn(s, *conn) {
+                Some(ws) => ws.text(&s.outgoing(&text)).await?,
+                None => inject(s, *conn, json!({"kind": "text", "text": text})).await?,
+            }
         }
         StepInput::Binary { conn, base64 } => {
             let bytes = STANDARD.decode(base64.as_bytes())?;
-            let text = String::from_utf8(bytes.clone())
-                .ok()
-                .map(|t| s.outgoing(&t).into_bytes());
-            send(s, *conn, Message::binary(text.unwrap_or(bytes))).await?;
+            let bytes = match String::from_utf8(bytes.clone()) {
+                Ok(t) => s.outgoing(&t).into_bytes(),
+                Err(_) => bytes,
+            };
+            if let Some(ws) = open_conn(s, *conn) {
+                ws.binary(&bytes).await?;
+            }
         }
-        StepInput::Pong { conn } => send(s, *conn, Message::Pong(Default::default())).await?,
+        StepInput::Pong { conn } => match open_conn(s, *conn) {
+            Some(ws) => ws.pong().await?,
+            None => inject(s, *conn, json!({"kind": "pong"})).await?,
+        },
         StepInput::Closed { conn, code } => {
-            let c = s
-                .conns
-                .get_mut(conn)
-                .ok_or_else(|| anyhow!("conn {conn} was never opened"))?;
-            if !c.closed {
-                c.closed = true;
-                if let Some(ws) = c.ws.as_mut() {
-                    let frame = code.map(|code| CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: "".into(),
-                    });
-                    ws.close(frame).await.context("closing")?;
-                    // Wait for the server's close echo, so the server has seen the close
-                    // before the next step acts on it.
-                    let deadline = Instant::now() + wait;
-                    while let Some(m) = next_data(ws, deadline).await {
-                        if m.starts_with("close") || m.starts_with("(socket error)") {
-                            break;
+            if !s.conns.contains_key(conn) {
+                inject(s, *conn, json!({"kind": "closed", "code": code})).await?;
+            } else {
+                let wait = s.wait;
+                let c = s.conns.get_mut(conn).expect("present");
+                if !c.closed {
+                    c.closed = true;
+                    if let Some(ws) = c.ws.as_mut() {
+                        ws.close(*code).await?;
+                        // Wait for the server's close echo, so the server has seen the
+                        // close before the next step acts on it.
+                        let deadline = Instant::now() + wait;
+                        while let Some(item) = ws.next(deadline).await {
+                            if matches!(item, Item::Close(..) | Item::End(_)) {
+                                break;
+                            }
                         }
+                        tokio::time::sleep(SETTLE).await;
                     }
-                    tokio::time::sleep(SETTLE).await;
                 }
             }
         }
-        other => bail!("input {other:?} cannot be played live"),
+        StepInput::Backpressure { conn, buffered } => {
+            inject(s, *conn, json!({"kind": "backpressure", "buffered": buffered})).await?
+        }
+        StepInput::Command { tag, command } => {
+            s.control()?
+                .post("command", json!({"tag": tag, "command": command}))
+                .await?;
+        }
+        StepInput::Completed { op, result } => {
+            s.control()?
+                .post("complete", json!({"op": op, "result": result}))
+                .await?;
+        }
+        StepInput::Timeout => {}
     }
 
-    // Read what each connection should receive, in order, within the wait.
-    if expected.is_empty() {
+    // What the clients see, per connection and in order, within the wait.
+    if exp.conns.is_empty() && exp.events.is_empty() {
         tokio::time::sleep(SETTLE).await;
     }
-    let deadline = Instant::now() + wait;
-    for (conn, exp) in expected {
-        let Some(c) = s.conns.get_mut(&conn) else {
-            problems.push(format!(
-                "step {i}: frames expected on conn {conn}, which is not open"
-            ));
-            continue;
-        };
-        let Some(mut ws) = c.ws.take() else {
-            problems.push(format!("step {i}: frames expected on closed conn {conn}"));
-            continue;
-        };
-        let mut closed_now = false;
-        for want in &exp.frames {
-            let got = next_data(&mut ws, deadline).await;
-            let want_value = expected_value(want);
-            let want_text = compact(&want_value);
-            match got {
-                Some(g) if g.starts_with("close ") => {
-                    problems.push(format!(
-                        "step {i} conn {conn}: got {g}, expected frame {want_text}"
-                    ));
-                    closed_now = true;
-                    break;
-                }
-                Some(g) => {
-                    let hint = (want["type"] == "connected").then_some(want);
-                    let got_value = s.incoming(&g, hint);
-                    if got_value != want_value {
-                        problems.push(format!(
-                            "step {i} conn {conn}: frame differs\n  expected {want_text}\n  actual   {}",
-                            compact(&got_value)
-                        ));
-                    }
-                }
-                None => problems.push(format!(
-                    "step {i} conn {conn}: no frame within {} ms, expected {want_text}",
-                    wait.as_millis()
-                )),
-            }
-        }
-        if let (Some((code, reason)), false) = (&exp.close, closed_now) {
-            match next_data(&mut ws, deadline).await {
-                Some(g) if g == format!("close {code} {reason}") => closed_now = true,
-                Some(g) => {
-                    let g = if g.starts_with("close ") {
-                        g
-                    } else {
-                        compact(&s.incoming(&g, None))
-                    };
-                    problems.push(format!(
-                        "step {i} conn {conn}: got {g}, expected close {code} {reason}"
-                    ));
-                }
-                None => problems.push(format!(
-                    "step {i} conn {conn}: no close within {} ms, expected close {code} {reason}",
-                    wait.as_millis()
-                )),
-            }
-        }
-        let c = s.conns.get_mut(&conn).expect("present");
-        if closed_now {
-            c.closed = true;
-        }
-        c.ws = Some(ws);
+    let deadline = Instant::now() + if s.timers { s.wait.max(s.tolerance) } else { s.wait };
+    for (conn, items) in &exp.conns {
+        read_conn(s, i, *conn, items, deadline, problems).await;
+    }
+    if !exp.events.is_empty() {
+        check_events(s, i, &exp.events, deadline, problems).await?;
     }
     Ok(())
 }
 
-async fn send(s: &mut Session, conn: u64, msg: Message) -> anyhow::Result<()> {
-    let c = s
-        .conns
-        .get_mut(&conn)
-        .ok_or_else(|| anyhow!("conn {conn} is not open"))?;
-    if c.closed {
-        // The server closed it; a real client cannot send any more. The vector's
-        // expectation (nothing happens) holds trivially.
-        return Ok(());
-    }
-    let ws =
-        c.ws.as_mut()
-            .ok_or_else(|| anyhow!("conn {conn} is gone"))?;
-    ws.send(msg)
-        .await
-        .with_context(|| format!("sending on conn {conn}"))
+/// The connection's socket when a client can still use it.
+fn open_conn<'a>(s: &'a Session<'_>, conn: u64) -> Option<&'a WsConn> {
+    s.conns
+        .get(&conn)
+        .filter(|c| !c.closed)
+        .and_then(|c| c.ws.as_ref())
 }
 
-/// A `switchboard` server started for the live target, killed on drop.
-pub struct NativeServer {
-    child: Child,
-    /// `ws://127.0.0.1:PORT`.
-    pub url: String,
-    /// Where its stdout/stderr go (kept after the server stops, for diagnosis).
-    pub log: PathBuf,
+/// Feed a host report for a connection through the channel: an open connection is
+/// named by its client id; one no client opened gets an id the host never assigned. A
+/// connection the server already closed gets nothing (a real client cannot send).
+async fn inject(s: &Session<'_>, conn: u64, input: Value) -> anyhow::Result<()> {
+    let client_id = match s.conns.get(&conn) {
+        Some(c) if c.closed => return Ok(()),
+        Some(c) => match &c.actual_id {
+            Some(id) => Value::String(id.clone()),
+            None => bail!("conn {conn} has no client id yet (no welcome frame seen)"),
+        },
+        None => Value::Null,
+    };
+    s.control()?
+        .post("input", json!({"clientId": client_id, "input": input}))
+        .await?;
+    Ok(())
 }
 
-impl std::fmt::Debug for NativeServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeServer")
-            .field("url", &self.url)
-            .finish()
-    }
-}
-
-impl NativeServer {
-    /// Start `bin serve --config <config> --listen 127.0.0.1:<free port> --memory` and
-    /// wait until it accepts TCP connections.
-    pub fn start(bin: &Path, config: &Path) -> anyhow::Result<NativeServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("switchboard-conformance-{port}.log"));
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--memory")
-            // The demo's defaults, whatever the caller's environment says.
-            .env_remove("SWITCHBOARD_JWT_SECRET")
-            .env_remove("SWITCHBOARD_ADMIN_KEY")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut server = NativeServer {
-            child,
-            url: format!("ws://{addr}"),
-            log,
+async fn read_conn(
+    s: &mut Session<'_>,
+    i: usize,
+    conn: u64,
+    items: &[Exp],
+    deadline: Instant,
+    problems: &mut Vec<String>,
+) {
+    let Some(mut ws) = s.conns.get_mut(&conn).and_then(|c| c.ws.take()) else {
+        problems.push(format!(
+            "step {i}: frames expected on conn {conn}, which is not open"
+        ));
+        return;
+    };
+    let mut closed_now = false;
+    for want in items {
+        let want_text = match want {
+            Exp::Frame(f) => format!("frame {}", compact(&s.expected_value(f))),
+            Exp::Ping => "ping".into(),
+            Exp::Close(code, reason) => format!("close {code} {reason}"),
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return Ok(server);
+        let got = ws.next(deadline).await;
+        let Some(got) = got else {
+            problems.push(format!(
+                "step {i} conn {conn}: nothing within {} ms, expected {want_text}",
+                s.wait.as_millis()
+            ));
+            break;
+        };
+        match (want, &got) {
+            (Exp::Frame(f), Item::Text(t)) => {
+                let Ok(value) = serde_json::from_str::<Value>(t) else {
+                    problems.push(format!("step {i} conn {conn}: got non-JSON frame {t}"));
+                    continue;
+                };
+                if value["type"] == "connected" {
+                    if let (Some(actual), Some(vector)) =
+                        (value["clientId"].as_str(), f["clientId"].as_str())
+                    {
+                        s.to_vector.insert(actual.into(), vector.into());
+                        s.to_actual.insert(vector.into(), actual.into());
+                        if let Some(c) = s.conns.get_mut(&conn) {
+                            c.actual_id = Some(actual.into());
+                        }
+                    }
+                }
+                let got_value = s.incoming_value(value);
+                let want_value = s.expected_value(f);
+                if got_value != want_value {
+                    problems.push(format!(
+                        "step {i} conn {conn}: frame differs\n  expected {}\n  actual   {}",
+                        compact(&want_value),
+                        compact(&got_value)
+                    ));
+                }
             }
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "{} exited with {status} before listening; log: {}",
-                    bin.display(),
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
-                );
+            (Exp::Ping, Item::Ping) => {}
+            (Exp::Close(code, reason), Item::Close(Some(c), r)) if c == code && r == reason => {
+                closed_now = true;
             }
-            if std::time::Instant::now() > deadline {
-                bail!("{} did not listen on {addr} within 20 s", bin.display());
+            (_, other) => {
+                if matches!(other, Item::Close(..) | Item::End(_)) {
+                    closed_now = true;
+                }
+                let other = match other {
+                    Item::Text(t) => match serde_json::from_str::<Value>(t) {
+                        Ok(v) => format!("frame {}", compact(&s.incoming_value(v))),
+                        Err(_) => describe(other),
+                    },
+                    _ => describe(other),
+                };
+                problems.push(format!(
+                    "step {i} conn {conn}: got {other}, expected {want_text}"
+                ));
+                if closed_now {
+                    break;
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-impl Drop for NativeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let c = s.conns.get_mut(&conn).expect("present");
+    if closed_now {
+        c.closed = true;
     }
+    c.ws = Some(ws);
 }
 
-/// The native host's binary: `$SWITCHBOARD_BIN`, else `<target>/debug/switchboard`.
-pub fn native_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return PathBuf::from(p);
+/// Compare the held calls and command results the host reported with the expected
+/// `call` and `commandResult` actions (calls in order; deadlines within the tolerance
+/// on real timers; connection ids are the host's own and not compared).
+async fn check_events(
+    s: &mut Session<'_>,
+    i: usize,
+    want: &[Value],
+    deadline: Instant,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let need = want.len().saturating_sub(s.events.len());
+    if need > 0 {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let more = s.control()?.events(need, wait).await?;
+        s.events.extend(more);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_dir().join("target"));
-    target.join("debug/switchboard")
-}
-
-/// Whether the native host package (`host-native/`) exists in this checkout.
-pub fn native_host_present() -> bool {
-    crate::workspace_dir()
-        .join("host-native/Cargo.toml")
-        .exists()
+    let tolerance = if s.timers {
+        s.tolerance.as_millis() as i64
+    } else {
+        0
+    };
+    for w in want {
+        let pos = s.events.iter().position(|e| match w["action"].as_str() {
+            Some("call") => e["event"] == "call",
+            _ => e["event"] == "commandResult" && e["tag"] == w["tag"],
+        });
+        let Some(pos) = pos else {
+            problems.push(format!(
+                "step {i}: the host reported no {} within {} ms",
+                compact(w),
+                s.wait.as_millis()
+            ));
+            continue;
+        };
+        let e = s.events.remove(pos);
+        match w["action"].as_str() {
+            Some("call") => {
+                let got = &e["action"];
+                let dl = got["deadline"].as_i64().unwrap_or(0) - w["deadline"].as_i64().unwrap_or(0);
+                if got["op"] != w["op"] || got["request"] != w["request"] || dl.abs() > tolerance {
+                    problems.push(format!(
+                        "step {i}: host call differs\n  expected {}\n  actual   {}",
+                        compact(w),
+                        compact(got)
+                    ));
+                }
+            }
+            _ => {
+                let got = s.incoming_value(e["result"].clone());
+                let want_value = s.expected_value(&w["result"]);
+                if got != want_value {
+                    problems.push(format!(
+                        "step {i}: command {} result differs\n  expected {}\n  actual   {}",
+                        w["tag"],
+                        compact(&want_value),
+                        compact(&got)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -17,6 +17,9 @@ pub enum Outcome {
     Fail(Vec<String>),
     /// The vector does not run on this target (e.g. in-process-only vectors live).
     NotApplicable,
+    /// The vector cannot run live on this host, for this reason (`live.notOn`, or a
+    /// server that cannot play it). Printed as `n/a`; never counted as a pass.
+    Skipped(String),
     /// Failed as expected: the vector is listed in `known-failures.json` (a reported
     /// engine bug; the vector expects the correct behaviour).
     KnownFailure(String),
@@ -186,19 +189,37 @@ fn first_difference(a: &str, b: &str) -> (String, String) {
     (format!("…{}", cut(a)), format!("…{}", cut(b)))
 }
 
-/// A live target: every live vector over real sockets against `url`.
+/// A live target against one running server (`--live-url`): it serves one deployment,
+/// so only the demo vectors run; vectors that need the test control channel run only
+/// when the server has it.
 pub fn live_column(name: &str, url: &str, vectors: &[LoadedVector]) -> anyhow::Result<Column> {
     let t0 = Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let target = rt.block_on(crate::live::Target::connect(url))?;
     let cells = vectors
         .iter()
         .map(|l| {
-            if l.vector.live.is_none() {
+            let Some(live) = &l.vector.live else {
                 return Outcome::NotApplicable;
+            };
+            if live.deployment != "demo" {
+                return Outcome::Skipped(format!(
+                    "has its own config; {url} serves one deployment (the matrix starts a server per config)"
+                ));
             }
-            let problems = rt.block_on(crate::live::run_vector(url, &l.vector));
+            if let Some(reason) = live.not_on.get(name) {
+                return Outcome::Skipped(reason.clone());
+            }
+            if target.control.is_none() {
+                if let Some(why) = crate::live::needs_control(&l.vector) {
+                    return Outcome::Skipped(format!(
+                        "{why}: needs the test control channel, which {url} does not enable"
+                    ));
+                }
+            }
+            let problems = rt.block_on(crate::live::run_vector(&target, &l.vector));
             if problems.is_empty() {
                 Outcome::Pass
             } else {
@@ -255,6 +276,8 @@ pub fn render(
     s.push('\n');
     let mut totals = Totals::default();
     let mut details = String::new();
+    let mut skipped: std::collections::BTreeMap<(String, String), Vec<String>> =
+        Default::default();
     for (i, l) in vectors.iter().enumerate() {
         let mut line = format!("{:width$}", l.vector.name);
         let mut row_failed = false;
@@ -267,6 +290,14 @@ pub fn render(
                 Outcome::NotApplicable => {
                     totals.skipped += 1;
                     "-"
+                }
+                Outcome::Skipped(reason) => {
+                    totals.skipped += 1;
+                    skipped
+                        .entry((c.target.clone(), reason.clone()))
+                        .or_insert_with(Vec::new)
+                        .push(l.vector.name.clone());
+                    "n/a"
                 }
                 Outcome::KnownFailure(reason) => {
                     totals.known += 1;
@@ -297,6 +328,14 @@ pub fn render(
         s.push('\n');
         s.push_str(&details);
     }
+    for ((target, reason), names) in &skipped {
+        let _ = writeln!(
+            s,
+            "n/a on {target} ({} vectors: {}): {reason}",
+            names.len(),
+            names.join(", ")
+        );
+    }
     s.push('\n');
     for c in columns {
         let (p, f, n, k) = c
@@ -305,7 +344,7 @@ pub fn render(
             .fold((0, 0, 0, 0), |(p, f, n, k), o| match o {
                 Outcome::Pass => (p + 1, f, n, k),
                 Outcome::Fail(_) => (p, f + 1, n, k),
-                Outcome::NotApplicable => (p, f, n + 1, k),
+                Outcome::NotApplicable | Outcome::Skipped(_) => (p, f, n + 1, k),
                 Outcome::KnownFailure(_) => (p, f, n, k + 1),
             });
         let _ = writeln!(
@@ -314,6 +353,14 @@ pub fn render(
             c.target,
             c.elapsed.as_secs_f64()
         );
+    }
+    let live: Vec<String> = columns
+        .iter()
+        .filter(|c| c.target.starts_with("live:"))
+        .map(|c| live_summary(c, vectors.len()))
+        .collect();
+    if !live.is_empty() {
+        let _ = writeln!(s, "live coverage: {}", live.join(" · "));
     }
     if totals.known > 0 {
         let _ = writeln!(
@@ -324,4 +371,28 @@ pub fn render(
     }
     let _ = writeln!(s, "{} passed, {} failed", totals.passed, totals.failed);
     (s, totals)
+}
+
+/// `live:node 209/209`, or `live:deno 203/209, 6 n/a` (passes over all vectors; `n/a`
+/// counts the vectors the host cannot run live, never as passes).
+pub fn live_summary(c: &Column, total: usize) -> String {
+    let passed = c.cells.iter().filter(|o| **o == Outcome::Pass).count();
+    let na = c
+        .cells
+        .iter()
+        .filter(|o| matches!(o, Outcome::Skipped(_) | Outcome::NotApplicable))
+        .count();
+    let failed = c
+        .cells
+        .iter()
+        .filter(|o| matches!(o, Outcome::Fail(_)))
+        .count();
+    let mut out = format!("{} {passed}/{total}", c.target);
+    if na > 0 {
+        out.push_str(&format!(", {na} n/a"));
+    }
+    if failed > 0 {
+        out.push_str(&format!(", {failed} failed"));
+    }
+    out
 }

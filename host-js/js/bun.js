@@ -2,6 +2,7 @@
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
 import { Host, fetchRoute } from "./core.js";
 import { initFromFile } from "./fs-init.js";
+import { installTestControl } from "./test-control.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
 export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init.js";
@@ -47,6 +48,7 @@ function enqueue(ws, text) {
 export async function serveBun(o) {
   initFromFile();
   const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, log: o.log });
+  if (o.testControl) installTestControl(host, { name: "bun", memoryStore: !o.store });
   const server = Bun.serve({
     hostname: o.hostname ?? "127.0.0.1",
     port: o.port ?? 0,

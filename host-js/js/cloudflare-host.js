@@ -12,9 +12,11 @@
 //
 // Bindings: SWITCHBOARD (the Durable Object namespace), SWITCHBOARD_CONFIG (deployment
 // JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
-// SWITCHBOARD_TEST_HOOKS="1" to enable /__test/* (tests only).
+// SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
+// test control channel (js/test-control.js; tests only).
 import { DurableObject } from "cloudflare:workers";
 import { Host, fetchRoute, loadDeployment, wasm } from "./core.js";
+import { installTestControl, testControlEnabled } from "./test-control.js";
 
 export { Host, loadDeployment } from "./core.js";
 
@@ -51,10 +53,12 @@ export class DurableObjectStore {
   }
 }
 
-function alarmScheduler(storage, log) {
+/** `now` is the engine's clock (Date.now, or the test control channel's). */
+function alarmScheduler(storage, log, now = Date.now) {
   return {
     set(at) {
-      storage.setAlarm(at).catch((e) => log(`setAlarm: ${e}`));
+      const wall = now === Date.now ? at : Date.now() + Math.max(0, at - now());
+      storage.setAlarm(wall).catch((e) => log(`setAlarm: ${e}`));
     },
     clear() {
       storage.deleteAlarm().catch((e) => log(`deleteAlarm: ${e}`));
@@ -105,10 +109,14 @@ export class SwitchboardDurableObject extends DurableObject {
       // host-guarded actions are refused (fail closed).
       guard: typeof this.guard === "function" ? (call) => this.guard(call) : null,
       ping: "emulate",
-      scheduler: alarmScheduler(this.ctx.storage, (m) => this.log(m)),
+      scheduler: alarmScheduler(this.ctx.storage, (m) => this.log(m), testControlEnabled(this.env) ? () => host.now() : Date.now),
       onConnState: (conn) => this.persist(conn),
       log: (m) => this.log(m),
     });
+    if (testControlEnabled(this.env)) {
+      installTestControl(host, { name: "workerd", memoryStore: false, keepScheduler: true, resetStore: (records) => this.resetRecords(records) });
+      this.log("TEST CONTROL CHANNEL ENABLED (SWITCHBOARD_TEST_CONTROL): tests only");
+    }
     this.stats.starts++;
     this.sockets.clear();
     this.saved.clear();
@@ -130,6 +138,16 @@ export class SwitchboardDurableObject extends DurableObject {
     }
     this.host = host;
     return host;
+  }
+
+  /** Test control reset: the stored records become exactly `records` ({resource: [record]}). */
+  async resetRecords(records) {
+    const keys = [...(await this.ctx.storage.list({ prefix: "rec:" })).keys()];
+    for (let i = 0; i < keys.length; i += 128) await this.ctx.storage.delete(keys.slice(i, i + 128));
+    const puts = {};
+    for (const [resource, list] of Object.entries(records)) for (const r of list) puts[`rec:${resource}:${r.id}`] = JSON.stringify(r);
+    const entries = Object.entries(puts);
+    for (let i = 0; i < entries.length; i += 128) await this.ctx.storage.put(Object.fromEntries(entries.slice(i, i + 128)));
   }
 
   /** Keep a connection's snapshot next to its socket (attachment, or storage if large). */

@@ -152,6 +152,10 @@ export class Host {
     this.commandTag = null;
     this.pendingCommands = new Map(); // tag -> {resolve, reject} (commandAsync)
     this.draining = false;
+    // The test control channel (js/test-control.js), when installed: it may hold host
+    // calls (intercept returns true) and pick client ids.
+    this.testControl = null;
+    this.intercept = null;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
   }
 
@@ -166,6 +170,7 @@ export class Host {
   open(request) {
     const conn = this.nextConn++;
     const req = { ...request, clientId: request.clientId ?? randomClientId() };
+    if (this.testControl) this.testControl.upgradeRequest(req);
     this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0 });
     this.decision = null;
     this.run(() => this.engine.open(this.now(), conn, JSON.stringify(req)));
@@ -360,13 +365,14 @@ export class Host {
           break;
         }
         case "call":
-          this.hostCall(a);
+          if (!this.intercept?.(a)) this.hostCall(a);
           break;
         case "commandResult": {
           const p = this.pendingCommands.get(a.tag);
           if (p) {
             this.pendingCommands.delete(a.tag);
-            if ("Err" in a.result) p.reject(new CommandError(a.result.Err.code, a.result.Err.message));
+            if (p.raw) p.resolve(a.result);
+            else if ("Err" in a.result) p.reject(new CommandError(a.result.Err.code, a.result.Err.message));
             else p.resolve(a.result.Ok);
           } else if (a.tag === this.commandTag) {
             this.commandResult = a.result;
@@ -520,6 +526,11 @@ const JSON_TYPE = { "content-type": "application/json" };
  */
 export function fetchRoute(host, req, peer) {
   const url = new URL(req.url);
+  if (isTestPath(url.pathname)) {
+    if (host.testControl) return { response: host.testControl.fetch(req) };
+    const r = testControlRefusal();
+    return { response: new Response(r.body, { status: r.status, headers: r.headers }) };
+  }
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
     const r = httpRoute(host, req.method, url.pathname);
     return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
@@ -527,6 +538,24 @@ export function fetchRoute(host, req, peer) {
   const d = host.open({ path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) });
   if (!d.accept) return { response: new Response(d.body, { status: d.status, headers: JSON_TYPE }) };
   return { accepted: d };
+}
+
+/** Path prefix of the test control channel (js/test-control.js). */
+export const TEST_PREFIX = "/__switchboard/test";
+
+/** Whether a request path belongs to the test control channel. */
+export const isTestPath = (path) => path === TEST_PREFIX || path.startsWith(TEST_PREFIX + "/");
+
+/** The answer to a test control request on a server that does not enable the channel. */
+export function testControlRefusal() {
+  return {
+    status: 403,
+    headers: JSON_TYPE,
+    body: JSON.stringify({
+      code: "FORBIDDEN",
+      message: "the test control channel is off; it exists only on servers started with SWITCHBOARD_TEST_CONTROL=1 (tests only, never in production)",
+    }),
+  };
 }
 
 /**

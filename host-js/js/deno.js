@@ -7,6 +7,7 @@
 // that stops answering is closed by Deno (code 1001) instead of the engine (4000).
 import { Host, fetchRoute } from "./core.js";
 import { initFromFile } from "./fs-init.js";
+import { installTestControl } from "./test-control.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
 export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init.js";
@@ -18,6 +19,7 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 export async function serveDeno(o) {
   initFromFile();
   const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, ping: "emulate", log: o.log });
+  if (o.testControl) installTestControl(host, { name: "deno", memoryStore: !o.store });
   const idleTimeout = Math.max(1, Math.round((host.config.heartbeatInterval ?? 30000) / 1000));
   const heartbeat = (host.config.heartbeatInterval ?? 30000) > 0;
   let listening;

@@ -3,7 +3,8 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, httpRoute, normalizePeer, STATUS_TEXT } from "./core.js";
+import { Host, httpRoute, isTestPath, normalizePeer, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
 export { Host, loadDeployment, randomClientId, CommandError } from "./core.js";
@@ -55,6 +56,20 @@ function wsSocket(ws) {
   };
 }
 
+/** A test control request: read the body, answer with a Content-Length. */
+function testRequest(host, req, res, path) {
+  const chunks = [];
+  req.on("data", (d) => chunks.push(d));
+  req.on("end", async () => {
+    const r = host.testControl
+      ? await host.testControl.handle(req.method ?? "GET", path, Buffer.concat(chunks).toString("utf8"))
+      : testControlRefusal();
+    const body = Buffer.from(r.body);
+    res.writeHead(r.status, { ...r.headers, "content-length": body.length });
+    res.end(body);
+  });
+}
+
 /**
  * Serve a deployment on Node.
  * @param {object} o
@@ -63,6 +78,7 @@ function wsSocket(ws) {
  * @param {string} [o.hostname]    default 127.0.0.1
  * @param {Function} [o.guard]     async host guard callback
  * @param {object} [o.store]       own store ({apply}); default: the engine's memory store
+ * @param {boolean} [o.testControl] serve the test control channel (tests only; js/test-control.js)
  * @returns {Promise<{host: Host, server: import("node:http").Server, port: number, close(): Promise<void>}>}
  */
 export async function serveNode(o) {
@@ -75,6 +91,7 @@ export async function serveNode(o) {
     log: o.log,
     encodeShared: (text) => Buffer.from(text),
   });
+  if (o.testControl) installTestControl(host, { name: "node", memoryStore: !o.store });
   // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009
   // (PROTOCOL.md §17); `ws` refuses frames over twice that from their header (close
   // 1009 without the error frame), so memory per message stays bounded.
@@ -88,6 +105,10 @@ export async function serveNode(o) {
 
   const server = createServer((req, res) => {
     const [path] = splitUrl(req.url ?? "/");
+    if (isTestPath(path)) {
+      testRequest(host, req, res, path);
+      return;
+    }
     const r = httpRoute(host, req.method ?? "GET", path);
     res.writeHead(r.status, r.headers);
     res.end(req.method === "HEAD" ? undefined : r.body);

@@ -105,6 +105,18 @@ impl Core {
         })
     }
 
+    /// Add records to the memory store (a JSON array of records).
+    pub fn seed_store(&mut self, resource: &str, records_json: &str) -> Result<(), String> {
+        let records: Vec<serde_json::Value> =
+            serde_json::from_str(records_json).map_err(|e| format!("bad records: {e}"))?;
+        let store = self
+            .store
+            .as_mut()
+            .ok_or("this engine has no memory store (created with memoryStore false)")?;
+        store.seed(resource, records);
+        Ok(())
+    }
+
     /// The engine (read-only).
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -59,6 +59,16 @@ impl Engine {
             .map_err(|e| JsError::new(&e))
     }
 
+    /// Add records to the in-wasm memory store (`recordsJson`: a JSON array of
+    /// records with string ids). The test control channel seeds each vector's store
+    /// with it; throws when the engine was created without the memory store.
+    #[wasm_bindgen(js_name = seedStore)]
+    pub fn seed_store(&mut self, resource: &str, records_json: &str) -> Result<(), JsError> {
+        self.core
+            .seed_store(resource, records_json)
+            .map_err(|e| JsError::new(&e))
+    }
+
     /// Generic entry point: one input as JSON (`{"input":"open"|"frame"|"pong"|
     /// "backpressure"|"closed"|"timeout"|"completed"|"command"|"restore", ...}`).
     pub fn handle(&mut self, now: f64, input_json: &str) -> String {

@@ -119,6 +119,14 @@ pub enum ToActor {
         /// Answered once synced.
         reply: oneshot::Sender<()>,
     },
+    /// A test control request (only with `SWITCHBOARD_TEST_CONTROL=1`; see
+    /// [`crate::testctl`]).
+    Test {
+        /// What to do.
+        msg: crate::testctl::TestMsg,
+        /// The answer, or an HTTP status and message.
+        reply: oneshot::Sender<Result<Value, (u16, String)>>,
+    },
     /// Stop the actor.
     Stop,
 }
@@ -173,6 +181,10 @@ pub struct Actor {
     /// Guard decisions come back here from their tasks.
     guard_tx: mpsc::UnboundedSender<(OpId, GuardDecision)>,
     guard_rx: Option<mpsc::UnboundedReceiver<(OpId, GuardDecision)>>,
+    /// The test control channel, when enabled.
+    test: Option<crate::testctl::ActorTest>,
+    /// Re-arm the timer on the next turn (the clock or the engine changed).
+    rearm: bool,
 }
 
 /// Inbound channel capacity of the actor.
@@ -202,7 +214,20 @@ impl Actor {
             guard: None,
             guard_tx,
             guard_rx: Some(guard_rx),
+            test: None,
+            rearm: false,
         }
+    }
+
+    /// Serve the test control channel (see [`crate::testctl`]).
+    pub fn with_test_control(mut self, test: Option<crate::testctl::ActorTest>) -> Self {
+        self.test = test;
+        self
+    }
+
+    /// The host clock: the wall clock, or the test control channel's.
+    fn now(&self) -> Millis {
+        self.test.as_ref().map_or_else(wall_now, |t| t.clock.now())
     }
 
     /// Answer host guard calls with `guard` (without one, they are denied).
@@ -226,16 +251,16 @@ impl Actor {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
             if let Some(deadline) = next {
-                let now = wall_now();
+                let now = self.now();
                 if deadline <= now {
                     self.input(now, Input::Timeout);
                     next = self.engine.poll_timeout();
                 }
             }
-            if next != armed {
+            if next != armed || std::mem::take(&mut self.rearm) {
                 armed = next;
                 if let Some(deadline) = next {
-                    let wait = deadline.since(wall_now());
+                    let wait = deadline.since(self.now());
                     sleep
                         .as_mut()
                         .reset(tokio::time::Instant::now() + Duration::from_millis(wait));
@@ -245,14 +270,14 @@ impl Actor {
                 biased;
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
-                    if !self.message(msg) {
+                    if !self.message(msg, &mut completions) {
                         break;
                     }
                     // Drain what is already queued before looking at timers again.
                     for _ in 0..256 {
                         match rx.try_recv() {
                             Ok(msg) => {
-                                if !self.message(msg) {
+                                if !self.message(msg, &mut completions) {
                                     return;
                                 }
                             }
@@ -261,10 +286,10 @@ impl Actor {
                     }
                 }
                 Some((op, decision)) = recv_guard(&mut guard_rx) => {
-                    self.input(wall_now(), Input::Completed { op, result: HostResult::Guard(decision) });
+                    self.input(self.now(), Input::Completed { op, result: HostResult::Guard(decision) });
                 }
                 done = completions.recv(), if store_open => match done {
-                    Some(c) => self.input(wall_now(), Input::Completed {
+                    Some(c) => self.input(self.now(), Input::Completed {
                         op: c.op,
                         result: HostResult::Store(c.outcome),
                     }),
@@ -274,22 +299,25 @@ impl Actor {
                 () = &mut sleep, if armed.is_some() => {
                     // Force a re-arm on the next turn even if the deadline is unchanged.
                     armed = None;
-                    self.input(wall_now(), Input::Timeout);
+                    self.input(self.now(), Input::Timeout);
                 }
             }
         }
     }
 
     /// Handle one message; false to stop.
-    fn message(&mut self, msg: ToActor) -> bool {
-        let now = wall_now();
+    fn message(&mut self, msg: ToActor, completions: &mut mpsc::Receiver<Completion>) -> bool {
+        let now = self.now();
         match msg {
             ToActor::Open {
                 conn,
-                request,
+                mut request,
                 out,
                 reply,
             } => {
+                if self.test.is_some() {
+                    crate::testctl::ActorTest::client_id(&mut request);
+                }
                 self.peers.insert(
                     conn,
                     Peer {
@@ -349,6 +377,10 @@ impl Actor {
             ToActor::SyncMetrics { reply } => {
                 self.metrics.sync(self.engine.metrics());
                 let _ = reply.send(());
+            }
+            ToActor::Test { msg, reply } => {
+                let answer = self.test_message(now, msg, completions);
+                let _ = reply.send(answer);
             }
             ToActor::Stop => return false,
         }
@@ -425,6 +457,7 @@ impl Actor {
                     self.feed_closed(now, conn, Some(code));
                 }
             }
+            Action::Call { .. } if self.test.as_ref().is_some_and(|t| t.hold_call(&action)) => {}
             Action::Call {
                 op,
                 request,
@@ -463,6 +496,76 @@ impl Actor {
                 if let Some(reply) = self.commands.remove(&tag) {
                     let _ = reply.send(result);
                 }
+            }
+        }
+    }
+
+    /// A test control request (see [`crate::testctl`]).
+    fn test_message(
+        &mut self,
+        now: Millis,
+        msg: crate::testctl::TestMsg,
+        completions: &mut mpsc::Receiver<Completion>,
+    ) -> Result<Value, (u16, String)> {
+        use crate::testctl::{Injected, TestClock, TestMsg};
+        let Some(test) = self.test.as_mut() else {
+            return Err((403, "the test control channel is off".into()));
+        };
+        self.rearm = true;
+        match msg {
+            TestMsg::Reset(reset) => {
+                let engine = Engine::with_seed(test.config.clone(), reset.seed)
+                    .map_err(|e| (500, format!("cannot rebuild the engine: {e}")))?;
+                test.hold = reset.hold;
+                test.clock = reset.clock.map_or_else(TestClock::wall, TestClock::set);
+                // Completions of the old engine's store calls (the store was swapped
+                // after them) must not reach the new engine, whose op ids restart.
+                while completions.try_recv().is_ok() {}
+                for (_, peer) in self.peers.drain() {
+                    peer.out.close(1001, "test reset".into());
+                }
+                self.commands.clear();
+                self.engine = engine;
+                Ok(serde_json::json!({"reset": true}))
+            }
+            TestMsg::Clock(set) => {
+                test.clock = TestClock::set(set);
+                Ok(serde_json::json!({"now": set.at}))
+            }
+            TestMsg::Complete(op, result) => {
+                self.input(
+                    now,
+                    Input::Completed {
+                        op: OpId(op),
+                        result,
+                    },
+                );
+                Ok(serde_json::json!({"completed": op}))
+            }
+            TestMsg::Inject(client_id, input) => {
+                let conn = match &client_id {
+                    None => ConnId(u64::MAX),
+                    Some(id) => self
+                        .peers
+                        .iter()
+                        .find(|(_, p)| p.accepted && p.client_id == *id)
+                        .map(|(c, _)| *c)
+                        .ok_or_else(|| (404, format!("no open connection with client id `{id}`")))?,
+                };
+                let input = match &input {
+                    Injected::Backpressure { buffered } => Input::Backpressure {
+                        conn,
+                        buffered: *buffered,
+                    },
+                    Injected::Pong => Input::Pong { conn },
+                    Injected::Closed { code } => Input::Closed { conn, code: *code },
+                    Injected::Text { text } => Input::Frame {
+                        conn,
+                        frame: InFrame::Text(text),
+                    },
+                };
+                self.input(now, input);
+                Ok(serde_json::json!({"conn": client_id.map(|_| conn.0)}))
             }
         }
     }

@@ -190,7 +190,11 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitC
     };
     runtime.block_on(async move {
         banner(&deployment, config.as_deref());
-        let server = match crate::server::start(deployment.clone()).await {
+        let server = match crate::server::ServerBuilder::new(deployment.clone())
+            .test_control(crate::testctl::enabled_by_env())
+            .start()
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("{e:#}");

@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
+//! | `/__switchboard/test/...` | the test control channel ([`crate::testctl`]; 403 unless `SWITCHBOARD_TEST_CONTROL=1`) |
 //! | `GET /` or a non-upgrade `GET` on a WebSocket route | server info JSON |
 //! | anything else | 404 `{"code":"NOT_FOUND",...}` |
 
@@ -112,6 +113,9 @@ pub async fn serve(
         }
         p if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(state, req).await,
         p if crate::console::owns(p) => crate::console::handle(state, req).await,
+        p if p == crate::testctl::PREFIX || p.starts_with(crate::testctl::PREFIX) => {
+            crate::testctl::handle(state, req).await
+        }
         p if get && (p == "/" || state.ws_paths.contains(normalize(p))) => {
             match state.actor.command(Command::ServerInfo).await {
                 Some(Ok(info)) => json_value(StatusCode::OK, &info),

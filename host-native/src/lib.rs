@@ -19,7 +19,8 @@
 //! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
 //! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
-//! callback).
+//! callback), [`testctl`] (the test control channel, off unless
+//! `SWITCHBOARD_TEST_CONTROL=1`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -38,6 +39,7 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod testctl;
 pub mod tls;
 pub mod token;
 pub mod ws;

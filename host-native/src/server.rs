@@ -75,6 +75,7 @@ pub async fn start(deployment: Deployment) -> anyhow::Result<RunningServer> {
 pub struct ServerBuilder {
     deployment: Deployment,
     guard: Option<GuardCallback>,
+    test_control: bool,
 }
 
 impl ServerBuilder {
@@ -83,7 +84,17 @@ impl ServerBuilder {
         ServerBuilder {
             deployment,
             guard: None,
+            test_control: false,
         }
+    }
+
+    /// Serve the test control channel under `/__switchboard/test/` (tests only: it
+    /// resets the engine and answers guard calls without any key; see
+    /// [`crate::testctl`]). `switchboard serve` turns it on with
+    /// `SWITCHBOARD_TEST_CONTROL=1`.
+    pub fn test_control(mut self, on: bool) -> Self {
+        self.test_control = on;
+        self
     }
 
     /// Answer the engine's host guard calls (resources with `hostGuards`) with an async
@@ -102,13 +113,14 @@ impl ServerBuilder {
     /// Start serving. The listen address may use port 0; see
     /// [`RunningServer::local_addr`].
     pub async fn start(self) -> anyhow::Result<RunningServer> {
-        start_server(self.deployment, self.guard).await
+        start_server(self.deployment, self.guard, self.test_control).await
     }
 }
 
 async fn start_server(
     deployment: Deployment,
     guard: Option<GuardCallback>,
+    test_control: bool,
 ) -> anyhow::Result<RunningServer> {
     let Deployment { server, engine } = deployment;
     let addr = server
@@ -155,11 +167,24 @@ async fn start_server(
             "the config has hostGuards but no guard callback is registered: those actions are denied (FORBIDDEN)"
         );
     }
+    let test_shared = test_control.then(|| Arc::new(crate::testctl::Shared::default()));
+    let actor_test = test_shared
+        .as_ref()
+        .map(|shared| crate::testctl::ActorTest::new(engine.clone(), shared.clone()));
+    if test_control {
+        tracing::warn!(
+            "TEST CONTROL CHANNEL ENABLED ({}=1): anyone reaching {}/ can reset the engine; tests only",
+            crate::testctl::ENV,
+            crate::testctl::PREFIX
+        );
+    }
     let engine = Engine::with_seed(engine, crate::ids::seed())
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
 
     let (actor_handle, actor_rx) = Actor::channel();
-    let actor = Actor::new(engine, store_handle.clone(), metrics.clone()).with_guard(guard);
+    let actor = Actor::new(engine, store_handle.clone(), metrics.clone())
+        .with_guard(guard)
+        .with_test_control(actor_test);
     let actor_task = tokio::spawn(actor.run(actor_rx, completions_rx));
 
     let listener = TcpListener::bind(addr)
@@ -180,6 +205,8 @@ async fn start_server(
         hard_stop: CancellationToken::new(),
         ws_paths,
         resources,
+        test: test_shared,
+        memory_store: server.store == StoreKind::Memory,
     });
     let stop_accepting = CancellationToken::new();
     let http_shutdown = CancellationToken::new();

@@ -51,4 +51,8 @@ pub struct AppState {
     /// Configured resources (admin resource reads must name one; writes are checked by
     /// the engine).
     pub resources: BTreeSet<String>,
+    /// The test control channel's shared state, when enabled ([`crate::testctl`]).
+    pub test: Option<Arc<crate::testctl::Shared>>,
+    /// Whether records live in memory (`--memory`; test resets need it).
+    pub memory_store: bool,
 }

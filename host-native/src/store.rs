@@ -264,9 +264,10 @@ pub struct Completion {
 }
 
 /// What the store thread receives.
-#[derive(Debug)]
 enum ToStore {
     Job(Job),
+    /// Swap the store for another (test control resets; after the queued jobs).
+    Replace(Box<dyn RecordStore + Send>, oneshot::Sender<()>),
     /// Finish the jobs queued before this, close the store and exit.
     Stop,
 }
@@ -281,6 +282,13 @@ impl StoreHandle {
     /// Queue a job. False when the store thread has stopped.
     pub fn submit(&self, job: Job) -> bool {
         self.tx.send(ToStore::Job(job)).is_ok()
+    }
+
+    /// Replace the store after the jobs queued before (the test control channel's
+    /// reset). False when the store thread has stopped.
+    pub async fn replace(&self, store: Box<dyn RecordStore + Send>) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(ToStore::Replace(store, tx)).is_ok() && rx.await.is_ok()
     }
 
     /// Ask the thread to finish the queued jobs and close the store.
@@ -322,6 +330,11 @@ impl StoreWorker {
                 for msg in rx {
                     let job = match msg {
                         ToStore::Job(job) => job,
+                        ToStore::Replace(other, done) => {
+                            store = other;
+                            let _ = done.send(());
+                            continue;
+                        }
                         ToStore::Stop => break,
                     };
                     let started = Instant::now();

@@ -94,11 +94,21 @@ pub struct Intent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Live {
-    /// The deployment whose config the vector uses (`demo` = `examples/demo.json`).
+    /// The deployment whose config the vector uses: `demo` (`examples/demo.json`, which
+    /// any demo server can play) or `vector` (its own `config`: the runner starts a
+    /// server per distinct config, with the test control channel).
     pub deployment: String,
     /// How long to wait for each expected frame, in milliseconds.
     #[serde(default = "default_wait")]
     pub wait_ms: u64,
+    /// Vectors with `timeout` inputs run on the host's real timers: how far (ms) an
+    /// expected frame may arrive before or after its step's virtual time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_ms: Option<u64>,
+    /// Hosts the vector cannot run on live, with the reason (e.g. hosts whose
+    /// WebSocket cannot send pings, for vectors that expect pings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_on: BTreeMap<String, String>,
 }
 
 fn default_wait() -> u64 {

@@ -6,9 +6,13 @@
 //!   --all                 vector checks + engine + wasm + live:native
 //!   --engine              vector checks + in-process engine (the default)
 //!   --wasm [PATH]         also the wasm guest under wasmtime (default: target-wasm/...)
-//!   --live-native [BIN]   also start `switchboard serve --config examples/demo.toml
-//!                         --listen 127.0.0.1:<port> --memory` and play live vectors
-//!   --live-url [NAME=]URL also play live vectors against a running demo deployment,
+//!   --live-native [BIN]   also play every live vector against native servers: one
+//!                         `switchboard serve --config <vector config> --memory` per
+//!                         distinct config, test control channel on
+//!   --live-js RUNTIMES    also the JS hosts (comma-separated: node,deno,bun,workerd,
+//!                         workerd-lean), started by the server factory at --live-factory
+//!   --live-factory URL    the server factory of host-js/test/live-servers.mjs
+//!   --live-url [NAME=]URL also play the demo vectors against a running demo deployment,
 //!                         as column `live:NAME` (default `live:url`); repeatable
 //!   --filter TEXT         only vectors whose name contains TEXT
 //!   --failures-only       print only failing rows of the matrix
@@ -20,13 +24,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use conformance::matrix::{self, Column};
-use conformance::{coverage, live, load_vectors, vectors_dir, wasm};
+use conformance::{coverage, load_vectors, servers, vectors_dir, wasm};
 
 #[derive(Debug, Default)]
 struct Args {
     wasm: Option<Option<PathBuf>>,
     live_native: Option<Option<PathBuf>>,
     live_urls: Vec<(String, String)>,
+    live_js: Vec<String>,
+    live_factory: Option<String>,
     filter: Option<String>,
     failures_only: bool,
     write_coverage: bool,
@@ -62,6 +68,14 @@ fn parse() -> Result<Args, String> {
                 }
                 a.live_urls.push((name, url));
             }
+            "--live-js" => {
+                let v = it.next().ok_or("--live-js needs runtimes (node,deno,...)")?;
+                a.live_js
+                    .extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+            }
+            "--live-factory" => {
+                a.live_factory = Some(it.next().ok_or("--live-factory needs a URL")?)
+            }
             "--filter" => a.filter = Some(it.next().ok_or("--filter needs a value")?),
             "--failures-only" => a.failures_only = true,
             "--write-coverage" => a.write_coverage = true,
@@ -80,7 +94,7 @@ fn parse() -> Result<Args, String> {
 }
 
 const HELP: &str = "conformance [--all] [--engine] [--wasm [PATH]] [--live-native [BIN]] \
-[--live-url [NAME=]URL]... [--filter TEXT] [--failures-only] [--write-coverage]";
+[--live-js RUNTIMES --live-factory URL] [--live-url [NAME=]URL]... [--filter TEXT] [--failures-only] [--write-coverage]";
 
 fn main() -> ExitCode {
     match real_main() {
@@ -133,27 +147,47 @@ fn real_main() -> anyhow::Result<ExitCode> {
         columns.push(matrix::wasm_column(&guest, &vectors, &reference));
     }
 
+    let mut hosts = Vec::new();
     if let Some(bin) = &args.live_native {
-        if !live::native_host_present() {
+        if !servers::native_host_present() {
             println!("live:native skipped: the host-native package is absent from this checkout");
         } else {
-            let bin = bin.clone().unwrap_or_else(live::native_binary);
+            let bin = bin.clone().unwrap_or_else(servers::native_binary);
             anyhow::ensure!(
                 bin.exists(),
                 "{} not found: build it with `cargo build -p switchboard` (scripts/conformance.sh does)",
                 bin.display()
             );
-            let config = conformance::workspace_dir().join("examples/demo.toml");
-            let server = live::NativeServer::start(&bin, &config)?;
-            println!(
-                "live:native: {} serving examples/demo.toml at {} (log: {})",
-                bin.display(),
-                server.url,
-                server.log.display()
-            );
-            columns.push(matrix::live_column("native", &server.url, &vectors)?);
-            drop(server);
+            hosts.push(servers::Host {
+                name: "native".into(),
+                kind: servers::HostKind::Native(bin),
+            });
         }
+    }
+    if !args.live_js.is_empty() {
+        let factory = args
+            .live_factory
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--live-js needs --live-factory (host-js/test/live-servers.mjs passes both)"))?;
+        let addr: std::net::SocketAddr = factory
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--live-factory {factory}: {e}"))?;
+        for r in &args.live_js {
+            hosts.push(servers::Host {
+                name: r.clone(),
+                kind: servers::HostKind::Js(addr),
+            });
+        }
+    }
+    if !hosts.is_empty() {
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        println!(
+            "live: {} in parallel, one server per host and distinct vector config",
+            names.join(", ")
+        );
+        columns.extend(servers::live_columns(&hosts, &vectors)?);
     }
     for (name, url) in &args.live_urls {
         columns.push(matrix::live_column(name, url, &vectors)?);

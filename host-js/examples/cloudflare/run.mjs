@@ -2,7 +2,8 @@
 //   PORT=4004 node host-js/examples/cloudflare/run.mjs
 // (build first: bash host-js/build.sh). SWITCHBOARD_CONFIG=path.json serves another
 // deployment; SWITCHBOARD_MODULE=lean runs worker-lean.mjs (the lean module, without JSON
-// Schema); SWITCHBOARD_TEST_HOOKS=1 enables /__test/* (tests only).
+// Schema); SWITCHBOARD_TEST_HOOKS=1 enables /__test/* and
+// SWITCHBOARD_TEST_CONTROL=1 the test control channel (tests only).
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
@@ -10,7 +11,7 @@ import { Miniflare } from "miniflare";
 const hostJs = fileURLToPath(new URL("../../", import.meta.url));
 const configPath = process.env.SWITCHBOARD_CONFIG ?? fileURLToPath(new URL("../../../examples/demo.json", import.meta.url));
 const bindings = { SWITCHBOARD_CONFIG: readFileSync(configPath, "utf8") };
-for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS"]) {
+for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS", "SWITCHBOARD_TEST_CONTROL"]) {
   if (process.env[k]) bindings[k] = process.env[k];
 }
 

@@ -140,6 +140,7 @@ impl Sc {
     }
 
     /// Force the vector to be in-process only, with this reason.
+    #[allow(dead_code)] // every vector runs live today
     pub fn in_process(mut self, reason: &str) -> Sc {
         self.in_process_reason = Some(reason.into());
         self
@@ -308,28 +309,18 @@ impl Sc {
         self
     }
 
-    /// Why the vector cannot run live, or `None` if it can.
+    /// Why the vector cannot run live, or `None` if it can (every vector can: the live
+    /// runner starts a server per config and drives the rest through the hosts' test
+    /// control channel).
     fn in_process_reason(&self) -> Option<String> {
-        if let Some(r) = &self.in_process_reason {
-            return Some(r.clone());
-        }
-        if !self.demo {
-            return Some("uses its own config; live deployments serve examples/demo.toml".into());
-        }
-        if self.store.is_some() {
-            return Some("needs seeded storage".into());
-        }
-        for (_, input) in &self.steps {
-            let why = match input {
-                StepInput::Timeout => "drives virtual time (timeout input)",
-                StepInput::Command { .. } => "uses server-API commands",
-                StepInput::Completed { .. } => "answers host calls itself",
-                StepInput::Backpressure { .. } => "reports host backpressure",
-                _ => continue,
-            };
-            return Some(why.into());
-        }
-        None
+        self.in_process_reason.clone()
+    }
+
+    /// Whether the vector drives time through the host's real timers.
+    fn uses_timers(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|(_, i)| matches!(i, StepInput::Timeout))
     }
 
     /// Run the engine, record the expectations, check the intent.
@@ -354,8 +345,10 @@ impl Sc {
                 })
                 .collect(),
             live: reason.is_none().then(|| Live {
-                deployment: "demo".into(),
+                deployment: if self.demo { "demo" } else { "vector" }.into(),
                 wait_ms: self.wait_ms.unwrap_or(2000),
+                tolerance_ms: self.uses_timers().then_some(TIMER_TOLERANCE_MS),
+                not_on: Default::default(),
             }),
             in_process_only: reason,
         };
@@ -391,10 +384,40 @@ impl Sc {
                 ));
             }
         }
+        if let Some(live) = v.live.as_mut() {
+            live.not_on = not_on(&v.steps);
+        }
         let problems = check_intent(&v);
         if !problems.is_empty() {
             return Err(problems.join("\n  "));
         }
         Ok(v)
     }
+}
+
+/// How far a timer vector's frames may arrive from their step's virtual time, live.
+pub const TIMER_TOLERANCE_MS: u64 = 200;
+
+/// Hosts whose server-side WebSocket cannot send pings (the host answers the engine's
+/// pings itself): vectors that expect a ping or send a pong cannot run there live.
+pub const PINGLESS_HOSTS: &[&str] = &["deno", "workerd", "workerd-lean"];
+
+/// Per-host reasons a vector cannot run live.
+fn not_on(steps: &[conformance_core::Step]) -> std::collections::BTreeMap<String, String> {
+    let pings = steps.iter().any(|s| {
+        matches!(s.input, StepInput::Pong { .. })
+            || s.expect.iter().any(|a| a["action"] == "ping")
+    });
+    if !pings {
+        return Default::default();
+    }
+    PINGLESS_HOSTS
+        .iter()
+        .map(|h| {
+            (
+                h.to_string(),
+                "the runtime's server WebSocket cannot send pings or report pongs (Deno.upgradeWebSocket, workerd): the host answers the engine's pings itself, so pings, pongs and heartbeat closes are not observable there".to_string(),
+            )
+        })
+        .collect()
 }

@@ -29,7 +29,6 @@ pub fn scenarios() -> Vec<Sc> {
         Sc::new("upgrade/subprotocol-other-not-echoed", "A client offering only another subprotocol is accepted without one (only `switchboard.v1` is ever echoed).")
             .demo()
             .open_h(1, "/", "", &[("Sec-WebSocket-Protocol", "chat, other")])
-            .in_process("a WebSocket client that offers subprotocols fails the handshake when none is selected")
             .features(&["subprotocol"]),
         Sc::new("upgrade/origin-checks", "On a route with `origins`, a listed origin (any case) and a request without Origin are accepted; another origin gets 403 `origin_not_allowed`.")
             .cfg(std_with(json!({"routes": [{"path": "/app", "origins": ["https://app.example"]}]})))

@@ -1,0 +1,501 @@
+//! The test control channel: how the conformance suite's live runner drives a real
+//! server through everything a WebSocket client cannot do (seeded storage, scripted
+//! host calls, server-API commands, host clock, injected host reports).
+//!
+//! **Off by default.** It exists only when the server is started with
+//! `SWITCHBOARD_TEST_CONTROL=1` ([`ENV`]; [`crate::ServerBuilder::test_control`] when
+//! embedding). Otherwise every request under [`PREFIX`] is refused with
+//! `403 {"code":"FORBIDDEN","message":...}` naming the variable, and nothing else
+//! changes. Never enable it on a reachable server: it lets anyone reset the engine,
+//! answer guard calls and run commands without the admin key. The server logs a
+//! warning at startup when it is on.
+//!
+//! The protocol is the same on every host (native, Node, Deno, Bun, Workers; the JS
+//! side is `host-js/js/test-control.js`) and is described in
+//! `conformance/README.md` ("Test control channel"). Requests are `POST PREFIX/<op>`
+//! with a JSON body, answers JSON:
+//!
+//! | op | body | effect |
+//! | --- | --- | --- |
+//! | `reset` | `{seed, clock?: {at, frozen}, store?: {resource: [records]}, hold?: {guard, store}}` | close leftover connections, a fresh engine from the served config seeded with `seed`, a fresh memory store holding `store`, events cleared |
+//! | `clock` | `{at, frozen}` | the host clock reads `at` now (and stays there when `frozen`); timers re-armed |
+//! | `command` | `{tag, command}` | run a server-API command; its result arrives as an event |
+//! | `complete` | `{op, result}` | `Input::Completed` (answers a held call, or any op) |
+//! | `input` | `{clientId?, input: {kind: backpressure\|pong\|closed\|text, ...}}` | feed a host report for the connection with that client id (none: a connection id never assigned) |
+//! | `events` | `{waitMs, min}` | the queued events (held calls, command results), waiting up to `waitMs` for `min` |
+//!
+//! Held calls (`hold.guard`, `hold.store`) are not executed: they are reported as
+//! `{"event":"call","action":{...}}` (the engine's `Action::Call` JSON) and wait for a
+//! `complete`. With [`CLIENT_ID_HEADER`] on an upgrade, the host uses that client id
+//! (empty: none, so the engine generates one from its seed).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::store::MemoryStore;
+use engine::{Action, Command, HostResult, Millis, UpgradeRequest};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::actor::{wall_now, ToActor};
+use crate::http::{json_error, json_value, Body};
+use crate::state::AppState;
+
+/// The environment variable that enables the channel (`1`).
+pub const ENV: &str = "SWITCHBOARD_TEST_CONTROL";
+
+/// Path prefix of the channel.
+pub const PREFIX: &str = "/__switchboard/test";
+
+/// Upgrade request header naming the client id to use (test control only).
+pub const CLIENT_ID_HEADER: &str = "x-switchboard-test-client-id";
+
+/// Largest request body.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Longest `events` wait.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether `SWITCHBOARD_TEST_CONTROL` asks for the channel.
+pub fn enabled_by_env() -> bool {
+    std::env::var(ENV).is_ok_and(|v| v == "1")
+}
+
+/// `reset` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reset {
+    /// Seed of the new engine's id generator.
+    pub seed: u64,
+    /// Clock setting.
+    #[serde(default)]
+    pub clock: Option<ClockSet>,
+    /// Records the fresh memory store starts with.
+    #[serde(default)]
+    pub store: BTreeMap<String, Vec<Value>>,
+    /// Which host calls to hold.
+    #[serde(default)]
+    pub hold: Hold,
+}
+
+/// Which host calls are held for the channel instead of executed.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Hold {
+    /// Guard calls (default true).
+    pub guard: bool,
+    /// Storage calls (default false: the store answers them).
+    pub store: bool,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            guard: true,
+            store: false,
+        }
+    }
+}
+
+/// `clock` body.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClockSet {
+    /// The time the clock reads now (epoch ms).
+    pub at: u64,
+    /// Stay at `at` until set again.
+    #[serde(default)]
+    pub frozen: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CommandBody {
+    tag: u64,
+    command: Command,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CompleteBody {
+    op: u64,
+    result: HostResult,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InputBody {
+    #[serde(default)]
+    client_id: Option<String>,
+    input: Injected,
+}
+
+/// A host report the channel can inject.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Injected {
+    /// `Input::Backpressure`.
+    Backpressure {
+        /// Bytes queued.
+        buffered: u64,
+    },
+    /// `Input::Pong`.
+    Pong,
+    /// `Input::Closed`.
+    Closed {
+        /// Close code.
+        #[serde(default)]
+        code: Option<u16>,
+    },
+    /// A text frame.
+    Text {
+        /// The text.
+        text: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EventsBody {
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default)]
+    min: usize,
+}
+
+/// What the channel asks the actor.
+#[derive(Debug)]
+pub enum TestMsg {
+    /// Swap in a fresh engine (the store was replaced before).
+    Reset(Reset),
+    /// Set the clock.
+    Clock(ClockSet),
+    /// Feed a completion.
+    Complete(u64, HostResult),
+    /// Feed a host report.
+    Inject(Option<String>, Injected),
+}
+
+/// Events waiting for the runner, shared by the actor and the HTTP handlers.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// Bumped by every reset: results of commands sent before it are dropped.
+    epoch: u64,
+    queue: Vec<Value>,
+}
+
+/// State of the channel shared by the HTTP handlers and the actor.
+#[derive(Debug, Default)]
+pub struct Shared {
+    events: Mutex<Events>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Events> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue an event.
+    pub fn push(&self, event: Value) {
+        self.lock().queue.push(event);
+    }
+
+    fn push_if(&self, epoch: u64, event: Value) {
+        let mut e = self.lock();
+        if e.epoch == epoch {
+            e.queue.push(event);
+        }
+    }
+
+    /// Forget every event; results of earlier commands are dropped from now on.
+    pub fn clear(&self) {
+        let mut e = self.lock();
+        e.epoch += 1;
+        e.queue.clear();
+    }
+
+    fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    fn take_if(&self, min: usize) -> Option<Vec<Value>> {
+        let mut e = self.lock();
+        (e.queue.len() >= min).then(|| std::mem::take(&mut e.queue))
+    }
+}
+
+/// The host clock under test control: `at` at `wall`, moving with the wall clock
+/// unless frozen.
+#[derive(Debug, Clone, Copy)]
+pub struct TestClock {
+    at: Millis,
+    wall: Millis,
+    frozen: bool,
+}
+
+impl TestClock {
+    /// The wall clock.
+    pub fn wall() -> Self {
+        let now = wall_now();
+        TestClock {
+            at: now,
+            wall: now,
+            frozen: false,
+        }
+    }
+
+    /// Read `set.at` from now on.
+    pub fn set(set: ClockSet) -> Self {
+        TestClock {
+            at: Millis(set.at),
+            wall: wall_now(),
+            frozen: set.frozen,
+        }
+    }
+
+    /// The current reading.
+    pub fn now(&self) -> Millis {
+        if self.frozen {
+            self.at
+        } else {
+            Millis(self.at.0.saturating_add(wall_now().0.saturating_sub(self.wall.0)))
+        }
+    }
+}
+
+/// The actor's part of the channel.
+#[derive(Debug)]
+pub struct ActorTest {
+    /// The served engine config (a reset builds a fresh engine from it).
+    pub config: engine::Config,
+    /// Events for the runner.
+    pub shared: Arc<Shared>,
+    /// Calls held for the runner.
+    pub hold: Hold,
+    /// The host clock.
+    pub clock: TestClock,
+}
+
+impl ActorTest {
+    /// A channel for an engine serving `config`.
+    pub fn new(config: engine::Config, shared: Arc<Shared>) -> Self {
+        ActorTest {
+            config,
+            shared,
+            hold: Hold::default(),
+            clock: TestClock::wall(),
+        }
+    }
+
+    /// Report `action` (a call) to the runner instead of executing it, if held.
+    pub fn hold_call(&self, action: &Action) -> bool {
+        let Action::Call { request, .. } = action else {
+            return false;
+        };
+        let held = match request {
+            engine::HostRequest::Store(_) => self.hold.store,
+            engine::HostRequest::Guard { .. } => self.hold.guard,
+        };
+        if held {
+            let action = serde_json::to_value(action).unwrap_or(Value::Null);
+            self.shared.push(json!({"event": "call", "action": action}));
+        }
+        held
+    }
+
+    /// Apply the client id header of an upgrade (removed from the headers the engine
+    /// sees).
+    pub fn client_id(request: &mut UpgradeRequest) {
+        if let Some(i) = request
+            .headers
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(CLIENT_ID_HEADER))
+        {
+            let (_, id) = request.headers.remove(i);
+            request.client_id = id;
+        }
+    }
+}
+
+fn refused() -> Response<Body> {
+    json_error(
+        StatusCode::FORBIDDEN,
+        engine::ErrorCode::Forbidden,
+        format!(
+            "the test control channel is off; it exists only on servers started with {ENV}=1 (tests only, never in production)"
+        ),
+    )
+}
+
+fn bad(message: impl Into<String>) -> Response<Body> {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        engine::ErrorCode::InvalidMessage,
+        message,
+    )
+}
+
+fn stopping() -> Response<Body> {
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        engine::ErrorCode::Unavailable,
+        "server is stopping",
+    )
+}
+
+async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| bad(format!("bodies are limited to {MAX_BODY} bytes")))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| bad(format!("bad body: {e}")))
+}
+
+async fn ask(state: &AppState, msg: TestMsg) -> Response<Body> {
+    let (reply, rx) = oneshot::channel();
+    if state
+        .actor
+        .send(ToActor::Test { msg, reply })
+        .await
+        .is_err()
+    {
+        return stopping();
+    }
+    match rx.await {
+        Ok(Ok(v)) => json_value(StatusCode::OK, &v),
+        Ok(Err((status, message))) => json_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            engine::ErrorCode::InvalidMessage,
+            message,
+        ),
+        Err(_) => stopping(),
+    }
+}
+
+/// Answer one request under [`PREFIX`].
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let Some(shared) = state.test.clone() else {
+        return refused();
+    };
+    let op = req
+        .uri()
+        .path()
+        .trim_start_matches(PREFIX)
+        .trim_matches('/')
+        .to_string();
+    if req.method() == Method::GET && op.is_empty() {
+        return json_value(
+            StatusCode::OK,
+            &json!({"enabled": true, "host": "native", "store": state.memory_store}),
+        );
+    }
+    if req.method() != Method::POST {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            engine::ErrorCode::InvalidMessage,
+            "test control requests are POST with a JSON body",
+        );
+    }
+    let result = match op.as_str() {
+        "reset" => reset(&state, &shared, req).await,
+        "clock" => match body::<ClockSet>(req).await {
+            Ok(c) => Ok(ask(&state, TestMsg::Clock(c)).await),
+            Err(r) => Err(r),
+        },
+        "command" => command(&state, &shared, req).await,
+        "complete" => match body::<CompleteBody>(req).await {
+            Ok(c) => Ok(ask(&state, TestMsg::Complete(c.op, c.result)).await),
+            Err(r) => Err(r),
+        },
+        "input" => match body::<InputBody>(req).await {
+            Ok(i) => Ok(ask(&state, TestMsg::Inject(i.client_id, i.input)).await),
+            Err(r) => Err(r),
+        },
+        "events" => match body::<EventsBody>(req).await {
+            Ok(e) => Ok(events(&shared, e).await),
+            Err(r) => Err(r),
+        },
+        other => Err(json_error(
+            StatusCode::NOT_FOUND,
+            engine::ErrorCode::NotFound,
+            format!(
+                "no test control operation `{}` (reset, clock, command, complete, input, events)",
+                crate::http::truncate(other, 100)
+            ),
+        )),
+    };
+    result.unwrap_or_else(|r| r)
+}
+
+async fn reset(
+    state: &AppState,
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Response<Body>> {
+    let reset: Reset = body(req).await?;
+    if !state.memory_store {
+        return Err(json_error(
+            StatusCode::CONFLICT,
+            engine::ErrorCode::InvalidMessage,
+            "test resets replace the store with a memory store: start the server with --memory",
+        ));
+    }
+    let mut store = MemoryStore::new();
+    for (resource, records) in &reset.store {
+        store.seed(resource, records.iter().cloned());
+    }
+    // The store thread runs jobs in order: once the swap is answered, every earlier
+    // job's completion is queued for the actor, which drops them with the old engine.
+    if !state.store.replace(Box::new(store)).await {
+        return Err(stopping());
+    }
+    shared.clear();
+    Ok(ask(state, TestMsg::Reset(reset)).await)
+}
+
+async fn command(
+    state: &Arc<AppState>,
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Response<Body>> {
+    let CommandBody { tag, command } = body(req).await?;
+    let (reply, rx) = oneshot::channel();
+    state
+        .actor
+        .send(ToActor::Command { command, reply })
+        .await
+        .map_err(|_| stopping())?;
+    let epoch = shared.epoch();
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Ok(result) = rx.await {
+            let result = serde_json::to_value(&result).unwrap_or(Value::Null);
+            shared.push_if(
+                epoch,
+                json!({"event": "commandResult", "tag": tag, "result": result}),
+            );
+        }
+    });
+    Ok(json_value(StatusCode::OK, &json!({"accepted": tag})))
+}
+
+async fn events(shared: &Shared, e: EventsBody) -> Response<Body> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(e.wait_ms).min(MAX_WAIT);
+    loop {
+        if let Some(events) = shared.take_if(e.min) {
+            return json_value(StatusCode::OK, &json!({ "events": events }));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let events = shared.take_if(0).unwrap_or_default();
+            return json_value(StatusCode::OK, &json!({ "events": events }));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
