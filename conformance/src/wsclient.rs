@@ -205,7 +205,9 @@ impl WsConn {
         let (r, w) = tokio::io::split(stream);
         let (mut read, write) = after_handshake_split(r, w, Role::Client);
         read.set_auto_pong(false);
-        read.set_auto_close(true);
+        // Closes are echoed by the reader, after reporting them (an echo that cannot be
+        // written, because the server already dropped the socket, must not hide them).
+        read.set_auto_close(false);
         read.set_max_message_size(256 * 1024 * 1024);
         let writer: Writer = Arc::new(Mutex::new(write));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -284,6 +286,11 @@ async fn read_loop(
                     let code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
                     let reason = String::from_utf8_lossy(p.get(2..).unwrap_or_default());
                     let _ = tx.send(Item::Close(code, reason.into_owned()));
+                    let echo = match code {
+                        Some(c) => Frame::close(c, b""),
+                        None => Frame::close_raw(Payload::Borrowed(&[])),
+                    };
+                    let _ = writer.lock().await.write_frame(echo).await;
                     return;
                 }
                 OpCode::Continuation => continue,

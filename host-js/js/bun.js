@@ -55,7 +55,9 @@ export async function serveBun(o) {
     fetch(req, srv) {
       const { response, accepted: d } = fetchRoute(host, req, srv.requestIP(req)?.address);
       if (response) return response;
-      const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
+      // Without a Sec-WebSocket-Protocol of ours, Bun echoes the client's first offer
+      // (a subprotocol the engine did not accept); an empty value makes it send none.
+      const headers = { "Sec-WebSocket-Protocol": d.protocol ?? "" };
       if (srv.upgrade(req, { data: { conn: d.conn }, headers })) return undefined;
       host.closed(d.conn, 1006);
       return new Response('{"code":"INVALID_MESSAGE","message":"upgrade failed"}', { status: 400 });

@@ -148,7 +148,7 @@ export class TestControl {
         case "command":
           return ok(this.command(body));
         case "complete":
-          this.host.run(() => this.host.engine.completed(this.host.now(), body.op, JSON.stringify(body.result)));
+          this.host.run(() => this.host.engine.completed(this.host.now(), body.op, jsonText(body.result)));
           return ok({ completed: body.op });
         case "input":
           return ok(this.input(body));
@@ -226,7 +226,7 @@ export class TestControl {
       },
       reject: () => {},
     });
-    host.run(() => host.engine.command(host.now(), tag, JSON.stringify(b.command)));
+    host.run(() => host.engine.command(host.now(), tag, jsonText(b.command)));
     return { accepted: b.tag };
   }
 
@@ -271,6 +271,9 @@ export class TestControl {
     return out;
   }
 }
+
+/** A value given as JSON text passes verbatim (JS numbers would turn `1.0` into `1`). */
+const jsonText = (v) => (typeof v === "string" ? v : JSON.stringify(v));
 
 function ok(value) {
   return { status: 200, headers: JSON_TYPE, body: JSON.stringify(value) };

@@ -113,18 +113,36 @@ pub struct ClockSet {
     pub frozen: bool,
 }
 
+/// A value given inline or as JSON text (which keeps number spellings such as `1.0`
+/// exact through hosts whose JSON parser would not).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Inline<T> {
+    Text(String),
+    Value(T),
+}
+
+impl<T: serde::de::DeserializeOwned> Inline<T> {
+    fn get(self) -> Result<T, Response<Body>> {
+        match self {
+            Inline::Value(v) => Ok(v),
+            Inline::Text(t) => serde_json::from_str(&t).map_err(|e| bad(format!("bad JSON text: {e}"))),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CommandBody {
     tag: u64,
-    command: Command,
+    command: Inline<Command>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CompleteBody {
     op: u64,
-    result: HostResult,
+    result: Inline<HostResult>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,8 +427,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
             Err(r) => Err(r),
         },
         "command" => command(&state, &shared, req).await,
-        "complete" => match body::<CompleteBody>(req).await {
-            Ok(c) => Ok(ask(&state, TestMsg::Complete(c.op, c.result)).await),
+        "complete" => match body::<CompleteBody>(req).await.and_then(|c| Ok((c.op, c.result.get()?))) {
+            Ok((op, result)) => Ok(ask(&state, TestMsg::Complete(op, result)).await),
             Err(r) => Err(r),
         },
         "input" => match body::<InputBody>(req).await {
@@ -465,6 +483,7 @@ async fn command(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Response<Body>> {
     let CommandBody { tag, command } = body(req).await?;
+    let command = command.get()?;
     let (reply, rx) = oneshot::channel();
     state
         .actor

@@ -385,7 +385,7 @@ impl Sc {
             }
         }
         if let Some(live) = v.live.as_mut() {
-            live.not_on = not_on(&v.steps);
+            live.not_on = not_on(&v.steps, &v.config);
         }
         let problems = check_intent(&v);
         if !problems.is_empty() {
@@ -403,21 +403,37 @@ pub const TIMER_TOLERANCE_MS: u64 = 200;
 pub const PINGLESS_HOSTS: &[&str] = &["deno", "workerd", "workerd-lean"];
 
 /// Per-host reasons a vector cannot run live.
-fn not_on(steps: &[conformance_core::Step]) -> std::collections::BTreeMap<String, String> {
-    let pings = steps.iter().any(|s| {
-        matches!(s.input, StepInput::Pong { .. })
-            || s.expect.iter().any(|a| a["action"] == "ping")
-    });
-    if !pings {
-        return Default::default();
+fn not_on(steps: &[conformance_core::Step], config: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut opened = std::collections::HashSet::new();
+    let mut pings = false;
+    for s in steps {
+        match &s.input {
+            StepInput::Open { conn, .. } => {
+                opened.insert(*conn);
+            }
+            // A client's pong (a pong for a connection nobody opened is injected).
+            StepInput::Pong { conn } if opened.contains(conn) => pings = true,
+            _ => {}
+        }
+        pings |= s.expect.iter().any(|a| a["action"] == "ping");
     }
-    PINGLESS_HOSTS
-        .iter()
-        .map(|h| {
-            (
+    if pings {
+        for h in PINGLESS_HOSTS {
+            out.insert(
                 h.to_string(),
                 "the runtime's server WebSocket cannot send pings or report pongs (Deno.upgradeWebSocket, workerd): the host answers the engine's pings itself, so pings, pongs and heartbeat closes are not observable there".to_string(),
-            )
-        })
-        .collect()
+            );
+        }
+    }
+    let schema = config["resources"]
+        .as_object()
+        .is_some_and(|r| r.values().any(|rc| rc.get("schema").is_some()));
+    if schema {
+        out.insert(
+            "workerd-lean".into(),
+            "the lean module has no JSON Schema validation by design (it refuses a config with a resource `schema`: 500 bad_deployment); the full module runs this vector on workerd".into(),
+        );
+    }
+    out
 }
