@@ -3,8 +3,9 @@
 # host, then run every vector on every target and print the vector x target matrix with
 # the summary line `N passed, N failed` (exit 1 if any cell fails).
 #
-#   scripts/conformance.sh                 # vector checks + engine + wasm + live:native
-#                                          # + live:node/deno/bun/workerd/workerd-lean (JS example servers)
+#   scripts/conformance.sh                 # vector checks + engine + wasm + every vector live on
+#                                          # native, node, deno, bun, workerd, workerd-lean (in parallel,
+#                                          # one server per host and distinct vector config)
 #   scripts/conformance.sh --build-only    # only build the wasm guest (and host-js module)
 #   scripts/conformance.sh --failures-only # any other args go to the `conformance` binary
 #
@@ -14,8 +15,8 @@
 # compiled twice. scripts/test.sh runs this script (CI) after host-js/test.sh built the JS
 # hosts.
 #
-# JS_HOSTS=auto (default) adds the four JS example servers (host-js/test/live-servers.mjs
-# starts them) when host-js is built (host-js/pkg and host-js/node_modules exist);
+# JS_HOSTS=auto (default) adds the JS hosts (the server factory of host-js/test/live-servers.mjs
+# starts their example servers) when host-js is built (host-js/pkg and host-js/node_modules exist);
 # JS_HOSTS=1 requires them (CI), JS_HOSTS=0 leaves them out.
 set -euo pipefail
 cd "$(dirname "$0")/.."

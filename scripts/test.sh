@@ -22,8 +22,9 @@
 #                   and restarted under subscribed clients), headless Chromium (Debian's,
 #                   installed by setup.sh): the bundle against the native host + the console
 #  11. conformance  scripts/conformance.sh: every vector on every target (vector checks,
-#                   in-process engine, the wasm guest under wasmtime, live against the native
-#                   host and the Node, Deno, Bun and workerd example servers)
+#                   in-process engine, the wasm guest under wasmtime, and live on the native
+#                   host and the Node, Deno, Bun and workerd example servers: one server per
+#                   host and vector config, hosts in parallel, test control channel on)
 #                   -> one matrix + `N passed, N failed`
 #
 # Usage: bash scripts/test.sh          (CI runs this through .ci/run with CI=true)

@@ -39,9 +39,8 @@ impl Control {
     async fn post_wait(&self, op: &str, body: Value, wait: Duration) -> anyhow::Result<Value> {
         let path = format!("{PREFIX}/{op}");
         let (status, bytes) = http(self.addr, "POST", &path, Some(&body), wait).await?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&bytes).into_owned())
-        });
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status != 200 {
             bail!("test control {op}: {status} {value}");
         }
@@ -51,9 +50,7 @@ impl Control {
     /// Events (held calls, command results): wait up to `wait` until `min` are queued.
     pub async fn events(&self, min: usize, wait: Duration) -> anyhow::Result<Vec<Value>> {
         let body = json!({"min": min, "waitMs": wait.as_millis() as u64});
-        let v = self
-            .post_wait("events", body, wait + REQUEST_WAIT)
-            .await?;
+        let v = self.post_wait("events", body, wait + REQUEST_WAIT).await?;
         match v.get("events") {
             Some(Value::Array(a)) => Ok(a.clone()),
             _ => Err(anyhow!("test control events: unexpected answer {v}")),

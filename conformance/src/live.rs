@@ -273,7 +273,10 @@ impl Session<'_> {
 /// Play one vector. Returns the problems found (empty = pass).
 pub async fn run_vector(target: &Target, v: &Vector) -> Vec<String> {
     let live = v.live.as_ref();
-    let timers = v.steps.iter().any(|s| matches!(s.input, StepInput::Timeout));
+    let timers = v
+        .steps
+        .iter()
+        .any(|s| matches!(s.input, StepInput::Timeout));
     let at0 = v.steps.first().map_or(0, |s| s.at);
     let mut s = Session {
         target,
@@ -565,16 +568,27 @@ async fn play_step(
             }
         }
         StepInput::Backpressure { conn, buffered } => {
-            inject(s, *conn, json!({"kind": "backpressure", "buffered": buffered})).await?
+            inject(
+                s,
+                *conn,
+                json!({"kind": "backpressure", "buffered": buffered}),
+            )
+            .await?
         }
         StepInput::Command { tag, command } => {
             s.control()?
-                .post("command", json!({"tag": tag, "command": compact(&serde_json::to_value(command)?)}))
+                .post(
+                    "command",
+                    json!({"tag": tag, "command": compact(&serde_json::to_value(command)?)}),
+                )
                 .await?;
         }
         StepInput::Completed { op, result } => {
             s.control()?
-                .post("complete", json!({"op": op, "result": compact(&serde_json::to_value(result)?)}))
+                .post(
+                    "complete",
+                    json!({"op": op, "result": compact(&serde_json::to_value(result)?)}),
+                )
                 .await?;
         }
         StepInput::Timeout => {}
@@ -584,7 +598,12 @@ async fn play_step(
     if exp.conns.is_empty() && exp.events.is_empty() {
         tokio::time::sleep(SETTLE).await;
     }
-    let deadline = Instant::now() + if s.timers { s.wait.max(s.tolerance) } else { s.wait };
+    let deadline = Instant::now()
+        + if s.timers {
+            s.wait.max(s.tolerance)
+        } else {
+            s.wait
+        };
     for (conn, items) in &exp.conns {
         read_conn(s, i, *conn, items, deadline, problems).await;
     }
@@ -745,7 +764,8 @@ async fn check_events(
         match w["action"].as_str() {
             Some("call") => {
                 let got = &e["action"];
-                let dl = got["deadline"].as_i64().unwrap_or(0) - w["deadline"].as_i64().unwrap_or(0);
+                let dl =
+                    got["deadline"].as_i64().unwrap_or(0) - w["deadline"].as_i64().unwrap_or(0);
                 let request = s.incoming_value(got["request"].clone());
                 if got["op"] != w["op"]
                     || request != s.expected_value(&w["request"])

@@ -276,8 +276,7 @@ pub fn render(
     s.push('\n');
     let mut totals = Totals::default();
     let mut details = String::new();
-    let mut skipped: std::collections::BTreeMap<(String, String), Vec<String>> =
-        Default::default();
+    let mut skipped: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
     for (i, l) in vectors.iter().enumerate() {
         let mut line = format!("{:width$}", l.vector.name);
         let mut row_failed = false;
@@ -295,7 +294,7 @@ pub fn render(
                     totals.skipped += 1;
                     skipped
                         .entry((c.target.clone(), reason.clone()))
-                        .or_insert_with(Vec::new)
+                        .or_default()
                         .push(l.vector.name.clone());
                     "n/a"
                 }

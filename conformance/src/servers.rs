@@ -84,21 +84,29 @@ async fn start(host: &Host, config: &Path) -> anyhow::Result<(Server, SocketAddr
     match &host.kind {
         HostKind::Native(bin) => {
             let (bin, config) = (bin.clone(), config.to_path_buf());
-            let s = tokio::task::spawn_blocking(move || NativeServer::start(&bin, &config))
-                .await??;
+            let s =
+                tokio::task::spawn_blocking(move || NativeServer::start(&bin, &config)).await??;
             let addr = s.addr;
             Ok((Server::Native(s), addr))
         }
         HostKind::Js(factory) => {
             let body = json!({"runtime": host.name, "config": config});
-            let (status, bytes) =
-                http(*factory, "POST", "/start", Some(&body), Duration::from_secs(60)).await?;
+            let (status, bytes) = http(
+                *factory,
+                "POST",
+                "/start",
+                Some(&body),
+                Duration::from_secs(60),
+            )
+            .await?;
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if status != 200 {
                 bail!(
                     "the server factory could not start {}: {}",
                     host.name,
-                    v["error"].as_str().unwrap_or(&String::from_utf8_lossy(&bytes))
+                    v["error"]
+                        .as_str()
+                        .unwrap_or(&String::from_utf8_lossy(&bytes))
                 );
             }
             let id = v["id"].as_u64().context("factory answer without id")?;
@@ -225,7 +233,10 @@ pub fn live_columns(hosts: &[Host], vectors: &[LoadedVector]) -> anyhow::Result<
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("a live host thread panicked"))?)
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow!("a live host thread panicked"))?
+            })
             .collect::<anyhow::Result<Vec<Column>>>()
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -211,7 +211,11 @@ impl WsConn {
         read.set_max_message_size(256 * 1024 * 1024);
         let writer: Writer = Arc::new(Mutex::new(write));
         let (tx, rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(FragmentCollectorRead::new(read), writer.clone(), tx));
+        let reader = tokio::spawn(read_loop(
+            FragmentCollectorRead::new(read),
+            writer.clone(),
+            tx,
+        ));
         WsConn { writer, rx, reader }
     }
 

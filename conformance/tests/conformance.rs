@@ -135,10 +135,18 @@ fn every_vector_passes_live_on_the_native_host() {
     let skipped: Vec<&str> = v
         .iter()
         .zip(&col.cells)
-        .filter(|(_, o)| !matches!(o, Outcome::Pass | Outcome::Fail(_) | Outcome::KnownFailure(_)))
+        .filter(|(_, o)| {
+            !matches!(
+                o,
+                Outcome::Pass | Outcome::Fail(_) | Outcome::KnownFailure(_)
+            )
+        })
         .map(|(l, _)| l.vector.name.as_str())
         .collect();
-    assert!(skipped.is_empty(), "vectors not run live on native: {skipped:?}");
+    assert!(
+        skipped.is_empty(),
+        "vectors not run live on native: {skipped:?}"
+    );
     assert_column(&v, col);
 }
 

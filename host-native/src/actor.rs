@@ -550,7 +550,9 @@ impl Actor {
                         .iter()
                         .find(|(_, p)| p.accepted && p.client_id == *id)
                         .map(|(c, _)| *c)
-                        .ok_or_else(|| (404, format!("no open connection with client id `{id}`")))?,
+                        .ok_or_else(|| {
+                            (404, format!("no open connection with client id `{id}`"))
+                        })?,
                 };
                 let input = match &input {
                     Injected::Backpressure { buffered } => Input::Backpressure {

@@ -123,10 +123,10 @@ enum Inline<T> {
 }
 
 impl<T: serde::de::DeserializeOwned> Inline<T> {
-    fn get(self) -> Result<T, Response<Body>> {
+    fn get(self) -> Result<T, String> {
         match self {
             Inline::Value(v) => Ok(v),
-            Inline::Text(t) => serde_json::from_str(&t).map_err(|e| bad(format!("bad JSON text: {e}"))),
+            Inline::Text(t) => serde_json::from_str(&t).map_err(|e| format!("bad JSON text: {e}")),
         }
     }
 }
@@ -281,7 +281,11 @@ impl TestClock {
         if self.frozen {
             self.at
         } else {
-            Millis(self.at.0.saturating_add(wall_now().0.saturating_sub(self.wall.0)))
+            Millis(
+                self.at
+                    .0
+                    .saturating_add(wall_now().0.saturating_sub(self.wall.0)),
+            )
         }
     }
 }
@@ -427,8 +431,11 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
             Err(r) => Err(r),
         },
         "command" => command(&state, &shared, req).await,
-        "complete" => match body::<CompleteBody>(req).await.and_then(|c| Ok((c.op, c.result.get()?))) {
-            Ok((op, result)) => Ok(ask(&state, TestMsg::Complete(op, result)).await),
+        "complete" => match body::<CompleteBody>(req).await {
+            Ok(c) => match c.result.get() {
+                Ok(result) => Ok(ask(&state, TestMsg::Complete(c.op, result)).await),
+                Err(e) => Err(bad(e)),
+            },
             Err(r) => Err(r),
         },
         "input" => match body::<InputBody>(req).await {
@@ -483,7 +490,7 @@ async fn command(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Response<Body>> {
     let CommandBody { tag, command } = body(req).await?;
-    let command = command.get()?;
+    let command = command.get().map_err(bad)?;
     let (reply, rx) = oneshot::channel();
     state
         .actor
@@ -505,8 +512,7 @@ async fn command(
 }
 
 async fn events(shared: &Shared, e: EventsBody) -> Response<Body> {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(e.wait_ms).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(e.wait_ms).min(MAX_WAIT);
     loop {
         if let Some(events) = shared.take_if(e.min) {
             return json_value(StatusCode::OK, &json!({ "events": events }));

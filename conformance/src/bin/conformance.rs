@@ -69,7 +69,9 @@ fn parse() -> Result<Args, String> {
                 a.live_urls.push((name, url));
             }
             "--live-js" => {
-                let v = it.next().ok_or("--live-js needs runtimes (node,deno,...)")?;
+                let v = it
+                    .next()
+                    .ok_or("--live-js needs runtimes (node,deno,...)")?;
                 a.live_js
                     .extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
             }
@@ -165,10 +167,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }
     }
     if !args.live_js.is_empty() {
-        let factory = args
-            .live_factory
-            .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("--live-js needs --live-factory (host-js/test/live-servers.mjs passes both)"))?;
+        let factory = args.live_factory.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--live-js needs --live-factory (host-js/test/live-servers.mjs passes both)"
+            )
+        })?;
         let addr: std::net::SocketAddr = factory
             .trim_start_matches("http://")
             .trim_end_matches('/')
