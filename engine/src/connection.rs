@@ -108,6 +108,31 @@ pub struct ConnectionSnapshot {
     pub heartbeat: Heartbeat,
     /// Counter for subscription ids.
     pub next_subscription: u64,
+    /// When the connection's token expires (None: it does not). Part of the snapshot so
+    /// a hibernated connection still expires on time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<TokenExpiry>,
+}
+
+/// The expiry schedule of a connection authenticated with a token that has `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenExpiry {
+    /// The token's `exp`, in epoch milliseconds.
+    pub expires_at: Millis,
+    /// When the `token:expiring` notice is due (None once it was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_at: Option<Millis>,
+    /// When the connection is closed with 4401 unless refreshed: the first instant at
+    /// which the token is expired under `leewaySeconds` (whole seconds, as at the upgrade).
+    pub close_at: Millis,
+}
+
+impl TokenExpiry {
+    /// The instant this schedule needs a timer for.
+    pub fn deadline(&self) -> Millis {
+        self.notice_at.unwrap_or(self.close_at)
+    }
 }
 
 /// A user as filters and guards see it, built once per distinct user (when its first

@@ -108,6 +108,8 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
     /// Disconnected through the server API (admin).
     pub const DISCONNECTED_BY_SERVER: u16 = 4001;
+    /// The connection's token expired (`exp` + `leewaySeconds`) without a `refresh`.
+    pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
 /// One problem in a config: where and what.

@@ -29,6 +29,39 @@ pub enum HostRequest {
         /// ones null). Boxed: the store requests, by far the most calls, stay small.
         context: Box<GuardContext>,
     },
+    /// GET a document over HTTPS (a key source: an OpenID discovery document or a
+    /// JWKS) and answer with [`HostResult::Fetch`]. The engine decides what and when
+    /// (see `auth.jwt.keyRefresh`); the host only performs the request. `url` is
+    /// `https://`, or `http://` on a loopback address; hosts refuse redirects to
+    /// anything else and read at most [`crate::auth::MAX_FETCH_BODY`] bytes.
+    Fetch(FetchRequest),
+}
+
+/// An HTTP GET the engine asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchRequest {
+    /// The URL (already checked with [`crate::auth::check_fetch_url`]).
+    pub url: String,
+}
+
+/// The host's answer to a [`HostRequest::Fetch`]: what the server said, or why there
+/// was no answer (`status` 0 and `error`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchResponse {
+    /// HTTP status (0 when the request failed before a response).
+    #[serde(default)]
+    pub status: u16,
+    /// The response body as text.
+    #[serde(default)]
+    pub body: String,
+    /// The `Cache-Control` header, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// Why the request failed (network, TLS, timeout, body too large, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The context of a host guard call: what the engine knows about the request.
@@ -108,6 +141,8 @@ pub enum HostResult {
     Store(StoreOutcome),
     /// Answer to a guard call.
     Guard(GuardDecision),
+    /// Answer to a fetch call.
+    Fetch(FetchResponse),
 }
 
 /// A host guard's decision; the same three outcomes as a CEL guard.

@@ -72,7 +72,8 @@ pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
-    HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome, StoreRequest,
+    FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind,
+    StoreOutcome, StoreRequest,
 };
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};

@@ -55,6 +55,19 @@ pub struct Metrics {
     pub heartbeat_timeouts: u64,
     /// Inputs naming a connection the engine does not know (host bugs; ignored).
     pub unknown_connection_inputs: u64,
+    /// Key sets fetched and installed from remote key sources, by issuer.
+    pub key_fetches: BTreeMap<String, u64>,
+    /// Failed key fetches (network, HTTP status, bad document, timeout), by issuer; the
+    /// issuer's last good keys stay in use.
+    pub key_fetch_failures: BTreeMap<String, u64>,
+    /// Fetches started because a token named an unknown `kid` (rate-limited per issuer).
+    pub unknown_kid_fetches: u64,
+    /// `refresh` requests accepted.
+    pub token_refreshes: u64,
+    /// `refresh` requests refused.
+    pub token_refresh_failures: u64,
+    /// Connections closed with 4401 because their token expired.
+    pub token_expirations: u64,
 }
 
 impl Metrics {

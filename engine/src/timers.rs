@@ -1,6 +1,7 @@
 //! Deadlines of every connection and host call in one ordered set.
 //!
-//! Each connection has at most one deadline (its heartbeat) and each host call one.
+//! Each connection has at most two deadlines (its heartbeat and its token expiry), each
+//! host call and each remote key source one.
 //! Insert, remove and "earliest" are O(log n); [`crate::Engine::poll_timeout`] reads
 //! the first entry.
 
@@ -15,6 +16,10 @@ pub(crate) enum TimerKey {
     Conn(ConnId),
     /// A host call.
     Op(OpId),
+    /// A connection's token expiry (the `token:expiring` notice, then the close).
+    Expiry(ConnId),
+    /// A remote key source (index in `auth.sources`): its next fetch or its fetch's deadline.
+    KeySource(usize),
 }
 
 /// Ordered deadlines.

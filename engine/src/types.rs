@@ -45,9 +45,15 @@ pub struct OpId(pub u64);
 pub struct User {
     /// User id (JWT `sub`, or the API key's `id`).
     pub id: String,
-    /// Role, if the credential carries one.
+    /// Role, if the credential carries one (the first of `roles` when the role claim
+    /// is an array).
     #[serde(default)]
     pub role: Option<String>,
+    /// Every role of an array role claim (e.g. Keycloak's `realm_access.roles`); a
+    /// resource or channel role list admits the user when it names any of them.
+    /// Empty when the role claim is a string.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// Scopes granted.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -57,6 +63,11 @@ pub struct User {
 }
 
 impl User {
+    /// Whether the user holds `role` (its `role`, or one of its `roles`).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role.as_deref() == Some(role) || self.roles.iter().any(|r| r == role)
+    }
+
     /// Whether the user holds `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -77,7 +88,8 @@ impl User {
         Value::Object(m)
     }
 
-    /// The object filters and broadcast selectors see: claims overlaid with id, role, scopes.
+    /// The object filters and broadcast selectors see: claims overlaid with id, role,
+    /// scopes (and `roles`, when the role claim was an array).
     pub fn as_filter_subject(&self) -> Value {
         let mut m = self.claims.clone();
         m.insert("id".into(), Value::String(self.id.clone()));
@@ -89,6 +101,12 @@ impl User {
             "scopes".into(),
             Value::Array(self.scopes.iter().cloned().map(Value::String).collect()),
         );
+        if !self.roles.is_empty() {
+            m.insert(
+                "roles".into(),
+                Value::Array(self.roles.iter().cloned().map(Value::String).collect()),
+            );
+        }
         Value::Object(m)
     }
 }

@@ -2,7 +2,7 @@
 //! `iss`/`aud` checks through `jsonwebtoken`, and time checks against the host's `now`
 //! (the engine never reads a clock, so `jsonwebtoken`'s own `exp`/`nbf` checks are off).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,9 +11,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
+use super::claims::ClaimNames;
 use super::keys::{self, alg_name, sanitize, VerifyKey};
 use super::AuthError;
-use crate::config::JwtConfig;
+use crate::config::{JwtConfig, OidcConfig};
 use crate::error::ConfigIssue;
 use crate::types::{Millis, User};
 
@@ -27,13 +28,33 @@ pub(crate) struct JwtVerifier {
     audience: Vec<String>,
     leeway_seconds: u64,
     require_exp: bool,
-    id_claim: String,
-    role_claim: String,
-    scopes_claim: String,
+    claims: ClaimNames,
     /// `secret` shorthand keys and `keys` entries.
     static_keys: Vec<VerifyKey>,
     /// JWKS keys by issuer (config documents, replaced at run time by `set_jwks`).
     jwks: BTreeMap<String, Vec<VerifyKey>>,
+    /// Keys fetched from the issuers' URLs (`jwks[].url`, `auth.oidc`), by issuer.
+    remote: BTreeMap<String, Vec<VerifyKey>>,
+    /// Issuers with a remote key source (their keys may not be loaded yet).
+    remote_issuers: BTreeSet<String>,
+    /// Per-issuer accepted audiences (`auth.oidc[].audience`), replacing `audience`.
+    issuer_audience: BTreeMap<String, Vec<String>>,
+}
+
+/// A verified token: its user and its `exp` (seconds), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Verified {
+    pub(crate) user: User,
+    pub(crate) exp: Option<i64>,
+}
+
+/// The `iss` of a JWT-shaped token, read without verification (to pick a key source).
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    match segment_json(payload)? {
+        Value::Object(map) => map.get("iss")?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 /// Whether `token` looks like a compact JWS: three base64url segments, the first two
@@ -89,7 +110,11 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i128>,
 
 impl JwtVerifier {
     /// Build from config, pushing every problem (with its `auth.jwt...` path) to `issues`.
-    pub(crate) fn from_config(cfg: &JwtConfig, issues: &mut Vec<ConfigIssue>) -> Self {
+    pub(crate) fn from_config(
+        cfg: &JwtConfig,
+        oidc: &[OidcConfig],
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Self {
         let mut issue = |path: String, problem: String| issues.push(ConfigIssue { path, problem });
         let mut static_keys = Vec::new();
 
@@ -253,7 +278,20 @@ impl JwtVerifier {
             }
         }
 
-        // JWKS documents, merged per issuer.
+        // JWKS documents, merged per issuer; URLs are remote sources.
+        let mut remote_issuers = BTreeSet::new();
+        let mut issuer_audience = BTreeMap::new();
+        for (i, o) in oidc.iter().enumerate() {
+            if let Some(problem) = issuer_not_accepted(&o.issuer) {
+                issue(format!("auth.oidc[{i}].issuer"), problem);
+            }
+            if !o.issuer.is_empty() {
+                remote_issuers.insert(o.issuer.clone());
+                if !o.audience.is_empty() {
+                    issuer_audience.insert(o.issuer.clone(), o.audience.clone());
+                }
+            }
+        }
         let mut jwks: BTreeMap<String, Vec<VerifyKey>> = BTreeMap::new();
         let mut jwks_paths: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (i, set) in cfg.jwks.iter().enumerate() {
@@ -267,7 +305,22 @@ impl JwtVerifier {
             if let Some(problem) = issuer_not_accepted(&set.issuer) {
                 issue(format!("auth.jwt.jwks[{i}].issuer"), problem);
             }
-            match keys::keys_from_jwks(&set.jwks, &set.issuer) {
+            let doc = match (&set.jwks, &set.url) {
+                (Some(doc), None) => doc,
+                (None, Some(_)) => {
+                    // Fetched by the host; the URL is checked with the key sources.
+                    remote_issuers.insert(set.issuer.clone());
+                    continue;
+                }
+                _ => {
+                    issue(
+                        format!("auth.jwt.jwks[{i}]"),
+                        "give exactly one of `jwks` (an inline document) and `url`".into(),
+                    );
+                    continue;
+                }
+            };
+            match keys::keys_from_jwks(doc, &set.issuer) {
                 Ok(found) => {
                     for (j, key) in found {
                         jwks_paths
@@ -306,17 +359,41 @@ impl JwtVerifier {
             audience: cfg.audience.clone(),
             leeway_seconds: cfg.leeway_seconds,
             require_exp: cfg.require_exp,
-            id_claim: cfg.id_claim.clone(),
-            role_claim: cfg.role_claim.clone(),
-            scopes_claim: cfg.scopes_claim.clone(),
+            claims: ClaimNames {
+                id: cfg.id_claim.clone(),
+                role: cfg.role_claim.clone(),
+                scopes: cfg.scopes_claim.clone(),
+            },
             static_keys,
             jwks,
+            remote: BTreeMap::new(),
+            remote_issuers,
+            issuer_audience,
         }
     }
 
-    /// Whether any verification key is installed.
+    /// Whether any verification key is installed, or will be fetched.
     pub(crate) fn has_keys(&self) -> bool {
-        !self.static_keys.is_empty() || self.jwks.values().any(|k| !k.is_empty())
+        !self.static_keys.is_empty()
+            || self.jwks.values().any(|k| !k.is_empty())
+            || !self.remote_issuers.is_empty()
+    }
+
+    /// Replace the fetched keys of `issuer` with the JWKS `doc`; the old keys stay on
+    /// error. Returns the number of keys installed.
+    pub(crate) fn set_remote_jwks(&mut self, issuer: &str, doc: &Value) -> Result<usize, String> {
+        let list = parse_jwks(doc, issuer).map_err(|e| match e {
+            AuthError::InvalidJwks(why) => why,
+            other => other.to_string(),
+        })?;
+        let count = list.len();
+        self.remote.insert(issuer.to_string(), list);
+        Ok(count)
+    }
+
+    /// Number of fetched keys of `issuer`.
+    pub(crate) fn remote_key_count(&self, issuer: &str) -> usize {
+        self.remote.get(issuer).map_or(0, Vec::len)
     }
 
     /// Replace the JWKS keys of `issuer`; the old keys stay on error.
@@ -332,28 +409,7 @@ impl JwtVerifier {
                 sanitize(issuer)
             )));
         }
-        let found = keys::keys_from_jwks(doc, issuer).map_err(|problems| {
-            let text: Vec<String> = problems
-                .into_iter()
-                .map(|(path, problem)| {
-                    if path.is_empty() {
-                        problem
-                    } else {
-                        format!("{path}: {problem}")
-                    }
-                })
-                .collect();
-            AuthError::InvalidJwks(text.join("; "))
-        })?;
-        let (indices, list): (Vec<usize>, Vec<VerifyKey>) = found.into_iter().unzip();
-        let refs: Vec<&VerifyKey> = list.iter().collect();
-        if let Some(&pos) = keys::ambiguous_kidless(&refs).first() {
-            return Err(AuthError::InvalidJwks(format!(
-                "keys[{}]: {}",
-                indices.get(pos).copied().unwrap_or_default(),
-                keys::ambiguous_kidless_problem(&list[pos])
-            )));
-        }
+        let list = parse_jwks(doc, issuer)?;
         let count = list.len();
         self.jwks.insert(issuer.to_string(), list);
         Ok(count)
@@ -367,6 +423,7 @@ impl JwtVerifier {
     fn any_key_with_alg(&self, alg: Algorithm) -> bool {
         self.static_keys.iter().any(|k| k.alg == alg)
             || self.jwks.values().flatten().any(|k| k.alg == alg)
+            || self.remote.values().flatten().any(|k| k.alg == alg)
     }
 
     /// The keys that may verify a token with this `alg`, `kid` and `iss`.
@@ -379,10 +436,14 @@ impl JwtVerifier {
         let issuer_keys = iss
             .and_then(|i| self.jwks.get(i))
             .map_or(&[][..], Vec::as_slice);
+        let fetched = iss
+            .and_then(|i| self.remote.get(i))
+            .map_or(&[][..], Vec::as_slice);
         let pool: Vec<&VerifyKey> = self
             .static_keys
             .iter()
             .chain(issuer_keys)
+            .chain(fetched)
             .filter(|k| k.alg == alg)
             .filter(|k| k.issuer.is_none() || (iss.is_some() && k.issuer.as_deref() == iss))
             .collect();
@@ -413,17 +474,20 @@ impl JwtVerifier {
         }
     }
 
-    fn validation(&self, alg: Algorithm) -> Validation {
+    fn validation(&self, alg: Algorithm, iss: Option<&str>) -> Validation {
+        let audience = iss
+            .and_then(|i| self.issuer_audience.get(i))
+            .unwrap_or(&self.audience);
         let mut v = Validation::new(alg);
         // Time is checked against the host's `now`; jsonwebtoken would read the clock.
         v.validate_exp = false;
         v.validate_nbf = false;
         v.leeway = 0;
         v.required_spec_claims = HashSet::new();
-        if self.audience.is_empty() {
+        if audience.is_empty() {
             v.validate_aud = false;
         } else {
-            v.set_audience(&self.audience);
+            v.set_audience(audience);
             v.required_spec_claims.insert("aud".into());
         }
         if !self.issuers.is_empty() {
@@ -434,7 +498,7 @@ impl JwtVerifier {
     }
 
     /// Verify `token` (already known to have JWT shape) at `now`.
-    pub(crate) fn verify(&self, now: Millis, token: &str) -> Result<User, AuthError> {
+    pub(crate) fn verify(&self, now: Millis, token: &str) -> Result<Verified, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(malformed("the token is too long"));
         }
@@ -483,7 +547,9 @@ impl JwtVerifier {
             Some(_) => return Err(malformed("`iss` must be a string")),
         };
 
-        if !self.any_key_with_alg(alg) {
+        let remote = iss.is_some_and(|i| self.remote_issuers.contains(i))
+            && alg.family() != jsonwebtoken::AlgorithmFamily::Hmac;
+        if !self.any_key_with_alg(alg) && !remote {
             return Err(AuthError::UnsupportedAlgorithm(alg_name(alg).into()));
         }
         let candidates = self.candidates(alg, kid, iss);
@@ -493,7 +559,7 @@ impl JwtVerifier {
                 issuer: iss.map(sanitize),
             });
         }
-        let validation = self.validation(alg);
+        let validation = self.validation(alg, iss);
         let mut verified = false;
         for key in candidates {
             match jsonwebtoken::decode::<IgnoredAny>(token, &key.key, &validation) {
@@ -516,14 +582,21 @@ impl JwtVerifier {
             return Err(AuthError::BadSignature);
         }
 
-        self.check_time(now, &payload)?;
-        self.build_user(payload)
+        let exp = self.check_time(now, &payload)?;
+        let user = self.claims.user(payload)?;
+        Ok(Verified { user, exp })
     }
 
-    fn check_time(&self, now: Millis, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    /// Check `exp`/`nbf` at `now`; returns `exp` (seconds, clamped to the i64 range).
+    fn check_time(
+        &self,
+        now: Millis,
+        claims: &Map<String, Value>,
+    ) -> Result<Option<i64>, AuthError> {
         let now_s = i128::from(now.0 / 1000);
         let leeway = i128::from(self.leeway_seconds);
-        match numeric_date(claims, "exp")? {
+        let exp = numeric_date(claims, "exp")?;
+        match exp {
             None if self.require_exp => return Err(AuthError::MissingClaim("exp".into())),
             Some(exp) if now_s > exp.saturating_add(leeway) => return Err(AuthError::Expired),
             _ => {}
@@ -533,53 +606,35 @@ impl JwtVerifier {
                 return Err(AuthError::NotYetValid);
             }
         }
-        Ok(())
-    }
-
-    fn build_user(&self, claims: Map<String, Value>) -> Result<User, AuthError> {
-        let id = [self.id_claim.as_str(), "id"]
-            .into_iter()
-            .find_map(|name| claims.get(name).and_then(Value::as_str))
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| AuthError::MissingClaim(self.id_claim.clone()))?
-            .to_string();
-        let role = match claims.get(&self.role_claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(AuthError::Malformed(format!(
-                    "`{}` must be a string",
-                    sanitize(&self.role_claim)
-                )))
-            }
-        };
-        let scopes_name = [self.scopes_claim.as_str(), "scopes"]
-            .into_iter()
-            .find(|name| claims.get(*name).is_some_and(|v| !v.is_null()));
-        let scopes = match scopes_name.and_then(|name| claims.get(name).map(|v| (name, v))) {
-            None => Vec::new(),
-            Some((_, Value::String(s))) => s.split_whitespace().map(str::to_string).collect(),
-            Some((name, Value::Array(items))) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| scopes_error(name))?,
-            Some((name, _)) => return Err(scopes_error(name)),
-        };
-        Ok(User {
-            id,
-            role,
-            scopes,
-            claims,
-        })
+        Ok(exp.map(|e| e.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64))
     }
 }
 
-fn scopes_error(name: &str) -> AuthError {
-    AuthError::Malformed(format!(
-        "`{}` must be a space-separated string or an array of strings",
-        sanitize(name)
-    ))
+/// Parse a JWKS document for `issuer`, refusing ambiguous kid-less keys.
+fn parse_jwks(doc: &Value, issuer: &str) -> Result<Vec<VerifyKey>, AuthError> {
+    let found = keys::keys_from_jwks(doc, issuer).map_err(|problems| {
+        let text: Vec<String> = problems
+            .into_iter()
+            .map(|(path, problem)| {
+                if path.is_empty() {
+                    problem
+                } else {
+                    format!("{path}: {problem}")
+                }
+            })
+            .collect();
+        AuthError::InvalidJwks(text.join("; "))
+    })?;
+    let (indices, list): (Vec<usize>, Vec<VerifyKey>) = found.into_iter().unzip();
+    let refs: Vec<&VerifyKey> = list.iter().collect();
+    if let Some(&pos) = keys::ambiguous_kidless(&refs).first() {
+        return Err(AuthError::InvalidJwks(format!(
+            "keys[{}]: {}",
+            indices.get(pos).copied().unwrap_or_default(),
+            keys::ambiguous_kidless_problem(&list[pos])
+        )));
+    }
+    Ok(list)
 }
 
 /// Map a `jsonwebtoken` error (after key selection) to an [`AuthError`].

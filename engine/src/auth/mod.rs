@@ -37,6 +37,12 @@
 //! The signature and the `iss`/`aud` claims are checked by `jsonwebtoken`; `exp` and `nbf`
 //! are checked here against the host's `now` with `leewaySeconds` (the engine never reads
 //! a clock).
+//!
+//! # Keys from URLs
+//!
+//! `jwks[].url` and `auth.oidc[]` are remote key sources ([`sources`]): the engine asks
+//! the host to fetch them and installs what comes back, always bound to the source's
+//! issuer. The claims-to-user mapping is in [`claims`].
 
 use std::fmt;
 
@@ -46,13 +52,17 @@ use crate::config::{ApiKeyUser, AuthConfig};
 use crate::error::{ConfigError, ConfigIssue};
 use crate::types::{Millis, UpgradeRequest, User};
 
+mod claims;
 mod jwt;
 mod keys;
+pub(crate) mod sources;
 #[cfg(test)]
 mod tests;
 
 use jwt::JwtVerifier;
 use keys::sanitize;
+pub(crate) use jwt::unverified_issuer;
+pub use sources::{check_fetch_url, DISCOVERY_PATH, MAX_FETCH_BODY};
 
 /// Where a credential was found in the upgrade request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +206,8 @@ impl std::error::Error for AuthError {}
 pub struct Authenticator {
     api_keys: Vec<(String, ApiKeyUser)>,
     jwt: Option<JwtVerifier>,
+    /// Remote key sources and their refresh state.
+    pub(crate) sources: sources::KeySources,
 }
 
 impl fmt::Debug for Authenticator {
@@ -244,10 +256,15 @@ impl Authenticator {
                 });
             }
         }
-        let jwt = config
+        // `auth.oidc` alone turns JWTs on with the `auth.jwt` defaults.
+        let jwt_config = config
             .jwt
+            .clone()
+            .or_else(|| (!config.oidc.is_empty()).then(crate::config::JwtConfig::default));
+        let jwt = jwt_config
             .as_ref()
-            .map(|cfg| JwtVerifier::from_config(cfg, &mut issues));
+            .map(|cfg| JwtVerifier::from_config(cfg, &config.oidc, &mut issues));
+        let sources = sources::KeySources::from_config(config, &mut issues);
         if !issues.is_empty() {
             return Err(ConfigError { issues });
         }
@@ -258,6 +275,7 @@ impl Authenticator {
                 .map(|(k, u)| (k.clone(), u.clone()))
                 .collect(),
             jwt,
+            sources,
         })
     }
 
@@ -284,8 +302,32 @@ impl Authenticator {
         self.jwt.as_mut().map_or(0, |jwt| jwt.remove_jwks(issuer))
     }
 
+    /// Install the JWKS fetched for `issuer` (a remote source), replacing its previous
+    /// fetched keys; on error the previous keys stay. Returns how many keys were installed.
+    pub(crate) fn set_remote_jwks(&mut self, issuer: &str, doc: &Value) -> Result<usize, String> {
+        match &mut self.jwt {
+            Some(jwt) => jwt.set_remote_jwks(issuer, doc),
+            None => Err("JWTs are not configured".into()),
+        }
+    }
+
+    /// Number of keys fetched for `issuer`.
+    pub(crate) fn remote_key_count(&self, issuer: &str) -> usize {
+        self.jwt.as_ref().map_or(0, |j| j.remote_key_count(issuer))
+    }
+
     /// Authenticate a token at time `now`.
     pub fn authenticate(&self, now: Millis, token: &str) -> Result<User, AuthError> {
+        self.authenticate_with_expiry(now, token).map(|(user, _)| user)
+    }
+
+    /// Authenticate a token at time `now`; also returns the token's `exp` (seconds since
+    /// the epoch) for JWTs that carry one (API keys never expire).
+    pub fn authenticate_with_expiry(
+        &self,
+        now: Millis,
+        token: &str,
+    ) -> Result<(User, Option<i64>), AuthError> {
         if token.is_empty() {
             return Err(AuthError::MissingToken);
         }
@@ -297,18 +339,20 @@ impl Authenticator {
             }
         }
         if let Some(u) = found {
-            return Ok(User {
+            let user = User {
                 id: u.id.clone(),
                 role: u.role.clone(),
+                roles: Vec::new(),
                 scopes: u.scopes.clone(),
                 claims: u.extra.clone(),
-            });
+            };
+            return Ok((user, None));
         }
         if !jwt::has_jwt_shape(token) {
             return Err(AuthError::InvalidToken);
         }
         match &self.jwt {
-            Some(jwt) if jwt.has_keys() => jwt.verify(now, token),
+            Some(jwt) if jwt.has_keys() => jwt.verify(now, token).map(|v| (v.user, v.exp)),
             _ => Err(AuthError::JwtNotConfigured),
         }
     }

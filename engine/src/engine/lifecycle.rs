@@ -73,6 +73,7 @@ impl Engine {
             self.leave_room_and_notify(slot, &room);
         }
         self.set_heartbeat(slot, Heartbeat::Off);
+        self.set_expiry(slot, None);
     }
 
     /// The host reports the connection gone.
@@ -113,6 +114,8 @@ impl Engine {
         while let Some((_, key)) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Op(op) => self.call_timed_out(op),
+                TimerKey::Expiry(conn) => self.expiry_due(now, conn),
+                TimerKey::KeySource(i) => self.key_source_due(now, i),
                 TimerKey::Conn(conn) => {
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;

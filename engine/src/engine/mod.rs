@@ -4,6 +4,8 @@
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
+mod expiry;
+mod key_sources;
 mod lifecycle;
 mod requests;
 mod resources;
@@ -26,7 +28,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::codec::{codec_for, Outbound};
 use crate::protocol::{Frame, InFrame, ServerMessage};
-use crate::timers::Timers;
+use crate::timers::{self, Timers};
 use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
 
 pub(crate) use resources::Continuation;
@@ -206,6 +208,10 @@ impl Engine {
         config.validate()?;
         let auth = Authenticator::new(&config.auth)?;
         let compiled = resources::compile_resources(&config.resources)?;
+        let mut timers = Timers::default();
+        for (i, source) in auth.sources.sources.iter().enumerate() {
+            timers.reschedule(timers::TimerKey::KeySource(i), None, source.deadline());
+        }
         Ok(Self {
             config,
             auth,
@@ -216,7 +222,7 @@ impl Engine {
             per_user: FxHashMap::default(),
             user_views: FxHashMap::default(),
             hub: Hub::default(),
-            timers: Timers::default(),
+            timers,
             pending: BTreeMap::new(),
             ops: OpCounter::default(),
             actions: VecDeque::new(),
@@ -261,6 +267,10 @@ impl Engine {
             Input::Backpressure { conn, buffered } => self.backpressure(conn, buffered),
             Input::Closed { conn, code: _ } => self.closed(conn),
             Input::Timeout => self.timeout(now),
+            Input::Completed {
+                op,
+                result: HostResult::Fetch(response),
+            } => self.fetch_completed(now, op, &response),
             Input::Completed { op, result } => self.completed(now, op, result),
             Input::Command { tag, command } => self.command(now, tag, command),
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),
@@ -280,6 +290,7 @@ impl Engine {
         let size = size.map_or_else(|| "a frame".to_string(), |s| format!("frame of {s} bytes"));
         let msg = ServerMessage::Error {
             code: ErrorCode::PayloadTooLarge,
+            reason: None,
             message: format!(
                 "{size} exceeds maxPayloadSize ({} bytes)",
                 self.config.max_payload_size
@@ -447,6 +458,7 @@ impl Engine {
             slot,
             &ServerMessage::Error {
                 code,
+                reason: None,
                 message: message.into(),
                 request_id,
             },

@@ -137,6 +137,7 @@ impl Engine {
             ClientMessage::Delete { resource, id } => {
                 self.crud_delete(now, slot, resource, id, rid)
             }
+            ClientMessage::Refresh { token } => self.refresh(now, slot, &token, rid),
             ClientMessage::Join { room } => self.join(slot, room, rid),
             ClientMessage::Leave { room } => self.leave(slot, room, rid),
             ClientMessage::RoomMessage {
@@ -657,7 +658,7 @@ impl Engine {
                 ErrorCode::Unauthorized,
                 format!("authentication is required to {what}"),
             )),
-            Some(u) if u.role.as_ref().is_some_and(|r| roles.contains(r)) => Ok(()),
+            Some(u) if roles.iter().any(|r| u.has_role(r)) => Ok(()),
             Some(_) => Err((ErrorCode::Forbidden, format!("your role may not {what}"))),
         }
     }

@@ -55,6 +55,7 @@ impl R {
                             let context = serde_json::to_value(context).unwrap();
                             HostResult::Guard((self.host_guard)(&context))
                         }
+                        HostRequest::Fetch(_) => HostResult::Fetch(Default::default()),
                     };
                     self.e
                         .handle(Millis(T0), Input::Completed { op: *op, result })

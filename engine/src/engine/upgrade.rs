@@ -50,9 +50,23 @@ fn auth_rejection(e: &AuthError) -> Rejection {
     Rejection::new(401, ErrorCode::Unauthorized, e.reason(), e.to_string())
 }
 
+impl Engine {
+    /// The rejection for a credential that failed to verify: 503 `keys_unavailable`
+    /// while the issuer's keys are being fetched (retry), else 401 with the reason.
+    fn credential_rejection(&mut self, now: Millis, token: &str, e: &AuthError) -> Rejection {
+        if self.keys_pending(now, token, e) {
+            let (code, message) = super::key_sources::KEYS_UNAVAILABLE;
+            return Rejection::new(503, code, "keys_unavailable", message);
+        }
+        auth_rejection(e)
+    }
+}
+
 struct Accepted {
     route: usize,
     user: Option<User>,
+    /// The token's `exp` (seconds), if it has one.
+    exp: Option<i64>,
     protocol: Option<String>,
 }
 
@@ -115,14 +129,13 @@ impl Engine {
         // Authentication: an invalid token is refused even where auth is optional.
         let required =
             route.auth_required.unwrap_or(self.config.auth.required) || !route.scopes.is_empty();
-        let user = match extract_credential(req) {
-            Some(cred) => Some(
-                self.auth
-                    .authenticate(now, &cred.token)
-                    .map_err(|e| auth_rejection(&e))?,
-            ),
+        let (user, exp) = match extract_credential(req) {
+            Some(cred) => match self.auth.authenticate_with_expiry(now, &cred.token) {
+                Ok((user, exp)) => (Some(user), exp),
+                Err(e) => return Err(self.credential_rejection(now, &cred.token, &e)),
+            },
             None if required => return Err(auth_rejection(&AuthError::MissingToken)),
-            None => None,
+            None => (None, None),
         };
         if let Some(missing) = route
             .scopes
@@ -182,6 +195,7 @@ impl Engine {
         Ok(Accepted {
             route: route_index,
             user,
+            exp,
             protocol,
         })
     }
@@ -253,6 +267,7 @@ impl Engine {
             rate_violations: 0,
             heartbeat,
             next_subscription: 0,
+            expiry: None,
         };
         let slot = self.insert_connection(conn, state);
         self.metrics.connections += 1;
@@ -270,6 +285,7 @@ impl Engine {
                 protocol_version: PROTOCOL_VERSION,
             },
         );
+        self.arm_expiry(now, slot, accepted.exp);
         Ok(())
     }
 
@@ -280,6 +296,7 @@ impl Engine {
             *self.per_user.entry(u.id.clone()).or_default() += 1;
         }
         let deadline = state.heartbeat.deadline();
+        let expiry = state.expiry.map(|e| e.deadline());
         let client_id = state.client_id.clone();
         let user_view = state.user.as_ref().map(|u| self.intern_user(u));
         let slot = self.conns.insert(Connection {
@@ -294,13 +311,14 @@ impl Engine {
         self.by_conn.insert(conn, slot);
         self.by_client.insert(client_id, slot);
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
+        self.timers.reschedule(TimerKey::Expiry(conn), None, expiry);
         self.metrics.current_connections += 1;
         slot
     }
 
     /// The shared view of `user` (built, and converted for guards, on its first
     /// connection); every call is matched by one [`Engine::release_user`].
-    fn intern_user(&mut self, user: &User) -> Arc<UserView> {
+    pub(super) fn intern_user(&mut self, user: &User) -> Arc<UserView> {
         let subject = user.as_filter_subject();
         match self.user_views.entry(subject.to_string()) {
             Entry::Occupied(mut e) => {

@@ -298,8 +298,15 @@ mod tests {
                 data: None,
                 timestamp: s(),
             },
+            ServerMessage::Refreshed {
+                user: Value::Null,
+                expires_at: None,
+                request_id: None,
+            },
+            ServerMessage::TokenExpiring { expires_at: s() },
             ServerMessage::Error {
                 code: ErrorCode::Timeout,
+                reason: None,
                 message: s(),
                 request_id: None,
             },
@@ -398,6 +405,7 @@ mod tests {
         assert_eq!(f.as_text().unwrap(), r#"{"type":"pong","timestamp":5}"#);
         let f = JsonCodec.encode(Outbound::Message(&ServerMessage::Error {
             code: ErrorCode::NotFound,
+            reason: None,
             message: "m".into(),
             request_id: Some(json!(0)),
         }));

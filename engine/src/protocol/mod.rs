@@ -36,6 +36,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "room:members",
     "direct",
     "channel:message",
+    "refresh",
 ];
 
 /// An inbound frame as the host received it.
@@ -250,6 +251,13 @@ pub enum ClientMessage {
         #[serde(default)]
         ack: bool,
     },
+    /// Replace the connection's token before it expires (same subject); answered with
+    /// `refreshed`.
+    #[serde(rename = "refresh")]
+    Refresh {
+        /// The new token (a JWT, or an API key of the same user).
+        token: String,
+    },
 }
 
 impl ClientMessage {
@@ -270,6 +278,7 @@ impl ClientMessage {
             ClientMessage::RoomMessage { .. } => "room:message",
             ClientMessage::RoomMembers { .. } => "room:members",
             ClientMessage::Direct { .. } => "direct",
+            ClientMessage::Refresh { .. } => "refresh",
         }
     }
 }
@@ -514,11 +523,34 @@ pub enum ServerMessage {
         /// ISO-8601 time.
         timestamp: String,
     },
+    /// Answer to `refresh`: the connection now runs on the new token.
+    #[serde(rename = "refreshed", rename_all = "camelCase")]
+    Refreshed {
+        /// The public user view built from the new token.
+        user: Value,
+        /// ISO-8601 time of the new token's `exp`; null when it has none (or
+        /// `expireConnections` is off): the connection then no longer expires.
+        expires_at: Option<String>,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    /// Push: the connection's token expires soon; send `refresh` before `expiresAt`
+    /// (plus the server's leeway) or the connection is closed with 4401.
+    #[serde(rename = "token:expiring", rename_all = "camelCase")]
+    TokenExpiring {
+        /// ISO-8601 time of the token's `exp`.
+        expires_at: String,
+    },
     /// An error answer.
     #[serde(rename = "error", rename_all = "camelCase")]
     Error {
         /// Machine-readable code.
         code: ErrorCode,
+        /// Machine-readable refinement (the upgrade rejection reasons); only on
+        /// answers to `refresh`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
         /// Human-readable explanation; never contains server internals.
         message: String,
         /// Echoed request id.
@@ -550,6 +582,8 @@ impl ServerMessage {
             ServerMessage::RoomMembers { .. } => "room:members",
             ServerMessage::Sent { .. } => "sent",
             ServerMessage::Direct { .. } => "direct",
+            ServerMessage::Refreshed { .. } => "refreshed",
+            ServerMessage::TokenExpiring { .. } => "token:expiring",
             ServerMessage::Error { .. } => "error",
         }
     }
