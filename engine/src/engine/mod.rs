@@ -561,3 +561,6 @@ mod tests;
 
 #[cfg(test)]
 mod resource_tests;
+
+#[cfg(test)]
+mod identity_tests;
