@@ -389,6 +389,7 @@ export class Host {
       if (onError) onError(head.error);
       else this.log(`engine: ${head.error}`);
     }
+    if (head.logs) for (const line of head.logs) this.log(line);
     this.schedule(head.timeout);
     // Inputs produced while executing go in after the batch, in order.
     if (pongs) for (const conn of pongs) this.deferred.push(() => this.pong(conn));
@@ -448,6 +449,8 @@ export class Host {
           const d = normalizeDecision(await this.guard({ resource: req.resource, action: req.action, context: req.context }));
           result = { kind: "guard", ...d };
         }
+      } else if (req.kind === "fetch") {
+        result = await fetchDocument(req.url, Math.max(1, a.deadline - this.now()));
       } else if (req.kind === "store") {
         if (!this.store) throw new Error("no store configured");
         const r = await this.store.apply(req);
@@ -496,6 +499,59 @@ export class Host {
   free() {
     this.scheduler.clear();
     this.engine.free();
+  }
+}
+
+/** Largest key-source response body read (the engine's MAX_FETCH_BODY). */
+const MAX_FETCH_BODY = 1024 * 1024;
+
+/** The engine's URL rule: https://, or http:// on a loopback address (for redirects). */
+function fetchable(url) {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) return false;
+    if (u.protocol === "https:") return true;
+    const h = u.hostname.replace(/^\[|\]$/g, "");
+    return u.protocol === "http:" && (h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A key-source fetch (JWKS or OpenID discovery) for the engine: GET with `fetch`
+ * (Node, Deno, Bun, Workers), at most 5 redirects to URLs the engine would accept,
+ * at most MAX_FETCH_BODY bytes. Never throws: failures are {status: 0, error}.
+ */
+export async function fetchDocument(url, budgetMs) {
+  const signal = AbortSignal.timeout(budgetMs);
+  try {
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      const r = await fetch(target, { headers: { accept: "application/json" }, redirect: "manual", signal });
+      const location = r.headers.get("location");
+      if (r.status >= 300 && r.status < 400 && location) {
+        await r.body?.cancel();
+        target = new URL(location, target).href;
+        if (hop >= 4) return { kind: "fetch", status: 0, error: "too many redirects" };
+        if (!fetchable(target)) return { kind: "fetch", status: 0, error: `refused redirect to ${target}` };
+        continue;
+      }
+      const length = Number(r.headers.get("content-length") ?? 0);
+      if (length > MAX_FETCH_BODY) {
+        await r.body?.cancel();
+        return { kind: "fetch", status: 0, error: `the body is larger than ${MAX_FETCH_BODY} bytes` };
+      }
+      const body = await r.text();
+      if (body.length > MAX_FETCH_BODY) return { kind: "fetch", status: 0, error: `the body is larger than ${MAX_FETCH_BODY} bytes` };
+      const result = { kind: "fetch", status: r.status, body };
+      const cc = r.headers.get("cache-control");
+      if (cc !== null) result.cacheControl = cc;
+      return result;
+    }
+  } catch (e) {
+    const cause = e?.cause?.message ?? e?.cause?.code;
+    return { kind: "fetch", status: 0, error: `${e?.message ?? e}${cause ? `: ${cause}` : ""}` };
   }
 }
 

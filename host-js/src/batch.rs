@@ -18,7 +18,8 @@
 //!   (`accept`, `reject`, `ping`, `close`, `call`, `commandResult`).
 //!
 //! `timeout` is the engine's next deadline (epoch ms) or `null`; `error` appears only when
-//! the host misused the API (unknown snapshot version, duplicate connection id, ...).
+//! the host misused the API (unknown snapshot version, duplicate connection id, ...);
+//! `logs` only when the engine logged something (`["WARN key source ...", ...]`).
 
 use engine::{Action, Frame, Millis};
 use serde::Serialize;
@@ -119,7 +120,17 @@ impl BatchWriter {
     }
 
     /// Finish: the header line, a newline, then the frame texts.
-    pub fn finish(mut self, timeout: Option<Millis>, error: Option<&str>) -> String {
+    pub fn finish(self, timeout: Option<Millis>, error: Option<&str>) -> String {
+        self.finish_with_logs(timeout, error, &[])
+    }
+
+    /// [`BatchWriter::finish`] with the engine's log lines (`"logs"`, when any).
+    pub fn finish_with_logs(
+        mut self,
+        timeout: Option<Millis>,
+        error: Option<&str>,
+        logs: &[String],
+    ) -> String {
         self.header.extend_from_slice(b"],\"frames\":");
         let _ = serde_json::to_writer(&mut self.header, &self.frames);
         self.header.extend_from_slice(b",\"timeout\":");
@@ -132,6 +143,10 @@ impl BatchWriter {
         if let Some(e) = error {
             self.header.extend_from_slice(b",\"error\":");
             let _ = serde_json::to_writer(&mut self.header, e);
+        }
+        if !logs.is_empty() {
+            self.header.extend_from_slice(b",\"logs\":");
+            let _ = serde_json::to_writer(&mut self.header, logs);
         }
         self.header.extend_from_slice(b"}\n");
         // The header is JSON written by serde_json: valid UTF-8.

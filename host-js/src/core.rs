@@ -99,6 +99,7 @@ impl Core {
     pub fn new(config_json: &str, seed: u64, memory_store: bool) -> Result<Self, String> {
         let config = Config::from_json(config_json).map_err(|e| e.to_string())?;
         let engine = Engine::with_seed(config, seed).map_err(|e| e.to_string())?;
+        crate::logs::init();
         Ok(Self {
             engine,
             store: memory_store.then(MemoryStore::new),
@@ -201,7 +202,8 @@ impl Core {
                 let _ = self.engine.handle(now, Input::Completed { op, result });
             }
         }
-        w.finish(self.engine.poll_timeout(), error.as_deref())
+        let logs = crate::logs::take();
+        w.finish_with_logs(self.engine.poll_timeout(), error.as_deref(), &logs)
     }
 
     /// The serializable state of one connection, as JSON.

@@ -23,6 +23,7 @@
 pub mod batch;
 pub mod core;
 pub mod deployment;
+pub mod logs;
 pub mod metrics;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod random;

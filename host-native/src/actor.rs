@@ -21,13 +21,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use engine::hostcall::GuardDecision;
 use engine::{
-    Action, Command, CommandError, ConnId, Engine, HostRequest, HostResult, InFrame, Input, Millis,
-    OpId, UpgradeRequest,
+    Action, Command, CommandError, ConnId, Engine, FetchRequest, FetchResponse, HostRequest,
+    HostResult, InFrame, Input, Millis, OpId, UpgradeRequest,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::fetch::Fetcher;
 use crate::guard::{GuardCallback, GuardRequest};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, PushError};
@@ -185,6 +186,10 @@ pub struct Actor {
     test: Option<crate::testctl::ActorTest>,
     /// Re-arm the timer on the next turn (the clock or the engine changed).
     rearm: bool,
+    /// Key-source fetches (JWKS, OpenID discovery); answers come back on `fetch_rx`.
+    fetcher: Option<Fetcher>,
+    fetch_tx: mpsc::UnboundedSender<(OpId, FetchResponse)>,
+    fetch_rx: Option<mpsc::UnboundedReceiver<(OpId, FetchResponse)>>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -204,7 +209,14 @@ impl Actor {
     /// An actor around `engine`.
     pub fn new(engine: Engine, store: StoreHandle, metrics: Arc<Metrics>) -> Self {
         let (guard_tx, guard_rx) = mpsc::unbounded_channel();
+        let (fetch_tx, fetch_rx) = mpsc::unbounded_channel();
+        let fetcher = Fetcher::new()
+            .map_err(|e| tracing::error!(error = %e, "key sources cannot be fetched"))
+            .ok();
         Self {
+            fetcher,
+            fetch_tx,
+            fetch_rx: Some(fetch_rx),
             engine,
             peers: HashMap::new(),
             commands: HashMap::new(),
@@ -247,6 +259,7 @@ impl Actor {
         let mut armed: Option<Millis> = None;
         let mut store_open = true;
         let mut guard_rx = self.guard_rx.take();
+        let mut fetch_rx = self.fetch_rx.take();
         loop {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
@@ -285,7 +298,10 @@ impl Actor {
                         }
                     }
                 }
-                Some((op, decision)) = recv_guard(&mut guard_rx) => {
+                Some((op, response)) = recv_any(&mut fetch_rx) => {
+                    self.input(self.now(), Input::Completed { op, result: HostResult::Fetch(response) });
+                }
+                Some((op, decision)) = recv_any(&mut guard_rx) => {
                     self.input(self.now(), Input::Completed { op, result: HostResult::Guard(decision) });
                 }
                 done = completions.recv(), if store_open => match done {
@@ -491,6 +507,26 @@ impl Actor {
                         self.complete_now(now, op, HostResult::Guard(decision));
                     }
                 },
+                HostRequest::Fetch(FetchRequest { url }) => match &self.fetcher {
+                    Some(fetcher) => {
+                        let (fetcher, tx) = (fetcher.clone(), self.fetch_tx.clone());
+                        let budget = Duration::from_millis(deadline.since(now).max(1));
+                        tokio::spawn(async move {
+                            let response = fetcher.get(&url, budget).await;
+                            if let Some(e) = &response.error {
+                                tracing::debug!(%url, error = %e, "key source fetch failed");
+                            }
+                            let _ = tx.send((op, response));
+                        });
+                    }
+                    None => {
+                        let response = FetchResponse {
+                            error: Some("this server has no HTTP client".into()),
+                            ..FetchResponse::default()
+                        };
+                        self.complete_now(now, op, HostResult::Fetch(response));
+                    }
+                },
             },
             Action::CommandResult { tag, result } => {
                 if let Some(reply) = self.commands.remove(&tag) {
@@ -623,10 +659,8 @@ impl Actor {
     }
 }
 
-/// The next guard decision (never resolves without a receiver).
-async fn recv_guard(
-    rx: &mut Option<mpsc::UnboundedReceiver<(OpId, GuardDecision)>>,
-) -> Option<(OpId, GuardDecision)> {
+/// The next message of an optional channel (never resolves without a receiver).
+async fn recv_any<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -20,7 +20,8 @@
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
 //! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
 //! callback), [`testctl`] (the test control channel, off unless
-//! `SWITCHBOARD_TEST_CONTROL=1`).
+//! `SWITCHBOARD_TEST_CONTROL=1`), [`fetch`] (key-source HTTP GETs for JWKS / OpenID
+//! discovery).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod fetch;
 pub mod guard;
 pub mod http;
 pub mod ids;
