@@ -76,6 +76,23 @@ pub const FEATURES: &[(&str, &str)] = &[
         "JWT-shaped token without `auth.jwt`",
     ),
     ("auth:jwks-runtime", "JWKS installed with `setJwks`"),
+    (
+        "auth:key-source-fetch",
+        "keys fetched from a URL through a `fetch` host call (503 `keys_unavailable` until then)",
+    ),
+    (
+        "auth:expiry-notice",
+        "`token:expiring` before the token's `exp`",
+    ),
+    (
+        "auth:expiry-close",
+        "close 4401 when the token expired without `refresh`",
+    ),
+    ("auth:refresh", "`refresh` with the same subject extends the connection"),
+    (
+        "auth:refresh-other-subject",
+        "`refresh` for another user is refused (`subject_mismatch`)",
+    ),
     ("auth:route-scopes", "route scopes (403 `missing_scope`)"),
     (
         "auth:resource-roles",

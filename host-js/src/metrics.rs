@@ -161,7 +161,56 @@ pub fn render(m: &Metrics) -> String {
         "Connections closed for a missed heartbeat",
         m.heartbeat_timeouts,
     );
+    family(
+        s,
+        "key_fetches",
+        "Key sets fetched and installed from remote key sources, by issuer",
+        "issuer",
+        m.key_fetches.iter().map(|(k, v)| (label_value(k), *v)),
+    );
+    family(
+        s,
+        "key_fetch_failures",
+        "Failed key fetches (the last good keys stay in use), by issuer",
+        "issuer",
+        m.key_fetch_failures.iter().map(|(k, v)| (label_value(k), *v)),
+    );
+    series(
+        s,
+        "unknown_kid_fetches",
+        "counter",
+        "Key fetches started by a token with an unknown kid",
+        m.unknown_kid_fetches,
+    );
+    series(
+        s,
+        "token_refreshes",
+        "counter",
+        "Refresh requests accepted",
+        m.token_refreshes,
+    );
+    series(
+        s,
+        "token_refresh_failures",
+        "counter",
+        "Refresh requests refused",
+        m.token_refresh_failures,
+    );
+    series(
+        s,
+        "token_expirations",
+        "counter",
+        "Connections closed with 4401 because their token expired",
+        m.token_expirations,
+    );
     o
+}
+
+/// A label value escaped for the text exposition (`\`, `"`, newline).
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

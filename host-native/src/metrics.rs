@@ -42,6 +42,12 @@ pub struct Metrics {
     timed_out_calls: Counter,
     late_completions: Counter,
     heartbeat_timeouts: Counter,
+    key_fetches: Family<Labels, Counter>,
+    key_fetch_failures: Family<Labels, Counter>,
+    unknown_kid_fetches: Counter,
+    token_refreshes: Counter,
+    token_refresh_failures: Counter,
+    token_expirations: Counter,
 
     /// Seconds spent in one `Engine::handle` call plus executing its actions.
     pub handle_latency: Histogram,
@@ -86,6 +92,12 @@ impl Metrics {
             timed_out_calls: Counter::default(),
             late_completions: Counter::default(),
             heartbeat_timeouts: Counter::default(),
+            key_fetches: Family::default(),
+            key_fetch_failures: Family::default(),
+            unknown_kid_fetches: Counter::default(),
+            token_refreshes: Counter::default(),
+            token_refresh_failures: Counter::default(),
+            token_expirations: Counter::default(),
             // 1 µs .. ~16 s
             handle_latency: Histogram::new(exponential_buckets(1e-6, 2.0, 24)),
             store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
@@ -173,6 +185,36 @@ impl Metrics {
             m.heartbeat_timeouts.clone(),
         );
         r.register(
+            "key_fetches",
+            "Key sets fetched and installed from remote key sources, by issuer",
+            m.key_fetches.clone(),
+        );
+        r.register(
+            "key_fetch_failures",
+            "Failed key fetches (the last good keys stay in use), by issuer",
+            m.key_fetch_failures.clone(),
+        );
+        r.register(
+            "unknown_kid_fetches",
+            "Key fetches started by a token with an unknown kid",
+            m.unknown_kid_fetches.clone(),
+        );
+        r.register(
+            "token_refreshes",
+            "Refresh requests accepted",
+            m.token_refreshes.clone(),
+        );
+        r.register(
+            "token_refresh_failures",
+            "Refresh requests refused",
+            m.token_refresh_failures.clone(),
+        );
+        r.register(
+            "token_expirations",
+            "Connections closed with 4401 because their token expired",
+            m.token_expirations.clone(),
+        );
+        r.register(
             "engine_handle_seconds",
             "Time to handle one input and execute its actions",
             m.handle_latency.clone(),
@@ -255,6 +297,40 @@ impl Metrics {
             &self.heartbeat_timeouts,
             now.heartbeat_timeouts,
             last.heartbeat_timeouts,
+        );
+        for (counter, new, old) in [
+            (
+                &self.unknown_kid_fetches,
+                now.unknown_kid_fetches,
+                last.unknown_kid_fetches,
+            ),
+            (&self.token_refreshes, now.token_refreshes, last.token_refreshes),
+            (
+                &self.token_refresh_failures,
+                now.token_refresh_failures,
+                last.token_refresh_failures,
+            ),
+            (
+                &self.token_expirations,
+                now.token_expirations,
+                last.token_expirations,
+            ),
+        ] {
+            add(counter, new, old);
+        }
+        add_by_label(
+            &self.key_fetches,
+            "issuer",
+            &now.key_fetches,
+            &last.key_fetches,
+            String::clone,
+        );
+        add_by_label(
+            &self.key_fetch_failures,
+            "issuer",
+            &now.key_fetch_failures,
+            &last.key_fetch_failures,
+            String::clone,
         );
         add_by_label(
             &self.rejected_upgrades,

@@ -10,6 +10,7 @@ mod frames;
 mod guards;
 mod heartbeat;
 mod hostcalls;
+mod identity;
 mod limits;
 mod rooms;
 mod server_api;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Sc> {
     let mut v = Vec::new();
     v.extend(upgrade::scenarios());
     v.extend(auth::scenarios());
+    v.extend(identity::scenarios());
     v.extend(frames::scenarios());
     v.extend(limits::scenarios());
     v.extend(heartbeat::scenarios());
