@@ -6,6 +6,9 @@
 #   test/deno.test.mjs     Deno host (Deno.serve + Deno.upgradeWebSocket)
 #   test/bun.test.mjs      Bun host (Bun.serve websocket)
 #   test/workerd.test.mjs  Worker + Durable Object in workerd (miniflare), hibernation
+#   test/identity.test.mjs a fake OpenID provider on 127.0.0.1 for Node and workerd (key
+#                          rotation, unknown-kid cooldown, cross-issuer kid, outage), and
+#                          token expiry / refresh over a socket
 #   test/conformance.test.mjs  the conformance live runner against all four servers
 #                          (builds target/debug/conformance, the binary `cargo nextest`
 #                          already built; LIVE_CONFORMANCE=0 skips)
@@ -36,7 +39,8 @@ set +e
 timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  test/node.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/conformance.test.mjs
+  test/node.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
+  test/conformance.test.mjs
 rc=$?
 set -e
 pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
