@@ -88,7 +88,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "auth:expiry-close",
         "close 4401 when the token expired without `refresh`",
     ),
-    ("auth:refresh", "`refresh` with the same subject extends the connection"),
+    (
+        "auth:refresh",
+        "`refresh` with the same subject extends the connection",
+    ),
     (
         "auth:refresh-other-subject",
         "`refresh` for another user is refused (`subject_mismatch`)",

@@ -40,11 +40,17 @@
 //! ```
 //!
 //! Rules for hosts: feed `Closed` after executing a `Close` (or when the socket dies);
-//! answer every `Call` with `Completed` (late answers are dropped); report outbound
+//! answer every `Call` with `Completed` (late answers are dropped), including
+//! [`HostRequest::Fetch`] (an HTTPS GET of a key source: the engine decides what and
+//! when, the host only reports status, body and `Cache-Control`); report outbound
 //! queue sizes with `Backpressure` so the slow-consumer policy can act; match each
 //! `CommandResult` to its command by `tag` (the resource-write commands
 //! [`Command::Insert`], [`Command::Update`] and [`Command::Delete`] are answered only
 //! when their storage `Call` completes or times out).
+
+//!
+//! The engine logs through the [`log`](https://docs.rs/log) facade (key-source fetches
+//! and their failures); hosts route the records to their own logger.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -72,8 +78,8 @@ pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
-    FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind,
-    StoreOutcome, StoreRequest,
+    FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome,
+    StoreRequest,
 };
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};

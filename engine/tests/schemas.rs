@@ -257,6 +257,11 @@ impl H {
                                 .push(json!({"action": action, "context": context}));
                             HostResult::Guard(self.guard.clone())
                         }
+                        // Key sources: the provider is down (keys_unavailable stays).
+                        HostRequest::Fetch(_) => HostResult::Fetch(engine::FetchResponse {
+                            status: 503,
+                            ..Default::default()
+                        }),
                     };
                     let op = *op;
                     self.e
@@ -484,6 +489,7 @@ fn every_frame_matches_the_schemas() {
     rate_limit(&ck);
     payload_limit(&ck);
     heartbeat(&ck);
+    token_expiry_and_refresh(&ck);
     slow_consumers(&ck);
     server_api(&ck);
 
@@ -517,7 +523,7 @@ fn every_frame_matches_the_schemas() {
     // Every close code the engine itself sends.
     assert_eq!(
         ck.close_codes,
-        BTreeSet::from([1001, 1008, 1009, 1013, 4000, 4001]),
+        BTreeSet::from([1001, 1008, 1009, 1013, 4000, 4001, 4401]),
         "observed close codes"
     );
     assert!(ck.server_frames > 150, "{} server frames", ck.server_frames);
@@ -1993,6 +1999,76 @@ fn heartbeat(ck: &Rc<RefCell<Checker>>) {
     // No answer within heartbeatTimeout: close 4000 (a close frame, not a TCP drop).
     let acts = h.at(T0 + 3500);
     assert_eq!(close_of(&acts, 1), Some((4000, "heartbeat timeout".into())));
+}
+
+fn token_expiry_and_refresh(ck: &Rc<RefCell<Checker>>) {
+    let secret = "schema-test-secret";
+    let t0_s = (T0 / 1000) as i64;
+    let token = |sub: &str, exp: i64| {
+        jwt(
+            jsonwebtoken::Algorithm::HS256,
+            None,
+            json!({"sub": sub, "exp": exp}),
+            secret,
+        )
+    };
+    let mut h = H::new(
+        ck,
+        json!({"heartbeatInterval": 0, "auth": {"jwt": {
+            "secret": secret, "leewaySeconds": 0, "refreshNoticeSeconds": 5
+        }}}),
+    );
+    let welcome = open_with_token(&mut h, 1, &token("u1", t0_s + 10));
+    assert!(matches!(welcome[0], Action::Accept { .. }));
+    let notice = frames_for(&h.at(T0 + 5_000), 1);
+    assert_eq!(notice[0]["type"], "token:expiring");
+    let refused = h.ask1(
+        1,
+        json!({"type": "refresh", "token": token("u2", t0_s + 60), "requestId": 1}),
+    );
+    assert_eq!(refused["reason"], "subject_mismatch");
+    let expired = h.ask1(
+        1,
+        json!({"type": "refresh", "token": token("u1", t0_s - 60), "requestId": 2}),
+    );
+    assert_eq!(expired["reason"], "token_expired");
+    let ok = h.ask1(
+        1,
+        json!({"type": "refresh", "token": token("u1", t0_s + 20), "requestId": 3}),
+    );
+    assert_eq!(ok["type"], "refreshed");
+    let acts = h.at(T0 + 21_000);
+    assert_eq!(close_of(&acts, 1), Some((4401, "token expired".into())));
+
+    // Keys from a URL that are not there yet: 503 keys_unavailable.
+    let issuer = "https://idp.example.com";
+    let mut h = H::new(
+        ck,
+        json!({"auth": {"jwt": {"jwks": [{"issuer": issuer, "url": "https://idp.example.com/jwks"}]}}}),
+    );
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let rs = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            alg: jsonwebtoken::Algorithm::RS256,
+            ..header
+        },
+        &json!({"sub": "u1", "iss": issuer, "exp": t0_s + 60}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+            "../src/auth/testkeys/rsa_private.pem"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    // The unknown key starts a fetch (a `call`) and the upgrade is told to retry.
+    let acts = h.open_req(1, req("/", &format!("token={rs}"), &[], "p", "k1"));
+    let rejected = acts.iter().find_map(|a| match a {
+        Action::Reject { status, body, .. } => Some((*status, body.clone())),
+        _ => None,
+    });
+    let (status, body) = rejected.expect("a rejection");
+    assert_eq!(status, 503);
+    assert!(body.contains("\"reason\":\"keys_unavailable\""), "{body}");
 }
 
 fn slow_consumers(ck: &Rc<RefCell<Checker>>) {

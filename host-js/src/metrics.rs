@@ -173,7 +173,9 @@ pub fn render(m: &Metrics) -> String {
         "key_fetch_failures",
         "Failed key fetches (the last good keys stay in use), by issuer",
         "issuer",
-        m.key_fetch_failures.iter().map(|(k, v)| (label_value(k), *v)),
+        m.key_fetch_failures
+            .iter()
+            .map(|(k, v)| (label_value(k), *v)),
     );
     series(
         s,

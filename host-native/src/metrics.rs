@@ -304,7 +304,11 @@ impl Metrics {
                 now.unknown_kid_fetches,
                 last.unknown_kid_fetches,
             ),
-            (&self.token_refreshes, now.token_refreshes, last.token_refreshes),
+            (
+                &self.token_refreshes,
+                now.token_refreshes,
+                last.token_refreshes,
+            ),
             (
                 &self.token_refresh_failures,
                 now.token_refresh_failures,

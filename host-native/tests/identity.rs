@@ -93,15 +93,17 @@ impl Idp {
     }
 
     fn hits(&self, path: &str) -> usize {
-        self.state.lock().unwrap().hits.get(path).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
-fn respond(
-    state: &Mutex<IdpState>,
-    addr: SocketAddr,
-    path: &str,
-) -> (u16, String, Option<String>) {
+fn respond(state: &Mutex<IdpState>, addr: SocketAddr, path: &str) -> (u16, String, Option<String>) {
     let mut s = state.lock().unwrap();
     *s.hits.entry(path.to_string()).or_default() += 1;
     if s.down {
@@ -126,21 +128,30 @@ fn respond(
 
 fn jwk(private: &str, kid: &str) -> Value {
     let key = EncodingKey::from_rsa_pem(private.as_bytes()).unwrap();
-    let mut v = serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap()).unwrap();
+    let mut v =
+        serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap()).unwrap();
     v["kid"] = json!(kid);
     v["use"] = json!("sig");
     v
 }
 
 fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn token(private: &str, kid: &str, iss: &str, sub: &str) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.into());
     let claims = json!({"sub": sub, "iss": iss, "aud": "app", "exp": now_s() + 600});
-    encode(&header, &claims, &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap()).unwrap()
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    )
+    .unwrap()
 }
 
 /// The status and rejection reason of an upgrade, or 101 for an accepted one.
@@ -148,8 +159,12 @@ async fn upgrade(addr: SocketAddr, token: &str) -> (u16, String) {
     match try_connect(addr, &format!("/?token={token}"), &[]).await {
         Ok(_) => (101, String::new()),
         Err(WsError::Http(resp)) => {
-            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}")).unwrap();
-            (resp.status().as_u16(), body["reason"].as_str().unwrap_or("").to_string())
+            let body: Value =
+                serde_json::from_slice(resp.body().as_deref().unwrap_or(b"{}")).unwrap();
+            (
+                resp.status().as_u16(),
+                body["reason"].as_str().unwrap_or("").to_string(),
+            )
         }
         Err(e) => panic!("upgrade failed: {e}"),
     }
@@ -186,15 +201,30 @@ async fn oidc_keys_are_discovered_and_rotation_is_picked_up_on_an_unknown_kid() 
     })))
     .await;
     let addr = server.local_addr();
-    assert_eq!(upgrade_when_ready(addr, &token(RSA1, "k1", &iss, "u1")).await.0, 101);
+    assert_eq!(
+        upgrade_when_ready(addr, &token(RSA1, "k1", &iss, "u1"))
+            .await
+            .0,
+        101
+    );
     assert_eq!(idp.hits("/a/.well-known/openid-configuration"), 1);
     // Rotation: the provider now signs with k2.
     idp.set_keys("a", vec![jwk(RSA1, "k1"), jwk(RSA2, "k2")]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(upgrade_when_ready(addr, &token(RSA2, "k2", &iss, "u1")).await.0, 101);
+    assert_eq!(
+        upgrade_when_ready(addr, &token(RSA2, "k2", &iss, "u1"))
+            .await
+            .0,
+        101
+    );
     assert_eq!(idp.hits("/a/jwks"), 2);
     let m = metrics(addr).await;
-    assert!(m.contains(&format!("switchboard_key_fetches_total{{issuer=\"{iss}\"}} 2")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "switchboard_key_fetches_total{{issuer=\"{iss}\"}} 2"
+        )),
+        "{m}"
+    );
     assert!(m.contains("switchboard_unknown_kid_fetches_total 1"), "{m}");
     server.shutdown().await;
 }
@@ -210,7 +240,12 @@ async fn unknown_kids_refetch_at_most_once_per_cooldown() {
     }})))
     .await;
     let addr = server.local_addr();
-    assert_eq!(upgrade_when_ready(addr, &token(RSA1, "k1", &iss, "u1")).await.0, 101);
+    assert_eq!(
+        upgrade_when_ready(addr, &token(RSA1, "k1", &iss, "u1"))
+            .await
+            .0,
+        101
+    );
     let before = idp.hits("/a/jwks");
     let mut statuses = Vec::new();
     for i in 0..20 {
@@ -218,9 +253,21 @@ async fn unknown_kids_refetch_at_most_once_per_cooldown() {
     }
     // One fetch at most for the whole burst; after it, a plain 401 unknown_key.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(idp.hits("/a/jwks") <= before + 1, "{} fetches", idp.hits("/a/jwks") - before);
-    assert_eq!(upgrade(addr, &token(RSA1, "made-up-x", &iss, "u1")).await, (401, "unknown_key".into()));
-    assert!(statuses.iter().all(|s| s.0 == 401 || s == &(503, "keys_unavailable".to_string())), "{statuses:?}");
+    assert!(
+        idp.hits("/a/jwks") <= before + 1,
+        "{} fetches",
+        idp.hits("/a/jwks") - before
+    );
+    assert_eq!(
+        upgrade(addr, &token(RSA1, "made-up-x", &iss, "u1")).await,
+        (401, "unknown_key".into())
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.0 == 401 || s == &(503, "keys_unavailable".to_string())),
+        "{statuses:?}"
+    );
     server.shutdown().await;
 }
 
@@ -236,11 +283,27 @@ async fn a_kid_shared_by_two_issuers_never_verifies_the_other_issuers_tokens() {
     ]})))
     .await;
     let addr = server.local_addr();
-    assert_eq!(upgrade_when_ready(addr, &token(RSA1, "shared", &a, "u1")).await.0, 101);
-    assert_eq!(upgrade_when_ready(addr, &token(RSA2, "shared", &b, "u1")).await.0, 101);
+    assert_eq!(
+        upgrade_when_ready(addr, &token(RSA1, "shared", &a, "u1"))
+            .await
+            .0,
+        101
+    );
+    assert_eq!(
+        upgrade_when_ready(addr, &token(RSA2, "shared", &b, "u1"))
+            .await
+            .0,
+        101
+    );
     // Signed with A's key, claiming issuer B: B's `shared` key is used, and fails.
-    assert_eq!(upgrade(addr, &token(RSA1, "shared", &b, "u1")).await, (401, "bad_signature".into()));
-    assert_eq!(upgrade(addr, &token(RSA2, "shared", &a, "u1")).await, (401, "bad_signature".into()));
+    assert_eq!(
+        upgrade(addr, &token(RSA1, "shared", &b, "u1")).await,
+        (401, "bad_signature".into())
+    );
+    assert_eq!(
+        upgrade(addr, &token(RSA2, "shared", &a, "u1")).await,
+        (401, "bad_signature".into())
+    );
     server.shutdown().await;
 }
 
@@ -270,12 +333,22 @@ async fn an_outage_keeps_the_last_good_keys_and_shows_in_metrics() {
     assert!(idp.hits("/a/jwks") >= before + 2, "the refresh kept trying");
     assert_eq!(upgrade(addr, &t).await.0, 101);
     let m = metrics(addr).await;
-    assert!(m.contains(&format!("switchboard_key_fetch_failures_total{{issuer=\"{iss}\"}}")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "switchboard_key_fetch_failures_total{{issuer=\"{iss}\"}}"
+        )),
+        "{m}"
+    );
     // Back up: the next refresh succeeds again.
     idp.state.lock().unwrap().down = false;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let m = metrics(addr).await;
-    assert!(!m.contains(&format!("switchboard_key_fetches_total{{issuer=\"{iss}\"}} 1\n")), "{m}");
+    assert!(
+        !m.contains(&format!(
+            "switchboard_key_fetches_total{{issuer=\"{iss}\"}} 1\n"
+        )),
+        "{m}"
+    );
     server.shutdown().await;
 }
 
@@ -283,7 +356,9 @@ async fn an_outage_keeps_the_last_good_keys_and_shows_in_metrics() {
 async fn a_plain_http_key_url_off_loopback_is_refused_at_start() {
     let doc = json!({"server": {"listen": "127.0.0.1:0", "store": "memory"},
         "auth": {"jwt": {"jwks": [{"issuer": "https://idp.example", "url": "http://idp.example/jwks"}]}}});
-    let err = switchboard::config::from_document(doc).unwrap_err().to_string();
+    let err = switchboard::config::from_document(doc)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("auth.jwt.jwks[0].url"), "{err}");
     assert!(err.contains("127.0.0.1"), "{err}");
 }
@@ -307,10 +382,18 @@ async fn an_expiring_token_is_refreshed_over_the_socket_then_expires_with_4401()
     let (mut ws, _) = connect(addr, &format!("/?token={}", hs("u1", now_s() + 1))).await;
     let notice = recv_type(&mut ws, "token:expiring").await;
     assert!(notice["expiresAt"].is_string(), "{notice}");
-    send(&mut ws, json!({"type": "refresh", "token": hs("u2", now_s() + 60), "requestId": 1})).await;
+    send(
+        &mut ws,
+        json!({"type": "refresh", "token": hs("u2", now_s() + 60), "requestId": 1}),
+    )
+    .await;
     let refused = recv(&mut ws).await;
     assert_eq!(refused["reason"], "subject_mismatch", "{refused}");
-    send(&mut ws, json!({"type": "refresh", "token": hs("u1", now_s() + 2), "requestId": 2})).await;
+    send(
+        &mut ws,
+        json!({"type": "refresh", "token": hs("u1", now_s() + 2), "requestId": 2}),
+    )
+    .await;
     let ok = recv(&mut ws).await;
     assert_eq!(ok["type"], "refreshed", "{ok}");
     assert_eq!(ok["requestId"], 2);

@@ -67,7 +67,9 @@ impl ClaimNames {
         let scopes = match scopes_name.and_then(|name| claim(&claims, name).map(|v| (name, v))) {
             None => Vec::new(),
             Some((_, Value::String(s))) => s.split_whitespace().map(str::to_string).collect(),
-            Some((name, Value::Array(items))) => strings(items).ok_or_else(|| scopes_error(name))?,
+            Some((name, Value::Array(items))) => {
+                strings(items).ok_or_else(|| scopes_error(name))?
+            }
             Some((name, _)) => return Err(scopes_error(name)),
         };
         Ok(User {
@@ -126,7 +128,10 @@ mod tests {
         assert_eq!(u.roles, vec!["editor", "offline_access"]);
         assert!(u.has_role("offline_access"));
         assert_eq!(u.scopes, vec!["openid", "profile", "read"]);
-        assert_eq!(u.as_filter_subject()["roles"], json!(["editor", "offline_access"]));
+        assert_eq!(
+            u.as_filter_subject()["roles"],
+            json!(["editor", "offline_access"])
+        );
     }
 
     #[test]

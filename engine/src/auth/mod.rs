@@ -59,9 +59,9 @@ pub(crate) mod sources;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use jwt::unverified_issuer;
 use jwt::JwtVerifier;
 use keys::sanitize;
-pub(crate) use jwt::unverified_issuer;
 pub use sources::{check_fetch_url, DISCOVERY_PATH, MAX_FETCH_BODY};
 
 /// Where a credential was found in the upgrade request.
@@ -318,7 +318,8 @@ impl Authenticator {
 
     /// Authenticate a token at time `now`.
     pub fn authenticate(&self, now: Millis, token: &str) -> Result<User, AuthError> {
-        self.authenticate_with_expiry(now, token).map(|(user, _)| user)
+        self.authenticate_with_expiry(now, token)
+            .map(|(user, _)| user)
     }
 
     /// Authenticate a token at time `now`; also returns the token's `exp` (seconds since

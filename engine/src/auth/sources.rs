@@ -236,11 +236,13 @@ impl KeySources {
                 if o.jwks_url.is_some() {
                     issue(
                         path("jwksUrl"),
-                        "is only used with `discovery = false` (discovery reads `jwks_uri`)"
-                            .into(),
+                        "is only used with `discovery = false` (discovery reads `jwks_uri`)".into(),
                     );
                 }
-                Some(format!("{}{DISCOVERY_PATH}", o.issuer.trim_end_matches('/')))
+                Some(format!(
+                    "{}{DISCOVERY_PATH}",
+                    o.issuer.trim_end_matches('/')
+                ))
             } else {
                 None
             };
@@ -262,7 +264,10 @@ impl KeySources {
             }
             for (j, aud) in o.audience.iter().enumerate() {
                 if aud.is_empty() {
-                    issue(format!("auth.oidc[{i}].audience[{j}]"), "must not be empty".into());
+                    issue(
+                        format!("auth.oidc[{i}].audience[{j}]"),
+                        "must not be empty".into(),
+                    );
                 }
             }
             push(
@@ -330,14 +335,15 @@ impl KeySources {
         let Some(i) = self.sources.iter().position(|s| s.issuer == issuer) else {
             return UnknownKid::NotRemote;
         };
-        let cooldown = self.policy.unknown_kid_cooldown_seconds.saturating_mul(1000);
+        let cooldown = self
+            .policy
+            .unknown_kid_cooldown_seconds
+            .saturating_mul(1000);
         let s = &mut self.sources[i];
         if s.in_flight.is_some() {
             return UnknownKid::Retry(None);
         }
-        let cooled = s
-            .last_unknown_kid
-            .is_none_or(|t| now.since(t) >= cooldown);
+        let cooled = s.last_unknown_kid.is_none_or(|t| now.since(t) >= cooldown);
         if cooled {
             s.last_unknown_kid = Some(now);
             let (op, deadline) = alloc();
@@ -395,7 +401,12 @@ impl KeySources {
     }
 
     /// The JWKS from source `i` was installed (`Ok`) or refused by the key parser.
-    pub(crate) fn installed(&mut self, now: Millis, i: usize, result: Result<(), String>) -> Option<Step> {
+    pub(crate) fn installed(
+        &mut self,
+        now: Millis,
+        i: usize,
+        result: Result<(), String>,
+    ) -> Option<Step> {
         match result {
             Ok(()) => {
                 let s = &mut self.sources[i];
@@ -492,9 +503,7 @@ fn check_response(r: &FetchResponse) -> Result<&str, String> {
         return Err(format!("HTTP status {}", r.status));
     }
     if r.body.len() > MAX_FETCH_BODY {
-        return Err(format!(
-            "the body is larger than {MAX_FETCH_BODY} bytes"
-        ));
+        return Err(format!("the body is larger than {MAX_FETCH_BODY} bytes"));
     }
     Ok(&r.body)
 }
@@ -548,9 +557,15 @@ mod tests {
 
     #[test]
     fn cache_control_is_read_within_bounds() {
-        assert_eq!(parse_cache_control("public, max-age=300"), CacheControl::MaxAge(300));
+        assert_eq!(
+            parse_cache_control("public, max-age=300"),
+            CacheControl::MaxAge(300)
+        );
         assert_eq!(parse_cache_control("no-store"), CacheControl::NoCache);
-        assert_eq!(parse_cache_control("Max-Age=\"20\", must-revalidate"), CacheControl::MaxAge(20));
+        assert_eq!(
+            parse_cache_control("Max-Age=\"20\", must-revalidate"),
+            CacheControl::MaxAge(20)
+        );
         assert_eq!(parse_cache_control("private"), CacheControl::None);
         let ks = KeySources::default();
         assert_eq!(ks.cache_lifetime(Some("max-age=5")), 60_000);

@@ -121,13 +121,7 @@ impl Engine {
 
     /// `refresh {token}`: verify the token, require the same user and the route's
     /// scopes, then swap the user and the expiry schedule.
-    pub(super) fn refresh(
-        &mut self,
-        now: Millis,
-        slot: usize,
-        token: &str,
-        rid: Option<Value>,
-    ) {
+    pub(super) fn refresh(&mut self, now: Millis, slot: usize, token: &str, rid: Option<Value>) {
         let (user, exp) = match self.auth.authenticate_with_expiry(now, token) {
             Ok(v) => v,
             Err(e) => {
@@ -171,7 +165,13 @@ impl Engine {
         if let Some(route) = self.config.routes.get(state.route) {
             if let Some(missing) = route.scopes.iter().find(|s| !user.has_scope(s)) {
                 let message = format!("this route requires scope `{missing}`");
-                return self.refresh_error(slot, ErrorCode::Forbidden, "missing_scope", message, rid);
+                return self.refresh_error(
+                    slot,
+                    ErrorCode::Forbidden,
+                    "missing_scope",
+                    message,
+                    rid,
+                );
             }
         }
         // Same id: the per-user count stays; the shared user view is swapped.

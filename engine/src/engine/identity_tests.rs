@@ -250,8 +250,8 @@ fn a_restored_snapshot_keeps_the_expiry() {
 
 fn rsa_jwk(private: &str, kid: &str) -> Value {
     let key = EncodingKey::from_rsa_pem(private.as_bytes()).unwrap();
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap())
-        .unwrap();
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap()).unwrap();
     jwk["kid"] = json!(kid);
     jwk["use"] = json!("sig");
     jwk
@@ -337,7 +337,10 @@ fn oidc_discovery_then_jwks_then_tokens_verify() {
     assert_eq!(h.e.poll_timeout(), Some(Millis(T0 + 600_000)));
     // The token needs the issuer's audience.
     let acts = h.open(2, &rs(RSA_PRIVATE, "k1", IDP, "u1"));
-    assert!(matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("missing_claim")), "{acts:?}");
+    assert!(
+        matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("missing_claim")),
+        "{acts:?}"
+    );
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("k1".into());
     let token = encode(
@@ -385,7 +388,9 @@ fn an_unknown_kid_refetches_at_most_once_per_cooldown() {
     assert!(matches!(h.open(3, &token)[0], Action::Accept { .. }));
     // A made-up kid within the cooldown: a plain 401 unknown_key and no fetch.
     let acts = h.open(4, &rs(RSA2_PRIVATE, "bogus", IDP, "u1"));
-    assert!(matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("unknown_key")));
+    assert!(
+        matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("unknown_key"))
+    );
     assert!(fetch_call(&acts).is_none());
     assert_eq!(h.e.metrics().unknown_kid_fetches, 1);
     // After the cooldown, one more fetch.
@@ -420,7 +425,10 @@ fn an_outage_keeps_the_last_good_keys_and_backs_off() {
             result: HostResult::Fetch(failure),
         });
         t += delay;
-        assert!(matches!(h.open(10 + i as u64, &token)[0], Action::Accept { .. }));
+        assert!(matches!(
+            h.open(10 + i as u64, &token)[0],
+            Action::Accept { .. }
+        ));
     }
     assert_eq!(h.e.metrics().key_fetch_failures.get(IDP), Some(&4));
     // A document that is not a JWKS counts as a failure too; a late answer is dropped.
@@ -457,7 +465,11 @@ fn a_kid_that_collides_across_issuers_never_verifies_the_other_issuer() {
         .collect();
     assert_eq!(calls.len(), 2);
     for (op, url) in calls {
-        let key = if url.contains("/a/") { RSA_PRIVATE } else { RSA2_PRIVATE };
+        let key = if url.contains("/a/") {
+            RSA_PRIVATE
+        } else {
+            RSA2_PRIVATE
+        };
         h.input(Input::Completed {
             op,
             result: ok(&json!({"keys": [rsa_jwk(key, "shared")]}), None),
@@ -465,9 +477,18 @@ fn a_kid_that_collides_across_issuers_never_verifies_the_other_issuer() {
     }
     // Signed with issuer A's key but claiming issuer B: B's `shared` key is used.
     let acts = h.open(1, &rs(RSA_PRIVATE, "shared", other, "u1"));
-    assert!(matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("bad_signature")), "{acts:?}");
-    assert!(matches!(h.open(2, &rs(RSA_PRIVATE, "shared", IDP, "u1"))[0], Action::Accept { .. }));
-    assert!(matches!(h.open(3, &rs(RSA2_PRIVATE, "shared", other, "u1"))[0], Action::Accept { .. }));
+    assert!(
+        matches!(&acts[0], Action::Reject { status: 401, body, .. } if body.contains("bad_signature")),
+        "{acts:?}"
+    );
+    assert!(matches!(
+        h.open(2, &rs(RSA_PRIVATE, "shared", IDP, "u1"))[0],
+        Action::Accept { .. }
+    ));
+    assert!(matches!(
+        h.open(3, &rs(RSA2_PRIVATE, "shared", other, "u1"))[0],
+        Action::Accept { .. }
+    ));
 }
 
 #[test]
@@ -478,7 +499,8 @@ fn plain_http_urls_other_than_loopback_are_refused_at_config_time() {
     .unwrap_err();
     assert_eq!(err.issues[0].path, "auth.jwt.jwks[0].url");
     assert!(err.issues[0].problem.contains("127.0.0.1"), "{err}");
-    let err = Config::from_value(json!({"auth": {"oidc": [{"issuer": "http://10.1.2.3"}]}})).unwrap_err();
+    let err =
+        Config::from_value(json!({"auth": {"oidc": [{"issuer": "http://10.1.2.3"}]}})).unwrap_err();
     assert_eq!(err.issues[0].path, "auth.oidc[0].issuer");
     let err = Config::from_value(json!({"auth": {"jwt": {"jwks": [
         {"issuer": IDP, "url": "http://127.0.0.1/x", "jwks": {"keys": []}}
