@@ -212,6 +212,18 @@ export type ClientRoomMessageS3db = {
 };
 
 /**
+ * `refresh`: Replace the connection's token before it expires (PROTOCOL.md §4.7). The token must verify like a credential at the upgrade, belong to the same user (`sub`, or `auth.jwt.idClaim`) and still hold the route's scopes. Answered with `refreshed`, or with `error` carrying a `reason` (`subject_mismatch`, `missing_scope`, `keys_unavailable`, or an upgrade rejection reason such as `token_expired`).
+ */
+export type ClientRefresh = {
+  type: "refresh";
+  requestId?: ClientRequestId;
+  /**
+   * The new JWT (or an API key of the same user).
+   */
+  token: string;
+};
+
+/**
  * One JSON object per WebSocket frame (text, or binary holding UTF-8 JSON). `type` selects the message. Every message may carry `requestId` (any JSON value), which the answer echoes verbatim. The schemas describe the canonical form: unknown extra fields are allowed and ignored by the server, and the server also treats `null` in an optional field as if the field were absent. Constraints that depend on configuration (name lengths, configured resources, limits) are enforced by the server, not by this schema.
  */
 export type ClientFrame =
@@ -229,7 +241,8 @@ export type ClientFrame =
   | ClientRoomMessage
   | ClientRoomMembers
   | ClientDirect
-  | ClientRoomMessageS3db;
+  | ClientRoomMessageS3db
+  | ClientRefresh;
 
 /** Each client message type by its `type`. */
 export interface ClientFrameByType {
@@ -248,10 +261,11 @@ export interface ClientFrameByType {
   "room:members": ClientRoomMembers;
   "direct": ClientDirect;
   "channel:message": ClientRoomMessageS3db;
+  "refresh": ClientRefresh;
 }
 
 /** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message"] as const;
+export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh"] as const;
 
 // ---------------------------------------------------------------- server -> client
 /**
@@ -486,11 +500,33 @@ export type ServerDirect = {
 };
 
 /**
+ * `refreshed`: Answer to `refresh`: the connection now runs on the new token. `user` is the public view built from it; `expiresAt` is its `exp` (null when it has none or `auth.jwt.expireConnections` is off: the connection then no longer expires).
+ */
+export type ServerRefreshed = {
+  type: "refreshed";
+  user: ServerUser;
+  expiresAt: ServerIsoTimestamp | null;
+  requestId?: ServerRequestId;
+};
+
+/**
+ * `token:expiring`: Push: the connection's token expires at `expiresAt` (its `exp`). Send `refresh` with a new token before then; without one the connection is closed with 4401 once the token is expired under the server's leeway. Sent `auth.jwt.refreshNoticeSeconds` before `exp`, or right after `connected` when the token expires sooner. Never carries `requestId`.
+ */
+export type ServerTokenExpiring = {
+  type: "token:expiring";
+  expiresAt: ServerIsoTimestamp;
+};
+
+/**
  * `error`: An error answer. `message` is for humans and never contains server internals. `requestId` is echoed whenever the request's `requestId` could be read (always absent for INVALID_JSON and PAYLOAD_TOO_LARGE).
  */
 export type ServerError = {
   type: "error";
   code: ServerErrorCode;
+  /**
+   * Machine-readable refinement, only on answers to `refresh`: `subject_mismatch`, `missing_scope`, `keys_unavailable`, or an upgrade rejection reason (`token_expired`, `bad_signature`, `unknown_key`, ...).
+   */
+  reason?: string;
   message: string;
   requestId?: ServerRequestId;
 };
@@ -518,6 +554,8 @@ export type ServerFrame =
   | ServerRoomMembers
   | ServerSent
   | ServerDirect
+  | ServerRefreshed
+  | ServerTokenExpiring
   | ServerError;
 
 /** Each server message type by its `type`. */
@@ -541,11 +579,13 @@ export interface ServerFrameByType {
   "room:members": ServerRoomMembers;
   "sent": ServerSent;
   "direct": ServerDirect;
+  "refreshed": ServerRefreshed;
+  "token:expiring": ServerTokenExpiring;
   "error": ServerError;
 }
 
 /** The server message types of the protocol, in schema order. */
-export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","error"] as const;
+export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","refreshed","token:expiring","error"] as const;
 
 /** Every error `code` of the protocol. */
 export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TYPE","RESOURCE_NOT_FOUND","NOT_FOUND","UNAUTHORIZED","FORBIDDEN","RATE_LIMIT_EXCEEDED","PAYLOAD_TOO_LARGE","ROOM_FULL","LIMIT_EXCEEDED","VALIDATION_ERROR","TIMEOUT","UNAVAILABLE","INTERNAL_ERROR"] as const;
@@ -557,9 +597,9 @@ export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TY
 export type UpgradeRejection = {
   type: "error";
   code: "NOT_FOUND" | "FORBIDDEN" | "UNAUTHORIZED" | "LIMIT_EXCEEDED" | "UNAVAILABLE" | "INTERNAL_ERROR";
-  reason: "unknown_route" | "origin_not_allowed" | "missing_scope" | "missing_token" | "unknown_api_key" | "malformed_token" | "algorithm_not_allowed" | "unknown_key" | "bad_signature" | "token_expired" | "not_yet_valid" | "wrong_issuer" | "wrong_audience" | "missing_claim" | "jwt_not_accepted" | "too_many_connections" | "too_many_connections_from_ip" | "too_many_connections_for_user" | "draining" | "client_id_collision";
+  reason: "unknown_route" | "origin_not_allowed" | "missing_scope" | "missing_token" | "unknown_api_key" | "malformed_token" | "algorithm_not_allowed" | "unknown_key" | "bad_signature" | "token_expired" | "not_yet_valid" | "wrong_issuer" | "wrong_audience" | "missing_claim" | "jwt_not_accepted" | "too_many_connections" | "too_many_connections_from_ip" | "too_many_connections_for_user" | "draining" | "keys_unavailable" | "client_id_collision";
   message: string;
 };
 
 /** Every `reason` an upgrade rejection may carry. */
-export const UPGRADE_REJECTION_REASONS = ["unknown_route","origin_not_allowed","missing_scope","missing_token","unknown_api_key","malformed_token","algorithm_not_allowed","unknown_key","bad_signature","token_expired","not_yet_valid","wrong_issuer","wrong_audience","missing_claim","jwt_not_accepted","too_many_connections","too_many_connections_from_ip","too_many_connections_for_user","draining","client_id_collision"] as const;
+export const UPGRADE_REJECTION_REASONS = ["unknown_route","origin_not_allowed","missing_scope","missing_token","unknown_api_key","malformed_token","algorithm_not_allowed","unknown_key","bad_signature","token_expired","not_yet_valid","wrong_issuer","wrong_audience","missing_claim","jwt_not_accepted","too_many_connections","too_many_connections_from_ip","too_many_connections_for_user","draining","keys_unavailable","client_id_collision"] as const;
