@@ -348,6 +348,8 @@ fn arb_message() -> BoxedStrategy<Value> {
         2 => (name(CLIENT_IDS), opt(arb_json()), prop::option::of(any::<bool>().prop_map(Value::Bool)), arb_request_id())
             .prop_map(|(to, d, ack, r)| msg("direct", vec![("to", s(to)), ("data", d), ("ack", ack)], r)),
         1 => ("[a-zA-Z:]{0,12}", arb_request_id()).prop_map(|(t, r)| msg(&t, vec![], r)),
+        1 => (0..tokens().len(), arb_request_id())
+            .prop_map(|(i, r)| msg("refresh", vec![("token", s(tokens()[i].clone()))], r)),
     ]
     .boxed()
 }
@@ -918,7 +920,7 @@ impl Model {
                 Action::Close { conn, code, .. } => {
                     prop_assert!(self.live(*conn), "Close of {:?} (not live)", conn);
                     prop_assert!(
-                        [1001, 1008, 1009, 1013, 4000, 4001].contains(code),
+                        [1001, 1008, 1009, 1013, 4000, 4001, 4401].contains(code),
                         "close code {}",
                         code
                     );
