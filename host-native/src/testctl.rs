@@ -322,6 +322,8 @@ impl ActorTest {
         let held = match request {
             engine::HostRequest::Store(_) => self.hold.store,
             engine::HostRequest::Guard { .. } => self.hold.guard,
+            // Key-source fetches are always performed (vectors answer them in-process).
+            engine::HostRequest::Fetch(_) => false,
         };
         if held {
             let action = serde_json::to_value(action).unwrap_or(Value::Null);
