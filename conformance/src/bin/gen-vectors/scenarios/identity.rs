@@ -2,18 +2,14 @@
 //! fetched from a URL (the `fetch` host call, answered by the vector).
 //!
 //! The tokens are HS256 with the config's `auth.jwt.secret` and expire a few seconds
-//! after the first step (T0), so the timers run in seconds of virtual time. A live run
-//! must mint them again relative to its own clock (same claims, `exp` shifted by the
-//! run's offset from T0, signed with the config's secret).
+//! after the first step (T0), so the timers run in seconds of virtual time; live, the
+//! runner sets the host clock to each step's time (the test control channel), so the
+//! same tokens work.
 
 use serde_json::{json, Value};
 
 use crate::dsl::{Sc, T0};
 use crate::jwt::{self, SECRET};
-
-/// Why these vectors are in-process only for now.
-const NOT_LIVE_YET: &str = "live runner for custom configs lands with issue 21 (the live \
-    run must re-mint the HS256 tokens with `exp` relative to its own clock)";
 
 const T0_S: i64 = (T0 / 1000) as i64;
 
@@ -57,7 +53,6 @@ pub fn scenarios() -> Vec<Sc> {
             .close(2, Some(4401))
             .types(&["token:expiring"])
             .closes(&[4401])
-            .in_process(NOT_LIVE_YET)
             .features(&["auth:expiry-notice", "auth:expiry-close"]),
         Sc::new("auth/expiry-close", "A token that is about to expire gets `token:expiring` right after `connected`; without a refresh the connection is closed with 4401 \"token expired\" once now > exp + leeway (whole seconds), and the others see it leave its rooms.")
             .cfg(cfg())
@@ -70,7 +65,6 @@ pub fn scenarios() -> Vec<Sc> {
             .close(1, Some(4401))
             .types(&["token:expiring", "room:left"])
             .closes(&[4401])
-            .in_process(NOT_LIVE_YET)
             .features(&["auth:expiry-notice", "auth:expiry-close"]),
         Sc::new("auth/refresh", "`refresh` with a valid token for the same user answers `refreshed` (public user view, the new `expiresAt`, the requestId) and moves the expiry: the old deadline passes without a close.")
             .cfg(cfg())
@@ -81,7 +75,6 @@ pub fn scenarios() -> Vec<Sc> {
             .timeout_at(5_000)
             .send(1, json!({"type": "ping", "requestId": 8}))
             .types(&["token:expiring", "refreshed", "pong"])
-            .in_process(NOT_LIVE_YET)
             .features(&["auth:refresh"]),
         Sc::new("auth/refresh-other-subject", "A `refresh` whose token belongs to another user is refused with FORBIDDEN `subject_mismatch` (the connection keeps its user and its expiry, so it is still closed with 4401); an expired token is refused with UNAUTHORIZED `token_expired`.")
             .cfg(cfg())
@@ -93,7 +86,6 @@ pub fn scenarios() -> Vec<Sc> {
             .timeout_at(5_000)
             .errors(&["FORBIDDEN", "UNAUTHORIZED"])
             .closes(&[4401])
-            .in_process(NOT_LIVE_YET)
             .features(&["auth:refresh-other-subject", "auth:expiry-close"]),
         Sc::new("auth/jwks-url-fetched", "Keys from `jwks[].url` are fetched through a `fetch` host call at start; until they arrive a token of that issuer is refused with 503 `keys_unavailable` (retry), and once installed it verifies. The next fetch follows the response's Cache-Control max-age.")
             .cfg(json!({"heartbeatInterval": 0, "auth": {"jwt": {"jwks": [{"issuer": idp, "url": format!("{idp}/jwks")}]}}}))
