@@ -10,6 +10,7 @@
 #                                cargo-web, rust-web-src and lld-22 with -Z build-std)
 #   - Chromium                  (Debian's `chromium` package, /usr/bin/chromium: the
 #                                client SDK's browser test; CHROMIUM_PATH names another)
+#   - curl                      (Debian package; the README tour's commands use it)
 # The wasm toolchain chosen is written to target-wasm/.toolchain ("rustup" or "debian");
 # scripts/test.sh reads it. Set WASM_TOOLCHAIN=rustup|debian to force one.
 set -euo pipefail
@@ -113,4 +114,13 @@ if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
   quiet as_root apt-get update -q
   quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
   [ -x /usr/bin/chromium ] || die "Debian chromium installed but /usr/bin/chromium is missing"
+fi
+
+# ---------------------------------------------------------------- curl (the README tour)
+# scripts/tour/test.sh runs the README's tour, whose commands use curl.
+if ! command -v curl >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "curl is missing and apt-get is not available to install it"
+  log "installing Debian curl (the README tour's HTTP client)"
+  quiet as_root apt-get update -q
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl
 fi

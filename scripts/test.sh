@@ -26,6 +26,12 @@
 #                   host and the Node, Deno, Bun and workerd example servers: one server per
 #                   host and vector config, hosts in parallel, test control channel on)
 #                   -> one matrix + `N passed, N failed`
+#  11. tour         scripts/tour/test.sh: every command of README.md's "Tour" (wscat from
+#                   scripts/tour/package-lock.json, curl) against a fresh demo server,
+#                   every documented answer checked
+#  12. packages     scripts/packages/test.sh: `npm pack` of the JS packages, the tarballs
+#                   installed into a fresh project and smoke-tested on Node, Deno and Bun
+#                   by package name; `cargo package --no-verify` of the publishable crates
 #
 # Usage: bash scripts/test.sh          (CI runs this through .ci/run with CI=true)
 set -euo pipefail
@@ -126,5 +132,7 @@ step wasm     wasm_build
 step host-js  env LIVE_CONFORMANCE=0 bash host-js/test.sh
 step client-js bash client-js/scripts/test.sh
 step conformance env JS_HOSTS=1 bash scripts/conformance.sh --failures-only
+step tour     bash scripts/tour/test.sh
+step packages bash scripts/packages/test.sh
 
 summary "ALL PASSED: ${#STEPS[@]} steps"

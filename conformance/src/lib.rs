@@ -126,3 +126,39 @@ pub fn demo_engine_config() -> anyhow::Result<serde_json::Value> {
     }
     Ok(v)
 }
+
+/// Live hosts without JSON Schema validation (the Worker with the lean module). They
+/// refuse a config with a resource `schema`, so they serve [`served_config`] instead:
+/// the vectors whose outputs depend on a schema are not applicable there (`notOn`,
+/// set by the generator), every other one runs.
+pub const SCHEMALESS_HOSTS: &[&str] = &["workerd-lean"];
+
+/// The config a live host serves for a vector config: as written, or without its
+/// resource schemas on a [`SCHEMALESS_HOSTS`] host (what the lean Worker example,
+/// `host-js/examples/cloudflare/run.mjs`, does with the demo deployment too).
+pub fn served_config(host: &str, config: &serde_json::Value) -> serde_json::Value {
+    let mut c = config.clone();
+    if SCHEMALESS_HOSTS.contains(&host) {
+        without_schemas(&mut c);
+    }
+    c
+}
+
+/// Remove every `resources.<name>.schema` from a config; returns the names of the
+/// resources whose schema was removed.
+pub fn without_schemas(config: &mut serde_json::Value) -> Vec<String> {
+    let mut removed = Vec::new();
+    if let Some(resources) = config
+        .get_mut("resources")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (name, resource) in resources.iter_mut() {
+            if let Some(r) = resource.as_object_mut() {
+                if r.shift_remove("schema").is_some() {
+                    removed.push(name.clone());
+                }
+            }
+        }
+    }
+    removed
+}

@@ -164,7 +164,7 @@ async fn host_column(host: &Host, vectors: &[LoadedVector], dir: &Path) -> Vec<O
         .filter(|(_, idx)| !idx.is_empty())
         .collect();
     let launch = |config: &Value| {
-        let file = config_file(dir, config);
+        let file = config_file(dir, &crate::served_config(&host.name, config));
         let host = host.clone();
         async move { start(&host, &file?).await }
     };

@@ -151,6 +151,61 @@ fn every_vector_passes_live_on_the_native_host() {
 }
 
 #[test]
+fn only_vectors_whose_outputs_need_a_schema_are_not_applicable_on_schemaless_hosts() {
+    let v = vectors();
+    for host in conformance::SCHEMALESS_HOSTS {
+        let skipped: Vec<&str> = v
+            .iter()
+            .filter(|l| {
+                l.vector.live.as_ref().is_some_and(|live| {
+                    live.not_on
+                        .get(*host)
+                        .is_some_and(|r| r.contains("JSON Schema"))
+                })
+            })
+            .map(|l| l.vector.name.as_str())
+            .collect();
+        // The demo's messages schema decides this vector's answers...
+        assert!(
+            skipped.contains(&"crud/demo-messages-schema"),
+            "{skipped:?}"
+        );
+        // ...but not those of the other demo vectors, which run on the lean Worker
+        // serving the demo without the schema.
+        assert!(!skipped.contains(&"crud/insert-explicit-id"), "{skipped:?}");
+        let demo_skipped = v
+            .iter()
+            .filter(|l| {
+                l.vector
+                    .live
+                    .as_ref()
+                    .is_some_and(|live| live.deployment == "demo")
+            })
+            .filter(|l| skipped.contains(&l.vector.name.as_str()))
+            .count();
+        assert!(
+            demo_skipped < 3,
+            "nearly every demo vector must run on {host}: {skipped:?}"
+        );
+    }
+}
+
+#[test]
+fn schemaless_hosts_are_served_the_config_without_schemas() {
+    let demo = conformance::demo_engine_config().expect("demo config");
+    assert!(demo["resources"]["messages"]["schema"].is_object());
+    assert_eq!(conformance::served_config("workerd", &demo), demo);
+    let lean = conformance::served_config("workerd-lean", &demo);
+    assert!(lean["resources"]["messages"].get("schema").is_none());
+    assert!(
+        lean["resources"]["users"]["guards"].is_object(),
+        "the rest stays"
+    );
+    let mut again = lean.clone();
+    assert!(conformance::without_schemas(&mut again).is_empty());
+}
+
+#[test]
 fn vector_files_are_what_the_scenarios_generate() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-vectors"))
         .arg("--check")

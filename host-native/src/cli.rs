@@ -188,10 +188,10 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitC
             return ExitCode::FAILURE;
         }
     };
+    let test_control = crate::testctl::enabled_by_env();
     runtime.block_on(async move {
-        banner(&deployment, config.as_deref());
         let server = match crate::server::ServerBuilder::new(deployment.clone())
-            .test_control(crate::testctl::enabled_by_env())
+            .test_control(test_control)
             .start()
             .await
         {
@@ -201,63 +201,35 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitC
                 return ExitCode::FAILURE;
             }
         };
-        let scheme = if server.is_tls() { "wss" } else { "ws" };
-        let http = if server.is_tls() { "https" } else { "http" };
         let addr = server.local_addr();
-        tracing::info!("listening on {addr}");
-        for route in &deployment.engine.routes {
-            tracing::info!("  websocket  {scheme}://{addr}{}", route.path);
+        let banner = crate::banner::Banner {
+            deployment: &deployment,
+            config: config.as_deref(),
+            addr,
+            tls: server.is_tls(),
+            test_control,
+        };
+        print!("{}", banner.render());
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        tracing::info!(
+            "switchboard {} ({}) listening on {addr}",
+            env!("CARGO_PKG_VERSION"),
+            config.as_deref().map_or_else(
+                || "built-in demo config".to_string(),
+                |p| p.display().to_string()
+            )
+        );
+        // The banner shows the warnings; log them too unless both go to one terminal.
+        use std::io::IsTerminal as _;
+        if !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal()) {
+            for w in banner.warnings() {
+                tracing::warn!("{w}");
+            }
         }
-        tracing::info!("  health     {http}://{addr}/healthz  {http}://{addr}/readyz");
-        tracing::info!("  metrics    {http}://{addr}/metrics");
-        tracing::info!("  admin      {http}://{addr}/admin/  (admin key required)");
         let signal = crate::shutdown::signal().await;
         tracing::info!(signal, "signal received");
         server.shutdown().await;
         ExitCode::SUCCESS
     })
-}
-
-fn banner(d: &Deployment, config: Option<&std::path::Path>) {
-    tracing::info!(
-        "switchboard {} starting ({})",
-        env!("CARGO_PKG_VERSION"),
-        config.map_or_else(|| "demo config".to_string(), |p| p.display().to_string())
-    );
-    match d.server.store {
-        StoreKind::Sqlite => tracing::info!(
-            "store: SQLite {} (WAL, synchronous=FULL)",
-            d.server.data_dir.join(crate::store::DB_FILE).display()
-        ),
-        StoreKind::Memory => tracing::info!("store: memory (records are lost on exit)"),
-    }
-    let resources: Vec<&str> = d.engine.resources.keys().map(String::as_str).collect();
-    tracing::info!(
-        "resources: {}",
-        if resources.is_empty() {
-            "-".to_string()
-        } else {
-            resources.join(", ")
-        }
-    );
-    if config::uses_dev_jwt_secret(&d.engine) {
-        let line = "*".repeat(78);
-        tracing::warn!("{line}");
-        tracing::warn!(
-            "* JWTs are verified with the public development secret `{}`.",
-            config::DEV_JWT_SECRET
-        );
-        tracing::warn!(
-            "* Anyone can mint tokens for this server. Set {} before exposing it.",
-            config::ENV_JWT_SECRET
-        );
-        tracing::warn!("{line}");
-    }
-    if d.server.admin_key == config::DEV_ADMIN_KEY {
-        tracing::warn!(
-            "the admin API uses the development key `{}`; set {}",
-            config::DEV_ADMIN_KEY,
-            config::ENV_ADMIN_KEY
-        );
-    }
 }

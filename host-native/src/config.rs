@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The demo deployment (`examples/demo.toml`), used by `switchboard serve` without `--config`.
-pub const DEMO_TOML: &str = include_str!("../../examples/demo.toml");
+/// (`host-native/demo.toml` is a link to it, so the published crate carries it.)
+pub const DEMO_TOML: &str = include_str!("../demo.toml");
 
 /// The JWT secret of the demo config; a server using it logs a loud warning.
 pub const DEV_JWT_SECRET: &str = "dev-secret";

@@ -17,7 +17,7 @@
 //! Modules: [`config`] (TOML/JSON deployment), [`server`] (start + graceful shutdown),
 //! [`http`] (routing, health, metrics), [`admin`] (admin API), [`console`] (web console), [`ws`] (upgrades and
 //! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
-//! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`token`] (dev JWTs),
+//! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`banner`] (what `serve` prints at start), [`token`] (dev JWTs),
 //! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
 //! callback), [`testctl`] (the test control channel, off unless
 //! `SWITCHBOARD_TEST_CONTROL=1`), [`fetch`] (key-source HTTP GETs for JWKS / OpenID
@@ -28,6 +28,7 @@
 
 pub mod actor;
 pub mod admin;
+pub mod banner;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -4,16 +4,14 @@
 // deployment; SWITCHBOARD_MODULE=lean runs worker-lean.mjs (the lean module, without JSON
 // Schema); SWITCHBOARD_TEST_HOOKS=1 enables /__test/* and
 // SWITCHBOARD_TEST_CONTROL=1 the test control channel (tests only).
+//
+// The lean module refuses a deployment with `schema`. The demo validates `messages` with
+// one, so with SWITCHBOARD_MODULE=lean and no SWITCHBOARD_CONFIG this serves the demo
+// without its resource schemas and says so: records there are not validated. (An
+// explicit SWITCHBOARD_CONFIG is served as written, and refused if it has a schema.)
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
-
-const hostJs = fileURLToPath(new URL("../../", import.meta.url));
-const configPath = process.env.SWITCHBOARD_CONFIG ?? fileURLToPath(new URL("../../../examples/demo.json", import.meta.url));
-const bindings = { SWITCHBOARD_CONFIG: readFileSync(configPath, "utf8") };
-for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS", "SWITCHBOARD_TEST_CONTROL"]) {
-  if (process.env[k]) bindings[k] = process.env[k];
-}
 
 const module = process.env.SWITCHBOARD_MODULE ?? "full";
 if (module !== "full" && module !== "lean") {
@@ -21,6 +19,24 @@ if (module !== "full" && module !== "lean") {
   process.exit(2);
 }
 const lean = module === "lean";
+
+const hostJs = fileURLToPath(new URL("../../", import.meta.url));
+const configPath = process.env.SWITCHBOARD_CONFIG ?? fileURLToPath(new URL("../../../examples/demo.json", import.meta.url));
+let configText = readFileSync(configPath, "utf8");
+let note = "";
+if (lean && !process.env.SWITCHBOARD_CONFIG) {
+  const doc = JSON.parse(configText);
+  const stripped = Object.entries(doc.resources ?? {}).filter(([, r]) => r && typeof r === "object" && "schema" in r);
+  for (const [, r] of stripped) delete r.schema;
+  configText = JSON.stringify(doc);
+  if (stripped.length) {
+    note = `; the lean module has no JSON Schema validation, so this is the demo without ${stripped.map(([n]) => `resources.${n}.schema`).join(", ")}: those records are not validated`;
+  }
+}
+const bindings = { SWITCHBOARD_CONFIG: configText };
+for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS", "SWITCHBOARD_TEST_CONTROL"]) {
+  if (process.env[k]) bindings[k] = process.env[k];
+}
 
 const mf = new Miniflare({
   host: process.env.HOST ?? "127.0.0.1",
@@ -39,7 +55,7 @@ const mf = new Miniflare({
   bindings,
 });
 const url = await mf.ready;
-console.log(`switchboard (workerd via miniflare, ${module} wasm engine in a Durable Object) listening on http://127.0.0.1:${url.port} (config ${configPath})`);
+console.log(`switchboard (workerd via miniflare, ${module} wasm engine in a Durable Object) listening on http://127.0.0.1:${url.port} (config ${configPath}${note})`);
 
 let stopping = false;
 for (const sig of ["SIGINT", "SIGTERM"]) {

@@ -323,6 +323,25 @@ impl Sc {
             .any(|(_, i)| matches!(i, StepInput::Timeout))
     }
 
+    /// Whether the recorded outputs change when the deployment is served without its
+    /// resource schemas (what a host without JSON Schema validation serves): such a
+    /// live vector is not applicable on those hosts; every other one runs there.
+    fn depends_on_schemas(
+        &self,
+        v: &Vector,
+        outputs: &[conformance_core::StepOutput],
+    ) -> Result<bool, String> {
+        let mut lean = v.clone();
+        if conformance::without_schemas(&mut lean.config).is_empty() {
+            return Ok(false);
+        }
+        let lean_outputs = conformance_core::run(&lean)?;
+        Ok(outputs
+            .iter()
+            .zip(&lean_outputs)
+            .any(|(a, b)| a.actions != b.actions))
+    }
+
     /// Run the engine, record the expectations, check the intent.
     pub fn build(&self) -> Result<Vector, String> {
         let reason = self.in_process_reason();
@@ -353,6 +372,7 @@ impl Sc {
             in_process_only: reason,
         };
         let outputs = conformance_core::run(&v)?;
+        let needs_schemas = v.live.is_some() && self.depends_on_schemas(&v, &outputs)?;
         for (i, (step, out)) in v.steps.iter_mut().zip(outputs).enumerate() {
             if let Some(m) = out.misuse {
                 return Err(format!("step {i}: API misuse: {m}"));
@@ -385,7 +405,7 @@ impl Sc {
             }
         }
         if let Some(live) = v.live.as_mut() {
-            live.not_on = not_on(&v.steps, &v.config);
+            live.not_on = not_on(&v.steps, needs_schemas);
         }
         let problems = check_intent(&v);
         if !problems.is_empty() {
@@ -402,8 +422,10 @@ pub const TIMER_TOLERANCE_MS: u64 = 200;
 /// pings itself): vectors that expect a ping or send a pong cannot run there live.
 pub const PINGLESS_HOSTS: &[&str] = &["deno", "workerd", "workerd-lean"];
 
-/// Per-host reasons a vector cannot run live.
-fn not_on(steps: &[conformance_core::Step], config: &Value) -> BTreeMap<String, String> {
+/// Per-host reasons a vector cannot run live. `needs_schemas`: its outputs change when
+/// the config's resource schemas are removed, which is what the hosts without JSON
+/// Schema validation serve (`conformance::served_config`).
+fn not_on(steps: &[conformance_core::Step], needs_schemas: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut opened = std::collections::HashSet::new();
     let mut pings = false;
@@ -426,14 +448,13 @@ fn not_on(steps: &[conformance_core::Step], config: &Value) -> BTreeMap<String, 
             );
         }
     }
-    let schema = config["resources"]
-        .as_object()
-        .is_some_and(|r| r.values().any(|rc| rc.get("schema").is_some()));
-    if schema {
-        out.insert(
-            "workerd-lean".into(),
-            "the lean module has no JSON Schema validation by design (it refuses a config with a resource `schema`: 500 bad_deployment); the full module runs this vector on workerd".into(),
-        );
+    if needs_schemas {
+        for h in conformance::SCHEMALESS_HOSTS {
+            out.insert(
+                h.to_string(),
+                "the lean module has no JSON Schema validation by design (it refuses a config with a resource `schema`, so it serves the config without them), and this vector's outputs depend on the schema; the full module runs it on workerd".into(),
+            );
+        }
     }
     out
 }

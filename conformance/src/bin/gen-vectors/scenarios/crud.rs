@@ -188,6 +188,19 @@ pub fn scenarios() -> Vec<Sc> {
             .send(1, json!({"type": "insert", "resource": "posts", "data": {"views": 1}, "requestId": 1}))
             .errors(&["VALIDATION_ERROR"])
             .features(&["validation:schema"]),
+        Sc::new("crud/demo-messages-schema", "In the demo, `messages` is checked by its JSON Schema: an insert without `content` is VALIDATION_ERROR naming the field, as are an empty `content` and a non-string `author`; a valid message is stored, and an update without `content` is fine (updates skip `required`) but an empty one is not.")
+            .demo()
+            .auto_store()
+            .open(1)
+            .send(1, json!({"type": "insert", "resource": "messages", "data": {"id": "crud-demo-schema-1", "author": "ann", "channel": "general"}, "requestId": 1}))
+            .send(1, json!({"type": "insert", "resource": "messages", "data": {"id": "crud-demo-schema-1", "content": ""}, "requestId": 2}))
+            .send(1, json!({"type": "insert", "resource": "messages", "data": {"id": "crud-demo-schema-1", "content": "hi", "author": 7}, "requestId": 3}))
+            .send(1, json!({"type": "insert", "resource": "messages", "data": {"id": "crud-demo-schema-1", "content": "hi", "author": "ann", "channel": "general"}, "requestId": 4}))
+            .send(1, json!({"type": "update", "resource": "messages", "id": "crud-demo-schema-1", "data": {"channel": "random"}, "requestId": 5}))
+            .send(1, json!({"type": "update", "resource": "messages", "id": "crud-demo-schema-1", "data": {"content": ""}, "requestId": 6}))
+            .errors(&["VALIDATION_ERROR"])
+            .types(&["inserted", "updated"])
+            .features(&["validation:schema"]),
         Sc::new("crud/schema-many-errors", "A validation message lists at most five problems, then `(and N more)`.")
             .cfg(std_with(json!({"resources": {"wide": {"schema": {
                 "type": "object",
