@@ -58,7 +58,7 @@ export async function startServer(runtime, env = {}) {
   let err = "";
   child.stderr.on("data", (d) => (err += d));
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${runtime} server did not start in 30 s: ${out}${err}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`${runtime} server did not start in 120 s: ${out}${err}`)), 120000);
     child.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
