@@ -176,8 +176,8 @@ impl Engine {
             Err((code, msg)) => return self.send_error(slot, code, msg, rid),
         };
         if let Some(f) = &filter {
-            if let Err(e) = Filter::parse(f) {
-                return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+            if let Err((code, m)) = Self::check_client_filter(&rc, &resource, f) {
+                return self.send_error(slot, code, m, rid);
             }
         }
         let offered = &rc.events;
@@ -304,6 +304,16 @@ impl Engine {
         filter: Option<Value>,
         rid: Rid,
     ) {
+        // A filter naming a protected field is refused here too (never compared), so
+        // `unsubscribe` answers the same as `subscribe` would.
+        if let (Some(r), Some(f)) = (&resource, &filter) {
+            let rc = self.config.resources.get(r);
+            if let Some(rc) = rc.filter(|_| Filter::parse(f).is_ok()) {
+                if let Err((code, m)) = Self::check_client_filter(rc, r, f) {
+                    return self.send_error(slot, code, m, rid);
+                }
+            }
+        }
         let subs = &self.conns[slot].state.subscriptions;
         let empty = Value::Object(Default::default());
         let norm = |f: &Option<Value>| match f {
