@@ -122,6 +122,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("filter:invalid", "invalid filters are refused"),
     (
+        "publish:resource-opt-in",
+        "`publish` reaches a resource's subscribers only with its opt-in and roles",
+    ),
+    (
         "filter:protected-refused",
         "filters reaching a protected field, its parent or child are refused",
     ),

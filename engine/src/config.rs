@@ -475,6 +475,10 @@ pub struct ResourceConfig {
     pub guards: BTreeMap<crate::guard::GuardAction, String>,
     /// Actions that also ask the host's guard callback (a host call) after the CEL guard.
     pub host_guards: Vec<crate::guard::GuardAction>,
+    /// Whether `publish {channel: <this resource's name>}` also reaches the resource's
+    /// subscribers (the s3db.js behaviour). Off by default; when on, the publisher must
+    /// pass the resource's `auth` roles.
+    pub publish: bool,
 }
 
 impl Default for ResourceConfig {
@@ -487,6 +491,7 @@ impl Default for ResourceConfig {
             schema: None,
             guards: BTreeMap::new(),
             host_guards: Vec::new(),
+            publish: false,
         }
     }
 }

@@ -391,8 +391,22 @@ impl Engine {
         {
             return self.send_error(slot, code, m, rid);
         }
+        // A resource of the same name that opted in (`publish`) is reached too, if the
+        // publisher may use it: its subscribers were admitted by its roles.
+        let resource = self.config.resources.get(&channel);
+        let resource_too = match resource.filter(|rc| rc.publish).map(|rc| rc.auth.clone()) {
+            None => false,
+            Some(roles) => {
+                let what = format!("publish to the subscribers of resource `{channel}`");
+                if let Err((code, m)) = self.role_allowed(slot, &roles, &what) {
+                    return self.send_error(slot, code, m, rid);
+                }
+                true
+            }
+        };
         let from = self.conns[slot].state.client_id.clone();
-        let delivered = self.publish_to_channel(now, Some(slot), &channel, from, message);
+        let delivered =
+            self.publish_to_channel(now, Some(slot), &channel, from, message, resource_too);
         self.send(
             slot,
             &ServerMessage::Published {
@@ -403,8 +417,9 @@ impl Engine {
         );
     }
 
-    /// Deliver a channel message to the channel's subscribers and (s3db.js compatibility)
-    /// to subscribers of a configured resource of the same name, except `exclude`.
+    /// Deliver a channel message to the channel's subscribers and, with `resource_too`
+    /// (s3db.js compatibility, a resource's `publish` opt-in), to subscribers of the
+    /// configured resource of the same name, except `exclude`.
     pub(super) fn publish_to_channel(
         &mut self,
         now: Millis,
@@ -412,11 +427,11 @@ impl Engine {
         channel: &str,
         from: String,
         data: Option<Value>,
+        resource_too: bool,
     ) -> usize {
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
-        let resource_too = self.config.resources.contains_key(channel);
         self.hub
             .publish_recipients(channel, resource_too, max_slot, &mut recipients);
         recipients.retain(|(s, _)| Some(*s) != exclude);
