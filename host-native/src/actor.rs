@@ -428,7 +428,9 @@ impl Actor {
                         peer.client_id = s.client_id;
                         peer.user = s.user.map(|u| u.id);
                     }
-                    tracing::info!(
+                    // Debug, not info: a connection flood must not flood the log
+                    // (counts are in /metrics).
+                    tracing::debug!(
                         client = %peer.client_id,
                         route = %peer.route,
                         user = peer.user.as_deref().unwrap_or("-"),
@@ -697,7 +699,7 @@ fn spawn_guard(
 }
 
 fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
-    tracing::info!(
+    tracing::debug!(
         client = %peer.client_id,
         route = %peer.route,
         user = peer.user.as_deref().unwrap_or("-"),

@@ -197,6 +197,7 @@ async fn start_server(
         store: store_handle,
         metrics,
         admin_key: server.admin_key.clone(),
+        public_info: server.public_info,
         max_admin_body: server.max_admin_body,
         ready: AtomicBool::new(true),
         next_conn: AtomicU64::new(1),
