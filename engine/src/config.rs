@@ -340,7 +340,9 @@ pub enum SlowConsumerPolicy {
 pub struct LimitsConfig {
     /// Concurrent connections in total (503 beyond). Default 100000.
     pub max_connections: usize,
-    /// Concurrent connections from one IP (429 beyond); 0 = unlimited. Default 0.
+    /// Concurrent connections from one IP (429 beyond); 0 = unlimited. Default 1000: one
+    /// address cannot take the whole server (a NAT or proxy in front of many users needs
+    /// a higher value, or 0).
     pub max_connections_per_ip: usize,
     /// Concurrent connections of one authenticated user (429 beyond); 0 = unlimited. Default 0.
     pub max_connections_per_user: usize,
@@ -367,7 +369,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: 100_000,
-            max_connections_per_ip: 0,
+            max_connections_per_ip: 1000,
             max_connections_per_user: 0,
             max_subscriptions_per_connection: 100,
             max_rooms_per_connection: 32,

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub oversize_closes: Counter,
     /// Connections closed with 1002/1007 for WebSocket protocol violations.
     pub protocol_violation_closes: Counter,
+    /// Failed `accept` calls (usually file descriptors exhausted).
+    pub accept_errors: Counter,
     /// Admin API requests by endpoint and HTTP status.
     pub admin_requests: Family<Labels, Counter>,
     /// WebSocket sockets the host holds open (including ones being closed).
@@ -106,6 +108,7 @@ impl Metrics {
             outbound_overflow: Counter::default(),
             oversize_closes: Counter::default(),
             protocol_violation_closes: Counter::default(),
+            accept_errors: Counter::default(),
             admin_requests: Family::default(),
             sockets_open: Gauge::default(),
             registry: Registry::default(),
@@ -241,6 +244,11 @@ impl Metrics {
             "protocol_violation_closes",
             "Connections closed with 1002 (framing violation) or 1007 (invalid UTF-8)",
             m.protocol_violation_closes.clone(),
+        );
+        r.register(
+            "accept_errors",
+            "Failed accept calls (usually file descriptors exhausted; the listener backs off)",
+            m.accept_errors.clone(),
         );
         r.register(
             "admin_requests",

@@ -126,6 +126,7 @@ shutdownTimeoutMs = 5000
 
 [limits]
 maxConnections = 1000000
+maxConnectionsPerIp = 0
 maxBufferedBytes = 16777216
 slowConsumer = "drop"
 maxPendingCalls = 100000
