@@ -24,15 +24,24 @@ struct Clause {
     ops: Vec<Op>,
 }
 
+/// One condition on a field (see the module docs for how each compares).
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
+pub enum Op {
+    /// Equal (`$eq` or a literal).
     Eq(Value),
+    /// Not equal; a missing field matches (`$ne`).
     Ne(Value),
+    /// Equal to one of the values (`$in`).
     In(Vec<Value>),
+    /// Greater than (`$gt`; same-kind numbers or strings only).
     Gt(Value),
+    /// Greater or equal (`$gte`).
     Gte(Value),
+    /// Less than (`$lt`).
     Lt(Value),
+    /// Less or equal (`$lte`).
     Lte(Value),
+    /// Present (`true`) or absent (`false`) (`$exists`).
     Exists(bool),
 }
 
@@ -121,6 +130,14 @@ impl Filter {
                 overlaps.then(|| c.path.join("."))
             })
         })
+    }
+
+    /// Every field path with its conditions (all must hold; `$and` is flattened). Stores
+    /// use it to narrow a query in their own language before [`Filter::matches`] decides.
+    pub fn clauses(&self) -> impl Iterator<Item = (&[String], &[Op])> {
+        self.clauses
+            .iter()
+            .map(|c| (c.path.as_slice(), c.ops.as_slice()))
     }
 
     /// Whether the filter has no conditions.

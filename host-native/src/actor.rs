@@ -478,14 +478,15 @@ impl Actor {
             Action::Call { .. } if self.test.as_ref().is_some_and(|t| t.hold_call(&action)) => {}
             Action::Call {
                 op,
+                conn,
                 request,
                 deadline,
-                ..
             } => match request {
                 HostRequest::Store(request) => {
                     if !self.store.submit(Job {
                         request,
                         reply: Reply::Engine(op),
+                        lane: crate::store::lane_of(conn),
                     }) {
                         self.engine_completed_unavailable(now, op);
                     }
