@@ -1444,6 +1444,22 @@ fn fuzz_harness_smoke() {
     fuzz_frames::run(&data);
 }
 
+/// The fuzz smoke test on stable: every input of the committed corpus
+/// (`engine/fuzz/corpus/frames/`, where `cargo fuzz` also starts and saves findings)
+/// through the harness. CI runs it (`scripts/test.sh`, step `fuzz`); the longer run is
+/// `cargo +nightly fuzz run frames -- -max_total_time=600` in `engine/fuzz`.
+#[test]
+fn fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frames");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("the fuzz corpus is committed") {
+        let path = entry.unwrap().path();
+        fuzz_frames::run(&std::fs::read(&path).unwrap());
+        n += 1;
+    }
+    assert!(n >= 4, "corpus has {n} inputs");
+}
+
 // ------------------------------------------------------------------------ fixed sessions
 
 fn open_step(conn: u64, client_id: &str) -> Timed {
