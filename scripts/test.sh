@@ -9,6 +9,8 @@
 #   4. nextest      cargo nextest run --workspace --lib --bins --tests --examples
 #                   (criterion benches are harness=false: compiled by clippy, never run as tests)
 #   5. doctests     cargo test --workspace --doc          (nextest cannot run doctests)
+#   5b. fuzz        the fuzz corpus (engine/fuzz/corpus/frames) and 2000 random inputs
+#                   through the fuzz harness on stable
 #   6. lean         the engine without its default `json-schema` feature (what the JS hosts'
 #                   lean module links): clippy, then its unit tests
 #   7. demo         cargo run -p switchboard-engine --example demo   (the README's run command)
@@ -125,6 +127,10 @@ step fmt      cargo fmt --all --check
 step clippy   cargo clippy "${LOCKED[@]}" --workspace --all-targets -- -D warnings
 step nextest  cargo nextest run "${LOCKED[@]}" --workspace --lib --bins --tests --examples --no-fail-fast
 step doctests cargo test "${LOCKED[@]}" --workspace --doc
+# Fuzz smoke on stable: the committed corpus through the harness, then 2000 random inputs
+# (bounded, fixed seed). Longer: `cargo +nightly fuzz run frames -- -max_total_time=600`
+# in engine/fuzz (engine/README.md).
+step fuzz     env PROPTEST_CASES=2000 cargo test "${LOCKED[@]}" -q -p switchboard-engine --test proptest_engine fuzz
 step lean     lean_engine
 step demo     demo_run
 step wasm     wasm_build

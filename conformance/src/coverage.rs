@@ -121,6 +121,14 @@ pub const FEATURES: &[(&str, &str)] = &[
         "values of different kinds never compare",
     ),
     ("filter:invalid", "invalid filters are refused"),
+    (
+        "publish:resource-opt-in",
+        "`publish` reaches a resource's subscribers only with its opt-in and roles",
+    ),
+    (
+        "filter:protected-refused",
+        "filters reaching a protected field, its parent or child are refused",
+    ),
     ("heartbeat:ping", "server pings at the interval"),
     ("heartbeat:pong", "a pong keeps the connection"),
     ("heartbeat:any-frame", "any frame counts as alive"),

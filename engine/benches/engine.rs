@@ -45,7 +45,7 @@ fn config() -> Config {
     let cfg = Config::from_json(
         r#"{
             "resources": { "messages": {} },
-            "limits": { "maxConnections": 100000, "maxSubscriptionsPerConnection": 100 },
+            "limits": { "maxConnections": 100000, "maxConnectionsPerIp": 0, "maxSubscriptionsPerConnection": 100 },
             "rateLimit": { "enabled": false }
         }"#,
     )
@@ -373,7 +373,7 @@ fn guarded_engine(n: u64, resource: &str, distinct_users: bool) -> Engine {
             "forced": {"guards": {"subscribe": "{'tenantId': user.tenantId}"}},
             "read": {"guards": {"read": "user != null && record.tenantId == user.tenantId"}}
         },
-        "limits": {"maxConnections": 100000}
+        "limits": {"maxConnections": 100000, "maxConnectionsPerIp": 0}
     }))
     .expect("guarded bench config is valid");
     let mut engine = Engine::new(cfg).unwrap();

@@ -340,7 +340,9 @@ pub enum SlowConsumerPolicy {
 pub struct LimitsConfig {
     /// Concurrent connections in total (503 beyond). Default 100000.
     pub max_connections: usize,
-    /// Concurrent connections from one IP (429 beyond); 0 = unlimited. Default 0.
+    /// Concurrent connections from one IP (429 beyond); 0 = unlimited. Default 1000: one
+    /// address cannot take the whole server (a NAT or proxy in front of many users needs
+    /// a higher value, or 0).
     pub max_connections_per_ip: usize,
     /// Concurrent connections of one authenticated user (429 beyond); 0 = unlimited. Default 0.
     pub max_connections_per_user: usize,
@@ -367,7 +369,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: 100_000,
-            max_connections_per_ip: 0,
+            max_connections_per_ip: 1000,
             max_connections_per_user: 0,
             max_subscriptions_per_connection: 100,
             max_rooms_per_connection: 32,
@@ -475,6 +477,10 @@ pub struct ResourceConfig {
     pub guards: BTreeMap<crate::guard::GuardAction, String>,
     /// Actions that also ask the host's guard callback (a host call) after the CEL guard.
     pub host_guards: Vec<crate::guard::GuardAction>,
+    /// Whether `publish {channel: <this resource's name>}` also reaches the resource's
+    /// subscribers (the s3db.js behaviour). Off by default; when on, the publisher must
+    /// pass the resource's `auth` roles.
+    pub publish: bool,
 }
 
 impl Default for ResourceConfig {
@@ -487,6 +493,7 @@ impl Default for ResourceConfig {
             schema: None,
             guards: BTreeMap::new(),
             host_guards: Vec::new(),
+            publish: false,
         }
     }
 }

@@ -98,6 +98,12 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Server shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// Protocol error: a WebSocket framing violation (reserved bits without an
+    /// extension, an unmasked client frame, an unknown opcode, an oversized or
+    /// fragmented control frame). Sent by hosts; the engine never sees such frames.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Invalid frame payload data: a text frame that is not UTF-8. Sent by hosts.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Policy violation: repeated rate-limit abuse.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A frame exceeded `maxPayloadSize`.

@@ -24,15 +24,24 @@ struct Clause {
     ops: Vec<Op>,
 }
 
+/// One condition on a field (see the module docs for how each compares).
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
+pub enum Op {
+    /// Equal (`$eq` or a literal).
     Eq(Value),
+    /// Not equal; a missing field matches (`$ne`).
     Ne(Value),
+    /// Equal to one of the values (`$in`).
     In(Vec<Value>),
+    /// Greater than (`$gt`; same-kind numbers or strings only).
     Gt(Value),
+    /// Greater or equal (`$gte`).
     Gte(Value),
+    /// Less than (`$lt`).
     Lt(Value),
+    /// Less or equal (`$lte`).
     Lte(Value),
+    /// Present (`true`) or absent (`false`) (`$exists`).
     Exists(bool),
 }
 
@@ -105,6 +114,30 @@ impl Filter {
             clauses.push(Clause { path, ops });
         }
         Ok(Filter { clauses })
+    }
+
+    /// The first field of this filter that reaches a `protected` path: the path itself,
+    /// one of its parents (`meta` for `meta.secret`) or one of its children
+    /// (`password.hash` for `password`), compared segment by segment. A client filter
+    /// that reaches one could tell a protected value from its matches (a binary search
+    /// with `$gte`), so the engine refuses it; guards' forced filters are not checked.
+    pub fn protected_field(&self, protected: &[String]) -> Option<String> {
+        self.clauses.iter().find_map(|c| {
+            protected.iter().find_map(|p| {
+                let p: Vec<&str> = p.split('.').collect();
+                let n = p.len().min(c.path.len());
+                let overlaps = c.path[..n].iter().zip(&p[..n]).all(|(a, b)| a == b);
+                overlaps.then(|| c.path.join("."))
+            })
+        })
+    }
+
+    /// Every field path with its conditions (all must hold; `$and` is flattened). Stores
+    /// use it to narrow a query in their own language before [`Filter::matches`] decides.
+    pub fn clauses(&self) -> impl Iterator<Item = (&[String], &[Op])> {
+        self.clauses
+            .iter()
+            .map(|c| (c.path.as_slice(), c.ops.as_slice()))
     }
 
     /// Whether the filter has no conditions.
@@ -331,6 +364,34 @@ mod tests {
 
     fn m(filter: Value, record: Value) -> bool {
         Filter::parse(&filter).unwrap().matches(&record)
+    }
+
+    #[test]
+    fn a_filter_reaching_a_protected_path_its_parent_or_child_is_found() {
+        let protected = vec!["password".to_string(), "meta.internal".to_string()];
+        let field = |v: Value| Filter::parse(&v).unwrap().protected_field(&protected);
+        assert_eq!(
+            field(json!({"password": {"$gte": "T"}})),
+            Some("password".into())
+        );
+        assert_eq!(
+            field(json!({"password.hash": 1})),
+            Some("password.hash".into())
+        );
+        assert_eq!(field(json!({"meta": {"internal": 1}})), Some("meta".into()));
+        assert_eq!(
+            field(json!({"meta.internal": {"$exists": true}})),
+            Some("meta.internal".into())
+        );
+        assert_eq!(
+            field(json!({"$and": [{"id": "x"}, {"meta.internal.a": 1}]})),
+            Some("meta.internal.a".into())
+        );
+        assert_eq!(
+            field(json!({"id": "x", "meta.owner": "a", "passwords": 1})),
+            None
+        );
+        assert_eq!(field(json!({})), None);
     }
 
     #[test]

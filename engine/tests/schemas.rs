@@ -1699,7 +1699,7 @@ fn channels(ck: &Rc<RefCell<Checker>>) {
     let mut h = H::new(
         ck,
         json!({
-            "resources": {"messages": {}},
+            "resources": {"messages": {"publish": true}},
             "auth": {"apiKeys": {"key_admin": {"id": "admin1", "role": "admin"}, "key_user": {"id": "u1", "role": "user"}}},
             "channels": {"publishRoles": ["admin"]}
         }),

@@ -16,7 +16,7 @@ const runtime = typeof Deno !== "undefined" ? "deno" : typeof Bun !== "undefined
 const budget = Number(env("BENCH_SECONDS") ?? 2);
 
 const NOW = 1_700_000_000_000;
-const CONFIG = '{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000}}';
+const CONFIG = '{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000,"maxConnectionsPerIp":0}}';
 const PING = '{"type":"ping","requestId":1}';
 const SUB = '{"type":"subscribe","resource":"messages"}';
 const CHANGE = '{"command":"resourceChanged","resource":"messages","event":"insert","record":{"id":"m1","channel":"general","text":"hello","createdAt":"2024-01-15T10:31:00.000Z","updatedAt":"2024-01-15T10:31:00.000Z"}}';

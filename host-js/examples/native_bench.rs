@@ -20,7 +20,7 @@ use engine::{Command, Config, ConnId, Engine, InFrame, Input, Millis, UpgradeReq
 use switchboard_wasm::core::Core;
 
 const NOW: Millis = Millis(1_700_000_000_000);
-pub const CONFIG: &str = r#"{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000}}"#;
+pub const CONFIG: &str = r#"{"resources":{"messages":{}},"rateLimit":{"enabled":false},"limits":{"maxConnections":100000,"maxConnectionsPerIp":0}}"#;
 const PING: &str = r#"{"type":"ping","requestId":1}"#;
 const SUB: &str = r#"{"type":"subscribe","resource":"messages"}"#;
 const CHANGE: &str = r#"{"command":"resourceChanged","resource":"messages","event":"insert","record":{"id":"m1","channel":"general","text":"hello","createdAt":"2024-01-15T10:31:00.000Z","updatedAt":"2024-01-15T10:31:00.000Z"}}"#;

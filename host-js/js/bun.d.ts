@@ -13,6 +13,8 @@ export interface ServeOptions {
   /** Own store; default: the engine's memory store inside wasm. */
   store?: Store;
   log?: (msg: string) => void;
+  /** GET / shows live counts, routes and resources (default false). */
+  publicInfo?: boolean;
 }
 
 export interface Served {

@@ -127,6 +127,8 @@ export class Host {
    * @param {() => number} [o.now]
    * @param {(conn: number) => void} [o.onConnState]  called after inputs that may change a connection's state
    * @param {(msg: string) => void} [o.log]
+   * @param {boolean} [o.publicInfo]  GET / shows client and subscription counts, routes and
+   *   resources (default false: only name, protocolVersion and draining)
    */
   constructor(o) {
     if (!initialized) throw new Error("call initWasm() before creating a Host");
@@ -141,6 +143,7 @@ export class Host {
     this.encodeShared = o.encodeShared ?? null;
     this.onConnState = o.onConnState ?? null;
     this.log = o.log ?? ((m) => console.error(`switchboard: ${m}`));
+    this.publicInfo = o.publicInfo ?? false;
     this.conns = new Map(); // conn id -> {socket, queue, closing, reported}
     this.nextConn = 1;
     this.deadline = null;
@@ -633,7 +636,11 @@ export function httpRoute(host, method, path) {
   }
   const routes = (host.config.routes ?? [{ path: "/" }]).map((r) => (r.path.length > 1 ? r.path.replace(/\/+$/, "") : r.path));
   if (get && (p === "/" || routes.includes(p))) {
-    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(host.command({ command: "serverInfo" })) };
+    const info = host.command({ command: "serverInfo" });
+    // Live counts, routes and resource names only where the deployment opts in (the JS
+    // hosts have no admin key to show them to the operator alone).
+    const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
+    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
   }
   return {
     status: 404,

@@ -76,6 +76,8 @@ export interface HostOptions {
   now?: () => number;
   onConnState?: (conn: number) => void;
   log?: (msg: string) => void;
+  /** GET / shows live counts, routes and resources (default false). */
+  publicInfo?: boolean;
 }
 
 export declare class CommandError extends Error {

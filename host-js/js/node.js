@@ -89,6 +89,7 @@ export async function serveNode(o) {
     store: o.store,
     memoryStore: !o.store,
     log: o.log,
+    publicInfo: o.publicInfo,
     encodeShared: (text) => Buffer.from(text),
   });
   if (o.testControl) installTestControl(host, { name: "node", memoryStore: !o.store });

@@ -75,7 +75,8 @@ export function runtimeSuite(runtime, traits) {
       const info = await (await fetch(srv.http + "/")).json();
       assert.equal(info.name, "switchboard-demo");
       assert.equal(info.protocolVersion, 1);
-      assert.deepEqual(info.resources, ["messages", "users"]);
+      // Counts and resource names are not public (Host option publicInfo).
+      assert.deepEqual(info, { name: "switchboard-demo", protocolVersion: 1, draining: false });
       assert.equal((await fetch(srv.http + "/nothing-here")).status, 404);
     });
 

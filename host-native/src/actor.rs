@@ -428,7 +428,9 @@ impl Actor {
                         peer.client_id = s.client_id;
                         peer.user = s.user.map(|u| u.id);
                     }
-                    tracing::info!(
+                    // Debug, not info: a connection flood must not flood the log
+                    // (counts are in /metrics).
+                    tracing::debug!(
                         client = %peer.client_id,
                         route = %peer.route,
                         user = peer.user.as_deref().unwrap_or("-"),
@@ -476,14 +478,15 @@ impl Actor {
             Action::Call { .. } if self.test.as_ref().is_some_and(|t| t.hold_call(&action)) => {}
             Action::Call {
                 op,
+                conn,
                 request,
                 deadline,
-                ..
             } => match request {
                 HostRequest::Store(request) => {
                     if !self.store.submit(Job {
                         request,
                         reply: Reply::Engine(op),
+                        lane: crate::store::lane_of(conn),
                     }) {
                         self.engine_completed_unavailable(now, op);
                     }
@@ -697,7 +700,7 @@ fn spawn_guard(
 }
 
 fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
-    tracing::info!(
+    tracing::debug!(
         client = %peer.client_id,
         route = %peer.route,
         user = peer.user.as_deref().unwrap_or("-"),

@@ -56,12 +56,13 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
 /// Whether the request carries the admin key (`Authorization: Bearer KEY` or `X-Admin-Key`).
 pub(crate) fn authorized(state: &AppState, req: &Request<Incoming>) -> bool {
     let h = req.headers();
+    // RFC 9110 §11.1: the scheme is case-insensitive (`Bearer`, `bearer`, `BEARER`).
     let bearer = h
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            let (scheme, token) = v.trim_start().split_once([' ', '\t'])?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         });
     let header = h.get("x-admin-key").and_then(|v| v.to_str().ok());
     [bearer, header]

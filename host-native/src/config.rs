@@ -59,6 +59,10 @@ pub struct ServerSettings {
     pub write_buffer_size: usize,
     /// Largest admin API request body, in bytes. Default 1 MiB.
     pub max_admin_body: usize,
+    /// Whether `GET /` (and GETs on the WebSocket paths) show live counts, routes and
+    /// resource names to anyone. Default false: without the admin key they show only
+    /// the name, protocol version and whether the server is draining.
+    pub public_info: bool,
 }
 
 impl Default for ServerSettings {
@@ -75,6 +79,7 @@ impl Default for ServerSettings {
             read_buffer_size: 2048,
             write_buffer_size: 16 * 1024,
             max_admin_body: 1024 * 1024,
+            public_info: false,
         }
     }
 }

@@ -117,8 +117,18 @@ pub async fn serve(
             crate::testctl::handle(state, req).await
         }
         p if get && (p == "/" || state.ws_paths.contains(normalize(p))) => {
+            let full = state.public_info || crate::admin::authorized(&state, &req);
             match state.actor.command(Command::ServerInfo).await {
-                Some(Ok(info)) => json_value(StatusCode::OK, &info),
+                Some(Ok(info)) if full => json_value(StatusCode::OK, &info),
+                // Live counts and resource names are for the operator (issue 11).
+                Some(Ok(info)) => json_value(
+                    StatusCode::OK,
+                    &json!({
+                        "name": info["name"],
+                        "protocolVersion": info["protocolVersion"],
+                        "draining": info["draining"],
+                    }),
+                ),
                 _ => json_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::Unavailable,

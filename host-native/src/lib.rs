@@ -29,6 +29,7 @@
 pub mod actor;
 pub mod admin;
 pub mod banner;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -57,6 +57,10 @@ pub struct Metrics {
     pub outbound_overflow: Counter,
     /// Connections closed with 1009 because a frame exceeded `maxPayloadSize`.
     pub oversize_closes: Counter,
+    /// Connections closed with 1002/1007 for WebSocket protocol violations.
+    pub protocol_violation_closes: Counter,
+    /// Failed `accept` calls (usually file descriptors exhausted).
+    pub accept_errors: Counter,
     /// Admin API requests by endpoint and HTTP status.
     pub admin_requests: Family<Labels, Counter>,
     /// WebSocket sockets the host holds open (including ones being closed).
@@ -103,6 +107,8 @@ impl Metrics {
             store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
             outbound_overflow: Counter::default(),
             oversize_closes: Counter::default(),
+            protocol_violation_closes: Counter::default(),
+            accept_errors: Counter::default(),
             admin_requests: Family::default(),
             sockets_open: Gauge::default(),
             registry: Registry::default(),
@@ -233,6 +239,16 @@ impl Metrics {
             "oversize_frame_closes",
             "Connections closed with 1009 for frames over maxPayloadSize",
             m.oversize_closes.clone(),
+        );
+        r.register(
+            "protocol_violation_closes",
+            "Connections closed with 1002 (framing violation) or 1007 (invalid UTF-8)",
+            m.protocol_violation_closes.clone(),
+        );
+        r.register(
+            "accept_errors",
+            "Failed accept calls (usually file descriptors exhausted; the listener backs off)",
+            m.accept_errors.clone(),
         );
         r.register(
             "admin_requests",

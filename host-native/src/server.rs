@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use engine::{Command, Engine};
@@ -33,6 +33,12 @@ use crate::store::StoreWorker;
 
 /// How long a client may take to send its request headers (or finish a TLS handshake).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// First pause after a failed `accept` (doubles per failure in a row).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause after failed `accept`s.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Failed `accept`s are logged at most once per this interval (with the count).
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A running server. Dropping it without [`RunningServer::shutdown`] leaves the tasks
 /// running until the runtime ends.
@@ -122,7 +128,18 @@ async fn start_server(
     guard: Option<GuardCallback>,
     test_control: bool,
 ) -> anyhow::Result<RunningServer> {
-    let Deployment { server, engine } = deployment;
+    let Deployment { server, mut engine } = deployment;
+    // Never promise more connections than the process has file descriptors for.
+    let nofile = crate::capacity::nofile_limit();
+    let configured = engine.limits.max_connections;
+    let effective = crate::capacity::effective_max_connections(configured, nofile);
+    if let (true, Some(n)) = (effective < configured, nofile) {
+        tracing::info!(
+            "connection limit {effective}: limits.maxConnections {configured} lowered to the file descriptor limit {n} minus {} kept for HTTP, admin and storage (raise `ulimit -n` for more)",
+            crate::capacity::reserve(n)
+        );
+        engine.limits.max_connections = effective;
+    }
     let addr = server
         .listen_addr()
         .map_err(|e| anyhow::anyhow!("server.listen: {e}"))?;
@@ -197,6 +214,7 @@ async fn start_server(
         store: store_handle,
         metrics,
         admin_key: server.admin_key.clone(),
+        public_info: server.public_info,
         max_admin_body: server.max_admin_body,
         ready: AtomicBool::new(true),
         next_conn: AtomicU64::new(1),
@@ -242,17 +260,39 @@ async fn accept_loop(
     http_shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut failures = 0u64;
+    let mut last_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             () = stop.cancelled() => break,
         };
         let (tcp, peer) = match accepted {
-            Ok(v) => v,
+            Ok(v) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                v
+            }
             Err(e) => {
-                // Usually EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Usually EMFILE/ENFILE: back off (doubling, up to ACCEPT_BACKOFF_MAX)
+                // instead of spinning, and log once per ACCEPT_LOG_INTERVAL.
+                state.metrics.accept_errors.inc();
+                failures += 1;
+                if last_log.is_none_or(|t: Instant| t.elapsed() >= ACCEPT_LOG_INTERVAL) {
+                    tracing::warn!(
+                        error = %e,
+                        failures,
+                        "accept failed; backing off (logged at most every {} s)",
+                        ACCEPT_LOG_INTERVAL.as_secs()
+                    );
+                    last_log = Some(Instant::now());
+                    failures = 0;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };

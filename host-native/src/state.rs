@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Admin API key.
     pub admin_key: String,
+    /// Whether `GET /` shows counts, routes and resources without the admin key.
+    pub public_info: bool,
     /// Largest admin request body.
     pub max_admin_body: usize,
     /// False while draining (`/readyz` answers 503).

@@ -185,6 +185,9 @@ enum End {
     Peer(Option<u16>),
     /// A frame exceeded `maxPayloadSize` (its size, when the transport said).
     TooBig(Option<usize>),
+    /// The client broke the WebSocket protocol: close with this code (1002 or 1007)
+    /// and reason.
+    Violation(u16, &'static str),
     /// The engine closed it; the close frame was sent (or the grace expired).
     Server,
     /// The server is going away without ceremony (actor gone, hard stop).
@@ -258,6 +261,17 @@ where
             let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
             Some(engine::close::MESSAGE_TOO_BIG)
         }
+        End::Violation(code, reason) => {
+            // The input cannot be trusted any further: send the close frame (RFC 6455
+            // §7.1.7, "fail the WebSocket connection") and drop the connection.
+            state.metrics.protocol_violation_closes.inc();
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+            Some(code)
+        }
         End::Server => {
             // Wait (briefly) for the client's close reply so it sees a clean close.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -297,13 +311,41 @@ where
                 };
                 return End::TooBig(size);
             }
-            Err(_) => return End::Peer(code),
+            Err(e) => return violation(&e).map_or(End::Peer(code), |(c, r)| End::Violation(c, r)),
         };
         if state.actor.send(msg).await.is_err() {
             return End::Abort;
         }
     }
     End::Peer(code)
+}
+
+/// The close code and reason for a read error that is the client's protocol violation
+/// (`None`: the connection just ended, e.g. reset without a closing handshake).
+fn violation(e: &WsError) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    let reason = match e {
+        WsError::Utf8(_) => {
+            return Some((
+                engine::close::INVALID_PAYLOAD,
+                "invalid UTF-8 in a text frame",
+            ))
+        }
+        WsError::Protocol(p) => match p {
+            P::NonZeroReservedBits => "reserved bits set without a negotiated extension",
+            P::UnmaskedFrameFromClient => "client frames must be masked",
+            P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) | P::InvalidOpcode(_) => {
+                "unknown opcode"
+            }
+            P::ControlFrameTooBig => "control frame payload over 125 bytes",
+            P::FragmentedControlFrame => "fragmented control frame",
+            P::UnexpectedContinueFrame | P::ExpectedFragment(_) => "bad fragmentation",
+            P::InvalidCloseSequence => "invalid close frame",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((engine::close::PROTOCOL_ERROR, reason))
 }
 
 async fn write_loop<Si>(state: &AppState, conn: ConnId, sink: &mut Si, out: &Outbound) -> End

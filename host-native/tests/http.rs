@@ -55,8 +55,9 @@ async fn health_readiness_metrics_and_server_info() {
         assert!(r.body.contains(needle), "missing {needle}:\n{}", r.body);
     }
 
+    let key = format!("Bearer {ADMIN}");
     for path in ["/", "/ws", "/ws/"] {
-        let info = http(addr, "GET", path, &[], None).await;
+        let info = http(addr, "GET", path, &[("Authorization", &key)], None).await;
         assert_eq!(info.status, 200, "{path}");
         assert_eq!(info.json()["clients"], 1);
         assert_eq!(info.json()["protocolVersion"], 1);

@@ -1067,6 +1067,11 @@ fn error_messages_are_sanitized() {
 }
 
 proptest::proptest! {
+    // A fixed seed: CI runs the same cases every time (`PROPTEST_RNG_SEED` overrides).
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0xa117),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
     #[test]
     fn arbitrary_input_never_panics(s in "[A-Za-z0-9_.-]{0,300}", raw in ".{0,64}") {
         let a = with_jwt(json!({ "secret": SECRET, "keys": [{ "algorithm": "EdDSA", "publicKeyPem": ED_PUBLIC }] }));

@@ -176,8 +176,8 @@ impl Engine {
             Err((code, msg)) => return self.send_error(slot, code, msg, rid),
         };
         if let Some(f) = &filter {
-            if let Err(e) = Filter::parse(f) {
-                return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+            if let Err((code, m)) = Self::check_client_filter(&rc, &resource, f) {
+                return self.send_error(slot, code, m, rid);
             }
         }
         let offered = &rc.events;
@@ -304,6 +304,16 @@ impl Engine {
         filter: Option<Value>,
         rid: Rid,
     ) {
+        // A filter naming a protected field is refused here too (never compared), so
+        // `unsubscribe` answers the same as `subscribe` would.
+        if let (Some(r), Some(f)) = (&resource, &filter) {
+            let rc = self.config.resources.get(r);
+            if let Some(rc) = rc.filter(|_| Filter::parse(f).is_ok()) {
+                if let Err((code, m)) = Self::check_client_filter(rc, r, f) {
+                    return self.send_error(slot, code, m, rid);
+                }
+            }
+        }
         let subs = &self.conns[slot].state.subscriptions;
         let empty = Value::Object(Default::default());
         let norm = |f: &Option<Value>| match f {
@@ -381,8 +391,22 @@ impl Engine {
         {
             return self.send_error(slot, code, m, rid);
         }
+        // A resource of the same name that opted in (`publish`) is reached too, if the
+        // publisher may use it: its subscribers were admitted by its roles.
+        let resource = self.config.resources.get(&channel);
+        let resource_too = match resource.filter(|rc| rc.publish).map(|rc| rc.auth.clone()) {
+            None => false,
+            Some(roles) => {
+                let what = format!("publish to the subscribers of resource `{channel}`");
+                if let Err((code, m)) = self.role_allowed(slot, &roles, &what) {
+                    return self.send_error(slot, code, m, rid);
+                }
+                true
+            }
+        };
         let from = self.conns[slot].state.client_id.clone();
-        let delivered = self.publish_to_channel(now, Some(slot), &channel, from, message);
+        let delivered =
+            self.publish_to_channel(now, Some(slot), &channel, from, message, resource_too);
         self.send(
             slot,
             &ServerMessage::Published {
@@ -393,8 +417,9 @@ impl Engine {
         );
     }
 
-    /// Deliver a channel message to the channel's subscribers and (s3db.js compatibility)
-    /// to subscribers of a configured resource of the same name, except `exclude`.
+    /// Deliver a channel message to the channel's subscribers and, with `resource_too`
+    /// (s3db.js compatibility, a resource's `publish` opt-in), to subscribers of the
+    /// configured resource of the same name, except `exclude`.
     pub(super) fn publish_to_channel(
         &mut self,
         now: Millis,
@@ -402,11 +427,11 @@ impl Engine {
         channel: &str,
         from: String,
         data: Option<Value>,
+        resource_too: bool,
     ) -> usize {
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
-        let resource_too = self.config.resources.contains_key(channel);
         self.hub
             .publish_recipients(channel, resource_too, max_slot, &mut recipients);
         recipients.retain(|(s, _)| Some(*s) != exclude);

@@ -195,6 +195,77 @@ fn get_guard_allow_and_deny_and_protected_fields() {
     assert!(!f["message"].as_str().unwrap().contains("bucket"));
 }
 
+/// A filter on a protected field would let a client tell its value from the matches
+/// (a binary search with `$gte`): list, subscribe and unsubscribe refuse filters that
+/// reach a protected path, its parents or its children, before any storage call.
+#[test]
+fn filters_cannot_reach_protected_fields_their_parents_or_children() {
+    let mut r = seeded();
+    for (i, filter) in [
+        json!({"id": "u1", "password": {"$gte": "T"}}),
+        json!({"password.x": 1}),
+        json!({"meta": {"internal": 1}}),
+        json!({"$and": [{"meta.internal": {"$exists": true}}]}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let acts = r.send(
+            1,
+            json!({"type": "list", "resource": "users", "filter": filter, "requestId": i}),
+        );
+        assert_eq!(calls(&acts), 0, "no storage call for {filter}");
+        let f = frames(&acts, 1).pop().unwrap();
+        assert_eq!(
+            (f["code"].as_str(), f["requestId"].as_u64()),
+            (Some("FORBIDDEN"), Some(i as u64))
+        );
+        assert!(f["message"].as_str().unwrap().contains("protected"), "{f}");
+        for ty in ["subscribe", "unsubscribe"] {
+            let f = r.ask(
+                1,
+                json!({"type": ty, "resource": "users", "filter": filter}),
+            );
+            assert_eq!(f["code"], "FORBIDDEN", "{ty} {filter}: {f}");
+        }
+    }
+    // Other fields, including siblings under the same parent, stay usable.
+    let f = r.ask(
+        1,
+        json!({"type": "list", "resource": "users", "filter": {"meta.shown": 2}}),
+    );
+    assert_eq!(f["type"], "data", "{f}");
+    let f = r.ask(
+        1,
+        json!({"type": "subscribe", "resource": "users", "filter": {"name": "Uma"}}),
+    );
+    assert_eq!(f["type"], "subscribed", "{f}");
+}
+
+/// Guards' forced filters are the server's own: they may use protected fields.
+#[test]
+fn a_guards_forced_filter_may_use_a_protected_field() {
+    let mut r = R::new(json!({"vault": {
+        "protected": ["owner"],
+        "guards": {"list": "{'owner': user.id}"}
+    }}));
+    r.seed(
+        "vault",
+        vec![
+            json!({"id": "v1", "owner": "u1"}),
+            json!({"id": "v2", "owner": "u2"}),
+        ],
+    );
+    r.open(2, "key_u1");
+    let f = r.ask(2, json!({"type": "list", "resource": "vault"}));
+    assert_eq!(f["data"], json!([{"id": "v1"}]), "{f}");
+    let f = r.ask(
+        2,
+        json!({"type": "list", "resource": "vault", "filter": {"owner": "u2"}}),
+    );
+    assert_eq!(f["code"], "FORBIDDEN", "{f}");
+}
+
 #[test]
 fn b4_list_guard_filter_applies_without_client_filter() {
     let mut r = seeded();

@@ -175,6 +175,29 @@ impl Engine {
         Ok(rc.clone())
     }
 
+    /// Check a client's filter on resource `rc` (subscribe, list, unsubscribe): it must
+    /// parse (`INVALID_MESSAGE`) and must not reach a protected field, its parents or
+    /// its children (`FORBIDDEN`; PROTOCOL.md §8). Guards' forced filters are
+    /// server-side and never go through here.
+    pub(super) fn check_client_filter(
+        rc: &ResourceConfig,
+        resource: &str,
+        filter: &Value,
+    ) -> Result<(), (ErrorCode, String)> {
+        let parsed = Filter::parse(filter).map_err(|e| (ErrorCode::InvalidMessage, e.0))?;
+        match parsed.protected_field(&rc.protected) {
+            None => Ok(()),
+            Some(field) => Err((
+                ErrorCode::Forbidden,
+                format!(
+                    "filter field `{}` reaches a protected field of `{}`; filters cannot use protected fields",
+                    clip(&field),
+                    clip(resource)
+                ),
+            )),
+        }
+    }
+
     /// The shared view of the user of the connection in `slot` (`None`: anonymous).
     fn user_view(&self, slot: usize) -> Option<&Arc<UserView>> {
         self.conns.get(slot).and_then(|c| c.user_view.as_ref())
@@ -559,8 +582,8 @@ impl Engine {
             Err((code, m)) => return self.send_error(slot, code, m, rid),
         };
         if let Some(f) = &filter {
-            if let Err(e) = Filter::parse(f) {
-                return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid);
+            if let Err((code, m)) = Self::check_client_filter(&rc, &resource, f) {
+                return self.send_error(slot, code, m, rid);
             }
         }
         let limit = match limit {

@@ -247,7 +247,21 @@ impl Engine {
             Command::Publish { channel, data } => {
                 self.check_name("channel", &channel)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
-                let delivered = self.publish_to_channel(now, None, &channel, "server".into(), data);
+                // The server is trusted (no roles), but only an opted-in resource's
+                // subscribers get channel messages.
+                let resource_too = self
+                    .config
+                    .resources
+                    .get(&channel)
+                    .is_some_and(|r| r.publish);
+                let delivered = self.publish_to_channel(
+                    now,
+                    None,
+                    &channel,
+                    "server".into(),
+                    data,
+                    resource_too,
+                );
                 Ok(json!({ "delivered": delivered }))
             }
             Command::ResourceChanged {

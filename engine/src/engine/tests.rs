@@ -662,8 +662,10 @@ fn publish_reaches_channel_subscribers_once_with_shared_bytes() {
 }
 
 #[test]
-fn publish_to_a_resource_name_reaches_its_subscribers_like_s3db() {
-    let mut h = H::std();
+fn publish_to_a_resource_name_reaches_its_subscribers_only_with_the_opt_in() {
+    let mut cfg = H::default_cfg();
+    cfg["resources"]["messages"] = json!({"publish": true});
+    let mut h = H::new(cfg);
     h.open(1, "");
     h.open(2, "");
     h.ask(
@@ -674,6 +676,40 @@ fn publish_to_a_resource_name_reaches_its_subscribers_like_s3db() {
     assert_eq!(f.last().unwrap()["delivered"], 1);
     let f = h.ask(1, json!({"type":"publish","channel":"lobby"}));
     assert_eq!(f[0]["delivered"], 0);
+    // Without the opt-in (the default), the resource's subscribers get nothing.
+    let mut h = H::std();
+    h.open(1, "");
+    h.open(2, "");
+    h.ask(2, json!({"type":"subscribe","resource":"messages"}));
+    let f = h.ask(1, json!({"type":"publish","channel":"messages"}));
+    assert_eq!(
+        f,
+        vec![json!({"type":"published","channel":"messages","delivered":0})]
+    );
+}
+
+/// With the opt-in, publishing to a resource's subscribers needs the resource's roles:
+/// an anonymous client must not reach the subscribers of a resource it cannot use.
+#[test]
+fn publish_to_an_opted_in_resource_needs_its_roles() {
+    let mut cfg = H::default_cfg();
+    cfg["resources"]["users"]["publish"] = json!(true);
+    let mut h = H::new(cfg);
+    h.open(1, "");
+    h.open(2, "token=key_admin");
+    h.open(3, "token=key_user");
+    h.ask(2, json!({"type":"subscribe","resource":"users"}));
+    let f = h.ask(
+        1,
+        json!({"type":"publish","channel":"users","message":{"type":"event"}}),
+    );
+    assert_eq!(
+        (f.len(), &f[0]["code"]),
+        (1, &json!("UNAUTHORIZED")),
+        "{f:?}"
+    );
+    let f = h.ask(3, json!({"type":"publish","channel":"users","message":1}));
+    assert_eq!(f.last().unwrap()["delivered"], 1, "{f:?}");
 }
 
 #[test]

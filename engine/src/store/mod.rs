@@ -12,6 +12,10 @@
 //!   engine's [`Filter`](crate::filter::Filter), `limit` at a time; the cursor is opaque
 //!   (base64url of the last id) and a page with fewer than `limit` records (or exactly
 //!   the last records) ends the listing with `cursor: None`;
+//! - one `list` examines at most [`MAX_LIST_SCAN`] records after its cursor: when the
+//!   budget runs out before the page is full, the page ends early (possibly empty) with
+//!   a cursor after the last record examined, so one request's work is bounded however
+//!   selective its filter (clients keep paging while `cursor` is not null);
 //! - `update` merges the patch's top-level fields; `insert` of an existing id is a
 //!   `Conflict`; `get` of a missing id is `Record(None)`; `update`/`delete` of a missing
 //!   id are `NotFound`.
@@ -63,7 +67,12 @@ pub fn merge_patch(record: &Value, patch: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Pick a page out of records sorted by id: those after `cursor` that match `filter`.
+/// Most records one `list` examines (see the module docs): bounds the work one request
+/// can cause, so an expensive filter cannot monopolise a store.
+pub const MAX_LIST_SCAN: usize = 10_000;
+
+/// Pick a page out of records sorted by id: those after `cursor` that match `filter`,
+/// examining at most [`MAX_LIST_SCAN`] records after the cursor.
 pub fn page<'a>(
     sorted: impl Iterator<Item = (&'a String, &'a Value)>,
     filter: &Value,
@@ -85,27 +94,39 @@ pub fn page<'a>(
     };
     let mut items = Vec::with_capacity(limit.min(1024));
     let mut more = false;
+    let mut scanned = 0;
+    // The last id examined when the scan budget ran out (the page continues after it).
+    let mut budget_end: Option<&str> = None;
     for (id, rec) in sorted {
         if after.as_deref().is_some_and(|a| id.as_str() <= a) {
             continue;
         }
+        if scanned == MAX_LIST_SCAN {
+            more = true;
+            break;
+        }
+        scanned += 1;
+        budget_end = Some(id.as_str());
         if !filter.matches(rec) {
             continue;
         }
         if items.len() == limit {
+            budget_end = None;
             more = true;
             break;
         }
         items.push(rec.clone());
     }
-    let cursor = if more {
-        items
+    let cursor = match (more, budget_end) {
+        (false, _) => None,
+        // A full page: continue after its last record.
+        (true, None) => items
             .last()
             .and_then(|r| r.get("id"))
             .and_then(Value::as_str)
-            .map(encode_cursor)
-    } else {
-        None
+            .map(encode_cursor),
+        // The budget ran out: continue after the last record examined.
+        (true, Some(last)) => Some(encode_cursor(last)),
     };
     StoreOutcome::Page { items, cursor }
 }
@@ -165,7 +186,16 @@ impl RecordStore for MemoryStore {
                 limit,
                 cursor,
             } => match self.resources.get(resource) {
-                Some(t) => page(t.iter(), filter, *limit, cursor.as_deref()),
+                // Start at the cursor (a range, not a scan from the first record).
+                Some(t) => match cursor.as_deref().and_then(decode_cursor) {
+                    Some(after) => {
+                        use std::ops::Bound;
+                        let range =
+                            t.range::<String, _>((Bound::Excluded(after), Bound::Unbounded));
+                        page(range, filter, *limit, cursor.as_deref())
+                    }
+                    None => page(t.iter(), filter, *limit, cursor.as_deref()),
+                },
                 None => page(std::iter::empty(), filter, *limit, cursor.as_deref()),
             },
             StoreRequest::Insert { resource, record } => {
@@ -220,6 +250,41 @@ mod tests {
     #[test]
     fn memory_store_passes_the_contract() {
         contract::check(MemoryStore::new);
+    }
+
+    /// One `list` examines at most MAX_LIST_SCAN records: a filter that matches nothing
+    /// answers an empty page with a cursor after the last record examined, and paging
+    /// on reaches the matches further on; the listing still ends with no cursor.
+    #[test]
+    fn a_selective_list_is_bounded_and_pages_on() {
+        let mut store = MemoryStore::new();
+        let n = MAX_LIST_SCAN * 2 + 5;
+        store.seed(
+            "r",
+            (0..n).map(|i| serde_json::json!({"id": format!("k{i:06}"), "hit": i == n - 1})),
+        );
+        let list = |store: &mut MemoryStore, cursor: Option<String>| match store.apply(
+            &StoreRequest::List {
+                resource: "r".into(),
+                filter: serde_json::json!({"hit": true}),
+                limit: 10,
+                cursor,
+            },
+        ) {
+            StoreOutcome::Page { items, cursor } => (items, cursor),
+            other => panic!("{other:?}"),
+        };
+        let (items, cursor) = list(&mut store, None);
+        assert!(items.is_empty());
+        assert_eq!(
+            cursor.as_deref().and_then(decode_cursor).as_deref(),
+            Some(format!("k{:06}", MAX_LIST_SCAN - 1).as_str())
+        );
+        let (items, cursor) = list(&mut store, cursor);
+        assert!(items.is_empty() && cursor.is_some());
+        let (items, cursor) = list(&mut store, cursor);
+        assert_eq!(items.len(), 1);
+        assert_eq!(cursor, None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - `fanout`: S channel subscribers, one publisher at a fixed rate (or as fast as the
 //!   server acknowledges); deliveries/s and end-to-end latency percentiles.
 //! - `roundtrip`: C connections doing closed-loop `ping` → `pong`; latency and rate.
+//! - `soak`: mixed traffic for a long time (connect/disconnect churn, subscribe, CRUD,
+//!   publish, slow consumers that stop reading); server RSS every 10 s and every error.
 //!
 //! Everything stays on 127.0.0.0/8; every loop is bounded in count and time.
 
@@ -73,6 +75,15 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         payload: usize,
     },
+    /// Mixed traffic for `duration` seconds; RSS over time and errors (BENCHMARKS.md).
+    Soak {
+        /// Seconds (default ten minutes).
+        #[arg(long, default_value_t = 600)]
+        duration: u64,
+        /// Concurrent client loops (every eighth one is a slow consumer).
+        #[arg(long, default_value_t = 32)]
+        workers: usize,
+    },
     /// Closed-loop app-level ping/pong.
     Roundtrip {
         /// Connections.
@@ -126,6 +137,7 @@ shutdownTimeoutMs = 5000
 
 [limits]
 maxConnections = 1000000
+maxConnectionsPerIp = 0
 maxBufferedBytes = 16777216
 slowConsumer = "drop"
 maxPendingCalls = 100000
@@ -597,6 +609,119 @@ async fn roundtrip(args: &Args, n: usize, secs: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Send `msg` (with `requestId` = `rid`) and read until its answer; whether it was an
+/// error. Pushes (events, messages) arriving meanwhile are skipped.
+async fn ask(ws: &mut Ws, msg: serde_json::Value, rid: u64) -> anyhow::Result<bool> {
+    let mut msg = msg;
+    msg["requestId"] = rid.into();
+    ws.send(Message::Text(msg.to_string().into())).await?;
+    let needle = format!("\"requestId\":{rid}");
+    loop {
+        let text = next_text(ws).await?;
+        if text.contains(&needle) {
+            return Ok(text.starts_with("{\"type\":\"error\""));
+        }
+    }
+}
+
+/// One soak client loop: connect, subscribe, CRUD, list, publish, disconnect; again.
+/// Slow consumers subscribe to the busy channel and stop reading for a while.
+async fn soak_worker(
+    addr: SocketAddr,
+    w: usize,
+    end: Instant,
+    errors: Arc<AtomicU64>,
+    rounds: Arc<AtomicU64>,
+) {
+    use serde_json::json;
+    let mut round = 0u64;
+    while Instant::now() < end {
+        round += 1;
+        let result: anyhow::Result<()> = async {
+            let mut ws = connect(addr, w, "/?token=bench_key").await?;
+            next_text(&mut ws).await?;
+            if w % 8 == 7 {
+                // Slow consumer: subscribed, not reading for 20 s, then gone.
+                ask(&mut ws, json!({"type": "subscribe", "channel": "soak"}), 1).await?;
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                return Ok(());
+            }
+            let id = format!("w{w}-{round}");
+            let steps = [
+                json!({"type": "subscribe", "resource": "messages", "filter": {"w": w}}),
+                json!({"type": "subscribe", "channel": "soak"}),
+                json!({"type": "insert", "resource": "messages", "data": {"id": id, "w": w, "text": "x".repeat(200)}}),
+                json!({"type": "update", "resource": "messages", "id": id, "data": {"n": round}}),
+                json!({"type": "get", "resource": "messages", "id": id}),
+                json!({"type": "list", "resource": "messages", "filter": {"w": w}, "limit": 10}),
+                json!({"type": "publish", "channel": "soak", "message": {"from": w}}),
+                json!({"type": "delete", "resource": "messages", "id": id}),
+            ];
+            for (i, step) in steps.into_iter().enumerate() {
+                if ask(&mut ws, step, i as u64 + 1).await? {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ws.close(None).await.ok();
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("soak: worker {w}: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        rounds.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn soak(args: &Args, secs: u64, workers: usize) -> anyhow::Result<()> {
+    let server = start_server(args).await?;
+    let addr = server.addr;
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    let errors = Arc::new(AtomicU64::new(0));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| tokio::spawn(soak_worker(addr, w, end, errors.clone(), rounds.clone())))
+        .collect();
+    let mut samples = Vec::new();
+    while Instant::now() < end {
+        tokio::time::sleep(
+            Duration::from_secs(10).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        let rss = proc_status(server.pid, "VmRSS:").unwrap_or(0);
+        let t = started.elapsed().as_secs();
+        println!(
+            "soak: t={t:>4}s  rss={rss} kB  rounds={}  errors={}",
+            rounds.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed)
+        );
+        samples.push((t, rss));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    // Warm-up: the first minute (or the first third of a short run).
+    let warm = (secs / 3).min(60);
+    let after: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= warm)
+        .map(|(_, r)| *r)
+        .collect();
+    if let (Some(first), Some(max)) = (after.first(), after.iter().max()) {
+        println!(
+            "soak: {secs}s, {workers} workers, {} rounds, {} errors; RSS after warm-up {first} kB, max {max} kB ({:+.1} %)",
+            rounds.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed),
+            (*max as f64 / *first as f64 - 1.0) * 100.0
+        );
+    }
+    server.stop().await;
+    Ok(())
+}
+
 /// The engine counters from the admin API (a raw HTTP/1.1 GET).
 async fn admin_metrics(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -779,6 +904,7 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 duration,
             } => roundtrip(&args, *connections, *duration).await,
+            Scenario::Soak { duration, workers } => soak(&args, *duration, *workers).await,
         }
     })
 }

@@ -45,6 +45,37 @@ pub fn scenarios() -> Vec<Sc> {
             .send(3, json!({"type": "subscribe", "channel": "messages"}))
             .send(1, json!({"type": "publish", "channel": "messages", "message": "m", "requestId": 1}))
             .types(&["published", "message"]),
+        Sc::new("channels/publish-skips-resources-without-opt-in", "In the demo only `messages` opts in to `publish`: an anonymous client the `users` resource refuses publishes on channel `users`, and the subscriber of `users` gets nothing (`delivered` counts only channel subscribers).")
+            .demo()
+            .open(1)
+            .open_q(2, "token=key_admin")
+            .open(3)
+            .send(1, json!({"type": "subscribe", "resource": "users", "requestId": 1}))
+            .send(2, json!({"type": "subscribe", "resource": "users", "filter": {"id": "channels-opt-in"}}))
+            .send(1, json!({"type": "publish", "channel": "users", "message": {"type": "event", "event": "update"}, "requestId": 2}))
+            .send(3, json!({"type": "subscribe", "channel": "users"}))
+            .send(1, json!({"type": "publish", "channel": "users", "message": "hi", "requestId": 3}))
+            .errors(&["UNAUTHORIZED"])
+            .types(&["subscribed", "published", "message"])
+            .features(&["publish:resource-opt-in"]),
+        Sc::new("channels/publish-to-resource-needs-its-roles", "With `publish: true` a resource's subscribers get channel messages of its name, and the publisher must pass the resource's `auth` roles: an anonymous publisher is UNAUTHORIZED and nothing is delivered, a user is admitted. Server `publish` follows the opt-in, without roles.")
+            .cfg(std_with(json!({"resources": {
+                "users": {"protected": ["password"], "auth": ["admin", "user"], "publish": true},
+                "messages": {}
+            }})))
+            .open(1)
+            .open_q(2, "token=key_admin")
+            .open_q(3, "token=key_user")
+            .send(2, json!({"type": "subscribe", "resource": "users"}))
+            .send(2, json!({"type": "subscribe", "resource": "messages"}))
+            .send(1, json!({"type": "publish", "channel": "users", "message": "anon", "requestId": 1}))
+            .send(3, json!({"type": "publish", "channel": "users", "message": "u1", "requestId": 2}))
+            .send(3, json!({"type": "publish", "channel": "messages", "message": "m", "requestId": 3}))
+            .cmd(json!({"command": "publish", "channel": "users", "data": "srv"}))
+            .cmd(json!({"command": "publish", "channel": "messages", "data": "srv"}))
+            .errors(&["UNAUTHORIZED"])
+            .types(&["subscribed", "published", "message"])
+            .features(&["publish:resource-opt-in"]),
         Sc::new("channels/unsubscribe-channel", "Unsubscribing a channel stops its messages; unsubscribing it again is NOT_FOUND.")
             .demo()
             .open(1)

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::dsl::Sc;
+use crate::dsl::{std_with, Sc};
 use crate::scenarios::subscribe::changed;
 
 fn filter_case(name: &str, desc: &str, filter: Value, records: &[Value], feature: &[&str]) -> Sc {
@@ -101,5 +101,29 @@ pub fn scenarios() -> Vec<Sc> {
             .types(&["data"])
             .errors(&["INVALID_MESSAGE"])
             .features(&["filter:$gt", "filter:$lte", "filter:invalid"]),
+        Sc::new("filters/protected-fields-refused", "In the demo, `users.password` is protected: a filter that reaches it, one of its children or (in a config with `meta.internal` protected) its parent would let a client binary-search its value, so `list`, `subscribe` and `unsubscribe` refuse it with FORBIDDEN before any storage call, even for an admin. Other fields stay usable.")
+            .demo()
+            .open_q(1, "token=key_admin")
+            .send(1, json!({"type": "list", "resource": "users", "filter": {"id": "u1", "password": {"$gte": "T"}}, "requestId": 1}))
+            .send(1, json!({"type": "list", "resource": "users", "filter": {"$and": [{"password.hash": {"$exists": true}}]}, "requestId": 2}))
+            .send(1, json!({"type": "subscribe", "resource": "users", "filter": {"password": "hunter2"}, "requestId": 3}))
+            .send(1, json!({"type": "unsubscribe", "resource": "users", "filter": {"password": "hunter2"}, "requestId": 4}))
+            .send(1, json!({"type": "subscribe", "resource": "users", "filter": {"name": "filters-protected"}, "requestId": 5}))
+            .errors(&["FORBIDDEN"])
+            .types(&["subscribed"])
+            .features(&["filter:protected-refused"]),
+        Sc::new("filters/protected-parent-refused", "A filter on the parent of a protected path (`meta` for `meta.internal`) is refused like the path itself; a sibling (`meta.owner`) is not. A guard's forced filter may use a protected field: it is the server's own.")
+            .cfg(std_with(json!({"resources": {"docs": {
+                "protected": ["meta.internal", "owner"],
+                "guards": {"list": "{'owner': user.id}"}
+            }}})))
+            .store("docs", vec![json!({"id": "d1", "owner": "u1", "meta": {"owner": "a", "internal": 1}}), json!({"id": "d2", "owner": "u2", "meta": {"owner": "a", "internal": 2}})])
+            .open_q(1, "token=key_user")
+            .send(1, json!({"type": "list", "resource": "docs", "filter": {"meta": {"owner": "a", "internal": 1}}, "requestId": 1}))
+            .send(1, json!({"type": "list", "resource": "docs", "filter": {"meta.internal": {"$lt": 2}}, "requestId": 2}))
+            .send(1, json!({"type": "list", "resource": "docs", "filter": {"meta.owner": "a"}, "requestId": 3}))
+            .errors(&["FORBIDDEN"])
+            .types(&["data"])
+            .features(&["filter:protected-refused", "guard:forced-filter"]),
     ]
 }
