@@ -60,6 +60,36 @@ pub enum Command {
         #[serde(default)]
         data: Option<Value>,
     },
+    /// Read a channel's history (its namespace must keep it). Result: `{"channel",
+    /// "publications", "offset", "epoch"}`.
+    #[serde(rename_all = "camelCase")]
+    History {
+        /// Channel.
+        channel: String,
+        /// At most this many (default and maximum: the history size).
+        #[serde(default)]
+        limit: Option<u64>,
+        /// Only publications after this position.
+        #[serde(default)]
+        since: Option<crate::broker::Since>,
+        /// Newest first.
+        #[serde(default)]
+        reverse: bool,
+    },
+    /// Clients subscribed to a channel (its namespace must enable presence). Result:
+    /// `{"channel", "clients": [{"clientId", "user"}]}`.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        /// Channel.
+        channel: String,
+    },
+    /// Client and user counts of a channel's presence. Result: `{"channel", "clients",
+    /// "users"}`.
+    #[serde(rename_all = "camelCase")]
+    PresenceStats {
+        /// Channel.
+        channel: String,
+    },
     /// A resource changed outside the socket (e.g. an admin write): fan the event out.
     #[serde(rename_all = "camelCase")]
     ResourceChanged {
@@ -247,9 +277,23 @@ impl Engine {
             Command::Publish { channel, data } => {
                 self.check_name("channel", &channel)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
-                let delivered = self.publish_to_channel(now, None, &channel, "server".into(), data);
-                Ok(json!({ "delivered": delivered }))
+                let (delivered, position) =
+                    self.publish_to_channel(now, None, &channel, "server".into(), data);
+                Ok(match position {
+                    Some(p) => {
+                        json!({ "delivered": delivered, "offset": p.offset, "epoch": &*p.epoch })
+                    }
+                    None => json!({ "delivered": delivered }),
+                })
             }
+            Command::History {
+                channel,
+                limit,
+                since,
+                reverse,
+            } => self.command_history(now, channel, limit, since, reverse),
+            Command::Presence { channel } => self.command_presence(channel, false),
+            Command::PresenceStats { channel } => self.command_presence(channel, true),
             Command::ResourceChanged {
                 resource,
                 event,
