@@ -133,7 +133,7 @@ pub fn scenarios() -> Vec<Sc> {
             .open(2)
             .send(1, json!({"type": "subscribe", "channel": "chat:race"}))
             .send(2, json!({"type": "publish", "channel": "chat:race", "message": 1}))
-            .close(1, Some(1006))
+            .close(1, Some(1000))
             .open(3)
             .send(2, json!({"type": "publish", "channel": "chat:race", "message": 2}))
             .send(3, json!({"type": "subscribe", "channel": "chat:race", "since": {"offset": 1, "epoch": EPOCH}}))
