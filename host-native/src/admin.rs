@@ -128,7 +128,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
             "history",
             match history_command(channel, &query) {
                 Ok(cmd) => command(state, cmd).await,
-                Err(r) => r,
+                Err(m) => json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, m),
             },
         ),
         (&Method::GET, ["channels", channel, "presence"]) => {
@@ -190,8 +190,8 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
 }
 
 /// `GET /admin/channels/{channel}/history?limit=N&sinceOffset=N&sinceEpoch=E&reverse=true`.
-fn history_command(channel: &str, query: &str) -> Result<Command, Response<Body>> {
-    let bad = |m: String| json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, m);
+fn history_command(channel: &str, query: &str) -> Result<Command, String> {
+    let bad = |m: String| m;
     let (mut limit, mut offset, mut epoch, mut reverse) = (None, None, None, false);
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
