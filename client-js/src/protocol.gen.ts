@@ -50,7 +50,7 @@ export type ClientPing = {
 };
 
 /**
- * `subscribe`: Subscribe to a resource's changes (optionally filtered and limited to some events) or to a channel. Exactly one of `resource` / `channel`; `filter` and `events` only with `resource`. Answer: `subscribed`.
+ * `subscribe`: Subscribe to a resource's changes (optionally filtered and limited to some events) or to a channel. Exactly one of `resource` / `channel`; `filter` and `events` only with `resource`. Answer: `subscribed`. `since` (channels only) asks for recovery after that position: `subscribed` then carries `recovered` and the missed `publications`.
  */
 export type ClientSubscribe = {
   type: "subscribe";
@@ -59,6 +59,7 @@ export type ClientSubscribe = {
   channel?: ClientName;
   filter?: ClientFilter;
   events?: ClientChangeKind[];
+  since?: ClientSince;
 };
 
 /**
@@ -224,6 +225,44 @@ export type ClientRefresh = {
 };
 
 /**
+ * A position in a channel's stream: the last `offset` the client saw and the `epoch` it belongs to (both from `message` or `subscribed` frames).
+ */
+export type ClientSince = {
+  offset: number;
+  epoch: string;
+};
+
+/**
+ * `history`: Read a channel's history (its namespace must keep history; the subscribe permission applies). `limit` defaults to and is capped at the history size (0: only the position). Without `since`: the latest publications; with `since`: those after it (UNRECOVERABLE_POSITION when the history no longer covers it). `reverse`: newest first. Answer: `history`.
+ */
+export type ClientHistory = {
+  type: "history";
+  requestId?: ClientRequestId;
+  channel: ClientName;
+  limit?: number;
+  since?: ClientSince;
+  reverse?: boolean;
+};
+
+/**
+ * `presence`: List the clients subscribed to a channel (its namespace must enable presence; the subscribe permission applies). Answer: `presence`.
+ */
+export type ClientPresence = {
+  type: "presence";
+  requestId?: ClientRequestId;
+  channel: ClientName;
+};
+
+/**
+ * `presence:stats`: Count the clients and distinct users subscribed to a channel. Answer: `presence:stats`.
+ */
+export type ClientPresenceStats = {
+  type: "presence:stats";
+  requestId?: ClientRequestId;
+  channel: ClientName;
+};
+
+/**
  * One JSON object per WebSocket frame (text, or binary holding UTF-8 JSON). `type` selects the message. Every message may carry `requestId` (any JSON value), which the answer echoes verbatim. The schemas describe the canonical form: unknown extra fields are allowed and ignored by the server, and the server also treats `null` in an optional field as if the field were absent. Constraints that depend on configuration (name lengths, configured resources, limits) are enforced by the server, not by this schema.
  */
 export type ClientFrame =
@@ -242,7 +281,10 @@ export type ClientFrame =
   | ClientRoomMembers
   | ClientDirect
   | ClientRoomMessageS3db
-  | ClientRefresh;
+  | ClientRefresh
+  | ClientHistory
+  | ClientPresence
+  | ClientPresenceStats;
 
 /** Each client message type by its `type`. */
 export interface ClientFrameByType {
@@ -262,10 +304,13 @@ export interface ClientFrameByType {
   "direct": ClientDirect;
   "channel:message": ClientRoomMessageS3db;
   "refresh": ClientRefresh;
+  "history": ClientHistory;
+  "presence": ClientPresence;
+  "presence:stats": ClientPresenceStats;
 }
 
 /** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh"] as const;
+export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh","history","presence","presence:stats"] as const;
 
 // ---------------------------------------------------------------- server -> client
 /**
@@ -301,7 +346,27 @@ export type ServerMember = {
   user: ServerUser;
 };
 
-export type ServerErrorCode = "INVALID_JSON" | "INVALID_MESSAGE" | "UNKNOWN_MESSAGE_TYPE" | "RESOURCE_NOT_FOUND" | "NOT_FOUND" | "UNAUTHORIZED" | "FORBIDDEN" | "RATE_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "ROOM_FULL" | "LIMIT_EXCEEDED" | "VALIDATION_ERROR" | "TIMEOUT" | "UNAVAILABLE" | "INTERNAL_ERROR";
+/**
+ * Position in a channel's stream: a publication's offset (1, 2, 3, … within one epoch), or the stream's latest offset (0: nothing published yet).
+ */
+export type ServerOffset = number;
+
+/**
+ * Identifies one incarnation of a stream; offsets only compare within the same epoch.
+ */
+export type ServerEpoch = string;
+
+/**
+ * One publication of a stream, as kept in its history.
+ */
+export type ServerPublication = {
+  offset: ServerOffset;
+  from: string;
+  data?: unknown;
+  timestamp: ServerIsoTimestamp;
+};
+
+export type ServerErrorCode = "INVALID_JSON" | "INVALID_MESSAGE" | "UNKNOWN_MESSAGE_TYPE" | "RESOURCE_NOT_FOUND" | "NOT_FOUND" | "UNAUTHORIZED" | "FORBIDDEN" | "RATE_LIMIT_EXCEEDED" | "PAYLOAD_TOO_LARGE" | "ROOM_FULL" | "LIMIT_EXCEEDED" | "VALIDATION_ERROR" | "TIMEOUT" | "UNAVAILABLE" | "INTERNAL_ERROR" | "UNRECOVERABLE_POSITION";
 
 /**
  * `connected`: Welcome frame, sent once, first, right after the upgrade.
@@ -324,7 +389,7 @@ export type ServerPong = {
 };
 
 /**
- * `subscribed`: Answer to `subscribe`. Resource form: `resource`, the `filter` as sent (if any) and the `events` that will actually be delivered. Channel form: `channel` only.
+ * `subscribed`: Answer to `subscribe`. Resource form: `resource`, the `filter` as sent (if any) and the `events` that will actually be delivered. Channel form: `channel`; on a channel whose namespace keeps history also the stream's current `offset` and `epoch`. With `since` in the request: `recovered` (whether every publication after `since` is in `publications`) and `publications` (the missed ones, oldest first; empty when not recovered). A channel without history answers `since` with `recovered: false`, empty `publications` and no position.
  */
 export type ServerSubscribed = {
   type: "subscribed";
@@ -333,6 +398,10 @@ export type ServerSubscribed = {
   channel?: string;
   filter?: { [key: string]: unknown };
   events?: ServerChangeKind[];
+  recovered?: boolean;
+  offset?: ServerOffset;
+  epoch?: ServerEpoch;
+  publications?: ServerPublication[];
   requestId?: ServerRequestId;
 };
 
@@ -411,7 +480,7 @@ export type ServerPublished = {
 };
 
 /**
- * `message`: A channel message pushed to subscribers. `from` is the publisher's clientId, or "server" for server-API publishes. `data` is omitted when the publisher sent no `message`.
+ * `message`: A channel message pushed to subscribers. `from` is the publisher's clientId, or "server" for server-API publishes. `data` is omitted when the publisher sent no `message`. On a channel whose namespace keeps history: `offset` (the publication's position in the stream) and the stream's `epoch`.
  */
 export type ServerMessage = {
   type: "message";
@@ -419,6 +488,8 @@ export type ServerMessage = {
   from: string;
   data?: unknown;
   timestamp: ServerIsoTimestamp;
+  offset?: ServerOffset;
+  epoch?: ServerEpoch;
 };
 
 /**
@@ -518,6 +589,57 @@ export type ServerTokenExpiring = {
 };
 
 /**
+ * `history`: Answer to `history`: publications (oldest first, or newest first with `reverse`) and the stream's current position.
+ */
+export type ServerHistory = {
+  type: "history";
+  channel: string;
+  publications: ServerPublication[];
+  offset: ServerOffset;
+  epoch: ServerEpoch;
+  requestId?: ServerRequestId;
+};
+
+/**
+ * `presence`: Answer to `presence`: the clients subscribed to the channel, in subscription order.
+ */
+export type ServerPresence = {
+  type: "presence";
+  channel: string;
+  clients: ServerMember[];
+  requestId?: ServerRequestId;
+};
+
+/**
+ * `presence:stats`: Answer to `presence:stats`: subscribed connections and the distinct authenticated users among them (anonymous clients are not users).
+ */
+export type ServerPresenceStats = {
+  type: "presence:stats";
+  channel: string;
+  clients: ServerCount;
+  users: ServerCount;
+  requestId?: ServerRequestId;
+};
+
+/**
+ * `presence:join`: Push: another client subscribed to a channel you are subscribed to (namespaces with `joinLeave`).
+ */
+export type ServerPresenceJoin = {
+  type: "presence:join";
+  channel: string;
+  member: ServerMember;
+};
+
+/**
+ * `presence:leave`: Push: a client unsubscribed from, or disconnected from, a channel you are subscribed to (namespaces with `joinLeave`).
+ */
+export type ServerPresenceLeave = {
+  type: "presence:leave";
+  channel: string;
+  member: ServerMember;
+};
+
+/**
  * `error`: An error answer. `message` is for humans and never contains server internals. `requestId` is echoed whenever the request's `requestId` could be read (always absent for INVALID_JSON and PAYLOAD_TOO_LARGE).
  */
 export type ServerError = {
@@ -532,7 +654,7 @@ export type ServerError = {
 };
 
 /**
- * One JSON object per WebSocket text frame; `type` comes first. Answers to a client request carry the request's `requestId` verbatim when the request had one (and never otherwise). Pushes (`event`, `message`, `room:joined`, `room:left`, `room:message`, `direct`) never carry `requestId`. Values pushed by the server API (`broadcast`, `sendTo`, `broadcastToResource`) are application JSON sent verbatim and are outside this schema.
+ * One JSON object per WebSocket text frame; `type` comes first. Answers to a client request carry the request's `requestId` verbatim when the request had one (and never otherwise). Pushes (`event`, `message`, `presence:join`, `presence:leave`, `room:joined`, `room:left`, `room:message`, `direct`) never carry `requestId`. Values pushed by the server API (`broadcast`, `sendTo`, `broadcastToResource`) are application JSON sent verbatim and are outside this schema.
  */
 export type ServerFrame =
   | ServerConnected
@@ -556,6 +678,11 @@ export type ServerFrame =
   | ServerDirect
   | ServerRefreshed
   | ServerTokenExpiring
+  | ServerHistory
+  | ServerPresence
+  | ServerPresenceStats
+  | ServerPresenceJoin
+  | ServerPresenceLeave
   | ServerError;
 
 /** Each server message type by its `type`. */
@@ -581,14 +708,19 @@ export interface ServerFrameByType {
   "direct": ServerDirect;
   "refreshed": ServerRefreshed;
   "token:expiring": ServerTokenExpiring;
+  "history": ServerHistory;
+  "presence": ServerPresence;
+  "presence:stats": ServerPresenceStats;
+  "presence:join": ServerPresenceJoin;
+  "presence:leave": ServerPresenceLeave;
   "error": ServerError;
 }
 
 /** The server message types of the protocol, in schema order. */
-export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","refreshed","token:expiring","error"] as const;
+export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","refreshed","token:expiring","history","presence","presence:stats","presence:join","presence:leave","error"] as const;
 
 /** Every error `code` of the protocol. */
-export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TYPE","RESOURCE_NOT_FOUND","NOT_FOUND","UNAUTHORIZED","FORBIDDEN","RATE_LIMIT_EXCEEDED","PAYLOAD_TOO_LARGE","ROOM_FULL","LIMIT_EXCEEDED","VALIDATION_ERROR","TIMEOUT","UNAVAILABLE","INTERNAL_ERROR"] as const;
+export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TYPE","RESOURCE_NOT_FOUND","NOT_FOUND","UNAUTHORIZED","FORBIDDEN","RATE_LIMIT_EXCEEDED","PAYLOAD_TOO_LARGE","ROOM_FULL","LIMIT_EXCEEDED","VALIDATION_ERROR","TIMEOUT","UNAVAILABLE","INTERNAL_ERROR","UNRECOVERABLE_POSITION"] as const;
 
 // ---------------------------------------------------------------- upgrade rejection
 /**

@@ -102,6 +102,48 @@ pub const FEATURES: &[(&str, &str)] = &[
         "resource roles (UNAUTHORIZED / FORBIDDEN)",
     ),
     ("auth:channel-roles", "channel publish / subscribe roles"),
+    (
+        "streams:offsets",
+        "`message` frames carry the stream's `offset` and `epoch`",
+    ),
+    ("streams:history-size", "history bounded by `history.size`"),
+    (
+        "streams:history-ttl",
+        "history bounded by `history.ttlMs` (and `metaTtlMs`)",
+    ),
+    (
+        "streams:recovery",
+        "`subscribe` with `since` recovers the missed publications",
+    ),
+    (
+        "streams:recovery-failed",
+        "`recovered: false` when the gap is not covered",
+    ),
+    (
+        "streams:recovery-race",
+        "a publication racing a recovery is neither lost nor duplicated",
+    ),
+    (
+        "streams:eviction",
+        "recovery across a server eviction (Durable Object storage)",
+    ),
+    ("streams:presence", "`presence` and `presence:stats`"),
+    (
+        "streams:join-leave",
+        "`presence:join` / `presence:leave` pushes",
+    ),
+    (
+        "streams:namespace-roles",
+        "namespace publish / subscribe roles",
+    ),
+    (
+        "streams:namespace-guard",
+        "namespace CEL guard over `user`, `channel`, `params`",
+    ),
+    (
+        "streams:user-limited",
+        "user-limited channels (`#{user.id}`)",
+    ),
     ("filter:$eq", "operator `$eq`"),
     ("filter:$ne", "operator `$ne`"),
     ("filter:$in", "operator `$in`"),

@@ -99,6 +99,7 @@ pub fn needs_control(v: &Vector) -> Option<&'static str> {
             StepInput::Command { .. } => "runs server commands",
             StepInput::Completed { .. } => "answers host calls",
             StepInput::Backpressure { .. } => "reports backpressure",
+            StepInput::Evict => "evicts the server",
             StepInput::Open { request, .. } if !ids.insert(request.client_id.clone()) => {
                 "picks client ids"
             }
@@ -592,6 +593,10 @@ async fn play_step(
                 .await?;
         }
         StepInput::Timeout => {}
+        StepInput::Evict => {
+            // Hosts that are never evicted answer `{"evicted": false}` and carry on.
+            s.control()?.post("evict", json!({})).await?;
+        }
     }
 
     // What the clients see, per connection and in order, within the wait.

@@ -421,6 +421,10 @@ pub struct ChannelsConfig {
     pub publish_roles: Vec<String>,
     /// Roles allowed to subscribe to channels; empty allows everyone.
     pub subscribe_roles: Vec<String>,
+    /// Per-pattern channel options (history, presence, permissions); the first match
+    /// wins and replaces the two role lists above for its channels. See
+    /// [`crate::namespace`].
+    pub namespaces: Vec<crate::namespace::NamespaceConfig>,
 }
 
 /// The change events a resource can emit.
@@ -685,6 +689,11 @@ impl Config {
                         "must be a dotted field path like `a.b`",
                     );
                 }
+            }
+        }
+        if let Err(ns_issues) = crate::namespace::Namespaces::compile(&self.channels.namespaces) {
+            for (path, problem) in ns_issues {
+                issue(path, &problem);
             }
         }
         if let Err(auth_issues) = crate::auth::Authenticator::new(&self.auth) {

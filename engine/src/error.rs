@@ -42,11 +42,14 @@ pub enum ErrorCode {
     Unavailable,
     /// Something failed on the server; the message never contains internals.
     InternalError,
+    /// A `history` read `since` a position the stream's history no longer covers (or
+    /// another epoch): read without `since` and start over.
+    UnrecoverablePosition,
 }
 
 impl ErrorCode {
     /// Every code, in table order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidMessage,
         ErrorCode::UnknownMessageType,
@@ -62,6 +65,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::Unavailable,
         ErrorCode::InternalError,
+        ErrorCode::UnrecoverablePosition,
     ];
 
     /// The wire spelling, e.g. `RATE_LIMIT_EXCEEDED`.
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::UnrecoverablePosition => "UNRECOVERABLE_POSITION",
         }
     }
 }

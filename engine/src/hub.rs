@@ -167,6 +167,14 @@ impl Hub {
             .insert(slot, conn);
     }
 
+    /// Subscribers of a channel, in subscription order.
+    pub fn channel_members(&self, channel: &str) -> impl Iterator<Item = (usize, ConnId)> + '_ {
+        self.channels
+            .get(channel)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(s, c)| (*s, *c)))
+    }
+
     /// Remove a connection slot from a channel.
     pub fn leave_channel(&mut self, slot: usize, channel: &str) {
         if let Some(set) = self.channels.get_mut(channel) {

@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod connection;
 mod engine;
@@ -65,6 +66,7 @@ pub mod guard;
 pub mod hostcall;
 mod hub;
 pub mod metrics;
+pub mod namespace;
 pub mod protocol;
 pub mod rate;
 pub mod store;

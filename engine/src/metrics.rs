@@ -68,6 +68,12 @@ pub struct Metrics {
     pub token_refresh_failures: u64,
     /// Connections closed with 4401 because their token expired.
     pub token_expirations: u64,
+    /// Publications stored in a stream's history (channels whose namespace keeps it).
+    pub history_publications: u64,
+    /// `subscribe` requests with `since` (recovery attempts).
+    pub recoveries: u64,
+    /// Recovery attempts answered with `recovered: false`.
+    pub recoveries_failed: u64,
 }
 
 impl Metrics {

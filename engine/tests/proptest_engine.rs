@@ -50,12 +50,20 @@ const PICK: u64 = 1_000;
 /// `variant` 1: slow consumers are skipped, only admins/users publish, only admins
 /// subscribe to channels.
 fn small_config(variant: u8) -> Config {
+    // Channel `chat` is a stream with history and presence; `lobby` has presence only
+    // (variant 1: subscribing to it needs a CEL guard to pass).
+    let namespaces = json!([
+        {"pattern": "chat", "history": {"size": 3, "ttlMs": 2000, "metaTtlMs": 4000},
+         "presence": true, "joinLeave": true},
+        {"pattern": "lobby", "presence": true, "joinLeave": true,
+         "subscribe": {"guard": if variant == 0 { "true" } else { "user != null && user.role == 'admin'" }}}
+    ]);
     let (slow, channels) = if variant == 0 {
-        ("close", json!({}))
+        ("close", json!({"namespaces": namespaces}))
     } else {
         (
             "drop",
-            json!({"publishRoles": ["admin", "user"], "subscribeRoles": ["admin"]}),
+            json!({"publishRoles": ["admin", "user"], "subscribeRoles": ["admin"], "namespaces": namespaces}),
         )
     };
     Config::from_value(json!({

@@ -485,6 +485,7 @@ fn every_frame_matches_the_schemas() {
     guards_and_validation(&ck);
     host_call_failures(&ck);
     channels(&ck);
+    streams(&ck);
     rooms_and_direct(&ck);
     rate_limit(&ck);
     payload_limit(&ck);
@@ -1769,6 +1770,71 @@ fn channels(ck: &Rc<RefCell<Checker>>) {
     );
     let u = h.ask1(2, json!({"type":"unsubscribe","channel":"messages"}));
     assert_eq!(error_code(&u), "NOT_FOUND");
+}
+
+fn streams(ck: &Rc<RefCell<Checker>>) {
+    let mut h = H::new(
+        ck,
+        json!({
+            "auth": {"apiKeys": {"key_user": {"id": "u1", "role": "user"}}},
+            "channels": {"namespaces": [
+                {"pattern": "chat:*", "history": {"size": 2, "ttlMs": 60000},
+                 "presence": true, "joinLeave": true}
+            ]}
+        }),
+    );
+    h.open(1, "");
+    h.open(2, "token=key_user");
+    let s = h.ask1(
+        1,
+        json!({"type":"subscribe","channel":"chat:a","requestId":1}),
+    );
+    assert_eq!(s["offset"], 0);
+    let epoch = s["epoch"].clone();
+    // The joiner is announced to the others.
+    let acts = h.send(2, json!({"type":"subscribe","channel":"chat:a"}));
+    assert_eq!(frames_for(&acts, 1)[0]["type"], "presence:join");
+    for n in 1..=3 {
+        let acts = h.send(
+            2,
+            json!({"type":"publish","channel":"chat:a","message":{"n":n}}),
+        );
+        assert_eq!(frames_for(&acts, 1)[0]["offset"], n);
+    }
+    let r = h.ask1(
+        1,
+        json!({"type":"subscribe","channel":"chat:a","since":{"offset":2,"epoch":epoch},"requestId":2}),
+    );
+    assert_eq!(r["recovered"], true);
+    let r = h.ask1(
+        1,
+        json!({"type":"subscribe","channel":"chat:a","since":{"offset":0,"epoch":epoch}}),
+    );
+    assert_eq!(r["recovered"], false);
+    let r = h.ask1(
+        1,
+        json!({"type":"subscribe","channel":"plain","since":{"offset":0,"epoch":"x"}}),
+    );
+    assert_eq!(r["recovered"], false);
+    let r = h.ask1(
+        1,
+        json!({"type":"history","channel":"chat:a","limit":5,"reverse":true,"requestId":3}),
+    );
+    assert_eq!(r["publications"].as_array().unwrap().len(), 2);
+    let e = h.ask1(
+        1,
+        json!({"type":"history","channel":"chat:a","since":{"offset":0,"epoch":epoch}}),
+    );
+    assert_eq!(error_code(&e), "UNRECOVERABLE_POSITION");
+    let p = h.ask1(
+        1,
+        json!({"type":"presence","channel":"chat:a","requestId":4}),
+    );
+    assert_eq!(p["clients"].as_array().unwrap().len(), 2);
+    let p = h.ask1(1, json!({"type":"presence:stats","channel":"chat:a"}));
+    assert_eq!(p["users"], 1);
+    let acts = h.closed(2);
+    assert_eq!(frames_for(&acts, 1)[0]["type"], "presence:leave");
 }
 
 fn rooms_and_direct(ck: &Rc<RefCell<Checker>>) {

@@ -3,7 +3,9 @@
 // and initialises it before any handler runs): a Worker routes to ONE Durable Object that owns the engine
 // (fan-out needs every connection in one engine). The Durable Object uses the WebSocket
 // Hibernation API (ctx.acceptWebSocket + webSocketMessage/webSocketClose/webSocketError),
-// one alarm for the engine's deadline, Durable Object storage for resources, and restores
+// one alarm for the engine's deadline, Durable Object storage for resources and for the
+// channel streams' histories (`stream:*` keys, written before the frames of the same step
+// go out, read back after an eviction so recovery keeps working), and restores
 // every connection after the object was evicted from the engine snapshots it keeps in
 // each socket's attachment (or in storage when a snapshot exceeds the 2 KiB limit).
 //
@@ -111,10 +113,19 @@ export class SwitchboardDurableObject extends DurableObject {
       ping: "emulate",
       scheduler: alarmScheduler(this.ctx.storage, (m) => this.log(m), testControlEnabled(this.env) ? () => host.now() : Date.now),
       onConnState: (conn) => this.persist(conn),
+      onEngineStep: () => this.persistStreams(host.engine),
       log: (m) => this.log(m),
     });
+    await this.loadStreams(host.engine);
     if (testControlEnabled(this.env)) {
-      installTestControl(host, { name: "workerd", memoryStore: false, keepScheduler: true, resetStore: (records) => this.resetRecords(records) });
+      installTestControl(host, {
+        name: "workerd",
+        memoryStore: false,
+        keepScheduler: true,
+        resetStore: (records) => this.resetRecords(records),
+        resetEngine: (engine) => this.resetStreams(engine),
+        evict: (seed) => this.simulateEviction(seed),
+      });
       this.log("TEST CONTROL CHANNEL ENABLED (SWITCHBOARD_TEST_CONTROL): tests only");
     }
     this.stats.starts++;
@@ -138,6 +149,53 @@ export class SwitchboardDurableObject extends DurableObject {
     }
     this.host = host;
     return host;
+  }
+
+  /** Stream histories: durable, and read back from storage into a new engine. */
+  async loadStreams(engine) {
+    engine.setPersistentStreams(true);
+    const stored = await this.ctx.storage.list({ prefix: "stream:" });
+    if (stored.size === 0) return;
+    const bad = JSON.parse(engine.restoreStreams(JSON.stringify([...stored])));
+    if (bad.length) this.log(`unreadable stream keys skipped: ${bad.join(", ")}`);
+  }
+
+  /** Write the engine's stream changes (puts and deletes, in order) to storage. */
+  persistStreams(engine) {
+    const ops = JSON.parse(engine.takeStreamOps());
+    for (const op of ops) {
+      const p = op.op === "put" ? this.ctx.storage.put(op.key, op.value) : this.ctx.storage.delete(op.key);
+      p.catch((e) => this.log(`stream ${op.op} ${op.key}: ${e}`));
+    }
+  }
+
+  /** Test control reset: no stream history survives; the fresh engine persists its own. */
+  async resetStreams(engine) {
+    const keys = [...(await this.ctx.storage.list({ prefix: "stream:" })).keys()];
+    for (let i = 0; i < keys.length; i += 128) await this.ctx.storage.delete(keys.slice(i, i + 128));
+    engine.setPersistentStreams(true);
+  }
+
+  /**
+   * Test control `evict`: what a real eviction keeps is storage and the sockets'
+   * snapshots, so a new engine (the test's seed) is rebuilt from exactly those, in place,
+   * keeping the sockets open (miniflare cannot evict an object and keep its sockets).
+   */
+  async simulateEviction(seed) {
+    const host = this.host;
+    this.persistStreams(host.engine);
+    const snaps = [];
+    for (const [conn] of host.conns) {
+      const snap = host.engine.snapshot(conn);
+      if (snap) snaps.push([conn, snap]);
+    }
+    const engine = new wasm.Engine(JSON.stringify(host.config), BigInt(seed), false);
+    await this.loadStreams(engine);
+    host.engine.free();
+    host.engine = engine;
+    for (const [conn, snap] of snaps) host.run(() => host.engine.restore(host.now(), conn, snap));
+    this.stats.starts++;
+    return { evicted: true, restored: snaps.length };
   }
 
   /** Test control reset: the stored records become exactly `records` ({resource: [record]}). */

@@ -126,6 +126,8 @@ export class Host {
    * @param {(text: string) => any} [o.encodeShared]  encode a fan-out frame once (sockets' send() gets the result)
    * @param {() => number} [o.now]
    * @param {(conn: number) => void} [o.onConnState]  called after inputs that may change a connection's state
+   * @param {() => void} [o.onEngineStep]  called after every engine call, before its actions run
+   *        (the Durable Object writes the stream histories' changes to storage here)
    * @param {(msg: string) => void} [o.log]
    * @param {boolean} [o.publicInfo]  GET / shows client and subscription counts, routes and
    *   resources (default false: only name, protocolVersion and draining)
@@ -142,6 +144,7 @@ export class Host {
     this.pingMode = o.ping ?? "socket";
     this.encodeShared = o.encodeShared ?? null;
     this.onConnState = o.onConnState ?? null;
+    this.onEngineStep = o.onEngineStep ?? null;
     this.log = o.log ?? ((m) => console.error(`switchboard: ${m}`));
     this.publicInfo = o.publicInfo ?? false;
     this.conns = new Map(); // conn id -> {socket, queue, closing, reported}
@@ -282,6 +285,26 @@ export class Host {
     });
   }
 
+  /** Publish into a channel as the server: `{delivered}`, plus `{offset, epoch}` on a stream. */
+  publish(channel, data) {
+    return this.command(data === undefined ? { command: "publish", channel } : { command: "publish", channel, data });
+  }
+
+  /** A channel's history: `{channel, publications, offset, epoch}` (opts: limit, since {offset, epoch}, reverse). */
+  history(channel, opts = {}) {
+    return this.command({ command: "history", channel, ...opts });
+  }
+
+  /** The clients subscribed to a channel: `{channel, clients: [{clientId, user}]}`. */
+  presence(channel) {
+    return this.command({ command: "presence", channel });
+  }
+
+  /** Client and user counts of a channel: `{channel, clients, users}`. */
+  presenceStats(channel) {
+    return this.command({ command: "presenceStats", channel });
+  }
+
   /** Refuse new upgrades and close every connection with 1001. Resolves when all are gone or after `ms`. */
   async shutdown(reason = "server shutting down", ms = 10000) {
     this.draining = true;
@@ -313,6 +336,7 @@ export class Host {
       const batch = call();
       this.stats.handleSeconds += (performance.now() - t0) / 1000;
       this.stats.handleCalls++;
+      this.onEngineStep?.();
       this.execute(batch, onError);
     } finally {
       this.busy = false;

@@ -60,6 +60,9 @@ class Clock {
  * @param {(store: Record<string, object[]>) => Promise<void>} [o.resetStore]  replace the
  *        records of a host with its own store (Durable Object storage)
  * @param {boolean} [o.keepScheduler]     the host's scheduler already reads host.now() (Workers' alarms)
+ * @param {(engine: object) => Promise<void>} [o.resetEngine]  prepare a fresh engine (clear
+ *        and re-enable durable stream histories)
+ * @param {(seed: number) => Promise<object>} [o.evict]  simulate an eviction (Workers)
  */
 export function installTestControl(host, o) {
   const tc = new TestControl(host, o);
@@ -93,6 +96,9 @@ export class TestControl {
     this.name = o.name;
     this.memoryStore = o.memoryStore;
     this.resetStore = o.resetStore ?? null;
+    this.resetEngine = o.resetEngine ?? null;
+    this.evictHook = o.evict ?? null;
+    this.seed = 0;
     this.clock = new Clock();
     this.holdGuard = true;
     this.holdStore = false;
@@ -154,8 +160,11 @@ export class TestControl {
           return ok(this.input(body));
         case "events":
           return ok({ events: await this.takeEvents(body) });
+        case "evict":
+          // A process keeps its memory; the Worker simulates a Durable Object eviction.
+          return ok(this.evictHook ? await this.evictHook(this.seed) : { evicted: false });
         default:
-          throw new HttpError(404, "NOT_FOUND", `no test control operation \`${op.slice(0, 100)}\` (reset, clock, command, complete, input, events)`);
+          throw new HttpError(404, "NOT_FOUND", `no test control operation \`${op.slice(0, 100)}\` (reset, clock, command, complete, input, events, evict)`);
       }
     } catch (e) {
       const status = e instanceof HttpError ? e.status : 500;
@@ -194,6 +203,8 @@ export class TestControl {
     } else if (Object.keys(store).length > 0) {
       throw new HttpError(400, "INVALID_MESSAGE", "this host cannot seed records while storage calls are held");
     }
+    if (this.resetEngine) await this.resetEngine(engine);
+    this.seed = b.seed;
     host.engine.free();
     host.engine = engine;
     if (b.clock) this.clock.set(b.clock.at, b.clock.frozen);

@@ -123,6 +123,11 @@ impl Core {
         &self.engine
     }
 
+    /// The engine, for calls that change no connection (stream persistence).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// Feed one input and return the batch.
     pub fn handle(&mut self, now: Millis, input: Input<'_>) -> String {
         let misuse = self.engine.handle(now, input).err();

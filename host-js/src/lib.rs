@@ -198,6 +198,31 @@ impl Engine {
         self.core.engine().poll_timeout().map(|m| m.0 as f64)
     }
 
+    /// Keep stream histories durable: record every change as key/value operations,
+    /// taken with `takeStreamOps()` (Durable Object storage).
+    #[wasm_bindgen(js_name = setPersistentStreams)]
+    pub fn set_persistent_streams(&mut self, on: bool) {
+        self.core.engine_mut().set_persistent_streams(on);
+    }
+
+    /// The stream storage operations since the last call, as JSON:
+    /// `[{"op":"put","key","value"} | {"op":"delete","key"}]`; apply them in order.
+    #[wasm_bindgen(js_name = takeStreamOps)]
+    pub fn take_stream_ops(&mut self) -> String {
+        serde_json::to_string(&self.core.engine_mut().take_stream_ops())
+            .unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Rebuild stream histories from stored pairs (`[[key, value], ...]` JSON, after an
+    /// eviction); returns the keys that could not be read, as a JSON array.
+    #[wasm_bindgen(js_name = restoreStreams)]
+    pub fn restore_streams(&mut self, pairs_json: &str) -> Result<String, JsError> {
+        let pairs: Vec<(String, String)> = serde_json::from_str(pairs_json)
+            .map_err(|e| JsError::new(&format!("bad stream pairs: {e}")))?;
+        let bad = self.core.engine_mut().restore_streams(&pairs);
+        Ok(serde_json::to_string(&bad).unwrap_or_else(|_| "[]".into()))
+    }
+
     /// Open connections (engine view).
     #[wasm_bindgen(js_name = connectionCount)]
     pub fn connection_count(&self) -> u32 {

@@ -125,6 +125,25 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
             (endpoint, body_command(state, req, Some(tag)).await)
         }
         (&Method::POST, ["command"]) => ("command", body_command(state, req, None).await),
+        (&Method::GET, ["channels", channel, "history"]) => (
+            "history",
+            match history_command(channel, &query) {
+                Ok(cmd) => command(state, cmd).await,
+                Err(m) => json_error(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, m),
+            },
+        ),
+        (&Method::GET, ["channels", channel, "presence"]) => {
+            let cmd = Command::Presence {
+                channel: (*channel).to_string(),
+            };
+            ("presence", command(state, cmd).await)
+        }
+        (&Method::GET, ["channels", channel, "presence", "stats"]) => {
+            let cmd = Command::PresenceStats {
+                channel: (*channel).to_string(),
+            };
+            ("presence", command(state, cmd).await)
+        }
         (&Method::DELETE, ["clients", client_id]) => {
             let cmd = Command::Disconnect {
                 client_id: (*client_id).to_string(),
@@ -169,6 +188,51 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
         }
         _ => ("unknown", not_found(&method, &path)),
     }
+}
+
+/// `GET /admin/channels/{channel}/history?limit=N&sinceOffset=N&sinceEpoch=E&reverse=true`.
+fn history_command(channel: &str, query: &str) -> Result<Command, String> {
+    let bad = |m: String| m;
+    let (mut limit, mut offset, mut epoch, mut reverse) = (None, None, None, false);
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "limit" => {
+                limit = Some(v.parse::<u64>().map_err(|_| {
+                    bad(format!("`limit` must be a non-negative integer, got `{v}`"))
+                })?)
+            }
+            "sinceOffset" => {
+                offset = Some(v.parse::<u64>().map_err(|_| {
+                    bad(format!(
+                        "`sinceOffset` must be a non-negative integer, got `{v}`"
+                    ))
+                })?)
+            }
+            "sinceEpoch" => epoch = Some(v.into_owned()),
+            "reverse" => match &*v {
+                "true" | "1" => reverse = true,
+                "false" | "0" => reverse = false,
+                _ => return Err(bad(format!("`reverse` must be true or false, got `{v}`"))),
+            },
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter `{}` (limit, sinceOffset, sinceEpoch, reverse)",
+                    crate::http::truncate(other, 50)
+                )))
+            }
+        }
+    }
+    let since = match (offset, epoch) {
+        (Some(offset), Some(epoch)) => Some(engine::broker::Since { offset, epoch }),
+        (None, None) => None,
+        _ => return Err(bad("`sinceOffset` and `sinceEpoch` go together".to_string())),
+    };
+    Ok(Command::History {
+        channel: channel.to_string(),
+        limit,
+        since,
+        reverse,
+    })
 }
 
 fn not_found(method: &Method, path: &str) -> Response<Body> {

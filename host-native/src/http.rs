@@ -67,6 +67,8 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        // The history no longer covers the position asked for: gone for good.
+        ErrorCode::UnrecoverablePosition => StatusCode::GONE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -364,6 +364,25 @@ impl RunningServer {
         self.store_kind
     }
 
+    /// Run a server-API command from Rust: publish into a channel's stream
+    /// (`Command::Publish`, whose result carries the publication's `offset` and `epoch`),
+    /// read its history (`Command::History`) and presence (`Command::Presence`,
+    /// `Command::PresenceStats`), broadcast, disconnect, write records, ... The result is
+    /// the command's JSON (see PROTOCOL.md §18); `UNAVAILABLE` once the server stopped.
+    pub async fn command(
+        &self,
+        command: engine::Command,
+    ) -> Result<serde_json::Value, engine::CommandError> {
+        match self.state.actor.command(command).await {
+            Some(r) => r,
+            None => Err(engine::CommandError {
+                code: engine::ErrorCode::Unavailable,
+                message: "the server has stopped".into(),
+                store: None,
+            }),
+        }
+    }
+
     /// Graceful shutdown: `/readyz` turns 503, the engine refuses new upgrades and closes
     /// every connection with 1001, queued frames are written, then the listener, the
     /// actor and the store stop. Sockets still open at the deadline are dropped.

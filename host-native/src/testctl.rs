@@ -444,6 +444,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
             Ok(i) => Ok(ask(&state, TestMsg::Inject(i.client_id, i.input)).await),
             Err(r) => Err(r),
         },
+        // A process keeps its memory: there is nothing to evict (the Cloudflare host
+        // simulates a Durable Object eviction here).
+        "evict" => Ok(crate::http::json_response(
+            StatusCode::OK,
+            r#"{"evicted":false}"#,
+        )),
         "events" => match body::<EventsBody>(req).await {
             Ok(e) => Ok(events(&shared, e).await),
             Err(r) => Err(r),
@@ -452,7 +458,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
             StatusCode::NOT_FOUND,
             engine::ErrorCode::NotFound,
             format!(
-                "no test control operation `{}` (reset, clock, command, complete, input, events)",
+                "no test control operation `{}` (reset, clock, command, complete, input, events, evict)",
                 crate::http::truncate(other, 100)
             ),
         )),

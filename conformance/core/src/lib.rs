@@ -201,6 +201,12 @@ pub enum StepInput {
         /// Bytes queued.
         buffered: u64,
     },
+    /// The server loses its memory, as a Cloudflare Durable Object evicted while its
+    /// sockets hibernate: a new engine (same config and seed) gets the stream histories
+    /// back from durable storage and every open connection back from its snapshot. The
+    /// in-process runner does exactly that; live, the Worker does it, and hosts that
+    /// are never evicted (a process keeps its memory) carry on unchanged.
+    Evict,
 }
 
 impl StepInput {
@@ -263,9 +269,59 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
             store.seed(resource, records.iter().cloned());
         }
     }
+    // Durable storage of the stream histories (what a Durable Object keeps).
+    engine.set_persistent_streams(true);
+    let mut kv: BTreeMap<String, String> = BTreeMap::new();
+    let mut open: Vec<ConnId> = Vec::new();
     let mut outputs = Vec::with_capacity(vector.steps.len());
     for (i, step) in vector.steps.iter().enumerate() {
         let now = Millis(step.at);
+        match &step.input {
+            StepInput::Open { conn, .. } => open.push(ConnId(*conn)),
+            StepInput::Closed { conn, .. } => open.retain(|c| c.0 != *conn),
+            _ => {}
+        }
+        if matches!(step.input, StepInput::Evict) {
+            apply_kv(&mut kv, engine.take_stream_ops());
+            let snapshots: Vec<_> = open
+                .iter()
+                .filter_map(|c| engine.snapshot(*c).map(|s| (*c, s)))
+                .collect();
+            let config =
+                Config::from_value(vector.config.clone()).map_err(|e| format!("config: {e}"))?;
+            engine = Engine::with_seed(config, vector.seed).map_err(|e| format!("config: {e}"))?;
+            engine.set_persistent_streams(true);
+            let pairs: Vec<(String, String)> = kv.clone().into_iter().collect();
+            let bad = engine.restore_streams(&pairs);
+            let mut misuse = (!bad.is_empty()).then(|| format!("unreadable stream keys: {bad:?}"));
+            let mut actions = Vec::new();
+            for (conn, snapshot) in snapshots {
+                let input = Input::Restore {
+                    conn,
+                    snapshot: Box::new(snapshot),
+                };
+                if let Err(e) = engine.handle(now, input) {
+                    misuse.get_or_insert_with(|| e.to_string());
+                }
+                let batch: Vec<Action> = engine.drain_actions().collect();
+                record(
+                    &mut engine,
+                    &mut store,
+                    vector.auto_store,
+                    now,
+                    batch,
+                    &mut actions,
+                    &mut misuse,
+                );
+            }
+            outputs.push(StepOutput {
+                actions,
+                next_timeout: engine.poll_timeout().map(|m| m.0),
+                misuse,
+                invariant: engine.check_invariants().err(),
+            });
+            continue;
+        }
         let text = step.input.frame_text();
         let bytes = match &step.input {
             StepInput::Binary { base64, .. } => Some(
@@ -308,6 +364,8 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
                 conn: ConnId(*conn),
                 buffered: *buffered,
             },
+            // Handled above (a new engine, not one input).
+            StepInput::Evict => Input::Timeout,
         };
         let misuse = engine.handle(now, input).err().map(|e| e.to_string());
         let batch: Vec<Action> = engine.drain_actions().collect();
@@ -322,6 +380,7 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
             &mut actions,
             &mut misuse,
         );
+        apply_kv(&mut kv, engine.take_stream_ops());
         outputs.push(StepOutput {
             actions,
             next_timeout: engine.poll_timeout().map(|m| m.0),
@@ -330,6 +389,20 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
         });
     }
     Ok(outputs)
+}
+
+/// Apply stream storage operations to the runner's durable key/value map.
+fn apply_kv(kv: &mut BTreeMap<String, String>, ops: Vec<engine::broker::KvOp>) {
+    for op in ops {
+        match op {
+            engine::broker::KvOp::Put { key, value } => {
+                kv.insert(key, value);
+            }
+            engine::broker::KvOp::Delete { key } => {
+                kv.remove(&key);
+            }
+        }
+    }
 }
 
 /// Record a batch of actions; with `auto_store`, answer each storage call right away

@@ -15,7 +15,7 @@
 //! | 0 | `Open` (route, token and client id chosen by the bytes) |
 //! | 1, 2 | text frame: the bytes, lossily decoded as UTF-8 |
 //! | 3 | binary frame: the bytes |
-//! | 4, 5 | text frame: a protocol message built from a template and the bytes |
+//! | 4, 5 | text frame: a protocol message built from a template and the bytes (every client message type, channel streams included) |
 //! | 6 | `Pong` |
 //! | 7 | `Timeout` (now) |
 //! | 8 | `Timeout` at `poll_timeout()` (the clock jumps there) |
@@ -103,8 +103,19 @@ fn template(b: &[u8]) -> String {
         1 => format!(r#","requestId":{k}"#),
         _ => r#","requestId":"r""#.to_string(),
     };
-    match b.first().copied().unwrap_or(0) % 16 {
+    match b.first().copied().unwrap_or(0) % 20 {
         0 => format!(r#"{{"type":"ping"{rid}}}"#),
+        16 => format!(
+            r#"{{"type":"subscribe","channel":"{n1}","since":{{"offset":{},"epoch":"{n2}"}}{rid}}}"#,
+            k % 4
+        ),
+        17 => format!(
+            r#"{{"type":"history","channel":"{n1}","limit":{},"reverse":{}{rid}}}"#,
+            k % 5,
+            k.is_multiple_of(2)
+        ),
+        18 => format!(r#"{{"type":"presence","channel":"{n1}"{rid}}}"#),
+        19 => format!(r#"{{"type":"presence:stats","channel":"{n1}"{rid}}}"#),
         1 => format!(
             r#"{{"type":"subscribe","resource":"{n1}","filter":{{"channel":"{n2}"}}{rid}}}"#
         ),

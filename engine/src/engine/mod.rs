@@ -10,6 +10,7 @@ mod lifecycle;
 mod requests;
 mod resources;
 mod server_api;
+mod streams;
 mod upgrade;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -194,6 +195,10 @@ pub struct Engine {
     compiled: BTreeMap<String, std::sync::Arc<resources::CompiledResource>>,
     /// Timed-out writes whose late completion must still fan out (bounded).
     abandoned: BTreeMap<OpId, Continuation>,
+    /// Channel namespaces (history, presence, permissions per pattern).
+    namespaces: crate::namespace::Namespaces,
+    /// What orders the streams (offsets, epochs, history).
+    broker: crate::broker::MemoryBroker,
 }
 
 impl Engine {
@@ -208,6 +213,13 @@ impl Engine {
         config.validate()?;
         let auth = Authenticator::new(&config.auth)?;
         let compiled = resources::compile_resources(&config.resources)?;
+        let namespaces = crate::namespace::Namespaces::compile(&config.channels.namespaces)
+            .map_err(|issues| ConfigError {
+                issues: issues
+                    .into_iter()
+                    .map(|(path, problem)| crate::error::ConfigIssue { path, problem })
+                    .collect(),
+            })?;
         let mut timers = Timers::default();
         for (i, source) in auth.sources.sources.iter().enumerate() {
             timers.reschedule(timers::TimerKey::KeySource(i), None, source.deadline());
@@ -234,6 +246,8 @@ impl Engine {
             scratch: Vec::new(),
             compiled,
             abandoned: BTreeMap::new(),
+            namespaces,
+            broker: crate::broker::MemoryBroker::default(),
         })
     }
 
@@ -256,6 +270,7 @@ impl Engine {
     /// everything a client can do is answered with actions.
     pub fn handle(&mut self, now: Millis, input: Input<'_>) -> Result<(), ApiMisuse> {
         let now = self.advance(now);
+        self.broker.sweep(now);
         match input {
             Input::Open { conn, request } => return self.open(now, conn, request),
             Input::Frame { conn, frame } => self.frame(now, conn, frame),
@@ -313,7 +328,29 @@ impl Engine {
 
     /// When the engine next needs `Input::Timeout` (None: no deadline pending).
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.timers.next()
+        match (self.timers.next(), self.broker.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Keep the stream history durable: record every change as [`crate::broker::KvOp`]s
+    /// (taken with [`Engine::take_stream_ops`]) for the host's key/value storage.
+    pub fn set_persistent_streams(&mut self, on: bool) {
+        self.broker.set_persistent(on);
+    }
+
+    /// The storage operations recorded since the last call (see
+    /// [`Engine::set_persistent_streams`]); apply them in order before sending the frames
+    /// of the same step.
+    pub fn take_stream_ops(&mut self) -> Vec<crate::broker::KvOp> {
+        self.broker.take_kv_ops()
+    }
+
+    /// Rebuild stream histories from stored key/value pairs (after an eviction); returns
+    /// the keys that could not be read.
+    pub fn restore_streams(&mut self, pairs: &[(String, String)]) -> Vec<String> {
+        self.broker.restore(pairs)
     }
 
     /// A snapshot of one connection's state for hibernation (None if unknown).
@@ -564,3 +601,6 @@ mod resource_tests;
 
 #[cfg(test)]
 mod identity_tests;
+
+#[cfg(test)]
+mod stream_tests;

@@ -94,10 +94,19 @@ impl Engine {
                 channel,
                 filter,
                 events,
+                since,
             } => match (resource, channel) {
-                (Some(r), None) => self.subscribe_resource(now, slot, r, filter, events, rid),
+                (Some(r), None) if since.is_none() => {
+                    self.subscribe_resource(now, slot, r, filter, events, rid)
+                }
+                (Some(_), None) => self.send_error(
+                    slot,
+                    ErrorCode::InvalidMessage,
+                    "`since` applies to channels whose namespace keeps history",
+                    rid,
+                ),
                 (None, Some(c)) if filter.is_none() && events.is_none() => {
-                    self.subscribe_channel(slot, c, rid)
+                    self.subscribe_channel(now, slot, c, since, rid)
                 }
                 (None, Some(_)) => self.send_error(
                     slot,
@@ -148,15 +157,23 @@ impl Engine {
             } => self.room_message(now, slot, room, data, event, ack, rid),
             ClientMessage::RoomMembers { room } => self.room_members(slot, room, rid),
             ClientMessage::Direct { to, data, ack } => self.direct(now, slot, to, data, ack, rid),
+            ClientMessage::History {
+                channel,
+                limit,
+                since,
+                reverse,
+            } => self.history(now, slot, channel, limit, since, reverse, rid),
+            ClientMessage::Presence { channel } => self.presence(slot, channel, false, rid),
+            ClientMessage::PresenceStats { channel } => self.presence(slot, channel, true, rid),
         }
     }
 
-    fn subscription_limit_reached(&self, slot: usize) -> bool {
+    pub(super) fn subscription_limit_reached(&self, slot: usize) -> bool {
         self.conns[slot].state.subscriptions.len()
             >= self.config.limits.max_subscriptions_per_connection
     }
 
-    fn next_subscription_id(&mut self, slot: usize) -> String {
+    pub(super) fn next_subscription_id(&mut self, slot: usize) -> String {
         let s = &mut self.conns[slot].state;
         s.next_subscription += 1;
         format!("sub-{}", s.next_subscription)
@@ -224,65 +241,6 @@ impl Engine {
         self.run_op(now, slot, op, rid);
     }
 
-    fn subscribe_channel(&mut self, slot: usize, channel: String, rid: Rid) {
-        if let Err(m) = self.check_name("channel", &channel) {
-            return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
-        }
-        if let Err((code, m)) = self.role_allowed(
-            slot,
-            &self.config.channels.subscribe_roles.clone(),
-            "subscribe to channels",
-        ) {
-            return self.send_error(slot, code, m, rid);
-        }
-        let existing = self.conns[slot]
-            .state
-            .subscriptions
-            .iter()
-            .find_map(|s| match &s.target {
-                SubTarget::Channel { name } if *name == channel => Some(s.id.clone()),
-                _ => None,
-            });
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                if self.subscription_limit_reached(slot) {
-                    return self.send_error(
-                        slot,
-                        ErrorCode::LimitExceeded,
-                        format!(
-                            "at most {} subscriptions per connection",
-                            self.config.limits.max_subscriptions_per_connection
-                        ),
-                        rid,
-                    );
-                }
-                let id = self.next_subscription_id(slot);
-                self.hub.join_channel(slot, self.conns[slot].id, &channel);
-                let c = &mut self.conns[slot];
-                c.sub_keys.push(usize::MAX);
-                c.state.subscriptions.push(Subscription {
-                    id: id.clone(),
-                    target: SubTarget::Channel {
-                        name: channel.clone(),
-                    },
-                });
-                id
-            }
-        };
-        self.send(
-            slot,
-            &ServerMessage::Subscribed {
-                subscription_id: id,
-                resource: None,
-                channel: Some(channel),
-                filter: None,
-                events: None,
-                request_id: rid,
-            },
-        );
-    }
-
     /// Remove the subscription at `index` of a connection from the hub and its state.
     pub(super) fn remove_subscription(&mut self, slot: usize, index: usize) -> Subscription {
         let c = &mut self.conns[slot];
@@ -290,7 +248,10 @@ impl Engine {
         let sub = c.state.subscriptions.remove(index);
         match &sub.target {
             SubTarget::Resource { .. } => self.hub.unsubscribe_resource(key),
-            SubTarget::Channel { name } => self.hub.leave_channel(slot, name),
+            SubTarget::Channel { name } => {
+                self.hub.leave_channel(slot, name);
+                self.channel_left(slot, name);
+            }
         }
         sub
     }
@@ -373,77 +334,6 @@ impl Engine {
                 request_id: rid,
             },
         );
-    }
-
-    fn publish(
-        &mut self,
-        now: Millis,
-        slot: usize,
-        channel: String,
-        message: Option<Value>,
-        rid: Rid,
-    ) {
-        if let Err(m) = self.check_name("channel", &channel) {
-            return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
-        }
-        if let Err((code, m)) =
-            self.role_allowed(slot, &self.config.channels.publish_roles.clone(), "publish")
-        {
-            return self.send_error(slot, code, m, rid);
-        }
-        // A resource of the same name that opted in (`publish`) is reached too, if the
-        // publisher may use it: its subscribers were admitted by its roles.
-        let resource = self.config.resources.get(&channel);
-        let resource_too = match resource.filter(|rc| rc.publish).map(|rc| rc.auth.clone()) {
-            None => false,
-            Some(roles) => {
-                let what = format!("publish to the subscribers of resource `{channel}`");
-                if let Err((code, m)) = self.role_allowed(slot, &roles, &what) {
-                    return self.send_error(slot, code, m, rid);
-                }
-                true
-            }
-        };
-        let from = self.conns[slot].state.client_id.clone();
-        let delivered =
-            self.publish_to_channel(now, Some(slot), &channel, from, message, resource_too);
-        self.send(
-            slot,
-            &ServerMessage::Published {
-                channel,
-                delivered,
-                request_id: rid,
-            },
-        );
-    }
-
-    /// Deliver a channel message to the channel's subscribers and, with `resource_too`
-    /// (s3db.js compatibility, a resource's `publish` opt-in), to subscribers of the
-    /// configured resource of the same name, except `exclude`.
-    pub(super) fn publish_to_channel(
-        &mut self,
-        now: Millis,
-        exclude: Option<usize>,
-        channel: &str,
-        from: String,
-        data: Option<Value>,
-        resource_too: bool,
-    ) -> usize {
-        let mut recipients = std::mem::take(&mut self.scratch);
-        recipients.clear();
-        let max_slot = self.conns.capacity();
-        self.hub
-            .publish_recipients(channel, resource_too, max_slot, &mut recipients);
-        recipients.retain(|(s, _)| Some(*s) != exclude);
-        let msg = ServerMessage::Message {
-            channel: channel.to_string(),
-            from,
-            data,
-            timestamp: iso8601(now),
-        };
-        let n = self.fanout(&recipients, Outbound::Message(&msg));
-        self.scratch = recipients;
-        n
     }
 
     fn join(&mut self, slot: usize, room: String, rid: Rid) {

@@ -537,6 +537,7 @@ impl Engine {
                 channel: None,
                 filter: op.filter,
                 events: Some(op.events),
+                stream: None,
                 request_id: rid,
             },
         );

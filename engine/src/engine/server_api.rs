@@ -60,6 +60,36 @@ pub enum Command {
         #[serde(default)]
         data: Option<Value>,
     },
+    /// Read a channel's history (its namespace must keep it). Result: `{"channel",
+    /// "publications", "offset", "epoch"}`.
+    #[serde(rename_all = "camelCase")]
+    History {
+        /// Channel.
+        channel: String,
+        /// At most this many (default and maximum: the history size).
+        #[serde(default)]
+        limit: Option<u64>,
+        /// Only publications after this position.
+        #[serde(default)]
+        since: Option<crate::broker::Since>,
+        /// Newest first.
+        #[serde(default)]
+        reverse: bool,
+    },
+    /// Clients subscribed to a channel (its namespace must enable presence). Result:
+    /// `{"channel", "clients": [{"clientId", "user"}]}`.
+    #[serde(rename_all = "camelCase")]
+    Presence {
+        /// Channel.
+        channel: String,
+    },
+    /// Client and user counts of a channel's presence. Result: `{"channel", "clients",
+    /// "users"}`.
+    #[serde(rename_all = "camelCase")]
+    PresenceStats {
+        /// Channel.
+        channel: String,
+    },
     /// A resource changed outside the socket (e.g. an admin write): fan the event out.
     #[serde(rename_all = "camelCase")]
     ResourceChanged {
@@ -254,7 +284,7 @@ impl Engine {
                     .resources
                     .get(&channel)
                     .is_some_and(|r| r.publish);
-                let delivered = self.publish_to_channel(
+                let (delivered, position) = self.publish_to_channel(
                     now,
                     None,
                     &channel,
@@ -262,8 +292,21 @@ impl Engine {
                     data,
                     resource_too,
                 );
-                Ok(json!({ "delivered": delivered }))
+                Ok(match position {
+                    Some(p) => {
+                        json!({ "delivered": delivered, "offset": p.offset, "epoch": &*p.epoch })
+                    }
+                    None => json!({ "delivered": delivered }),
+                })
             }
+            Command::History {
+                channel,
+                limit,
+                since,
+                reverse,
+            } => self.command_history(now, channel, limit, since, reverse),
+            Command::Presence { channel } => self.command_presence(channel, false),
+            Command::PresenceStats { channel } => self.command_presence(channel, true),
             Command::ResourceChanged {
                 resource,
                 event,

@@ -213,6 +213,7 @@ mod tests {
                 channel: None,
                 filter: None,
                 events: None,
+                stream: None,
                 request_id: None,
             },
             ServerMessage::Unsubscribed {
@@ -259,6 +260,34 @@ mod tests {
                 from: s(),
                 data: None,
                 timestamp: s(),
+                offset: None,
+                epoch: None,
+            },
+            ServerMessage::History {
+                channel: s(),
+                publications: vec![],
+                offset: 0,
+                epoch: "e".into(),
+                request_id: None,
+            },
+            ServerMessage::Presence {
+                channel: s(),
+                clients: vec![member()],
+                request_id: None,
+            },
+            ServerMessage::PresenceStats {
+                channel: s(),
+                clients: 1,
+                users: 0,
+                request_id: None,
+            },
+            ServerMessage::PresenceJoin {
+                channel: s(),
+                member: member(),
+            },
+            ServerMessage::PresenceLeave {
+                channel: s(),
+                member: member(),
             },
             ServerMessage::Joined {
                 room: s(),

@@ -10,8 +10,27 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::broker::{Publication, Since};
 use crate::config::ChangeKind;
 use crate::error::ErrorCode;
+
+/// A stream's position in `subscribed`, and the recovery outcome when `since` was sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamState {
+    /// Whether every publication after `since` is in `publications` (only with `since`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    /// The stream's current offset (channels with history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The stream's epoch (channels with history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Arc<str>>,
+    /// The missed publications, oldest first (only with `since`; empty when not recovered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publications: Option<Vec<Publication>>,
+}
 
 /// The protocol version announced in the welcome frame.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -37,6 +56,9 @@ pub const CLIENT_TYPES: &[&str] = &[
     "direct",
     "channel:message",
     "refresh",
+    "history",
+    "presence",
+    "presence:stats",
 ];
 
 /// An inbound frame as the host received it.
@@ -127,6 +149,9 @@ pub enum ClientMessage {
         /// Events wanted; default all the resource emits.
         #[serde(default)]
         events: Option<Vec<ChangeKind>>,
+        /// Recover what was published after this position (channels with history).
+        #[serde(default)]
+        since: Option<Since>,
     },
     /// Remove subscriptions: by `subscriptionId`, by resource + filter, or a channel.
     #[serde(rename = "unsubscribe")]
@@ -258,6 +283,33 @@ pub enum ClientMessage {
         /// The new token (a JWT, or an API key of the same user).
         token: String,
     },
+    /// Read a channel's history; answered with `history`.
+    #[serde(rename = "history")]
+    History {
+        /// Channel name (its namespace must keep history).
+        channel: String,
+        /// At most this many publications (default and maximum: the history size).
+        #[serde(default)]
+        limit: Option<u64>,
+        /// Only publications after this position.
+        #[serde(default)]
+        since: Option<Since>,
+        /// Newest first.
+        #[serde(default)]
+        reverse: bool,
+    },
+    /// List the clients subscribed to a channel; answered with `presence`.
+    #[serde(rename = "presence")]
+    Presence {
+        /// Channel name (its namespace must enable presence).
+        channel: String,
+    },
+    /// Count the clients and users subscribed to a channel; answered with `presence:stats`.
+    #[serde(rename = "presence:stats")]
+    PresenceStats {
+        /// Channel name.
+        channel: String,
+    },
 }
 
 impl ClientMessage {
@@ -279,6 +331,9 @@ impl ClientMessage {
             ClientMessage::RoomMembers { .. } => "room:members",
             ClientMessage::Direct { .. } => "direct",
             ClientMessage::Refresh { .. } => "refresh",
+            ClientMessage::History { .. } => "history",
+            ClientMessage::Presence { .. } => "presence",
+            ClientMessage::PresenceStats { .. } => "presence:stats",
         }
     }
 }
@@ -335,6 +390,9 @@ pub enum ServerMessage {
         /// Events that will be delivered (resources only).
         #[serde(skip_serializing_if = "Option::is_none")]
         events: Option<Vec<ChangeKind>>,
+        /// Stream position and recovery outcome (channels with history, or `since` sent).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        stream: Option<StreamState>,
         /// Echoed request id.
         #[serde(skip_serializing_if = "Option::is_none")]
         request_id: Option<Value>,
@@ -439,6 +497,12 @@ pub enum ServerMessage {
         data: Option<Value>,
         /// ISO-8601 time.
         timestamp: String,
+        /// Position in the channel's stream (channels with history).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        /// The stream's epoch (with `offset`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<Arc<str>>,
     },
     /// Answer to `join`.
     #[serde(rename = "joined", rename_all = "camelCase")]
@@ -542,6 +606,61 @@ pub enum ServerMessage {
         /// ISO-8601 time of the token's `exp`.
         expires_at: String,
     },
+    /// Answer to `history`.
+    #[serde(rename = "history", rename_all = "camelCase")]
+    History {
+        /// Channel.
+        channel: String,
+        /// Publications (`{offset, from, data, timestamp}`), oldest first unless `reverse`.
+        publications: Vec<Publication>,
+        /// The stream's current offset.
+        offset: u64,
+        /// The stream's epoch.
+        epoch: Arc<str>,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    /// Answer to `presence`.
+    #[serde(rename = "presence", rename_all = "camelCase")]
+    Presence {
+        /// Channel.
+        channel: String,
+        /// Subscribed clients, in subscription order.
+        clients: Vec<MemberView>,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    /// Answer to `presence:stats`.
+    #[serde(rename = "presence:stats", rename_all = "camelCase")]
+    PresenceStats {
+        /// Channel.
+        channel: String,
+        /// Subscribed connections.
+        clients: usize,
+        /// Distinct authenticated users among them (anonymous clients are not users).
+        users: usize,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
+    /// Push: a client subscribed to a channel you are subscribed to.
+    #[serde(rename = "presence:join", rename_all = "camelCase")]
+    PresenceJoin {
+        /// Channel.
+        channel: String,
+        /// Who.
+        member: MemberView,
+    },
+    /// Push: a client unsubscribed from (or disconnected from) a channel you are in.
+    #[serde(rename = "presence:leave", rename_all = "camelCase")]
+    PresenceLeave {
+        /// Channel.
+        channel: String,
+        /// Who.
+        member: MemberView,
+    },
     /// An error answer.
     #[serde(rename = "error", rename_all = "camelCase")]
     Error {
@@ -584,6 +703,11 @@ impl ServerMessage {
             ServerMessage::Direct { .. } => "direct",
             ServerMessage::Refreshed { .. } => "refreshed",
             ServerMessage::TokenExpiring { .. } => "token:expiring",
+            ServerMessage::History { .. } => "history",
+            ServerMessage::Presence { .. } => "presence",
+            ServerMessage::PresenceStats { .. } => "presence:stats",
+            ServerMessage::PresenceJoin { .. } => "presence:join",
+            ServerMessage::PresenceLeave { .. } => "presence:leave",
             ServerMessage::Error { .. } => "error",
         }
     }

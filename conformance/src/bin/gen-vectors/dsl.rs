@@ -237,6 +237,11 @@ impl Sc {
     }
 
     /// `Input::Timeout` at the current time.
+    /// The server loses its memory (see `StepInput::Evict`).
+    pub fn evict(self) -> Sc {
+        self.push(StepInput::Evict)
+    }
+
     pub fn timeout(self) -> Sc {
         self.push(StepInput::Timeout)
     }
@@ -371,6 +376,7 @@ impl Sc {
             }),
             in_process_only: reason,
         };
+        resolve_epochs(&mut v)?;
         let outputs = conformance_core::run(&v)?;
         let needs_schemas = v.live.is_some() && self.depends_on_schemas(&v, &outputs)?;
         for (i, (step, out)) in v.steps.iter_mut().zip(outputs).enumerate() {
@@ -413,6 +419,43 @@ impl Sc {
         }
         Ok(v)
     }
+}
+
+/// The placeholder scenarios write where a stream's epoch goes (it comes from the
+/// engine's seeded generator, so it is only known once the engine ran).
+pub const EPOCH: &str = "$EPOCH";
+
+/// Replace [`EPOCH`] in the inputs with the first epoch the engine announced (a dry run
+/// finds it; epochs are drawn when a stream is created, never from `since`).
+fn resolve_epochs(v: &mut Vector) -> Result<(), String> {
+    let text = serde_json::to_string(&v.steps).map_err(|e| e.to_string())?;
+    if !text.contains(EPOCH) {
+        return Ok(());
+    }
+    let dry = conformance_core::run(v)?;
+    let epoch = dry
+        .iter()
+        .flat_map(|o| o.actions.iter())
+        .find_map(|a| {
+            let i = a.find("\\\"epoch\\\":\\\"")? + 12;
+            let end = a[i..].find('\\')?;
+            Some(a[i..i + end].to_string())
+        })
+        .ok_or("a scenario uses $EPOCH but the engine announced no epoch")?;
+    fn subst(v: &mut Value, epoch: &str) {
+        match v {
+            Value::String(s) if s == EPOCH => *s = epoch.to_string(),
+            Value::Array(a) => a.iter_mut().for_each(|x| subst(x, epoch)),
+            Value::Object(m) => m.values_mut().for_each(|x| subst(x, epoch)),
+            _ => {}
+        }
+    }
+    for step in &mut v.steps {
+        let mut input = serde_json::to_value(&step.input).map_err(|e| e.to_string())?;
+        subst(&mut input, &epoch);
+        step.input = serde_json::from_value(input).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// How far a timer vector's frames may arrive from their step's virtual time, live.

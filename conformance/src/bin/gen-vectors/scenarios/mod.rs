@@ -14,6 +14,7 @@ mod identity;
 mod limits;
 mod rooms;
 mod server_api;
+mod streams;
 mod subscribe;
 mod upgrade;
 
@@ -38,5 +39,6 @@ pub fn all() -> Vec<Sc> {
     v.extend(hostcalls::scenarios());
     v.extend(server_api::scenarios());
     v.extend(fanout::scenarios());
+    v.extend(streams::scenarios());
     v
 }
