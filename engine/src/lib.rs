@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod connection;
@@ -67,6 +68,7 @@ mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
+pub mod routes;
 pub mod store;
 mod timers;
 pub mod timestamp;

@@ -5,10 +5,12 @@
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
 mod expiry;
+mod handlers;
 mod key_sources;
 mod lifecycle;
 mod requests;
 mod resources;
+mod room_control;
 mod server_api;
 mod upgrade;
 
@@ -194,6 +196,10 @@ pub struct Engine {
     compiled: BTreeMap<String, std::sync::Arc<resources::CompiledResource>>,
     /// Timed-out writes whose late completion must still fan out (bounded).
     abandoned: BTreeMap<OpId, Continuation>,
+    /// Application guards and schemas, compiled once.
+    app: Arc<handlers::Compiled>,
+    /// Rooms created through the server API (description, capacity, metadata).
+    room_meta: BTreeMap<String, room_control::RoomMeta>,
 }
 
 impl Engine {
@@ -208,6 +214,7 @@ impl Engine {
         config.validate()?;
         let auth = Authenticator::new(&config.auth)?;
         let compiled = resources::compile_resources(&config.resources)?;
+        let app = handlers::compile(&config)?;
         let mut timers = Timers::default();
         for (i, source) in auth.sources.sources.iter().enumerate() {
             timers.reschedule(timers::TimerKey::KeySource(i), None, source.deadline());
@@ -234,6 +241,8 @@ impl Engine {
             scratch: Vec::new(),
             compiled,
             abandoned: BTreeMap::new(),
+            app,
+            room_meta: BTreeMap::new(),
         })
     }
 
@@ -265,12 +274,15 @@ impl Engine {
                 }
             }
             Input::Backpressure { conn, buffered } => self.backpressure(conn, buffered),
-            Input::Closed { conn, code: _ } => self.closed(conn),
+            Input::Closed { conn, code } => self.closed(now, conn, code),
             Input::Timeout => self.timeout(now),
             Input::Completed {
                 op,
                 result: HostResult::Fetch(response),
             } => self.fetch_completed(now, op, &response),
+            Input::Completed { op, result } if self.is_handler_call(op) => {
+                self.handler_completed(now, op, result)
+            }
             Input::Completed { op, result } => self.completed(now, op, result),
             Input::Command { tag, command } => self.command(now, tag, command),
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),

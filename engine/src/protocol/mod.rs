@@ -542,6 +542,27 @@ pub enum ServerMessage {
         /// ISO-8601 time of the token's `exp`.
         expires_at: String,
     },
+    /// The answer of an application message's handler.
+    #[serde(rename = "reply", rename_all = "camelCase")]
+    Reply {
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+        /// What the handler replied (any JSON value).
+        data: Value,
+    },
+    /// An error chosen by application code (a handler, hook or interceptor): its code is
+    /// a documented one or the application's own (`[A-Z][A-Z0-9_]*`).
+    #[serde(rename = "error", rename_all = "camelCase")]
+    AppError {
+        /// The code.
+        code: String,
+        /// The application's message.
+        message: String,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
     /// An error answer.
     #[serde(rename = "error", rename_all = "camelCase")]
     Error {
@@ -584,7 +605,8 @@ impl ServerMessage {
             ServerMessage::Direct { .. } => "direct",
             ServerMessage::Refreshed { .. } => "refreshed",
             ServerMessage::TokenExpiring { .. } => "token:expiring",
-            ServerMessage::Error { .. } => "error",
+            ServerMessage::Reply { .. } => "reply",
+            ServerMessage::AppError { .. } | ServerMessage::Error { .. } => "error",
         }
     }
 }
