@@ -367,3 +367,63 @@ async fn webhooks_answer_messages_and_hooks_signed_with_timeouts_and_failures() 
     server.shutdown().await;
     hook_task.abort();
 }
+
+#[tokio::test]
+async fn admin_http_api_controls_rooms() {
+    let server = start(json!({})).await;
+    let addr = server.local_addr();
+    let (mut a, welcome) = connect(addr, "/").await;
+    let id = welcome["clientId"].as_str().unwrap().to_string();
+
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/rooms",
+        Some(json!({"room": "stage", "capacity": 5, "metadata": {"topic": "rust"}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["capacity"], 5);
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/rooms/stage/members",
+        Some(json!({"clientId": id})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recv(&mut a).await["type"], "joined");
+    let r = admin(
+        addr,
+        "POST",
+        "/admin/rooms/stage/send",
+        Some(json!({"message": {"type": "show"}})),
+    )
+    .await;
+    assert_eq!(r.json()["delivered"], 1);
+    assert_eq!(recv(&mut a).await, json!({"type": "show"}));
+    let r = admin(addr, "GET", "/admin/rooms/stage", None).await;
+    assert_eq!(r.json()["members"][0]["clientId"], id.as_str());
+    assert_eq!(r.json()["metadata"], json!({"topic": "rust"}));
+    let r = admin(addr, "GET", &format!("/admin/clients/{id}"), None).await;
+    assert_eq!(r.json()["rooms"], json!(["stage"]));
+    let r = admin(
+        addr,
+        "DELETE",
+        &format!("/admin/rooms/stage/members/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recv(&mut a).await["type"], "left");
+    let r = admin(addr, "DELETE", "/admin/rooms/stage", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin(addr, "GET", "/admin/rooms/stage", None).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let r = admin(addr, "GET", "/admin/clients/nobody", None).await;
+    assert_eq!(r.status, 404);
+    server.shutdown().await;
+}
