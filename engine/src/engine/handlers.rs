@@ -666,7 +666,7 @@ impl Engine {
 
     /// The `connect` hook answered for the connection in `slot`.
     fn connect_answered(&mut self, now: Millis, slot: usize, resp: HandlerResponse) {
-        self.conns[slot].awaiting_connect = false;
+        // A refused connection stays "not admitted": it never gets a disconnect hook.
         if resp.failed.is_some() {
             return self.connect_failed(slot, "the connect hook failed");
         }
@@ -695,6 +695,7 @@ impl Engine {
         if let Some(meta) = resp.meta {
             self.conns[slot].state.meta = (!meta.is_null()).then_some(meta);
         }
+        self.conns[slot].awaiting_connect = false;
         self.welcome(now, slot);
         // After the welcome, so server-side joins reach a client that knows its id.
         let client_id = self.conns[slot].state.client_id.clone();
@@ -741,7 +742,6 @@ impl Engine {
         if let Some(s) = self.call_slot(call) {
             self.conns[s].pending = self.conns[s].pending.saturating_sub(1);
             if !self.conns[s].closing {
-                self.conns[s].awaiting_connect = false;
                 self.connect_failed(s, "the connect hook timed out");
             }
         }

@@ -164,12 +164,14 @@ pub fn scenarios() -> Vec<Sc> {
             .errors(&["FORBIDDEN"])
             .closes(&[4403, 4503])
             .features(&["hook:connect-refuse"]),
-        Sc::new("handlers/connect-hook-fails", "A `connect` hook that fails or misses its deadline (`hooks.timeoutMs`) closes the connection with 1013 after an UNAVAILABLE error frame: the server fails closed.")
-            .cfg(app(json!({"hooks": {"connect": true, "timeoutMs": 100}})))
+        Sc::new("handlers/connect-hook-fails", "A `connect` hook that fails or misses its deadline (`hooks.timeoutMs`) closes the connection with 1013 after an UNAVAILABLE error frame: the server fails closed. A connection never admitted gets no `disconnect` hook call.")
+            .cfg(app(json!({"hooks": {"connect": true, "disconnect": true, "timeoutMs": 100}})))
             .open(1)
             .open(2)
             .complete(1, handler(json!({"failed": "ECONNREFUSED 10.1.2.3:8080"})))
+            .close(1, Some(1013))
             .timeout_at(100)
+            .close(2, Some(1013))
             .errors(&["UNAVAILABLE"])
             .closes(&[1013])
             .features(&["hook:connect-timeout"]),
