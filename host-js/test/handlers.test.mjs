@@ -69,8 +69,10 @@ describe("node: application handlers (messages, hooks, interceptors)", () => {
     for (const w of ["hello", "big", "world"]) assert.equal((await c.next("ai:response:chunk")).data, w);
     assert.deepEqual(await c.next("reply"), { type: "reply", requestId: 7, data: { done: true } });
 
-    const empty = await c.request({ type: "ai:chat", data: {} });
+    c.send({ type: "ai:chat", data: {}, requestId: "empty" });
+    const empty = await c.next((f) => f.type === "error" && f.requestId === "empty");
     assert.equal(empty.code, "EMPTY_PROMPT", JSON.stringify(empty));
+    assert.equal((await c.next("ai:response:start")).requestId, "empty");
 
     const chat = await c.request({ type: "chat", data: { text: "yo" } });
     assert.deepEqual(chat.data, { from: welcome.clientId, text: "yo", meta: { greeted: true } });
