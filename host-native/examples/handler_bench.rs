@@ -91,14 +91,23 @@ async fn main() -> anyhow::Result<()> {
     });
     let deployment = switchboard::config::from_document(doc).map_err(|p| anyhow::anyhow!("{p}"))?;
     let server = ServerBuilder::new(deployment)
-        .on_message("echo", |msg: MessageCall, _ctx: Ctx| async move { msg.data })
+        .on_message(
+            "echo",
+            |msg: MessageCall, _ctx: Ctx| async move { msg.data },
+        )
         .start()
         .await?;
     let addr = server.local_addr();
     for (name, msg) in [
         ("ping", json!({"type": "ping", "requestId": 1})),
-        ("rust", json!({"type": "echo", "data": {"n": 1}, "requestId": 1})),
-        ("webhook", json!({"type": "hooked", "data": {"n": 1}, "requestId": 1})),
+        (
+            "rust",
+            json!({"type": "echo", "data": {"n": 1}, "requestId": 1}),
+        ),
+        (
+            "webhook",
+            json!({"type": "hooked", "data": {"n": 1}, "requestId": 1}),
+        ),
     ] {
         let rate = run(addr, conns, secs, msg).await;
         println!("{name:8} {conns} connections, {secs} s: {rate:.0} round trips/s");
