@@ -39,7 +39,7 @@ set +e
 timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  test/node.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
+  test/node.test.mjs test/handlers.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
   test/conformance.test.mjs
 rc=$?
 set -e

@@ -180,6 +180,78 @@ pub const FEATURES: &[(&str, &str)] = &[
         "no second ping while one is unanswered",
     ),
     ("heartbeat:off", "`heartbeatInterval: 0`"),
+    (
+        "handler:message",
+        "a declared message type becomes a `message` host call",
+    ),
+    (
+        "handler:reply",
+        "the handler's reply is sent as `reply` with the requestId",
+    ),
+    (
+        "handler:validation",
+        "JSON Schema validation of an application message's data",
+    ),
+    (
+        "handler:roles",
+        "roles and scopes of an application message type",
+    ),
+    (
+        "handler:guard",
+        "the CEL guard of an application message type",
+    ),
+    (
+        "handler:error",
+        "a handler's error (documented or application code)",
+    ),
+    ("handler:failure", "a handler the host could not run"),
+    ("handler:no-reply", "a handler that answers nothing"),
+    ("handler:timeout", "a handler misses its deadline: TIMEOUT"),
+    (
+        "handler:limits",
+        "handler calls count against the calls in flight",
+    ),
+    ("handler:cost", "the rate-limit cost of a message type"),
+    (
+        "handler:commands",
+        "server-API commands in a handler's answer",
+    ),
+    (
+        "handler:streaming",
+        "several sends to the caller before the reply",
+    ),
+    ("hook:connect", "the `connect` hook admits a connection"),
+    ("hook:connect-user", "the `connect` hook replaces the user"),
+    ("hook:connect-meta", "the `connect` hook attaches metadata"),
+    (
+        "hook:connect-refuse",
+        "the `connect` hook refuses (4403 or its code)",
+    ),
+    (
+        "hook:connect-timeout",
+        "a failed or late `connect` hook closes with 1013",
+    ),
+    (
+        "hook:disconnect",
+        "the `disconnect` hook is told about closes",
+    ),
+    (
+        "intercept:cancel",
+        "an interceptor cancels a built-in message",
+    ),
+    (
+        "intercept:modify",
+        "an interceptor modifies a built-in message",
+    ),
+    (
+        "route:params",
+        "route path parameters reach guards and handlers",
+    ),
+    (
+        "rooms:permissions",
+        "room join / members / message permissions",
+    ),
+    ("room-control", "room control through the server API"),
     ("hostcall:store", "storage through host calls"),
     ("hostcall:timeout", "a host call misses its deadline"),
     ("hostcall:late-completion", "a late completion is dropped"),

@@ -144,18 +144,20 @@ pub fn served_config(host: &str, config: &serde_json::Value) -> serde_json::Valu
     c
 }
 
-/// Remove every `resources.<name>.schema` from a config; returns the names of the
-/// resources whose schema was removed.
+/// Remove every `resources.<name>.schema` and `messages.<type>.schema` from a config;
+/// returns the names of the resources and message types whose schema was removed.
 pub fn without_schemas(config: &mut serde_json::Value) -> Vec<String> {
     let mut removed = Vec::new();
-    if let Some(resources) = config
-        .get_mut("resources")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        for (name, resource) in resources.iter_mut() {
-            if let Some(r) = resource.as_object_mut() {
-                if r.shift_remove("schema").is_some() {
-                    removed.push(name.clone());
+    for section in ["resources", "messages"] {
+        if let Some(entries) = config
+            .get_mut(section)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for (name, entry) in entries.iter_mut() {
+                if let Some(r) = entry.as_object_mut() {
+                    if r.shift_remove("schema").is_some() {
+                        removed.push(name.clone());
+                    }
                 }
             }
         }

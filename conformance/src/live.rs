@@ -410,7 +410,7 @@ fn expected(s: &Session<'_>, step: &Step) -> Expected {
             }
             "call" if s.target.control.is_some() => {
                 let held = match a["request"]["kind"].as_str() {
-                    Some("guard") => true,
+                    Some("guard" | "message" | "hook" | "intercept") => true,
                     Some("store") => s.hold_store,
                     _ => false,
                 };

@@ -56,15 +56,23 @@ impl Schemas {
     pub fn check_protocol(&self, v: &Vector) -> Vec<String> {
         let mut out = Vec::new();
         for (i, step) in v.steps.iter().enumerate() {
-            let verbatim = matches!(
-                step.input,
+            let verbatim = match &step.input {
                 StepInput::Command {
-                    command: Command::Broadcast { .. }
+                    command:
+                        Command::Broadcast { .. }
                         | Command::SendTo { .. }
+                        | Command::SendToUser { .. }
+                        | Command::SendToRoom { .. }
                         | Command::BroadcastToResource { .. },
                     ..
-                }
-            );
+                } => true,
+                // A handler's answer may carry commands that send verbatim messages.
+                StepInput::Completed {
+                    result: engine::HostResult::Handler(r),
+                    ..
+                } => !r.commands.is_empty(),
+                _ => false,
+            };
             for (k, a) in step.expect.iter().enumerate() {
                 match a["action"].as_str() {
                     Some("send" | "sendMany") if !verbatim => {

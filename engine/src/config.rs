@@ -39,6 +39,19 @@ pub struct Config {
     /// resource with defaults and `false` leaves it out.
     #[serde(deserialize_with = "resources::deserialize")]
     pub resources: BTreeMap<String, ResourceConfig>,
+    /// Application message types by name (`[messages.chat]`): see [`crate::app`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub messages: BTreeMap<String, crate::app::MessageConfig>,
+    /// Lifecycle hooks (`connect`, `disconnect`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub hooks: crate::app::HooksConfig,
+    /// Interceptors for built-in messages, by type (`publish = true`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub interceptors: BTreeMap<String, crate::app::HookTarget>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Default for Config {
@@ -55,6 +68,9 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             channels: ChannelsConfig::default(),
             resources: BTreeMap::new(),
+            messages: BTreeMap::new(),
+            hooks: crate::app::HooksConfig::default(),
+            interceptors: BTreeMap::new(),
         }
     }
 }
@@ -63,7 +79,8 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RouteConfig {
-    /// Exact request path, starting with `/` (a trailing `/` on the request is ignored).
+    /// Request path, starting with `/` (a trailing `/` on the request is ignored); a
+    /// segment `:name` is a path parameter (`/ws/game/:sessionId`), see [`crate::routes`].
     pub path: String,
     /// When set, the route only matches requests whose `Host` header (port ignored) equals this.
     pub host: Option<String>,
@@ -76,6 +93,10 @@ pub struct RouteConfig {
     pub origins: Vec<String>,
     /// Wire codec used on this route.
     pub codec: CodecKind,
+    /// The tenant of this route's connections: a name, or `:param` for a path
+    /// parameter. Rooms, channels and client lookups are isolated per tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 impl Default for RouteConfig {
@@ -87,6 +108,7 @@ impl Default for RouteConfig {
             scopes: Vec::new(),
             origins: Vec::new(),
             codec: CodecKind::Json,
+            tenant: None,
         }
     }
 }
@@ -393,6 +415,15 @@ pub struct RoomsConfig {
     pub max_rooms: usize,
     /// Per-room overrides by exact name.
     pub overrides: BTreeMap<String, RoomOverride>,
+    /// Who may join rooms (roles, CEL guard over `room`, `user`, `params`, ...).
+    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
+    pub join: crate::app::RoomRule,
+    /// Who may list room members.
+    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
+    pub members: crate::app::RoomRule,
+    /// Who may send room messages.
+    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
+    pub message: crate::app::RoomRule,
 }
 
 impl Default for RoomsConfig {
@@ -401,6 +432,9 @@ impl Default for RoomsConfig {
             max_connections: 1000,
             max_rooms: 10_000,
             overrides: BTreeMap::new(),
+            join: crate::app::RoomRule::default(),
+            members: crate::app::RoomRule::default(),
+            message: crate::app::RoomRule::default(),
         }
     }
 }
@@ -696,6 +730,7 @@ impl Config {
                 issue(path, &problem);
             }
         }
+        crate::app::validate(self, &mut issues);
         if let Err(auth_issues) = crate::auth::Authenticator::new(&self.auth) {
             issues.extend(auth_issues.issues);
         }

@@ -112,6 +112,15 @@ pub struct ConnectionSnapshot {
     /// a hibernated connection still expires on time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<TokenExpiry>,
+    /// The route's path parameters (`/ws/game/:sessionId` → `sessionId`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// The connection's tenant (its route's `tenant`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Metadata the `connect` hook attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
 }
 
 /// The expiry schedule of a connection authenticated with a token that has `exp`.
@@ -162,6 +171,10 @@ pub(crate) struct Connection {
     pub pending: usize,
     /// Outbound bytes the host reports as queued.
     pub buffered: u64,
+    /// The `connect` hook has not answered yet (no welcome was sent).
+    pub awaiting_connect: bool,
+    /// The close code and reason the engine sent (for the `disconnect` hook).
+    pub closed_with: Option<(u16, String)>,
 }
 
 impl Connection {

@@ -35,6 +35,13 @@ pub enum HostRequest {
     /// `https://`, or `http://` on a loopback address; hosts refuse redirects to
     /// anything else and read at most [`crate::auth::MAX_FETCH_BODY`] bytes.
     Fetch(FetchRequest),
+    /// Run the application's handler for an application message type; answer with
+    /// [`HostResult::Handler`] (see [`crate::app`]).
+    Message(Box<crate::app::MessageCall>),
+    /// Run a lifecycle hook (`connect`, `disconnect`); answer with [`HostResult::Handler`].
+    Hook(Box<crate::app::HookCall>),
+    /// Run the interceptor of a built-in message; answer with [`HostResult::Handler`].
+    Intercept(Box<crate::app::InterceptCall>),
 }
 
 /// An HTTP GET the engine asks for.
@@ -143,6 +150,8 @@ pub enum HostResult {
     Guard(GuardDecision),
     /// Answer to a fetch call.
     Fetch(FetchResponse),
+    /// Answer to a message, hook or intercept call.
+    Handler(Box<crate::app::HandlerResponse>),
 }
 
 /// A host guard's decision; the same three outcomes as a CEL guard.

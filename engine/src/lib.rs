@@ -55,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod auth;
 pub mod broker;
 pub mod config;
@@ -69,6 +70,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod protocol;
 pub mod rate;
+pub mod routes;
 pub mod store;
 mod timers;
 pub mod timestamp;

@@ -74,6 +74,31 @@ pub struct Metrics {
     pub recoveries: u64,
     /// Recovery attempts answered with `recovered: false`.
     pub recoveries_failed: u64,
+    /// Application messages received, by declared type.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub app_messages: BTreeMap<String, u64>,
+    /// Handler, hook and interceptor calls made.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handler_calls: u64,
+    /// Handler calls the host could not run, or that answered something invalid.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handler_failures: u64,
+    /// Commands in handler answers that failed or were not allowed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handler_command_errors: u64,
+    /// `disconnect` hook calls dropped because `limits.maxPendingCalls` were in flight.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_hook_calls: u64,
+    /// Built-in messages cancelled by an interceptor.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub intercept_cancels: u64,
+    /// Built-in messages modified by an interceptor.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub intercept_modifications: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Metrics {

@@ -45,6 +45,23 @@ impl TokenBucket {
         }
     }
 
+    /// Take `n` tokens at once (all or none); `false` when fewer are available.
+    pub fn try_take_n(&mut self, cfg: &RateLimitConfig, now: Millis, n: u64) -> bool {
+        let cap = capacity(cfg);
+        let elapsed = now.since(self.last) as u128;
+        if elapsed > 0 {
+            self.units = cap.min(self.units + elapsed * cfg.max_requests as u128);
+            self.last = now;
+        }
+        let cost = cfg.window_ms as u128 * n as u128;
+        if self.units >= cost {
+            self.units -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whole tokens available (for info and tests).
     pub fn available(&self, cfg: &RateLimitConfig) -> u64 {
         (self.units / (cfg.window_ms.max(1) as u128)) as u64

@@ -262,6 +262,12 @@ impl H {
                             status: 503,
                             ..Default::default()
                         }),
+                        // Application handlers: a scripted reply.
+                        HostRequest::Message(_)
+                        | HostRequest::Hook(_)
+                        | HostRequest::Intercept(_) => HostResult::Handler(Box::new(
+                            engine::app::HandlerResponse::reply(json!({"ok": true})),
+                        )),
                     };
                     let op = *op;
                     self.e

@@ -47,7 +47,7 @@ function enqueue(ws, text) {
  */
 export async function serveBun(o) {
   initFromFile();
-  const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, log: o.log, publicInfo: o.publicInfo });
+  const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, log: o.log, publicInfo: o.publicInfo });
   if (o.testControl) installTestControl(host, { name: "bun", memoryStore: !o.store });
   const server = Bun.serve({
     hostname: o.hostname ?? "127.0.0.1",

@@ -110,6 +110,8 @@ export class SwitchboardDurableObject extends DurableObject {
       // A subclass may define `async guard({resource, action, context})`; without one,
       // host-guarded actions are refused (fail closed).
       guard: typeof this.guard === "function" ? (call) => this.guard(call) : null,
+      // A subclass may define `handlers` ({messages, connect, disconnect, intercept}).
+      handlers: this.handlers ?? null,
       ping: "emulate",
       scheduler: alarmScheduler(this.ctx.storage, (m) => this.log(m), testControlEnabled(this.env) ? () => host.now() : Date.now),
       onConnState: (conn) => this.persist(conn),

@@ -1,5 +1,5 @@
 // Types of the Cloudflare adapter (js/cloudflare.js). Import it from a Worker module.
-import type { Host, GuardCall, GuardDecision } from "./index.js";
+import type { Host, GuardCall, Handlers, GuardDecision } from "./index.js";
 export { Host, loadDeployment } from "./index.js";
 
 export declare const ATTACHMENT_SNAPSHOT_LIMIT: number;
@@ -17,6 +17,8 @@ export declare class DurableObjectStore {
 export declare class SwitchboardDurableObject {
   constructor(ctx: any, env: any);
   guard?(call: GuardCall): GuardDecision | Promise<GuardDecision>;
+  /** Application handlers (PROTOCOL.md §20). */
+  handlers?: Handlers;
   ensure(): Host | Promise<Host>;
   fetch(request: Request): Promise<Response>;
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;

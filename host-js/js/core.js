@@ -68,6 +68,41 @@ export function decodeBatch(batch) {
   return head;
 }
 
+/**
+ * Thrown by an application message handler to answer an error: `code` is a documented
+ * code (FORBIDDEN, VALIDATION_ERROR, ...) or the application's own (UPPER_SNAKE_CASE).
+ * A connect hook may throw it too (with `closeCode` 4000-4999) to refuse.
+ */
+export class HandlerError extends Error {
+  constructor(code, message, closeCode) {
+    super(message ?? code);
+    this.name = "HandlerError";
+    this.code = code;
+    this.closeCode = closeCode;
+  }
+}
+
+/**
+ * The config with what the registered handlers need switched on: message types with
+ * a handler are declared (with defaults) if the config does not declare them; hooks and
+ * interceptors with a handler are enabled.
+ */
+export function enableHandlers(config, handlers) {
+  if (!handlers) return config;
+  const c = { ...config };
+  const messages = { ...(c.messages ?? {}) };
+  for (const t of Object.keys(handlers.messages ?? {})) messages[t] ??= {};
+  if (Object.keys(messages).length) c.messages = messages;
+  const hooks = { ...(c.hooks ?? {}) };
+  if (handlers.connect) hooks.connect ??= true;
+  if (handlers.disconnect) hooks.disconnect ??= true;
+  if (Object.keys(hooks).length) c.hooks = hooks;
+  const interceptors = { ...(c.interceptors ?? {}) };
+  for (const t of Object.keys(handlers.intercept ?? {})) interceptors[t] ??= true;
+  if (Object.keys(interceptors).length) c.interceptors = interceptors;
+  return c;
+}
+
 /** Thrown by Host.command() when the engine refuses a command. */
 export class CommandError extends Error {
   constructor(code, message) {
@@ -121,6 +156,7 @@ export class Host {
    * @param {boolean} [o.memoryStore]  answer storage calls inside wasm (default true)
    * @param {{apply(request: object): Promise<object|string>}} [o.store]  own storage (when memoryStore is false)
    * @param {(call: {resource: string, action: string, context: object}) => any} [o.guard]  async host guard
+   * @param {Handlers} [o.handlers]  application handlers: {messages: {type: fn}, connect, disconnect, intercept: {type: fn}}
    * @param {{set(at: number, fire: () => void): void, clear(): void}} [o.scheduler]
    * @param {"socket"|"emulate"} [o.ping]  "emulate" where the runtime cannot send WebSocket pings
    * @param {(text: string) => any} [o.encodeShared]  encode a fan-out frame once (sockets' send() gets the result)
@@ -134,8 +170,10 @@ export class Host {
    */
   constructor(o) {
     if (!initialized) throw new Error("call initWasm() before creating a Host");
-    const cfg = typeof o.config === "string" ? o.config : JSON.stringify(o.config);
-    this.config = typeof o.config === "string" ? JSON.parse(o.config) : o.config;
+    this.handlers = o.handlers ?? null;
+    const parsed = typeof o.config === "string" ? JSON.parse(o.config) : o.config;
+    this.config = enableHandlers(parsed, this.handlers);
+    const cfg = JSON.stringify(this.config);
     this.now = o.now ?? Date.now;
     this.engine = new wasm.Engine(cfg, o.seed ?? randomSeed(), o.memoryStore ?? true);
     this.store = o.store ?? null;
@@ -476,6 +514,8 @@ export class Host {
           const d = normalizeDecision(await this.guard({ resource: req.resource, action: req.action, context: req.context }));
           result = { kind: "guard", ...d };
         }
+      } else if (req.kind === "message" || req.kind === "hook" || req.kind === "intercept") {
+        result = await this.runHandler(req);
       } else if (req.kind === "fetch") {
         result = await fetchDocument(req.url, Math.max(1, a.deadline - this.now()));
       } else if (req.kind === "store") {
@@ -490,11 +530,70 @@ export class Host {
       result =
         req.kind === "guard"
           ? { kind: "guard", decision: "deny", message: null }
-          : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
+          : req.kind === "message" || req.kind === "hook" || req.kind === "intercept"
+            ? { kind: "handler", failed: String(e?.message ?? e) }
+            : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
     }
     const json = JSON.stringify(result);
     this.run(() => this.engine.completed(this.now(), a.op, json));
     if (a.conn !== undefined && a.conn !== null) this.onConnState?.(a.conn);
+  }
+
+  /**
+   * Run an application handler, hook or interceptor for a host call; the answer
+   * ({kind: "handler", reply?, error?, commands?, user?, meta?, modified?, failed?}).
+   * Message handlers return the reply (undefined: none) and throw HandlerError to
+   * answer an error; hooks and interceptors return an answer object (or nothing).
+   */
+  async runHandler(req) {
+    // Run outside the batch that made the call, so the handler's commands run at once.
+    await null;
+    const h = this.handlers ?? {};
+    const fn =
+      req.kind === "message"
+        ? h.messages?.[req.type]
+        : req.kind === "hook"
+          ? h[req.hook]
+          : h.intercept?.[req.type];
+    if (typeof fn !== "function") {
+      const what = req.kind === "hook" ? `${req.hook} hook` : `${req.kind} handler for \`${req.type}\``;
+      this.log(`no ${what} is registered`);
+      return { kind: "handler", failed: `no ${what} is registered` };
+    }
+    const ctx = this.handlerContext(req.client.clientId);
+    const call = req.kind === "message" ? { type: req.type, data: req.data, requestId: req.requestId, client: req.client } : req;
+    try {
+      const out = await fn(call, ctx);
+      if (req.kind === "message") return out === undefined ? { kind: "handler" } : { kind: "handler", reply: out };
+      return { kind: "handler", ...(out && typeof out === "object" ? out : {}) };
+    } catch (e) {
+      if (e instanceof HandlerError) {
+        return { kind: "handler", error: { code: e.code, message: e.message, ...(e.closeCode ? { closeCode: e.closeCode } : {}) } };
+      }
+      this.log(`application handler failed: ${e?.stack ?? e}`);
+      return { kind: "handler", failed: String(e?.message ?? e) };
+    }
+  }
+
+  /** What a handler gets: the caller's id and the server API. */
+  handlerContext(clientId) {
+    const run = (command) => {
+      try {
+        return this.command(command);
+      } catch (e) {
+        return { error: { code: e.code ?? "INTERNAL_ERROR", message: e.message } };
+      }
+    };
+    return {
+      clientId,
+      /** Send `message` verbatim to the caller (several times to stream). */
+      send: (message) => run({ command: "sendTo", clientId, message }),
+      /** Put the caller in a room / take it out. */
+      join: (room) => run({ command: "joinRoom", clientId, room }),
+      leave: (room) => run({ command: "leaveRoom", clientId, room }),
+      /** Any server-API command ({command: "broadcast", ...}). */
+      command: (command) => run(command),
+    };
   }
 
   // ---------------------------------------------------------------- observability

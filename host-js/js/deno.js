@@ -18,7 +18,7 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
  */
 export async function serveDeno(o) {
   initFromFile();
-  const host = new Host({ config: o.config, guard: o.guard, store: o.store, memoryStore: !o.store, ping: "emulate", log: o.log, publicInfo: o.publicInfo });
+  const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, ping: "emulate", log: o.log, publicInfo: o.publicInfo });
   if (o.testControl) installTestControl(host, { name: "deno", memoryStore: !o.store });
   const idleTimeout = Math.max(1, Math.round((host.config.heartbeatInterval ?? 30000) / 1000));
   const heartbeat = (host.config.heartbeatInterval ?? 30000) > 0;

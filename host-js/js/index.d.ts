@@ -60,6 +60,82 @@ export interface Store {
   apply(request: StoreRequest): Promise<object | string>;
 }
 
+/** The connection a handler call is about. */
+export interface ClientContext {
+  clientId: string;
+  /** `{id, role, scopes, ...claims}` or null when anonymous. */
+  user: Record<string, unknown> | null;
+  /** The route pattern, e.g. `/ws/game/:sessionId`. */
+  route: string;
+  params: Record<string, string>;
+  tenant?: string;
+  /** Metadata the connect hook attached (null when none). */
+  meta: unknown;
+}
+
+/** An application message for its handler. */
+export interface MessageCall {
+  type: string;
+  data: unknown;
+  requestId: unknown;
+  client: ClientContext;
+}
+
+/** A hook call (`connect`, `disconnect`) or an interceptor call. */
+export interface HookCall {
+  kind: "hook";
+  hook: "connect" | "disconnect";
+  client: ClientContext;
+  code?: number;
+  reason?: string;
+  peer?: string;
+}
+export interface InterceptCall {
+  kind: "intercept";
+  type: string;
+  message: Record<string, unknown>;
+  requestId: unknown;
+  client: ClientContext;
+}
+
+/** The answer of a hook or interceptor (PROTOCOL.md §20.4). */
+export interface HandlerAnswer {
+  reply?: unknown;
+  error?: { code: string; message?: string; closeCode?: number };
+  commands?: object[];
+  user?: Record<string, unknown> | null;
+  meta?: unknown;
+  modified?: Record<string, unknown>;
+}
+
+/** What handlers get besides their call. */
+export interface HandlerContext {
+  clientId: string;
+  /** Send `message` verbatim to the caller (several times to stream). */
+  send(message: unknown): unknown;
+  join(room: string): unknown;
+  leave(room: string): unknown;
+  /** Any server-API command. */
+  command(command: object): unknown;
+}
+
+/** Application handlers (same names on every JS host and in Rust). */
+export interface Handlers {
+  /** By message type: return the reply (undefined: none); throw HandlerError for an error. */
+  messages?: Record<string, (call: MessageCall, ctx: HandlerContext) => unknown | Promise<unknown>>;
+  connect?: (call: HookCall, ctx: HandlerContext) => HandlerAnswer | void | Promise<HandlerAnswer | void>;
+  disconnect?: (call: HookCall, ctx: HandlerContext) => HandlerAnswer | void | Promise<HandlerAnswer | void>;
+  /** By built-in type: return {error} to cancel, {modified} to replace, nothing to let it run. */
+  intercept?: Record<string, (call: InterceptCall, ctx: HandlerContext) => HandlerAnswer | void | Promise<HandlerAnswer | void>>;
+}
+
+/** Thrown by a handler to answer an error (a documented code or UPPER_SNAKE_CASE). */
+export class HandlerError extends Error {
+  constructor(code: string, message?: string, closeCode?: number);
+  code: string;
+  closeCode?: number;
+}
+
 export interface HostOptions {
   /** Engine config (engine keys only; see loadDeployment). */
   config: object | string;
@@ -68,6 +144,8 @@ export interface HostOptions {
   memoryStore?: boolean;
   store?: Store | null;
   guard?: ((call: GuardCall) => GuardDecision | Promise<GuardDecision>) | null;
+  /** Application handlers (PROTOCOL.md §20). */
+  handlers?: Handlers | null;
   scheduler?: Scheduler;
   /** "emulate" where the runtime cannot send WebSocket pings (Deno, workerd). */
   ping?: "socket" | "emulate";

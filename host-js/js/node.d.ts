@@ -1,5 +1,5 @@
 // Types of the node adapter (js/node.js).
-import type { Host, GuardCall, GuardDecision, Store, Deployment } from "./index.js";
+import type { Host, GuardCall, Handlers, GuardDecision, Store, Deployment } from "./index.js";
 export { Host, CommandError, loadDeployment, randomClientId } from "./index.js";
 
 export interface ServeOptions {
@@ -10,6 +10,8 @@ export interface ServeOptions {
   /** Default 127.0.0.1. */
   hostname?: string;
   guard?: (call: GuardCall) => GuardDecision | Promise<GuardDecision>;
+  /** Application handlers (PROTOCOL.md §20). */
+  handlers?: Handlers;
   /** Own store; default: the engine's memory store inside wasm. */
   store?: Store;
   log?: (msg: string) => void;

@@ -77,6 +77,7 @@ function testRequest(host, req, res, path) {
  * @param {number} [o.port]        0 = any free port
  * @param {string} [o.hostname]    default 127.0.0.1
  * @param {Function} [o.guard]     async host guard callback
+ * @param {object} [o.handlers]    application handlers: {messages: {type: fn}, connect, disconnect, intercept: {type: fn}}
  * @param {object} [o.store]       own store ({apply}); default: the engine's memory store
  * @param {boolean} [o.testControl] serve the test control channel (tests only; js/test-control.js)
  * @returns {Promise<{host: Host, server: import("node:http").Server, port: number, close(): Promise<void>}>}
@@ -86,6 +87,7 @@ export async function serveNode(o) {
   const host = new Host({
     config: o.config,
     guard: o.guard,
+    handlers: o.handlers,
     store: o.store,
     memoryStore: !o.store,
     log: o.log,

@@ -110,7 +110,10 @@ export class TestControl {
   /** Held host calls are reported as events instead of executed (Host.intercept). */
   hold(action) {
     const kind = action.request?.kind;
-    if ((kind === "guard" && this.holdGuard) || (kind === "store" && this.holdStore)) {
+    // Handler calls (application messages, hooks, interceptors) are always held: the
+    // vector's scripted handler answers them with `complete`.
+    const handler = kind === "message" || kind === "hook" || kind === "intercept";
+    if (handler || (kind === "guard" && this.holdGuard) || (kind === "store" && this.holdStore)) {
       this.events.push({ event: "call", action });
       return true;
     }

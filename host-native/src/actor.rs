@@ -190,6 +190,9 @@ pub struct Actor {
     fetcher: Option<Fetcher>,
     fetch_tx: mpsc::UnboundedSender<(OpId, FetchResponse)>,
     fetch_rx: Option<mpsc::UnboundedReceiver<(OpId, FetchResponse)>>,
+    /// Application handlers and webhooks; answers come back on `handler_rx`.
+    runner: Option<crate::handlers::Runner>,
+    handler_rx: Option<mpsc::UnboundedReceiver<(OpId, engine::app::HandlerResponse)>>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -228,7 +231,30 @@ impl Actor {
             guard_rx: Some(guard_rx),
             test: None,
             rearm: false,
+            runner: None,
+            handler_rx: None,
         }
+    }
+
+    /// Run application handler calls with `handlers` (closures registered in code)
+    /// or the config's webhooks; `server` is the command handle handlers get.
+    pub fn with_handlers(
+        mut self,
+        handlers: crate::handlers::Handlers,
+        server: crate::handlers::ServerHandle,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let webhooks = crate::handlers::Webhooks::new()
+            .map_err(|e| tracing::error!(error = %e, "webhooks cannot be called"))
+            .ok();
+        self.runner = Some(crate::handlers::Runner {
+            handlers,
+            webhooks,
+            server,
+            tx,
+        });
+        self.handler_rx = Some(rx);
+        self
     }
 
     /// Serve the test control channel (see [`crate::testctl`]).
@@ -260,6 +286,7 @@ impl Actor {
         let mut store_open = true;
         let mut guard_rx = self.guard_rx.take();
         let mut fetch_rx = self.fetch_rx.take();
+        let mut handler_rx = self.handler_rx.take();
         loop {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
@@ -300,6 +327,9 @@ impl Actor {
                 }
                 Some((op, response)) = recv_any(&mut fetch_rx) => {
                     self.input(self.now(), Input::Completed { op, result: HostResult::Fetch(response) });
+                }
+                Some((op, response)) = recv_any(&mut handler_rx) => {
+                    self.input(self.now(), Input::Completed { op, result: HostResult::Handler(Box::new(response)) });
                 }
                 Some((op, decision)) = recv_any(&mut guard_rx) => {
                     self.input(self.now(), Input::Completed { op, result: HostResult::Guard(decision) });
@@ -510,6 +540,26 @@ impl Actor {
                         self.complete_now(now, op, HostResult::Guard(decision));
                     }
                 },
+                HostRequest::Message(_) | HostRequest::Hook(_) | HostRequest::Intercept(_) => {
+                    let client_id = match &request {
+                        HostRequest::Message(c) => c.client.client_id.clone(),
+                        HostRequest::Hook(c) => c.client.client_id.clone(),
+                        HostRequest::Intercept(c) => c.client.client_id.clone(),
+                        _ => String::new(),
+                    };
+                    match &self.runner {
+                        Some(runner) => {
+                            let budget = Duration::from_millis(deadline.since(now).max(1));
+                            runner.spawn(self.engine.config(), op, client_id, request, budget);
+                        }
+                        None => {
+                            let r = engine::app::HandlerResponse::failed(
+                                "this server runs no application handlers",
+                            );
+                            self.complete_now(now, op, HostResult::Handler(Box::new(r)));
+                        }
+                    }
+                }
                 HostRequest::Fetch(FetchRequest { url }) => match &self.fetcher {
                     Some(fetcher) => {
                         let (fetcher, tx) = (fetcher.clone(), self.fetch_tx.clone());

@@ -15,6 +15,13 @@
 //! | `POST /admin/send` `{clientId, message}` | `sendTo` |
 //! | `POST /admin/disconnect` `{clientId, reason?}`, `DELETE /admin/clients/{clientId}` | `disconnect` |
 //! | `POST /admin/command` `{"command": ..., ...}` | any command |
+//! | `POST /admin/rooms` `{room, description?, capacity?, metadata?}` | `createRoom` |
+//! | `GET /admin/rooms/{room}` | `roomInfo` |
+//! | `DELETE /admin/rooms/{room}` | `deleteRoom` |
+//! | `POST /admin/rooms/{room}/members` `{clientId}` | `joinRoom` |
+//! | `DELETE /admin/rooms/{room}/members/{clientId}` | `leaveRoom` |
+//! | `POST /admin/rooms/{room}/send` `{message, exceptClientId?}` | `sendToRoom` |
+//! | `GET /admin/clients/{clientId}` | `clientInfo` |
 //! | `GET /admin/resources/{r}?limit=&cursor=&filter=` | store `list` |
 //! | `GET /admin/resources/{r}/{id}` | store `get` |
 //! | `POST /admin/resources/{r}` (record) | `insert` → 201 `{record, delivered}` |
@@ -143,6 +150,41 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
                 channel: (*channel).to_string(),
             };
             ("presence", command(state, cmd).await)
+        }
+        // Room control (PROTOCOL.md §18, §20.7).
+        (&Method::POST, ["rooms"]) => ("rooms", body_command(state, req, Some("createRoom")).await),
+        (&Method::GET, ["rooms", room]) => {
+            let cmd = Command::RoomInfo {
+                room: (*room).to_string(),
+            };
+            ("rooms", command(state, cmd).await)
+        }
+        (&Method::DELETE, ["rooms", room]) => {
+            let cmd = Command::DeleteRoom {
+                room: (*room).to_string(),
+            };
+            ("rooms", command(state, cmd).await)
+        }
+        (&Method::POST, ["rooms", room, "members"]) => (
+            "rooms",
+            body_command_with(state, req, Some("joinRoom"), &[("room", room)]).await,
+        ),
+        (&Method::DELETE, ["rooms", room, "members", client_id]) => {
+            let cmd = Command::LeaveRoom {
+                client_id: (*client_id).to_string(),
+                room: (*room).to_string(),
+            };
+            ("rooms", command(state, cmd).await)
+        }
+        (&Method::POST, ["rooms", room, "send"]) => (
+            "rooms",
+            body_command_with(state, req, Some("sendToRoom"), &[("room", room)]).await,
+        ),
+        (&Method::GET, ["clients", client_id]) => {
+            let cmd = Command::ClientInfo {
+                client_id: (*client_id).to_string(),
+            };
+            ("clients", command(state, cmd).await)
         }
         (&Method::DELETE, ["clients", client_id]) => {
             let cmd = Command::Disconnect {
@@ -311,12 +353,25 @@ async fn body_command(
     req: Request<Incoming>,
     tag: Option<&str>,
 ) -> Response<Body> {
+    body_command_with(state, req, tag, &[]).await
+}
+
+/// [`body_command`] with fields taken from the path (they win over the body's).
+async fn body_command_with(
+    state: &AppState,
+    req: Request<Incoming>,
+    tag: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Response<Body> {
     let mut body = match read_object(state, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     if let Some(tag) = tag {
         body.insert("command".into(), Value::String(tag.into()));
+    }
+    for (k, v) in fields {
+        body.insert((*k).into(), Value::String((*v).into()));
     }
     match serde_path_to_error::deserialize::<_, Command>(Value::Object(body)) {
         Ok(cmd) => command(state, cmd).await,

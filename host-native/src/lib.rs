@@ -35,6 +35,7 @@ pub mod config;
 pub mod console;
 pub mod fetch;
 pub mod guard;
+pub mod handlers;
 pub mod http;
 pub mod ids;
 pub mod metrics;

@@ -82,6 +82,7 @@ pub struct ServerBuilder {
     deployment: Deployment,
     guard: Option<GuardCallback>,
     test_control: bool,
+    handlers: crate::handlers::Handlers,
 }
 
 impl ServerBuilder {
@@ -91,6 +92,7 @@ impl ServerBuilder {
             deployment,
             guard: None,
             test_control: false,
+            handlers: crate::handlers::Handlers::default(),
         }
     }
 
@@ -118,8 +120,70 @@ impl ServerBuilder {
 
     /// Start serving. The listen address may use port 0; see
     /// [`RunningServer::local_addr`].
-    pub async fn start(self) -> anyhow::Result<RunningServer> {
-        start_server(self.deployment, self.guard, self.test_control).await
+    /// Handle the application message type `message_type` with an async closure
+    /// (declared with defaults if the config does not declare it). The closure gets the
+    /// call and a [`crate::handlers::Ctx`] (the caller's id, `send` to stream to it, the
+    /// server's command handle) and returns a reply value, a
+    /// [`crate::handlers::HandlerError`], `Result` of the two, `()` for no reply, or a
+    /// full [`crate::handlers::HandlerResponse`].
+    pub fn on_message<F, Fut, R>(mut self, message_type: &str, f: F) -> Self
+    where
+        F: Fn(crate::handlers::MessageCall, crate::handlers::Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Into<crate::handlers::HandlerResponse>,
+    {
+        self.handlers.on_message(message_type, f);
+        self
+    }
+
+    /// The `connect` hook: after authentication, before the welcome. Return a
+    /// `HandlerResponse` with `error` to refuse, `user` to replace the user, `meta` to
+    /// attach metadata, `commands` for server-side joins.
+    pub fn on_connect<F, Fut, R>(mut self, f: F) -> Self
+    where
+        F: Fn(crate::handlers::HookCall, crate::handlers::Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Into<crate::handlers::HandlerResponse>,
+    {
+        self.handlers.on_hook(crate::handlers::HookKind::Connect, f);
+        self
+    }
+
+    /// The `disconnect` hook: told when a welcomed connection ends (code, reason).
+    pub fn on_disconnect<F, Fut, R>(mut self, f: F) -> Self
+    where
+        F: Fn(crate::handlers::HookCall, crate::handlers::Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Into<crate::handlers::HandlerResponse>,
+    {
+        self.handlers
+            .on_hook(crate::handlers::HookKind::Disconnect, f);
+        self
+    }
+
+    /// Intercept a built-in message type (`publish`, `room:message`, `direct`,
+    /// `insert`, `update`, `delete`, `subscribe`, `join`): answer `error` to cancel,
+    /// `modified` to run another message of the same type, nothing to let it run.
+    pub fn intercept<F, Fut, R>(mut self, message_type: &str, f: F) -> Self
+    where
+        F: Fn(crate::handlers::InterceptCall, crate::handlers::Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        R: Into<crate::handlers::HandlerResponse>,
+    {
+        self.handlers.intercept(message_type, f);
+        self
+    }
+
+    /// Start serving.
+    pub async fn start(mut self) -> anyhow::Result<RunningServer> {
+        self.handlers.enable_in(&mut self.deployment.engine);
+        start_server(
+            self.deployment,
+            self.guard,
+            self.test_control,
+            self.handlers,
+        )
+        .await
     }
 }
 
@@ -127,6 +191,7 @@ async fn start_server(
     deployment: Deployment,
     guard: Option<GuardCallback>,
     test_control: bool,
+    handlers: crate::handlers::Handlers,
 ) -> anyhow::Result<RunningServer> {
     let Deployment { server, mut engine } = deployment;
     // Never promise more connections than the process has file descriptors for.
@@ -199,8 +264,10 @@ async fn start_server(
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
 
     let (actor_handle, actor_rx) = Actor::channel();
+    let server_handle = crate::handlers::ServerHandle::new(actor_handle.clone());
     let actor = Actor::new(engine, store_handle.clone(), metrics.clone())
         .with_guard(guard)
+        .with_handlers(handlers, server_handle)
         .with_test_control(actor_test);
     let actor_task = tokio::spawn(actor.run(actor_rx, completions_rx));
 
@@ -381,6 +448,12 @@ impl RunningServer {
                 store: None,
             }),
         }
+    }
+
+    /// The server's command handle: broadcast, send, join and leave rooms, disconnect
+    /// from Rust code (the server API without HTTP).
+    pub fn handle(&self) -> crate::handlers::ServerHandle {
+        crate::handlers::ServerHandle::new(self.state.actor.clone())
     }
 
     /// Graceful shutdown: `/readyz` turns 503, the engine refuses new upgrades and closes

@@ -24,6 +24,7 @@
 //! | `input` | `{clientId?, input: {kind: backpressure\|pong\|closed\|text, ...}}` | feed a host report for the connection with that client id (none: a connection id never assigned) |
 //! | `events` | `{waitMs, min}` | the queued events (held calls, command results), waiting up to `waitMs` for `min` |
 //!
+//! Handler calls (application messages, hooks, interceptors) are always held.
 //! Held calls (`hold.guard`, `hold.store`) are not executed: they are reported as
 //! `{"event":"call","action":{...}}` (the engine's `Action::Call` JSON) and wait for a
 //! `complete`. With [`CLIENT_ID_HEADER`] on an upgrade, the host uses that client id
@@ -324,6 +325,11 @@ impl ActorTest {
             engine::HostRequest::Guard { .. } => self.hold.guard,
             // Key-source fetches are always performed (vectors answer them in-process).
             engine::HostRequest::Fetch(_) => false,
+            // Application handlers, hooks and interceptors: the vector's scripted
+            // handler answers them (`complete`).
+            engine::HostRequest::Message(_)
+            | engine::HostRequest::Hook(_)
+            | engine::HostRequest::Intercept(_) => true,
         };
         if held {
             let action = serde_json::to_value(action).unwrap_or(Value::Null);

@@ -56,6 +56,7 @@ impl Engine {
             code,
             reason: reason[..end].to_string(),
         });
+        self.conns[slot].closed_with = Some((code, reason[..end].to_string()));
         self.detach(slot);
         self.conns[slot].closing = true;
     }
@@ -77,7 +78,7 @@ impl Engine {
     }
 
     /// The host reports the connection gone.
-    pub(super) fn closed(&mut self, conn: ConnId) {
+    pub(super) fn closed(&mut self, now: Millis, conn: ConnId, code: Option<u16>) {
         let Some(&slot) = self.by_conn.get(&conn) else {
             self.metrics.unknown_connection_inputs += 1;
             return;
@@ -107,6 +108,7 @@ impl Engine {
         }
         self.metrics.disconnections += 1;
         self.metrics.current_connections -= 1;
+        self.run_disconnect_hook(now, &c, code);
     }
 
     /// Fire every deadline that is due.

@@ -5,10 +5,12 @@
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
 mod expiry;
+mod handlers;
 mod key_sources;
 mod lifecycle;
 mod requests;
 mod resources;
+mod room_control;
 mod server_api;
 mod streams;
 mod upgrade;
@@ -199,6 +201,10 @@ pub struct Engine {
     namespaces: crate::namespace::Namespaces,
     /// What orders the streams (offsets, epochs, history).
     broker: crate::broker::MemoryBroker,
+    /// Application guards and schemas, compiled once.
+    app: Arc<handlers::Compiled>,
+    /// Rooms created through the server API (description, capacity, metadata).
+    room_meta: BTreeMap<String, room_control::RoomMeta>,
 }
 
 impl Engine {
@@ -220,6 +226,7 @@ impl Engine {
                     .map(|(path, problem)| crate::error::ConfigIssue { path, problem })
                     .collect(),
             })?;
+        let app = handlers::compile(&config)?;
         let mut timers = Timers::default();
         for (i, source) in auth.sources.sources.iter().enumerate() {
             timers.reschedule(timers::TimerKey::KeySource(i), None, source.deadline());
@@ -248,6 +255,8 @@ impl Engine {
             abandoned: BTreeMap::new(),
             namespaces,
             broker: crate::broker::MemoryBroker::default(),
+            app,
+            room_meta: BTreeMap::new(),
         })
     }
 
@@ -280,12 +289,15 @@ impl Engine {
                 }
             }
             Input::Backpressure { conn, buffered } => self.backpressure(conn, buffered),
-            Input::Closed { conn, code: _ } => self.closed(conn),
+            Input::Closed { conn, code } => self.closed(now, conn, code),
             Input::Timeout => self.timeout(now),
             Input::Completed {
                 op,
                 result: HostResult::Fetch(response),
             } => self.fetch_completed(now, op, &response),
+            Input::Completed { op, result } if self.is_handler_call(op) => {
+                self.handler_completed(now, op, result)
+            }
             Input::Completed { op, result } => self.completed(now, op, result),
             Input::Command { tag, command } => self.command(now, tag, command),
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::handlers::RoomAction;
 use super::resources::{clip, ResourceOp};
 use super::Engine;
 use crate::config::ChangeKind;
@@ -70,16 +71,39 @@ impl Engine {
             }
             c.rate_violations = 0;
         }
+        if self.conns[slot].awaiting_connect {
+            let rid = match codec.decode(frame) {
+                Ok(r) => r.request_id,
+                Err(e) => e.request_id,
+            };
+            return self.not_admitted(slot, rid);
+        }
         match codec.decode(frame) {
             Ok(req) => {
                 self.metrics.received(req.message.type_name());
                 self.dispatch(now, slot, req);
             }
-            Err(e) => self.send_error(slot, e.code, e.message, e.request_id),
+            Err(e) => {
+                if let Some(unknown) = e.unknown {
+                    let (message_type, data) = *unknown;
+                    let rid = e.request_id.clone();
+                    if self.app_message(now, slot, message_type, data, rid) {
+                        return;
+                    }
+                }
+                self.send_error(slot, e.code, e.message, e.request_id)
+            }
         }
     }
 
     fn dispatch(&mut self, now: Millis, slot: usize, req: Request) {
+        if let Some(req) = self.maybe_intercept(now, slot, req) {
+            self.dispatch_checked(now, slot, req);
+        }
+    }
+
+    /// Execute a request (after its interceptor, if any).
+    pub(super) fn dispatch_checked(&mut self, now: Millis, slot: usize, req: Request) {
         let rid = req.request_id;
         match req.message {
             ClientMessage::Ping => self.send(
@@ -340,9 +364,25 @@ impl Engine {
         if let Err(m) = self.check_name("room", &room) {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
+        if let Err((code, m)) = self.room_permitted(slot, RoomAction::Join, &room) {
+            return self.send_error(slot, code, m, rid);
+        }
+        if let Err((code, m)) = self.join_room(slot, room, rid.clone()) {
+            self.send_error(slot, code, m, rid);
+        }
+    }
+
+    /// Put `slot` in `room` (limits and capacity apply; permissions are the caller's):
+    /// `joined` to it (with `rid`), `room:joined` to the others.
+    pub(super) fn join_room(
+        &mut self,
+        slot: usize,
+        room: String,
+        rid: Rid,
+    ) -> Result<(), (ErrorCode, String)> {
         if self.conns[slot].state.rooms.contains(&room) {
             let members = self.hub.room_members(&room).map_or(0, |m| m.len());
-            return self.send(
+            self.send(
                 slot,
                 &ServerMessage::Joined {
                     room,
@@ -350,38 +390,33 @@ impl Engine {
                     request_id: rid,
                 },
             );
+            return Ok(());
         }
         if self.conns[slot].state.rooms.len() >= self.config.limits.max_rooms_per_connection {
-            return self.send_error(
-                slot,
+            return Err((
                 ErrorCode::LimitExceeded,
                 format!(
                     "at most {} rooms per connection",
                     self.config.limits.max_rooms_per_connection
                 ),
-                rid,
-            );
+            ));
         }
         let current = self.hub.room_members(&room).map(|m| m.len());
         if current.is_none() && self.hub.room_count() >= self.config.rooms.max_rooms {
-            return self.send_error(
-                slot,
+            return Err((
                 ErrorCode::LimitExceeded,
                 format!(
                     "the server holds at most {} rooms",
                     self.config.rooms.max_rooms
                 ),
-                rid,
-            );
+            ));
         }
-        let capacity = self.config.room_capacity(&room);
+        let capacity = self.room_capacity(&room);
         if current.unwrap_or(0) >= capacity {
-            return self.send_error(
-                slot,
+            return Err((
                 ErrorCode::RoomFull,
                 format!("room `{room}` is full ({capacity} members)"),
-                rid,
-            );
+            ));
         }
         let others: Vec<(usize, ConnId)> = self.room_peers(&room, slot);
         let members = self.hub.join_room(slot, &room);
@@ -402,6 +437,7 @@ impl Engine {
             &others,
             Outbound::Message(&ServerMessage::RoomJoined { room, member }),
         );
+        Ok(())
     }
 
     /// Members of `room` other than `slot`.
@@ -468,6 +504,9 @@ impl Engine {
                 rid,
             );
         }
+        if let Err((code, m)) = self.room_permitted(slot, RoomAction::Message, &room) {
+            return self.send_error(slot, code, m, rid);
+        }
         let others = self.room_peers(&room, slot);
         let msg = ServerMessage::RoomMessage {
             room,
@@ -496,6 +535,9 @@ impl Engine {
                 format!("only members of room `{}` may list it", clip(&room)),
                 rid,
             );
+        }
+        if let Err((code, m)) = self.room_permitted(slot, RoomAction::Members, &room) {
+            return self.send_error(slot, code, m, rid);
         }
         let members = self
             .hub

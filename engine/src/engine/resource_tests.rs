@@ -56,6 +56,11 @@ impl R {
                             HostResult::Guard((self.host_guard)(&context))
                         }
                         HostRequest::Fetch(_) => HostResult::Fetch(Default::default()),
+                        HostRequest::Message(_)
+                        | HostRequest::Hook(_)
+                        | HostRequest::Intercept(_) => HostResult::Handler(Box::new(
+                            crate::app::HandlerResponse::failed("no handlers in these tests"),
+                        )),
                     };
                     self.e
                         .handle(Millis(T0), Input::Completed { op: *op, result })

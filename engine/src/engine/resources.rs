@@ -134,6 +134,8 @@ pub(crate) enum Continuation {
     Prefetch(Box<ResourceOp>),
     /// The host guard answered; resume the pipeline.
     HostGuard(Box<ResourceOp>),
+    /// An application handler, hook or interceptor answered (see `handlers.rs`).
+    Handler(super::handlers::HandlerThen),
 }
 
 fn store_error(kind: StoreErrorKind) -> (ErrorCode, &'static str) {
@@ -204,7 +206,7 @@ impl Engine {
     }
 
     /// The user of `slot` as filters and host guards see it.
-    fn user_subject(&self, slot: usize) -> Option<Value> {
+    pub(super) fn user_subject(&self, slot: usize) -> Option<Value> {
         self.user_view(slot).map(|v| v.subject.clone())
     }
 
@@ -237,7 +239,7 @@ impl Engine {
     }
 
     /// The slot of the connection a call belongs to, if it is still the same client.
-    fn call_slot(&self, call: &PendingCall) -> Option<usize> {
+    pub(super) fn call_slot(&self, call: &PendingCall) -> Option<usize> {
         let slot = *self.by_conn.get(&call.conn?)?;
         (self.conns[slot].state.client_id == call.client_id).then_some(slot)
     }
@@ -1164,6 +1166,9 @@ impl Engine {
         };
         self.metrics.pending_calls = self.pending.len() as u64;
         self.metrics.timed_out_calls += 1;
+        if self.handler_timed_out(&call) {
+            return;
+        }
         let slot = self.call_slot(&call);
         if let Continuation::Store { request, .. } = &call.then {
             if !matches!(

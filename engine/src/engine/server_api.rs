@@ -172,6 +172,76 @@ pub enum Command {
     Rooms,
     /// Engine counters.
     Metrics,
+    /// Send `message` verbatim to every connection of a user.
+    #[serde(rename_all = "camelCase")]
+    SendToUser {
+        /// The user id.
+        user_id: String,
+        /// Any JSON value, sent as is.
+        message: Value,
+    },
+    /// Create (or update) a room: description, capacity and metadata. A created room
+    /// exists until deleted, even without members.
+    #[serde(rename_all = "camelCase")]
+    CreateRoom {
+        /// Room name.
+        room: String,
+        /// A description shown in room info.
+        #[serde(default)]
+        description: Option<String>,
+        /// Member limit (default `rooms.maxConnections` or its override).
+        #[serde(default)]
+        capacity: Option<usize>,
+        /// Any JSON value kept with the room.
+        #[serde(default)]
+        metadata: Option<Value>,
+    },
+    /// Delete a room: every member gets `left` and leaves.
+    #[serde(rename_all = "camelCase")]
+    DeleteRoom {
+        /// Room name.
+        room: String,
+    },
+    /// Put a client in a room (room permissions are not consulted; limits and capacity
+    /// are). The client gets `joined`, the other members `room:joined`.
+    #[serde(rename_all = "camelCase")]
+    JoinRoom {
+        /// The client.
+        client_id: String,
+        /// Room name.
+        room: String,
+    },
+    /// Take a client out of a room: it gets `left`, the others `room:left`.
+    #[serde(rename_all = "camelCase")]
+    LeaveRoom {
+        /// The client.
+        client_id: String,
+        /// Room name.
+        room: String,
+    },
+    /// Send `message` verbatim to every member of a room (except `exceptClientId`).
+    #[serde(rename_all = "camelCase")]
+    SendToRoom {
+        /// Room name.
+        room: String,
+        /// Any JSON value, sent as is.
+        message: Value,
+        /// A member not to send it to (e.g. the sender).
+        #[serde(default)]
+        except_client_id: Option<String>,
+    },
+    /// A room: members, capacity, description, metadata.
+    #[serde(rename_all = "camelCase")]
+    RoomInfo {
+        /// Room name.
+        room: String,
+    },
+    /// One client: user, route, params, tenant, metadata, rooms, subscriptions.
+    #[serde(rename_all = "camelCase")]
+    ClientInfo {
+        /// The client.
+        client_id: String,
+    },
 }
 
 /// Why a command failed.
@@ -215,7 +285,11 @@ impl Engine {
     }
 
     /// The commands answered right away.
-    fn immediate_command(&mut self, now: Millis, cmd: Command) -> Result<Value, CommandError> {
+    pub(super) fn immediate_command(
+        &mut self,
+        now: Millis,
+        cmd: Command,
+    ) -> Result<Value, CommandError> {
         match cmd {
             Command::Insert { .. } | Command::Update { .. } | Command::Delete { .. } => Err(err(
                 ErrorCode::InternalError,
@@ -376,13 +450,14 @@ impl Engine {
                         json!({
                             "room": name,
                             "members": members,
-                            "maxConnections": self.config.room_capacity(name),
+                            "maxConnections": self.room_capacity(name),
                         })
                     })
                     .collect(),
             )),
             Command::Metrics => serde_json::to_value(&self.metrics)
                 .map_err(|e| err(ErrorCode::InternalError, e.to_string())),
+            cmd => self.room_command(now, cmd),
         }
     }
 

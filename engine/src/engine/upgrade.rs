@@ -64,6 +64,8 @@ impl Engine {
 
 struct Accepted {
     route: usize,
+    params: std::collections::BTreeMap<String, String>,
+    tenant: Option<String>,
     user: Option<User>,
     /// The token's `exp` (seconds), if it has one.
     exp: Option<i64>,
@@ -80,32 +82,18 @@ impl Engine {
                 "server is shutting down; reconnect to another instance",
             ));
         }
-        // Route: exact path (trailing slash ignored); host-specific routes win.
-        let path = normalize_path(&req.path);
+        // Route: see `crate::routes` (host-specific and literal routes win).
         let host = req.host();
-        let route_index = self
-            .config
-            .routes
-            .iter()
-            .position(|r| {
-                normalize_path(&r.path) == path
-                    && r.host.is_some()
-                    && r.host.as_deref().map(str::to_ascii_lowercase) == host
-            })
-            .or_else(|| {
-                self.config
-                    .routes
-                    .iter()
-                    .position(|r| normalize_path(&r.path) == path && r.host.is_none())
-            })
-            .ok_or_else(|| {
-                Rejection::new(
-                    404,
-                    ErrorCode::NotFound,
-                    "unknown_route",
-                    format!("no WebSocket route at `{}`", truncate(&req.path, 200)),
-                )
-            })?;
+        let (route_index, params) =
+            crate::routes::match_route(&self.config.routes, &req.path, host.as_deref())
+                .ok_or_else(|| {
+                    Rejection::new(
+                        404,
+                        ErrorCode::NotFound,
+                        "unknown_route",
+                        format!("no WebSocket route at `{}`", truncate(&req.path, 200)),
+                    )
+                })?;
         let route = &self.config.routes[route_index];
         // Origin.
         if let Some(origin) = req.header("origin") {
@@ -192,8 +180,14 @@ impl Engine {
             .into_iter()
             .find(|p| *p == SUBPROTOCOL)
             .map(str::to_string);
+        let tenant = route.tenant.as_ref().map(|t| match t.strip_prefix(':') {
+            Some(p) => params.get(p).cloned().unwrap_or_default(),
+            None => t.clone(),
+        });
         Ok(Accepted {
             route: route_index,
+            params,
+            tenant,
             user,
             exp,
             protocol,
@@ -268,6 +262,9 @@ impl Engine {
             heartbeat,
             next_subscription: 0,
             expiry: None,
+            params: accepted.params,
+            tenant: accepted.tenant,
+            meta: None,
         };
         let slot = self.insert_connection(conn, state);
         self.metrics.connections += 1;
@@ -275,7 +272,21 @@ impl Engine {
             conn,
             protocol: accepted.protocol,
         });
+        if self.connect_hook_on() {
+            // The welcome waits for the application's `connect` hook (handlers.rs).
+            self.arm_expiry(now, slot, accepted.exp);
+            self.run_connect_hook(now, slot);
+        } else {
+            self.welcome(now, slot);
+            self.arm_expiry(now, slot, accepted.exp);
+        }
+        Ok(())
+    }
+
+    /// Send the welcome frame.
+    pub(super) fn welcome(&mut self, now: Millis, slot: usize) {
         let user = self.conns[slot].public_user();
+        let client_id = self.conns[slot].state.client_id.clone();
         self.send(
             slot,
             &ServerMessage::Connected {
@@ -285,8 +296,6 @@ impl Engine {
                 protocol_version: PROTOCOL_VERSION,
             },
         );
-        self.arm_expiry(now, slot, accepted.exp);
-        Ok(())
     }
 
     /// Register a connection in every map and arm its heartbeat timer.
@@ -307,6 +316,8 @@ impl Engine {
             closing: false,
             pending: 0,
             buffered: 0,
+            awaiting_connect: false,
+            closed_with: None,
         });
         self.by_conn.insert(conn, slot);
         self.by_client.insert(client_id, slot);
@@ -349,15 +360,6 @@ impl Engine {
     }
 }
 
-fn normalize_path(p: &str) -> &str {
-    let p = p.split('?').next().unwrap_or(p);
-    if p.len() > 1 {
-        p.trim_end_matches('/')
-    } else {
-        p
-    }
-}
-
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -367,16 +369,4 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_normalize() {
-        assert_eq!(normalize_path("/ws/"), "/ws");
-        assert_eq!(normalize_path("/"), "/");
-        assert_eq!(normalize_path("/ws?x=1"), "/ws");
-    }
 }

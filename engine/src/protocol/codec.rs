@@ -22,6 +22,9 @@ pub struct DecodeError {
     pub message: String,
     /// The `requestId`, if the frame was an object that carried one.
     pub request_id: Option<Value>,
+    /// For `UNKNOWN_MESSAGE_TYPE`: the type and the `data` field (null when absent),
+    /// so the engine can dispatch a type the deployment declares in `[messages]`.
+    pub unknown: Option<Box<(String, Value)>>,
 }
 
 /// Something to encode.
@@ -77,6 +80,7 @@ impl Codec for JsonCodec {
             code: ErrorCode::InvalidJson,
             message: format!("Invalid JSON format: {e}"),
             request_id: None,
+            unknown: None,
         })?;
         decode_value(value)
     }
@@ -106,6 +110,7 @@ pub fn decode_value(value: Value) -> Result<Request, DecodeError> {
                 json_kind(&value)
             ),
             request_id: None,
+            unknown: None,
         });
     };
     let request_id = map.remove("requestId");
@@ -116,6 +121,7 @@ pub fn decode_value(value: Value) -> Result<Request, DecodeError> {
                 code: ErrorCode::InvalidMessage,
                 message: format!("`type` must be a string, got {}", json_kind(other)),
                 request_id,
+                unknown: None,
             })
         }
         None => {
@@ -123,14 +129,17 @@ pub fn decode_value(value: Value) -> Result<Request, DecodeError> {
                 code: ErrorCode::InvalidMessage,
                 message: "missing `type` field".into(),
                 request_id,
+                unknown: None,
             })
         }
     };
     if !CLIENT_TYPES.contains(&type_name.as_str()) {
+        let data = map.remove("data").unwrap_or(Value::Null);
         return Err(DecodeError {
             code: ErrorCode::UnknownMessageType,
             message: format!("Unknown message type: {}", truncate(&type_name, 64)),
             request_id,
+            unknown: Some(Box::new((type_name, data))),
         });
     }
     match serde_json::from_value::<ClientMessage>(Value::Object(map)) {
@@ -142,6 +151,7 @@ pub fn decode_value(value: Value) -> Result<Request, DecodeError> {
             code: ErrorCode::InvalidMessage,
             message: format!("invalid `{type_name}` message: {e}"),
             request_id,
+            unknown: None,
         }),
     }
 }

@@ -621,6 +621,27 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         request_id: Option<Value>,
     },
+    /// The answer of an application message's handler.
+    #[serde(rename = "reply", rename_all = "camelCase")]
+    Reply {
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+        /// What the handler replied (any JSON value).
+        data: Value,
+    },
+    /// An error chosen by application code (a handler, hook or interceptor): its code is
+    /// a documented one or the application's own (`[A-Z][A-Z0-9_]*`).
+    #[serde(rename = "error", rename_all = "camelCase")]
+    AppError {
+        /// The code.
+        code: String,
+        /// The application's message.
+        message: String,
+        /// Echoed request id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<Value>,
+    },
     /// Answer to `presence`.
     #[serde(rename = "presence", rename_all = "camelCase")]
     Presence {
@@ -708,7 +729,8 @@ impl ServerMessage {
             ServerMessage::PresenceStats { .. } => "presence:stats",
             ServerMessage::PresenceJoin { .. } => "presence:join",
             ServerMessage::PresenceLeave { .. } => "presence:leave",
-            ServerMessage::Error { .. } => "error",
+            ServerMessage::Reply { .. } => "reply",
+            ServerMessage::AppError { .. } | ServerMessage::Error { .. } => "error",
         }
     }
 }

@@ -8,10 +8,12 @@ mod fanout;
 mod filters;
 mod frames;
 mod guards;
+mod handlers;
 mod heartbeat;
 mod hostcalls;
 mod identity;
 mod limits;
+mod room_control;
 mod rooms;
 mod server_api;
 mod streams;
@@ -40,5 +42,7 @@ pub fn all() -> Vec<Sc> {
     v.extend(server_api::scenarios());
     v.extend(fanout::scenarios());
     v.extend(streams::scenarios());
+    v.extend(handlers::scenarios());
+    v.extend(room_control::scenarios());
     v
 }
