@@ -263,6 +263,15 @@ export type ClientPresenceStats = {
 };
 
 /**
+ * `application message`: A message of a type the deployment declares (`[messages.<type>]`): `data` (null when absent) is checked against the type's JSON Schema and handed to the application's handler. Answers: `reply` (the handler's data), an `error` (a documented code or the application's own), or nothing. Other fields are ignored.
+ */
+export type ClientApplication = {
+  type: string;
+  data?: unknown;
+  requestId?: ClientRequestId;
+};
+
+/**
  * One JSON object per WebSocket frame (text, or binary holding UTF-8 JSON). `type` selects the message. Every message may carry `requestId` (any JSON value), which the answer echoes verbatim. The schemas describe the canonical form: unknown extra fields are allowed and ignored by the server, and the server also treats `null` in an optional field as if the field were absent. Constraints that depend on configuration (name lengths, configured resources, limits) are enforced by the server, not by this schema.
  */
 export type ClientFrame =
@@ -284,7 +293,8 @@ export type ClientFrame =
   | ClientRefresh
   | ClientHistory
   | ClientPresence
-  | ClientPresenceStats;
+  | ClientPresenceStats
+  | ClientApplication;
 
 /** Each client message type by its `type`. */
 export interface ClientFrameByType {
@@ -307,10 +317,11 @@ export interface ClientFrameByType {
   "history": ClientHistory;
   "presence": ClientPresence;
   "presence:stats": ClientPresenceStats;
+  undefined: ClientApplication;
 }
 
 /** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh","history","presence","presence:stats"] as const;
+export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh","history","presence","presence:stats",null] as const;
 
 // ---------------------------------------------------------------- server -> client
 /**
@@ -640,11 +651,25 @@ export type ServerPresenceLeave = {
 };
 
 /**
+ * `reply`: The answer of an application message's handler (`[messages.<type>]`): `data` is what the handler replied (any JSON value, `null` included); `requestId` is the request's, verbatim.
+ */
+export type ServerReply = {
+  type: "reply";
+  requestId?: ServerRequestId;
+  data: unknown;
+};
+
+/**
+ * An error code chosen by application code (a handler, hook or interceptor): upper snake case, at most 64 characters.
+ */
+export type ServerAppErrorCode = string;
+
+/**
  * `error`: An error answer. `message` is for humans and never contains server internals. `requestId` is echoed whenever the request's `requestId` could be read (always absent for INVALID_JSON and PAYLOAD_TOO_LARGE).
  */
 export type ServerError = {
   type: "error";
-  code: ServerErrorCode;
+  code: unknown;
   /**
    * Machine-readable refinement, only on answers to `refresh`: `subject_mismatch`, `missing_scope`, `keys_unavailable`, or an upgrade rejection reason (`token_expired`, `bad_signature`, `unknown_key`, ...).
    */
@@ -683,6 +708,7 @@ export type ServerFrame =
   | ServerPresenceStats
   | ServerPresenceJoin
   | ServerPresenceLeave
+  | ServerReply
   | ServerError;
 
 /** Each server message type by its `type`. */
@@ -713,11 +739,12 @@ export interface ServerFrameByType {
   "presence:stats": ServerPresenceStats;
   "presence:join": ServerPresenceJoin;
   "presence:leave": ServerPresenceLeave;
+  "reply": ServerReply;
   "error": ServerError;
 }
 
 /** The server message types of the protocol, in schema order. */
-export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","refreshed","token:expiring","history","presence","presence:stats","presence:join","presence:leave","error"] as const;
+export const SERVER_MESSAGE_TYPES = ["connected","pong","subscribed","unsubscribed","event","data","inserted","updated","deleted","published","message","joined","left","room:joined","room:left","room:message","room:members","sent","direct","refreshed","token:expiring","history","presence","presence:stats","presence:join","presence:leave","reply","error"] as const;
 
 /** Every error `code` of the protocol. */
 export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TYPE","RESOURCE_NOT_FOUND","NOT_FOUND","UNAUTHORIZED","FORBIDDEN","RATE_LIMIT_EXCEEDED","PAYLOAD_TOO_LARGE","ROOM_FULL","LIMIT_EXCEEDED","VALIDATION_ERROR","TIMEOUT","UNAVAILABLE","INTERNAL_ERROR","UNRECOVERABLE_POSITION"] as const;
