@@ -11,7 +11,7 @@
 //! each runtime's example server is launched (`--live-factory URL`).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -263,19 +263,27 @@ impl std::fmt::Debug for NativeServer {
 }
 
 impl NativeServer {
-    /// Start `bin serve --config <config> --listen 127.0.0.1:<free port> --memory` with
-    /// the test control channel on, and wait until it accepts TCP connections.
+    /// Start `bin serve --config <config> --listen 127.0.0.1:0 --memory` with the test
+    /// control channel on, and wait for the banner that names the port the server bound.
+    ///
+    /// The server picks its own port: choosing a free port here and passing it on
+    /// races with every other test doing the same (a parallel test could take it in
+    /// between, and the server would fail with "address in use" — or worse, the
+    /// readiness probe would reach the other test's server).
     pub fn start(bin: &Path, config: &Path) -> anyhow::Result<NativeServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = std::env::temp_dir().join(format!("switchboard-conformance-{port}.log"));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!(
+            "switchboard-conformance-{}-{seq}.log",
+            std::process::id()
+        ));
         let out = std::fs::File::create(&log)?;
         let child = Command::new(bin)
             .arg("serve")
             .arg("--config")
             .arg(config)
             .arg("--listen")
-            .arg(addr.to_string())
+            .arg("127.0.0.1:0")
             .arg("--memory")
             // The deployment's defaults, whatever the caller's environment says.
             .env_remove("SWITCHBOARD_JWT_SECRET")
@@ -289,28 +297,44 @@ impl NativeServer {
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut server = NativeServer {
             child,
-            addr,
-            url: format!("ws://{addr}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            url: String::new(),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if std::net::TcpStream::connect(addr).is_ok() {
+            let text = std::fs::read_to_string(&server.log).unwrap_or_default();
+            if let Some(addr) = banner_addr(&text) {
+                server.addr = addr;
+                server.url = format!("ws://{addr}");
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
                 bail!(
-                    "{} exited with {status} before listening; log: {}",
+                    "{} exited with {status} before listening; log: {text}",
                     bin.display(),
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
                 );
             }
             if Instant::now() > deadline {
-                bail!("{} did not listen on {addr} within 20 s", bin.display());
+                bail!(
+                    "{} printed no listening banner within 20 s; log: {text}",
+                    bin.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// The address in the banner's first line, `switchboard <version> listening on <addr>`
+/// (only a complete line counts: the log may be read while the line is half written).
+fn banner_addr(log: &str) -> Option<SocketAddr> {
+    log.split_inclusive('\n').find_map(|line| {
+        let line = line.strip_suffix('\n')?;
+        let rest = line.strip_prefix("switchboard ")?;
+        let (_, after) = rest.split_once(" listening on ")?;
+        after.split_whitespace().next()?.parse().ok()
+    })
 }
 
 impl Drop for NativeServer {

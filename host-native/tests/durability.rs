@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn sqlite(dir: &Path) -> Value {
@@ -102,19 +101,7 @@ async fn spawn_server(config: &Path) -> (Child, SocketAddr) {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn switchboard");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.trim().parse::<SocketAddr>().unwrap();
-            }
-        }
-        panic!("server exited before listening");
-    })
-    .await
-    .expect("server did not start in time");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (addr, _log) = listen_addr_from_stderr(&mut child).await;
     (child, addr)
 }
 

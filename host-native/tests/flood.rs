@@ -9,34 +9,29 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::AsyncReadExt;
 
 /// `switchboard serve` under `ulimit -n nofile` with `config` (TOML), on a free port.
 struct Child {
     child: tokio::process::Child,
     addr: std::net::SocketAddr,
+    /// The server's stderr, complete once it exits.
+    log: tokio::task::JoinHandle<String>,
     _dir: tempfile::TempDir,
 }
 
 async fn serve_with_nofile(nofile: u32, limits: &str) -> Child {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("flood.toml");
     std::fs::write(
         &config,
         format!(
-            "heartbeatInterval = 0\n[server]\nlisten = \"{addr}\"\nstore = \"memory\"\nadminKey = \"{ADMIN}\"\nlogLevel = \"info\"\nshutdownTimeoutMs = 300\n[limits]\n{limits}\n[[routes]]\npath = \"/\"\n"
+            "heartbeatInterval = 0\n[server]\nlisten = \"127.0.0.1:0\"\nstore = \"memory\"\nadminKey = \"{ADMIN}\"\nlogLevel = \"info\"\nshutdownTimeoutMs = 300\n[limits]\n{limits}\n[[routes]]\npath = \"/\"\n"
         ),
     )
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_switchboard");
     // `ulimit -n` sets the soft and the hard limit, so the server cannot raise it.
-    let child = tokio::process::Command::new("sh")
+    let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "ulimit -n {nofile} && exec \"$0\" serve --config \"$1\""
@@ -49,17 +44,11 @@ async fn serve_with_nofile(nofile: u32, limits: &str) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("server starts");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    let (addr, log) = listen_addr_from_stderr(&mut child).await;
     Child {
         child,
         addr,
+        log,
         _dir: dir,
     }
 }
@@ -102,10 +91,11 @@ async fn the_connection_limit_follows_the_descriptor_limit_and_health_stays_answ
     assert_eq!(clients.json().as_array().map(Vec::len), Some(168));
     drop(open);
     server.child.start_kill().unwrap();
-    let mut log = String::new();
-    let mut stderr = server.child.stderr.take().unwrap();
-    let _ = tokio::time::timeout(WAIT, stderr.read_to_string(&mut log)).await;
     let _ = server.child.wait().await;
+    let log = tokio::time::timeout(WAIT, server.log)
+        .await
+        .expect("stderr closes after exit")
+        .unwrap();
     assert!(
         log.contains("connection limit 168") && log.contains("file descriptor limit 200"),
         "the startup log says the limit:\n{log}"

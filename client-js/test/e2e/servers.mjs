@@ -5,7 +5,6 @@
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,17 +32,6 @@ export function nativeBinary() {
 /** Whether the Node host's wasm module is built (bash host-js/build.sh). */
 export function nodeHostBuilt() {
   return existsSync(join(REPO, "host-js", "pkg", "switchboard_wasm_bg.wasm")) && existsSync(join(REPO, "host-js", "node_modules", "ws"));
-}
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** An HS256 JWT for the test secret. */
@@ -92,16 +80,21 @@ export class TestServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /**
+   * Start the process. The first start binds port 0 and reads the port from the startup
+   * output (picking a free port first would race with parallel tests); a restart
+   * reuses that port, since reconnecting clients expect the same address.
+   */
   async start() {
-    this.port ??= await freePort();
+    const port = this.port ?? 0;
     const env = { ...process.env, SWITCHBOARD_ADMIN_KEY: ADMIN_KEY, SWITCHBOARD_JWT_SECRET: JWT_SECRET };
     if (this.kind === "native") {
-      const args = ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${this.port}`];
+      const args = ["serve", "--config", this.configPath, "--listen", `127.0.0.1:${port}`];
       if (this.memory) args.push("--memory");
       this.proc = spawn(nativeBinary(), args, { env, stdio: ["ignore", "pipe", "pipe"] });
     } else {
       this.proc = spawn(process.execPath, [join(REPO, "host-js", "examples", "node", "server.mjs")], {
-        env: { ...env, PORT: String(this.port), HOST: "127.0.0.1", SWITCHBOARD_CONFIG: this.configPath },
+        env: { ...env, PORT: String(port), HOST: "127.0.0.1", SWITCHBOARD_CONFIG: this.configPath },
         stdio: ["ignore", "pipe", "pipe"],
       });
     }
@@ -116,6 +109,15 @@ export class TestServer {
     const deadline = Date.now() + 20000;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`${this.kind} server exited (${proc.exitCode}):\n${this.log}`);
+      if (this.port === null) {
+        // native: "switchboard 0.1.0 listening on 127.0.0.1:PORT"; node: "listening on http://127.0.0.1:PORT"
+        const m = this.log.match(/listening on (?:http:\/\/)?127\.0\.0\.1:(\d+)\s/);
+        if (m) this.port = Number(m[1]);
+        else {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+      }
       try {
         const r = await fetch(`${this.http}/healthz`);
         if (r.ok) return;

@@ -273,3 +273,35 @@ pub fn jwt(sub: &str, role: &str, scopes: &[&str]) -> String {
     )
     .unwrap()
 }
+
+/// Read a spawned `switchboard` child's stderr until its `listening on <addr>` log line
+/// (start it with `listen = "127.0.0.1:0"` and logging at `info`), then keep draining
+/// stderr so the child never blocks on a full pipe. The task returns the whole log
+/// once the child closes stderr.
+pub async fn listen_addr_from_stderr(
+    child: &mut tokio::process::Child,
+) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let mut log = String::new();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("server exited before listening:\n{log}");
+    })
+    .await
+    .expect("server did not start in time");
+    let rest = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    (addr, rest)
+}
