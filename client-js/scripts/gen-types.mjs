@@ -132,12 +132,16 @@ class Gen {
     return out;
   }
 
-  /** [type const, TS name] of each message in the root `oneOf`. */
+  /**
+   * [type const, TS name] of each message in the root `oneOf`. A branch without a
+   * `type` const (the client schema's application message: any type the deployment
+   * declares) has `null` as its type: it joins the union, not the by-type map.
+   */
   messages() {
     return (this.schema.oneOf ?? []).map((b) => {
       const name = this.refName(b.$ref);
       const def = this.schema.$defs[b.$ref.slice("#/$defs/".length)];
-      return [def.properties.type.const, name];
+      return [def.properties.type.const ?? null, name];
     });
   }
 }
@@ -153,6 +157,7 @@ export function generate(dir = SCHEMAS) {
   const server = new Gen("Server", load("server-message.schema.json"));
   const rejection = new Gen("Upgrade", load("upgrade-rejection.schema.json"));
   const cm = client.messages();
+  const builtIn = cm.filter(([t]) => t !== null);
   const sm = server.messages();
   const errorCodes = server.schema.$defs.errorCode.enum;
   const rejectionType = rejection.type(rejection.schema);
@@ -169,11 +174,11 @@ ${cm.map(([, n]) => `  | ${n}`).join("\n")};
 
 /** Each client message type by its \`type\`. */
 export interface ClientFrameByType {
-${cm.map(([t, n]) => `  ${JSON.stringify(t)}: ${n};`).join("\n")}
+${builtIn.map(([t, n]) => `  ${JSON.stringify(t)}: ${n};`).join("\n")}
 }
 
-/** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ${JSON.stringify(cm.map(([t]) => t))} as const;
+/** The built-in client message types of the protocol, in schema order (any other type is an application message). */
+export const CLIENT_MESSAGE_TYPES = ${JSON.stringify(builtIn.map(([t]) => t))} as const;
 
 // ---------------------------------------------------------------- server -> client
 ${server.defs()}${doc(server.schema.description)}export type ServerFrame =
