@@ -225,17 +225,7 @@ async fn start_server(
         outbound_queue: server.outbound_queue,
         max_buffered: engine.limits.max_buffered_bytes,
     };
-    let ws_paths: BTreeSet<String> = engine
-        .routes
-        .iter()
-        .map(|r| {
-            if r.path.len() > 1 {
-                r.path.trim_end_matches('/').to_string()
-            } else {
-                r.path.clone()
-            }
-        })
-        .collect();
+    let ws_routes = engine.routes.clone();
     let resources: BTreeSet<String> = engine.resources.keys().cloned().collect();
     let host_guarded: Vec<&String> = engine
         .resources
@@ -288,7 +278,7 @@ async fn start_server(
         ws,
         ws_tasks: TaskTracker::new(),
         hard_stop: CancellationToken::new(),
-        ws_paths,
+        ws_routes,
         resources,
         test: test_shared,
         memory_store: server.store == StoreKind::Memory,
