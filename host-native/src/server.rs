@@ -211,7 +211,7 @@ async fn start_server(
     let tls = server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let metrics = Arc::new(Metrics::new());
 
-    let store = crate::store::open(server.store, &server.data_dir)?;
+    let store = crate::store::open(server.store, &server.data_dir, &engine.resources)?;
     let (completions_tx, completions_rx) = mpsc::channel(1024);
     let (store_handle, store_worker) = StoreWorker::spawn(store, completions_tx, metrics.clone())
         .context("cannot start the store thread")?;
