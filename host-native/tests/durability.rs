@@ -5,7 +5,6 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
