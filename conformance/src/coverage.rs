@@ -252,6 +252,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "room join / members / message permissions",
     ),
     ("room-control", "room control through the server API"),
+    (
+        "tenant:isolation",
+        "a route's tenant isolates rooms, channels, presence, history, client lookups and broadcasts",
+    ),
     ("hostcall:store", "storage through host calls"),
     ("hostcall:timeout", "a host call misses its deadline"),
     ("hostcall:late-completion", "a late completion is dropped"),

@@ -321,6 +321,7 @@ fn fanout(c: &mut Criterion) {
         let publish = || Command::Publish {
             channel: "news".into(),
             data: Some(json!({ "headline": "hello, world" })),
+            tenant: None,
         };
         let delivered = command_result(&mut engine, publish());
         assert_eq!(delivered["delivered"], json!(n));

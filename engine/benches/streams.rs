@@ -101,6 +101,7 @@ fn publish(channel: &str) -> Command {
     Command::Publish {
         channel: channel.into(),
         data: Some(json!({ "headline": "hello, world" })),
+        tenant: None,
     }
 }
 

@@ -519,6 +519,33 @@ pub struct ResourceConfig {
     /// subscribers (the s3db.js behaviour). Off by default; when on, the publisher must
     /// pass the resource's `auth` roles.
     pub publish: bool,
+    /// Storage indexes the resource declares: each a dotted field path (`"channel"`)
+    /// or a list of them (`["channel", "author.id"]`, a composite index). The engine
+    /// does not use them; a SQL store creates them and answers filtered `list`s whose
+    /// filter has an equality on an index's first field through it.
+    pub indexes: Vec<IndexFields>,
+}
+
+/// The fields of one declared index (`resources.<name>.indexes[i]`): a dotted field
+/// path, or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IndexFields {
+    /// One field: `"channel"`.
+    One(String),
+    /// A composite index, first field first: `["channel", "createdAt"]`.
+    Many(Vec<String>),
+}
+
+impl IndexFields {
+    /// The index's field paths, each split at `.` (`"author.id"` → `["author", "id"]`).
+    pub fn paths(&self) -> Vec<Vec<String>> {
+        let one = |p: &String| p.split('.').map(str::to_string).collect();
+        match self {
+            IndexFields::One(p) => vec![one(p)],
+            IndexFields::Many(ps) => ps.iter().map(one).collect(),
+        }
+    }
 }
 
 impl Default for ResourceConfig {
@@ -532,6 +559,7 @@ impl Default for ResourceConfig {
             guards: BTreeMap::new(),
             host_guards: Vec::new(),
             publish: false,
+            indexes: Vec::new(),
         }
     }
 }
@@ -724,6 +752,19 @@ impl Config {
                     );
                 }
             }
+            for (i, index) in r.indexes.iter().enumerate() {
+                let paths = index.paths();
+                let bad_segment = |s: &String| {
+                    s.is_empty() || s.contains(['"', '\\', '\'']) || s.chars().any(char::is_control)
+                };
+                if paths.is_empty() || paths.iter().flatten().any(bad_segment) {
+                    issue(
+                        format!("resources.{name}.indexes[{i}]"),
+                        "must be a dotted field path like `a.b`, or a non-empty list of them \
+                         (no quotes, backslashes or control characters)",
+                    );
+                }
+            }
         }
         if let Err(ns_issues) = crate::namespace::Namespaces::compile(&self.channels.namespaces) {
             for (path, problem) in ns_issues {
@@ -764,6 +805,30 @@ mod tests {
         assert_eq!(c.rate_limit.max_requests, 100);
         assert_eq!(c.rate_limit.window_ms, 60_000);
         assert_eq!(c.routes[0].path, "/");
+    }
+
+    #[test]
+    fn resource_indexes_are_field_paths_or_lists_of_them() {
+        let c = Config::from_json(
+            r#"{"resources":{"messages":{"indexes":["channel",["author.id","createdAt"]]}}}"#,
+        )
+        .unwrap();
+        let idx = &c.resources["messages"].indexes;
+        assert_eq!(idx[0].paths(), vec![vec!["channel".to_string()]]);
+        assert_eq!(
+            idx[1].paths(),
+            vec![
+                vec!["author".to_string(), "id".to_string()],
+                vec!["createdAt".to_string()]
+            ]
+        );
+        for bad in [r#""a..b""#, r#""it's""#, r#"[]"#, r#"["ok", ""]"#] {
+            let err = Config::from_json(&format!(
+                r#"{{"resources":{{"messages":{{"indexes":[{bad}]}}}}}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(err.issues[0].path, "resources.messages.indexes[0]", "{bad}");
+        }
     }
 
     #[test]

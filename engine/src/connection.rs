@@ -173,6 +173,9 @@ pub(crate) struct Connection {
     pub buffered: u64,
     /// The `connect` hook has not answered yet (no welcome was sent).
     pub awaiting_connect: bool,
+    /// While `awaiting_connect`: the token's `exp` (seconds), armed after the welcome
+    /// so `token:expiring` never precedes `connected`.
+    pub connect_exp: Option<i64>,
     /// The close code and reason the engine sent (for the `disconnect` hook).
     pub closed_with: Option<(u16, String)>,
 }

@@ -185,13 +185,13 @@ impl Hub {
         }
     }
 
-    /// Recipients of a publish on `channel`, each once: the channel's subscribers in
-    /// subscription order, then (when `resource_too`) subscribers of the resource of the
-    /// same name (s3db.js compatibility).
+    /// Recipients of a publish on the channel keyed `channel`, each once: the channel's
+    /// subscribers in subscription order, then subscribers of `resource` (the resource
+    /// of the same name, s3db.js compatibility), if given.
     pub fn publish_recipients(
         &mut self,
         channel: &str,
-        resource_too: bool,
+        resource: Option<&str>,
         max_slot: usize,
         out: &mut Vec<(usize, ConnId)>,
     ) {
@@ -206,8 +206,8 @@ impl Hub {
                 out.push((slot, conn));
             }
         }
-        if resource_too {
-            self.collect_resource_subscribers(channel, seq, out);
+        if let Some(resource) = resource {
+            self.collect_resource_subscribers(resource, seq, out);
         }
     }
 

@@ -72,6 +72,7 @@ pub mod protocol;
 pub mod rate;
 pub mod routes;
 pub mod store;
+mod tenant;
 mod timers;
 pub mod timestamp;
 pub mod types;

@@ -88,6 +88,15 @@ impl RoutePattern {
     }
 }
 
+/// Whether `path` is the path of one of `routes`, on any host (parameters match any
+/// one segment; a trailing `/` and a query string are ignored). Hosts answer a plain
+/// (non-upgrade) `GET` on such a path like `GET /`, with the server info.
+pub fn serves_path(routes: &[crate::config::RouteConfig], path: &str) -> bool {
+    routes
+        .iter()
+        .any(|r| RoutePattern::parse(&r.path).is_ok_and(|p| p.matches(path).is_some()))
+}
+
 /// Find the route for a request: `(index, params)`.
 pub(crate) fn match_route(
     routes: &[crate::config::RouteConfig],
@@ -158,5 +167,21 @@ mod tests {
             2
         );
         assert!(match_route(&routes, "/other", None).is_none());
+    }
+
+    #[test]
+    fn served_paths_include_parameterized_and_host_routes() {
+        let routes = vec![
+            route("/", None),
+            route("/ws/game/:sessionId", None),
+            route("/tenant", Some("a.example")),
+        ];
+        assert!(serves_path(&routes, "/"));
+        assert!(serves_path(&routes, "/ws/game/42"));
+        assert!(serves_path(&routes, "/ws/game/42/"));
+        assert!(serves_path(&routes, "/tenant"));
+        assert!(!serves_path(&routes, "/ws/game"));
+        assert!(!serves_path(&routes, "/ws/game/42/x"));
+        assert!(!serves_path(&routes, "/nothing"));
     }
 }

@@ -576,12 +576,12 @@ fn arb_command() -> BoxedStrategy<Command> {
     let kind = select(ChangeKind::ALL.to_vec());
     prop_oneof![
         2 => (arb_json(), prop::option::weighted(0.5, user_filter))
-            .prop_map(|(message, filter)| Command::Broadcast { message, filter }),
+            .prop_map(|(message, filter)| Command::Broadcast { message, filter, tenant: None }),
         1 => (name(CLIENT_IDS), arb_json()).prop_map(|(client_id, message)| Command::SendTo { client_id, message }),
         1 => (name(RESOURCES), arb_json())
-            .prop_map(|(resource, message)| Command::BroadcastToResource { resource, message }),
+            .prop_map(|(resource, message)| Command::BroadcastToResource { resource, message, tenant: None }),
         3 => (name(CHANNELS), prop::option::of(arb_json()))
-            .prop_map(|(channel, data)| Command::Publish { channel, data }),
+            .prop_map(|(channel, data)| Command::Publish { channel, data, tenant: None }),
         4 => (name(RESOURCES), kind, arb_record(), prop::option::of(arb_record()))
             .prop_map(|(resource, event, record, previous)| Command::ResourceChanged { resource, event, record, previous }),
         2 => (name(RESOURCES), arb_record())

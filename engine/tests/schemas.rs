@@ -2229,12 +2229,14 @@ fn server_api(ck: &Rc<RefCell<Checker>>) {
     let (r, acts) = h.cmd(Command::Broadcast {
         message: payload.clone(),
         filter: None,
+        tenant: None,
     });
     assert_eq!(r.unwrap(), json!({"delivered":3}));
     assert_eq!(frames_for(&acts, 3), vec![payload.clone()]);
     let (r, _) = h.cmd(Command::Broadcast {
         message: payload.clone(),
         filter: Some(json!({"role":"admin"})),
+        tenant: None,
     });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
     let (r, _) = h.cmd(Command::SendTo {
@@ -2250,17 +2252,20 @@ fn server_api(ck: &Rc<RefCell<Checker>>) {
     let (r, _) = h.cmd(Command::BroadcastToResource {
         resource: "messages".into(),
         message: payload.clone(),
+        tenant: None,
     });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
     let (r, _) = h.cmd(Command::BroadcastToResource {
         resource: "internal".into(),
         message: payload,
+        tenant: None,
     });
     assert_eq!(r.unwrap_err().code, ErrorCode::ResourceNotFound);
     // Server-side publish: from "server".
     let (r, acts) = h.cmd(Command::Publish {
         channel: "alerts".into(),
         data: Some(json!({"level":"high"})),
+        tenant: None,
     });
     assert_eq!(r.unwrap(), json!({"delivered":1}));
     assert_eq!(

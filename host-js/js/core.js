@@ -323,24 +323,24 @@ export class Host {
     });
   }
 
-  /** Publish into a channel as the server: `{delivered}`, plus `{offset, epoch}` on a stream. */
-  publish(channel, data) {
-    return this.command(data === undefined ? { command: "publish", channel } : { command: "publish", channel, data });
+  /** Publish into a channel as the server: `{delivered}`, plus `{offset, epoch}` on a stream (opts: tenant). */
+  publish(channel, data, opts = {}) {
+    return this.command(data === undefined ? { command: "publish", channel, ...opts } : { command: "publish", channel, data, ...opts });
   }
 
-  /** A channel's history: `{channel, publications, offset, epoch}` (opts: limit, since {offset, epoch}, reverse). */
+  /** A channel's history: `{channel, publications, offset, epoch}` (opts: limit, since {offset, epoch}, reverse, tenant). */
   history(channel, opts = {}) {
     return this.command({ command: "history", channel, ...opts });
   }
 
-  /** The clients subscribed to a channel: `{channel, clients: [{clientId, user}]}`. */
-  presence(channel) {
-    return this.command({ command: "presence", channel });
+  /** The clients subscribed to a channel: `{channel, clients: [{clientId, user}]}` (opts: tenant). */
+  presence(channel, opts = {}) {
+    return this.command({ command: "presence", channel, ...opts });
   }
 
-  /** Client and user counts of a channel: `{channel, clients, users}`. */
-  presenceStats(channel) {
-    return this.command({ command: "presenceStats", channel });
+  /** Client and user counts of a channel: `{channel, clients, users}` (opts: tenant). */
+  presenceStats(channel, opts = {}) {
+    return this.command({ command: "presenceStats", channel, ...opts });
   }
 
   /** Refuse new upgrades and close every connection with 1001. Resolves when all are gone or after `ms`. */
@@ -757,8 +757,8 @@ export function httpRoute(host, method, path) {
   if (get && p === "/metrics") {
     return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
   }
-  const routes = (host.config.routes ?? [{ path: "/" }]).map((r) => (r.path.length > 1 ? r.path.replace(/\/+$/, "") : r.path));
-  if (get && (p === "/" || routes.includes(p))) {
+  // The engine matches route patterns (`/ws/game/:sessionId` too), as on the native host.
+  if (get && (p === "/" || host.engine.isRoutePath(p))) {
     const info = host.command({ command: "serverInfo" });
     // Live counts, routes and resource names only where the deployment opts in (the JS
     // hosts have no admin key to show them to the operator alone).

@@ -182,16 +182,16 @@ export declare class Host {
   /** Any server-API command, including resource writes that wait for the store (insert, update, delete); rejects with CommandError. */
   commandAsync(command: { command: string; [k: string]: unknown }): Promise<any>;
   /** Publish into a channel as the server; on a stream the result carries the publication's offset and epoch. */
-  publish(channel: string, data?: unknown): { delivered: number; offset?: number; epoch?: string };
+  publish(channel: string, data?: unknown, opts?: { tenant?: string }): { delivered: number; offset?: number; epoch?: string };
   /** A channel's history (its namespace must keep history); throws CommandError (NOT_FOUND, UNRECOVERABLE_POSITION). */
   history(
     channel: string,
-    opts?: { limit?: number; since?: { offset: number; epoch: string }; reverse?: boolean },
+    opts?: { limit?: number; since?: { offset: number; epoch: string }; reverse?: boolean; tenant?: string },
   ): { channel: string; publications: { offset: number; from: string; data?: unknown; timestamp: string }[]; offset: number; epoch: string };
   /** The clients subscribed to a channel (its namespace must enable presence). */
-  presence(channel: string): { channel: string; clients: { clientId: string; user: unknown }[] };
+  presence(channel: string, opts?: { tenant?: string }): { channel: string; clients: { clientId: string; user: unknown }[] };
   /** Client and distinct-user counts of a channel's presence. */
-  presenceStats(channel: string): { channel: string; clients: number; users: number };
+  presenceStats(channel: string, opts?: { tenant?: string }): { channel: string; clients: number; users: number };
   shutdown(reason?: string, ms?: number): Promise<void>;
   timeout(): void;
   metricsText(): string;

@@ -224,6 +224,13 @@ impl Engine {
     }
 
     /// Open connections (engine view).
+    /// Whether `path` is a WebSocket route's path, parameters included (a plain `GET`
+    /// there answers with the server info, as on the native host).
+    #[wasm_bindgen(js_name = isRoutePath)]
+    pub fn is_route_path(&self, path: &str) -> bool {
+        engine::routes::serves_path(&self.core.engine().config().routes, path)
+    }
+
     #[wasm_bindgen(js_name = connectionCount)]
     pub fn connection_count(&self) -> u32 {
         self.core.engine().connection_count() as u32

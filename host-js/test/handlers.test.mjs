@@ -14,6 +14,7 @@ describe("node: application handlers (messages, hooks, interceptors)", () => {
     const path = demoVariant({
       messages: { chat: { schema: { type: "object", required: ["text"] } } },
       limits: { hostCallTimeoutMs: 300 },
+      routes: [{ path: "/" }, { path: "/ws" }, { path: "/ws/game/:sessionId" }],
     });
     const { config } = readDeployment(path, {});
     srv = await serveNode({
@@ -84,6 +85,24 @@ describe("node: application handlers (messages, hooks, interceptors)", () => {
     assert.ok(!boom.message.includes("handler bug"), "no internals");
     assert.equal((await c.request({ type: "slow" }, 3000)).code, "TIMEOUT");
     assert.equal((await c.request({ type: "nope" })).code, "UNKNOWN_MESSAGE_TYPE");
+    await c.close();
+  });
+
+  test("a plain GET on a route with parameters is server info, as on / (same as the native host)", async () => {
+    const base = `http://127.0.0.1:${srv.port}`;
+    const root = await (await fetch(base + "/")).json();
+    for (const path of ["/ws/game/42", "/ws/game/42/"]) {
+      const r = await fetch(base + path);
+      assert.equal(r.status, 200, path);
+      assert.deepEqual(await r.json(), root, path);
+    }
+    for (const path of ["/ws/game", "/ws/game/42/x"]) {
+      const r = await fetch(base + path);
+      assert.equal(r.status, 404, path);
+      assert.equal((await r.json()).code, "NOT_FOUND");
+    }
+    const c = await connect(`ws://127.0.0.1:${srv.port}/ws/game/42`);
+    assert.equal((await c.next("connected")).protocolVersion, 1);
     await c.close();
   });
 

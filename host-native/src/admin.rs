@@ -142,12 +142,14 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
         (&Method::GET, ["channels", channel, "presence"]) => {
             let cmd = Command::Presence {
                 channel: (*channel).to_string(),
+                tenant: tenant_param(&query),
             };
             ("presence", command(state, cmd).await)
         }
         (&Method::GET, ["channels", channel, "presence", "stats"]) => {
             let cmd = Command::PresenceStats {
                 channel: (*channel).to_string(),
+                tenant: tenant_param(&query),
             };
             ("presence", command(state, cmd).await)
         }
@@ -156,12 +158,14 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
         (&Method::GET, ["rooms", room]) => {
             let cmd = Command::RoomInfo {
                 room: (*room).to_string(),
+                tenant: tenant_param(&query),
             };
             ("rooms", command(state, cmd).await)
         }
         (&Method::DELETE, ["rooms", room]) => {
             let cmd = Command::DeleteRoom {
                 room: (*room).to_string(),
+                tenant: tenant_param(&query),
             };
             ("rooms", command(state, cmd).await)
         }
@@ -232,10 +236,18 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
     }
 }
 
-/// `GET /admin/channels/{channel}/history?limit=N&sinceOffset=N&sinceEpoch=E&reverse=true`.
+/// `?tenant=NAME`: the tenant whose room or channel a path names (PROTOCOL.md §20.8).
+fn tenant_param(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "tenant")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /admin/channels/{channel}/history?limit=N&sinceOffset=N&sinceEpoch=E&reverse=true&tenant=T`.
 fn history_command(channel: &str, query: &str) -> Result<Command, String> {
     let bad = |m: String| m;
     let (mut limit, mut offset, mut epoch, mut reverse) = (None, None, None, false);
+    let mut tenant = None;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
             "limit" => {
@@ -251,6 +263,7 @@ fn history_command(channel: &str, query: &str) -> Result<Command, String> {
                 })?)
             }
             "sinceEpoch" => epoch = Some(v.into_owned()),
+            "tenant" => tenant = Some(v.into_owned()),
             "reverse" => match &*v {
                 "true" | "1" => reverse = true,
                 "false" | "0" => reverse = false,
@@ -258,7 +271,7 @@ fn history_command(channel: &str, query: &str) -> Result<Command, String> {
             },
             other => {
                 return Err(bad(format!(
-                    "unknown parameter `{}` (limit, sinceOffset, sinceEpoch, reverse)",
+                    "unknown parameter `{}` (limit, sinceOffset, sinceEpoch, reverse, tenant)",
                     crate::http::truncate(other, 50)
                 )))
             }
@@ -274,6 +287,7 @@ fn history_command(channel: &str, query: &str) -> Result<Command, String> {
         limit,
         since,
         reverse,
+        tenant,
     })
 }
 

@@ -206,6 +206,7 @@ impl ServerHandle {
         self.command(Command::Broadcast {
             message,
             filter: None,
+            tenant: None,
         })
         .await
     }
@@ -224,6 +225,7 @@ impl ServerHandle {
         self.command(Command::SendToUser {
             user_id: user_id.into(),
             message,
+            tenant: None,
         })
         .await
     }
@@ -234,6 +236,7 @@ impl ServerHandle {
             room: room.into(),
             message,
             except_client_id: None,
+            tenant: None,
         })
         .await
     }
@@ -243,6 +246,7 @@ impl ServerHandle {
         self.command(Command::Publish {
             channel: channel.into(),
             data: Some(data),
+            tenant: None,
         })
         .await
     }

@@ -73,14 +73,6 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
-fn normalize(path: &str) -> &str {
-    if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    }
-}
-
 /// Answer one HTTP request.
 pub async fn serve(
     state: Arc<AppState>,
@@ -118,7 +110,7 @@ pub async fn serve(
         p if p == crate::testctl::PREFIX || p.starts_with(crate::testctl::PREFIX) => {
             crate::testctl::handle(state, req).await
         }
-        p if get && (p == "/" || state.ws_paths.contains(normalize(p))) => {
+        p if get && (p == "/" || engine::routes::serves_path(&state.ws_routes, p)) => {
             let full = state.public_info || crate::admin::authorized(&state, &req);
             match state.actor.command(Command::ServerInfo).await {
                 Some(Ok(info)) if full => json_value(StatusCode::OK, &info),

@@ -211,7 +211,7 @@ async fn start_server(
     let tls = server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let metrics = Arc::new(Metrics::new());
 
-    let store = crate::store::open(server.store, &server.data_dir)?;
+    let store = crate::store::open(server.store, &server.data_dir, &engine.resources)?;
     let (completions_tx, completions_rx) = mpsc::channel(1024);
     let (store_handle, store_worker) = StoreWorker::spawn(store, completions_tx, metrics.clone())
         .context("cannot start the store thread")?;
@@ -225,17 +225,7 @@ async fn start_server(
         outbound_queue: server.outbound_queue,
         max_buffered: engine.limits.max_buffered_bytes,
     };
-    let ws_paths: BTreeSet<String> = engine
-        .routes
-        .iter()
-        .map(|r| {
-            if r.path.len() > 1 {
-                r.path.trim_end_matches('/').to_string()
-            } else {
-                r.path.clone()
-            }
-        })
-        .collect();
+    let ws_routes = engine.routes.clone();
     let resources: BTreeSet<String> = engine.resources.keys().cloned().collect();
     let host_guarded: Vec<&String> = engine
         .resources
@@ -288,7 +278,7 @@ async fn start_server(
         ws,
         ws_tasks: TaskTracker::new(),
         hard_stop: CancellationToken::new(),
-        ws_paths,
+        ws_routes,
         resources,
         test: test_shared,
         memory_store: server.store == StoreKind::Memory,
@@ -319,6 +309,49 @@ async fn start_server(
     })
 }
 
+/// What the accept loop does after failed `accept`s: pause (from ACCEPT_BACKOFF_MIN,
+/// doubling per failure in a row, up to ACCEPT_BACKOFF_MAX) and log at most once per
+/// ACCEPT_LOG_INTERVAL, with the number of failures since the last log.
+#[derive(Debug)]
+struct AcceptBackoff {
+    pause: Duration,
+    failures: u64,
+    last_log: Option<Instant>,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            pause: ACCEPT_BACKOFF_MIN,
+            failures: 0,
+            last_log: None,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    /// An `accept` succeeded: the next failure pauses the minimum again.
+    fn succeeded(&mut self) {
+        self.pause = ACCEPT_BACKOFF_MIN;
+    }
+
+    /// An `accept` failed at `now`: how long to pause, and `Some(failures)` when this
+    /// failure is to be logged (the count includes the unlogged ones since the last log).
+    fn failed(&mut self, now: Instant) -> (Duration, Option<u64>) {
+        self.failures += 1;
+        let log = self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_LOG_INTERVAL)
+            .then(|| {
+                self.last_log = Some(now);
+                std::mem::take(&mut self.failures)
+            });
+        let pause = self.pause;
+        self.pause = (self.pause * 2).min(ACCEPT_BACKOFF_MAX);
+        (pause, log)
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -327,9 +360,7 @@ async fn accept_loop(
     http_shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
-    let mut failures = 0u64;
-    let mut last_log: Option<Instant> = None;
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -337,29 +368,26 @@ async fn accept_loop(
         };
         let (tcp, peer) = match accepted {
             Ok(v) => {
-                backoff = ACCEPT_BACKOFF_MIN;
+                backoff.succeeded();
                 v
             }
             Err(e) => {
-                // Usually EMFILE/ENFILE: back off (doubling, up to ACCEPT_BACKOFF_MAX)
-                // instead of spinning, and log once per ACCEPT_LOG_INTERVAL.
+                // Usually EMFILE/ENFILE: back off instead of spinning, log once per
+                // ACCEPT_LOG_INTERVAL.
                 state.metrics.accept_errors.inc();
-                failures += 1;
-                if last_log.is_none_or(|t: Instant| t.elapsed() >= ACCEPT_LOG_INTERVAL) {
+                let (pause, log) = backoff.failed(Instant::now());
+                if let Some(failures) = log {
                     tracing::warn!(
                         error = %e,
                         failures,
                         "accept failed; backing off (logged at most every {} s)",
                         ACCEPT_LOG_INTERVAL.as_secs()
                     );
-                    last_log = Some(Instant::now());
-                    failures = 0;
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(pause) => {}
                     () = stop.cancelled() => break,
                 }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
@@ -504,5 +532,41 @@ impl RunningServer {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "shutdown complete"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_accept_failures_is_logged_once_per_interval_and_backs_off() {
+        let mut b = AcceptBackoff::default();
+        let t0 = Instant::now();
+        // 1 000 failures within one interval (EMFILE while the fds are exhausted).
+        let mut logs = Vec::new();
+        let mut pauses = Vec::new();
+        for i in 0..1000u32 {
+            let (pause, log) = b.failed(t0 + Duration::from_millis(u64::from(i)));
+            pauses.push(pause);
+            logs.extend(log);
+        }
+        assert_eq!(logs, vec![1], "logged once, for the first failure");
+        assert_eq!(pauses[0], ACCEPT_BACKOFF_MIN);
+        assert_eq!(pauses[1], ACCEPT_BACKOFF_MIN * 2);
+        assert!(
+            pauses.windows(2).all(|w| w[1] >= w[0]),
+            "never shorter in a row"
+        );
+        assert_eq!(*pauses.last().unwrap(), ACCEPT_BACKOFF_MAX, "capped");
+        // The next interval logs again, with the failures it did not log.
+        let (_, log) = b.failed(t0 + ACCEPT_LOG_INTERVAL);
+        assert_eq!(log, Some(1000));
+        let (_, log) = b.failed(t0 + ACCEPT_LOG_INTERVAL + Duration::from_secs(1));
+        assert_eq!(log, None);
+        // A success resets the pause, not the log interval.
+        b.succeeded();
+        let (pause, log) = b.failed(t0 + ACCEPT_LOG_INTERVAL + Duration::from_secs(2));
+        assert_eq!((pause, log), (ACCEPT_BACKOFF_MIN, None));
     }
 }

@@ -48,8 +48,9 @@ pub struct AppState {
     pub ws_tasks: TaskTracker,
     /// Fired when the shutdown deadline passes: every task drops its socket.
     pub hard_stop: CancellationToken,
-    /// Paths of the WebSocket routes (plain GETs there answer with server info).
-    pub ws_paths: BTreeSet<String>,
+    /// The WebSocket routes (plain GETs on their paths, parameters included, answer with
+    /// server info; [`engine::routes::serves_path`]).
+    pub ws_routes: Vec<engine::config::RouteConfig>,
     /// Configured resources (admin resource reads must name one; writes are checked by
     /// the engine).
     pub resources: BTreeSet<String>,

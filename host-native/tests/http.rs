@@ -71,6 +71,31 @@ async fn health_readiness_metrics_and_server_info() {
 }
 
 #[tokio::test]
+async fn plain_get_on_a_route_with_parameters_is_server_info_like_get_root() {
+    let server = start(json!({"routes": [{"path": "/"}, {"path": "/ws/game/:sessionId"}]})).await;
+    let addr = server.local_addr();
+    let root = http(addr, "GET", "/", &[], None).await;
+    assert_eq!(root.status, 200);
+    for path in ["/ws/game/42", "/ws/game/42/"] {
+        let r = http(addr, "GET", path, &[], None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.json(), root.json(), "{path}");
+    }
+    for path in ["/ws/game", "/ws/game/42/x"] {
+        let r = http(addr, "GET", path, &[], None).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{path}"
+        );
+    }
+    // The route itself still upgrades.
+    let (_ws, welcome) = connect(addr, "/ws/game/42").await;
+    assert_eq!(welcome["protocolVersion"], 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn admin_api_needs_the_key_and_answers_json_errors() {
     let server = start(json!({})).await;
     let addr = server.local_addr();

@@ -46,6 +46,7 @@ async fn a_thousand_clients_reconnect_after_a_burst_and_see_every_publication_on
         .command(engine::Command::Publish {
             channel: "chat:burst".into(),
             data: Some(json!({"n": 0})),
+            tenant: None,
         })
         .await
         .unwrap();
@@ -71,6 +72,7 @@ async fn a_thousand_clients_reconnect_after_a_burst_and_see_every_publication_on
             .command(engine::Command::Publish {
                 channel: "chat:burst".into(),
                 data: Some(json!({"n": n})),
+                tenant: None,
             })
             .await
             .unwrap();
@@ -113,6 +115,7 @@ async fn a_thousand_clients_reconnect_after_a_burst_and_see_every_publication_on
         .command(engine::Command::Publish {
             channel: "chat:burst".into(),
             data: Some(json!({"n": "live"})),
+            tenant: None,
         })
         .await
         .unwrap();
@@ -194,6 +197,7 @@ async fn admin_api_publishes_into_a_stream_and_reads_history_and_presence() {
             limit: None,
             since: None,
             reverse: false,
+            tenant: None,
         })
         .await
         .unwrap();

@@ -204,6 +204,7 @@ fn command(b: &[u8]) -> Command {
         1 => Command::Publish {
             channel: name(b, 1).into(),
             data: Some(json!(b.len())),
+            tenant: None,
         },
         2 => Command::Disconnect {
             client_id: format!("c{}", b.get(1).copied().unwrap_or(0) % 8),
@@ -212,6 +213,7 @@ fn command(b: &[u8]) -> Command {
         3 => Command::Broadcast {
             message: json!({"b": b.len()}),
             filter: None,
+            tenant: None,
         },
         _ => Command::Clients,
     }

@@ -39,8 +39,12 @@ pub(crate) enum HandlerThen {
     },
     /// The `connect` hook: welcome or refuse.
     Connect,
-    /// The `disconnect` hook: run its commands, nothing else.
-    Disconnect,
+    /// The `disconnect` hook: run its commands (in the gone connection's tenant),
+    /// nothing else.
+    Disconnect {
+        /// The tenant of the connection that ended.
+        tenant: Option<String>,
+    },
     /// An interceptor: execute the (possibly modified) message, or cancel it.
     Intercept(Box<Request>),
 }
@@ -510,7 +514,9 @@ impl Engine {
                 None,
                 c.state.client_id.clone(),
                 HostRequest::Hook(Box::new(call)),
-                HandlerThen::Disconnect,
+                HandlerThen::Disconnect {
+                    tenant: c.state.tenant.clone(),
+                },
                 None,
                 timeout,
             )
@@ -600,7 +606,11 @@ impl Engine {
             self.metrics.handler_failures += 1;
         } else if !matches!(then, HandlerThen::Connect) {
             // (The connect hook's commands run after the welcome.)
-            self.run_handler_commands(now, &call.client_id, &resp.commands);
+            let tenant = match &then {
+                HandlerThen::Disconnect { tenant } => tenant.clone(),
+                _ => slot.and_then(|s| self.conns[s].state.tenant.clone()),
+            };
+            self.run_handler_commands(now, &call.client_id, tenant, &resp.commands);
         }
         let rid = call.request_id;
         match then {
@@ -628,7 +638,7 @@ impl Engine {
                 let Some(s) = live else { return };
                 self.connect_answered(now, s, resp);
             }
-            HandlerThen::Disconnect => {}
+            HandlerThen::Disconnect { .. } => {}
             HandlerThen::Intercept(req) => {
                 let Some(s) = live else { return };
                 let type_name = req.message.type_name();
@@ -697,9 +707,17 @@ impl Engine {
         }
         self.conns[slot].awaiting_connect = false;
         self.welcome(now, slot);
+        // The expiry schedule starts with the welcome: a notice already due is sent
+        // right after it, a token that expired while the hook ran closes now (4401).
+        let exp = self.conns[slot].connect_exp.take();
+        self.arm_expiry(now, slot, exp);
+        if self.conns[slot].closing {
+            return;
+        }
         // After the welcome, so server-side joins reach a client that knows its id.
         let client_id = self.conns[slot].state.client_id.clone();
-        self.run_handler_commands(now, &client_id, &resp.commands);
+        let tenant = self.conns[slot].state.tenant.clone();
+        self.run_handler_commands(now, &client_id, tenant, &resp.commands);
     }
 
     fn connect_failed(&mut self, slot: usize, reason: &str) {
@@ -775,9 +793,16 @@ impl Engine {
     }
 
     /// Run the server-API commands of a handler's answer, in order. A command without
-    /// `clientId` is about the caller; `send` is `sendTo` the caller. Failures are
+    /// `clientId` is about the caller; `send` is `sendTo` the caller; a command about
+    /// rooms, channels or broadcasts without `tenant` is in the caller's tenant. Failures are
     /// counted (`handlerCommandErrors`), never sent to the caller.
-    pub(super) fn run_handler_commands(&mut self, now: Millis, caller: &str, commands: &[Value]) {
+    pub(super) fn run_handler_commands(
+        &mut self,
+        now: Millis,
+        caller: &str,
+        tenant: Option<String>,
+        commands: &[Value],
+    ) {
         for raw in commands {
             let Some(mut m) = raw.as_object().cloned() else {
                 self.metrics.handler_command_errors += 1;
@@ -792,6 +817,28 @@ impl Engine {
             );
             if takes_client && !m.contains_key("clientId") {
                 m.insert("clientId".into(), Value::String(caller.to_string()));
+            }
+            // Rooms, channels and broadcasts default to the caller's tenant.
+            let takes_tenant = matches!(
+                m.get("command").and_then(Value::as_str),
+                Some(
+                    "broadcast"
+                        | "broadcastToResource"
+                        | "publish"
+                        | "history"
+                        | "presence"
+                        | "presenceStats"
+                        | "sendToUser"
+                        | "createRoom"
+                        | "deleteRoom"
+                        | "sendToRoom"
+                        | "roomInfo"
+                )
+            );
+            if takes_tenant && !m.contains_key("tenant") {
+                if let Some(t) = &tenant {
+                    m.insert("tenant".into(), Value::String(t.clone()));
+                }
             }
             let ok = match serde_json::from_value::<super::Command>(Value::Object(m)) {
                 Ok(

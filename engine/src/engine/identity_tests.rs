@@ -134,6 +134,77 @@ fn a_token_inside_the_notice_window_gets_the_notice_right_after_the_welcome() {
     assert_eq!(h.e.poll_timeout(), Some(Millis(T0 + 8_000)));
 }
 
+/// `secret_cfg` with a `connect` hook answered by the host (timeout 10 s).
+fn hooked_cfg() -> Value {
+    let mut c = secret_cfg(json!({}));
+    c["hooks"] = json!({"connect": true, "timeoutMs": 10_000});
+    c
+}
+
+/// The op of the `connect` hook call among `acts`.
+fn hook_op(acts: &[Action]) -> OpId {
+    acts.iter()
+        .find_map(|a| match a {
+            Action::Call { op, .. } => Some(*op),
+            _ => None,
+        })
+        .expect("a connect hook call")
+}
+
+fn admit(h: &mut H, op: OpId) -> Vec<Action> {
+    h.input(Input::Completed {
+        op,
+        result: HostResult::Handler(Box::default()),
+    })
+}
+
+#[test]
+fn a_slow_connect_hook_never_lets_the_expiry_notice_precede_the_welcome() {
+    let mut h = H::new(hooked_cfg());
+    // Notice due at T0 + 2 s (exp - 10 s), while the hook is still thinking.
+    let acts = h.open(1, &hs("u1", T0_S + 12));
+    assert!(frames(&acts).is_empty(), "nothing before the hook answers");
+    let op = hook_op(&acts);
+    assert!(
+        frames(&h.at(T0 + 2_000)).is_empty(),
+        "no notice before the welcome"
+    );
+    h.now = T0 + 3_000;
+    let f = frames(&admit(&mut h, op));
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f[0]["type"], "connected");
+    assert_eq!(
+        f[1],
+        json!({"type": "token:expiring", "expiresAt": "2023-11-14T22:13:32.000Z"})
+    );
+    // The close stays scheduled at exp + leeway.
+    assert_eq!(h.e.poll_timeout(), Some(Millis(T0 + 15_000)));
+    assert_eq!(closes(&h.at(T0 + 15_000)), vec![close::TOKEN_EXPIRED]);
+}
+
+#[test]
+fn a_token_inside_the_notice_window_waits_for_the_connect_hook_too() {
+    let mut h = H::new(hooked_cfg());
+    let acts = h.open(1, &hs("u1", T0_S + 5));
+    assert!(frames(&acts).is_empty());
+    let f = frames(&admit(&mut h, hook_op(&acts)));
+    assert_eq!(f[0]["type"], "connected");
+    assert_eq!(f[1]["type"], "token:expiring");
+}
+
+#[test]
+fn a_token_that_expires_while_the_connect_hook_runs_is_closed_after_the_welcome() {
+    let mut h = H::new(hooked_cfg());
+    // exp + leeway (2 s) passes at T0 + 4 s; the hook answers at T0 + 6 s.
+    let acts = h.open(1, &hs("u1", T0_S + 1));
+    let op = hook_op(&acts);
+    assert!(closes(&h.at(T0 + 4_000)).is_empty(), "not admitted yet");
+    h.now = T0 + 6_000;
+    let acts = admit(&mut h, op);
+    assert_eq!(frames(&acts)[0]["type"], "connected");
+    assert_eq!(closes(&acts), vec![close::TOKEN_EXPIRED]);
+}
+
 #[test]
 fn expire_connections_off_keeps_connections_open() {
     let mut h = H::new(secret_cfg(json!({"expireConnections": false})));

@@ -198,14 +198,16 @@ impl Engine {
                     self.conns[slot].sub_keys.push(key);
                 }
                 SubTarget::Channel { name } => {
-                    self.hub.join_channel(slot, conn, name);
+                    let key = self.key_for(slot, name);
+                    self.hub.join_channel(slot, conn, &key);
                     self.conns[slot].sub_keys.push(usize::MAX);
                 }
             }
             self.conns[slot].state.subscriptions.push(sub);
         }
         for room in rooms {
-            self.hub.join_room(slot, &room);
+            let key = self.key_for(slot, &room);
+            self.hub.join_room(slot, &key);
             self.conns[slot].state.rooms.push(room);
         }
         Ok(())

@@ -601,7 +601,21 @@ impl Engine {
                 self.config.limits.max_name_length
             ));
         }
+        if name.contains(crate::tenant::SEPARATOR) {
+            return Err(format!("{what} name must not contain a NUL character"));
+        }
         Ok(())
+    }
+
+    /// The tenant of the connection at `slot`, if its route declares one.
+    pub(super) fn tenant_of(&self, slot: usize) -> Option<&str> {
+        self.conns[slot].state.tenant.as_deref()
+    }
+
+    /// The hub/broker key of the room or channel `name` as the connection at `slot`
+    /// names it (scoped by its tenant; [`crate::tenant`]).
+    pub(super) fn key_for<'a>(&self, slot: usize, name: &'a str) -> std::borrow::Cow<'a, str> {
+        crate::tenant::scoped(self.tenant_of(slot), name)
     }
 }
 

@@ -273,7 +273,8 @@ impl Engine {
         match &sub.target {
             SubTarget::Resource { .. } => self.hub.unsubscribe_resource(key),
             SubTarget::Channel { name } => {
-                self.hub.leave_channel(slot, name);
+                let key = crate::tenant::scoped(c.state.tenant.as_deref(), name);
+                self.hub.leave_channel(slot, &key);
                 self.channel_left(slot, name);
             }
         }
@@ -380,8 +381,9 @@ impl Engine {
         room: String,
         rid: Rid,
     ) -> Result<(), (ErrorCode, String)> {
+        let key = self.key_for(slot, &room).into_owned();
         if self.conns[slot].state.rooms.contains(&room) {
-            let members = self.hub.room_members(&room).map_or(0, |m| m.len());
+            let members = self.hub.room_members(&key).map_or(0, |m| m.len());
             self.send(
                 slot,
                 &ServerMessage::Joined {
@@ -401,7 +403,7 @@ impl Engine {
                 ),
             ));
         }
-        let current = self.hub.room_members(&room).map(|m| m.len());
+        let current = self.hub.room_members(&key).map(|m| m.len());
         if current.is_none() && self.hub.room_count() >= self.config.rooms.max_rooms {
             return Err((
                 ErrorCode::LimitExceeded,
@@ -411,15 +413,15 @@ impl Engine {
                 ),
             ));
         }
-        let capacity = self.room_capacity(&room);
+        let capacity = self.room_capacity(&key);
         if current.unwrap_or(0) >= capacity {
             return Err((
                 ErrorCode::RoomFull,
                 format!("room `{room}` is full ({capacity} members)"),
             ));
         }
-        let others: Vec<(usize, ConnId)> = self.room_peers(&room, slot);
-        let members = self.hub.join_room(slot, &room);
+        let others: Vec<(usize, ConnId)> = self.room_peers(&key, slot);
+        let members = self.hub.join_room(slot, &key);
         self.conns[slot].state.rooms.push(room.clone());
         self.send(
             slot,
@@ -440,10 +442,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Members of `room` other than `slot`.
-    fn room_peers(&self, room: &str, slot: usize) -> Vec<(usize, ConnId)> {
+    /// Members of the room keyed `key` other than `slot`.
+    fn room_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
         self.hub
-            .room_members(room)
+            .room_members(key)
             .into_iter()
             .flatten()
             .filter(|s| **s != slot)
@@ -451,10 +453,11 @@ impl Engine {
             .collect()
     }
 
-    /// Take `slot` out of `room` and tell the remaining members.
+    /// Take `slot` out of `room` (the name it gave) and tell the remaining members.
     pub(super) fn leave_room_and_notify(&mut self, slot: usize, room: &str) {
-        self.hub.leave_room(slot, room);
-        let others = self.room_peers(room, slot);
+        let key = self.key_for(slot, room).into_owned();
+        self.hub.leave_room(slot, &key);
+        let others = self.room_peers(&key, slot);
         let client_id = self.conns[slot].state.client_id.clone();
         self.fanout(
             &others,
@@ -507,7 +510,8 @@ impl Engine {
         if let Err((code, m)) = self.room_permitted(slot, RoomAction::Message, &room) {
             return self.send_error(slot, code, m, rid);
         }
-        let others = self.room_peers(&room, slot);
+        let key = self.key_for(slot, &room).into_owned();
+        let others = self.room_peers(&key, slot);
         let msg = ServerMessage::RoomMessage {
             room,
             from: self.conns[slot].state.client_id.clone(),
@@ -539,9 +543,10 @@ impl Engine {
         if let Err((code, m)) = self.room_permitted(slot, RoomAction::Members, &room) {
             return self.send_error(slot, code, m, rid);
         }
+        let key = self.key_for(slot, &room).into_owned();
         let members = self
             .hub
-            .room_members(&room)
+            .room_members(&key)
             .into_iter()
             .flatten()
             .map(|s| MemberView {
@@ -572,7 +577,9 @@ impl Engine {
             .by_client
             .get(&to)
             .copied()
-            .filter(|s| !self.conns[*s].closing);
+            .filter(|s| !self.conns[*s].closing)
+            // Client lookups stay inside the sender's tenant.
+            .filter(|s| self.conns[*s].state.tenant == self.conns[slot].state.tenant);
         let Some(target) = target else {
             return self.send_error(
                 slot,

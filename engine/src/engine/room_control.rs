@@ -24,12 +24,13 @@ pub(crate) struct RoomMeta {
 }
 
 impl Engine {
-    /// The member limit of a room: its created capacity, else the config's.
-    pub(super) fn room_capacity(&self, room: &str) -> usize {
+    /// The member limit of the room keyed `key`: its created capacity, else the
+    /// config's for its name.
+    pub(super) fn room_capacity(&self, key: &str) -> usize {
         self.room_meta
-            .get(room)
+            .get(key)
             .and_then(|m| m.capacity)
-            .unwrap_or_else(|| self.config.room_capacity(room))
+            .unwrap_or_else(|| self.config.room_capacity(crate::tenant::split(key).1))
     }
 
     fn client_slot(&self, client_id: &str) -> Result<usize, CommandError> {
@@ -52,11 +53,16 @@ impl Engine {
         cmd: Command,
     ) -> Result<Value, CommandError> {
         match cmd {
-            Command::SendToUser { user_id, message } => {
+            Command::SendToUser {
+                user_id,
+                message,
+                tenant,
+            } => {
                 let recipients: Vec<(usize, ConnId)> = self
                     .conns
                     .iter()
                     .filter(|(_, c)| !c.closing && !c.awaiting_connect)
+                    .filter(|(_, c)| tenant.is_none() || c.state.tenant == tenant)
                     .filter(|(_, c)| c.state.user.as_ref().is_some_and(|u| u.id == user_id))
                     .map(|(s, c)| (s, c.id))
                     .collect();
@@ -68,18 +74,20 @@ impl Engine {
                 description,
                 capacity,
                 metadata,
+                tenant,
             } => {
                 self.check_name("room", &room)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
+                let key = crate::tenant::scoped(tenant.as_deref(), &room).into_owned();
                 if capacity == Some(0) {
                     return Err(err(
                         ErrorCode::InvalidMessage,
                         "capacity must be at least 1",
                     ));
                 }
-                let exists = self.room_meta.contains_key(&room);
+                let exists = self.room_meta.contains_key(&key);
                 if !exists
-                    && self.hub.room_members(&room).is_none()
+                    && self.hub.room_members(&key).is_none()
                     && self.hub.room_count() + self.empty_created_rooms()
                         >= self.config.rooms.max_rooms
                 {
@@ -91,9 +99,9 @@ impl Engine {
                         ),
                     ));
                 }
-                let created_at = self.room_meta.get(&room).map_or(now, |m| m.created_at);
+                let created_at = self.room_meta.get(&key).map_or(now, |m| m.created_at);
                 self.room_meta.insert(
-                    room.clone(),
+                    key.clone(),
                     RoomMeta {
                         description,
                         capacity,
@@ -101,13 +109,14 @@ impl Engine {
                         created_at,
                     },
                 );
-                Ok(self.room_info(&room))
+                Ok(self.room_info(&key))
             }
-            Command::DeleteRoom { room } => {
-                let known = self.room_meta.remove(&room).is_some();
+            Command::DeleteRoom { room, tenant } => {
+                let key = crate::tenant::scoped(tenant.as_deref(), &room).into_owned();
+                let known = self.room_meta.remove(&key).is_some();
                 let members: Vec<usize> = self
                     .hub
-                    .room_members(&room)
+                    .room_members(&key)
                     .into_iter()
                     .flatten()
                     .copied()
@@ -124,7 +133,7 @@ impl Engine {
                     {
                         self.conns[*slot].state.rooms.remove(pos);
                     }
-                    self.hub.leave_room(*slot, &room);
+                    self.hub.leave_room(*slot, &key);
                     self.send(
                         *slot,
                         &ServerMessage::Left {
@@ -166,28 +175,31 @@ impl Engine {
                 room,
                 message,
                 except_client_id,
+                tenant,
             } => {
+                let key = crate::tenant::scoped(tenant.as_deref(), &room);
                 let except = except_client_id.and_then(|c| self.by_client.get(&c).copied());
                 let recipients: Vec<(usize, ConnId)> = self
                     .hub
-                    .room_members(&room)
+                    .room_members(&key)
                     .into_iter()
                     .flatten()
                     .filter(|s| Some(**s) != except)
                     .map(|s| (*s, self.conns[*s].id))
                     .collect();
-                if recipients.is_empty() && !self.room_meta.contains_key(&room) && except.is_none()
+                if recipients.is_empty() && !self.room_meta.contains_key(&*key) && except.is_none()
                 {
                     return Err(err(ErrorCode::NotFound, format!("no room `{room}`")));
                 }
                 let delivered = self.fanout(&recipients, Outbound::Raw(&message));
                 Ok(json!({ "delivered": delivered }))
             }
-            Command::RoomInfo { room } => {
-                if !self.room_meta.contains_key(&room) && self.hub.room_members(&room).is_none() {
+            Command::RoomInfo { room, tenant } => {
+                let key = crate::tenant::scoped(tenant.as_deref(), &room);
+                if !self.room_meta.contains_key(&*key) && self.hub.room_members(&key).is_none() {
                     return Err(err(ErrorCode::NotFound, format!("no room `{room}`")));
                 }
-                Ok(self.room_info(&room))
+                Ok(self.room_info(&key))
             }
             Command::ClientInfo { client_id } => {
                 let slot = self.client_slot(&client_id)?;
@@ -207,12 +219,13 @@ impl Engine {
             .count()
     }
 
-    /// A room's info.
-    fn room_info(&self, room: &str) -> Value {
-        let meta = self.room_meta.get(room);
+    /// The info of the room keyed `key` (with `tenant` when it is a tenant's).
+    fn room_info(&self, key: &str) -> Value {
+        let (tenant, room) = crate::tenant::split(key);
+        let meta = self.room_meta.get(key);
         let members: Vec<Value> = self
             .hub
-            .room_members(room)
+            .room_members(key)
             .into_iter()
             .flatten()
             .map(|s| {
@@ -222,15 +235,19 @@ impl Engine {
                 })
             })
             .collect();
-        json!({
+        let mut info = json!({
             "room": room,
             "members": members,
             "count": members.len(),
-            "capacity": self.room_capacity(room),
+            "capacity": self.room_capacity(key),
             "description": meta.and_then(|m| m.description.clone()),
             "metadata": meta.and_then(|m| m.metadata.clone()),
             "createdAt": meta.map(|m| iso8601(m.created_at)),
-        })
+        });
+        if let Some(t) = tenant {
+            info["tenant"] = json!(t);
+        }
+        info
     }
 
     /// One client's info.

@@ -34,6 +34,9 @@ pub enum Command {
         /// Optional user filter.
         #[serde(default)]
         filter: Option<Value>,
+        /// Only connections of this tenant (`routes[].tenant`); absent: every connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Send `message` verbatim to one client.
     #[serde(rename_all = "camelCase")]
@@ -50,6 +53,9 @@ pub enum Command {
         resource: String,
         /// Any JSON value, sent as is.
         message: Value,
+        /// Only connections of this tenant (`routes[].tenant`); absent: every subscriber.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Publish on a channel as the server (`from: "server"`).
     #[serde(rename_all = "camelCase")]
@@ -59,6 +65,10 @@ pub enum Command {
         /// Payload.
         #[serde(default)]
         data: Option<Value>,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Read a channel's history (its namespace must keep it). Result: `{"channel",
     /// "publications", "offset", "epoch"}`.
@@ -75,6 +85,10 @@ pub enum Command {
         /// Newest first.
         #[serde(default)]
         reverse: bool,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Clients subscribed to a channel (its namespace must enable presence). Result:
     /// `{"channel", "clients": [{"clientId", "user"}]}`.
@@ -82,6 +96,10 @@ pub enum Command {
     Presence {
         /// Channel.
         channel: String,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Client and user counts of a channel's presence. Result: `{"channel", "clients",
     /// "users"}`.
@@ -89,6 +107,10 @@ pub enum Command {
     PresenceStats {
         /// Channel.
         channel: String,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// A resource changed outside the socket (e.g. an admin write): fan the event out.
     #[serde(rename_all = "camelCase")]
@@ -168,7 +190,7 @@ pub enum Command {
     ServerInfo,
     /// Connected clients.
     Clients,
-    /// Rooms with their member counts.
+    /// Rooms with their member counts (and `tenant` for a tenant's room).
     Rooms,
     /// Engine counters.
     Metrics,
@@ -179,6 +201,9 @@ pub enum Command {
         user_id: String,
         /// Any JSON value, sent as is.
         message: Value,
+        /// Only connections of this tenant (`routes[].tenant`); absent: every connection of the user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Create (or update) a room: description, capacity and metadata. A created room
     /// exists until deleted, even without members.
@@ -195,12 +220,20 @@ pub enum Command {
         /// Any JSON value kept with the room.
         #[serde(default)]
         metadata: Option<Value>,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Delete a room: every member gets `left` and leaves.
     #[serde(rename_all = "camelCase")]
     DeleteRoom {
         /// Room name.
         room: String,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// Put a client in a room (room permissions are not consulted; limits and capacity
     /// are). The client gets `joined`, the other members `room:joined`.
@@ -229,12 +262,20 @@ pub enum Command {
         /// A member not to send it to (e.g. the sender).
         #[serde(default)]
         except_client_id: Option<String>,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// A room: members, capacity, description, metadata.
     #[serde(rename_all = "camelCase")]
     RoomInfo {
         /// Room name.
         room: String,
+        /// The tenant whose space the name is in (`routes[].tenant`); absent: the
+        /// untenanted space.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     /// One client: user, route, params, tenant, metadata, rooms, subscriptions.
     #[serde(rename_all = "camelCase")]
@@ -295,7 +336,11 @@ impl Engine {
                 ErrorCode::InternalError,
                 "resource writes are answered asynchronously",
             )),
-            Command::Broadcast { message, filter } => {
+            Command::Broadcast {
+                message,
+                filter,
+                tenant,
+            } => {
                 let filter = filter
                     .as_ref()
                     .map(Filter::parse)
@@ -306,6 +351,7 @@ impl Engine {
                     .conns
                     .iter()
                     .filter(|(_, c)| !c.closing)
+                    .filter(|(_, c)| tenant.is_none() || c.state.tenant == tenant)
                     .filter(|(_, c)| match (&filter, &c.state.user) {
                         (None, _) => true,
                         (Some(_), None) => false,
@@ -333,7 +379,11 @@ impl Engine {
                 let delivered = self.fanout(&[(slot, conn)], Outbound::Raw(&message));
                 Ok(json!({ "delivered": delivered }))
             }
-            Command::BroadcastToResource { resource, message } => {
+            Command::BroadcastToResource {
+                resource,
+                message,
+                tenant,
+            } => {
                 if !self.config.resources.contains_key(&resource) {
                     return Err(err(
                         ErrorCode::ResourceNotFound,
@@ -344,11 +394,19 @@ impl Engine {
                 let max_slot = self.conns.capacity();
                 self.hub
                     .resource_subscribers(&resource, max_slot, &mut recipients);
+                if tenant.is_some() {
+                    let conns = &self.conns;
+                    recipients.retain(|(s, _)| conns[*s].state.tenant == tenant);
+                }
                 self.metrics.broadcasts += 1;
                 let delivered = self.fanout(&recipients, Outbound::Raw(&message));
                 Ok(json!({ "delivered": delivered }))
             }
-            Command::Publish { channel, data } => {
+            Command::Publish {
+                channel,
+                data,
+                tenant,
+            } => {
                 self.check_name("channel", &channel)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
                 // The server is trusted (no roles), but only an opted-in resource's
@@ -361,6 +419,7 @@ impl Engine {
                 let (delivered, position) = self.publish_to_channel(
                     now,
                     None,
+                    tenant.as_deref(),
                     &channel,
                     "server".into(),
                     data,
@@ -378,9 +437,14 @@ impl Engine {
                 limit,
                 since,
                 reverse,
-            } => self.command_history(now, channel, limit, since, reverse),
-            Command::Presence { channel } => self.command_presence(channel, false),
-            Command::PresenceStats { channel } => self.command_presence(channel, true),
+                tenant,
+            } => self.command_history(now, tenant.as_deref(), channel, limit, since, reverse),
+            Command::Presence { channel, tenant } => {
+                self.command_presence(tenant.as_deref(), channel, false)
+            }
+            Command::PresenceStats { channel, tenant } => {
+                self.command_presence(tenant.as_deref(), channel, true)
+            }
             Command::ResourceChanged {
                 resource,
                 event,
@@ -446,12 +510,17 @@ impl Engine {
             Command::Rooms => Ok(Value::Array(
                 self.hub
                     .rooms()
-                    .map(|(name, members)| {
-                        json!({
+                    .map(|(key, members)| {
+                        let (tenant, name) = crate::tenant::split(key);
+                        let mut room = json!({
                             "room": name,
                             "members": members,
-                            "maxConnections": self.room_capacity(name),
-                        })
+                            "maxConnections": self.room_capacity(key),
+                        });
+                        if let Some(t) = tenant {
+                            room["tenant"] = json!(t);
+                        }
+                        room
                     })
                     .collect(),
             )),
@@ -480,14 +549,15 @@ impl Engine {
         })
     }
 
-    /// Connected clients in connection-slot order: id, user, subscriptions, rooms, connectedAt.
+    /// Connected clients in connection-slot order: id, user, subscriptions, rooms,
+    /// connectedAt, and `tenant` for a client that has one.
     pub fn clients(&self) -> Value {
         Value::Array(
             self.conns
                 .iter()
                 .filter(|(_, c)| !c.closing)
                 .map(|(_, c)| {
-                    json!({
+                    let mut v = json!({
                         "clientId": c.state.client_id,
                         "user": c.public_user(),
                         "peer": c.state.peer,
@@ -499,7 +569,11 @@ impl Engine {
                         }).collect::<Vec<_>>(),
                         "rooms": c.state.rooms,
                         "connectedAt": iso8601(c.state.connected_at),
-                    })
+                    });
+                    if let Some(t) = &c.state.tenant {
+                        v["tenant"] = json!(t);
+                    }
+                    v
                 })
                 .collect(),
         )

@@ -289,6 +289,7 @@ fn server_api_publishes_into_the_stream_and_reads_history_and_presence() {
         command: Command::Publish {
             channel: "chat:a".into(),
             data: Some(json!("hi")),
+            tenant: None,
         },
     });
     let result = acts.iter().find_map(|a| match a {
@@ -307,6 +308,7 @@ fn server_api_publishes_into_the_stream_and_reads_history_and_presence() {
             limit: None,
             since: None,
             reverse: false,
+            tenant: None,
         },
     });
     let Some(Action::CommandResult { result: Ok(v), .. }) = acts.last() else {
@@ -318,6 +320,7 @@ fn server_api_publishes_into_the_stream_and_reads_history_and_presence() {
         tag: 3,
         command: Command::Presence {
             channel: "chat:a".into(),
+            tenant: None,
         },
     });
     let Some(Action::CommandResult { result: Ok(v), .. }) = acts.last() else {

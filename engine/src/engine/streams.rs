@@ -178,7 +178,8 @@ impl Engine {
                     );
                 }
                 let id = self.next_subscription_id(slot);
-                self.hub.join_channel(slot, self.conns[slot].id, &channel);
+                let key = self.key_for(slot, &channel);
+                self.hub.join_channel(slot, self.conns[slot].id, &key);
                 let c = &mut self.conns[slot];
                 c.sub_keys.push(usize::MAX);
                 c.state.subscriptions.push(Subscription {
@@ -192,12 +193,13 @@ impl Engine {
         };
         // The recovery and the join happen in this one step: a publication fanned out
         // after it is live, one before it is in `publications`; none is in both.
+        let key = self.key_for(slot, &channel).into_owned();
         let stream = match ns.as_ref().and_then(|n| n.history) {
             Some(cfg) => {
-                let epoch = self.epoch_for(now, &channel);
+                let epoch = self.epoch_for(now, &key);
                 Some(match since {
                     Some(since) => {
-                        let r = self.broker.recover(&channel, cfg, now, &since, || epoch);
+                        let r = self.broker.recover(&key, cfg, now, &since, || epoch);
                         self.metrics.recoveries += 1;
                         if !r.recovered {
                             self.metrics.recoveries_failed += 1;
@@ -210,7 +212,7 @@ impl Engine {
                         }
                     }
                     None => {
-                        let p = self.broker.position(&channel, cfg, now, || epoch);
+                        let p = self.broker.position(&key, cfg, now, || epoch);
                         StreamState {
                             recovered: None,
                             offset: Some(p.offset),
@@ -241,7 +243,7 @@ impl Engine {
         );
         if joined && ns.as_ref().is_some_and(|n| n.join_leave) {
             let member = self.member_view(slot);
-            let others = self.channel_peers(&channel, slot);
+            let others = self.channel_peers(&key, slot);
             self.fanout(
                 &others,
                 Outbound::Message(&ServerMessage::PresenceJoin { channel, member }),
@@ -256,10 +258,10 @@ impl Engine {
         }
     }
 
-    /// Subscribers of `channel` other than `slot`, in subscription order.
-    fn channel_peers(&self, channel: &str, slot: usize) -> Vec<(usize, ConnId)> {
+    /// Subscribers of the channel keyed `key` other than `slot`, in subscription order.
+    fn channel_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
         self.hub
-            .channel_members(channel)
+            .channel_members(key)
             .filter(|(s, _)| *s != slot)
             .filter(|(s, _)| self.conns.get(*s).is_some_and(|c| !c.closing))
             .collect()
@@ -274,7 +276,8 @@ impl Engine {
             return;
         }
         let member = self.member_view(slot);
-        let others = self.channel_peers(channel, slot);
+        let key = self.key_for(slot, channel);
+        let others = self.channel_peers(&key, slot);
         self.fanout(
             &others,
             Outbound::Message(&ServerMessage::PresenceLeave {
@@ -313,8 +316,16 @@ impl Engine {
             }
         };
         let from = self.conns[slot].state.client_id.clone();
-        let (delivered, _) =
-            self.publish_to_channel(now, Some(slot), &channel, from, message, resource_too);
+        let tenant = self.conns[slot].state.tenant.clone();
+        let (delivered, _) = self.publish_to_channel(
+            now,
+            Some(slot),
+            tenant.as_deref(),
+            &channel,
+            from,
+            message,
+            resource_too,
+        );
         self.send(
             slot,
             &ServerMessage::Published {
@@ -328,23 +339,27 @@ impl Engine {
     /// Order a publication through the broker (channels with history), then deliver it
     /// to the channel's subscribers and, with `resource_too` (s3db.js compatibility, a
     /// resource's `publish` opt-in), to subscribers of the configured resource of the same
-    /// name, except `exclude`. Returns the number of recipients and the stream position
-    /// the broker assigned.
+    /// name, except `exclude`. Everything stays in `tenant`'s space: its channel, and
+    /// only its connections among the resource's subscribers. Returns the number of
+    /// recipients and the stream position the broker assigned.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn publish_to_channel(
         &mut self,
         now: Millis,
         exclude: Option<usize>,
+        tenant: Option<&str>,
         channel: &str,
         from: String,
         data: Option<Value>,
         resource_too: bool,
     ) -> (usize, Option<StreamPosition>) {
         let timestamp = iso8601(now);
+        let key = crate::tenant::scoped(tenant, channel);
         let position = match self.namespace(channel).and_then(|(n, _)| n.history) {
             Some(cfg) => {
-                let epoch = self.epoch_for(now, channel);
+                let epoch = self.epoch_for(now, &key);
                 let p = self.broker.publish(
-                    channel,
+                    &key,
                     cfg,
                     now,
                     || epoch,
@@ -358,8 +373,14 @@ impl Engine {
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
+        let resource = resource_too.then_some(channel);
         self.hub
-            .publish_recipients(channel, resource_too, max_slot, &mut recipients);
+            .publish_recipients(&key, resource, max_slot, &mut recipients);
+        if resource_too {
+            // The resource's subscribers span tenants; the channel's do not.
+            let conns = &self.conns;
+            recipients.retain(|(s, _)| conns[*s].state.tenant.as_deref() == tenant);
+        }
         recipients.retain(|(s, _)| Some(*s) != exclude);
         let msg = ServerMessage::Message {
             channel: channel.to_string(),
@@ -392,9 +413,12 @@ impl Engine {
             })
     }
 
+    /// The history of `channel` in `tenant`'s space.
+    #[allow(clippy::too_many_arguments)]
     fn read_history(
         &mut self,
         now: Millis,
+        tenant: Option<&str>,
         channel: &str,
         limit: Option<u64>,
         since: Option<Since>,
@@ -402,14 +426,15 @@ impl Engine {
     ) -> Result<(Vec<Publication>, StreamPosition), (ErrorCode, String)> {
         let cfg = self.history_of(channel)?;
         let limit = limit.map_or(cfg.size, |l| (l.min(cfg.size as u64)) as usize);
-        let epoch = self.epoch_for(now, channel);
+        let key = crate::tenant::scoped(tenant, channel);
+        let epoch = self.epoch_for(now, &key);
         let query = HistoryQuery {
             limit,
             since,
             reverse,
         };
         self.broker
-            .history(channel, cfg, now, &query, || epoch)
+            .history(&key, cfg, now, &query, || epoch)
             .map_err(|u| {
                 (
                     ErrorCode::UnrecoverablePosition,
@@ -441,7 +466,8 @@ impl Engine {
         if let Err((code, m)) = self.channel_allowed(slot, &channel, ChannelAction::Subscribe) {
             return self.send_error(slot, code, m, rid);
         }
-        match self.read_history(now, &channel, limit, since, reverse) {
+        let tenant = self.conns[slot].state.tenant.clone();
+        match self.read_history(now, tenant.as_deref(), &channel, limit, since, reverse) {
             Ok((publications, p)) => self.send(
                 slot,
                 &ServerMessage::History {
@@ -469,18 +495,20 @@ impl Engine {
         }
     }
 
-    fn presence_members(&self, channel: &str) -> Vec<MemberView> {
+    /// Subscribers of the channel keyed `key`.
+    fn presence_members(&self, key: &str) -> Vec<MemberView> {
         self.hub
-            .channel_members(channel)
+            .channel_members(key)
             .filter(|(s, _)| self.conns.get(*s).is_some_and(|c| !c.closing))
             .map(|(s, _)| self.member_view(s))
             .collect()
     }
 
-    fn presence_counts(&self, channel: &str) -> (usize, usize) {
+    /// Client and user counts of the channel keyed `key`.
+    fn presence_counts(&self, key: &str) -> (usize, usize) {
         let mut users = std::collections::BTreeSet::new();
         let mut clients = 0;
-        for (s, _) in self.hub.channel_members(channel) {
+        for (s, _) in self.hub.channel_members(key) {
             let Some(c) = self.conns.get(s).filter(|c| !c.closing) else {
                 continue;
             };
@@ -503,8 +531,9 @@ impl Engine {
         if let Err((code, m)) = checked {
             return self.send_error(slot, code, m, rid);
         }
+        let key = self.key_for(slot, &channel).into_owned();
         let msg = if stats {
-            let (clients, users) = self.presence_counts(&channel);
+            let (clients, users) = self.presence_counts(&key);
             ServerMessage::PresenceStats {
                 channel,
                 clients,
@@ -513,7 +542,7 @@ impl Engine {
             }
         } else {
             ServerMessage::Presence {
-                clients: self.presence_members(&channel),
+                clients: self.presence_members(&key),
                 channel,
                 request_id: rid,
             }
@@ -524,9 +553,11 @@ impl Engine {
     // ----- server API -----------------------------------------------------------------
 
     /// Server-API `history`: `{publications, offset, epoch}`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn command_history(
         &mut self,
         now: Millis,
+        tenant: Option<&str>,
         channel: String,
         limit: Option<u64>,
         since: Option<Since>,
@@ -535,7 +566,7 @@ impl Engine {
         self.check_name("channel", &channel)
             .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
         let (publications, p) = self
-            .read_history(now, &channel, limit, since, reverse)
+            .read_history(now, tenant, &channel, limit, since, reverse)
             .map_err(|(c, m)| err(c, m))?;
         let publications: Vec<Value> = publications
             .iter()
@@ -549,17 +580,19 @@ impl Engine {
     /// Server-API `presence` / `presenceStats`.
     pub(super) fn command_presence(
         &self,
+        tenant: Option<&str>,
         channel: String,
         stats: bool,
     ) -> Result<Value, CommandError> {
         self.check_name("channel", &channel)
             .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
         self.presence_of(&channel).map_err(|(c, m)| err(c, m))?;
+        let key = crate::tenant::scoped(tenant, &channel);
         if stats {
-            let (clients, users) = self.presence_counts(&channel);
+            let (clients, users) = self.presence_counts(&key);
             Ok(json!({"channel": channel, "clients": clients, "users": users}))
         } else {
-            let clients = self.presence_members(&channel);
+            let clients = self.presence_members(&key);
             Ok(json!({"channel": channel, "clients": clients}))
         }
     }

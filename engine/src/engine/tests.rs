@@ -1057,12 +1057,14 @@ fn broadcast_send_to_disconnect_and_queries() {
     let (r, acts) = h.cmd(Command::Broadcast {
         message: json!({"type":"announcement"}),
         filter: Some(json!({"role":"admin"})),
+        tenant: None,
     });
     assert_eq!(r.unwrap()["delivered"], 1);
     assert_eq!(frames_for(&acts, 1)[0], json!({"type":"announcement"}));
     let (r, _) = h.cmd(Command::Broadcast {
         message: json!("all"),
         filter: None,
+        tenant: None,
     });
     assert_eq!(r.unwrap()["delivered"], 3);
     let (r, acts) = h.cmd(Command::SendTo {
@@ -1097,7 +1099,8 @@ fn broadcast_send_to_disconnect_and_queries() {
     assert_eq!(
         h.cmd(Command::Publish {
             channel: "n".into(),
-            data: None
+            data: None,
+            tenant: None,
         })
         .0
         .unwrap()["delivered"],
@@ -1155,6 +1158,7 @@ fn slow_consumer_close_and_drop_policies() {
     let (r, acts) = h.cmd(Command::Publish {
         channel: "x".into(),
         data: None,
+        tenant: None,
     });
     assert_eq!(r.unwrap()["delivered"], 1);
     assert!(frames_for(&acts, 1).is_empty());
@@ -1190,7 +1194,8 @@ fn snapshot_restore_round_trip_keeps_subscriptions_and_rooms() {
     assert_eq!(
         h2.cmd(Command::Publish {
             channel: "news".into(),
-            data: None
+            data: None,
+            tenant: None,
         })
         .0
         .unwrap()["delivered"],

@@ -273,8 +273,9 @@ impl Engine {
             protocol: accepted.protocol,
         });
         if self.connect_hook_on() {
-            // The welcome waits for the application's `connect` hook (handlers.rs).
-            self.arm_expiry(now, slot, accepted.exp);
+            // The welcome waits for the application's `connect` hook (handlers.rs); so
+            // does the token's expiry schedule, so no `token:expiring` precedes it.
+            self.conns[slot].connect_exp = accepted.exp;
             self.run_connect_hook(now, slot);
         } else {
             self.welcome(now, slot);
@@ -317,6 +318,7 @@ impl Engine {
             pending: 0,
             buffered: 0,
             awaiting_connect: false,
+            connect_exp: None,
             closed_with: None,
         });
         self.by_conn.insert(conn, slot);

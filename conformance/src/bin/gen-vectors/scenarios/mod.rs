@@ -18,6 +18,7 @@ mod rooms;
 mod server_api;
 mod streams;
 mod subscribe;
+mod tenants;
 mod upgrade;
 
 use crate::dsl::Sc;
@@ -44,5 +45,6 @@ pub fn all() -> Vec<Sc> {
     v.extend(streams::scenarios());
     v.extend(handlers::scenarios());
     v.extend(room_control::scenarios());
+    v.extend(tenants::scenarios());
     v
 }
