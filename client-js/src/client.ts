@@ -597,7 +597,9 @@ export class Client extends Emitter<ClientEvents> {
 
   /**
    * Get a fresh token from `getToken` now and put it to use: on the open connection
-   * (`refresh.mode: "message"`) or by reconnecting with it (default).
+   * (`refresh.mode: "message"`, the default: the token-lifecycle protocol's `refresh`
+   * request, falling back to a reconnect if the server refuses it) or by reconnecting
+   * with it (`"reconnect"`).
    */
   async refresh(): Promise<void> {
     const get = this.opts.getToken;
@@ -620,7 +622,7 @@ export class Client extends Emitter<ClientEvents> {
     }
     this.token = token;
     if (gen !== this.gen || this.state !== "connected") return; // the next connect uses it
-    if (this.opts.refresh?.mode === "message" && token !== null) {
+    if ((this.opts.refresh?.mode ?? "message") === "message" && token !== null) {
       try {
         await this.request("refresh", { token }, { queue: false });
         if (gen === this.gen) this.scheduleRefresh(gen);
