@@ -153,6 +153,9 @@ export function generate(dir = SCHEMAS) {
   const server = new Gen("Server", load("server-message.schema.json"));
   const rejection = new Gen("Upgrade", load("upgrade-rejection.schema.json"));
   const cm = client.messages();
+  // Branches with a constant `type` are the built-in messages; the application branch
+  // (any other type) is in the union only.
+  const builtIn = cm.filter(([t]) => typeof t === "string");
   const sm = server.messages();
   const errorCodes = server.schema.$defs.errorCode.enum;
   const rejectionType = rejection.type(rejection.schema);
@@ -169,11 +172,12 @@ ${cm.map(([, n]) => `  | ${n}`).join("\n")};
 
 /** Each client message type by its \`type\`. */
 export interface ClientFrameByType {
-${cm.map(([t, n]) => `  ${JSON.stringify(t)}: ${n};`).join("\n")}
+${builtIn.map(([t, n]) => `  ${JSON.stringify(t)}: ${n};`).join("\n")}
 }
 
-/** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ${JSON.stringify(cm.map(([t]) => t))} as const;
+/** The built-in client message types of the protocol, in schema order (any other type is
+ * an application message, \`ClientApplication\`). */
+export const CLIENT_MESSAGE_TYPES = ${JSON.stringify(builtIn.map(([t]) => t))} as const;
 
 // ---------------------------------------------------------------- server -> client
 ${server.defs()}${doc(server.schema.description)}export type ServerFrame =

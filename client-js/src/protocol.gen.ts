@@ -317,11 +317,11 @@ export interface ClientFrameByType {
   "history": ClientHistory;
   "presence": ClientPresence;
   "presence:stats": ClientPresenceStats;
-  undefined: ClientApplication;
 }
 
-/** The client message types of the protocol, in schema order. */
-export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh","history","presence","presence:stats",null] as const;
+/** The built-in client message types of the protocol, in schema order (any other type is
+ * an application message, `ClientApplication`). */
+export const CLIENT_MESSAGE_TYPES = ["ping","subscribe","unsubscribe","publish","get","list","insert","update","delete","join","leave","room:message","room:members","direct","channel:message","refresh","history","presence","presence:stats"] as const;
 
 // ---------------------------------------------------------------- server -> client
 /**
