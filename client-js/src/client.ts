@@ -384,6 +384,10 @@ export class Client extends Emitter<ClientEvents> {
         this.emit("publication", pub);
         return;
       }
+      case "presence:join":
+      case "presence:leave":
+        this.channels.get(String(f.channel))?._onPresence(f as unknown as ServerFrameByType["presence:join"] | ServerFrameByType["presence:leave"]);
+        return;
       case "room:joined":
       case "room:left":
       case "room:message":
