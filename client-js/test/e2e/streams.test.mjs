@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
 import { Client } from "../../dist/index.js";
-import { TestServer, until } from "./servers.mjs";
+import { TestServer, jwt, until } from "./servers.mjs";
 
 const backoff = { initialDelayMs: 50, maxDelayMs: 400, jitter: 0.5 };
 
@@ -122,8 +122,9 @@ describe("native host: channel streams, presence and application messages", () =
     assert.equal(chat.offset, 32);
   });
 
-  test("presence: join/leave pushes, the client list and stats against the real host", async () => {
-    const a = make();
+  test("presence: join/leave pushes, the client list (with the public info claim) and stats against the real host", async () => {
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const a = make({ token: jwt({ sub: "ann", info: { name: "Ann" }, email: "ann@example.com", exp }) });
     const b = make();
     await Promise.all([a.connect(), b.connect()]);
     const chA = a.channel("chat:presence").subscribe();
@@ -135,10 +136,13 @@ describe("native host: channel streams, presence and application messages", () =
     await until(() => joins.length === 1, "a sees b join");
     assert.deepEqual(joins, [b.clientId]);
 
-    const list = await chA.presence();
-    assert.deepEqual(list.clients.map((c) => c.clientId).sort(), [a.clientId, b.clientId].sort());
+    const list = await chB.presence();
+    assert.deepEqual(list.clients.map((c) => c.clientId), [a.clientId, b.clientId], "subscription order");
+    assert.deepEqual(list.clients[0].info, { name: "Ann" }, "the info claim is public");
+    assert.equal(list.clients[0].user.email, undefined, "other claims are not");
+    assert.equal("info" in list.clients[1], false, "an anonymous client has no info");
     const stats = await chB.presenceStats();
-    assert.deepEqual([stats.clients, stats.users], [2, 0], "two anonymous clients");
+    assert.deepEqual([stats.clients, stats.users], [2, 1], "ann and an anonymous client");
 
     b.close();
     await until(() => leaves.length === 1, "a sees b leave");
