@@ -3,7 +3,8 @@
 //!
 //! Connection tasks and HTTP handlers talk to it over one bounded channel
 //! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
-//! right away: frames go to each connection's bounded [`Outbound`] queue (a full queue,
+//! right away (with durable channel streams, once the stream changes made before them
+//! are written: see [`crate::streams`]): frames go to each connection's bounded [`Outbound`] queue (a full queue,
 //! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
 //! so the engine's slow-consumer policy decides), pings and closes to the same
 //! [`Outbound`] as controls, store calls to the store thread, guard calls to the
@@ -328,6 +329,11 @@ impl Actor {
             }
             tokio::select! {
                 biased;
+                // First: a finished stream write releases the frames held behind it, and
+                // a flood of inbound messages must not keep them waiting.
+                Some(done) = recv_any(&mut streams_rx) => {
+                    self.stream_written(self.now(), done);
+                }
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     if !self.message(msg, &mut completions) {
@@ -350,9 +356,6 @@ impl Actor {
                 }
                 Some((op, response)) = recv_any(&mut handler_rx) => {
                     self.input(self.now(), Input::Completed { op, result: HostResult::Handler(Box::new(response)) });
-                }
-                Some(done) = recv_any(&mut streams_rx) => {
-                    self.stream_written(self.now(), done);
                 }
                 Some((op, decision)) = recv_any(&mut guard_rx) => {
                     self.input(self.now(), Input::Completed { op, result: HostResult::Guard(decision) });
