@@ -13,6 +13,9 @@
 #                                    generated types vs protocol-spec/schemas
 #        test/e2e/e2e.test.mjs       native and Node hosts on 127.0.0.1, killed and
 #                                    restarted under subscribed clients
+#        test/e2e/streams.test.mjs   native host (SQLite, durable streams): recovery with
+#                                    history across kill -9, presence, application
+#                                    messages through a webhook handler
 #        test/browser/browser.test.mjs  headless Chromium (scripts/setup.sh installs it):
 #                                    the browser bundle against the native host, and the
 #                                    console, screenshot in client-js/test-artifacts/
@@ -60,7 +63,7 @@ set +e
 setsid timeout --kill-after=10 300 node --test --test-concurrency=1 --test-timeout=120000 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
-  test/unit/*.test.mjs test/e2e/e2e.test.mjs test/browser/browser.test.mjs &
+  test/unit/*.test.mjs test/e2e/e2e.test.mjs test/e2e/streams.test.mjs test/browser/browser.test.mjs &
 group=$!
 wait "$group"
 rc=$?

@@ -384,6 +384,10 @@ export class Client extends Emitter<ClientEvents> {
         this.emit("publication", pub);
         return;
       }
+      case "presence:join":
+      case "presence:leave":
+        this.channels.get(String(f.channel))?._onPresence(f as unknown as ServerFrameByType["presence:join"] | ServerFrameByType["presence:leave"]);
+        return;
       case "room:joined":
       case "room:left":
       case "room:message":
@@ -597,7 +601,9 @@ export class Client extends Emitter<ClientEvents> {
 
   /**
    * Get a fresh token from `getToken` now and put it to use: on the open connection
-   * (`refresh.mode: "message"`) or by reconnecting with it (default).
+   * (`refresh.mode: "message"`, the default: the token-lifecycle protocol's `refresh`
+   * request, falling back to a reconnect if the server refuses it) or by reconnecting
+   * with it (`"reconnect"`).
    */
   async refresh(): Promise<void> {
     const get = this.opts.getToken;
@@ -620,7 +626,7 @@ export class Client extends Emitter<ClientEvents> {
     }
     this.token = token;
     if (gen !== this.gen || this.state !== "connected") return; // the next connect uses it
-    if (this.opts.refresh?.mode === "message" && token !== null) {
+    if ((this.opts.refresh?.mode ?? "message") === "message" && token !== null) {
       try {
         await this.request("refresh", { token }, { queue: false });
         if (gen === this.gen) this.scheduleRefresh(gen);

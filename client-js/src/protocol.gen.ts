@@ -354,6 +354,10 @@ export type ServerUser = null | {
 export type ServerMember = {
   clientId: string;
   user: ServerUser;
+  /**
+   * The connection's public info: its user's `info` claim (JWT claim, API key field or a connect hook's user), present only when set (PROTOCOL.md §10.3).
+   */
+  info?: unknown;
 };
 
 /**

@@ -2,6 +2,7 @@ import type { AnySubscription, Client, Publication, RequestOptions, ResourceEven
 import { Emitter } from "./emitter.js";
 import { SwitchboardError } from "./errors.js";
 import { matchesFilter, type Filter } from "./filter.js";
+import type { ServerPresenceJoin, ServerPresenceLeave } from "./protocol.gen.js";
 
 /** A subscription's state. */
 export type SubscriptionState = "unsubscribed" | "subscribing" | "subscribed";
@@ -264,6 +265,10 @@ export class ResourceSubscription extends BaseSubscription<ResourceSubscriptionE
 export interface ChannelEvents extends SubscriptionEvents {
   /** A publication on the channel (including ones replayed on recovery). */
   message: Publication;
+  /** Another client subscribed (`presence:join`, namespaces with `joinLeave`). */
+  join: ServerPresenceJoin;
+  /** Another client left (`presence:leave`: unsubscribed or disconnected). */
+  leave: ServerPresenceLeave;
 }
 
 /** Options of a history read (channels with history). */
@@ -337,6 +342,13 @@ export class ChannelSubscription extends BaseSubscription<ChannelEvents> {
       this.offset = pub.offset;
     }
     this.emit("message", pub);
+  }
+
+  /** @internal a `presence:join` / `presence:leave` push for this channel. */
+  _onPresence(f: ServerPresenceJoin | ServerPresenceLeave): void {
+    if (!this.wanted) return;
+    if (f.type === "presence:join") this.emit("join", f);
+    else this.emit("leave", f);
   }
 
   /** Publish on this channel (no subscription needed); resolves with the delivered count. */

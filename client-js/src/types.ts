@@ -54,10 +54,12 @@ export interface ClientOptions {
   offlineQueue?: { maxSize: number };
   /**
    * Token refresh: `marginMs` before a JWT's `exp` (default 15000) `getToken` is called.
-   * `mode: "reconnect"` (default) reconnects with the new token; `mode: "message"`
-   * sends `{"type":"refresh","token"}` on the open connection (the token-lifecycle
-   * protocol), falling back to a reconnect if the server refuses it. `pushTypes` are
-   * server frames that ask for a refresh now.
+   * `mode: "message"` (default) sends `{"type":"refresh","token"}` on the open
+   * connection (the token-lifecycle protocol: the server answers `refreshed` and keeps
+   * the connection and its subscriptions), falling back to a reconnect if the server
+   * refuses it; `mode: "reconnect"` reconnects with the new token (servers without the
+   * token-lifecycle protocol). `pushTypes` are server frames that ask for a refresh now
+   * (default `["token:expiring"]`).
    */
   refresh?: { marginMs?: number; mode?: "reconnect" | "message"; pushTypes?: string[] };
   /** Randomness for the backoff jitter (tests). */

@@ -129,6 +129,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ),
     ("streams:presence", "`presence` and `presence:stats`"),
     (
+        "streams:presence-info",
+        "presence entries carry the connection's public `info` claim",
+    ),
+    (
         "streams:join-leave",
         "`presence:join` / `presence:leave` pushes",
     ),

@@ -43,12 +43,14 @@
 //! - presence: per-channel entries added and removed by the same calls, refreshed with
 //!   a TTL so a dead node's clients disappear.
 //!
-//! # Persistence (Cloudflare)
+//! # Persistence (Cloudflare, native SQLite)
 //!
 //! With [`MemoryBroker::set_persistent`] the broker records every change as key/value
 //! operations ([`KvOp`]) a host with durable storage applies in order (Durable Object
-//! storage); [`MemoryBroker::restore`] rebuilds the streams from the stored pairs after
-//! an eviction. The layout is the broker's: `stream:<name>` holds the position,
+//! storage on Cloudflare; `DATA_DIR/streams.db` on the native host, which sends the
+//! frames of a step only once that step's operations are committed);
+//! [`MemoryBroker::restore`] rebuilds the streams from the stored pairs after an
+//! eviction or a restart. The layout is the broker's: `stream:<name>` holds the position,
 //! `stream:<name>#<offset, 20 digits>` one publication.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

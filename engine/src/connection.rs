@@ -187,4 +187,20 @@ impl Connection {
             .as_ref()
             .map_or(Value::Null, |u| u.public_view())
     }
+
+    /// The connection's presence entry: client id, public user and, when its user has a
+    /// non-null `info` claim, that claim (public by design, PROTOCOL.md §10.3).
+    pub fn member_view(&self) -> crate::protocol::MemberView {
+        crate::protocol::MemberView {
+            client_id: self.state.client_id.clone(),
+            user: self.public_user(),
+            info: self
+                .state
+                .user
+                .as_ref()
+                .and_then(|u| u.claims.get("info"))
+                .filter(|v| !v.is_null())
+                .cloned(),
+        }
+    }
 }

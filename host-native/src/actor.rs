@@ -3,7 +3,8 @@
 //!
 //! Connection tasks and HTTP handlers talk to it over one bounded channel
 //! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
-//! right away: frames go to each connection's bounded [`Outbound`] queue (a full queue,
+//! right away (with durable channel streams, once the stream changes made before them
+//! are written: see [`crate::streams`]): frames go to each connection's bounded [`Outbound`] queue (a full queue,
 //! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
 //! so the engine's slow-consumer policy decides), pings and closes to the same
 //! [`Outbound`] as controls, store calls to the store thread, guard calls to the
@@ -193,6 +194,9 @@ pub struct Actor {
     /// Application handlers and webhooks; answers come back on `handler_rx`.
     runner: Option<crate::handlers::Runner>,
     handler_rx: Option<mpsc::UnboundedReceiver<(OpId, engine::app::HandlerResponse)>>,
+    /// Durable channel streams (SQLite store): actions wait for their stream writes.
+    streams: Option<crate::streams::StreamGate>,
+    streams_rx: Option<mpsc::UnboundedReceiver<crate::streams::WriteDone>>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -233,7 +237,23 @@ impl Actor {
             rearm: false,
             runner: None,
             handler_rx: None,
+            streams: None,
+            streams_rx: None,
         }
+    }
+
+    /// Keep channel streams durable through `writer` (see [`crate::streams`]): the
+    /// engine records its stream changes and the actor holds every action behind the
+    /// write of the changes made before it. Batch outcomes arrive on `done`.
+    pub fn with_stream_writer(
+        mut self,
+        writer: crate::streams::StreamWriter,
+        done: mpsc::UnboundedReceiver<crate::streams::WriteDone>,
+    ) -> Self {
+        self.engine.set_persistent_streams(true);
+        self.streams = Some(crate::streams::StreamGate::new(writer));
+        self.streams_rx = Some(done);
+        self
     }
 
     /// Run application handler calls with `handlers` (closures registered in code)
@@ -287,6 +307,7 @@ impl Actor {
         let mut guard_rx = self.guard_rx.take();
         let mut fetch_rx = self.fetch_rx.take();
         let mut handler_rx = self.handler_rx.take();
+        let mut streams_rx = self.streams_rx.take();
         loop {
             // drive_timer: check the clock first, then (re)arm only on a new deadline.
             let mut next = self.engine.poll_timeout();
@@ -308,6 +329,11 @@ impl Actor {
             }
             tokio::select! {
                 biased;
+                // First: a finished stream write releases the frames held behind it, and
+                // a flood of inbound messages must not keep them waiting.
+                Some(done) = recv_any(&mut streams_rx) => {
+                    self.stream_written(self.now(), done);
+                }
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     if !self.message(msg, &mut completions) {
@@ -440,12 +466,57 @@ impl Actor {
             // A host bug; the engine ignored the input.
             tracing::error!(error = %e, "engine refused an input");
         }
-        while let Some(action) = self.engine.poll_action() {
-            self.execute(now, action);
-        }
+        self.pump(now);
         self.metrics
             .handle_latency
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Execute the engine's queued actions; with durable streams, an action waits until
+    /// the stream changes made before it are written (see [`crate::streams`]).
+    fn pump(&mut self, now: Millis) {
+        loop {
+            if let Some(gate) = self.streams.as_mut() {
+                let ops = self.engine.take_stream_ops();
+                if !ops.is_empty() {
+                    gate.stage(ops);
+                }
+            }
+            let Some(action) = self.engine.poll_action() else {
+                break;
+            };
+            let admitted = match self.streams.as_mut() {
+                Some(gate) => gate.admit(action),
+                None => Some(action),
+            };
+            if let Some(action) = admitted {
+                self.execute(now, action);
+            }
+        }
+        let released = self.streams.as_mut().map(|g| g.flush()).unwrap_or_default();
+        if !released.is_empty() {
+            for action in released {
+                self.execute(now, action);
+            }
+            self.pump(now);
+        }
+    }
+
+    /// A stream batch was written (or failed): run the actions that waited for it.
+    fn stream_written(&mut self, now: Millis, done: crate::streams::WriteDone) {
+        if let Err(e) = done {
+            self.metrics.stream_write_failures.inc();
+            tracing::error!(error = %e, "channel history could not be saved; delivering anyway (a restart will report these offsets as unrecoverable)");
+        }
+        let ready = self
+            .streams
+            .as_mut()
+            .map(|g| g.written())
+            .unwrap_or_default();
+        for action in ready {
+            self.execute(now, action);
+        }
+        self.pump(now);
     }
 
     fn execute(&mut self, now: Millis, action: Action) {
@@ -615,6 +686,10 @@ impl Actor {
                 }
                 self.commands.clear();
                 self.engine = engine;
+                if let Some(gate) = self.streams.as_mut() {
+                    gate.clear();
+                    self.engine.set_persistent_streams(true);
+                }
                 Ok(serde_json::json!({"reset": true}))
             }
             TestMsg::Clock(set) => {

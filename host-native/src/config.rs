@@ -63,6 +63,11 @@ pub struct ServerSettings {
     /// resource names to anyone. Default false: without the admin key they show only
     /// the name, protocol version and whether the server is draining.
     pub public_info: bool,
+    /// With the SQLite store, keep channel history (publications, offsets, epochs) in
+    /// `DATA_DIR/streams.db` so it survives a restart, `kill -9` included: frames of a
+    /// publication are sent once it is written. Default true; ignored with the memory
+    /// store.
+    pub persist_streams: bool,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +85,7 @@ impl Default for ServerSettings {
             write_buffer_size: 16 * 1024,
             max_admin_body: 1024 * 1024,
             public_info: false,
+            persist_streams: true,
         }
     }
 }

@@ -16,7 +16,7 @@
 //!
 //! Modules: [`config`] (TOML/JSON deployment), [`server`] (start + graceful shutdown),
 //! [`http`] (routing, health, metrics), [`admin`] (admin API), [`console`] (web console), [`ws`] (upgrades and
-//! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`metrics`]
+//! connection tasks), [`actor`] (the engine loop), [`store`] (SQLite), [`streams`] (durable channel history), [`metrics`]
 //! (Prometheus), [`tls`], [`shutdown`] (signals), [`cli`], [`banner`] (what `serve` prints at start), [`token`] (dev JWTs),
 //! [`ids`] (randomness), [`outbound`] (per-connection queue), [`guard`] (host guard
 //! callback), [`testctl`] (the test control channel, off unless
@@ -44,6 +44,7 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod streams;
 pub mod testctl;
 pub mod tls;
 pub mod token;

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub store_latency: Histogram,
     /// Frames that did not fit a connection's outbound queue (the engine was told).
     pub outbound_overflow: Counter,
+    /// Channel-history batches that could not be written to `streams.db`.
+    pub stream_write_failures: Counter,
     /// Connections closed with 1009 because a frame exceeded `maxPayloadSize`.
     pub oversize_closes: Counter,
     /// Connections closed with 1002/1007 for WebSocket protocol violations.
@@ -106,6 +108,7 @@ impl Metrics {
             handle_latency: Histogram::new(exponential_buckets(1e-6, 2.0, 24)),
             store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
             outbound_overflow: Counter::default(),
+            stream_write_failures: Counter::default(),
             oversize_closes: Counter::default(),
             protocol_violation_closes: Counter::default(),
             accept_errors: Counter::default(),
@@ -234,6 +237,11 @@ impl Metrics {
             "outbound_queue_overflows",
             "Frames that found a connection's outbound queue full",
             m.outbound_overflow.clone(),
+        );
+        r.register(
+            "stream_write_failures",
+            "Channel-history batches that could not be written to streams.db",
+            m.stream_write_failures.clone(),
         );
         r.register(
             "oversize_frame_closes",

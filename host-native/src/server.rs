@@ -54,6 +54,8 @@ pub struct RunningServer {
     accept_task: JoinHandle<()>,
     actor_task: JoinHandle<()>,
     store_worker: StoreWorker,
+    /// The thread writing channel history (durable streams), if on.
+    stream_thread: Option<crate::streams::StreamWriterThread>,
     shutdown_timeout: Duration,
 }
 
@@ -250,8 +252,13 @@ async fn start_server(
             crate::testctl::PREFIX
         );
     }
-    let engine = Engine::with_seed(engine, crate::ids::seed())
+    let mut engine = Engine::with_seed(engine, crate::ids::seed())
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
+    let streams = if server.store == StoreKind::Sqlite && server.persist_streams {
+        Some(open_streams(&mut engine, &server.data_dir)?)
+    } else {
+        None
+    };
 
     let (actor_handle, actor_rx) = Actor::channel();
     let server_handle = crate::handlers::ServerHandle::new(actor_handle.clone());
@@ -259,6 +266,10 @@ async fn start_server(
         .with_guard(guard)
         .with_handlers(handlers, server_handle)
         .with_test_control(actor_test);
+    let (actor, stream_thread) = match streams {
+        Some((writer, done, thread)) => (actor.with_stream_writer(writer, done), Some(thread)),
+        None => (actor, None),
+    };
     let actor_task = tokio::spawn(actor.run(actor_rx, completions_rx));
 
     let listener = TcpListener::bind(addr)
@@ -305,6 +316,7 @@ async fn start_server(
         accept_task,
         actor_task,
         store_worker,
+        stream_thread,
         shutdown_timeout: Duration::from_millis(server.shutdown_timeout_ms),
     })
 }
@@ -350,6 +362,37 @@ impl AcceptBackoff {
         self.pause = (self.pause * 2).min(ACCEPT_BACKOFF_MAX);
         (pause, log)
     }
+}
+
+/// Open `DATA_DIR/streams.db`, restore the channel streams it holds into `engine` and
+/// start the thread that keeps them (see [`crate::streams`]).
+fn open_streams(
+    engine: &mut Engine,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(
+    crate::streams::StreamWriter,
+    mpsc::UnboundedReceiver<crate::streams::WriteDone>,
+    crate::streams::StreamWriterThread,
+)> {
+    let db = crate::streams::StreamDb::open_dir(data_dir)?;
+    let pairs = db.load().with_context(|| {
+        format!(
+            "cannot read channel history from {}",
+            data_dir.join(crate::streams::STREAMS_FILE).display()
+        )
+    })?;
+    let unreadable = engine.restore_streams(&pairs);
+    if !unreadable.is_empty() {
+        tracing::warn!(keys = ?unreadable, "skipped unreadable channel-history entries");
+    }
+    tracing::info!(
+        entries = pairs.len() - unreadable.len(),
+        "channel history restored"
+    );
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (writer, thread) = crate::streams::StreamWriter::spawn(db, done_tx)
+        .context("cannot start the stream writer thread")?;
+    Ok((writer, done_rx, thread))
 }
 
 async fn accept_loop(
@@ -524,6 +567,10 @@ impl RunningServer {
         let _ = tokio::time::timeout(Duration::from_secs(1), state.ws_tasks.wait()).await;
         let _ = state.actor.send(ToActor::Stop).await;
         let _ = self.actor_task.await;
+        // The actor dropped its writer: the thread writes what is queued and exits.
+        if let Some(thread) = self.stream_thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         // Finish queued store work and close the database (checkpointing the WAL).
         state.store.stop();
         let worker = self.store_worker;

@@ -153,3 +153,163 @@ async fn kill_9_keeps_every_acknowledged_write() {
     assert_eq!(ids, acknowledged);
     child.kill().await.unwrap();
 }
+
+/// A config file (JSON) for the real binary: SQLite in `dir/data`, channels `chat:*`
+/// with history, and `persistStreams` as given.
+fn stream_config(dir: &Path, persist: bool) -> std::path::PathBuf {
+    let config = dir.join("server.json");
+    let doc = json!({
+        "server": {"listen": "127.0.0.1:0", "dataDir": dir.join("data"), "adminKey": ADMIN,
+                   "persistStreams": persist},
+        "channels": {"namespaces": [
+            {"pattern": "chat:*", "history": {"size": 1000, "ttlMs": 300000}, "presence": true}
+        ]},
+        "resources": {"messages": {}},
+    });
+    std::fs::write(&config, doc.to_string()).unwrap();
+    config
+}
+
+/// Subscribe to `channel` (with `since`, if given) and return the `subscribed` frame.
+async fn subscribe(ws: &mut common::Ws, channel: &str, since: Option<(u64, &str)>) -> Value {
+    let mut frame = json!({"type": "subscribe", "channel": channel, "requestId": "s"});
+    if let Some((offset, epoch)) = since {
+        frame["since"] = json!({"offset": offset, "epoch": epoch});
+    }
+    send(ws, frame).await;
+    recv_type(ws, "subscribed").await
+}
+
+/// A publisher fires publications without waiting while a subscriber reads them; the
+/// server is killed (SIGKILL) mid-stream. After a restart on the same data directory the
+/// subscriber reconnects with `since` = the last offset it saw and gets `recovered: true`
+/// in the same epoch, with every publication after it in order, and the stream holds every
+/// publication the publisher had seen acknowledged.
+#[tokio::test]
+async fn kill_9_keeps_channel_history_so_a_reconnect_recovers_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stream_config(dir.path(), true);
+    let (mut child, addr) = spawn_server(&config).await;
+
+    let (mut sub, _) = connect(addr, "/").await;
+    let s = subscribe(&mut sub, "chat:crash", None).await;
+    assert_eq!(s["offset"], 0, "{s}");
+    let epoch = s["epoch"].as_str().unwrap().to_string();
+
+    let (mut publisher, _) = connect(addr, "/").await;
+    for n in 0..400u64 {
+        send(
+            &mut publisher,
+            json!({"type": "publish", "channel": "chat:crash", "message": {"n": n}, "requestId": n}),
+        )
+        .await;
+    }
+    // Read until 150 acknowledgements arrived, then crash the server mid-stream.
+    let mut acked = 0u64;
+    while acked < 150 {
+        let f = recv(&mut publisher).await;
+        if f["type"] == "published" {
+            acked += 1;
+        }
+    }
+    child.kill().await.unwrap();
+    // Whatever the subscriber received before the crash, in order, from offset 1.
+    let mut seen = 0u64;
+    loop {
+        let next = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut sub)).await;
+        let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = next else {
+            break;
+        };
+        let f: Value = serde_json::from_str(&t).unwrap();
+        if f["type"] == "message" {
+            seen += 1;
+            assert_eq!(f["offset"], seen, "{f}");
+            assert_eq!(f["data"]["n"], seen - 1, "{f}");
+            assert_eq!(f["epoch"], epoch.as_str());
+        }
+    }
+    assert!(
+        seen >= 1,
+        "the subscriber saw publications before the crash"
+    );
+    drop(publisher);
+
+    let (mut child, addr) = spawn_server(&config).await;
+    let (mut ws, _) = connect(addr, "/").await;
+    // Half-way back: the subscriber resumes from an offset it saw.
+    let since = seen / 2;
+    let r = subscribe(&mut ws, "chat:crash", Some((since, &epoch))).await;
+    assert_eq!(r["recovered"], true, "{r}");
+    assert_eq!(
+        r["epoch"],
+        epoch.as_str(),
+        "same epoch after the restart: {r}"
+    );
+    let top = r["offset"].as_u64().unwrap();
+    assert!(
+        top >= acked.max(seen),
+        "every acknowledged ({acked}) and delivered ({seen}) publication is kept; top {top}"
+    );
+    let publications = r["publications"].as_array().unwrap();
+    assert_eq!(publications.len() as u64, top - since, "{r}");
+    for (i, p) in publications.iter().enumerate() {
+        let offset = since + 1 + i as u64;
+        assert_eq!(p["offset"], offset);
+        assert_eq!(p["data"]["n"], offset - 1);
+    }
+    // The stream continues in the same epoch after the restart (a publisher does not
+    // receive its own publication: another connection publishes).
+    let (mut other, _) = connect(addr, "/").await;
+    send(
+        &mut other,
+        json!({"type": "publish", "channel": "chat:crash", "message": {"n": "after"}, "requestId": "p"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut other, "published").await["delivered"], 1);
+    let m = recv_type(&mut ws, "message").await;
+    assert_eq!(m["offset"], top + 1, "{m}");
+    assert_eq!(m["epoch"], epoch.as_str());
+    // The history read sees the same stream.
+    send(
+        &mut ws,
+        json!({"type": "history", "channel": "chat:crash", "limit": 2, "requestId": "h"}),
+    )
+    .await;
+    let h = recv_type(&mut ws, "history").await;
+    assert_eq!(h["offset"], top + 1, "{h}");
+    assert_eq!(h["publications"][0]["offset"], top, "{h}");
+    child.kill().await.unwrap();
+}
+
+/// With `persistStreams: false` channel history lives in memory only: after a restart
+/// the stream has a new epoch and the old position is unrecoverable.
+#[tokio::test]
+async fn without_persist_streams_a_restart_starts_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stream_config(dir.path(), false);
+    let (mut child, addr) = spawn_server(&config).await;
+    let (mut ws, _) = connect(addr, "/").await;
+    let s = subscribe(&mut ws, "chat:mem", None).await;
+    let epoch = s["epoch"].as_str().unwrap().to_string();
+    send(
+        &mut ws,
+        json!({"type": "publish", "channel": "chat:mem", "message": 1, "requestId": "p"}),
+    )
+    .await;
+    recv_type(&mut ws, "published").await;
+    send(
+        &mut ws,
+        json!({"type": "history", "channel": "chat:mem", "requestId": "h"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut ws, "history").await["offset"], 1);
+    child.kill().await.unwrap();
+    assert!(!dir.path().join("data").join("streams.db").exists());
+
+    let (mut child, addr) = spawn_server(&config).await;
+    let (mut ws, _) = connect(addr, "/").await;
+    let r = subscribe(&mut ws, "chat:mem", Some((1, &epoch))).await;
+    assert_eq!(r["recovered"], false, "{r}");
+    assert_ne!(r["epoch"], epoch.as_str());
+    child.kill().await.unwrap();
+}

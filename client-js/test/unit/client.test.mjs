@@ -268,11 +268,28 @@ test("no pong within pingTimeoutMs drops the socket and reconnects", async () =>
   client.close();
 });
 
-test("a JWT is refreshed before exp by reconnecting with the new token (default mode)", async () => {
+test("a JWT is refreshed before exp on the open connection by default (refresh message)", async () => {
   const soon = Math.floor(Date.now() / 1000) + 2; // margin 1.5 s -> refresh after ~1 s (minimum)
   const tokens = [fakeJwt(soon, "a"), fakeJwt(soon + 3600, "b")];
   const reasons = [];
   const { net, client } = setup({ getToken: ({ reason }) => (reasons.push(reason), tokens.shift()), refresh: { marginMs: 1500 } });
+  client.connect();
+  const s0 = await connected(net, client);
+  const m = await net.sent(s0, (x) => x.type === "refresh");
+  assert.equal(m.token, fakeJwt(soon + 3600, "b"));
+  s0.answer(m, { type: "refreshed" });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(net.sockets.length, 1, "no reconnect");
+  assert.equal(s0.closed, null, "the connection stays open");
+  assert.deepEqual(reasons, ["connect", "refresh"]);
+  client.close();
+});
+
+test("refresh mode `reconnect` refreshes a JWT before exp by reconnecting with the new token", async () => {
+  const soon = Math.floor(Date.now() / 1000) + 2; // margin 1.5 s -> refresh after ~1 s (minimum)
+  const tokens = [fakeJwt(soon, "a"), fakeJwt(soon + 3600, "b")];
+  const reasons = [];
+  const { net, client } = setup({ getToken: ({ reason }) => (reasons.push(reason), tokens.shift()), refresh: { marginMs: 1500, mode: "reconnect" } });
   client.connect();
   const s0 = await connected(net, client);
   const s1 = await net.socket(1);
@@ -308,9 +325,18 @@ test("a server push of a refresh type triggers a refresh", async () => {
   const { net, client } = setup({ getToken: () => `k${++n}` });
   client.connect();
   const s0 = await connected(net, client);
-  s0.push({ type: "token:expiring", expiresIn: 1000 });
-  const s1 = await net.socket(1);
-  assert.deepEqual(s1.protocols, ["switchboard.v1", "bearer.k2"]);
+  s0.push({ type: "token:expiring", expiresAt: "2030-01-01T00:00:00Z" });
+  const m = await net.sent(s0, (x) => x.type === "refresh");
+  assert.equal(m.token, "k2");
+  s0.answer(m, { type: "refreshed" });
+  // In reconnect mode the same push reconnects with the new token.
+  const r = setup({ getToken: () => `r${++n}`, refresh: { mode: "reconnect" } });
+  r.client.connect();
+  const r0 = await connected(r.net, r.client);
+  r0.push({ type: "token:expiring", expiresAt: "2030-01-01T00:00:00Z" });
+  const r1 = await r.net.socket(1);
+  assert.deepEqual(r1.protocols, ["switchboard.v1", `bearer.r${n}`]);
+  r.client.close();
   client.close();
 });
 

@@ -227,6 +227,28 @@ test("history, presence and presence:stats are requests on the channel", async (
   client.close();
 });
 
+test("presence:join and presence:leave pushes reach the channel's join and leave events", async () => {
+  const { net, client } = setup();
+  const ch = client.channel("chat:p").subscribe();
+  const other = client.channel("chat:other").subscribe();
+  const seen = [];
+  ch.on("join", (f) => seen.push(["join", f.member.clientId]));
+  ch.on("leave", (f) => seen.push(["leave", f.member.clientId]));
+  other.on("join", () => seen.push(["wrong channel"]));
+  client.connect();
+  const { s } = await up(net, client, 0);
+  await ch.ready();
+  s.push({ type: "presence:join", channel: "chat:p", member: { clientId: "c2", user: null } });
+  s.push({ type: "presence:leave", channel: "chat:p", member: { clientId: "c2", user: null } });
+  await sleep(10);
+  assert.deepEqual(seen, [["join", "c2"], ["leave", "c2"]]);
+  await ch.unsubscribe();
+  s.push({ type: "presence:join", channel: "chat:p", member: { clientId: "c3", user: null } });
+  await sleep(10);
+  assert.equal(seen.length, 2, "no presence events after unsubscribe");
+  client.close();
+});
+
 test("rooms: join, pushes, ack and fire-and-forget sends, rejoin after reconnect, leave", async () => {
   const { net, client } = setup();
   client.connect();

@@ -12,7 +12,7 @@ use crate::error::{close, ErrorCode};
 use crate::filter::{values_equal, Filter};
 use crate::guard::GuardAction;
 use crate::protocol::codec::{codec_for, Outbound};
-use crate::protocol::{ClientMessage, InFrame, MemberView, Request, ServerMessage};
+use crate::protocol::{ClientMessage, InFrame, Request, ServerMessage};
 use crate::timestamp::iso8601;
 use crate::types::{ConnId, Millis};
 
@@ -431,10 +431,7 @@ impl Engine {
                 request_id: rid,
             },
         );
-        let member = MemberView {
-            client_id: self.conns[slot].state.client_id.clone(),
-            user: self.conns[slot].public_user(),
-        };
+        let member = self.conns[slot].member_view();
         self.fanout(
             &others,
             Outbound::Message(&ServerMessage::RoomJoined { room, member }),
@@ -549,10 +546,7 @@ impl Engine {
             .room_members(&key)
             .into_iter()
             .flatten()
-            .map(|s| MemberView {
-                client_id: self.conns[*s].state.client_id.clone(),
-                user: self.conns[*s].public_user(),
-            })
+            .map(|s| self.conns[*s].member_view())
             .collect();
         self.send(
             slot,

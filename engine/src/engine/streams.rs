@@ -252,10 +252,7 @@ impl Engine {
     }
 
     fn member_view(&self, slot: usize) -> MemberView {
-        MemberView {
-            client_id: self.conns[slot].state.client_id.clone(),
-            user: self.conns[slot].public_user(),
-        }
+        self.conns[slot].member_view()
     }
 
     /// Subscribers of the channel keyed `key` other than `slot`, in subscription order.

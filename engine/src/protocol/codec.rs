@@ -205,6 +205,7 @@ mod tests {
         let member = || MemberView {
             client_id: s(),
             user: Value::Null,
+            info: None,
         };
         let msgs = vec![
             ServerMessage::Connected {

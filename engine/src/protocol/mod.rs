@@ -338,7 +338,8 @@ impl ClientMessage {
     }
 }
 
-/// A room member as listed by `room:members` and announced by `room:joined`.
+/// A presence entry: a room member (`room:members`, `room:joined`) or a channel
+/// subscriber (`presence`, `presence:join`, `presence:leave`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
@@ -346,6 +347,9 @@ pub struct MemberView {
     pub client_id: String,
     /// The member's public user view, or null.
     pub user: Value,
+    /// The connection's public info (its user's `info` claim), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<Value>,
 }
 
 /// Server → client messages. Field order is wire order; `type` comes first.

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::dsl::{std_with, Sc, EPOCH};
+use crate::jwt::{self, claims, DEMO_SECRET, FAR_FUTURE};
 
 /// A config with short-lived history (no heartbeats, so the clock can jump).
 fn short_history() -> Value {
@@ -159,6 +160,19 @@ pub fn scenarios() -> Vec<Sc> {
             .errors(&["NOT_FOUND"])
             .types(&["presence", "presence:stats", "presence:join", "presence:leave"])
             .features(&["streams:presence", "streams:join-leave"]),
+        Sc::new("streams/presence-info", "A connection whose user has an `info` claim (here a JWT claim) carries it as `info` in its presence entries: `presence:join` / `presence:leave` to the other subscribers, `presence` lists, and room presence (`room:joined`, `room:members`); its other claims (`email`) are never echoed; an anonymous connection has no `info`.")
+            .demo()
+            .open_q(1, &format!("token={}", jwt::hs256(DEMO_SECRET, &claims("ann", json!({"exp": FAR_FUTURE, "info": {"name": "Ann", "color": "teal"}, "email": "ann@example.com"})))))
+            .open(2)
+            .send(2, json!({"type": "subscribe", "channel": "chat:info"}))
+            .send(1, json!({"type": "subscribe", "channel": "chat:info"}))
+            .send(2, json!({"type": "presence", "channel": "chat:info", "requestId": 1}))
+            .send(2, json!({"type": "join", "room": "lobby"}))
+            .send(1, json!({"type": "join", "room": "lobby"}))
+            .send(2, json!({"type": "room:members", "room": "lobby", "requestId": 2}))
+            .send(1, json!({"type": "unsubscribe", "channel": "chat:info"}))
+            .types(&["presence", "presence:join", "presence:leave", "room:joined", "room:members"])
+            .features(&["streams:presence-info"]),
         Sc::new("streams/namespace-permissions", "Namespaces decide channel permissions: a user-limited channel (`personal:#{user.id}`) admits only its user (anonymous UNAUTHORIZED, another user FORBIDDEN), also for `history`; a CEL guard sees `user` and the pattern's `params`; namespace publish roles replace `channels.publishRoles`.")
             .cfg(permissions())
             .open(1)
