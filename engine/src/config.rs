@@ -120,6 +120,9 @@ pub enum CodecKind {
     /// Protocol v1: JSON text frames `{type, ...}` (the s3db.js client protocol).
     #[default]
     Json,
+    /// The `{event, data}` envelope (YektaYar's native WebSocket protocol), see
+    /// [`crate::protocol::envelope`].
+    Event,
 }
 
 /// Authentication settings.

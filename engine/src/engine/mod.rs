@@ -4,6 +4,7 @@
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
+mod compat;
 mod expiry;
 mod handlers;
 mod key_sources;
@@ -616,3 +617,6 @@ mod identity_tests;
 
 #[cfg(test)]
 mod stream_tests;
+
+#[cfg(test)]
+mod envelope_tests;

@@ -87,7 +87,11 @@ impl Engine {
                 if let Some(unknown) = e.unknown {
                     let (message_type, data) = *unknown;
                     let rid = e.request_id.clone();
-                    if self.app_message(now, slot, message_type, data, rid) {
+                    if self.config.messages.contains_key(&message_type) {
+                        if self.app_message(now, slot, message_type, data, rid) {
+                            return;
+                        }
+                    } else if self.compat_event(now, slot, &message_type, data, rid) {
                         return;
                     }
                 }

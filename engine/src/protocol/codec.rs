@@ -63,6 +63,7 @@ pub trait Codec {
 pub fn codec_for(kind: CodecKind) -> &'static dyn Codec {
     match kind {
         CodecKind::Json => &JsonCodec,
+        CodecKind::Event => &super::envelope::EnvelopeCodec,
     }
 }
 

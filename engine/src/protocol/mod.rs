@@ -4,6 +4,7 @@
 //! [`ServerMessage`]s into frames; the engine only ever sees the typed values.
 
 pub mod codec;
+pub mod envelope;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@ mod auth;
 mod channels;
 mod crud;
 mod direct;
+mod envelope;
 mod fanout;
 mod filters;
 mod frames;
@@ -44,5 +45,6 @@ pub fn all() -> Vec<Sc> {
     v.extend(streams::scenarios());
     v.extend(handlers::scenarios());
     v.extend(room_control::scenarios());
+    v.extend(envelope::scenarios());
     v
 }
