@@ -25,7 +25,10 @@ impl Engine {
         data: Value,
         rid: Option<Value>,
     ) -> bool {
-        if self.conns[slot].state.codec != CodecKind::Event {
+        if !matches!(
+            self.conns[slot].state.codec,
+            CodecKind::Event | CodecKind::SocketIo
+        ) {
             return false;
         }
         let Some(answer) = compat_answer(event) else {
@@ -70,7 +73,7 @@ impl Engine {
                     "time": iso8601(now),
                 },
                 "websocket": {
-                    "protocol": "event",
+                    "protocol": if c.state.codec == CodecKind::Event { "event" } else { "socket.io" },
                     "path": self.config.routes.get(c.state.route).map(|r| r.path.clone()),
                     "heartbeatInterval": self.config.heartbeat_interval,
                     "heartbeatTimeout": self.config.heartbeat_timeout,
@@ -84,7 +87,8 @@ impl Engine {
                 "data": data,
             }),
         };
-        let frame = codec_for(c.state.codec).encode(Outbound::Raw(&envelope(answer, body, rid)));
+        let frames =
+            codec_for(c.state.codec).encode_all(Outbound::Raw(&envelope(answer, body, rid)));
         let conn = c.id;
         self.metrics.received(match answer {
             "status_response" => "status",
@@ -93,7 +97,9 @@ impl Engine {
             _ => "message",
         });
         self.metrics.sent(answer, 1);
-        self.actions.push_back(Action::Send { conn, frame });
+        for frame in frames {
+            self.actions.push_back(Action::Send { conn, frame });
+        }
         true
     }
 }
