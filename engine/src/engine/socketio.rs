@@ -13,7 +13,7 @@ use crate::auth::AuthError;
 use crate::error::{close, ErrorCode};
 use crate::protocol::codec::{decode_value, DecodeError};
 use crate::protocol::socketio::{
-    encode_packet, fill_placeholders, open_packet, parse_packet, request_id,
+    encode_packet, fill_placeholders, gather, open_packet, parse_packet, request_id,
     SioPacket, SioType,
 };
 use crate::protocol::{Frame, InFrame, Request, CLIENT_TYPES};
@@ -183,11 +183,7 @@ impl Engine {
                 let Value::String(name) = args.remove(0) else {
                     return;
                 };
-                let data = match args.len() {
-                    0 => Value::Null,
-                    1 => args.remove(0),
-                    _ => Value::Array(args),
-                };
+                let data = gather(args);
                 let rid = Some(request_id(&p.nsp, p.ack));
                 let decoded = sio_request(name, data, rid);
                 self.request(now, slot, decoded);

@@ -248,9 +248,9 @@ fn application_events_carry_args_and_binary_attachments_round_trip() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(data, json!([1, "2", {"3": [true]}]));
+    assert_eq!(data, json!({"$args": [1, "2", {"3": [true]}]}));
     let echo = HandlerResponse {
-        commands: vec![json!({"command": "send", "message": {"event": "message-back", "args": data}})],
+        commands: vec![json!({"command": "send", "message": {"event": "message-back", "data": data}})],
         ..HandlerResponse::default()
     };
     let acts = run(&mut e, T0, Input::Completed { op, result: HostResult::Handler(Box::new(echo)) });
@@ -267,9 +267,9 @@ fn application_events_carry_args_and_binary_attachments_round_trip() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(data, json!([{"$binary": "AQID"}, {"$binary": "BAUG"}]));
+    assert_eq!(data, json!({"$args": [{"$binary": "AQID"}, {"$binary": "BAUG"}]}));
     let echo = HandlerResponse {
-        commands: vec![json!({"command": "send", "message": {"event": "message-back", "args": data}})],
+        commands: vec![json!({"command": "send", "message": {"event": "message-back", "data": data}})],
         reply: Some(json!({"$binary": "Bw=="})),
         ..HandlerResponse::default()
     };

@@ -8,7 +8,8 @@
 //! messages: `<type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]`.
 //!
 //! Mapping to the engine: an `EVENT ["name", ...args]` is the message `name` with
-//! `data` = its single argument (no argument: null; several: the array of them).
+//! `data` = its single argument (no argument: null; several: `{"$args": [...]}`, which
+//! outbound `data` may use too, to emit or acknowledge with several arguments).
 //! Binary attachments become `{"$binary": "<base64>"}` values inside `data`, and any
 //! such value in an outbound message is sent as an attachment. The request id of a
 //! Socket.IO request is `{"sio": namespace, "ack"?: id}`, so its answer goes back to
@@ -238,6 +239,28 @@ fn route_of(id: Option<&Value>) -> (String, Option<u64>) {
     }
 }
 
+/// The arguments a value stands for: the array of `{"$args": [...]}`, else the value.
+pub fn spread(data: Value) -> Vec<Value> {
+    match data {
+        Value::Object(mut m) if m.len() == 1 && matches!(m.get("$args"), Some(Value::Array(_))) => {
+            match m.remove("$args") {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            }
+        }
+        other => vec![other],
+    }
+}
+
+/// The `data` of an event's arguments: none null, one itself, several `{"$args": [...]}`.
+pub fn gather(mut args: Vec<Value>) -> Value {
+    match args.len() {
+        0 => Value::Null,
+        1 => args.remove(0),
+        _ => json!({"$args": args}),
+    }
+}
+
 /// The request id the engine gives a Socket.IO request.
 pub fn request_id(nsp: &str, ack: Option<u64>) -> Value {
     match ack {
@@ -293,22 +316,22 @@ impl SocketIoCodec {
             .and_then(Value::as_str)
             .unwrap_or("message")
             .to_string();
-        let (nsp, ack) = route_of(env.get("id"));
-        // Server-API messages may spread several arguments: `{"event", "args": [...]}`.
-        let args = match env.shift_remove("args") {
-            Some(Value::Array(a)) => a,
-            _ => vec![env.shift_remove("data").unwrap_or(Value::Null)],
-        };
+        let (mut nsp, ack) = route_of(env.get("id"));
+        // Server-API messages may name the namespace they go to.
+        if let Some(Value::String(n)) = env.get("namespace") {
+            nsp = n.clone();
+        }
+        let args = spread(env.shift_remove("data").unwrap_or(Value::Null));
         match ack {
             Some(_) => {
                 // The answer to a request with an ack: the ack's single argument is the
                 // answer's data; errors are `{"error": {code, message}}`.
-                let arg = if event == "error" {
-                    json!({"error": args.into_iter().next().unwrap_or(Value::Null)})
+                let args = if event == "error" {
+                    vec![json!({"error": args.into_iter().next().unwrap_or(Value::Null)})]
                 } else {
-                    args.into_iter().next().unwrap_or(Value::Null)
+                    args
                 };
-                packet_frames(&nsp, ack, None, vec![arg])
+                packet_frames(&nsp, ack, None, args)
             }
             None => packet_frames(&nsp, None, Some(&event), args),
         }
@@ -425,10 +448,23 @@ mod tests {
             texts(&SocketIoCodec::frames(Outbound::Message(&err))),
             vec![r#"431[{"error":{"code":"NOT_FOUND","message":"m"}}]"#]
         );
-        let raw = json!({"event": "message-back", "args": [1, "2", {"3": [true]}]});
+        let raw = json!({"event": "message-back", "data": {"$args": [1, "2", {"3": [true]}]}});
         assert_eq!(
             texts(&SocketIoCodec::frames(Outbound::Raw(&raw))),
             vec![r#"42["message-back",1,"2",{"3":[true]}]"#]
+        );
+        let raw = json!({"event": "auth", "data": {}, "namespace": "/custom"});
+        assert_eq!(
+            texts(&SocketIoCodec::frames(Outbound::Raw(&raw))),
+            vec![r#"42/custom,["auth",{}]"#]
+        );
+        let reply = ServerMessage::Reply {
+            request_id: Some(request_id("/", Some(456))),
+            data: json!({"$args": [1, "2"]}),
+        };
+        assert_eq!(
+            texts(&SocketIoCodec::frames(Outbound::Message(&reply))),
+            vec![r#"43456[1,"2"]"#]
         );
         assert_eq!(
             texts(&SocketIoCodec::frames(Outbound::Raw(&json!("plain")))),
