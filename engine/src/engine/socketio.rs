@@ -213,12 +213,17 @@ impl Engine {
             self.metrics.error(ErrorCode::NotFound);
             return self.sio_text(slot, error("Invalid namespace", None));
         }
-        // The auth payload's `token` goes through the same authenticator as `?token=`.
+        // The auth payload's `token` goes through the same authenticator as `?token=`
+        // when the deployment authenticates at all (JWTs or API keys); otherwise the
+        // payload is application data only.
+        let a = &self.config.auth;
+        let authenticates = a.jwt.is_some() || !a.api_keys.is_empty() || !a.oidc.is_empty();
         let token = p
             .payload
             .as_ref()
             .and_then(|a| a.get("token"))
             .and_then(Value::as_str)
+            .filter(|_| authenticates)
             .map(str::to_string);
         if let Some(token) = token {
             match self.auth.authenticate_with_expiry(now, &token) {

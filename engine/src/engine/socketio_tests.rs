@@ -304,3 +304,24 @@ fn server_disconnect_sends_disconnect_packets_first() {
     assert_eq!(out(&acts, 1), vec!["41", "41/custom,"]);
     assert!(closed(&acts));
 }
+
+#[test]
+fn without_configured_authentication_the_auth_payload_is_application_data() {
+    let cfg = json!({
+        "routes": [{"path": "/socket.io", "codec": "socket.io"}],
+        "messages": {"connection": {}},
+    });
+    let mut e = Engine::with_seed(Config::from_value(cfg).unwrap(), 7).unwrap();
+    upgrade(&mut e, 1, "EIO=4&transport=websocket");
+    let acts = text(&mut e, 1, r#"40{"token":"123"}"#);
+    assert_eq!(out(&acts, 1), vec![r#"40{"sid":"c1"}"#]);
+    let call = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Call { request: HostRequest::Message(m), .. } => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the connection handler is called");
+    assert_eq!(call.message_type, "connection");
+    assert_eq!(call.data, json!({"namespace": "/", "auth": {"token": "123"}}));
+}
