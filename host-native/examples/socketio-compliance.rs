@@ -67,7 +67,12 @@ async fn main() -> anyhow::Result<()> {
             }))
         })
         .on_message("message", |msg: MessageCall, _ctx: Ctx| async move {
-            send(json!({"event": "message-back", "data": msg.data}))
+            // The request id of a Socket.IO event names its namespace: answer there.
+            send(json!({
+                "event": "message-back",
+                "data": msg.data,
+                "namespace": msg.request_id["sio"],
+            }))
         })
         .on_message("message-with-ack", |msg: MessageCall, _ctx: Ctx| async move {
             HandlerResponse::reply(msg.data)
