@@ -357,3 +357,38 @@ test("socket.io-client: room broadcast reaches the other members", async () => {
   a.close();
   b.close();
 });
+
+test("socket.io-client reconnects by itself after a server restart", async () => {
+  const own = await startServer();
+  const url = `http://${own.addr}`;
+  const s = io(url, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
+  });
+  try {
+    await once(s, "auth");
+    const firstId = s.id;
+    const disconnected = once(s, "disconnect");
+    await stopServer(own.child);
+    const [reason] = await disconnected;
+    assert.equal(reason, "transport close");
+    // Same port again: the client's reconnection loop finds it.
+    const again = await startServer(own.addr);
+    try {
+      await once(s, "auth");
+      assert.ok(s.connected);
+      assert.notEqual(s.id, firstId);
+      const back = once(s, "message-back");
+      s.emit("message", "after restart");
+      assert.deepEqual(await back, ["after restart"]);
+    } finally {
+      s.close();
+      await stopServer(again.child);
+    }
+  } finally {
+    s.close();
+    await stopServer(own.child);
+  }
+});
