@@ -1,12 +1,12 @@
-// Socket.IO v5 / Engine.IO v4 on the native host, against the compliance application
-// (host-native/examples/socketio-compliance.rs): the protocol behaviours Socket.IO's own
-// compliance suites check over WebSocket (written here from the protocol documents), and
-// interop with the official `socket.io-client` v4.
+// Socket.IO v5 / Engine.IO v4 against the compliance application on every host: the
+// protocol behaviours Socket.IO's own compliance suites check over WebSocket (written
+// here from the protocol documents), and interop with the official `socket.io-client` v4.
 //
-//   cargo build -p switchboard --example socketio-compliance
-//   node --test host-js/test/socketio.test.mjs
+//   cargo build -p switchboard --example socketio-compliance   (native)
+//   bash host-js/build.sh                                      (the JS hosts)
+//   SIO_HOST=native node --test host-js/test/socketio.test.mjs  (native|node|deno|bun|workerd)
 //
-// SWITCHBOARD_SIO_BIN overrides the binary (e.g. the release build).
+// SWITCHBOARD_SIO_BIN overrides the native binary (e.g. the release build).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -17,18 +17,44 @@ import WebSocket from "ws";
 import { io } from "socket.io-client";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const hostJs = path.join(root, "host-js");
+const app = path.join(hostJs, "examples/socketio-compliance");
+const HOST = process.env.SIO_HOST ?? "native";
 const BIN =
   process.env.SWITCHBOARD_SIO_BIN ?? path.join(root, "target/debug/examples/socketio-compliance");
+
+/** The command that serves the compliance application on `port` (0: any). */
+function command(port) {
+  const bin = (name) => path.join(hostJs, "node_modules/.bin", name);
+  switch (HOST) {
+    case "native":
+      assert.ok(existsSync(BIN), `${BIN} is missing: cargo build -p switchboard --example socketio-compliance`);
+      return [BIN, ["--listen", `127.0.0.1:${port}`]];
+    case "node":
+      return [process.execPath, [path.join(app, "node.mjs")]];
+    case "deno":
+      return [bin("deno"), ["run", "--allow-net=127.0.0.1", "--allow-read", "--allow-env", path.join(app, "deno.mjs")]];
+    case "bun":
+      return [bin("bun"), [path.join(app, "bun.mjs")]];
+    case "workerd":
+      return [process.execPath, [path.join(app, "cloudflare.mjs")]];
+    default:
+      throw new Error(`SIO_HOST must be native, node, deno, bun or workerd, got ${HOST}`);
+  }
+}
 
 let server;
 let base;
 
-async function startServer(listen = "127.0.0.1:0") {
-  assert.ok(existsSync(BIN), `${BIN} is missing: cargo build -p switchboard --example socketio-compliance`);
-  const child = spawn(BIN, ["--listen", listen], { stdio: ["ignore", "pipe", "inherit"] });
+async function startServer(port = 0) {
+  const [cmd, args] = command(port);
+  const child = spawn(cmd, args, {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1" },
+  });
   const addr = await new Promise((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 10000);
+    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 30000);
     child.stdout.on("data", (d) => {
       out += d;
       const m = /listening on (\S+)/.exec(out);
@@ -39,12 +65,12 @@ async function startServer(listen = "127.0.0.1:0") {
     });
     child.on("exit", (code) => reject(new Error(`exited with ${code}: ${out}`)));
   });
-  return { child, addr };
+  return { child, addr, port: Number(addr.split(":").pop()) };
 }
 
 function stopServer(child) {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once("exit", resolve);
     child.kill("SIGTERM");
   });
@@ -375,9 +401,10 @@ test("socket.io-client reconnects by itself after a server restart", async () =>
     const [reason] = await disconnected;
     assert.equal(reason, "transport close");
     // Same port again: the client's reconnection loop finds it.
-    const again = await startServer(own.addr);
+    const reauth = once(s, "auth");
+    const again = await startServer(own.port);
     try {
-      await once(s, "auth");
+      await reauth;
       assert.ok(s.connected);
       assert.notEqual(s.id, firstId);
       const back = once(s, "message-back");
