@@ -80,8 +80,7 @@ impl Schemas {
                     Some("send" | "sendMany") if !verbatim => {
                         let data = &a["frame"]["data"];
                         // Frames without `type` on envelope routes are `{event, data}`.
-                        let schema = if data.get("type").is_none() && data.get("event").is_some()
-                        {
+                        let schema = if data.get("type").is_none() && data.get("event").is_some() {
                             &self.envelope
                         } else {
                             &self.server

@@ -56,8 +56,7 @@ async fn main() -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--listen needs an address (127.0.0.1:3000)"))?;
         doc["server"]["listen"] = json!(addr);
     }
-    let deployment =
-        switchboard::config::from_document(doc).map_err(|p| anyhow::anyhow!("{p}"))?;
+    let deployment = switchboard::config::from_document(doc).map_err(|p| anyhow::anyhow!("{p}"))?;
     let server = ServerBuilder::new(deployment)
         .on_message("connection", |msg: MessageCall, _ctx: Ctx| async move {
             send(json!({
@@ -74,9 +73,10 @@ async fn main() -> anyhow::Result<()> {
                 "namespace": msg.request_id["sio"],
             }))
         })
-        .on_message("message-with-ack", |msg: MessageCall, _ctx: Ctx| async move {
-            HandlerResponse::reply(msg.data)
-        })
+        .on_message(
+            "message-with-ack",
+            |msg: MessageCall, _ctx: Ctx| async move { HandlerResponse::reply(msg.data) },
+        )
         .start()
         .await?;
     println!("listening on {}", server.local_addr());

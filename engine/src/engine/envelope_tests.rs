@@ -97,7 +97,10 @@ fn ping_is_answered_with_pong_and_the_id() {
         vec![json!({"event": "pong", "data": {"timestamp": T0}, "id": 4})]
     );
     let out = ask(&mut e, 1, json!({"event": "ping", "data": {}}));
-    assert_eq!(out, vec![json!({"event": "pong", "data": {"timestamp": T0}})]);
+    assert_eq!(
+        out,
+        vec![json!({"event": "pong", "data": {"timestamp": T0}})]
+    );
 }
 
 #[test]
@@ -118,12 +121,19 @@ fn yektayar_built_ins_answer_in_their_documented_events() {
     assert_eq!(s[0]["event"], "info_response");
     assert_eq!(s[0]["data"]["websocket"]["path"], "/events");
     assert_eq!(s[0]["data"]["session"]["user"]["id"], "u1");
-    let s = ask(&mut e, 1, json!({"event": "message", "data": {"content": "hi"}}));
+    let s = ask(
+        &mut e,
+        1,
+        json!({"event": "message", "data": {"content": "hi"}}),
+    );
     assert_eq!(
         s[0],
         json!({"event": "message_received", "data": {"success": true, "message": "Message received", "data": {"content": "hi"}}})
     );
-    assert_eq!(e.metrics().messages_sent_by_type.get("echo_response"), Some(&1));
+    assert_eq!(
+        e.metrics().messages_sent_by_type.get("echo_response"),
+        Some(&1)
+    );
 }
 
 #[test]

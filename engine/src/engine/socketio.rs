@@ -13,8 +13,8 @@ use crate::auth::AuthError;
 use crate::error::{close, ErrorCode};
 use crate::protocol::codec::{decode_value, DecodeError};
 use crate::protocol::socketio::{
-    encode_packet, fill_placeholders, gather, open_packet, parse_packet, request_id,
-    SioPacket, SioType,
+    encode_packet, fill_placeholders, gather, open_packet, parse_packet, request_id, SioPacket,
+    SioType,
 };
 use crate::protocol::{Frame, InFrame, Request, CLIENT_TYPES};
 use crate::types::Millis;
@@ -138,7 +138,11 @@ impl Engine {
         let Some((mut packet, buffers)) = session.pending.take() else {
             return;
         };
-        match packet.payload.take().and_then(|p| fill_placeholders(p, &buffers)) {
+        match packet
+            .payload
+            .take()
+            .and_then(|p| fill_placeholders(p, &buffers))
+        {
             Some(p) => {
                 packet.payload = Some(p);
                 self.sio_packet_complete(now, slot, packet);
@@ -238,7 +242,10 @@ impl Engine {
                         let data = json!({"code": "FORBIDDEN"});
                         return self.sio_text(
                             slot,
-                            error("the token is for another user than the connection's", Some(data)),
+                            error(
+                                "the token is for another user than the connection's",
+                                Some(data),
+                            ),
                         );
                     }
                     self.replace_user(slot, Some(user));
@@ -285,7 +292,13 @@ impl Engine {
         // namespace connection (Socket.IO's `io.on("connection")`), with the auth payload.
         if self.config.messages.contains_key("connection") {
             let data = json!({"namespace": nsp, "auth": p.payload.unwrap_or(json!({}))});
-            self.app_message(now, slot, "connection".into(), data, Some(request_id(&nsp, None)));
+            self.app_message(
+                now,
+                slot,
+                "connection".into(),
+                data,
+                Some(request_id(&nsp, None)),
+            );
         }
     }
 

@@ -88,7 +88,10 @@ fn binary(e: &mut Engine, conn: u64, b: &[u8]) -> Vec<Action> {
 fn connected(e: &mut Engine, conn: u64) {
     upgrade(e, conn, "EIO=4&transport=websocket");
     let acts = text(e, conn, "40");
-    assert_eq!(out(&acts, conn), vec![r#"40{"sid":"c1"}"#.replace("c1", &format!("c{conn}"))]);
+    assert_eq!(
+        out(&acts, conn),
+        vec![r#"40{"sid":"c1"}"#.replace("c1", &format!("c{conn}"))]
+    );
 }
 
 fn closed(actions: &[Action]) -> bool {
@@ -113,9 +116,14 @@ fn the_open_packet_announces_sid_heartbeat_and_max_payload() {
 #[test]
 fn upgrades_without_eio_4_websocket_are_refused_with_400() {
     let mut e = engine(json!({}));
-    for (i, q) in ["transport=websocket", "EIO=abc&transport=websocket", "EIO=4", "EIO=4&transport=abc"]
-        .iter()
-        .enumerate()
+    for (i, q) in [
+        "transport=websocket",
+        "EIO=abc&transport=websocket",
+        "EIO=4",
+        "EIO=4&transport=abc",
+    ]
+    .iter()
+    .enumerate()
     {
         let acts = upgrade(&mut e, 10 + i as u64, q);
         match &acts[0] {
@@ -168,7 +176,10 @@ fn close_probe_and_invalid_packets() {
 fn namespaces_connect_with_auth_and_unknown_ones_are_refused() {
     let mut e = engine(json!({}));
     upgrade(&mut e, 1, "EIO=4&transport=websocket");
-    assert_eq!(out(&text(&mut e, 1, "40/custom,"), 1), vec![r#"40/custom,{"sid":"c1"}"#]);
+    assert_eq!(
+        out(&text(&mut e, 1, "40/custom,"), 1),
+        vec![r#"40/custom,{"sid":"c1"}"#]
+    );
     assert_eq!(
         out(&text(&mut e, 1, "40/random"), 1),
         vec![r#"44/random,{"message":"Invalid namespace"}"#]
@@ -195,8 +206,14 @@ fn events_are_requests_answered_by_ack_or_event_in_their_namespace() {
         out(&text(&mut e, 1, r#"42["ping"]"#), 1),
         vec![format!(r#"42["pong",{{"timestamp":{T0}}}]"#)]
     );
-    let f = out(&text(&mut e, 1, r#"427["subscribe",{"channel":"news"}]"#), 1);
-    assert!(f[0].starts_with(r#"437[{"#) && f[0].contains(r#""channel":"news""#), "{f:?}");
+    let f = out(
+        &text(&mut e, 1, r#"427["subscribe",{"channel":"news"}]"#),
+        1,
+    );
+    assert!(
+        f[0].starts_with(r#"437[{"#) && f[0].contains(r#""channel":"news""#),
+        "{f:?}"
+    );
     assert_eq!(
         out(&text(&mut e, 1, r#"428["nope",1]"#), 1),
         vec![r#"438[{"error":{"code":"UNKNOWN_MESSAGE_TYPE","message":"Unknown event: nope"}}]"#]
@@ -225,7 +242,14 @@ fn pushes_reach_socket_io_clients_as_events_next_to_other_codecs() {
         peer: "10.0.0.1".into(),
         client_id: "c2".into(),
     };
-    run(&mut e, T0, Input::Open { conn: ConnId(2), request });
+    run(
+        &mut e,
+        T0,
+        Input::Open {
+            conn: ConnId(2),
+            request,
+        },
+    );
     text(&mut e, 1, r#"42["join",{"room":"lobby"}]"#);
     let t = json!({"type": "join", "room": "lobby"}).to_string();
     let acts = text(&mut e, 2, &t);
@@ -233,7 +257,10 @@ fn pushes_reach_socket_io_clients_as_events_next_to_other_codecs() {
     let t = json!({"type": "room:message", "room": "lobby", "data": {"x": 1}}).to_string();
     let acts = text(&mut e, 2, &t);
     let f = out(&acts, 1);
-    assert!(f[0].starts_with(r#"42["room:message",{"#) && f[0].contains(r#""data":{"x":1}"#), "{f:?}");
+    assert!(
+        f[0].starts_with(r#"42["room:message",{"#) && f[0].contains(r#""data":{"x":1}"#),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -244,40 +271,77 @@ fn application_events_carry_args_and_binary_attachments_round_trip() {
     let (op, data) = acts
         .iter()
         .find_map(|a| match a {
-            Action::Call { op, request: HostRequest::Message(m), .. } => Some((*op, m.data.clone())),
+            Action::Call {
+                op,
+                request: HostRequest::Message(m),
+                ..
+            } => Some((*op, m.data.clone())),
             _ => None,
         })
         .unwrap();
     assert_eq!(data, json!({"$args": [1, "2", {"3": [true]}]}));
     let echo = HandlerResponse {
-        commands: vec![json!({"command": "send", "message": {"event": "message-back", "data": data}})],
+        commands: vec![
+            json!({"command": "send", "message": {"event": "message-back", "data": data}}),
+        ],
         ..HandlerResponse::default()
     };
-    let acts = run(&mut e, T0, Input::Completed { op, result: HostResult::Handler(Box::new(echo)) });
-    assert_eq!(out(&acts, 1), vec![r#"42["message-back",1,"2",{"3":[true]}]"#]);
+    let acts = run(
+        &mut e,
+        T0,
+        Input::Completed {
+            op,
+            result: HostResult::Handler(Box::new(echo)),
+        },
+    );
+    assert_eq!(
+        out(&acts, 1),
+        vec![r#"42["message-back",1,"2",{"3":[true]}]"#]
+    );
 
-    let acts = text(&mut e, 1, r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#);
+    let acts = text(
+        &mut e,
+        1,
+        r#"452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+    );
     assert!(acts.is_empty(), "{acts:?}");
     assert!(binary(&mut e, 1, &[1, 2, 3]).is_empty());
     let acts = binary(&mut e, 1, &[4, 5, 6]);
     let (op, data) = acts
         .iter()
         .find_map(|a| match a {
-            Action::Call { op, request: HostRequest::Message(m), .. } => Some((*op, m.data.clone())),
+            Action::Call {
+                op,
+                request: HostRequest::Message(m),
+                ..
+            } => Some((*op, m.data.clone())),
             _ => None,
         })
         .unwrap();
-    assert_eq!(data, json!({"$args": [{"$binary": "AQID"}, {"$binary": "BAUG"}]}));
+    assert_eq!(
+        data,
+        json!({"$args": [{"$binary": "AQID"}, {"$binary": "BAUG"}]})
+    );
     let echo = HandlerResponse {
-        commands: vec![json!({"command": "send", "message": {"event": "message-back", "data": data}})],
+        commands: vec![
+            json!({"command": "send", "message": {"event": "message-back", "data": data}}),
+        ],
         reply: Some(json!({"$binary": "Bw=="})),
         ..HandlerResponse::default()
     };
-    let acts = run(&mut e, T0, Input::Completed { op, result: HostResult::Handler(Box::new(echo)) });
+    let acts = run(
+        &mut e,
+        T0,
+        Input::Completed {
+            op,
+            result: HostResult::Handler(Box::new(echo)),
+        },
+    );
     assert_eq!(
         out(&acts, 1),
         vec![
-            r#"452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#.to_string(),
+            r#"452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#
+                .to_string(),
             "<[1, 2, 3]>".to_string(),
             "<[4, 5, 6]>".to_string(),
             r#"42["reply",{"_placeholder":true,"num":0}]"#.replace("42", "451-"),
@@ -298,7 +362,8 @@ fn server_disconnect_sends_disconnect_packets_first() {
         T0,
         Input::Command {
             tag: 1,
-            command: serde_json::from_value(json!({"command": "disconnect", "clientId": "c1"})).unwrap(),
+            command: serde_json::from_value(json!({"command": "disconnect", "clientId": "c1"}))
+                .unwrap(),
         },
     );
     assert_eq!(out(&acts, 1), vec!["41", "41/custom,"]);
@@ -318,10 +383,16 @@ fn without_configured_authentication_the_auth_payload_is_application_data() {
     let call = acts
         .iter()
         .find_map(|a| match a {
-            Action::Call { request: HostRequest::Message(m), .. } => Some(m.clone()),
+            Action::Call {
+                request: HostRequest::Message(m),
+                ..
+            } => Some(m.clone()),
             _ => None,
         })
         .expect("the connection handler is called");
     assert_eq!(call.message_type, "connection");
-    assert_eq!(call.data, json!({"namespace": "/", "auth": {"token": "123"}}));
+    assert_eq!(
+        call.data,
+        json!({"namespace": "/", "auth": {"token": "123"}})
+    );
 }

@@ -214,7 +214,9 @@ mod tests {
     fn built_in_fields_come_from_data_and_id_is_the_request_id() {
         let r = dec(json!({"event": "subscribe", "data": {"channel": "news"}, "id": 3})).unwrap();
         assert_eq!(r.request_id, Some(json!(3)));
-        assert!(matches!(r.message, ClientMessage::Subscribe { channel: Some(ref c), .. } if c == "news"));
+        assert!(
+            matches!(r.message, ClientMessage::Subscribe { channel: Some(ref c), .. } if c == "news")
+        );
         let r = dec(json!({"event": "ping"})).unwrap();
         assert_eq!((r.message, r.request_id), (ClientMessage::Ping, None));
         let r = dec(json!({"event": "ping", "data": "x"})).unwrap();
@@ -233,8 +235,14 @@ mod tests {
             (json!([1]), None),
             (json!({"data": {}}), None),
             (json!({"event": 5, "id": "a"}), Some(json!("a"))),
-            (json!({"event": "join", "data": "lobby", "id": 1}), Some(json!(1))),
-            (json!({"event": "get", "data": {"resource": "r"}, "id": 2}), Some(json!(2))),
+            (
+                json!({"event": "join", "data": "lobby", "id": 1}),
+                Some(json!(1)),
+            ),
+            (
+                json!({"event": "get", "data": {"resource": "r"}, "id": 2}),
+                Some(json!(2)),
+            ),
         ] {
             let e = dec(v.clone()).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidMessage, "{v}");

@@ -129,9 +129,7 @@ pub fn parse_packet(s: &str) -> Option<SioPacket> {
         None
     };
     let valid = match kind {
-        SioType::Connect => {
-            ack.is_none() && matches!(payload, None | Some(Value::Object(_)))
-        }
+        SioType::Connect => ack.is_none() && matches!(payload, None | Some(Value::Object(_))),
         SioType::Disconnect => ack.is_none() && payload.is_none(),
         SioType::Event | SioType::BinaryEvent => matches!(
             &payload,
@@ -175,9 +173,7 @@ pub fn encode_packet(p: &SioPacket) -> String {
 /// `None` when a placeholder points at no attachment.
 pub fn fill_placeholders(v: Value, buffers: &[Vec<u8>]) -> Option<Value> {
     Some(match v {
-        Value::Object(m)
-            if m.get("_placeholder") == Some(&Value::Bool(true)) && m.len() == 2 =>
-        {
+        Value::Object(m) if m.get("_placeholder") == Some(&Value::Bool(true)) && m.len() == 2 => {
             let n = m.get("num")?.as_u64()? as usize;
             json!({"$binary": STANDARD.encode(buffers.get(n)?)})
         }
@@ -270,7 +266,12 @@ pub fn request_id(nsp: &str, ack: Option<u64>) -> Value {
 }
 
 /// Build the frames of an event or ack (text packet, then its attachments).
-pub fn packet_frames(nsp: &str, ack: Option<u64>, event: Option<&str>, args: Vec<Value>) -> Vec<Frame> {
+pub fn packet_frames(
+    nsp: &str,
+    ack: Option<u64>,
+    event: Option<&str>,
+    args: Vec<Value>,
+) -> Vec<Frame> {
     let mut payload = Vec::with_capacity(args.len() + 1);
     if let Some(e) = event {
         payload.push(Value::String(e.to_string()));
@@ -379,7 +380,10 @@ mod tests {
     #[test]
     fn parses_connect_event_ack_and_binary_packets() {
         let p = parse_packet("0").unwrap();
-        assert_eq!((p.kind, p.nsp.as_str(), p.payload), (SioType::Connect, "/", None));
+        assert_eq!(
+            (p.kind, p.nsp.as_str(), p.payload),
+            (SioType::Connect, "/", None)
+        );
         let p = parse_packet(r#"0/custom,{"token":"abc"}"#).unwrap();
         assert_eq!(p.nsp, "/custom");
         assert_eq!(p.payload, Some(json!({"token": "abc"})));
@@ -390,7 +394,10 @@ mod tests {
         let p = parse_packet(r#"52-["m",{"_placeholder":true,"num":0}]"#).unwrap();
         assert_eq!((p.kind, p.attachments), (SioType::BinaryEvent, 2));
         let p = parse_packet(r#"3/admin,12["x"]"#).unwrap();
-        assert_eq!((p.kind, p.nsp.as_str(), p.ack), (SioType::Ack, "/admin", Some(12)));
+        assert_eq!(
+            (p.kind, p.nsp.as_str(), p.ack),
+            (SioType::Ack, "/admin", Some(12))
+        );
     }
 
     #[test]
@@ -405,7 +412,8 @@ mod tests {
 
     #[test]
     fn placeholders_round_trip_through_binary_values() {
-        let v = json!(["m", {"_placeholder": true, "num": 1}, {"a": {"_placeholder": true, "num": 0}}]);
+        let v =
+            json!(["m", {"_placeholder": true, "num": 1}, {"a": {"_placeholder": true, "num": 0}}]);
         let filled = fill_placeholders(v, &[vec![1, 2], vec![3]]).unwrap();
         assert_eq!(filled[1], json!({"$binary": "Aw=="}));
         assert_eq!(filled[2]["a"], json!({"$binary": "AQI="}));
