@@ -148,6 +148,18 @@ pub enum CodecKind {
     /// [`crate::protocol::socketio`].
     #[serde(rename = "socket.io")]
     SocketIo,
+    /// A bare Engine.IO v4 session (WebSocket transport): each message packet is the
+    /// application message `message` (text, or `{"$binary": base64}`), see
+    /// [`crate::protocol::socketio::EngineIoCodec`].
+    #[serde(rename = "engine.io")]
+    EngineIo,
+}
+
+impl CodecKind {
+    /// Whether the codec runs an Engine.IO session (Socket.IO or bare Engine.IO).
+    pub fn is_engine_io(self) -> bool {
+        matches!(self, CodecKind::SocketIo | CodecKind::EngineIo)
+    }
 }
 
 /// Authentication settings.

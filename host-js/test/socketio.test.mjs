@@ -86,8 +86,8 @@ after(async () => {
 });
 
 /** A raw WebSocket with a queue of received messages (strings, or Buffers for binary). */
-function raw(query = "EIO=4&transport=websocket") {
-  const ws = new WebSocket(`ws://${base}/socket.io/?${query}`);
+function raw(query = "EIO=4&transport=websocket", prefix = "/socket.io/") {
+  const ws = new WebSocket(`ws://${base}${prefix}?${query}`);
   const queue = [];
   const waiters = [];
   const closeWaiters = [];
@@ -205,6 +205,28 @@ test("a ping probe is answered with the same data", async () => {
   ws.send("2probe");
   assert.equal(await ws.next(), "3probe");
   ws.close();
+});
+
+test("a bare Engine.IO session on /engine.io/ echoes text and binary message packets", async () => {
+  const ws = raw("EIO=4&transport=websocket", "/engine.io/");
+  const open = JSON.parse((await ws.next()).slice(1));
+  assert.equal(open.pingInterval, 300);
+  ws.send("4hello");
+  assert.equal(await ws.nextNonPing(), "4hello");
+  ws.send(Uint8Array.from([1, 2, 3, 4]));
+  assert.deepEqual(await ws.nextNonPing(), Buffer.from([1, 2, 3, 4]));
+  ws.send("abc");
+  await ws.untilClosed();
+});
+
+test("a bare Engine.IO session closes on a close packet and on a missed pong", async () => {
+  const a = raw("EIO=4&transport=websocket", "/engine.io/");
+  await a.next();
+  a.send("1");
+  await a.untilClosed();
+  const b = raw("EIO=4&transport=websocket", "/engine.io/");
+  await b.next();
+  await b.untilClosed(2000);
 });
 
 // ---------------------------------------------------------------- Socket.IO

@@ -3,15 +3,15 @@
 //! On `/socket.io/`: namespaces `/` and `/custom`; on connect the server emits `auth`
 //! with the handshake payload, echoes `message` as `message-back` (every argument,
 //! binary attachments included) and acknowledges `message-with-ack` with its
-//! arguments. pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000.
+//! arguments. On `/engine.io/`, a bare Engine.IO session echoes every message packet.
+//! pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000.
 //!
 //! ```text
 //! cargo run --release -p switchboard --example socketio-compliance -- --listen 127.0.0.1:3000
 //! ```
 //!
 //! It prints `listening on <addr>` once bound (`--listen 127.0.0.1:0` picks a port).
-//! Not served yet: Engine.IO long-polling (and so the upgrade from it) and the raw
-//! Engine.IO session on `/engine.io/`.
+//! Not served yet: Engine.IO long-polling (and so the upgrade from it).
 
 use serde_json::json;
 use switchboard::handlers::{Ctx, HandlerResponse, MessageCall};
@@ -29,6 +29,10 @@ store = "memory"
 [[routes]]
 path = "/socket.io"
 codec = "socket.io"
+
+[[routes]]
+path = "/engine.io"
+codec = "engine.io"
 
 [socketIo]
 namespaces = ["/", "/custom"]
@@ -66,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
             }))
         })
         .on_message("message", |msg: MessageCall, _ctx: Ctx| async move {
+            // A bare Engine.IO session: echo every message packet.
+            if msg.client.route == "/engine.io" {
+                return send(json!({"event": "message", "data": msg.data}));
+            }
             // The request id of a Socket.IO event names its namespace: answer there.
             send(json!({
                 "event": "message-back",

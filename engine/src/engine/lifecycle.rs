@@ -133,7 +133,7 @@ impl Engine {
                             };
                             self.timers
                                 .reschedule(TimerKey::Conn(conn), None, Some(deadline));
-                            if self.conns[slot].state.codec == crate::config::CodecKind::SocketIo {
+                            if self.conns[slot].state.codec.is_engine_io() {
                                 // Engine.IO pings are packets (`2`), answered with `3`.
                                 let frame = crate::protocol::Frame::Text("2".into());
                                 self.actions.push_back(Action::Send { conn, frame });

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::handlers::RoomAction;
 use super::resources::{clip, ResourceOp};
 use super::Engine;
-use crate::config::{ChangeKind, CodecKind};
+use crate::config::ChangeKind;
 use crate::connection::{SubTarget, Subscription};
 use crate::error::{close, ErrorCode};
 use crate::filter::{values_equal, Filter};
@@ -39,7 +39,7 @@ impl Engine {
             self.close(slot, close::MESSAGE_TOO_BIG, "message too big");
             return;
         }
-        if self.conns[slot].state.codec == CodecKind::SocketIo {
+        if self.conns[slot].state.codec.is_engine_io() {
             return self.sio_frame(now, slot, frame);
         }
         let decoded = codec_for(self.conns[slot].state.codec).decode(frame);

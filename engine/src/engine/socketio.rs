@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{Action, Engine};
@@ -95,7 +97,12 @@ impl Engine {
             // Restored from a snapshot: the session starts over (no namespaces).
             self.conns[slot].sio = Some(Box::default());
         }
+        let bare = self.conns[slot].state.codec == crate::config::CodecKind::EngineIo;
         let text = match frame {
+            InFrame::Binary(bytes) if bare => {
+                let data = json!({"$binary": STANDARD.encode(bytes)});
+                return self.eio_message(now, slot, data);
+            }
             InFrame::Binary(bytes) => return self.sio_attachment(now, slot, bytes),
             InFrame::Text(t) => t,
         };
@@ -116,12 +123,24 @@ impl Engine {
             b'2' => self.sio_text(slot, format!("3{}", &text[1..])),
             b'1' if text.len() == 1 => self.close(slot, close::NORMAL, "client closed"),
             b'6' if text.len() == 1 => {}
+            b'4' if bare => self.eio_message(now, slot, Value::String(text[1..].to_string())),
             b'4' => match parse_packet(&text[1..]) {
                 Some(p) => self.sio_packet(now, slot, p),
                 None => self.sio_violation(slot, "invalid Socket.IO packet"),
             },
             _ => self.sio_violation(slot, "invalid Engine.IO packet"),
         }
+    }
+
+    /// A message packet of a bare Engine.IO session: the application message `message`.
+    fn eio_message(&mut self, now: Millis, slot: usize, data: Value) {
+        let decoded = Err(DecodeError {
+            code: ErrorCode::UnknownMessageType,
+            message: "Unknown message type: message (declare it in [messages])".into(),
+            request_id: None,
+            unknown: Some(Box::new(("message".to_string(), data))),
+        });
+        self.request(now, slot, decoded);
     }
 
     fn sio_attachment(&mut self, now: Millis, slot: usize, bytes: &[u8]) {

@@ -396,3 +396,79 @@ fn without_configured_authentication_the_auth_payload_is_application_data() {
         json!({"namespace": "/", "auth": {"token": "123"}})
     );
 }
+
+#[test]
+fn a_bare_engine_io_session_passes_message_packets_to_the_message_handler() {
+    let cfg = json!({
+        "routes": [{"path": "/engine.io", "codec": "engine.io"}],
+        "heartbeatInterval": 300,
+        "heartbeatTimeout": 200,
+        "messages": {"message": {}},
+    });
+    let mut e = Engine::with_seed(Config::from_value(cfg).unwrap(), 7).unwrap();
+    let request = UpgradeRequest {
+        path: "/engine.io/".into(),
+        query: "EIO=4&transport=websocket".into(),
+        headers: vec![],
+        peer: "10.0.0.1".into(),
+        client_id: "c1".into(),
+    };
+    let acts = run(
+        &mut e,
+        T0,
+        Input::Open {
+            conn: ConnId(1),
+            request,
+        },
+    );
+    assert!(out(&acts, 1)[0].starts_with(r#"0{"sid":"c1""#));
+    for (input, expected) in [
+        (InFrame::Text("4hello"), json!("hello")),
+        (
+            InFrame::Binary(&[1, 2, 3, 4]),
+            json!({"$binary": "AQIDBA=="}),
+        ),
+    ] {
+        let acts = run(
+            &mut e,
+            T0,
+            Input::Frame {
+                conn: ConnId(1),
+                frame: input,
+            },
+        );
+        let (op, data) = acts
+            .iter()
+            .find_map(|a| match a {
+                Action::Call {
+                    op,
+                    request: HostRequest::Message(m),
+                    ..
+                } => Some((*op, m.data.clone())),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(data, expected);
+        let echo = HandlerResponse {
+            commands: vec![
+                json!({"command": "send", "message": {"event": "message", "data": data}}),
+            ],
+            ..HandlerResponse::default()
+        };
+        let acts = run(
+            &mut e,
+            T0,
+            Input::Completed {
+                op,
+                result: HostResult::Handler(Box::new(echo)),
+            },
+        );
+        let frames = out(&acts, 1);
+        assert_eq!(frames.len(), 1);
+        match input {
+            InFrame::Text(t) => assert_eq!(frames[0], t),
+            InFrame::Binary(_) => assert_eq!(frames[0], "<[1, 2, 3, 4]>"),
+        }
+    }
+    assert!(closed(&text(&mut e, 1, "abc")));
+}

@@ -101,7 +101,7 @@ impl Engine {
                     )
                 })?;
         let route = &self.config.routes[route_index];
-        if route.codec == crate::config::CodecKind::SocketIo {
+        if route.codec.is_engine_io() {
             if let Some(body) = super::socketio::eio_query_error(&req.query) {
                 let mut r = Rejection::new(
                     400,
@@ -303,7 +303,7 @@ impl Engine {
 
     /// Send the welcome frame.
     pub(super) fn welcome(&mut self, now: Millis, slot: usize) {
-        if self.conns[slot].state.codec == crate::config::CodecKind::SocketIo {
+        if self.conns[slot].state.codec.is_engine_io() {
             return self.sio_open(slot);
         }
         let user = self.conns[slot].public_user();

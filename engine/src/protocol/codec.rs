@@ -70,6 +70,7 @@ pub fn codec_for(kind: CodecKind) -> &'static dyn Codec {
         CodecKind::Json => &JsonCodec,
         CodecKind::Event => &super::envelope::EnvelopeCodec,
         CodecKind::SocketIo => &super::socketio::SocketIoCodec,
+        CodecKind::EngineIo => &super::socketio::EngineIoCodec,
     }
 }
 

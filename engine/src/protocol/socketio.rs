@@ -298,6 +298,46 @@ pub fn packet_frames(
     frames
 }
 
+/// The bare Engine.IO codec's outbound side: a server message `{"event":"message",
+/// "data": text}` is the message packet `4<text>`, `{"$binary": base64}` data a binary
+/// frame; anything else is sent as `4` + its `{event, data}` envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineIoCodec;
+
+impl Codec for EngineIoCodec {
+    fn decode(&self, _frame: InFrame<'_>) -> Result<Request, DecodeError> {
+        Err(DecodeError {
+            code: ErrorCode::InvalidMessage,
+            message: "Engine.IO frames are decoded by the engine's session".into(),
+            request_id: None,
+            unknown: None,
+        })
+    }
+
+    fn encode(&self, out: Outbound<'_>) -> Frame {
+        let env = match out {
+            Outbound::Message(m) => encode_message(m),
+            Outbound::Raw(v) => encode_raw(v),
+        };
+        if env.get("event").and_then(Value::as_str) == Some("message") {
+            match env.get("data") {
+                Some(Value::String(s)) => return Frame::Text(Arc::from(format!("4{s}"))),
+                Some(Value::Object(m)) if m.len() == 1 => {
+                    if let Some(bytes) = m
+                        .get("$binary")
+                        .and_then(Value::as_str)
+                        .and_then(|s| STANDARD.decode(s).ok())
+                    {
+                        return Frame::Binary(Arc::from(bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Frame::Text(Arc::from(format!("4{env}")))
+    }
+}
+
 /// The Socket.IO codec's outbound side (inbound frames are handled by the engine).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SocketIoCodec;
