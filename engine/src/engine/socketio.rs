@@ -232,7 +232,7 @@ impl Engine {
                 payload: Some(payload),
             })
         };
-        if !self.config.socket_io.namespaces.iter().any(|n| *n == nsp) {
+        if !self.config.socket_io.namespaces.contains(&nsp) {
             self.metrics.error(ErrorCode::NotFound);
             return self.sio_text(slot, error("Invalid namespace", None));
         }
