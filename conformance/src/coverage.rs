@@ -299,6 +299,18 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("routes:host", "host-specific routes"),
     ("routes:origin", "Origin checks"),
     ("close:cleanup", "closing removes subscriptions and rooms"),
+    (
+        "codec:event",
+        "the `{event, data}` envelope codec (`routes[].codec = \"event\"`)",
+    ),
+    (
+        "fanout:codecs",
+        "one push to clients of different codecs, encoded once per codec",
+    ),
+    (
+        "server-api:envelope",
+        "server-API messages on envelope routes (verbatim or wrapped)",
+    ),
 ];
 
 /// One section of the table.

@@ -68,6 +68,9 @@ pub fn observe(v: &Vector) -> Observed {
             if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&text) {
                 if let Some(Value::String(t)) = m.get("type") {
                     o.client_types.insert(t.clone());
+                } else if let Some(Value::String(e)) = m.get("event") {
+                    // `{event, data}` envelope routes: the event is the type.
+                    o.client_types.insert(format!("envelope:{e}"));
                 }
             }
         }
@@ -95,6 +98,14 @@ pub fn observe(v: &Vector) -> Observed {
                         o.types.insert(t.to_string());
                         if t == "error" {
                             if let Some(c) = data["code"].as_str() {
+                                o.errors.insert(c.to_string());
+                            }
+                        }
+                    } else if let Some(e) = data["event"].as_str() {
+                        // An `{event, data}` envelope: recorded as `envelope:<event>`.
+                        o.types.insert(format!("envelope:{e}"));
+                        if e == "error" {
+                            if let Some(c) = data["data"]["code"].as_str() {
                                 o.errors.insert(c.to_string());
                             }
                         }

@@ -679,10 +679,17 @@ async fn read_conn(
                     problems.push(format!("step {i} conn {conn}: got non-JSON frame {t}"));
                     continue;
                 };
-                if value["type"] == "connected" {
-                    if let (Some(actual), Some(vector)) =
-                        (value["clientId"].as_str(), f["clientId"].as_str())
-                    {
+                // The welcome: protocol v1 `{type:"connected",clientId}`, or the envelope's
+                // `{event:"connected",data:{clientId}}`.
+                let welcome = if value["type"] == "connected" {
+                    Some((&value["clientId"], &f["clientId"]))
+                } else if value["event"] == "connected" {
+                    Some((&value["data"]["clientId"], &f["data"]["clientId"]))
+                } else {
+                    None
+                };
+                if let Some((actual, vector)) = welcome {
+                    if let (Some(actual), Some(vector)) = (actual.as_str(), vector.as_str()) {
                         s.to_vector.insert(actual.into(), vector.into());
                         s.to_actual.insert(vector.into(), actual.into());
                         if let Some(c) = s.conns.get_mut(&conn) {

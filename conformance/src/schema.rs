@@ -11,6 +11,7 @@ use serde_json::Value;
 pub struct Schemas {
     vector: jsonschema::Validator,
     server: jsonschema::Validator,
+    envelope: jsonschema::Validator,
     rejection: jsonschema::Validator,
 }
 
@@ -42,6 +43,7 @@ impl Schemas {
         Ok(Schemas {
             vector: load(crate::suite_dir().join("vector.schema.json"))?,
             server: load(spec.join("server-message.schema.json"))?,
+            envelope: load(spec.join("envelope-message.schema.json"))?,
             rejection: load(spec.join("upgrade-rejection.schema.json"))?,
         })
     }
@@ -77,7 +79,13 @@ impl Schemas {
                 match a["action"].as_str() {
                     Some("send" | "sendMany") if !verbatim => {
                         let data = &a["frame"]["data"];
-                        for e in errors(&self.server, data) {
+                        // Frames without `type` on envelope routes are `{event, data}`.
+                        let schema = if data.get("type").is_none() && data.get("event").is_some() {
+                            &self.envelope
+                        } else {
+                            &self.server
+                        };
+                        for e in errors(schema, data) {
                             out.push(format!("step {i} action {k}: frame {data}: {e}"));
                         }
                     }

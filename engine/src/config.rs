@@ -48,6 +48,26 @@ pub struct Config {
     /// Interceptors for built-in messages, by type (`publish = true`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub interceptors: BTreeMap<String, crate::app::HookTarget>,
+    /// Socket.IO settings for routes with `codec = "socket.io"`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub socket_io: SocketIoConfig,
+}
+
+/// Socket.IO settings (`[socketIo]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SocketIoConfig {
+    /// The namespaces clients may connect to (default `["/"]`); any other gets
+    /// `CONNECT_ERROR {"message":"Invalid namespace"}`.
+    pub namespaces: Vec<String>,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        Self {
+            namespaces: vec!["/".into()],
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -71,6 +91,7 @@ impl Default for Config {
             messages: BTreeMap::new(),
             hooks: crate::app::HooksConfig::default(),
             interceptors: BTreeMap::new(),
+            socket_io: SocketIoConfig::default(),
         }
     }
 }
@@ -120,6 +141,25 @@ pub enum CodecKind {
     /// Protocol v1: JSON text frames `{type, ...}` (the s3db.js client protocol).
     #[default]
     Json,
+    /// The `{event, data}` envelope (YektaYar's native WebSocket protocol), see
+    /// [`crate::protocol::envelope`].
+    Event,
+    /// Socket.IO v5 over Engine.IO v4 (WebSocket transport), see
+    /// [`crate::protocol::socketio`].
+    #[serde(rename = "socket.io")]
+    SocketIo,
+    /// A bare Engine.IO v4 session (WebSocket transport): each message packet is the
+    /// application message `message` (text, or `{"$binary": base64}`), see
+    /// [`crate::protocol::socketio::EngineIoCodec`].
+    #[serde(rename = "engine.io")]
+    EngineIo,
+}
+
+impl CodecKind {
+    /// Whether the codec runs an Engine.IO session (Socket.IO or bare Engine.IO).
+    pub fn is_engine_io(self) -> bool {
+        matches!(self, CodecKind::SocketIo | CodecKind::EngineIo)
+    }
 }
 
 /// Authentication settings.
@@ -658,6 +698,14 @@ impl Config {
                         &format!("duplicates routes[{j}] (same path and host)"),
                     );
                 }
+            }
+        }
+        for (i, ns) in self.socket_io.namespaces.iter().enumerate() {
+            if !ns.starts_with('/') || ns.contains(',') {
+                issue(
+                    format!("socketIo.namespaces[{i}]"),
+                    "must start with '/' and contain no ','",
+                );
             }
         }
         if self.heartbeat_interval > 0 && self.heartbeat_timeout == 0 {

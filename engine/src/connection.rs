@@ -178,6 +178,8 @@ pub(crate) struct Connection {
     pub connect_exp: Option<i64>,
     /// The close code and reason the engine sent (for the `disconnect` hook).
     pub closed_with: Option<(u16, String)>,
+    /// Socket.IO session state (`codec = "socket.io"` routes only).
+    pub sio: Option<Box<crate::engine::SioSession>>,
 }
 
 impl Connection {

@@ -10,11 +10,15 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 // Frames for one socket are queued during an event-loop turn and written together
 // (ws.cork) in setImmediate: one write per socket per turn instead of one per frame,
 // the native host's write coalescing. A close flushes its socket's queue first.
-const queued = new Map(); // ServerWebSocket -> string[]
+const queued = new Map(); // ServerWebSocket -> (string | Uint8Array)[]
 let flushScheduled = false;
 function writeQueued(ws, list) {
   ws.cork(() => {
-    for (const t of list) ws.sendText(t);
+    // Binary frames (Socket.IO attachments) arrive as Uint8Arrays.
+    for (const t of list) {
+      if (typeof t === "string") ws.sendText(t);
+      else ws.sendBinary(t);
+    }
   });
 }
 function flushAll() {

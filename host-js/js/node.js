@@ -45,10 +45,11 @@ function cork(sock) {
 function wsSocket(ws) {
   return {
     // Fan-out frames arrive as one shared Buffer (encodeShared): sent as a text frame.
+    // Binary frames (Socket.IO attachments) arrive as plain Uint8Arrays.
     send: (data) => {
       cork(ws._socket);
       if (typeof data === "string") ws.send(data);
-      else ws.send(data, { binary: false });
+      else ws.send(data, { binary: !Buffer.isBuffer(data) });
     },
     ping: () => ws.ping(),
     close: (code, reason) => ws.close(code, reason),

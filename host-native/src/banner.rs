@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! switchboard 0.1.0 listening on 127.0.0.1:3001
-//!   websocket  ws://127.0.0.1:3001/  ws://127.0.0.1:3001/ws
+//!   websocket  ws://127.0.0.1:3001/  ws://127.0.0.1:3001/ws  ws://127.0.0.1:3001/events  ws://127.0.0.1:3001/socket.io
 //!   health     http://127.0.0.1:3001/healthz  http://127.0.0.1:3001/readyz
 //!   metrics    http://127.0.0.1:3001/metrics
 //!   admin      http://127.0.0.1:3001/admin/  (Authorization: Bearer <admin key>)
@@ -203,7 +203,7 @@ mod tests {
         let version = env!("CARGO_PKG_VERSION");
         let expected = format!(
             "switchboard {version} listening on 127.0.0.1:3001
-  websocket  ws://127.0.0.1:3001/  ws://127.0.0.1:3001/ws
+  websocket  ws://127.0.0.1:3001/  ws://127.0.0.1:3001/ws  ws://127.0.0.1:3001/events  ws://127.0.0.1:3001/socket.io
   health     http://127.0.0.1:3001/healthz  http://127.0.0.1:3001/readyz
   metrics    http://127.0.0.1:3001/metrics
   admin      http://127.0.0.1:3001/admin/  (Authorization: Bearer <admin key>)

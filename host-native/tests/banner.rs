@@ -91,7 +91,7 @@ fn demo_banner_shows_urls_storage_and_dev_secret_warnings() {
     assert_eq!(
         s.lines[1..9],
         [
-            format!("  websocket  ws://{base}/  ws://{base}/ws"),
+            format!("  websocket  ws://{base}/  ws://{base}/ws  ws://{base}/events  ws://{base}/socket.io"),
             format!("  health     http://{base}/healthz  http://{base}/readyz"),
             format!("  metrics    http://{base}/metrics"),
             format!("  admin      http://{base}/admin/  (Authorization: Bearer <admin key>)"),

@@ -731,7 +731,7 @@ impl Engine {
     }
 
     /// Swap a connection's user (keeping the per-user counts and shared views right).
-    fn replace_user(&mut self, slot: usize, user: Option<User>) {
+    pub(super) fn replace_user(&mut self, slot: usize, user: Option<User>) {
         if let Some(view) = self.conns[slot].user_view.take() {
             self.release_user(&view);
         }

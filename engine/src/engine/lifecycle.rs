@@ -133,7 +133,13 @@ impl Engine {
                             };
                             self.timers
                                 .reschedule(TimerKey::Conn(conn), None, Some(deadline));
-                            self.actions.push_back(Action::Ping { conn });
+                            if self.conns[slot].state.codec.is_engine_io() {
+                                // Engine.IO pings are packets (`2`), answered with `3`.
+                                let frame = crate::protocol::Frame::Text("2".into());
+                                self.actions.push_back(Action::Send { conn, frame });
+                            } else {
+                                self.actions.push_back(Action::Ping { conn });
+                            }
                         }
                         Heartbeat::AwaitPong { .. } => {
                             self.conns[slot].state.heartbeat = Heartbeat::Off;

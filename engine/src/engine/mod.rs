@@ -4,6 +4,7 @@
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
+mod compat;
 mod expiry;
 mod handlers;
 mod key_sources;
@@ -12,6 +13,7 @@ mod requests;
 mod resources;
 mod room_control;
 mod server_api;
+mod socketio;
 mod streams;
 mod upgrade;
 
@@ -36,6 +38,7 @@ use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
 
 pub(crate) use resources::Continuation;
 pub use server_api::{Command, CommandError};
+pub(crate) use socketio::SioSession;
 
 /// An input to the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -488,10 +491,12 @@ impl Engine {
         if c.closing {
             return;
         }
-        let frame = codec_for(c.state.codec).encode(Outbound::Message(msg));
+        let frames = codec_for(c.state.codec).encode_all(Outbound::Message(msg));
         let conn = c.id;
         self.metrics.sent(msg.type_name(), 1);
-        self.actions.push_back(Action::Send { conn, frame });
+        for frame in frames {
+            self.actions.push_back(Action::Send { conn, frame });
+        }
     }
 
     /// Queue an error frame.
@@ -520,7 +525,7 @@ impl Engine {
     fn fanout(&mut self, recipients: &[(usize, ConnId)], out: Outbound<'_>) -> usize {
         let limit = self.config.limits.max_buffered_bytes;
         let drop_slow = self.config.limits.slow_consumer == SlowConsumerPolicy::Drop;
-        // Group by codec; with one codec today this is one group, kept general.
+        // Group by codec: each group's message is encoded once.
         let mut groups: Vec<(crate::config::CodecKind, Vec<ConnId>)> = Vec::new();
         let mut dropped = 0u64;
         for &(slot, conn) in recipients {
@@ -546,16 +551,25 @@ impl Engine {
         }
         self.metrics.dropped_slow_consumer += dropped;
         let mut delivered = 0;
-        for (kind, conns) in groups {
-            let frame = codec_for(kind).encode(out);
+        for (kind, mut conns) in groups {
             delivered += conns.len();
-            if conns.len() == 1 {
-                self.actions.push_back(Action::Send {
-                    conn: conns[0],
-                    frame,
-                });
-            } else {
-                self.actions.push_back(Action::SendMany { conns, frame });
+            let frames = codec_for(kind).encode_all(out);
+            let last = frames.len().saturating_sub(1);
+            for (i, frame) in frames.into_iter().enumerate() {
+                if conns.len() == 1 {
+                    self.actions.push_back(Action::Send {
+                        conn: conns[0],
+                        frame,
+                    });
+                } else {
+                    // Attachments (Socket.IO) share the list; the last frame takes it.
+                    let conns = if i == last {
+                        std::mem::take(&mut conns)
+                    } else {
+                        conns.clone()
+                    };
+                    self.actions.push_back(Action::SendMany { conns, frame });
+                }
             }
         }
         self.metrics.sent(out.type_name(), delivered as u64);
@@ -630,3 +644,9 @@ mod identity_tests;
 
 #[cfg(test)]
 mod stream_tests;
+
+#[cfg(test)]
+mod envelope_tests;
+
+#[cfg(test)]
+mod socketio_tests;

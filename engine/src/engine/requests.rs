@@ -39,7 +39,22 @@ impl Engine {
             self.close(slot, close::MESSAGE_TOO_BIG, "message too big");
             return;
         }
-        let codec = codec_for(self.conns[slot].state.codec);
+        if self.conns[slot].state.codec.is_engine_io() {
+            return self.sio_frame(now, slot, frame);
+        }
+        let decoded = codec_for(self.conns[slot].state.codec).decode(frame);
+        self.request(now, slot, decoded);
+    }
+
+    /// One decoded client request (or why it could not be decoded): rate limit, the
+    /// `connect` hook's admission, then dispatch to a built-in, an application message
+    /// or a compatibility built-in.
+    pub(super) fn request(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        decoded: Result<Request, crate::protocol::codec::DecodeError>,
+    ) {
         if self.config.rate_limit.enabled {
             let cfg = &self.config.rate_limit;
             let c = &mut self.conns[slot].state;
@@ -51,7 +66,7 @@ impl Engine {
                 c.rate_violations = c.rate_violations.saturating_add(1);
                 let violations = c.rate_violations;
                 let close_after = cfg.close_after;
-                let rid = match codec.decode(frame) {
+                let rid = match decoded {
                     Ok(r) => r.request_id,
                     Err(e) => e.request_id,
                 };
@@ -72,13 +87,13 @@ impl Engine {
             c.rate_violations = 0;
         }
         if self.conns[slot].awaiting_connect {
-            let rid = match codec.decode(frame) {
+            let rid = match decoded {
                 Ok(r) => r.request_id,
                 Err(e) => e.request_id,
             };
             return self.not_admitted(slot, rid);
         }
-        match codec.decode(frame) {
+        match decoded {
             Ok(req) => {
                 self.metrics.received(req.message.type_name());
                 self.dispatch(now, slot, req);
@@ -87,7 +102,11 @@ impl Engine {
                 if let Some(unknown) = e.unknown {
                     let (message_type, data) = *unknown;
                     let rid = e.request_id.clone();
-                    if self.app_message(now, slot, message_type, data, rid) {
+                    if self.config.messages.contains_key(&message_type) {
+                        if self.app_message(now, slot, message_type, data, rid) {
+                            return;
+                        }
+                    } else if self.compat_event(now, slot, &message_type, data, rid) {
                         return;
                     }
                 }

@@ -481,6 +481,7 @@ impl Engine {
                         )
                     })?;
                 let reason = reason.unwrap_or_else(|| "disconnected by server".into());
+                self.sio_disconnect_frames(slot);
                 self.close(slot, close::DISCONNECTED_BY_SERVER, &reason);
                 Ok(json!({ "disconnected": client_id }))
             }

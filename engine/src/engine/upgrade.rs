@@ -19,6 +19,8 @@ use crate::types::{ConnId, Millis, UpgradeRequest, User};
 /// Why an upgrade was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rejection {
+    /// A body in another protocol's format (Engine.IO's `{code, message}`), if not ours.
+    pub raw_body: Option<String>,
     pub status: u16,
     pub code: ErrorCode,
     pub reason: &'static str,
@@ -28,6 +30,7 @@ pub(crate) struct Rejection {
 impl Rejection {
     fn new(status: u16, code: ErrorCode, reason: &'static str, message: impl Into<String>) -> Self {
         Self {
+            raw_body: None,
             status,
             code,
             reason,
@@ -36,6 +39,9 @@ impl Rejection {
     }
 
     fn body(&self) -> String {
+        if let Some(b) = &self.raw_body {
+            return b.clone();
+        }
         json!({
             "type": "error",
             "code": self.code,
@@ -95,6 +101,18 @@ impl Engine {
                     )
                 })?;
         let route = &self.config.routes[route_index];
+        if route.codec.is_engine_io() {
+            if let Some(body) = super::socketio::eio_query_error(&req.query) {
+                let mut r = Rejection::new(
+                    400,
+                    ErrorCode::InvalidMessage,
+                    "bad_engine_io_request",
+                    "not an Engine.IO v4 WebSocket request",
+                );
+                r.raw_body = Some(body);
+                return Err(r);
+            }
+        }
         // Origin.
         if let Some(origin) = req.header("origin") {
             let allowed = route.origins.is_empty()
@@ -286,6 +304,9 @@ impl Engine {
 
     /// Send the welcome frame.
     pub(super) fn welcome(&mut self, now: Millis, slot: usize) {
+        if self.conns[slot].state.codec.is_engine_io() {
+            return self.sio_open(slot);
+        }
         let user = self.conns[slot].public_user();
         let client_id = self.conns[slot].state.client_id.clone();
         self.send(
@@ -320,6 +341,7 @@ impl Engine {
             awaiting_connect: false,
             connect_exp: None,
             closed_with: None,
+            sio: None,
         });
         self.by_conn.insert(conn, slot);
         self.by_client.insert(client_id, slot);

@@ -57,12 +57,20 @@ pub trait Codec {
     fn decode(&self, frame: InFrame<'_>) -> Result<Request, DecodeError>;
     /// Encode one outbound message into a frame.
     fn encode(&self, out: Outbound<'_>) -> Frame;
+    /// Encode one outbound message into every frame it takes (Socket.IO binary
+    /// attachments follow their packet); one frame for the other codecs.
+    fn encode_all(&self, out: Outbound<'_>) -> Vec<Frame> {
+        vec![self.encode(out)]
+    }
 }
 
 /// The codec for a route's [`CodecKind`].
 pub fn codec_for(kind: CodecKind) -> &'static dyn Codec {
     match kind {
         CodecKind::Json => &JsonCodec,
+        CodecKind::Event => &super::envelope::EnvelopeCodec,
+        CodecKind::SocketIo => &super::socketio::SocketIoCodec,
+        CodecKind::EngineIo => &super::socketio::EngineIoCodec,
     }
 }
 

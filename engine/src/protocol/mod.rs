@@ -4,6 +4,8 @@
 //! [`ServerMessage`]s into frames; the engine only ever sees the typed values.
 
 pub mod codec;
+pub mod envelope;
+pub mod socketio;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@ mod auth;
 mod channels;
 mod crud;
 mod direct;
+mod envelope;
 mod fanout;
 mod filters;
 mod frames;
@@ -46,5 +47,6 @@ pub fn all() -> Vec<Sc> {
     v.extend(handlers::scenarios());
     v.extend(room_control::scenarios());
     v.extend(tenants::scenarios());
+    v.extend(envelope::scenarios());
     v
 }

@@ -1,0 +1,33 @@
+// The Socket.IO compliance application (issue 14's fixed interface), shared by the
+// runtime entry points next to this file: on /socket.io/, namespaces / and /custom;
+// on connect emit `auth` with the handshake payload, echo `message` as `message-back`,
+// acknowledge `message-with-ack` with its arguments; pingInterval 300, pingTimeout 200,
+// maxPayload 1000000. On /engine.io/, a bare Engine.IO session echoes every message
+// packet. Not served yet: Engine.IO long-polling (and the upgrade from it).
+export const config = {
+  heartbeatInterval: 300,
+  heartbeatTimeout: 200,
+  maxPayloadSize: 1000000,
+  routes: [
+    { path: "/socket.io", codec: "socket.io" },
+    { path: "/engine.io", codec: "engine.io" },
+  ],
+  socketIo: { namespaces: ["/", "/custom"] },
+  messages: { connection: {}, message: {}, "message-with-ack": {} },
+};
+
+export const handlers = {
+  messages: {
+    // Socket.IO's io.on("connection"): data is {namespace, auth}.
+    connection(msg, ctx) {
+      ctx.send({ event: "auth", data: msg.data.auth, namespace: msg.data.namespace });
+    },
+    // The request id of a Socket.IO event names its namespace: answer there.
+    message(msg, ctx) {
+      // A bare Engine.IO session (/engine.io/): echo every message packet.
+      if (msg.client.route === "/engine.io") return void ctx.send({ event: "message", data: msg.data });
+      ctx.send({ event: "message-back", data: msg.data, namespace: msg.requestId.sio });
+    },
+    "message-with-ack": (msg) => msg.data,
+  },
+};
