@@ -448,6 +448,8 @@ export class Client extends Emitter<ClientEvents> {
       after: f.event === "insert" ? record : f.event === "delete" ? null : (($after as Record<string, unknown> | null) ?? record),
       timestamp: f.timestamp,
     };
+    if (typeof f.offset === "number") ev.offset = f.offset;
+    if (typeof f.epoch === "string") ev.epoch = f.epoch;
     const candidates = [...this.subs].filter(
       (s): s is ResourceSubscription => s instanceof ResourceSubscription && s.resource === f.resource && s.state === "subscribed",
     );

@@ -50,7 +50,7 @@ export type ClientPing = {
 };
 
 /**
- * `subscribe`: Subscribe to a resource's changes (optionally filtered and limited to some events) or to a channel. Exactly one of `resource` / `channel`; `filter` and `events` only with `resource`. Answer: `subscribed`. `since` (channels only) asks for recovery after that position: `subscribed` then carries `recovered` and the missed `publications`.
+ * `subscribe`: Subscribe to a resource's changes (optionally filtered and limited to some events) or to a channel. Exactly one of `resource` / `channel`; `filter` and `events` only with `resource`. Answer: `subscribed`. `since` (channels and resources that keep history) asks for recovery after that position: `subscribed` then carries `recovered` and the missed `publications` (for a resource: the change events this subscription would have received).
  */
 export type ClientSubscribe = {
   type: "subscribe";
@@ -225,7 +225,7 @@ export type ClientRefresh = {
 };
 
 /**
- * A position in a channel's stream: the last `offset` the client saw and the `epoch` it belongs to (both from `message` or `subscribed` frames).
+ * A position in a stream (a channel's, or a resource's that keeps history): the last `offset` the client saw and the `epoch` it belongs to (from `message`, `event` or `subscribed` frames).
  */
 export type ClientSince = {
   offset: number;
@@ -361,7 +361,7 @@ export type ServerMember = {
 };
 
 /**
- * Position in a channel's stream: a publication's offset (1, 2, 3, … within one epoch), or the stream's latest offset (0: nothing published yet).
+ * Position in a stream (a channel's, or a resource's that keeps history): a publication's or change's offset (1, 2, 3, … within one epoch), or the stream's latest offset (0: nothing published yet).
  */
 export type ServerOffset = number;
 
@@ -377,6 +377,16 @@ export type ServerPublication = {
   offset: ServerOffset;
   from: string;
   data?: unknown;
+  timestamp: ServerIsoTimestamp;
+};
+
+/**
+ * One change of a resource's stream as a recovering subscription receives it (`subscribed.publications` of a resource subscription): `data` exactly as the `event` frame would have carried it to this subscriber.
+ */
+export type ServerResourcePublication = {
+  offset: ServerOffset;
+  event: ServerChangeKind;
+  data: ServerRecord;
   timestamp: ServerIsoTimestamp;
 };
 
@@ -403,7 +413,7 @@ export type ServerPong = {
 };
 
 /**
- * `subscribed`: Answer to `subscribe`. Resource form: `resource`, the `filter` as sent (if any) and the `events` that will actually be delivered. Channel form: `channel`; on a channel whose namespace keeps history also the stream's current `offset` and `epoch`. With `since` in the request: `recovered` (whether every publication after `since` is in `publications`) and `publications` (the missed ones, oldest first; empty when not recovered). A channel without history answers `since` with `recovered: false`, empty `publications` and no position.
+ * `subscribed`: Answer to `subscribe`. Resource form: `resource`, the `filter` as sent (if any) and the `events` that will actually be delivered; on a resource that keeps history also the stream's current `offset` and `epoch`. Channel form: `channel`; on a channel whose namespace keeps history also the stream's current `offset` and `epoch`. With `since` in the request: `recovered` (whether everything after `since` is accounted for) and `publications` (the missed ones, oldest first; empty when not recovered; for a resource, the changes this subscription would have received, each `{offset, event, data, timestamp}`). A channel or resource without history answers `since` with `recovered: false`, empty `publications` and no position.
  */
 export type ServerSubscribed = {
   type: "subscribed";
@@ -415,7 +425,7 @@ export type ServerSubscribed = {
   recovered?: boolean;
   offset?: ServerOffset;
   epoch?: ServerEpoch;
-  publications?: ServerPublication[];
+  publications?: ServerResourcePublication[] | ServerPublication[];
   requestId?: ServerRequestId;
 };
 
@@ -432,7 +442,7 @@ export type ServerUnsubscribed = {
 };
 
 /**
- * `event`: A resource change pushed to subscribers. insert: the record. update: the record after the change plus `$before` and `$after`. delete: the removed record plus `$before` (the removed record) and `$after: null`.
+ * `event`: A resource change pushed to subscribers. insert: the record. update: the record after the change plus `$before` and `$after`. delete: the removed record plus `$before` (the removed record) and `$after: null`. On a resource that keeps history: `offset` (the change's position in the resource's stream) and the stream's `epoch`.
  */
 export type ServerEvent = {
   type: "event";
@@ -440,6 +450,8 @@ export type ServerEvent = {
   resource: string;
   data: ServerRecord;
   timestamp: ServerIsoTimestamp;
+  offset?: ServerOffset;
+  epoch?: ServerEpoch;
 };
 
 /**

@@ -213,10 +213,18 @@ export interface ResourceSubscriptionEvents extends SubscriptionEvents {
   delete: ResourceEvent;
 }
 
-/** Changes of a resource's records matching a filter. */
+/**
+ * Changes of a resource's records matching a filter. Where the server keeps the
+ * resource's history, it tracks `offset`/`epoch` and asks for the missed changes
+ * (`since`) when it resubscribes; they arrive as ordinary events, each once.
+ */
 export class ResourceSubscription extends BaseSubscription<ResourceSubscriptionEvents> {
   /** The events the server delivers (from `subscribed.events`), once subscribed. */
   events: ("insert" | "update" | "delete")[] | null = null;
+  /** The last stream offset accounted for (resources with history), else null. */
+  offset: number | null = null;
+  /** The stream epoch (resources with history), else null. */
+  epoch: string | null = null;
 
   constructor(
     client: Client,
@@ -230,6 +238,7 @@ export class ResourceSubscription extends BaseSubscription<ResourceSubscriptionE
     const f: Record<string, unknown> = { resource: this.resource };
     if (this.options.filter) f.filter = this.options.filter;
     if (this.options.events) f.events = this.options.events;
+    if (this.offset !== null && this.epoch !== null) f.since = { offset: this.offset, epoch: this.epoch };
     return f;
   }
 
@@ -239,9 +248,30 @@ export class ResourceSubscription extends BaseSubscription<ResourceSubscriptionE
 
   protected accept(frame: Record<string, unknown>, resubscribed: boolean): [SubscribedContext, () => void] {
     this.events = Array.isArray(frame.events) ? (frame.events as ResourceSubscription["events"]) : null;
+    const wasRecovering = this.offset !== null && this.epoch !== null;
+    const epoch = typeof frame.epoch === "string" ? frame.epoch : undefined;
+    const offset = typeof frame.offset === "number" ? frame.offset : undefined;
+    if (epoch !== undefined && epoch !== this.epoch) {
+      // A new stream (first subscribe, or history reset): offsets start over.
+      this.epoch = epoch;
+      this.offset = null;
+    }
+    const missed = Array.isArray(frame.publications) ? (frame.publications as Record<string, unknown>[]) : [];
+    const ctx: SubscribedContext = {
+      subscriptionId: String(frame.subscriptionId),
+      resubscribed,
+      wasRecovering,
+      recovered: frame.recovered === true,
+      offset,
+      epoch,
+      frame,
+    };
     return [
-      { subscriptionId: String(frame.subscriptionId), resubscribed, wasRecovering: false, recovered: false, frame },
-      () => {},
+      ctx,
+      () => {
+        for (const p of missed) this._onEvent(replayed(this.resource, p, epoch));
+        if (offset !== undefined && (this.offset === null || offset > this.offset)) this.offset = offset;
+      },
     ];
   }
 
@@ -254,11 +284,32 @@ export class ResourceSubscription extends BaseSubscription<ResourceSubscriptionE
     return (ev.before !== null && matchesFilter(f, ev.before)) || matchesFilter(f, ev.after ?? ev.record);
   }
 
-  /** @internal */
+  /** @internal an `event` for this subscription (live or replayed). */
   _onEvent(ev: ResourceEvent): void {
+    if (typeof ev.offset === "number" && ev.epoch === this.epoch) {
+      if (this.offset !== null && ev.offset <= this.offset) return; // already delivered (replay overlap)
+      this.offset = ev.offset;
+    }
     this.emit("event", ev);
     this.emit(ev.event, ev);
   }
+}
+
+/** A change from `subscribed.publications` as the event it would have been. */
+function replayed(resource: string, p: Record<string, unknown>, epoch: string | undefined): ResourceEvent {
+  const kind = p.event as ResourceEvent["event"];
+  const { $before, $after, ...record } = (p.data ?? {}) as Record<string, unknown>;
+  const ev: ResourceEvent = {
+    event: kind,
+    resource,
+    record,
+    before: kind === "insert" ? null : (($before as Record<string, unknown> | null) ?? null),
+    after: kind === "insert" ? record : kind === "delete" ? null : (($after as Record<string, unknown> | null) ?? record),
+    timestamp: String(p.timestamp),
+  };
+  if (typeof p.offset === "number") ev.offset = p.offset;
+  if (epoch !== undefined) ev.epoch = epoch;
+  return ev;
 }
 
 /** Events of a {@link ChannelSubscription}. */

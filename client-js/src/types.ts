@@ -86,6 +86,10 @@ export interface ResourceEvent {
   /** The record after the change; null for deletes. */
   after: Record<string, unknown> | null;
   timestamp: string;
+  /** Position in the resource's stream, when the resource keeps history. */
+  offset?: number;
+  /** The stream's epoch (with `offset`). */
+  epoch?: string;
 }
 
 /** A channel publication (`message` frame). */

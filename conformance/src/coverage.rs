@@ -127,6 +127,26 @@ pub const FEATURES: &[(&str, &str)] = &[
         "streams:eviction",
         "recovery across a server eviction (Durable Object storage)",
     ),
+    (
+        "streams:resource-offsets",
+        "`event` frames of a resource with history carry `offset` and `epoch`",
+    ),
+    (
+        "streams:resource-recovery",
+        "`subscribe {resource, since}` recovers the missed changes",
+    ),
+    (
+        "streams:resource-recovery-failed",
+        "resource recovery: `recovered: false` when the gap is not covered",
+    ),
+    (
+        "streams:resource-projection",
+        "recovered changes get the subscriber's filter, guards and protected fields",
+    ),
+    (
+        "streams:resource-recovery-race",
+        "a change racing a resource recovery is neither lost nor duplicated",
+    ),
     ("streams:presence", "`presence` and `presence:stats`"),
     (
         "streams:presence-info",

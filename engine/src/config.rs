@@ -564,6 +564,10 @@ pub struct ResourceConfig {
     /// does not use them; a SQL store creates them and answers filtered `list`s whose
     /// filter has an equality on an index's first field through it.
     pub indexes: Vec<IndexFields>,
+    /// Keep the resource's change events as a stream (offsets, epoch, recovery on
+    /// `subscribe` with `since`), bounded like a channel namespace's history. Absent
+    /// (the default): `event` frames carry no offset.
+    pub history: Option<crate::namespace::HistoryConfig>,
 }
 
 /// The fields of one declared index (`resources.<name>.indexes[i]`): a dotted field
@@ -600,6 +604,7 @@ impl Default for ResourceConfig {
             host_guards: Vec::new(),
             publish: false,
             indexes: Vec::new(),
+            history: None,
         }
     }
 }
@@ -797,6 +802,26 @@ impl Config {
                     issue(
                         format!("resources.{name}.protected[{i}]"),
                         "must be a dotted field path like `a.b`",
+                    );
+                }
+            }
+            if let Some(h) = &r.history {
+                if h.size == 0 || h.size > 100_000 {
+                    issue(
+                        format!("resources.{name}.history.size"),
+                        "must be 1..=100000",
+                    );
+                }
+                if h.ttl_ms == 0 {
+                    issue(
+                        format!("resources.{name}.history.ttlMs"),
+                        "must be at least 1",
+                    );
+                }
+                if name.contains(crate::tenant::SEPARATOR) {
+                    issue(
+                        format!("resources.{name}"),
+                        "a resource that keeps history must not have a NUL character in its name",
                     );
                 }
             }

@@ -313,3 +313,51 @@ test("CRUD helpers map answers to records and pages", async () => {
   assert.deepEqual(await client.publish("news", { a: 1 }), { delivered: 1 });
   client.close();
 });
+
+test("resources with history: offsets are tracked, `since` is sent on resubscribe, replayed changes arrive as events once", async () => {
+  const { net, client } = setup();
+  const sub = client.subscribe("messages", { filter: { channel: "general" } });
+  const got = [];
+  sub.on("event", (e) => got.push([e.event, e.record.id, e.offset, e.before?.text ?? null]));
+  client.connect();
+  const { s: s0 } = await up(net, client, 0, {
+    subscribe: (m) => ({ type: "subscribed", subscriptionId: "sub-1", resource: m.resource, filter: m.filter, events: ["insert", "update", "delete"], offset: 2, epoch: "e1" }),
+  });
+  await sub.ready();
+  assert.deepEqual([sub.offset, sub.epoch], [2, "e1"]);
+  const live = { ...ev("insert", { id: "m3", channel: "general" }), offset: 3, epoch: "e1" };
+  s0.push(live);
+  s0.push(live); // duplicate
+  await sleep(1);
+  assert.deepEqual(got, [["insert", "m3", 3, null]]);
+
+  const resub = once(sub, "subscribed", (c) => c.resubscribed);
+  s0.serverClose(1012);
+  const { s: s1 } = await up(net, client, 1, {
+    subscribe: (m) => ({
+      type: "subscribed",
+      subscriptionId: "sub-1",
+      resource: m.resource,
+      filter: m.filter,
+      events: ["insert", "update", "delete"],
+      recovered: true,
+      offset: 6,
+      epoch: "e1",
+      publications: [
+        { offset: 3, event: "insert", data: { id: "m3", channel: "general" }, timestamp: "t" },
+        { offset: 5, event: "update", data: { id: "m3", channel: "general", text: "b", $before: { id: "m3", channel: "general", text: "a" }, $after: { id: "m3", channel: "general", text: "b" } }, timestamp: "t" },
+      ],
+    }),
+  });
+  const ctx = await resub;
+  const sent = s1.sent.find((m) => m.type === "subscribe");
+  assert.deepEqual(sent.since, { offset: 3, epoch: "e1" });
+  assert.deepEqual([ctx.recovered, ctx.wasRecovering, ctx.offset, ctx.epoch], [true, true, 6, "e1"]);
+  await sleep(1);
+  assert.deepEqual(got, [
+    ["insert", "m3", 3, null],
+    ["update", "m3", 5, "a"],
+  ]);
+  assert.equal(sub.offset, 6);
+  client.close();
+});

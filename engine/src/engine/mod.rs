@@ -10,6 +10,7 @@ mod handlers;
 mod key_sources;
 mod lifecycle;
 mod requests;
+mod resource_streams;
 mod resources;
 mod room_control;
 mod server_api;
@@ -644,6 +645,9 @@ mod identity_tests;
 
 #[cfg(test)]
 mod stream_tests;
+
+#[cfg(test)]
+mod resource_stream_tests;
 
 #[cfg(test)]
 mod envelope_tests;

@@ -139,15 +139,9 @@ impl Engine {
                 events,
                 since,
             } => match (resource, channel) {
-                (Some(r), None) if since.is_none() => {
-                    self.subscribe_resource(now, slot, r, filter, events, rid)
+                (Some(r), None) => {
+                    self.subscribe_resource(now, slot, r, filter, events, since, rid)
                 }
-                (Some(_), None) => self.send_error(
-                    slot,
-                    ErrorCode::InvalidMessage,
-                    "`since` applies to channels whose namespace keeps history",
-                    rid,
-                ),
                 (None, Some(c)) if filter.is_none() && events.is_none() => {
                     self.subscribe_channel(now, slot, c, since, rid)
                 }
@@ -222,6 +216,7 @@ impl Engine {
         format!("sub-{}", s.next_subscription)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn subscribe_resource(
         &mut self,
         now: Millis,
@@ -229,6 +224,7 @@ impl Engine {
         resource: String,
         filter: Option<Value>,
         events: Option<Vec<ChangeKind>>,
+        since: Option<crate::broker::Since>,
         rid: Rid,
     ) {
         let rc = match self.resource_access(slot, &resource) {
@@ -281,6 +277,7 @@ impl Engine {
         let mut op = ResourceOp::new(GuardAction::Subscribe, resource);
         op.filter = filter.filter(|f| !f.is_null());
         op.events = effective;
+        op.since = since;
         self.run_op(now, slot, op, rid);
     }
 

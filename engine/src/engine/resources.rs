@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::server_api::{err as cmd_err, CommandError};
 use super::{Action, Engine};
+use crate::broker::Since;
 use crate::config::{ChangeKind, ResourceConfig};
 use crate::connection::{SubTarget, Subscription, UserView};
 use crate::error::{ConfigError, ErrorCode};
@@ -39,7 +40,7 @@ type Rid = Option<Value>;
 /// A resource's compiled guards and schema.
 #[derive(Debug, Default)]
 pub(crate) struct CompiledResource {
-    guards: BTreeMap<GuardAction, Guard>,
+    pub(super) guards: BTreeMap<GuardAction, Guard>,
     schema: Option<RecordSchema>,
     host_guards: Vec<GuardAction>,
 }
@@ -92,6 +93,8 @@ pub(crate) struct ResourceOp {
     pub forced: Option<Value>,
     /// Subscribe: the events to deliver.
     pub events: Vec<ChangeKind>,
+    /// Subscribe: recover the changes after this position (resources with history).
+    pub since: Option<Since>,
     /// List: page size and cursor.
     pub limit: usize,
     pub cursor: Option<String>,
@@ -111,6 +114,7 @@ impl ResourceOp {
             filter: None,
             forced: None,
             events: Vec::new(),
+            since: None,
             limit: 0,
             cursor: None,
             record: None,
@@ -217,7 +221,7 @@ impl Engine {
     }
 
     /// Whether the connection in `slot` may read `record` (the resource's `read` guard).
-    fn can_read(&mut self, slot: usize, cr: &CompiledResource, record: &Value) -> bool {
+    pub(super) fn can_read(&mut self, slot: usize, cr: &CompiledResource, record: &Value) -> bool {
         let Some(g) = cr.guards.get(&GuardAction::Read) else {
             return true;
         };
@@ -244,7 +248,7 @@ impl Engine {
         (self.conns[slot].state.client_id == call.client_id).then_some(slot)
     }
 
-    fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
+    pub(super) fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
         self.compiled.get(resource).cloned().unwrap_or_default()
     }
 
@@ -438,7 +442,7 @@ impl Engine {
         }
         let resource = op.resource.clone();
         match op.action {
-            GuardAction::Subscribe => self.register_subscription(slot, op, rid),
+            GuardAction::Subscribe => self.register_subscription(now, slot, op, rid),
             GuardAction::List => {
                 let filter =
                     and_filters(op.filter.as_ref(), op.forced.as_ref()).unwrap_or(Value::Null);
@@ -484,7 +488,7 @@ impl Engine {
     }
 
     /// The last step of `subscribe`: index the subscription and confirm it.
-    fn register_subscription(&mut self, slot: usize, op: ResourceOp, rid: Rid) {
+    fn register_subscription(&mut self, now: Millis, slot: usize, op: ResourceOp, rid: Rid) {
         if self.conns[slot].state.subscriptions.len()
             >= self.config.limits.max_subscriptions_per_connection
         {
@@ -508,6 +512,14 @@ impl Engine {
             Ok(f) => f.filter(|f| !f.is_empty()),
             Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
         };
+        // Recovery is read in the step that indexes the subscription: a change is in
+        // the replay or arrives live, never both (see `resource_streams`).
+        let view = super::resource_streams::SubscriberView {
+            filter: parsed.as_ref(),
+            forced: forced_parsed.as_ref(),
+            events: &op.events,
+        };
+        let stream = self.resource_stream_state(now, slot, &op.resource, op.since.clone(), &view);
         let s = &mut self.conns[slot].state;
         s.next_subscription += 1;
         let id = format!("sub-{}", s.next_subscription);
@@ -539,7 +551,7 @@ impl Engine {
                 channel: None,
                 filter: op.filter,
                 events: Some(op.events),
-                stream: None,
+                stream,
                 request_id: rid,
             },
         );
@@ -1217,6 +1229,8 @@ impl Engine {
             return None;
         }
         let protected = rc.protected.clone();
+        let timestamp = iso8601(now);
+        let position = self.append_change(now, resource, kind, record, previous, &timestamp);
         let cr = self.compiled(resource);
         let max_slot = self.conns.capacity();
         let mut candidates = Vec::new();
@@ -1272,7 +1286,9 @@ impl Engine {
                 event: kind,
                 resource: resource.to_string(),
                 data,
-                timestamp: iso8601(now),
+                timestamp: timestamp.clone(),
+                offset: position.as_ref().map(|p| p.offset),
+                epoch: position.as_ref().map(|p| Arc::clone(&p.epoch)),
             };
             n += self.fanout(group, Outbound::Message(&msg));
         }

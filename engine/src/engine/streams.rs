@@ -61,7 +61,7 @@ impl Engine {
 
     /// The epoch for `channel`'s stream should the broker have to create it: drawn from
     /// the seeded generator only then, so existing streams cost no randomness.
-    fn epoch_for(&mut self, now: Millis, channel: &str) -> String {
+    pub(super) fn epoch_for(&mut self, now: Millis, channel: &str) -> String {
         self.broker.prune(channel, now);
         if self.broker.contains(channel) {
             String::new()

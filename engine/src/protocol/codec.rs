@@ -247,6 +247,8 @@ mod tests {
                 resource: s(),
                 data: Value::Null,
                 timestamp: s(),
+                offset: None,
+                epoch: None,
             },
             ServerMessage::Data {
                 resource: s(),

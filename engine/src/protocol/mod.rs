@@ -23,13 +23,14 @@ pub struct StreamState {
     /// Whether every publication after `since` is in `publications` (only with `since`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<bool>,
-    /// The stream's current offset (channels with history).
+    /// The stream's current offset (channels and resources with history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
-    /// The stream's epoch (channels with history).
+    /// The stream's epoch (channels and resources with history).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Arc<str>>,
-    /// The missed publications, oldest first (only with `since`; empty when not recovered).
+    /// The missed publications (channels) or change events (resources), oldest first
+    /// (only with `since`; empty when not recovered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publications: Option<Vec<Publication>>,
 }
@@ -151,7 +152,8 @@ pub enum ClientMessage {
         /// Events wanted; default all the resource emits.
         #[serde(default)]
         events: Option<Vec<ChangeKind>>,
-        /// Recover what was published after this position (channels with history).
+        /// Recover what was published after this position (channels and resources with
+        /// history).
         #[serde(default)]
         since: Option<Since>,
     },
@@ -432,6 +434,12 @@ pub enum ServerMessage {
         data: Value,
         /// ISO-8601 time of the change.
         timestamp: String,
+        /// Position of the change in the resource's stream (resources with history).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        /// The stream's epoch (with `offset`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<Arc<str>>,
     },
     /// Answer to `get` (a record) and `list` (an array plus `cursor`).
     #[serde(rename = "data", rename_all = "camelCase")]

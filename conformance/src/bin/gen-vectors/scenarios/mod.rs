@@ -14,6 +14,7 @@ mod heartbeat;
 mod hostcalls;
 mod identity;
 mod limits;
+mod resource_streams;
 mod room_control;
 mod rooms;
 mod server_api;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Sc> {
     v.extend(server_api::scenarios());
     v.extend(fanout::scenarios());
     v.extend(streams::scenarios());
+    v.extend(resource_streams::scenarios());
     v.extend(handlers::scenarios());
     v.extend(room_control::scenarios());
     v.extend(tenants::scenarios());
