@@ -409,6 +409,7 @@ impl Engine {
             } => {
                 self.check_name("channel", &channel)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 // The server is trusted (no roles), but only an opted-in resource's
                 // subscribers get channel messages.
                 let resource_too = self

@@ -344,6 +344,11 @@ impl Engine {
             sio: None,
         });
         self.by_conn.insert(conn, slot);
+        self.cluster_client(
+            &client_id,
+            self.conns[slot].state.tenant.clone().as_deref(),
+            true,
+        );
         self.by_client.insert(client_id, slot);
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
         self.timers.reschedule(TimerKey::Expiry(conn), None, expiry);
