@@ -68,6 +68,9 @@ pub struct ServerSettings {
     /// publication are sent once it is written. Default true; ignored with the memory
     /// store.
     pub persist_streams: bool,
+    /// Join a cluster through this broker: `redis://HOST:PORT[/DB]` (`--broker`,
+    /// `SWITCHBOARD_BROKER`). Default none: a single node.
+    pub broker: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -86,6 +89,7 @@ impl Default for ServerSettings {
             max_admin_body: 1024 * 1024,
             public_info: false,
             persist_streams: true,
+            broker: None,
         }
     }
 }
