@@ -98,6 +98,25 @@ async fn start_node(broker: &str, dir: &Path) -> (Child, SocketAddr) {
     (child, addr)
 }
 
+/// Next frame of type `ty` within `limit` (longer than the helpers' per-frame wait).
+async fn recv_type_within(ws: &mut Ws, ty: &str, limit: Duration) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(limit, async {
+        loop {
+            let msg = ws.next().await.expect("stream ended").expect("read error");
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("frame is JSON");
+                if v["type"] == ty {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{ty}` frame within {limit:?}"))
+}
+
 /// Poll `/readyz` until it answers `status`; returns its body.
 async fn readyz_becomes(addr: SocketAddr, status: u16) -> Value {
     tokio::time::timeout(CLUSTER_WAIT, async {
@@ -305,4 +324,89 @@ async fn two_nodes_share_publications_direct_messages_presence_and_change_events
     for child in [&mut node_a, &mut node_b, &mut redis] {
         child.kill().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_the_presence_lists_of_the_others_within_its_ttl() {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}/3");
+    let mut redis = start_redis(port, dir.path()).await;
+    let (mut node_a, a) = start_node(&broker, dir.path()).await;
+    let (mut node_b, b) = start_node(&broker, dir.path()).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+    let (mut wb, welcome_b) = connect(b, "/").await;
+    let id_b = welcome_b["clientId"].as_str().unwrap().to_string();
+    send(
+        &mut wb,
+        json!({"type":"subscribe","channel":"chat:room","requestId":1}),
+    )
+    .await;
+    recv_type(&mut wb, "subscribed").await;
+    let (mut wa, welcome_a) = connect(a, "/").await;
+    let id_a = welcome_a["clientId"].as_str().unwrap().to_string();
+    send(
+        &mut wa,
+        json!({"type":"subscribe","channel":"chat:room","requestId":2}),
+    )
+    .await;
+    recv_type(&mut wa, "subscribed").await;
+    assert_eq!(
+        recv_type(&mut wb, "presence:join").await["member"]["clientId"],
+        id_a.as_str()
+    );
+
+    // kill -9: no leave is ever sent; B forgets A once its heartbeats stop for the TTL.
+    node_a.start_kill().unwrap();
+    let _ = node_a.wait().await;
+    let leave = recv_type_within(&mut wb, "presence:leave", CLUSTER_WAIT).await;
+    assert_eq!(leave["member"]["clientId"], id_a.as_str());
+    send(
+        &mut wb,
+        json!({"type":"presence","channel":"chat:room","requestId":3}),
+    )
+    .await;
+    let p = recv_type(&mut wb, "presence").await;
+    let ids: Vec<&str> = p["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id_b.as_str()], "{p}");
+    send(
+        &mut wb,
+        json!({"type":"direct","to":id_a,"data":1,"ack":true,"requestId":4}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wb, "error").await["code"], "NOT_FOUND");
+
+    for child in [&mut node_b, &mut redis] {
+        child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_broker_url_that_is_not_redis_is_refused_at_startup_with_the_expected_form() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            "--broker",
+            "postgres://x",
+        ])
+        .env_remove("SWITCHBOARD_BROKER")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis://HOST:PORT[/DB]"), "{err}");
 }
