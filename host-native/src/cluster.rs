@@ -125,6 +125,7 @@ pub fn spawn(
     node: String,
     actor: ActorHandle,
     outbox: mpsc::UnboundedReceiver<ClusterMessage>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> ClusterLink {
     let up = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
@@ -139,6 +140,7 @@ pub fn spawn(
         outbox,
         up: up.clone(),
         seen: HashMap::new(),
+        metrics,
     };
     let task = tokio::spawn(link.run(stop.clone()));
     ClusterLink {
@@ -160,6 +162,7 @@ struct Link {
     up: Arc<AtomicBool>,
     /// Other nodes: when their last heartbeat arrived.
     seen: HashMap<String, Instant>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Link {
@@ -195,6 +198,7 @@ impl Link {
                 lost += 1;
             }
             if lost > 0 {
+                self.metrics.cluster_lost.inc_by(lost);
                 tracing::warn!(lost, "cluster messages not sent: the broker is unreachable");
             }
             tokio::select! {
@@ -206,6 +210,7 @@ impl Link {
 
     async fn set_up(&mut self, up: bool) {
         self.up.store(up, Ordering::Release);
+        self.metrics.cluster_broker_up.set(i64::from(up));
         let event = if up {
             // Nodes known before the outage get a full TTL to show up again.
             let now = Instant::now();
@@ -280,9 +285,11 @@ impl Link {
                     };
                     let bus = self.bus.clone();
                     if let Err(e) = self.publish(&mut conn, &bus, &payload).await {
+                        self.metrics.cluster_lost.inc();
                         tracing::warn!(kind = kind_of(&out), "cluster message lost: {e}");
                         return e;
                     }
+                    self.metrics.cluster_sent.get_or_create(&kind_label(&out)).inc();
                 }
                 _ = beat.tick() => {
                     let (hb, node) = (self.hb.clone(), self.node.clone());
@@ -307,6 +314,10 @@ impl Link {
         match serde_json::from_slice::<ClusterMessage>(payload) {
             Ok(m) if m.node() == self.node => {}
             Ok(m) => {
+                self.metrics
+                    .cluster_received
+                    .get_or_create(&kind_label(&m))
+                    .inc();
                 self.seen
                     .entry(m.node().to_string())
                     .or_insert_with(Instant::now);
@@ -333,6 +344,10 @@ impl Link {
             let _ = self.actor.send(ToActor::Cluster { event }).await;
         }
     }
+}
+
+fn kind_label(m: &ClusterMessage) -> Vec<(String, String)> {
+    vec![("kind".to_string(), kind_of(m).to_string())]
 }
 
 fn kind_of(m: &ClusterMessage) -> &'static str {

@@ -275,7 +275,8 @@ async fn start_server(
             let (tx, rx) = mpsc::unbounded_channel();
             let actor = actor.with_cluster(&node, tx);
             tracing::info!(%node, broker = %crate::cluster::redact(url), "joining the cluster");
-            let link = crate::cluster::spawn(client, url, node, actor_handle.clone(), rx);
+            let link =
+                crate::cluster::spawn(client, url, node, actor_handle.clone(), rx, metrics.clone());
             (actor, Some(link))
         }
         None => (actor, None),

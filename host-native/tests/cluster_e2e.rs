@@ -294,6 +294,15 @@ async fn two_nodes_share_publications_direct_messages_presence_and_change_events
         (Some("UNAVAILABLE"), Some(8)),
         "{e}"
     );
+    let metrics = http(a, "GET", "/metrics", &[], None).await.body;
+    assert!(
+        metrics.contains("switchboard_cluster_broker_up 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_cluster_messages_sent_total{kind=\"publish\"} 1"),
+        "{metrics}"
+    );
 
     // Redis is back on the same port: the nodes reconnect by themselves.
     let mut redis = start_redis(port, dir.path()).await;
