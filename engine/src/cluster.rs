@@ -114,6 +114,18 @@ pub enum ClusterMessage {
         /// Its client id.
         client_id: String,
     },
+    /// A server-API command for every node (`broadcast`, `broadcastToResource`,
+    /// `sendToUser`) or for the node holding a client (`sendTo`, `disconnect`).
+    #[serde(rename_all = "camelCase")]
+    Command {
+        /// Origin node.
+        node: String,
+        /// The node that must run it (None: every other node).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_node: Option<String>,
+        /// The command.
+        command: crate::Command,
+    },
     /// A client of the origin node subscribed to a channel with presence or join/leave.
     #[serde(rename_all = "camelCase")]
     Join {
@@ -143,6 +155,7 @@ impl ClusterMessage {
             | ClusterMessage::Change { node, .. }
             | ClusterMessage::ClientUp { node, .. }
             | ClusterMessage::ClientDown { node, .. }
+            | ClusterMessage::Command { node, .. }
             | ClusterMessage::Join { node, .. }
             | ClusterMessage::Leave { node, .. } => node,
         }

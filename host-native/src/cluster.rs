@@ -359,6 +359,7 @@ fn kind_of(m: &ClusterMessage) -> &'static str {
         ClusterMessage::Change { .. } => "change",
         ClusterMessage::ClientUp { .. } => "clientUp",
         ClusterMessage::ClientDown { .. } => "clientDown",
+        ClusterMessage::Command { .. } => "command",
         ClusterMessage::Join { .. } => "join",
         ClusterMessage::Leave { .. } => "leave",
     }

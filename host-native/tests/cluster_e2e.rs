@@ -278,6 +278,27 @@ async fn two_nodes_share_publications_direct_messages_presence_and_change_events
         "{ev}"
     );
 
+    // Server API on A: a broadcast reaches B's clients, `send` reaches B's client by id.
+    let demo_admin = [
+        ("Authorization", "Bearer dev-admin"),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({"message":{"x":"everywhere"}}).to_string();
+    let r = http(a, "POST", "/admin/broadcast", &demo_admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recv(&mut wb).await, json!({"x":"everywhere"}));
+    let body = json!({"clientId": id_b, "message":{"just":"b"}}).to_string();
+    let r = http(a, "POST", "/admin/send", &demo_admin, Some(&body)).await;
+    assert_eq!(
+        (r.status, r.json()["delivered"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.body
+    );
+    assert_eq!(recv(&mut wb).await, json!({"just":"b"}));
+    // A's own client got the broadcast locally.
+    assert_eq!(recv(&mut wa).await, json!({"x":"everywhere"}));
+
     // Redis goes away: both nodes turn unready and refuse publications clearly.
     redis.kill().await.unwrap();
     let body = readyz_becomes(a, 503).await;

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::{Action, Engine};
+use super::server_api::err;
+use super::{Action, Command, CommandError, Engine};
 use crate::cluster::{ClusterEvent, ClusterMessage, RemoteClient, RemoteMember};
 use crate::connection::SubTarget;
 use crate::error::ErrorCode;
@@ -271,9 +272,71 @@ impl Engine {
                     }
                 }
             }
+            ClusterMessage::Command {
+                to_node, command, ..
+            } => {
+                if to_node.is_none() || to_node.as_deref() == self.cluster_node() {
+                    if let Err(e) = self.immediate_command(now, command) {
+                        log::debug!("cluster command from another node failed: {}", e.message);
+                    }
+                }
+            }
             ClusterMessage::Join { node, member } => self.remote_join(node, member),
             ClusterMessage::Leave { node, member } => self.remote_leave(&node, &member),
         }
+    }
+
+    /// Run a server-API command answered right away; in a cluster, `broadcast`,
+    /// `broadcastToResource` and `sendToUser` also run on every other node (the result
+    /// counts this node's deliveries), and `sendTo` / `disconnect` of a client of another
+    /// node run there.
+    pub(super) fn cluster_command(
+        &mut self,
+        now: Millis,
+        cmd: Command,
+    ) -> Result<Value, CommandError> {
+        if self.cluster.is_none() {
+            return self.immediate_command(now, cmd);
+        }
+        match &cmd {
+            Command::Broadcast { .. }
+            | Command::BroadcastToResource { .. }
+            | Command::SendToUser { .. } => {
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
+                let result = self.immediate_command(now, cmd.clone())?;
+                self.cluster_emit(|node| ClusterMessage::Command {
+                    node,
+                    to_node: None,
+                    command: cmd,
+                });
+                Ok(result)
+            }
+            Command::SendTo { client_id, .. } | Command::Disconnect { client_id, .. }
+                if !self.by_client.contains_key(client_id) =>
+            {
+                let Some(to_node) = self.remote_node_of(client_id) else {
+                    return self.immediate_command(now, cmd);
+                };
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
+                let answer = match &cmd {
+                    Command::Disconnect { client_id, .. } => json!({ "disconnected": client_id }),
+                    _ => json!({ "delivered": 1 }),
+                };
+                self.cluster_emit(|node| ClusterMessage::Command {
+                    node,
+                    to_node: Some(to_node),
+                    command: cmd,
+                });
+                Ok(answer)
+            }
+            _ => self.immediate_command(now, cmd),
+        }
+    }
+
+    /// The node a client of another node is connected to, whatever its tenant.
+    fn remote_node_of(&self, client_id: &str) -> Option<String> {
+        let c = self.cluster.as_ref()?;
+        c.clients.get(client_id).map(|(n, _)| n.clone())
     }
 
     fn member_key(member: &RemoteMember) -> String {

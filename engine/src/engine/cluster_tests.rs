@@ -390,3 +390,92 @@ fn cluster_messages_round_trip_through_json() {
         assert_eq!(&back, m, "{text}");
     }
 }
+
+fn command_result(acts: &[Action]) -> Result<Value, CommandError> {
+    acts.iter()
+        .find_map(|a| match a {
+            Action::CommandResult { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .expect("a command result")
+}
+
+#[test]
+fn server_broadcasts_and_sends_to_users_run_on_every_node() {
+    let (mut a, mut b) = pair();
+    b.open(2, "c2", "key_u2");
+    let r = a.input(Input::Command {
+        tag: 1,
+        command: Command::Broadcast {
+            message: json!({"type":"notice","n":1}),
+            filter: None,
+            tenant: None,
+        },
+    });
+    assert_eq!(
+        command_result(&r).unwrap()["delivered"],
+        0,
+        "no local client"
+    );
+    let got = carry(&mut a, &mut b);
+    assert_eq!(frames_for(&got, 2)[0], json!({"type":"notice","n":1}));
+    a.input(Input::Command {
+        tag: 2,
+        command: Command::SendToUser {
+            user_id: "u2".into(),
+            message: json!({"to":"u2"}),
+            tenant: None,
+        },
+    });
+    let got = carry(&mut a, &mut b);
+    assert_eq!(frames_for(&got, 2)[0], json!({"to":"u2"}));
+    a.event(ClusterEvent::Disconnected);
+    let r = a.input(Input::Command {
+        tag: 3,
+        command: Command::Broadcast {
+            message: json!(1),
+            filter: None,
+            tenant: None,
+        },
+    });
+    assert_eq!(command_result(&r).unwrap_err().code, ErrorCode::Unavailable);
+}
+
+#[test]
+fn send_to_and_disconnect_reach_a_client_of_another_node() {
+    let (mut a, mut b) = pair();
+    b.open(2, "c2", "key_u2");
+    carry(&mut b, &mut a);
+    let r = a.input(Input::Command {
+        tag: 1,
+        command: Command::SendTo {
+            client_id: "c2".into(),
+            message: json!({"hello":"c2"}),
+        },
+    });
+    assert_eq!(command_result(&r).unwrap()["delivered"], 1);
+    let got = carry(&mut a, &mut b);
+    assert_eq!(frames_for(&got, 2)[0], json!({"hello":"c2"}));
+    let r = a.input(Input::Command {
+        tag: 2,
+        command: Command::Disconnect {
+            client_id: "c2".into(),
+            reason: None,
+        },
+    });
+    assert_eq!(command_result(&r).unwrap()["disconnected"], "c2");
+    let got = carry(&mut a, &mut b);
+    assert!(
+        got.iter()
+            .any(|x| matches!(x, Action::Close { conn, .. } if conn.0 == 2)),
+        "{got:?}"
+    );
+    let r = a.input(Input::Command {
+        tag: 3,
+        command: Command::SendTo {
+            client_id: "nobody".into(),
+            message: json!(1),
+        },
+    });
+    assert_eq!(command_result(&r).unwrap_err().code, ErrorCode::NotFound);
+}

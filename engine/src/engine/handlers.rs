@@ -848,7 +848,7 @@ impl Engine {
                     | super::Command::Shutdown { .. }
                     | super::Command::SetJwks { .. },
                 ) => false,
-                Ok(cmd) => self.immediate_command(now, cmd).is_ok(),
+                Ok(cmd) => self.cluster_command(now, cmd).is_ok(),
                 Err(_) => false,
             };
             if !ok {

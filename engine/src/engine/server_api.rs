@@ -319,7 +319,7 @@ impl Engine {
                 return self.server_update(now, tag, resource, id, data)
             }
             Command::Delete { resource, id } => return self.server_delete(now, tag, resource, id),
-            other => self.immediate_command(now, other),
+            other => self.cluster_command(now, other),
         };
         self.actions
             .push_back(Action::CommandResult { tag, result });
