@@ -98,7 +98,8 @@ pub enum ClusterMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<Value>,
     },
-    /// A client connected to the origin node.
+    /// A client connected to the origin node, or its user changed (connect hook,
+    /// `refresh`).
     #[serde(rename_all = "camelCase")]
     ClientUp {
         /// Origin node.
@@ -171,6 +172,10 @@ pub struct RemoteClient {
     /// Its tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Its user's id, when authenticated (`limits.maxConnectionsPerUser` counts the
+    /// connections of every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// A channel membership on another node.

@@ -23,10 +23,36 @@ pub(super) struct ClusterState {
     node: String,
     /// Whether the host reported the broker reachable.
     up: bool,
-    /// Clients of other nodes: client id → (node, tenant).
-    clients: FxHashMap<String, (String, Option<String>)>,
+    /// Clients of other nodes: client id → (node, tenant, user id).
+    clients: FxHashMap<String, (String, Option<String>, Option<String>)>,
+    /// Connections of other nodes per user id.
+    per_user: FxHashMap<String, usize>,
     /// Channel members of other nodes: channel key → (node, client id) → entry.
     members: BTreeMap<String, BTreeMap<(String, String), MemberView>>,
+}
+
+impl ClusterState {
+    /// Record (or update) a client of another node, keeping the per-user counts.
+    fn put_client(&mut self, node: String, client: RemoteClient) {
+        self.drop_client(&client.client_id);
+        if let Some(u) = &client.user {
+            *self.per_user.entry(u.clone()).or_default() += 1;
+        }
+        self.clients
+            .insert(client.client_id, (node, client.tenant, client.user));
+    }
+
+    /// Forget a client of another node.
+    fn drop_client(&mut self, client_id: &str) {
+        if let Some((_, _, Some(u))) = self.clients.remove(client_id) {
+            if let Some(n) = self.per_user.get_mut(&u) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_user.remove(&u);
+                }
+            }
+        }
+    }
 }
 
 /// The message for a cluster outage.
@@ -89,8 +115,14 @@ impl Engine {
         });
     }
 
-    /// A local client connected (`true`) or is gone.
-    pub(super) fn cluster_client(&mut self, client_id: &str, tenant: Option<&str>, up: bool) {
+    /// A local client connected (`true`; also when its user changed) or is gone.
+    pub(super) fn cluster_client(
+        &mut self,
+        client_id: &str,
+        tenant: Option<&str>,
+        user: Option<&str>,
+        up: bool,
+    ) {
         if self.cluster.is_none() {
             return;
         }
@@ -100,6 +132,7 @@ impl Engine {
                 client: RemoteClient {
                     client_id: client_id.to_string(),
                     tenant: tenant.map(str::to_string),
+                    user: user.map(str::to_string),
                 },
             },
             false => ClusterMessage::ClientDown {
@@ -114,8 +147,16 @@ impl Engine {
         let c = self.cluster.as_ref()?;
         c.clients
             .get(client_id)
-            .filter(|(_, t)| t.as_deref() == tenant)
-            .map(|(n, _)| n.clone())
+            .filter(|(_, t, _)| t.as_deref() == tenant)
+            .map(|(n, _, _)| n.clone())
+    }
+
+    /// Connections of `user_id` on other nodes.
+    pub(super) fn remote_user_connections(&self, user_id: &str) -> usize {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.per_user.get(user_id).copied())
+            .unwrap_or(0)
     }
 
     /// Presence entries of other nodes for the channel keyed `key`.
@@ -135,6 +176,7 @@ impl Engine {
             clients.push(RemoteClient {
                 client_id: c.state.client_id.clone(),
                 tenant: c.state.tenant.clone(),
+                user: c.state.user.as_ref().map(|u| u.id.clone()),
             });
             for s in &c.state.subscriptions {
                 if let SubTarget::Channel { name } = &s.target {
@@ -262,13 +304,16 @@ impl Engine {
             }
             ClusterMessage::ClientUp { node, client } => {
                 if let Some(c) = self.cluster.as_mut() {
-                    c.clients.insert(client.client_id, (node, client.tenant));
+                    c.put_client(node, client);
                 }
             }
             ClusterMessage::ClientDown { node, client_id } => {
                 if let Some(c) = self.cluster.as_mut() {
-                    if c.clients.get(&client_id).is_some_and(|(n, _)| *n == node) {
-                        c.clients.remove(&client_id);
+                    if c.clients
+                        .get(&client_id)
+                        .is_some_and(|(n, _, _)| *n == node)
+                    {
+                        c.drop_client(&client_id);
                     }
                 }
             }
@@ -336,7 +381,7 @@ impl Engine {
     /// The node a client of another node is connected to, whatever its tenant.
     fn remote_node_of(&self, client_id: &str) -> Option<String> {
         let c = self.cluster.as_ref()?;
-        c.clients.get(client_id).map(|(n, _)| n.clone())
+        c.clients.get(client_id).map(|(n, _, _)| n.clone())
     }
 
     fn member_key(member: &RemoteMember) -> String {
@@ -406,10 +451,17 @@ impl Engine {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        c.clients.retain(|_, (n, _)| n != node);
+        let stale: Vec<String> = c
+            .clients
+            .iter()
+            .filter(|(_, (n, _, _))| n == node)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            c.drop_client(&id);
+        }
         for client in clients {
-            c.clients
-                .insert(client.client_id, (node.to_string(), client.tenant));
+            c.put_client(node.to_string(), client);
         }
         let mut old: Vec<RemoteMember> = Vec::new();
         for (key, entries) in &c.members {

@@ -479,3 +479,51 @@ fn send_to_and_disconnect_reach_a_client_of_another_node() {
     });
     assert_eq!(command_result(&r).unwrap_err().code, ErrorCode::NotFound);
 }
+
+#[test]
+fn the_per_user_connection_limit_counts_the_connections_of_every_node() {
+    let mut config = cfg();
+    config["limits"] = json!({"maxConnectionsPerUser": 1});
+    let node = |name: &str, seed| {
+        let mut e = Engine::with_seed(Config::from_value(config.clone()).unwrap(), seed).unwrap();
+        e.enable_cluster(name);
+        Node {
+            e,
+            outbox: Vec::new(),
+        }
+    };
+    let (mut a, mut b) = (node("node-a", 1), node("node-b", 2));
+    for n in [&mut a, &mut b] {
+        n.event(ClusterEvent::Connected);
+        n.outbox.clear();
+    }
+    a.open(1, "c1", "key_u1");
+    carry(&mut a, &mut b);
+    let request = UpgradeRequest {
+        path: "/".into(),
+        query: "token=key_u1".into(),
+        peer: "10.0.0.2".into(),
+        client_id: "c2".into(),
+        ..Default::default()
+    };
+    let acts = b.input(Input::Open {
+        conn: ConnId(2),
+        request: request.clone(),
+    });
+    let Action::Reject { status, body, .. } = &acts[0] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(*status, 429);
+    assert!(body.contains("too_many_connections_for_user"), "{body}");
+    // Once u1 leaves node a, node b admits it.
+    a.input(Input::Closed {
+        conn: ConnId(1),
+        code: None,
+    });
+    carry(&mut a, &mut b);
+    let acts = b.input(Input::Open {
+        conn: ConnId(3),
+        request,
+    });
+    assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
+}
