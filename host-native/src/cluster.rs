@@ -40,6 +40,9 @@ pub const NODE_TTL: Duration = Duration::from_secs(5);
 /// Pause between reconnection attempts while Redis is unreachable.
 pub const RETRY: Duration = Duration::from_millis(500);
 
+/// Most cluster messages published in one pipeline.
+pub const BATCH: usize = 256;
+
 /// Longest wait for one Redis connection attempt or command.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -256,6 +259,31 @@ impl Link {
         }
     }
 
+    /// Publish `batch` on the bus in one pipeline.
+    async fn publish_batch(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        batch: &[ClusterMessage],
+    ) -> Result<(), String> {
+        let mut pipe = redis::pipe();
+        for m in batch {
+            match serde_json::to_string(m) {
+                Ok(payload) => {
+                    pipe.cmd("PUBLISH").arg(&self.bus).arg(payload).ignore();
+                }
+                Err(e) => tracing::error!(kind = kind_of(m), "cluster message not encodable: {e}"),
+            }
+        }
+        match tokio::time::timeout(IO_TIMEOUT, pipe.query_async::<()>(conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("PUBLISH failed: {e}")),
+            Err(_) => Err(format!(
+                "PUBLISH had no answer within {} ms",
+                IO_TIMEOUT.as_millis()
+            )),
+        }
+    }
+
     /// Carry messages both ways until the connection fails; returns why.
     async fn serve(
         &mut self,
@@ -273,23 +301,26 @@ impl Link {
                     self.received(&msg).await;
                 }
                 out = self.outbox.recv() => {
-                    let Some(out) = out else {
+                    let Some(first) = out else {
                         return "the engine stopped".into();
                     };
-                    let payload = match serde_json::to_string(&out) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!("cluster message not encodable: {e}");
-                            continue;
+                    // Everything already queued goes in one pipeline: one round trip
+                    // per batch, in order, so the link keeps up with the engine.
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match self.outbox.try_recv() {
+                            Ok(m) => batch.push(m),
+                            Err(_) => break,
                         }
-                    };
-                    let bus = self.bus.clone();
-                    if let Err(e) = self.publish(&mut conn, &bus, &payload).await {
-                        self.metrics.cluster_lost.inc();
-                        tracing::warn!(kind = kind_of(&out), "cluster message lost: {e}");
+                    }
+                    if let Err(e) = self.publish_batch(&mut conn, &batch).await {
+                        self.metrics.cluster_lost.inc_by(batch.len() as u64);
+                        tracing::warn!(messages = batch.len(), "cluster messages lost: {e}");
                         return e;
                     }
-                    self.metrics.cluster_sent.get_or_create(&kind_label(&out)).inc();
+                    for m in &batch {
+                        self.metrics.cluster_sent.get_or_create(&kind_label(m)).inc();
+                    }
                 }
                 _ = beat.tick() => {
                     let (hb, node) = (self.hb.clone(), self.node.clone());
