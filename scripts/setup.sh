@@ -11,6 +11,8 @@
 #   - Chromium                  (Debian's `chromium` package, /usr/bin/chromium: the
 #                                client SDK's browser test; CHROMIUM_PATH names another)
 #   - curl                      (Debian package; the README tour's commands use it)
+#   - redis-server              (Debian package; the cluster end-to-end test starts its
+#                                own instance on 127.0.0.1 with a temp dir and stops it)
 # The wasm toolchain chosen is written to target-wasm/.toolchain ("rustup" or "debian");
 # scripts/test.sh reads it. Set WASM_TOOLCHAIN=rustup|debian to force one.
 set -euo pipefail
@@ -123,4 +125,15 @@ if ! command -v curl >/dev/null 2>&1; then
   log "installing Debian curl (the README tour's HTTP client)"
   quiet as_root apt-get update -q
   quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q curl
+fi
+
+# ---------------------------------------------------------------- redis-server (cluster e2e)
+# host-native/tests/cluster_e2e.rs starts `redis-server --port P --dir TMP --save ''` on
+# 127.0.0.1 and kills it at the end; the package's own service is not needed.
+if ! command -v redis-server >/dev/null 2>&1; then
+  command -v apt-get >/dev/null 2>&1 || die "redis-server is missing and apt-get is not available to install it"
+  log "installing Debian redis-server (the cluster end-to-end test's broker)"
+  quiet as_root apt-get update -q
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+  command -v redis-server >/dev/null 2>&1 || die "Debian redis-server installed but redis-server is not on PATH"
 fi

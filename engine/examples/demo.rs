@@ -165,6 +165,7 @@ fn describe(action: &Action) -> String {
         Action::CommandResult { tag, result } => {
             format!("command result tag={tag} {}", to_json(result))
         }
+        Action::Cluster { message } => format!("cluster {}", to_json(message)),
     }
 }
 

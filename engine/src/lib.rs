@@ -58,6 +58,7 @@
 pub mod app;
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 mod engine;

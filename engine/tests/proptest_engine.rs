@@ -926,6 +926,9 @@ impl Model {
                     frame_text(frame)?;
                 }
                 Action::Ping { conn } => prop_assert!(self.live(*conn), "Ping to {:?}", conn),
+                Action::Cluster { .. } => {
+                    return Err(TestCaseError::fail("a cluster message outside a cluster"))
+                }
                 Action::Close { conn, code, .. } => {
                     prop_assert!(self.live(*conn), "Close of {:?} (not live)", conn);
                     prop_assert!(

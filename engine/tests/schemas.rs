@@ -187,7 +187,8 @@ impl Checker {
             Action::Accept { .. }
             | Action::Ping { .. }
             | Action::Call { .. }
-            | Action::CommandResult { .. } => {}
+            | Action::CommandResult { .. }
+            | Action::Cluster { .. } => {}
         }
     }
 }

@@ -129,6 +129,11 @@ pub enum ToActor {
         /// The answer, or an HTTP status and message.
         reply: oneshot::Sender<Result<Value, (u16, String)>>,
     },
+    /// News from the cluster link ([`crate::cluster`]).
+    Cluster {
+        /// What happened.
+        event: engine::cluster::ClusterEvent,
+    },
     /// Stop the actor.
     Stop,
 }
@@ -197,6 +202,8 @@ pub struct Actor {
     /// Durable channel streams (SQLite store): actions wait for their stream writes.
     streams: Option<crate::streams::StreamGate>,
     streams_rx: Option<mpsc::UnboundedReceiver<crate::streams::WriteDone>>,
+    /// Messages for the other nodes ([`crate::cluster`]), when in a cluster.
+    cluster: Option<mpsc::UnboundedSender<engine::cluster::ClusterMessage>>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -239,6 +246,7 @@ impl Actor {
             handler_rx: None,
             streams: None,
             streams_rx: None,
+            cluster: None,
         }
     }
 
@@ -274,6 +282,18 @@ impl Actor {
             tx,
         });
         self.handler_rx = Some(rx);
+        self
+    }
+
+    /// Join a cluster as `node`: the engine's cluster messages go to `outbox`
+    /// ([`crate::cluster`]).
+    pub fn with_cluster(
+        mut self,
+        node: &str,
+        outbox: mpsc::UnboundedSender<engine::cluster::ClusterMessage>,
+    ) -> Self {
+        self.engine.enable_cluster(node);
+        self.cluster = Some(outbox);
         self
     }
 
@@ -454,6 +474,7 @@ impl Actor {
                 let answer = self.test_message(now, msg, completions);
                 let _ = reply.send(answer);
             }
+            ToActor::Cluster { event } => self.input(now, Input::Cluster { event }),
             ToActor::Stop => return false,
         }
         true
@@ -657,6 +678,13 @@ impl Actor {
                     let _ = reply.send(result);
                 }
             }
+            Action::Cluster { message } => match &self.cluster {
+                // The link reports an outage to the engine, which then stops sending.
+                Some(tx) => {
+                    let _ = tx.send(message);
+                }
+                None => tracing::error!("the engine sent a cluster message without a cluster"),
+            },
         }
     }
 

@@ -99,6 +99,15 @@ impl Banner<'_> {
                 StoreKind::Memory => "memory (records are lost on exit)".into(),
             },
         );
+        if let Some(url) = &d.server.broker {
+            line(
+                "cluster",
+                format!(
+                    "{} (channels, DMs, presence and change events shared)",
+                    crate::cluster::redact(url)
+                ),
+            );
+        }
         let resources: Vec<&str> = d.engine.resources.keys().map(String::as_str).collect();
         line(
             "resources",

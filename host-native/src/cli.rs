@@ -30,6 +30,9 @@ pub enum Cmd {
         /// Keep records in memory instead of the SQLite file.
         #[arg(long)]
         memory: bool,
+        /// Join a cluster through Redis: redis://HOST:PORT[/DB] (overrides server.broker).
+        #[arg(long, env = "SWITCHBOARD_BROKER")]
+        broker: Option<String>,
     },
     /// Check a config file; print every problem with its field path (exit 1 if any).
     CheckConfig {
@@ -63,7 +66,8 @@ pub fn run(cli: Cli) -> ExitCode {
             config,
             listen,
             memory,
-        } => serve(config, listen, memory),
+            broker,
+        } => serve(config, listen, memory, broker),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Token {
             secret,
@@ -134,6 +138,7 @@ fn load(
     config: Option<PathBuf>,
     listen: Option<String>,
     memory: bool,
+    broker: Option<String>,
 ) -> Result<Deployment, String> {
     let mut d = match &config {
         Some(path) => config::load_file(path).map_err(|p| format!("{}:\n{p}", path.display()))?,
@@ -147,6 +152,12 @@ fn load(
     }
     if memory {
         d.server.store = StoreKind::Memory;
+    }
+    if let Some(b) = broker.filter(|b| !b.is_empty()) {
+        d.server.broker = Some(b);
+    }
+    if let Some(b) = &d.server.broker {
+        crate::cluster::parse_url(b).map_err(|e| format!("--broker / server.broker: {e}"))?;
     }
     Ok(d)
 }
@@ -164,8 +175,13 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-fn serve(config: Option<PathBuf>, listen: Option<String>, memory: bool) -> ExitCode {
-    let deployment = match load(config.clone(), listen, memory) {
+fn serve(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    memory: bool,
+    broker: Option<String>,
+) -> ExitCode {
+    let deployment = match load(config.clone(), listen, memory, broker) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("{e}");

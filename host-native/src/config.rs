@@ -68,6 +68,9 @@ pub struct ServerSettings {
     /// publication are sent once it is written. Default true; ignored with the memory
     /// store.
     pub persist_streams: bool,
+    /// Join a cluster through this broker: `redis://HOST:PORT[/DB]` (`--broker`,
+    /// `SWITCHBOARD_BROKER`). Default none: a single node.
+    pub broker: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -86,6 +89,7 @@ impl Default for ServerSettings {
             max_admin_body: 1024 * 1024,
             public_info: false,
             persist_streams: true,
+            broker: None,
         }
     }
 }
@@ -280,6 +284,11 @@ pub fn check_server(s: &ServerSettings) -> Problems {
     if s.admin_key.is_empty() {
         push("server.adminKey", "must not be empty".into());
     }
+    if let Some(b) = &s.broker {
+        if let Err(e) = crate::cluster::parse_url(b) {
+            push("server.broker", e.to_string());
+        }
+    }
     if s.shutdown_timeout_ms == 0 {
         push("server.shutdownTimeoutMs", "must be at least 1".into());
     }
@@ -392,6 +401,16 @@ mod tests {
         assert!(paths.contains(&"server.listen"), "{err}");
         assert!(paths.contains(&"server.outboundQueue"), "{err}");
         assert!(paths.contains(&"heartbeatInterval"), "{err}");
+    }
+
+    #[test]
+    fn a_broker_that_is_not_a_redis_url_is_reported_at_its_path() {
+        let doc = toml_to_json("[server]\nbroker = \"amqp://x\"\n").unwrap();
+        let err = from_document(doc).unwrap_err();
+        assert_eq!(err.0[0].path, "server.broker", "{err}");
+        let ok = toml_to_json("[server]\nbroker = \"redis://127.0.0.1:6379/1\"\n").unwrap();
+        let d = from_document(ok).unwrap();
+        assert_eq!(d.server.broker.as_deref(), Some("redis://127.0.0.1:6379/1"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `Upgrade: websocket` on any path | the engine decides (101, or its status + JSON body) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs |
-//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
+//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
@@ -87,7 +87,17 @@ pub async fn serve(
     let resp = match path.as_str() {
         "/healthz" if get => json_value(StatusCode::OK, &json!({"status": "ok"})),
         "/readyz" if get => {
-            if state.ready.load(Ordering::Acquire) {
+            let broker_down = state
+                .broker
+                .as_ref()
+                .filter(|(up, _)| !up.load(Ordering::Acquire));
+            if let (true, Some((_, url))) = (state.ready.load(Ordering::Acquire), broker_down) {
+                json_value(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "broker-unavailable", "broker": url,
+                        "message": "the cluster broker is unreachable; reconnecting"}),
+                )
+            } else if state.ready.load(Ordering::Acquire) {
                 json_value(StatusCode::OK, &json!({"status": "ready"}))
             } else {
                 json_value(

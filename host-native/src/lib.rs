@@ -31,6 +31,7 @@ pub mod admin;
 pub mod banner;
 pub mod capacity;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod fetch;

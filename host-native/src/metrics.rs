@@ -67,6 +67,14 @@ pub struct Metrics {
     pub admin_requests: Family<Labels, Counter>,
     /// WebSocket sockets the host holds open (including ones being closed).
     pub sockets_open: Gauge,
+    /// With `--broker`: 1 while Redis is reachable, else 0.
+    pub cluster_broker_up: Gauge,
+    /// Cluster messages published to Redis, by kind.
+    pub cluster_sent: Family<Labels, Counter>,
+    /// Cluster messages received from other nodes, by kind.
+    pub cluster_received: Family<Labels, Counter>,
+    /// Cluster messages that could not be published (Redis failed under them).
+    pub cluster_lost: Counter,
 }
 
 impl Default for Metrics {
@@ -114,6 +122,10 @@ impl Metrics {
             accept_errors: Counter::default(),
             admin_requests: Family::default(),
             sockets_open: Gauge::default(),
+            cluster_broker_up: Gauge::default(),
+            cluster_sent: Family::default(),
+            cluster_received: Family::default(),
+            cluster_lost: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -267,6 +279,26 @@ impl Metrics {
             "sockets_open",
             "WebSocket sockets held by the host",
             m.sockets_open.clone(),
+        );
+        r.register(
+            "cluster_broker_up",
+            "With --broker: 1 while the Redis broker is reachable, else 0",
+            m.cluster_broker_up.clone(),
+        );
+        r.register(
+            "cluster_messages_sent",
+            "Cluster messages published to the broker, by kind",
+            m.cluster_sent.clone(),
+        );
+        r.register(
+            "cluster_messages_received",
+            "Cluster messages received from other nodes, by kind",
+            m.cluster_received.clone(),
+        );
+        r.register(
+            "cluster_messages_lost",
+            "Cluster messages not published because the broker failed under them",
+            m.cluster_lost.clone(),
         );
         Metrics { registry: r, ..m }
     }

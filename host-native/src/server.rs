@@ -56,6 +56,8 @@ pub struct RunningServer {
     store_worker: StoreWorker,
     /// The thread writing channel history (durable streams), if on.
     stream_thread: Option<crate::streams::StreamWriterThread>,
+    /// The Redis link, with `--broker`.
+    cluster: Option<crate::cluster::ClusterLink>,
     shutdown_timeout: Duration,
 }
 
@@ -266,6 +268,19 @@ async fn start_server(
         .with_guard(guard)
         .with_handlers(handlers, server_handle)
         .with_test_control(actor_test);
+    let (actor, cluster) = match &server.broker {
+        Some(url) => {
+            let client = crate::cluster::parse_url(url)?;
+            let node = crate::cluster::node_id();
+            let (tx, rx) = mpsc::unbounded_channel();
+            let actor = actor.with_cluster(&node, tx);
+            tracing::info!(%node, broker = %crate::cluster::redact(url), "joining the cluster");
+            let link =
+                crate::cluster::spawn(client, url, node, actor_handle.clone(), rx, metrics.clone());
+            (actor, Some(link))
+        }
+        None => (actor, None),
+    };
     let (actor, stream_thread) = match streams {
         Some((writer, done, thread)) => (actor.with_stream_writer(writer, done), Some(thread)),
         None => (actor, None),
@@ -285,6 +300,7 @@ async fn start_server(
         public_info: server.public_info,
         max_admin_body: server.max_admin_body,
         ready: AtomicBool::new(true),
+        broker: cluster.as_ref().map(|l| (l.up.clone(), l.url.clone())),
         next_conn: AtomicU64::new(1),
         ws,
         ws_tasks: TaskTracker::new(),
@@ -317,6 +333,7 @@ async fn start_server(
         actor_task,
         store_worker,
         stream_thread,
+        cluster,
         shutdown_timeout: Duration::from_millis(server.shutdown_timeout_ms),
     })
 }
@@ -567,6 +584,9 @@ impl RunningServer {
         let _ = tokio::time::timeout(Duration::from_secs(1), state.ws_tasks.wait()).await;
         let _ = state.actor.send(ToActor::Stop).await;
         let _ = self.actor_task.await;
+        if let Some(link) = self.cluster {
+            link.stop().await;
+        }
         // The actor dropped its writer: the thread writes what is queued and exits.
         if let Some(thread) = self.stream_thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

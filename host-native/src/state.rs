@@ -40,6 +40,9 @@ pub struct AppState {
     pub max_admin_body: usize,
     /// False while draining (`/readyz` answers 503).
     pub ready: AtomicBool,
+    /// With `--broker`: whether the cluster broker is reachable (`/readyz` answers 503
+    /// while it is not) and its redacted URL.
+    pub broker: Option<(Arc<AtomicBool>, String)>,
     /// Next connection id.
     pub next_conn: AtomicU64,
     /// WebSocket parameters.

@@ -748,6 +748,12 @@ impl Engine {
             let view = self.intern_user(u);
             self.conns[slot].user_view = Some(view);
         }
+        if self.cluster.is_some() {
+            let c = &self.conns[slot].state;
+            let (client_id, tenant) = (c.client_id.clone(), c.tenant.clone());
+            let user_id = user.as_ref().map(|u| u.id.clone());
+            self.cluster_client(&client_id, tenant.as_deref(), user_id.as_deref(), true);
+        }
         self.conns[slot].state.user = user;
     }
 
@@ -848,7 +854,7 @@ impl Engine {
                     | super::Command::Shutdown { .. }
                     | super::Command::SetJwks { .. },
                 ) => false,
-                Ok(cmd) => self.immediate_command(now, cmd).is_ok(),
+                Ok(cmd) => self.cluster_command(now, cmd).is_ok(),
                 Err(_) => false,
             };
             if !ok {

@@ -4,6 +4,7 @@
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
+mod cluster;
 mod compat;
 mod expiry;
 mod handlers;
@@ -96,6 +97,13 @@ pub enum Input<'a> {
         /// The command.
         command: Command,
     },
+    /// Cluster news from the host: the broker's state, a message from another node, or
+    /// a node gone silent (see [`crate::cluster`]). Only after
+    /// [`Engine::enable_cluster`].
+    Cluster {
+        /// What happened.
+        event: crate::cluster::ClusterEvent,
+    },
     /// Re-create a connection from a snapshot (after hibernation). No welcome is sent.
     Restore {
         /// Host's id for the connection.
@@ -172,6 +180,12 @@ pub enum Action {
         /// Outcome: the command's JSON result, or its error code and message.
         result: Result<serde_json::Value, CommandError>,
     },
+    /// Carry this message to every other node of the cluster (only after
+    /// [`Engine::enable_cluster`]; see [`crate::cluster`]).
+    Cluster {
+        /// The message.
+        message: crate::cluster::ClusterMessage,
+    },
 }
 
 /// The sans-IO protocol engine.
@@ -209,6 +223,8 @@ pub struct Engine {
     app: Arc<handlers::Compiled>,
     /// Rooms created through the server API (description, capacity, metadata).
     room_meta: BTreeMap<String, room_control::RoomMeta>,
+    /// Cluster mode (None: a single node).
+    cluster: Option<Box<cluster::ClusterState>>,
 }
 
 impl Engine {
@@ -261,6 +277,7 @@ impl Engine {
             broker: crate::broker::MemoryBroker::default(),
             app,
             room_meta: BTreeMap::new(),
+            cluster: None,
         })
     }
 
@@ -304,6 +321,7 @@ impl Engine {
             }
             Input::Completed { op, result } => self.completed(now, op, result),
             Input::Command { tag, command } => self.command(now, tag, command),
+            Input::Cluster { event } => self.cluster_input(now, event),
             Input::Restore { conn, snapshot } => return self.restore(now, conn, *snapshot),
         }
         Ok(())
@@ -654,3 +672,6 @@ mod envelope_tests;
 
 #[cfg(test)]
 mod socketio_tests;
+
+#[cfg(test)]
+mod cluster_tests;

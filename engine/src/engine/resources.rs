@@ -1214,9 +1214,24 @@ impl Engine {
         }
     }
 
-    /// Fan a change out to matching subscribers that may read it. Returns the number of
-    /// recipients, or `None` when the resource does not broadcast this kind of change.
+    /// Fan a local change out to matching subscribers that may read it, and to the other
+    /// nodes of a cluster. Returns the number of local recipients, or `None` when the
+    /// resource does not broadcast this kind of change.
     pub(super) fn fanout_change(
+        &mut self,
+        now: Millis,
+        resource: &str,
+        kind: ChangeKind,
+        record: &Value,
+        previous: Option<&Value>,
+    ) -> Option<usize> {
+        let n = self.fanout_change_local(now, resource, kind, record, previous)?;
+        self.cluster_change(resource, kind, record, previous);
+        Some(n)
+    }
+
+    /// Fan a change (local or from another node) out to this node's subscribers.
+    pub(super) fn fanout_change_local(
         &mut self,
         now: Millis,
         resource: &str,

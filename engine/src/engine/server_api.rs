@@ -319,7 +319,7 @@ impl Engine {
                 return self.server_update(now, tag, resource, id, data)
             }
             Command::Delete { resource, id } => return self.server_delete(now, tag, resource, id),
-            other => self.immediate_command(now, other),
+            other => self.cluster_command(now, other),
         };
         self.actions
             .push_back(Action::CommandResult { tag, result });
@@ -409,6 +409,7 @@ impl Engine {
             } => {
                 self.check_name("channel", &channel)
                     .map_err(|m| err(ErrorCode::InvalidMessage, m))?;
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 // The server is trusted (no roles), but only an opted-in resource's
                 // subscribers get channel messages.
                 let resource_too = self

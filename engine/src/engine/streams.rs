@@ -188,6 +188,7 @@ impl Engine {
                         name: channel.clone(),
                     },
                 });
+                self.cluster_membership(slot, &channel, true);
                 (id, true)
             }
         };
@@ -256,7 +257,7 @@ impl Engine {
     }
 
     /// Subscribers of the channel keyed `key` other than `slot`, in subscription order.
-    fn channel_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
+    pub(super) fn channel_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
         self.hub
             .channel_members(key)
             .filter(|(s, _)| *s != slot)
@@ -266,6 +267,7 @@ impl Engine {
 
     /// After `slot` left `channel` (unsubscribe or disconnect): tell the others.
     pub(super) fn channel_left(&mut self, slot: usize, channel: &str) {
+        self.cluster_membership(slot, channel, false);
         let Some((ns, _)) = self.namespace(channel) else {
             return;
         };
@@ -297,6 +299,9 @@ impl Engine {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
         if let Err((code, m)) = self.channel_allowed(slot, &channel, ChannelAction::Publish) {
+            return self.send_error(slot, code, m, rid);
+        }
+        if let Err((code, m)) = self.cluster_gate() {
             return self.send_error(slot, code, m, rid);
         }
         // A resource of the same name that opted in (`publish`) is reached too, if the
@@ -351,6 +356,40 @@ impl Engine {
         resource_too: bool,
     ) -> (usize, Option<StreamPosition>) {
         let timestamp = iso8601(now);
+        self.cluster_publish(
+            tenant,
+            channel,
+            &from,
+            data.as_ref(),
+            &timestamp,
+            resource_too,
+        );
+        self.deliver_publication(
+            now,
+            exclude,
+            tenant,
+            channel,
+            from,
+            data,
+            resource_too,
+            timestamp,
+        )
+    }
+
+    /// Order a publication (local or from another node) through this node's broker and
+    /// deliver it to local subscribers, as [`Engine::publish_to_channel`] describes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver_publication(
+        &mut self,
+        now: Millis,
+        exclude: Option<usize>,
+        tenant: Option<&str>,
+        channel: &str,
+        from: String,
+        data: Option<Value>,
+        resource_too: bool,
+        timestamp: String,
+    ) -> (usize, Option<StreamPosition>) {
         let key = crate::tenant::scoped(tenant, channel);
         let position = match self.namespace(channel).and_then(|(n, _)| n.history) {
             Some(cfg) => {
@@ -494,11 +533,15 @@ impl Engine {
 
     /// Subscribers of the channel keyed `key`.
     fn presence_members(&self, key: &str) -> Vec<MemberView> {
-        self.hub
+        let mut members: Vec<MemberView> = self
+            .hub
             .channel_members(key)
             .filter(|(s, _)| self.conns.get(*s).is_some_and(|c| !c.closing))
             .map(|(s, _)| self.member_view(s))
-            .collect()
+            .collect();
+        // Other nodes' members follow, ordered by node and client id.
+        members.extend(self.remote_members(key));
+        members
     }
 
     /// Client and user counts of the channel keyed `key`.
@@ -511,7 +554,14 @@ impl Engine {
             };
             clients += 1;
             if let Some(u) = &c.state.user {
-                users.insert(u.id.as_str());
+                users.insert(std::borrow::Cow::Borrowed(u.id.as_str()));
+            }
+        }
+        for m in self.remote_members(key) {
+            clients += 1;
+            if let Some(id) = m.user.get("id") {
+                let id = id.as_str().map_or_else(|| id.to_string(), str::to_string);
+                users.insert(std::borrow::Cow::Owned(id));
             }
         }
         (clients, users.len())

@@ -180,7 +180,9 @@ impl Engine {
         }
         if let Some(u) = &user {
             if limits.max_connections_per_user > 0
-                && self.per_user.get(&u.id).copied().unwrap_or(0) >= limits.max_connections_per_user
+                && self.per_user.get(&u.id).copied().unwrap_or(0)
+                    + self.remote_user_connections(&u.id)
+                    >= limits.max_connections_per_user
             {
                 return Err(Rejection::new(
                     429,
@@ -344,6 +346,9 @@ impl Engine {
             sio: None,
         });
         self.by_conn.insert(conn, slot);
+        let c = &self.conns[slot].state;
+        let (tenant, user) = (c.tenant.clone(), c.user.as_ref().map(|u| u.id.clone()));
+        self.cluster_client(&client_id, tenant.as_deref(), user.as_deref(), true);
         self.by_client.insert(client_id, slot);
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
         self.timers.reschedule(TimerKey::Expiry(conn), None, expiry);

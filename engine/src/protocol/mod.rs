@@ -344,7 +344,7 @@ impl ClientMessage {
 
 /// A presence entry: a room member (`room:members`, `room:joined`) or a channel
 /// subscriber (`presence`, `presence:join`, `presence:leave`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     /// The member's client id.
@@ -352,7 +352,7 @@ pub struct MemberView {
     /// The member's public user view, or null.
     pub user: Value,
     /// The connection's public info (its user's `info` claim), when set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Value>,
 }
 

@@ -1,0 +1,212 @@
+//! Cluster messages: what one node's engine tells the others, and what the host feeds
+//! back (PROTOCOL.md §22, "Cluster").
+//!
+//! Off by default. A host that joins a cluster calls
+//! [`Engine::enable_cluster`](crate::Engine::enable_cluster) with its node id (the host
+//! draws it; the engine stays deterministic), carries every
+//! [`Action::Cluster`](crate::Action::Cluster) message to the other nodes (Redis pub/sub
+//! for the native host), and feeds what arrives as
+//! [`Input::Cluster`](crate::Input::Cluster). The receiving engine delivers each message
+//! to its own connections exactly as if it had happened locally: namespaces, `read`
+//! guards, filters and protected fields are applied on the receiving node.
+//!
+//! Every message names its origin `node`; an engine ignores its own messages, so a
+//! broker that echoes a publication back to its publisher causes no loop.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ChangeKind;
+use crate::protocol::MemberView;
+
+/// A message between the engines of a cluster. Serialized as JSON with a `kind` tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ClusterMessage {
+    /// A node (re)joined the bus: every other node answers with its [`ClusterMessage::Snapshot`].
+    #[serde(rename_all = "camelCase")]
+    Hello {
+        /// Origin node.
+        node: String,
+    },
+    /// The complete cluster-visible state of a node: its clients and channel members.
+    /// Replaces whatever the receiver knew about that node (join/leave pushes for the
+    /// difference).
+    #[serde(rename_all = "camelCase")]
+    Snapshot {
+        /// Origin node.
+        node: String,
+        /// Its connected clients.
+        clients: Vec<RemoteClient>,
+        /// Its members of channels with presence or join/leave notices.
+        members: Vec<RemoteMember>,
+    },
+    /// A channel publication (client `publish` or server-API `publish`).
+    #[serde(rename_all = "camelCase")]
+    Publish {
+        /// Origin node.
+        node: String,
+        /// The publisher's tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+        /// Channel name (unscoped).
+        channel: String,
+        /// Publisher's client id (`server` for the server API).
+        from: String,
+        /// Payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+        /// ISO-8601 time of the publication on its origin node.
+        timestamp: String,
+        /// Whether subscribers of the resource of the same name get it too.
+        #[serde(default)]
+        resource_too: bool,
+    },
+    /// A direct message to a client connected to another node.
+    #[serde(rename_all = "camelCase")]
+    Direct {
+        /// Origin node.
+        node: String,
+        /// Node the recipient is connected to.
+        to_node: String,
+        /// The sender's tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+        /// Sender's client id.
+        from: String,
+        /// Recipient's client id.
+        to: String,
+        /// Payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+        /// ISO-8601 time of sending on the origin node.
+        timestamp: String,
+    },
+    /// A resource change event (the record before protected fields are removed: the
+    /// receiving node applies guards, filters and `protected` for its subscribers).
+    #[serde(rename_all = "camelCase")]
+    Change {
+        /// Origin node.
+        node: String,
+        /// Resource name.
+        resource: String,
+        /// Kind of change.
+        event: ChangeKind,
+        /// The record (the removed record for a delete).
+        record: Value,
+        /// The record before an update.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<Value>,
+    },
+    /// A client connected to the origin node, or its user changed (connect hook,
+    /// `refresh`).
+    #[serde(rename_all = "camelCase")]
+    ClientUp {
+        /// Origin node.
+        node: String,
+        /// The client.
+        client: RemoteClient,
+    },
+    /// A client of the origin node disconnected.
+    #[serde(rename_all = "camelCase")]
+    ClientDown {
+        /// Origin node.
+        node: String,
+        /// Its client id.
+        client_id: String,
+    },
+    /// A server-API command for every node (`broadcast`, `broadcastToResource`,
+    /// `sendToUser`) or for the node holding a client (`sendTo`, `disconnect`).
+    #[serde(rename_all = "camelCase")]
+    Command {
+        /// Origin node.
+        node: String,
+        /// The node that must run it (None: every other node).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_node: Option<String>,
+        /// The command.
+        command: crate::Command,
+    },
+    /// A client of the origin node subscribed to a channel with presence or join/leave.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        /// Origin node.
+        node: String,
+        /// The membership.
+        member: RemoteMember,
+    },
+    /// A client of the origin node left such a channel (unsubscribe or disconnect).
+    #[serde(rename_all = "camelCase")]
+    Leave {
+        /// Origin node.
+        node: String,
+        /// The membership that ended.
+        member: RemoteMember,
+    },
+}
+
+impl ClusterMessage {
+    /// The node the message comes from.
+    pub fn node(&self) -> &str {
+        match self {
+            ClusterMessage::Hello { node }
+            | ClusterMessage::Snapshot { node, .. }
+            | ClusterMessage::Publish { node, .. }
+            | ClusterMessage::Direct { node, .. }
+            | ClusterMessage::Change { node, .. }
+            | ClusterMessage::ClientUp { node, .. }
+            | ClusterMessage::ClientDown { node, .. }
+            | ClusterMessage::Command { node, .. }
+            | ClusterMessage::Join { node, .. }
+            | ClusterMessage::Leave { node, .. } => node,
+        }
+    }
+}
+
+/// A client connected to another node (the target of direct messages).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteClient {
+    /// Client id.
+    pub client_id: String,
+    /// Its tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Its user's id, when authenticated (`limits.maxConnectionsPerUser` counts the
+    /// connections of every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A channel membership on another node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteMember {
+    /// The member's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Channel name (unscoped).
+    pub channel: String,
+    /// The presence entry, as its own node shows it.
+    pub member: MemberView,
+}
+
+/// What the host reports about the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterEvent {
+    /// The broker is reachable (first connection or after an outage): the engine sends
+    /// [`ClusterMessage::Hello`] and its [`ClusterMessage::Snapshot`], and accepts
+    /// publications again.
+    Connected,
+    /// The broker is unreachable: publications and direct messages to other nodes are
+    /// refused with `UNAVAILABLE` until [`ClusterEvent::Connected`].
+    Disconnected,
+    /// A message from another node (the engine ignores its own).
+    Message(Box<ClusterMessage>),
+    /// A node stopped sending heartbeats: its clients and channel members are forgotten
+    /// (with `presence:leave` pushes where the namespace sends them).
+    NodeGone {
+        /// The node.
+        node: String,
+    },
+}

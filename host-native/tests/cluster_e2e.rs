@@ -1,0 +1,442 @@
+//! Two `switchboard serve --broker redis://...` nodes on one redis-server (started here on
+//! 127.0.0.1 with a temp dir, no persistence, killed at the end): cross-node channel
+//! publications, direct messages by client id, presence, resource change events, and a
+//! Redis restart (`/readyz` 503 and `UNAVAILABLE` publications during the outage,
+//! recovery without restarting the nodes).
+//!
+//! Skipped, with a message, when `redis-server` is not installed (`scripts/setup.sh`
+//! installs it).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// Longest wait for something that travels through Redis or a reconnection.
+const CLUSTER_WAIT: Duration = Duration::from_secs(15);
+
+fn redis_installed() -> bool {
+    std::process::Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start redis-server on `port` and wait until it answers PING.
+async fn start_redis(port: u16, dir: &Path) -> Child {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server starts");
+    tokio::time::timeout(CLUSTER_WAIT, async {
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                let mut buf = [0u8; 7];
+                if s.write_all(b"PING\r\n").await.is_ok()
+                    && s.read_exact(&mut buf).await.is_ok()
+                    && &buf == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("redis-server answers PING");
+    child
+}
+
+/// `switchboard serve --config examples/demo.toml --listen 127.0.0.1:0 --broker URL --memory`.
+async fn start_node(broker: &str, dir: &Path) -> (Child, SocketAddr) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--broker", broker, "--memory"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .env_remove("SWITCHBOARD_ADMIN_KEY")
+        .env_remove("SWITCHBOARD_JWT_SECRET")
+        .env_remove("SWITCHBOARD_BROKER")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("switchboard starts");
+    let (addr, _log) = listen_addr_from_stderr(&mut child).await;
+    (child, addr)
+}
+
+/// Next frame of type `ty` within `limit` (longer than the helpers' per-frame wait).
+async fn recv_type_within(ws: &mut Ws, ty: &str, limit: Duration) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(limit, async {
+        loop {
+            let msg = ws.next().await.expect("stream ended").expect("read error");
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("frame is JSON");
+                if v["type"] == ty {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{ty}` frame within {limit:?}"))
+}
+
+/// Poll `/readyz` until it answers `status`; returns its body.
+async fn readyz_becomes(addr: SocketAddr, status: u16) -> Value {
+    tokio::time::timeout(CLUSTER_WAIT, async {
+        loop {
+            let r = http(addr, "GET", "/readyz", &[], None).await;
+            if r.status == status {
+                return r.json();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{addr}/readyz never answered {status}"))
+}
+
+/// Send `msg` (with a fresh requestId) until the answer is not `NOT_FOUND` (what the
+/// other node announces travels through Redis); returns that answer.
+async fn ask_until_found(ws: &mut Ws, msg: Value) -> Value {
+    tokio::time::timeout(CLUSTER_WAIT, async {
+        for i in 0u64.. {
+            let mut m = msg.clone();
+            m["requestId"] = json!(format!("retry-{i}"));
+            send(ws, m).await;
+            let answer = loop {
+                let v = recv(ws).await;
+                if v["requestId"] == json!(format!("retry-{i}")) {
+                    break v;
+                }
+            };
+            if answer["code"] != "NOT_FOUND" {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        unreachable!()
+    })
+    .await
+    .expect("the other node's client became known")
+}
+
+#[tokio::test]
+async fn two_nodes_share_publications_direct_messages_presence_and_change_events_and_survive_a_redis_restart(
+) {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}");
+    let mut redis = start_redis(port, dir.path()).await;
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let (mut node_a, a) = start_node(&broker, &dir_a).await;
+    let (mut node_b, b) = start_node(&broker, &dir_b).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+
+    // Channel publication: A publishes, B's subscriber gets it.
+    let (mut wa, welcome_a) = connect(a, "/").await;
+    let (mut wb, welcome_b) = connect(b, "/").await;
+    let (id_a, id_b) = (
+        welcome_a["clientId"].as_str().unwrap().to_string(),
+        welcome_b["clientId"].as_str().unwrap().to_string(),
+    );
+    send(
+        &mut wb,
+        json!({"type":"subscribe","channel":"chat:lobby","requestId":1}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut wb, "subscribed").await["channel"],
+        "chat:lobby"
+    );
+    send(
+        &mut wa,
+        json!({"type":"publish","channel":"chat:lobby","message":{"text":"hi from a"},"requestId":2}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wa, "published").await["requestId"], 2);
+    let m = recv_type(&mut wb, "message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"]["text"].as_str()),
+        (Some(id_a.as_str()), Some("hi from a"))
+    );
+
+    // Direct message by clientId to a client of the other node.
+    let sent = ask_until_found(
+        &mut wa,
+        json!({"type":"direct","to":id_b,"data":"psst","ack":true}),
+    )
+    .await;
+    assert_eq!(
+        (sent["type"].as_str(), sent["delivered"].as_u64()),
+        (Some("sent"), Some(1)),
+        "{sent}"
+    );
+    let d = recv_type(&mut wb, "direct").await;
+    assert_eq!(
+        (d["from"].as_str(), d["data"].as_str()),
+        (Some(id_a.as_str()), Some("psst"))
+    );
+
+    // Presence: A's member shows in B's list, with a join push to B.
+    send(
+        &mut wa,
+        json!({"type":"subscribe","channel":"chat:lobby","requestId":3}),
+    )
+    .await;
+    recv_type(&mut wa, "subscribed").await;
+    let join = recv_type(&mut wb, "presence:join").await;
+    assert_eq!(join["member"]["clientId"], id_a.as_str());
+    send(
+        &mut wb,
+        json!({"type":"presence","channel":"chat:lobby","requestId":4}),
+    )
+    .await;
+    let p = recv_type(&mut wb, "presence").await;
+    let mut ids: Vec<&str> = p["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![id_a.as_str(), id_b.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{p}");
+    // The publication reached A's own subscriber locally, once.
+    send(
+        &mut wb,
+        json!({"type":"publish","channel":"chat:lobby","message":"from b","requestId":5}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wa, "message").await["data"], "from b");
+
+    // Resource change event: an insert on A reaches B's subscriber (each keeps its own
+    // records with --memory).
+    send(
+        &mut wb,
+        json!({"type":"subscribe","resource":"messages","requestId":6}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut wb, "subscribed").await["resource"],
+        "messages"
+    );
+    send(
+        &mut wa,
+        json!({"type":"insert","resource":"messages","data":{"id":"m1","content":"shared"},"requestId":7}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wa, "inserted").await["requestId"], 7);
+    let ev = recv_type(&mut wb, "event").await;
+    assert_eq!(
+        (ev["event"].as_str(), ev["data"]["content"].as_str()),
+        (Some("insert"), Some("shared")),
+        "{ev}"
+    );
+
+    // Server API on A: a broadcast reaches B's clients, `send` reaches B's client by id.
+    let demo_admin = [
+        ("Authorization", "Bearer dev-admin"),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({"message":{"x":"everywhere"}}).to_string();
+    let r = http(a, "POST", "/admin/broadcast", &demo_admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recv(&mut wb).await, json!({"x":"everywhere"}));
+    let body = json!({"clientId": id_b, "message":{"just":"b"}}).to_string();
+    let r = http(a, "POST", "/admin/send", &demo_admin, Some(&body)).await;
+    assert_eq!(
+        (r.status, r.json()["delivered"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.body
+    );
+    assert_eq!(recv(&mut wb).await, json!({"just":"b"}));
+    // A's own client got the broadcast locally.
+    assert_eq!(recv(&mut wa).await, json!({"x":"everywhere"}));
+
+    // Redis goes away: both nodes turn unready and refuse publications clearly.
+    redis.kill().await.unwrap();
+    let body = readyz_becomes(a, 503).await;
+    assert_eq!(body["status"], "broker-unavailable", "{body}");
+    readyz_becomes(b, 503).await;
+    send(
+        &mut wa,
+        json!({"type":"publish","channel":"chat:lobby","message":"lost?","requestId":8}),
+    )
+    .await;
+    let e = recv_type(&mut wa, "error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["requestId"].as_u64()),
+        (Some("UNAVAILABLE"), Some(8)),
+        "{e}"
+    );
+    let metrics = http(a, "GET", "/metrics", &[], None).await.body;
+    assert!(
+        metrics.contains("switchboard_cluster_broker_up 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_cluster_messages_sent_total{kind=\"publish\"} 1"),
+        "{metrics}"
+    );
+
+    // Redis is back on the same port: the nodes reconnect by themselves.
+    let mut redis = start_redis(port, dir.path()).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+    send(
+        &mut wa,
+        json!({"type":"publish","channel":"chat:lobby","message":"after","requestId":9}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wa, "published").await["requestId"], 9);
+    let m = loop {
+        let m = recv_type(&mut wb, "message").await;
+        if m["data"] == "after" {
+            break m;
+        }
+    };
+    assert_eq!(m["from"], id_a.as_str());
+    // The snapshots exchanged on reconnection restore the directory: DMs work again.
+    let sent = ask_until_found(
+        &mut wb,
+        json!({"type":"direct","to":id_a,"data":"back","ack":true}),
+    )
+    .await;
+    assert_eq!(sent["delivered"], 1, "{sent}");
+    assert_eq!(recv_type(&mut wa, "direct").await["data"], "back");
+
+    for child in [&mut node_a, &mut node_b, &mut redis] {
+        child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_the_presence_lists_of_the_others_within_its_ttl() {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}/3");
+    let mut redis = start_redis(port, dir.path()).await;
+    let (mut node_a, a) = start_node(&broker, dir.path()).await;
+    let (mut node_b, b) = start_node(&broker, dir.path()).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+    let (mut wb, welcome_b) = connect(b, "/").await;
+    let id_b = welcome_b["clientId"].as_str().unwrap().to_string();
+    send(
+        &mut wb,
+        json!({"type":"subscribe","channel":"chat:room","requestId":1}),
+    )
+    .await;
+    recv_type(&mut wb, "subscribed").await;
+    let (mut wa, welcome_a) = connect(a, "/").await;
+    let id_a = welcome_a["clientId"].as_str().unwrap().to_string();
+    send(
+        &mut wa,
+        json!({"type":"subscribe","channel":"chat:room","requestId":2}),
+    )
+    .await;
+    recv_type(&mut wa, "subscribed").await;
+    assert_eq!(
+        recv_type(&mut wb, "presence:join").await["member"]["clientId"],
+        id_a.as_str()
+    );
+
+    // kill -9: no leave is ever sent; B forgets A once its heartbeats stop for the TTL.
+    node_a.start_kill().unwrap();
+    let _ = node_a.wait().await;
+    let leave = recv_type_within(&mut wb, "presence:leave", CLUSTER_WAIT).await;
+    assert_eq!(leave["member"]["clientId"], id_a.as_str());
+    send(
+        &mut wb,
+        json!({"type":"presence","channel":"chat:room","requestId":3}),
+    )
+    .await;
+    let p = recv_type(&mut wb, "presence").await;
+    let ids: Vec<&str> = p["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id_b.as_str()], "{p}");
+    send(
+        &mut wb,
+        json!({"type":"direct","to":id_a,"data":1,"ack":true,"requestId":4}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut wb, "error").await["code"], "NOT_FOUND");
+
+    for child in [&mut node_b, &mut redis] {
+        child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_broker_url_that_is_not_redis_is_refused_at_startup_with_the_expected_form() {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--memory",
+            "--broker",
+            "postgres://x",
+        ])
+        .env_remove("SWITCHBOARD_BROKER")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis://HOST:PORT[/DB]"), "{err}");
+}
