@@ -27,7 +27,6 @@ use engine::{
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::fetch::Fetcher;
 use crate::guard::{GuardCallback, GuardRequest};
@@ -79,7 +78,7 @@ pub enum ToActor {
         /// Connection.
         conn: ConnId,
         /// A text or binary message.
-        message: Message,
+        message: crate::transport::Inbound,
     },
     /// The transport refused an oversize frame; the engine's error frame comes back.
     Oversize {
@@ -197,6 +196,8 @@ pub struct Actor {
     /// Durable channel streams (SQLite store): actions wait for their stream writes.
     streams: Option<crate::streams::StreamGate>,
     streams_rx: Option<mpsc::UnboundedReceiver<crate::streams::WriteDone>>,
+    /// Connections with frames queued this turn, written at its end ([`Actor::flush`]).
+    dirty: Vec<(ConnId, Arc<Outbound>)>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -239,6 +240,7 @@ impl Actor {
             handler_rx: None,
             streams: None,
             streams_rx: None,
+            dirty: Vec::new(),
         }
     }
 
@@ -374,6 +376,8 @@ impl Actor {
                     self.input(self.now(), Input::Timeout);
                 }
             }
+            // End of the turn: write what it queued (one write per touched connection).
+            self.flush(self.now());
         }
     }
 
@@ -408,9 +412,8 @@ impl Actor {
                     return true;
                 }
                 let frame = match &message {
-                    Message::Text(t) => InFrame::Text(t.as_str()),
-                    Message::Binary(b) => InFrame::Binary(b),
-                    _ => return true,
+                    crate::transport::Inbound::Text(t) => InFrame::Text(t.as_str()),
+                    crate::transport::Inbound::Binary(b) => InFrame::Binary(b),
                 };
                 self.input(now, Input::Frame { conn, frame });
             }
@@ -555,24 +558,27 @@ impl Actor {
                 }
             }
             Action::Send { conn, frame } => {
-                let msg = to_message(&frame);
-                self.deliver(now, conn, msg);
+                let bytes = crate::transport::codec::encode_frame(&frame);
+                self.deliver(now, conn, bytes);
             }
             Action::SendMany { conns, frame } => {
-                let msg = to_message(&frame);
+                // Framed once: every recipient's queue shares these bytes.
+                let bytes = crate::transport::codec::encode_frame(&frame);
                 for conn in conns {
-                    self.deliver(now, conn, msg.clone());
+                    self.deliver(now, conn, bytes.clone());
                 }
             }
             Action::Ping { conn } => {
                 if let Some(peer) = self.peers.get(&conn) {
-                    peer.out.ping();
+                    if peer.out.push_control(crate::transport::codec::ping()) {
+                        self.dirty.push((conn, peer.out.clone()));
+                    }
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(peer) = self.peers.remove(&conn) {
                     log_close(&peer, Some(code), "server");
-                    peer.out.close(code, reason);
+                    peer.out.close(code, &reason);
                     self.feed_closed(now, conn, Some(code));
                 }
             }
@@ -682,7 +688,7 @@ impl Actor {
                 // after them) must not reach the new engine, whose op ids restart.
                 while completions.try_recv().is_ok() {}
                 for (_, peer) in self.peers.drain() {
-                    peer.out.close(1001, "test reset".into());
+                    peer.out.close(1001, "test reset");
                 }
                 self.commands.clear();
                 self.engine = engine;
@@ -757,15 +763,38 @@ impl Actor {
         }
     }
 
+    /// Write every connection queued to this turn (one vectored write each); tell the
+    /// engine about connections that drained back under their limit.
+    fn flush(&mut self, now: Millis) {
+        // Bounded: a drained report can make the engine queue more frames.
+        for _ in 0..8 {
+            if self.dirty.is_empty() {
+                return;
+            }
+            for (conn, out) in std::mem::take(&mut self.dirty) {
+                if let Some(buffered) = out.flush_now() {
+                    if self.peers.contains_key(&conn) {
+                        self.input(now, Input::Backpressure { conn, buffered });
+                    }
+                }
+            }
+        }
+    }
+
     /// Queue a frame for one connection; tell the engine when the queue is over its limit.
-    fn deliver(&mut self, now: Millis, conn: ConnId, msg: Message) {
+    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
         let out = &peer.out;
-        let report = match out.push(msg) {
-            Ok(queued) => (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
-                .then_some(queued),
+        let report = match out.push(frame) {
+            Ok((queued, schedule)) => {
+                if schedule {
+                    self.dirty.push((conn, out.clone()));
+                }
+                (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
+                    .then_some(queued)
+            }
             Err(PushError::Full) => {
                 // A full queue counts as over the byte limit: the engine's policy decides.
                 self.metrics.outbound_overflow.inc();
@@ -833,12 +862,4 @@ fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
         by,
         "connection closed"
     );
-}
-
-/// An engine frame as a tungstenite message (one copy per action; recipients share it).
-pub(crate) fn to_message(frame: &engine::Frame) -> Message {
-    match frame {
-        engine::Frame::Text(t) => Message::Text(Utf8Bytes::from(&**t)),
-        engine::Frame::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),
-    }
 }
