@@ -320,6 +320,11 @@ impl Actor {
                     next = self.engine.poll_timeout();
                 }
             }
+            // End of the turn: write what it queued (one write per touched connection).
+            // A drained report is an engine input: read the deadline again after it.
+            if self.flush(self.now()) {
+                next = self.engine.poll_timeout();
+            }
             if next != armed || std::mem::take(&mut self.rearm) {
                 armed = next;
                 if let Some(deadline) = next {
@@ -376,8 +381,6 @@ impl Actor {
                     self.input(self.now(), Input::Timeout);
                 }
             }
-            // End of the turn: write what it queued (one write per touched connection).
-            self.flush(self.now());
         }
     }
 
@@ -765,20 +768,24 @@ impl Actor {
 
     /// Write every connection queued to this turn (one vectored write each); tell the
     /// engine about connections that drained back under their limit.
-    fn flush(&mut self, now: Millis) {
+    /// Returns whether the engine was given an input.
+    fn flush(&mut self, now: Millis) -> bool {
+        let mut fed = false;
         // Bounded: a drained report can make the engine queue more frames.
         for _ in 0..8 {
             if self.dirty.is_empty() {
-                return;
+                break;
             }
             for (conn, out) in std::mem::take(&mut self.dirty) {
                 if let Some(buffered) = out.flush_now() {
                     if self.peers.contains_key(&conn) {
                         self.input(now, Input::Backpressure { conn, buffered });
+                        fed = true;
                     }
                 }
             }
         }
+        fed
     }
 
     /// Queue a frame for one connection; tell the engine when the queue is over its limit.

@@ -161,10 +161,11 @@ impl Outbound {
         }
     }
 
-    /// Hand the socket over (after the upgrade) and write what was queued before.
-    pub(crate) fn attach(&self, io: Box<dyn Io>) {
+    /// Hand the socket over (after the upgrade) and write what was queued before;
+    /// returns what [`Outbound::flush_now`] returns.
+    pub(crate) fn attach(&self, io: Box<dyn Io>) -> Option<u64> {
         self.lock().io = Some(io);
-        self.flush_now();
+        self.flush_now()
     }
 
     /// The connection is ending: refuse further frames and drop the ones not started (a

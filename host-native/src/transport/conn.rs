@@ -52,8 +52,11 @@ enum Read {
 pub async fn serve(state: Arc<AppState>, conn: ConnId, io: Box<dyn Io>, out: Arc<Outbound>) {
     state.metrics.sockets_open.inc();
     let mut decoder = Decoder::new(state.ws.max_payload);
-    out.attach(io);
-    let end = drive(&state, conn, &out, &mut decoder).await;
+    let drained = out.attach(io);
+    let end = match report_drained(&state, conn, drained).await {
+        Some(end) => end,
+        None => drive(&state, conn, &out, &mut decoder).await,
+    };
     if end != End::Server {
         out.end();
     }
@@ -83,10 +86,8 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
                 if r.is_err() {
                     return End::Lost;
                 }
-                if let Some(buffered) = out.take_drained() {
-                    if state.actor.send(ToActor::Drained { conn, buffered }).await.is_err() {
-                        return End::Abort;
-                    }
+                if let Some(end) = report_drained(state, conn, out.take_drained()).await {
+                    return end;
                 }
             }
             r = poll_fn(|cx| poll_read_events(cx, out, decoder, &mut events, read_size)) => {
@@ -149,9 +150,20 @@ async fn deliver(
         *events = Vec::new();
     }
     if pong {
-        out.flush_now();
+        let drained = out.flush_now();
+        if end.is_none() {
+            end = report_drained(state, conn, drained).await;
+        }
     }
     end
+}
+
+/// Tell the actor that the connection drained back under its limit (from a write the
+/// task made); `Some` when the actor is gone.
+async fn report_drained(state: &AppState, conn: ConnId, drained: Option<u64>) -> Option<End> {
+    let buffered = drained?;
+    let sent = state.actor.send(ToActor::Drained { conn, buffered }).await;
+    sent.is_err().then_some(End::Abort)
 }
 
 /// One read into the thread's shared buffer, decoded right away.
