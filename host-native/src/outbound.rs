@@ -78,8 +78,6 @@ impl std::fmt::Debug for Outbound {
     }
 }
 
-/// Frames kept allocated in an empty queue after a burst.
-const KEEP: usize = 8;
 /// Frames handed to one vectored write.
 const IOV: usize = 64;
 
@@ -329,9 +327,8 @@ impl Outbound {
                 }
             }
         }
-        if frames.capacity() > KEEP {
-            frames.shrink_to(KEEP);
-        }
+        // An idle connection keeps no queue allocated.
+        *frames = VecDeque::new();
         Pin::new(&mut *io).poll_flush(cx)
     }
 }

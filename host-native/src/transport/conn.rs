@@ -119,7 +119,8 @@ async fn deliver(
 ) -> Option<End> {
     let mut pong = false;
     let mut end = None;
-    for event in events.drain(..) {
+    // Taken: an idle connection keeps no event buffer.
+    for event in std::mem::take(events) {
         let msg = match event {
             Event::Text(t) => ToActor::Frame {
                 conn,
@@ -144,10 +145,6 @@ async fn deliver(
             end = Some(End::Abort);
             break;
         }
-    }
-    events.clear();
-    if events.capacity() > 16 {
-        *events = Vec::new();
     }
     if pong {
         let drained = out.flush_now();
