@@ -61,10 +61,15 @@ pub async fn serve(state: Arc<AppState>, conn: ConnId, io: Box<dyn Io>, out: Arc
         out.end();
     }
     // Boxed: the closing handshake is a rare path; keep it out of the task's size.
-    let code = Box::pin(finish(&state, conn, end, &out, &mut decoder)).await;
+    Box::pin(finish(&state, conn, end, &out, &mut decoder)).await;
     out.detach();
     state.metrics.sockets_open.dec();
-    // Ignored by the actor when the engine closed the connection itself.
+}
+
+/// Report the end to the actor (ignored when the engine closed the connection itself).
+/// Sent before the last frames go out, so a client that saw the close frame can count
+/// on the engine knowing the connection is gone.
+async fn report_closed(state: &AppState, conn: ConnId, code: Option<u16>) {
     let _ = state.actor.send(ToActor::Closed { conn, code }).await;
 }
 
@@ -197,15 +202,9 @@ async fn drain(state: &AppState, out: &Outbound) {
     .await;
 }
 
-/// The closing handshake for each way a connection can end; returns the close code to
-/// report.
-async fn finish(
-    state: &AppState,
-    conn: ConnId,
-    end: End,
-    out: &Outbound,
-    decoder: &mut Decoder,
-) -> Option<u16> {
+/// The closing handshake for each way a connection can end, reporting `Closed` (with
+/// the close code) to the actor.
+async fn finish(state: &AppState, conn: ConnId, end: End, out: &Outbound, decoder: &mut Decoder) {
     match end {
         End::PeerClosed(code) => {
             // Echo the client's code (RFC 6455 §5.5.1); an empty close gets an empty one.
@@ -214,10 +213,10 @@ async fn finish(
                 None => codec::encode(codec::OP_CLOSE, &[]),
             };
             out.push_final(reply);
+            report_closed(state, conn, code).await;
             drain(state, out).await;
-            code
         }
-        End::Lost | End::Abort => None,
+        End::Lost | End::Abort => report_closed(state, conn, None).await,
         End::TooBig(size) => {
             state.metrics.oversize_closes.inc();
             // The engine words the error frame; the transport already refused the bytes.
@@ -234,16 +233,16 @@ async fn finish(
             }
             let code = engine::close::MESSAGE_TOO_BIG;
             out.push_final(codec::encode_close(code, "message too big"));
+            report_closed(state, conn, Some(code)).await;
             drain(state, out).await;
-            Some(code)
         }
         End::Violation(code, reason) => {
             // The input cannot be trusted any further: send the close frame (RFC 6455
             // §7.1.7, "fail the WebSocket connection") and drop the connection.
             state.metrics.protocol_violation_closes.inc();
             out.push_final(codec::encode_close(code, reason));
+            report_closed(state, conn, Some(code)).await;
             drain(state, out).await;
-            Some(code)
         }
         End::Server => {
             // The frames queued before the close, then the close; then wait (briefly)
@@ -264,7 +263,7 @@ async fn finish(
                 }
             })
             .await;
-            None
+            report_closed(state, conn, None).await;
         }
     }
 }
