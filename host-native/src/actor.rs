@@ -27,7 +27,6 @@ use engine::{
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::fetch::Fetcher;
 use crate::guard::{GuardCallback, GuardRequest};
@@ -79,7 +78,7 @@ pub enum ToActor {
         /// Connection.
         conn: ConnId,
         /// A text or binary message.
-        message: Message,
+        message: crate::transport::Inbound,
     },
     /// The transport refused an oversize frame; the engine's error frame comes back.
     Oversize {
@@ -204,6 +203,8 @@ pub struct Actor {
     streams_rx: Option<mpsc::UnboundedReceiver<crate::streams::WriteDone>>,
     /// Messages for the other nodes ([`crate::cluster`]), when in a cluster.
     cluster: Option<mpsc::UnboundedSender<engine::cluster::ClusterMessage>>,
+    /// Connections with frames queued this turn, written at its end ([`Actor::flush`]).
+    dirty: Vec<(ConnId, Arc<Outbound>)>,
 }
 
 /// Inbound channel capacity of the actor.
@@ -247,6 +248,7 @@ impl Actor {
             streams: None,
             streams_rx: None,
             cluster: None,
+            dirty: Vec::new(),
         }
     }
 
@@ -338,6 +340,11 @@ impl Actor {
                     next = self.engine.poll_timeout();
                 }
             }
+            // End of the turn: write what it queued (one write per touched connection).
+            // A drained report is an engine input: read the deadline again after it.
+            if self.flush(self.now()) {
+                next = self.engine.poll_timeout();
+            }
             if next != armed || std::mem::take(&mut self.rearm) {
                 armed = next;
                 if let Some(deadline) = next {
@@ -428,9 +435,8 @@ impl Actor {
                     return true;
                 }
                 let frame = match &message {
-                    Message::Text(t) => InFrame::Text(t.as_str()),
-                    Message::Binary(b) => InFrame::Binary(b),
-                    _ => return true,
+                    crate::transport::Inbound::Text(t) => InFrame::Text(t.as_str()),
+                    crate::transport::Inbound::Binary(b) => InFrame::Binary(b),
                 };
                 self.input(now, Input::Frame { conn, frame });
             }
@@ -576,24 +582,27 @@ impl Actor {
                 }
             }
             Action::Send { conn, frame } => {
-                let msg = to_message(&frame);
-                self.deliver(now, conn, msg);
+                let bytes = crate::transport::codec::encode_frame(&frame);
+                self.deliver(now, conn, bytes);
             }
             Action::SendMany { conns, frame } => {
-                let msg = to_message(&frame);
+                // Framed once: every recipient's queue shares these bytes.
+                let bytes = crate::transport::codec::encode_frame(&frame);
                 for conn in conns {
-                    self.deliver(now, conn, msg.clone());
+                    self.deliver(now, conn, bytes.clone());
                 }
             }
             Action::Ping { conn } => {
                 if let Some(peer) = self.peers.get(&conn) {
-                    peer.out.ping();
+                    if peer.out.push_control(crate::transport::codec::ping()) {
+                        self.dirty.push((conn, peer.out.clone()));
+                    }
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(peer) = self.peers.remove(&conn) {
                     log_close(&peer, Some(code), "server");
-                    peer.out.close(code, reason);
+                    peer.out.close(code, &reason);
                     self.feed_closed(now, conn, Some(code));
                 }
             }
@@ -710,7 +719,7 @@ impl Actor {
                 // after them) must not reach the new engine, whose op ids restart.
                 while completions.try_recv().is_ok() {}
                 for (_, peer) in self.peers.drain() {
-                    peer.out.close(1001, "test reset".into());
+                    peer.out.close(1001, "test reset");
                 }
                 self.commands.clear();
                 self.engine = engine;
@@ -785,15 +794,42 @@ impl Actor {
         }
     }
 
+    /// Write every connection queued to this turn (one vectored write each); tell the
+    /// engine about connections that drained back under their limit.
+    /// Returns whether the engine was given an input.
+    fn flush(&mut self, now: Millis) -> bool {
+        let mut fed = false;
+        // Bounded: a drained report can make the engine queue more frames.
+        for _ in 0..8 {
+            if self.dirty.is_empty() {
+                break;
+            }
+            for (conn, out) in std::mem::take(&mut self.dirty) {
+                if let Some(buffered) = out.flush_now() {
+                    if self.peers.contains_key(&conn) {
+                        self.input(now, Input::Backpressure { conn, buffered });
+                        fed = true;
+                    }
+                }
+            }
+        }
+        fed
+    }
+
     /// Queue a frame for one connection; tell the engine when the queue is over its limit.
-    fn deliver(&mut self, now: Millis, conn: ConnId, msg: Message) {
+    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
         let out = &peer.out;
-        let report = match out.push(msg) {
-            Ok(queued) => (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
-                .then_some(queued),
+        let report = match out.push(frame) {
+            Ok((queued, schedule)) => {
+                if schedule {
+                    self.dirty.push((conn, out.clone()));
+                }
+                (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
+                    .then_some(queued)
+            }
             Err(PushError::Full) => {
                 // A full queue counts as over the byte limit: the engine's policy decides.
                 self.metrics.outbound_overflow.inc();
@@ -861,12 +897,4 @@ fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
         by,
         "connection closed"
     );
-}
-
-/// An engine frame as a tungstenite message (one copy per action; recipients share it).
-pub(crate) fn to_message(frame: &engine::Frame) -> Message {
-    match frame {
-        engine::Frame::Text(t) => Message::Text(Utf8Bytes::from(&**t)),
-        engine::Frame::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),
-    }
 }

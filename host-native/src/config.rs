@@ -51,11 +51,12 @@ pub struct ServerSettings {
     /// Frames queued per connection before the engine's slow-consumer policy is asked
     /// to decide (a full queue counts as over `limits.maxBufferedBytes`). Default 1024.
     pub outbound_queue: usize,
-    /// tungstenite read buffer per connection, in bytes (allocated eagerly; larger frames
-    /// grow it as needed). Default 2048: idle connections dominate memory.
+    /// Read buffer, in bytes, shared by all the connections of a worker thread (a
+    /// connection holds bytes of its own only while a frame arrives in pieces). Default
+    /// 16384.
     pub read_buffer_size: usize,
-    /// tungstenite write buffer target, in bytes: frames are coalesced up to this size
-    /// before a write. Default 16384.
+    /// Bytes handed to one (vectored) write call at most: queued frames are written
+    /// together up to this size. Default 16384.
     pub write_buffer_size: usize,
     /// Largest admin API request body, in bytes. Default 1 MiB.
     pub max_admin_body: usize,
@@ -84,7 +85,7 @@ impl Default for ServerSettings {
             shutdown_timeout_ms: 10_000,
             log_level: "info".into(),
             outbound_queue: 1024,
-            read_buffer_size: 2048,
+            read_buffer_size: 16 * 1024,
             write_buffer_size: 16 * 1024,
             max_admin_body: 1024 * 1024,
             public_info: false,

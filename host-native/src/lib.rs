@@ -1,14 +1,16 @@
 //! # switchboard: the native Switchboard server
 //!
 //! The sans-IO [`engine`] on tokio: hyper serves plain HTTP and WebSocket upgrades on
-//! one port, tokio-tungstenite speaks WebSocket, one actor task owns the engine, and a
+//! one port, [`transport`] speaks WebSocket (frames encoded once per fan-out, one
+//! vectored write per connection and actor turn), one actor task owns the engine, and a
 //! store thread runs SQLite. The host decides nothing about the protocol: it moves
 //! bytes, clocks and storage results in and executes the engine's actions.
 //!
 //! ```text
 //!  socket ──► connection task ──► actor (Engine) ──► store thread (SQLite)
-//!     ▲        (reader/writer)       │    ▲                 │
+//!     ▲          (reader)            │    ▲                 │
 //!     └──── outbound queue ◄─────────┘    └── Completed ────┘
+//!          (written by the actor at the end of its turn)
 //! ```
 //!
 //! Embedding: [`start`] a [`Deployment`], or use [`ServerBuilder`] to register an async
@@ -49,6 +51,7 @@ pub mod streams;
 pub mod testctl;
 pub mod tls;
 pub mod token;
+pub mod transport;
 pub mod ws;
 
 pub use config::Deployment;

@@ -1,53 +1,66 @@
-//! One connection's outbound side: a bounded frame queue plus the socket controls
-//! (ping, close), shared by the actor (producer) and the connection's writer.
+//! One connection's outbound side: a bounded queue of pre-framed WebSocket frames plus
+//! the socket itself, shared by the actor (producer) and the connection's task.
 //!
-//! A hand-rolled queue instead of two tokio channels: it allocates nothing until a
-//! frame is queued and gives memory back after a burst, which matters at tens of
-//! thousands of mostly idle connections. Frames are bounded by `server.outboundQueue`;
-//! bytes are counted so the engine can be told (`Input::Backpressure`) when a client
-//! falls behind; pings and the close never need room.
+//! Frames are queued as encoded bytes ([`crate::transport::codec`]): a fan-out encodes
+//! once and queues the same [`Bytes`] for every recipient. The actor queues during its
+//! turn and, at the end of the turn, writes every touched connection's queue with one
+//! vectored write each ([`Outbound::flush_now`], "corking"): no wake-up of the
+//! connection task on the fast path. When the socket cannot take everything, the
+//! connection is marked blocked and its task, woken, keeps writing as the socket drains.
+//! The queue allocates nothing until a frame is queued and gives memory back after a
+//! burst. Frames are bounded by `server.outboundQueue`; bytes are counted so the engine
+//! can be told (`Input::Backpressure`) when a client falls behind; pings, pongs and the
+//! close never need room.
 
 use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Message;
+
+/// A connection's byte stream (plain TCP or TLS, after the HTTP upgrade).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
     /// The queue holds `server.outboundQueue` frames.
     Full,
-    /// The writer has ended.
+    /// The connection is closing or gone.
     Gone,
 }
 
-/// What the writer should do next.
-#[derive(Debug)]
-pub enum Next {
-    /// Send a ping.
-    Ping,
-    /// Write the frames still queued, then this close frame.
-    Close(u16, String),
-    /// Write this frame.
-    Frame(Message),
-}
-
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
-    frames: VecDeque<Message>,
-    ping: bool,
-    close: Option<(u16, String)>,
+    /// Encoded frames; the first may be partly written (`head_written` bytes).
+    frames: VecDeque<Bytes>,
+    head_written: usize,
+    io: Option<Box<dyn Io>>,
+    /// The socket refused bytes: the connection task writes until the queue is empty
+    /// (the actor does not touch the socket meanwhile).
+    blocked: bool,
+    /// The actor has this connection on its list to flush this turn.
+    scheduled: bool,
+    /// A close frame is queued last; nothing more is accepted.
+    closing: bool,
+    /// The connection task has ended (or is ending): nothing more is accepted.
     gone: bool,
+    /// A write failed: the connection is dead.
+    failed: bool,
 }
 
 /// The shared outbound state of one connection.
-#[derive(Debug)]
 pub struct Outbound {
     inner: Mutex<Inner>,
     notify: Notify,
     capacity: usize,
+    write_batch: usize,
     /// Bytes queued and not yet written.
     pub queued: AtomicU64,
     /// Whether the engine was last told that this connection is over the limit.
@@ -56,16 +69,27 @@ pub struct Outbound {
     pub limit: u64,
 }
 
-/// Frames kept allocated in an empty queue after a burst.
-const KEEP: usize = 8;
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("queued", &self.queued)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Frames handed to one vectored write.
+const IOV: usize = 64;
 
 impl Outbound {
-    /// A queue of at most `capacity` frames, reporting past `limit` bytes.
-    pub fn new(capacity: usize, limit: u64) -> Self {
+    /// A queue of at most `capacity` frames, reporting past `limit` bytes, writing at
+    /// most about `write_batch` bytes per write call.
+    pub fn new(capacity: usize, limit: u64, write_batch: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            write_batch: write_batch.max(1),
             queued: AtomicU64::new(0),
             reported_over: AtomicBool::new(false),
             limit,
@@ -76,93 +100,236 @@ impl Outbound {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queue a frame; returns the bytes queued afterwards.
-    pub fn push(&self, msg: Message) -> Result<u64, PushError> {
-        let len = msg.len() as u64;
-        let queued = {
+    /// Queue an encoded data frame. Returns the bytes queued afterwards and whether the
+    /// caller must put this connection on its flush list (see [`Outbound::flush_now`]).
+    pub fn push(&self, frame: Bytes) -> Result<(u64, bool), PushError> {
+        let len = frame.len() as u64;
+        let mut g = self.lock();
+        if g.gone || g.closing {
+            return Err(PushError::Gone);
+        }
+        if g.frames.len() >= self.capacity {
+            return Err(PushError::Full);
+        }
+        let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
+        g.frames.push_back(frame);
+        let schedule = !g.scheduled;
+        g.scheduled = true;
+        Ok((queued, schedule))
+    }
+
+    /// Queue a ping or pong ahead of the data frames not yet started. Returns whether the
+    /// caller must put this connection on its flush list.
+    pub fn push_control(&self, frame: Bytes) -> bool {
+        let mut g = self.lock();
+        if g.gone || g.closing {
+            return false;
+        }
+        self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
+        let at = usize::from(g.head_written > 0).min(g.frames.len());
+        g.frames.insert(at, frame);
+        let schedule = !g.scheduled;
+        g.scheduled = true;
+        schedule
+    }
+
+    /// Queue the close frame after everything queued; the connection task writes the
+    /// rest and the close, then waits for the client's reply.
+    pub fn close(&self, code: u16, reason: &str) {
+        {
             let mut g = self.lock();
-            if g.gone {
-                return Err(PushError::Gone);
+            if g.gone || g.closing {
+                return;
             }
-            if g.frames.len() >= self.capacity {
-                return Err(PushError::Full);
-            }
-            // Count before the frame becomes visible to the writer, which subtracts
-            // after popping it: counting afterwards let the counter wrap below zero.
-            let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
-            g.frames.push_back(msg);
-            queued
-        };
-        self.notify.notify_one();
-        Ok(queued)
-    }
-
-    /// Ask for a ping.
-    pub fn ping(&self) {
-        self.lock().ping = true;
+            let frame = crate::transport::codec::encode_close(code, reason);
+            self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
+            g.frames.push_back(frame);
+            g.closing = true;
+        }
         self.notify.notify_one();
     }
 
-    /// Ask for the close (after the frames already queued).
-    pub fn close(&self, code: u16, reason: String) {
-        self.lock().close = Some((code, reason));
-        self.notify.notify_one();
+    /// Queue a frame while the connection ends (the task's own closing handshake):
+    /// accepted even when closing or gone, as long as the socket is there.
+    pub(crate) fn push_final(&self, frame: Bytes) {
+        let mut g = self.lock();
+        if g.io.is_some() {
+            self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
+            g.frames.push_back(frame);
+        }
     }
 
-    /// Whether a close was requested and not yet taken.
-    pub fn close_requested(&self) -> bool {
-        self.lock().close.is_some()
+    /// Hand the socket over (after the upgrade) and write what was queued before;
+    /// returns what [`Outbound::flush_now`] returns.
+    pub(crate) fn attach(&self, io: Box<dyn Io>) -> Option<u64> {
+        self.lock().io = Some(io);
+        self.flush_now()
     }
 
-    /// The writer has ended: refuse further frames and free the queue.
-    pub fn writer_gone(&self) {
+    /// The connection is ending: refuse further frames and drop the ones not started (a
+    /// partly written frame is kept so the stream stays well-formed).
+    pub(crate) fn end(&self) {
         let mut g = self.lock();
         g.gone = true;
-        g.frames = VecDeque::new();
+        let keep = usize::from(g.head_written > 0);
+        let dropped: u64 = g.frames.iter().skip(keep).map(|f| f.len() as u64).sum();
+        g.frames.truncate(keep);
+        self.queued.fetch_sub(dropped, Ordering::AcqRel);
     }
 
-    /// The next queued frame without waiting (used to drain before a close or to batch).
-    pub fn try_pop(&self) -> Option<Message> {
+    /// Drop the socket and everything queued.
+    pub(crate) fn detach(&self) {
         let mut g = self.lock();
-        let m = g.frames.pop_front();
-        if g.frames.is_empty() && g.frames.capacity() > KEEP {
-            g.frames.shrink_to(KEEP);
-        }
-        m
+        g.gone = true;
+        g.io = None;
+        g.frames = VecDeque::new();
+        g.head_written = 0;
     }
 
-    /// Wait for the next thing to do: a close wins, then a ping, then frames in order.
-    pub async fn next(&self) -> Next {
-        loop {
-            {
-                let mut g = self.lock();
-                if let Some((code, reason)) = g.close.take() {
-                    return Next::Close(code, reason);
-                }
-                if std::mem::take(&mut g.ping) {
-                    return Next::Ping;
-                }
-                if let Some(m) = g.frames.pop_front() {
-                    if g.frames.is_empty() && g.frames.capacity() > KEEP {
-                        g.frames.shrink_to(KEEP);
-                    }
-                    return Next::Frame(m);
-                }
-            }
-            self.notify.notified().await;
-        }
+    /// Whether a close was requested.
+    pub fn closing(&self) -> bool {
+        self.lock().closing
     }
 
-    /// Wait until something is pushed or requested (may wake spuriously).
+    /// Whether the connection task has to drive the writes (the socket refused bytes).
+    pub(crate) fn blocked(&self) -> bool {
+        self.lock().blocked
+    }
+
+    /// Whether a write failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.lock().failed
+    }
+
+    /// Whether nothing is left to write.
+    pub fn is_empty(&self) -> bool {
+        self.lock().frames.is_empty()
+    }
+
+    /// Wait until the actor asks the task for something (close, blocked socket, failed
+    /// write). May wake spuriously.
     pub async fn changed(&self) {
         self.notify.notified().await;
     }
 
-    /// Record `bytes` written; returns the bytes still queued.
-    pub fn written(&self, bytes: u64) -> u64 {
-        self.queued
-            .fetch_sub(bytes, Ordering::AcqRel)
-            .saturating_sub(bytes)
+    /// Write what is queued without waiting (the actor's end-of-turn flush). When the
+    /// socket cannot take it all, the connection task is woken to finish the job. Returns
+    /// `Some(bytes still queued)` when the engine should hear that the connection drained
+    /// back under half its limit.
+    pub fn flush_now(&self) -> Option<u64> {
+        let mut g = self.lock();
+        g.scheduled = false;
+        if g.blocked || g.failed || g.io.is_none() || g.frames.is_empty() {
+            return None;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.write_queue(&mut g, &mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => {
+                // The no-op waker is registered now; the task re-registers its own.
+                g.blocked = true;
+                drop(g);
+                self.notify.notify_one();
+                return None;
+            }
+            Poll::Ready(Err(_)) => {
+                g.failed = true;
+                drop(g);
+                self.notify.notify_one();
+                return None;
+            }
+        }
+        drop(g);
+        self.take_drained()
+    }
+
+    /// Write until the queue is empty (Ready) or the socket is full (Pending, the task
+    /// is woken when it drains). For the connection task.
+    pub(crate) fn poll_write_queue(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut g = self.lock();
+        if g.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match self.write_queue(&mut g, cx) {
+            Poll::Pending => {
+                g.blocked = true;
+                Poll::Pending
+            }
+            Poll::Ready(r) => {
+                g.blocked = false;
+                if r.is_err() {
+                    g.failed = true;
+                }
+                Poll::Ready(r)
+            }
+        }
+    }
+
+    /// Read from the socket into `buf` (for the connection task).
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut g = self.lock();
+        match g.io.as_mut() {
+            Some(io) => Pin::new(io).poll_read(cx, buf),
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    /// `Some(bytes still queued)` once after the connection drained back under half its
+    /// limit while the engine believed it over.
+    pub fn take_drained(&self) -> Option<u64> {
+        let left = self.queued.load(Ordering::Acquire);
+        (left <= self.limit / 2 && self.reported_over.swap(false, Ordering::AcqRel)).then_some(left)
+    }
+
+    fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Inner {
+            frames,
+            head_written,
+            io,
+            ..
+        } = g;
+        let Some(io) = io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        while !frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); IOV];
+            let mut n = 0;
+            let mut bytes = 0;
+            for (i, f) in frames.iter().enumerate().take(IOV) {
+                let part = if i == 0 { &f[*head_written..] } else { &f[..] };
+                slices[n] = IoSlice::new(part);
+                n += 1;
+                bytes += part.len();
+                if bytes >= self.write_batch {
+                    break;
+                }
+            }
+            let mut written = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(w)) => w,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            };
+            self.queued.fetch_sub(written as u64, Ordering::AcqRel);
+            while written > 0 {
+                let left = frames[0].len() - *head_written;
+                if written >= left {
+                    written -= left;
+                    *head_written = 0;
+                    frames.pop_front();
+                } else {
+                    *head_written += written;
+                    written = 0;
+                }
+            }
+        }
+        // An idle connection keeps no queue allocated.
+        *frames = VecDeque::new();
+        Pin::new(&mut *io).poll_flush(cx)
     }
 }
 
@@ -170,31 +337,72 @@ impl Outbound {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn order_capacity_and_controls() {
-        let q = Outbound::new(2, 10);
-        assert_eq!(q.push(Message::text("ab")), Ok(2));
-        assert_eq!(q.push(Message::text("cde")), Ok(5));
-        assert_eq!(q.push(Message::text("x")), Err(PushError::Full));
-        q.ping();
-        assert!(matches!(q.next().await, Next::Ping));
-        assert!(matches!(q.next().await, Next::Frame(m) if m.len() == 2));
-        q.close(1000, "bye".into());
-        assert!(q.close_requested());
-        assert!(matches!(q.next().await, Next::Close(1000, _)));
-        assert!(q.try_pop().is_some());
-        assert_eq!(q.written(5), 0);
-        q.writer_gone();
-        assert_eq!(q.push(Message::text("y")), Err(PushError::Gone));
+    fn frame(s: &str) -> Bytes {
+        crate::transport::codec::encode(crate::transport::codec::OP_TEXT, s.as_bytes())
     }
 
     #[tokio::test]
-    async fn next_waits_for_a_push() {
-        let q = std::sync::Arc::new(Outbound::new(4, 10));
-        let q2 = q.clone();
-        let t = tokio::spawn(async move { matches!(q2.next().await, Next::Frame(_)) });
-        tokio::task::yield_now().await;
-        q.push(Message::text("z")).unwrap();
-        assert!(t.await.unwrap());
+    async fn frames_are_bounded_counted_and_written_in_order_with_pings_first() {
+        let q = Outbound::new(2, 10, 1 << 16);
+        assert_eq!(q.push(frame("ab")), Ok((4, true)));
+        assert_eq!(q.push(frame("cde")), Ok((9, false)));
+        assert_eq!(q.push(frame("x")), Err(PushError::Full));
+        assert!(!q.push_control(crate::transport::codec::ping()));
+        let (client, server) = tokio::io::duplex(1024);
+        q.attach(Box::new(server));
+        assert!(q.is_empty());
+        assert_eq!(q.queued.load(Ordering::Acquire), 0);
+        let mut got = vec![0u8; 11];
+        tokio::io::AsyncReadExt::read_exact(&mut { client }, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            [0x89, 0, 0x81, 2, b'a', b'b', 0x81, 3, b'c', b'd', b'e']
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_blocks_and_the_task_finishes_the_write() {
+        let q = Outbound::new(16, 4, 1 << 16);
+        let (mut client, server) = tokio::io::duplex(8);
+        q.attach(Box::new(server));
+        q.push(frame("0123456789")).unwrap();
+        q.reported_over.store(true, Ordering::Release);
+        assert_eq!(q.flush_now(), None);
+        assert!(q.blocked());
+        assert_eq!(q.queued.load(Ordering::Acquire), 4);
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; 12];
+            tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+                .await
+                .unwrap();
+            got
+        });
+        std::future::poll_fn(|cx| q.poll_write_queue(cx))
+            .await
+            .unwrap();
+        assert!(!q.blocked());
+        assert_eq!(&reader.await.unwrap()[2..], b"0123456789");
+        assert_eq!(q.take_drained(), Some(0));
+        assert_eq!(q.take_drained(), None);
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_frames_and_end_keeps_a_partly_written_frame() {
+        let q = Outbound::new(16, 1000, 1 << 16);
+        let (_client, server) = tokio::io::duplex(4);
+        q.attach(Box::new(server));
+        q.push(frame("abcdef")).unwrap();
+        q.flush_now();
+        q.push(frame("gh")).unwrap();
+        q.close(1000, "bye");
+        assert!(q.closing());
+        assert_eq!(q.push(frame("late")), Err(PushError::Gone));
+        q.end();
+        // 4 of 8 bytes of the first frame went out; the rest of it stays.
+        assert_eq!(q.queued.load(Ordering::Acquire), 4);
+        q.detach();
+        assert!(q.is_empty());
     }
 }

@@ -221,11 +221,9 @@ async fn start_server(
         .context("cannot start the store thread")?;
 
     let ws = WsParams {
-        config: crate::ws::ws_config(
-            engine.max_payload_size,
-            server.read_buffer_size,
-            server.write_buffer_size,
-        ),
+        max_payload: engine.max_payload_size,
+        read_buffer: server.read_buffer_size,
+        write_batch: server.write_buffer_size,
         outbound_queue: server.outbound_queue,
         max_buffered: engine.limits.max_buffered_bytes,
     };

@@ -4,7 +4,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -15,8 +14,13 @@ use crate::store::StoreHandle;
 /// Per-connection WebSocket parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct WsParams {
-    /// tungstenite limits and buffers.
-    pub config: WebSocketConfig,
+    /// The engine's `maxPayloadSize`: larger frames and messages are refused (1009).
+    pub max_payload: usize,
+    /// `server.readBufferSize`: the read buffer each worker thread shares between its
+    /// connections.
+    pub read_buffer: usize,
+    /// `server.writeBufferSize`: bytes handed to one write call at most.
+    pub write_batch: usize,
     /// Outbound queue capacity in frames.
     pub outbound_queue: usize,
     /// The engine's `limits.maxBufferedBytes`.

@@ -41,8 +41,8 @@ struct Args {
     /// server also gets one tokio worker thread.
     #[arg(long)]
     server_cpus: Option<String>,
-    /// The server's per-connection tungstenite read buffer (`server.readBufferSize`).
-    #[arg(long, default_value_t = 2048)]
+    /// The server's read buffer, shared per worker thread (`server.readBufferSize`).
+    #[arg(long, default_value_t = 16 * 1024)]
     read_buffer_size: usize,
     /// Scenario.
     #[command(subcommand)]
