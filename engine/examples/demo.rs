@@ -165,6 +165,9 @@ fn describe(action: &Action) -> String {
         Action::CommandResult { tag, result } => {
             format!("command result tag={tag} {}", to_json(result))
         }
+        Action::Respond {
+            req, status, body, ..
+        } => format!("respond req={req} status={status} {body}"),
     }
 }
 
