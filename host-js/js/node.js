@@ -57,6 +57,50 @@ function wsSocket(ws) {
   };
 }
 
+/**
+ * The socket of an Engine.IO route: one frame per write, the next once the previous one
+ * is written, as Engine.IO servers do (Socket.IO's compliance suite reads one message
+ * per event-loop turn and misses a second frame that arrives in the same TCP read).
+ */
+function serialSocket(ws) {
+  const queue = [];
+  let busy = false;
+  let queued = 0;
+  const pump = () => {
+    if (busy || queue.length === 0) return;
+    busy = true;
+    queue.shift()(() => {
+      busy = false;
+      pump();
+    });
+  };
+  const push = (op) => {
+    queue.push(op);
+    pump();
+  };
+  return {
+    send: (data) => {
+      queued += data.length;
+      push((done) => {
+        queued -= data.length;
+        const opts = typeof data === "string" ? {} : { binary: !Buffer.isBuffer(data) };
+        try {
+          ws.send(data, opts, () => setImmediate(done));
+        } catch {
+          done();
+        }
+      });
+    },
+    ping: () => ws.ping(),
+    close: (code, reason) =>
+      push((done) => {
+        ws.close(code, reason);
+        done();
+      }),
+    buffered: () => ws.bufferedAmount + queued,
+  };
+}
+
 /** A test control request: read the body, answer with a Content-Length. */
 function testRequest(host, req, res, path) {
   const chunks = [];
@@ -113,6 +157,10 @@ export async function serveNode(o) {
       testRequest(host, req, res, path);
       return;
     }
+    if (host.engine.servesHttp(path)) {
+      nodePoll(host, req, res, path);
+      return;
+    }
     const r = httpRoute(host, req.method ?? "GET", path);
     res.writeHead(r.status, r.headers);
     res.end(req.method === "HEAD" ? undefined : r.body);
@@ -137,7 +185,7 @@ export async function serveNode(o) {
     });
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
-      host.attach(d.conn, wsSocket(ws));
+      host.attach(d.conn, host.engine.servesHttp(path) ? serialSocket(ws) : wsSocket(ws));
       ws.on("message", (data, isBinary) => host.message(d.conn, data, isBinary));
       ws.on("pong", () => host.pong(d.conn));
       ws.on("close", (code) => host.closed(d.conn, code));
@@ -166,4 +214,35 @@ export async function serveNode(o) {
       server.closeAllConnections?.();
     },
   };
+}
+
+/**
+ * Engine.IO long-polling: the body (at most maxPayloadSize + 1 bytes) goes to the engine,
+ * whose answer may come much later (a held GET); a client that goes away is reported.
+ */
+function nodePoll(host, req, res, path) {
+  const [, query] = splitUrl(req.url ?? "/");
+  const limit = (host.config.maxPayloadSize ?? 1024 * 1024) + 1;
+  const chunks = [];
+  let size = 0;
+  req.on("data", (c) => {
+    if (size < limit) chunks.push(c);
+    size += c.length;
+  });
+  req.on("error", () => {});
+  req.on("end", () => {
+    const body = Buffer.concat(chunks).subarray(0, limit);
+    const request = { path, query, headers: rawHeaders(req), peer: normalizePeer(req.socket.remoteAddress) };
+    const { promise, abort } = host.poll(req.method ?? "GET", request, body);
+    let answered = false;
+    res.on("close", () => {
+      if (!answered) abort();
+    });
+    promise.then((a) => {
+      answered = true;
+      if (res.destroyed) return;
+      res.writeHead(a.status, Object.fromEntries(a.headers));
+      res.end(a.status === 204 ? undefined : a.body);
+    });
+  });
 }
