@@ -239,7 +239,12 @@ export class Host {
     const promise = new Promise((resolve) => this.httpPending.set(req, resolve));
     this.run(() => this.engine.http(this.now(), req, method, JSON.stringify(r), body));
     const abort = () => {
-      if (this.httpPending.delete(req)) this.run(() => this.engine.httpAborted(this.now(), req));
+      const resolve = this.httpPending.get(req);
+      if (!resolve) return;
+      this.httpPending.delete(req);
+      this.run(() => this.engine.httpAborted(this.now(), req));
+      // Nobody reads it; the runtime's handler still finishes (Deno's shutdown waits).
+      resolve({ status: 400, headers: [], body: "" });
     };
     return { promise, abort };
   }

@@ -171,6 +171,7 @@ function wsFor(s, prefix = "/engine.io/") {
   const waiters = [];
   ws.on("message", (d, bin) => {
     const m = bin ? Buffer.from(d) : d.toString();
+    if (m === "2") return void ws.send("3"); // the heartbeat, once upgraded
     const w = waiters.shift();
     if (w) w(m);
     else queue.push(m);

@@ -39,7 +39,8 @@ pub(crate) struct Polls {
     by_ws: FxHashMap<ConnId, ConnId>,
     /// Held `GET` request → its session.
     by_get: FxHashMap<u64, ConnId>,
-    /// Sessions whose queue grew during this input.
+    /// Sessions whose queue grew during this input, or that hold a `GET` and queued
+    /// packets while host calls for them are in flight.
     dirty: Vec<ConnId>,
     next: u64,
     /// WebSockets accepted only to be closed (a second upgrade of a session).
@@ -274,7 +275,19 @@ impl Engine {
         }
     }
 
+    /// Whether a held `GET` may take the queued packets now: not while host calls of
+    /// the session are in flight (the answers to one POST go out in one payload), unless
+    /// the heartbeat's ping waits in the queue.
+    fn poll_ready(&self, slot: usize, queue: &[Frame]) -> bool {
+        self.conns[slot].pending == 0 || queue.iter().any(|f| f.as_text() == Some("2"))
+    }
+
     fn poll_get(&mut self, req: u64, slot: usize, vid: ConnId, origin: Option<&str>) {
+        let ready = self
+            .polls
+            .sessions
+            .get(&vid)
+            .is_some_and(|s| self.poll_ready(slot, &s.queue));
         let Some(s) = self.polls.sessions.get_mut(&vid) else {
             return;
         };
@@ -288,11 +301,14 @@ impl Engine {
             );
         } else if s.probed {
             self.respond(req, 200, "text/plain; charset=UTF-8", "6".into(), origin);
-        } else if !s.queue.is_empty() {
+        } else if !s.queue.is_empty() && ready {
             let body = payload(&std::mem::take(&mut s.queue));
             self.respond(req, 200, "text/plain; charset=UTF-8", body, origin);
         } else {
             s.get = Some(req);
+            if !s.queue.is_empty() {
+                self.polls.dirty.push(vid);
+            }
             self.polls.by_get.insert(req, vid);
         }
     }
@@ -608,11 +624,23 @@ impl Engine {
                     other => out.push_back(other),
                 }
             }
-            for vid in std::mem::take(&mut self.polls.dirty) {
+            let mut dirty = std::mem::take(&mut self.polls.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for vid in dirty {
+                let ready = match (self.by_conn.get(&vid), self.polls.sessions.get(&vid)) {
+                    (Some(&slot), Some(s)) => self.poll_ready(slot, &s.queue),
+                    _ => continue,
+                };
                 let Some(s) = self.polls.sessions.get_mut(&vid) else {
                     continue;
                 };
-                if s.queue.is_empty() || s.probed {
+                if s.queue.is_empty() || s.probed || s.get.is_none() {
+                    continue;
+                }
+                if !ready {
+                    // Checked again after the next input (a call completes or times out).
+                    self.polls.dirty.push(vid);
                     continue;
                 }
                 let Some(get) = s.get.take() else {

@@ -318,3 +318,43 @@ fn binary_packets_travel_base64_in_payloads() {
     ];
     assert_eq!(polling::payload(&frames), "4hello\x1ebAQIDBA==");
 }
+
+#[test]
+fn a_held_poll_waits_for_the_answers_to_a_posts_packets_then_takes_them_all() {
+    let cfg = json!({
+        "routes": [{"path": "/socket.io", "codec": "engine.io"}],
+        "heartbeatInterval": 300,
+        "heartbeatTimeout": 200,
+        "messages": {"message": {}},
+    });
+    let mut e = Engine::with_seed(Config::from_value(cfg).unwrap(), 7).unwrap();
+    session(&mut e);
+    let acts = http(
+        &mut e,
+        T0,
+        2,
+        "POST",
+        "EIO=4&transport=polling&sid=s1",
+        "4a\x1e4b",
+    );
+    assert_eq!(answer(&acts, 2), Some((200, "ok".into())));
+    let ops: Vec<OpId> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Call { op, .. } => Some(*op),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops.len(), 2);
+    assert_eq!(answer(&poll(&mut e, T0, 3), 3), None);
+    let done = |op| Input::Completed {
+        op,
+        result: HostResult::Handler(Box::new(crate::app::HandlerResponse::reply(json!("r")))),
+    };
+    let acts = run(&mut e, T0 + 1, done(ops[0]));
+    assert_eq!(answer(&acts, 3), None, "one answer still to come");
+    let acts = run(&mut e, T0 + 2, done(ops[1]));
+    let (status, body) = answer(&acts, 3).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body.split('\x1e').count(), 2, "{body}");
+}
