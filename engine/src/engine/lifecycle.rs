@@ -118,6 +118,7 @@ impl Engine {
                 TimerKey::Op(op) => self.call_timed_out(op),
                 TimerKey::Expiry(conn) => self.expiry_due(now, conn),
                 TimerKey::KeySource(i) => self.key_source_due(now, i),
+                TimerKey::Noop(vid) => self.poll_noop(vid),
                 TimerKey::Conn(conn) => {
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;

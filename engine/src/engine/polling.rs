@@ -23,10 +23,16 @@ use serde_json::json;
 use super::{Action, Engine, Input};
 use crate::error::close;
 use crate::protocol::{Frame, InFrame};
+use crate::timers::TimerKey;
 use crate::types::{ConnId, Millis, UpgradeRequest};
 
 /// Polling sessions get connection ids from here up (below 2^53, exact in JavaScript).
 pub const POLL_CONN_BASE: u64 = 1 << 52;
+
+/// How long a `GET` that arrives during an upgrade is held before its noop (Engine.IO
+/// checks every 100 ms): the `5` that completes the upgrade usually comes first, and
+/// then the `GET` is refused as for an upgraded session.
+const UPGRADE_NOOP_MS: u64 = 100;
 
 /// Engine.IO packet separator in a polling payload.
 const SEPARATOR: char = '\x1e';
@@ -236,7 +242,7 @@ impl Engine {
             return self.respond_error(req, 400, 3, origin);
         }
         if method.eq_ignore_ascii_case("GET") {
-            self.poll_get(req, slot, vid, origin);
+            self.poll_get(now, req, slot, vid, origin);
         } else if method.eq_ignore_ascii_case("POST") {
             self.poll_post(now, req, slot, vid, body, origin);
         } else {
@@ -282,7 +288,7 @@ impl Engine {
         self.conns[slot].pending == 0 || queue.iter().any(|f| f.as_text() == Some("2"))
     }
 
-    fn poll_get(&mut self, req: u64, slot: usize, vid: ConnId, origin: Option<&str>) {
+    fn poll_get(&mut self, now: Millis, req: u64, slot: usize, vid: ConnId, origin: Option<&str>) {
         let ready = self
             .polls
             .sessions
@@ -300,7 +306,10 @@ impl Engine {
                 "overlapping long-polling requests",
             );
         } else if s.probed {
-            self.respond(req, 200, "text/plain; charset=UTF-8", "6".into(), origin);
+            s.get = Some(req);
+            self.polls.by_get.insert(req, vid);
+            let at = now.plus(UPGRADE_NOOP_MS);
+            self.timers.reschedule(TimerKey::Noop(vid), None, Some(at));
         } else if !s.queue.is_empty() && ready {
             let body = payload(&std::mem::take(&mut s.queue));
             self.respond(req, 200, "text/plain; charset=UTF-8", body, origin);
@@ -508,14 +517,9 @@ impl Engine {
                     self.actions.push_back(Action::Send { conn: ws, frame });
                 }
                 if let Some((get, origin)) = held {
+                    // Upgraded: polling requests are refused from now on.
                     self.polls.by_get.remove(&get);
-                    self.respond(
-                        get,
-                        200,
-                        "text/plain; charset=UTF-8",
-                        "6".into(),
-                        origin.as_deref(),
-                    );
+                    self.respond_error(get, 400, 3, origin.as_deref());
                 }
                 if let Some(&slot) = self.by_conn.get(&vid) {
                     let now = self.now;
@@ -659,6 +663,28 @@ impl Engine {
                 self.closed(now, vid, Some(code));
             }
         }
+    }
+
+    /// The upgrade's noop for a `GET` held while the probe is answered and `5` is due.
+    pub(super) fn poll_noop(&mut self, vid: ConnId) {
+        let Some(s) = self.polls.sessions.get_mut(&vid) else {
+            return;
+        };
+        if s.upgraded || !s.probed {
+            return;
+        }
+        let Some(get) = s.get.take() else {
+            return;
+        };
+        let origin = s.origin.clone();
+        self.polls.by_get.remove(&get);
+        self.respond(
+            get,
+            200,
+            "text/plain; charset=UTF-8",
+            "6".into(),
+            origin.as_deref(),
+        );
     }
 
     /// Remember a client-closed session for the `GET` that may race its close.

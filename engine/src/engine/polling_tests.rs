@@ -258,9 +258,14 @@ fn the_upgrade_probes_releases_the_poll_with_a_noop_and_moves_the_session() {
     let acts = ws_text(&mut e, 9, "2probe");
     assert_eq!(sent_to(&acts, 9), vec!["3probe"]);
     assert_eq!(answer(&acts, 4), Some((200, "6".into())));
-    // Until `5`, polls get noops.
-    assert_eq!(answer(&poll(&mut e, T0, 5), 5), Some((200, "6".into())));
-    ws_text(&mut e, 9, "5");
+    // Until `5`, a poll is held, then released with a noop (Engine.IO's 100 ms check).
+    assert_eq!(answer(&poll(&mut e, T0, 5), 5), None);
+    let acts = run(&mut e, T0 + 100, Input::Timeout);
+    assert_eq!(answer(&acts, 5), Some((200, "6".into())));
+    // A poll still held when `5` arrives is refused: the session is upgraded.
+    assert_eq!(answer(&poll(&mut e, T0 + 100, 7), 7), None);
+    let acts = ws_text(&mut e, 9, "5");
+    assert_eq!(answer(&acts, 7).map(|a| a.0), Some(400));
     // The session now lives on the socket: answers go there, polls are refused.
     let acts = ws_text(&mut e, 9, "40/custom,");
     assert_eq!(sent_to(&acts, 9), vec!["40/custom,{\"sid\":\"s1\"}"]);
