@@ -489,19 +489,15 @@ impl Engine {
             } => {
                 let frame = Frame::Text(Arc::from("3probe"));
                 self.actions.push_back(Action::Send { conn: ws, frame });
-                let held = self.polls.sessions.get_mut(&vid).and_then(|s| {
+                // A held GET gets its noop after Engine.IO's 100 ms check, unless `5`
+                // completes the upgrade first (then it is refused, as after an upgrade).
+                let held = self.polls.sessions.get_mut(&vid).is_some_and(|s| {
                     s.probed = true;
-                    s.get.take().map(|g| (g, s.origin.clone()))
+                    s.get.is_some()
                 });
-                if let Some((get, origin)) = held {
-                    self.polls.by_get.remove(&get);
-                    self.respond(
-                        get,
-                        200,
-                        "text/plain; charset=UTF-8",
-                        "6".into(),
-                        origin.as_deref(),
-                    );
+                if held {
+                    let at = self.now.plus(UPGRADE_NOOP_MS);
+                    self.timers.reschedule(TimerKey::Noop(vid), None, Some(at));
                 }
                 None
             }
