@@ -793,6 +793,38 @@ async function pollFetch(host, req, url, peer) {
   return new Response(a.status === 204 ? null : a.body, { status: a.status, headers: a.headers });
 }
 
+/**
+ * One frame per macrotask, for the sockets of Engine.IO routes (Deno, Bun): Socket.IO's
+ * compliance suite reads one message per event-loop turn and misses a second frame that
+ * arrives in the same TCP read (Engine.IO servers write the next packet once the
+ * previous one is written). `send` queues; `flush` writes what is left (before a close).
+ */
+export function spacedSender(write) {
+  const queue = [];
+  let scheduled = false;
+  const pump = () => {
+    scheduled = false;
+    if (queue.length === 0) return;
+    write(queue.shift());
+    if (queue.length) {
+      scheduled = true;
+      setTimeout(pump, 0);
+    }
+  };
+  return {
+    send(item) {
+      queue.push(item);
+      if (!scheduled) {
+        scheduled = true;
+        setTimeout(pump, 0);
+      }
+    },
+    flush() {
+      while (queue.length) write(queue.shift());
+    },
+  };
+}
+
 /** Path prefix of the test control channel (js/test-control.js). */
 export const TEST_PREFIX = "/__switchboard/test";
 
