@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, httpRoute, isTestPath, normalizePeer, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, httpRoute, isTestPath, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -58,46 +58,22 @@ function wsSocket(ws) {
 }
 
 /**
- * The socket of an Engine.IO route: one frame per write, the next once the previous one
- * is written, as Engine.IO servers do (Socket.IO's compliance suite reads one message
- * per event-loop turn and misses a second frame that arrives in the same TCP read).
+ * The socket of an Engine.IO route: one frame per macrotask (see spacedSender in
+ * core.js), not corked with the others.
  */
 function serialSocket(ws) {
-  const queue = [];
-  let busy = false;
-  let queued = 0;
-  const pump = () => {
-    if (busy || queue.length === 0) return;
-    busy = true;
-    queue.shift()(() => {
-      busy = false;
-      pump();
-    });
-  };
-  const push = (op) => {
-    queue.push(op);
-    pump();
-  };
+  const spaced = spacedSender((data) => {
+    if (typeof data === "string") ws.send(data);
+    else ws.send(data, { binary: !Buffer.isBuffer(data) });
+  });
   return {
-    send: (data) => {
-      queued += data.length;
-      push((done) => {
-        queued -= data.length;
-        const opts = typeof data === "string" ? {} : { binary: !Buffer.isBuffer(data) };
-        try {
-          ws.send(data, opts, () => setImmediate(done));
-        } catch {
-          done();
-        }
-      });
-    },
+    send: (data) => spaced.send(data),
     ping: () => ws.ping(),
-    close: (code, reason) =>
-      push((done) => {
-        ws.close(code, reason);
-        done();
-      }),
-    buffered: () => ws.bufferedAmount + queued,
+    close: (code, reason) => {
+      spaced.flush();
+      ws.close(code, reason);
+    },
+    buffered: () => ws.bufferedAmount,
   };
 }
 
