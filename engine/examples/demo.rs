@@ -166,6 +166,9 @@ fn describe(action: &Action) -> String {
             format!("command result tag={tag} {}", to_json(result))
         }
         Action::Cluster { message } => format!("cluster {}", to_json(message)),
+        Action::Respond {
+            req, status, body, ..
+        } => format!("respond req={req} status={status} {body}"),
     }
 }
 

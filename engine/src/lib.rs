@@ -81,7 +81,7 @@ pub mod validation;
 
 pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;
-pub use engine::{Action, Command, CommandError, Engine, Input};
+pub use engine::{Action, Command, CommandError, Engine, Input, POLL_CONN_BASE};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
     FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome,

@@ -97,6 +97,15 @@ pub fn serves_path(routes: &[crate::config::RouteConfig], path: &str) -> bool {
         .any(|r| RoutePattern::parse(&r.path).is_ok_and(|p| p.matches(path).is_some()))
 }
 
+/// Whether `path` is served by an Engine.IO route (`codec = "socket.io"` or
+/// `"engine.io"`): plain HTTP requests there are long-polling, for the engine.
+pub fn serves_engine_io(routes: &[crate::config::RouteConfig], path: &str) -> bool {
+    routes.iter().any(|r| {
+        r.codec.is_engine_io()
+            && RoutePattern::parse(&r.path).is_ok_and(|p| p.matches(path).is_some())
+    })
+}
+
 /// Find the route for a request: `(index, params)`.
 pub(crate) fn match_route(
     routes: &[crate::config::RouteConfig],

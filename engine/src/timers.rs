@@ -20,6 +20,8 @@ pub(crate) enum TimerKey {
     Expiry(ConnId),
     /// A remote key source (index in `auth.sources`): its next fetch or its fetch's deadline.
     KeySource(usize),
+    /// A polling session's `GET` held during its upgrade: released with a noop.
+    Noop(ConnId),
 }
 
 /// Ordered deadlines.

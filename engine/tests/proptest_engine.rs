@@ -975,6 +975,10 @@ impl Model {
                     }
                     _ => return Err(TestCaseError::fail("CommandResult outside Command")),
                 },
+                // No step sends HTTP requests.
+                Action::Respond { .. } => {
+                    return Err(TestCaseError::fail("Respond without an HTTP request"))
+                }
             }
         }
         if answering {

@@ -187,6 +187,7 @@ impl Checker {
             Action::Accept { .. }
             | Action::Ping { .. }
             | Action::Call { .. }
+            | Action::Respond { .. }
             | Action::CommandResult { .. }
             | Action::Cluster { .. } => {}
         }

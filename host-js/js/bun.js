@@ -1,6 +1,6 @@
 // @ts-self-types="./bun.d.ts"
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
-import { Host, fetchRoute } from "./core.js";
+import { Host, fetchRoute, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -62,7 +62,8 @@ export async function serveBun(o) {
       // Without a Sec-WebSocket-Protocol of ours, Bun echoes the client's first offer
       // (a subprotocol the engine did not accept); an empty value makes it send none.
       const headers = { "Sec-WebSocket-Protocol": d.protocol ?? "" };
-      if (srv.upgrade(req, { data: { conn: d.conn }, headers })) return undefined;
+      const eio = host.engine.servesHttp(new URL(req.url).pathname);
+      if (srv.upgrade(req, { data: { conn: d.conn, eio }, headers })) return undefined;
       host.closed(d.conn, 1006);
       return new Response('{"code":"INVALID_MESSAGE","message":"upgrade failed"}', { status: 400 });
     },
@@ -74,6 +75,20 @@ export async function serveBun(o) {
       sendPings: false, // ... and sends the pings
       perMessageDeflate: false,
       open(ws) {
+        if (ws.data.eio) {
+          // Engine.IO routes: one frame per macrotask (see spacedSender).
+          const spaced = spacedSender((t) => (typeof t === "string" ? ws.sendText(t) : ws.sendBinary(t)));
+          host.attach(ws.data.conn, {
+            send: (text) => spaced.send(text),
+            ping: () => ws.ping(),
+            close: (code, reason) => {
+              spaced.flush();
+              ws.close(code, reason);
+            },
+            buffered: () => ws.getBufferedAmount(),
+          });
+          return;
+        }
         host.attach(ws.data.conn, {
           send: (text) => enqueue(ws, text),
           ping: () => {

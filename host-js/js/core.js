@@ -195,6 +195,8 @@ export class Host {
     this.commandResult = null;
     this.commandTag = null;
     this.pendingCommands = new Map(); // tag -> {resolve, reject} (commandAsync)
+    this.httpPending = new Map(); // long-polling request id -> resolve (poll)
+    this.httpReq = 0;
     this.draining = false;
     // The test control channel (js/test-control.js), when installed: it may hold host
     // calls (intercept returns true) and pick client ids.
@@ -222,6 +224,29 @@ export class Host {
     this.decision = null;
     if (!d.accept) this.conns.delete(conn);
     return { conn, ...d };
+  }
+
+  /**
+   * A long-polling request on an Engine.IO route (`engine.servesHttp(path)`): method,
+   * {path, query, headers, peer} and the body bytes (at most maxPayloadSize + 1). Returns
+   * {promise, abort}: the promise resolves with {status, headers: [[name, value]], body}
+   * when the engine answers, at once or when it releases a held GET; call abort() if the
+   * client goes away first (the engine closes the session, as Engine.IO does).
+   */
+  poll(method, request, body) {
+    const req = ++this.httpReq;
+    const r = { ...request, clientId: request.clientId ?? randomClientId() };
+    const promise = new Promise((resolve) => this.httpPending.set(req, resolve));
+    this.run(() => this.engine.http(this.now(), req, method, JSON.stringify(r), body));
+    const abort = () => {
+      const resolve = this.httpPending.get(req);
+      if (!resolve) return;
+      this.httpPending.delete(req);
+      this.run(() => this.engine.httpAborted(this.now(), req));
+      // Nobody reads it; the runtime's handler still finishes (Deno's shutdown waits).
+      resolve({ status: 400, headers: [], body: "" });
+    };
+    return { promise, abort };
   }
 
   /** The socket for an accepted connection exists: flush what queued up. */
@@ -432,6 +457,14 @@ export class Host {
         case "call":
           if (!this.intercept?.(a)) this.hostCall(a);
           break;
+        case "respond": {
+          const resolve = this.httpPending.get(a.req);
+          if (resolve) {
+            this.httpPending.delete(a.req);
+            resolve(a);
+          }
+          break;
+        }
         case "commandResult": {
           const p = this.pendingCommands.get(a.tag);
           if (p) {
@@ -713,13 +746,83 @@ export function fetchRoute(host, req, peer) {
     const r = testControlRefusal();
     return { response: new Response(r.body, { status: r.status, headers: r.headers }) };
   }
-  if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+  const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+  if (!upgrade && host.engine.servesHttp(url.pathname)) return { response: pollFetch(host, req, url, peer) };
+  if (!upgrade) {
     const r = httpRoute(host, req.method, url.pathname);
     return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
   }
   const d = host.open({ path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) });
   if (!d.accept) return { response: new Response(d.body, { status: d.status, headers: JSON_TYPE }) };
   return { accepted: d };
+}
+
+/** At most `limit` bytes of a Fetch-API body (the engine refuses a longer one). */
+async function readLimited(req, limit) {
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const parts = [];
+  let size = 0;
+  while (size < limit) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    size += value.length;
+  }
+  if (size >= limit) reader.cancel().catch(() => {});
+  const out = new Uint8Array(Math.min(size, limit));
+  let at = 0;
+  for (const p of parts) {
+    const n = Math.min(p.length, out.length - at);
+    out.set(p.subarray(0, n), at);
+    at += n;
+  }
+  return out;
+}
+
+/**
+ * Engine.IO long-polling on the Fetch-API runtimes: the engine answers (maybe later, a
+ * held GET); a client that goes away (req.signal) is reported.
+ */
+async function pollFetch(host, req, url, peer) {
+  const body = await readLimited(req, (host.config.maxPayloadSize ?? 1024 * 1024) + 1);
+  const request = { path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) };
+  const { promise, abort } = host.poll(req.method, request, body);
+  req.signal?.addEventListener?.("abort", abort, { once: true });
+  const a = await promise;
+  return new Response(a.status === 204 ? null : a.body, { status: a.status, headers: a.headers });
+}
+
+/**
+ * One frame per macrotask, for the sockets of Engine.IO routes (Deno, Bun): Socket.IO's
+ * compliance suite reads one message per event-loop turn and misses a second frame that
+ * arrives in the same TCP read (Engine.IO servers write the next packet once the
+ * previous one is written). `send` queues; `flush` writes what is left (before a close).
+ */
+export function spacedSender(write) {
+  const queue = [];
+  let scheduled = false;
+  const pump = () => {
+    scheduled = false;
+    if (queue.length === 0) return;
+    write(queue.shift());
+    if (queue.length) {
+      scheduled = true;
+      setTimeout(pump, 0);
+    }
+  };
+  return {
+    send(item) {
+      queue.push(item);
+      if (!scheduled) {
+        scheduled = true;
+        setTimeout(pump, 0);
+      }
+    },
+    flush() {
+      while (queue.length) write(queue.shift());
+    },
+  };
 }
 
 /** Path prefix of the test control channel (js/test-control.js). */

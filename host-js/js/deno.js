@@ -5,7 +5,7 @@
 // heartbeat pings are answered at once (ping mode "emulate") and liveness is left to
 // Deno's own `idleTimeout` pings (set to the engine's heartbeatInterval): a client
 // that stops answering is closed by Deno (code 1001) instead of the engine (4000).
-import { Host, fetchRoute } from "./core.js";
+import { Host, fetchRoute, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -40,11 +40,16 @@ export async function serveDeno(o) {
       }
       const conn = d.conn;
       socket.binaryType = "arraybuffer";
+      // Engine.IO routes: one frame per macrotask (see spacedSender).
+      const spaced = host.engine.servesHttp(new URL(req.url).pathname) ? spacedSender((t) => socket.send(t)) : null;
       socket.onopen = () =>
         host.attach(conn, {
-          send: (text) => socket.send(text),
+          send: spaced ? (text) => spaced.send(text) : (text) => socket.send(text),
           ping: () => {},
-          close: (code, reason) => socket.close(code, reason),
+          close: (code, reason) => {
+            spaced?.flush();
+            socket.close(code, reason);
+          },
           buffered: () => socket.bufferedAmount,
         });
       socket.onmessage = (ev) =>

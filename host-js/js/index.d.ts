@@ -170,6 +170,16 @@ export declare class Host {
   draining: boolean;
   deadline: number | null;
   open(request: UpgradeRequest): OpenResult;
+  /**
+   * A long-polling request on an Engine.IO route (`engine.servesHttp(path)`); the promise
+   * resolves with the engine's answer (at once, or when it releases a held GET). Call
+   * abort() if the client goes away first.
+   */
+  poll(
+    method: string,
+    request: UpgradeRequest,
+    body: Uint8Array,
+  ): { promise: Promise<{ status: number; headers: [string, string][]; body: string }>; abort(): void };
   attach(conn: number, socket: HostSocket): void;
   message(conn: number, data: string | Uint8Array | ArrayBuffer, binary?: boolean): void;
   pong(conn: number): void;

@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, httpRoute, isTestPath, normalizePeer, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, httpRoute, isTestPath, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -53,6 +53,26 @@ function wsSocket(ws) {
     },
     ping: () => ws.ping(),
     close: (code, reason) => ws.close(code, reason),
+    buffered: () => ws.bufferedAmount,
+  };
+}
+
+/**
+ * The socket of an Engine.IO route: one frame per macrotask (see spacedSender in
+ * core.js), not corked with the others.
+ */
+function serialSocket(ws) {
+  const spaced = spacedSender((data) => {
+    if (typeof data === "string") ws.send(data);
+    else ws.send(data, { binary: !Buffer.isBuffer(data) });
+  });
+  return {
+    send: (data) => spaced.send(data),
+    ping: () => ws.ping(),
+    close: (code, reason) => {
+      spaced.flush();
+      ws.close(code, reason);
+    },
     buffered: () => ws.bufferedAmount,
   };
 }
@@ -113,6 +133,10 @@ export async function serveNode(o) {
       testRequest(host, req, res, path);
       return;
     }
+    if (host.engine.servesHttp(path)) {
+      nodePoll(host, req, res, path);
+      return;
+    }
     const r = httpRoute(host, req.method ?? "GET", path);
     res.writeHead(r.status, r.headers);
     res.end(req.method === "HEAD" ? undefined : r.body);
@@ -137,7 +161,7 @@ export async function serveNode(o) {
     });
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
-      host.attach(d.conn, wsSocket(ws));
+      host.attach(d.conn, host.engine.servesHttp(path) ? serialSocket(ws) : wsSocket(ws));
       ws.on("message", (data, isBinary) => host.message(d.conn, data, isBinary));
       ws.on("pong", () => host.pong(d.conn));
       ws.on("close", (code) => host.closed(d.conn, code));
@@ -166,4 +190,35 @@ export async function serveNode(o) {
       server.closeAllConnections?.();
     },
   };
+}
+
+/**
+ * Engine.IO long-polling: the body (at most maxPayloadSize + 1 bytes) goes to the engine,
+ * whose answer may come much later (a held GET); a client that goes away is reported.
+ */
+function nodePoll(host, req, res, path) {
+  const [, query] = splitUrl(req.url ?? "/");
+  const limit = (host.config.maxPayloadSize ?? 1024 * 1024) + 1;
+  const chunks = [];
+  let size = 0;
+  req.on("data", (c) => {
+    if (size < limit) chunks.push(c);
+    size += c.length;
+  });
+  req.on("error", () => {});
+  req.on("end", () => {
+    const body = Buffer.concat(chunks).subarray(0, limit);
+    const request = { path, query, headers: rawHeaders(req), peer: normalizePeer(req.socket.remoteAddress) };
+    const { promise, abort } = host.poll(req.method ?? "GET", request, body);
+    let answered = false;
+    res.on("close", () => {
+      if (!answered) abort();
+    });
+    promise.then((a) => {
+      answered = true;
+      if (res.destroyed) return;
+      res.writeHead(a.status, Object.fromEntries(a.headers));
+      res.end(a.status === 204 ? undefined : a.body);
+    });
+  });
 }

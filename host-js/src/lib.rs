@@ -92,6 +92,47 @@ impl Engine {
         }
     }
 
+    /// A long-polling request on an Engine.IO route (see `servesHttp`): method, the
+    /// request as for `open`, and the body bytes (at most `maxPayloadSize + 1`). The
+    /// batch carries `respond` actions (`{req, status, headers, body}`), now or later.
+    pub fn http(
+        &mut self,
+        now: f64,
+        req: f64,
+        method: &str,
+        request_json: &str,
+        body: &[u8],
+    ) -> String {
+        match serde_json::from_str(request_json) {
+            Ok(request) => self.core.handle(
+                millis(now),
+                engine::Input::Http {
+                    req: req as u64,
+                    method: method.to_string(),
+                    request,
+                    body,
+                },
+            ),
+            Err(e) => self
+                .core
+                .finish(millis(now), Some(format!("bad HTTP request: {e}"))),
+        }
+    }
+
+    /// A long-polling request went away before its `respond` action.
+    #[wasm_bindgen(js_name = httpAborted)]
+    pub fn http_aborted(&mut self, now: f64, req: f64) -> String {
+        self.core
+            .handle(millis(now), engine::Input::HttpAborted { req: req as u64 })
+    }
+
+    /// Whether a plain HTTP request on `path` is the engine's (an Engine.IO route:
+    /// long-polling); hand it over with `http`.
+    #[wasm_bindgen(js_name = servesHttp)]
+    pub fn serves_http(&self, path: &str) -> bool {
+        self.core.engine().serves_http(path)
+    }
+
     /// A text frame received as a JS string (Deno, Bun, workerd).
     pub fn frame(&mut self, now: f64, conn_id: f64, text: &str) -> String {
         self.core.handle(

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! It prints `listening on <addr>` once bound (`--listen 127.0.0.1:0` picks a port).
-//! Not served yet: Engine.IO long-polling (and so the upgrade from it).
+//! Over WebSocket and over Engine.IO HTTP long-polling (with the upgrade to WebSocket).
 
 use serde_json::json;
 use switchboard::handlers::{Ctx, HandlerResponse, MessageCall};

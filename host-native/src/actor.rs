@@ -133,8 +133,37 @@ pub enum ToActor {
         /// What happened.
         event: engine::cluster::ClusterEvent,
     },
+    /// A long-polling request on an Engine.IO route (see [`crate::polling`]).
+    Http {
+        /// The host's id for the request.
+        req: u64,
+        /// HTTP method.
+        method: String,
+        /// Path, query, headers, peer, client id.
+        request: UpgradeRequest,
+        /// Body (at most `maxPayloadSize + 1` bytes).
+        body: bytes::Bytes,
+        /// The engine's answer, now or when it releases a held request.
+        reply: oneshot::Sender<HttpAnswer>,
+    },
+    /// A long-polling request went away before its answer.
+    HttpAborted {
+        /// The host's id for the request.
+        req: u64,
+    },
     /// Stop the actor.
     Stop,
+}
+
+/// The engine's answer to a long-polling request ([`engine::Action::Respond`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Header name/value pairs.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
 }
 
 /// Cloneable sender to the actor.
@@ -147,6 +176,11 @@ impl ActorHandle {
     /// Send a message (waits for room; fails when the actor has stopped).
     pub async fn send(&self, msg: ToActor) -> Result<(), ()> {
         self.tx.send(msg).await.map_err(|_| ())
+    }
+
+    /// Send without waiting (from `Drop`); false when the queue is full or closed.
+    pub fn try_send(&self, msg: ToActor) -> bool {
+        self.tx.try_send(msg).is_ok()
     }
 
     /// Run a command and wait for its result.
@@ -180,6 +214,8 @@ pub struct Actor {
     engine: Engine,
     peers: HashMap<ConnId, Peer>,
     commands: HashMap<u64, oneshot::Sender<Result<Value, CommandError>>>,
+    /// Long-polling requests the engine has not answered yet.
+    http: HashMap<u64, oneshot::Sender<HttpAnswer>>,
     next_tag: u64,
     store: StoreHandle,
     metrics: Arc<Metrics>,
@@ -235,6 +271,7 @@ impl Actor {
             engine,
             peers: HashMap::new(),
             commands: HashMap::new(),
+            http: HashMap::new(),
             next_tag: 0,
             store,
             metrics,
@@ -481,6 +518,27 @@ impl Actor {
                 let _ = reply.send(answer);
             }
             ToActor::Cluster { event } => self.input(now, Input::Cluster { event }),
+            ToActor::Http {
+                req,
+                method,
+                request,
+                body,
+                reply,
+            } => {
+                self.http.insert(req, reply);
+                let input = Input::Http {
+                    req,
+                    method,
+                    request,
+                    body: &body,
+                };
+                self.input(now, input);
+            }
+            ToActor::HttpAborted { req } => {
+                if self.http.remove(&req).is_some() {
+                    self.input(now, Input::HttpAborted { req });
+                }
+            }
             ToActor::Stop => return false,
         }
         true
@@ -682,6 +740,20 @@ impl Actor {
                     }
                 },
             },
+            Action::Respond {
+                req,
+                status,
+                headers,
+                body,
+            } => {
+                if let Some(reply) = self.http.remove(&req) {
+                    let _ = reply.send(HttpAnswer {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+            }
             Action::CommandResult { tag, result } => {
                 if let Some(reply) = self.commands.remove(&tag) {
                     let _ = reply.send(result);

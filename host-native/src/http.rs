@@ -9,6 +9,7 @@
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
 //! | `/__switchboard/test/...` | the test control channel ([`crate::testctl`]; 403 unless `SWITCHBOARD_TEST_CONTROL=1`) |
+//! | any other request on an Engine.IO route (`/socket.io/`) | Engine.IO long-polling: the engine answers ([`crate::polling`]) |
 //! | `GET /` or a non-upgrade `GET` on a WebSocket route | server info JSON |
 //! | anything else | 404 `{"code":"NOT_FOUND",...}` |
 
@@ -83,6 +84,9 @@ pub async fn serve(
         return Ok(crate::ws::upgrade(state, req, peer).await);
     }
     let path = req.uri().path().to_string();
+    if engine::routes::serves_engine_io(&state.ws_routes, &path) {
+        return Ok(crate::polling::serve(state, req, peer).await);
+    }
     let get = req.method() == Method::GET || req.method() == Method::HEAD;
     let resp = match path.as_str() {
         "/healthz" if get => json_value(StatusCode::OK, &json!({"status": "ok"})),

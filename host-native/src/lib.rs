@@ -43,6 +43,7 @@ pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod outbound;
+pub mod polling;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -119,19 +119,21 @@ impl Engine {
                 TimerKey::Op(op) => self.call_timed_out(op),
                 TimerKey::Expiry(conn) => self.expiry_due(now, conn),
                 TimerKey::KeySource(i) => self.key_source_due(now, i),
+                TimerKey::Noop(vid) => self.poll_noop(vid),
                 TimerKey::Conn(conn) => {
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;
                     };
                     match self.conns[slot].state.heartbeat {
                         Heartbeat::Off => {}
-                        Heartbeat::NextPing { .. } => {
+                        Heartbeat::NextPing { at } => {
                             // The timer entry was popped: install the new state directly.
-                            let deadline = now.plus(self.config.heartbeat_timeout);
-                            self.conns[slot].state.heartbeat = Heartbeat::AwaitPong {
-                                sent: now,
-                                deadline,
-                            };
+                            // The pong is due a timeout after the ping was due, however
+                            // late the host's timer fired.
+                            let sent = at.min(now);
+                            let deadline = sent.plus(self.config.heartbeat_timeout);
+                            self.conns[slot].state.heartbeat =
+                                Heartbeat::AwaitPong { sent, deadline };
                             self.timers
                                 .reschedule(TimerKey::Conn(conn), None, Some(deadline));
                             if self.conns[slot].state.codec.is_engine_io() {

@@ -10,6 +10,7 @@ mod expiry;
 mod handlers;
 mod key_sources;
 mod lifecycle;
+mod polling;
 mod requests;
 mod resource_streams;
 mod resources;
@@ -38,6 +39,7 @@ use crate::protocol::{Frame, InFrame, ServerMessage};
 use crate::timers::{self, Timers};
 use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
 
+pub use polling::POLL_CONN_BASE;
 pub(crate) use resources::Continuation;
 pub use server_api::{Command, CommandError};
 pub(crate) use socketio::SioSession;
@@ -111,6 +113,24 @@ pub enum Input<'a> {
         /// The state taken with [`Engine::snapshot`].
         snapshot: Box<ConnectionSnapshot>,
     },
+    /// A plain HTTP request on an Engine.IO route (see [`Engine::serves_http`]):
+    /// long-polling. Answered with [`Action::Respond`] carrying `req`, at once or later
+    /// (a held `GET`). Request ids are the host's, unique among its requests in flight.
+    Http {
+        /// Host's id for the request.
+        req: u64,
+        /// HTTP method (`GET`, `POST`, `OPTIONS`, ...).
+        method: String,
+        /// Path, query, headers, peer and (for a handshake) the client id to use.
+        request: UpgradeRequest,
+        /// The request body (hosts read at most `maxPayloadSize + 1` bytes).
+        body: &'a [u8],
+    },
+    /// A request not yet answered went away (the client aborted it).
+    HttpAborted {
+        /// Host's id for the request.
+        req: u64,
+    },
 }
 
 /// What the host must do.
@@ -172,6 +192,18 @@ pub enum Action {
         /// What to do.
         request: HostRequest,
     },
+    /// Answer the HTTP request `req` ([`Input::Http`]) with this status, these headers
+    /// and this body.
+    Respond {
+        /// Host's id for the request.
+        req: u64,
+        /// HTTP status.
+        status: u16,
+        /// Header name/value pairs (lower-case names).
+        headers: Vec<(String, String)>,
+        /// Body text.
+        body: String,
+    },
     /// Result of an `Input::Command` (for the resource writes, possibly after other
     /// actions and inputs: match it by `tag`).
     CommandResult {
@@ -225,6 +257,8 @@ pub struct Engine {
     room_meta: BTreeMap<String, room_control::RoomMeta>,
     /// Cluster mode (None: a single node).
     cluster: Option<Box<cluster::ClusterState>>,
+    /// Engine.IO long-polling sessions.
+    polls: polling::Polls,
 }
 
 impl Engine {
@@ -278,6 +312,7 @@ impl Engine {
             app,
             room_meta: BTreeMap::new(),
             cluster: None,
+            polls: polling::Polls::default(),
         })
     }
 
@@ -301,7 +336,35 @@ impl Engine {
     pub fn handle(&mut self, now: Millis, input: Input<'_>) -> Result<(), ApiMisuse> {
         let now = self.advance(now);
         self.broker.sweep(now);
+        let result = match self.poll_ws_input(input) {
+            Some(input) => self.dispatch_input(now, input),
+            None => Ok(()),
+        };
+        self.route_polls(now);
+        result
+    }
+
+    /// Whether an HTTP request on `path` is the engine's to answer ([`Input::Http`]):
+    /// the path of an Engine.IO route (`codec = "socket.io"` or `"engine.io"`).
+    pub fn serves_http(&self, path: &str) -> bool {
+        crate::routes::serves_engine_io(&self.config.routes, path)
+    }
+
+    fn dispatch_input(&mut self, now: Millis, input: Input<'_>) -> Result<(), ApiMisuse> {
         match input {
+            Input::Http {
+                req,
+                method,
+                request,
+                body,
+            } => {
+                // Deadlines already due fire first: a session whose pong is overdue is
+                // closed before its next request is answered, however late the host's
+                // timer is.
+                self.timeout(now);
+                self.http(now, req, &method, request, body)
+            }
+            Input::HttpAborted { req } => self.http_aborted(req),
             Input::Open { conn, request } => return self.open(now, conn, request),
             Input::Frame { conn, frame } => self.frame(now, conn, frame),
             Input::Pong { conn } => {
@@ -333,6 +396,7 @@ impl Engine {
     /// [`close::MESSAGE_TOO_BIG`](crate::close::MESSAGE_TOO_BIG) and reports `Closed`.
     /// `None` for an unknown or closing connection.
     pub fn oversize_frame(&mut self, conn: ConnId, size: Option<usize>) -> Option<Frame> {
+        let conn = self.polls.session_of_ws(conn).unwrap_or(conn);
         let slot = self.live_slot(conn)?;
         self.metrics.messages_received += 1;
         self.metrics.error(ErrorCode::PayloadTooLarge);
@@ -389,6 +453,7 @@ impl Engine {
 
     /// A snapshot of one connection's state for hibernation (None if unknown).
     pub fn snapshot(&self, conn: ConnId) -> Option<ConnectionSnapshot> {
+        let conn = self.polls.session_of_ws(conn).unwrap_or(conn);
         let slot = *self.by_conn.get(&conn)?;
         Some(self.conns[slot].state.clone())
     }
@@ -670,6 +735,8 @@ mod resource_stream_tests;
 #[cfg(test)]
 mod envelope_tests;
 
+#[cfg(test)]
+mod polling_tests;
 #[cfg(test)]
 mod socketio_tests;
 

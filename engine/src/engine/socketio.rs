@@ -62,10 +62,17 @@ pub(crate) fn eio_query_error(query: &str) -> Option<String> {
 impl Engine {
     /// Send the Engine.IO open packet (the Socket.IO connection's welcome).
     pub(super) fn sio_open(&mut self, slot: usize) {
+        // A polling session may upgrade to a WebSocket; a WebSocket has nowhere to go.
+        let upgrades: &[&str] = if self.polls.is_polling(self.conns[slot].id) {
+            &["websocket"]
+        } else {
+            &[]
+        };
         let c = &mut self.conns[slot];
         c.sio = Some(Box::default());
         let frame = open_packet(
             &c.state.client_id,
+            upgrades,
             self.config.heartbeat_interval,
             self.config.heartbeat_timeout,
             self.config.max_payload_size,

@@ -101,7 +101,7 @@ impl Engine {
                     )
                 })?;
         let route = &self.config.routes[route_index];
-        if route.codec.is_engine_io() {
+        if route.codec.is_engine_io() && !self.polls.opening {
             if let Some(body) = super::socketio::eio_query_error(&req.query) {
                 let mut r = Rejection::new(
                     400,
@@ -222,6 +222,9 @@ impl Engine {
     ) -> Result<(), ApiMisuse> {
         if self.by_conn.contains_key(&conn) {
             return Err(ApiMisuse::DuplicateConnection(conn.0));
+        }
+        if self.poll_upgrade(conn, &req) {
+            return Ok(());
         }
         let decision = self.decide(now, &req).and_then(|a| {
             let client_id = if req.client_id.is_empty() {

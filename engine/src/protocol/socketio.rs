@@ -209,11 +209,18 @@ fn extract_binaries(v: &mut Value, out: &mut Vec<Vec<u8>>) {
     }
 }
 
-/// The Engine.IO open packet (`0{...}`) for a WebSocket session.
-pub fn open_packet(sid: &str, ping_interval: u64, ping_timeout: u64, max_payload: usize) -> Frame {
+/// The Engine.IO open packet (`0{...}`): `upgrades` is `["websocket"]` for a polling
+/// session, empty for a WebSocket one.
+pub fn open_packet(
+    sid: &str,
+    upgrades: &[&str],
+    ping_interval: u64,
+    ping_timeout: u64,
+    max_payload: usize,
+) -> Frame {
     let body = json!({
         "sid": sid,
-        "upgrades": [],
+        "upgrades": upgrades,
         "pingInterval": ping_interval,
         "pingTimeout": ping_timeout,
         "maxPayload": max_payload,

@@ -3,7 +3,7 @@
 // on connect emit `auth` with the handshake payload, echo `message` as `message-back`,
 // acknowledge `message-with-ack` with its arguments; pingInterval 300, pingTimeout 200,
 // maxPayload 1000000. On /engine.io/, a bare Engine.IO session echoes every message
-// packet. Not served yet: Engine.IO long-polling (and the upgrade from it).
+// packet. Both over WebSocket and over HTTP long-polling (with the upgrade).
 export const config = {
   heartbeatInterval: 300,
   heartbeatTimeout: 200,
