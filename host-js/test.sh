@@ -9,6 +9,12 @@
 #   test/identity.test.mjs a fake OpenID provider on 127.0.0.1 for Node and workerd (key
 #                          rotation, unknown-kid cooldown, cross-issuer kid, outage), and
 #                          token expiry / refresh over a socket
+#   test/close-codes.test.mjs  raw RFC 6455 violations on every runtime: 1007 / 1002 close codes
+#   test/socketio.test.mjs, test/socketio-polling.test.mjs  Socket.IO v5 / Engine.IO v4
+#                          (WebSocket, long-polling, the upgrade) and socket.io-client interop
+#                          against the compliance application, once per host
+#                          (SIO_HOST=native|node|deno|bun|workerd; native builds the example
+#                          `socketio-compliance` first)
 #   test/conformance.test.mjs  the conformance live runner against all four servers
 #                          (builds target/debug/conformance, the binary `cargo nextest`
 #                          already built; LIVE_CONFORMANCE=0 skips)
@@ -20,12 +26,13 @@ cd "$HERE"
 
 bash "$HERE/build.sh"
 
+locked=()
+if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
+
 # The conformance live runner (test/conformance.test.mjs plays every live vector against
 # each example server). Built here unless LIVE_CONFORMANCE=0; a no-op when up to date.
 if [ "${LIVE_CONFORMANCE:-1}" != 0 ]; then
   s=$(date +%s.%N)
-  locked=()
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
   (cd "$HERE/.." && cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard-conformance --bin conformance)
   echo "host-js test: conformance runner built ($(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s)"
 fi
@@ -40,11 +47,31 @@ timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=1200
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
   test/node.test.mjs test/handlers.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
-  test/conformance.test.mjs
+  test/close-codes.test.mjs test/conformance.test.mjs
 rc=$?
-set -e
 pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
 fail="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+pass=${pass:-0}
+fail=${fail:-0}
+
+# The Socket.IO tests (WebSocket and long-polling), once per host (the files read SIO_HOST
+# when they load).
+(cd "$HERE/.." && cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard --example socketio-compliance) || rc=$?
+for host in native node deno bun workerd; do
+  echo
+  echo "host-js test: socketio.test.mjs on $host"
+  SIO_HOST=$host timeout --kill-after=10 400 node --test --test-concurrency=1 --test-timeout=120000 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$tap" \
+    test/socketio.test.mjs test/socketio-polling.test.mjs
+  r=$?
+  [ $r -eq 0 ] || rc=$r
+  p="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+  f="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"
+  pass=$((pass + ${p:-0}))
+  fail=$((fail + ${f:-0}))
+done
+set -e
 echo "host-js test: JS tests took $(awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s (exit $rc)"
-echo "host-js: ${pass:-0} passed, ${fail:-0} failed"
+echo "host-js: ${pass} passed, ${fail} failed"
 exit $rc

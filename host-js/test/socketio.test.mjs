@@ -11,7 +11,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
-import { startServer, stopServer } from "./sio-server.mjs";
+import { HOST, startServer, stopServer } from "./sio-server.mjs";
 
 let server;
 let base;
@@ -119,7 +119,15 @@ test("the server pings with `2` and keeps a session that answers `3`", async () 
   ws.close();
 });
 
-test("a session that does not answer pings is closed after pingInterval + pingTimeout", async () => {
+/**
+ * workerd (miniflare) does not end the TCP connection of a WebSocket the Durable Object
+ * closes from its alarm() (heartbeat timeouts): the close frame and the client's echo go
+ * through, but `ws` reports `close` only after its own 30 s timer (host-js/README.md,
+ * "Known on workerd"). The heartbeat closes are checked on every other host.
+ */
+const ALARM_CLOSE = HOST === "workerd" && "workerd does not end the TCP connection of a socket closed from alarm() (host-js/README.md)";
+
+test("a session that does not answer pings is closed after pingInterval + pingTimeout", { skip: ALARM_CLOSE }, async () => {
   const ws = raw();
   await ws.next();
   await ws.untilClosed(2000);
@@ -159,7 +167,7 @@ test("a bare Engine.IO session on /engine.io/ echoes text and binary message pac
   await ws.untilClosed();
 });
 
-test("a bare Engine.IO session closes on a close packet and on a missed pong", async () => {
+test("a bare Engine.IO session closes on a close packet and on a missed pong", { skip: ALARM_CLOSE }, async () => {
   const a = raw("EIO=4&transport=websocket", "/engine.io/");
   await a.next();
   a.send("1");
@@ -214,7 +222,7 @@ test("an invalid Socket.IO handshake closes the session", async () => {
   await ws.untilClosed();
 });
 
-test("a session that never sends CONNECT is closed (it answers no ping either)", async () => {
+test("a session that never sends CONNECT is closed (it answers no ping either)", { skip: ALARM_CLOSE }, async () => {
   const ws = raw();
   await ws.untilClosed(2000);
 });

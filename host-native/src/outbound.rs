@@ -53,6 +53,9 @@ struct Inner {
     gone: bool,
     /// A write failed: the connection is dead.
     failed: bool,
+    /// A spaced queue stopped after one frame with more queued: the connection task
+    /// yields, then writes the next.
+    pacing: bool,
 }
 
 /// The shared outbound state of one connection.
@@ -67,6 +70,8 @@ pub struct Outbound {
     pub reported_over: AtomicBool,
     /// The engine's `limits.maxBufferedBytes`.
     pub limit: u64,
+    /// One frame per write, the task yielding between them ([`Outbound::spaced`]).
+    spaced: bool,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -93,7 +98,24 @@ impl Outbound {
             queued: AtomicU64::new(0),
             reported_over: AtomicBool::new(false),
             limit,
+            spaced: false,
         }
+    }
+
+    /// Write one frame per write call and let the runtime run between two (the
+    /// connection task finishes the queue), instead of one vectored write per turn.
+    /// For Engine.IO routes: Socket.IO's compliance suite (and clients written like it)
+    /// handle one message per socket read and lose a second frame that arrives in the
+    /// same read; Engine.IO's reference server writes one packet at a time too. The JS
+    /// hosts do the same (`spacedSender` in host-js/js/core.js).
+    pub fn spaced(mut self) -> Self {
+        self.spaced = true;
+        self
+    }
+
+    /// Whether frames go out one per write ([`Outbound::spaced`]).
+    pub fn is_spaced(&self) -> bool {
+        self.spaced
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -222,8 +244,22 @@ impl Outbound {
         if g.blocked || g.failed || g.io.is_none() || g.frames.is_empty() {
             return None;
         }
+        if self.spaced {
+            // The connection task writes a spaced queue, a frame per runtime turn.
+            g.blocked = true;
+            drop(g);
+            self.notify.notify_one();
+            return None;
+        }
         let mut cx = Context::from_waker(Waker::noop());
         match self.write_queue(&mut g, &mut cx) {
+            Poll::Ready(Ok(())) if std::mem::take(&mut g.pacing) => {
+                // More frames of a spaced queue: the task writes them one by one.
+                g.blocked = true;
+                drop(g);
+                self.notify.notify_one();
+                return None;
+            }
             Poll::Ready(Ok(())) => {}
             Poll::Pending => {
                 // The no-op waker is registered now; the task re-registers its own.
@@ -244,7 +280,8 @@ impl Outbound {
     }
 
     /// Write until the queue is empty (Ready) or the socket is full (Pending, the task
-    /// is woken when it drains). For the connection task.
+    /// is woken when it drains). For the connection task. A spaced queue returns Ready
+    /// after each frame with [`Outbound::blocked`] still true while frames are left.
     pub(crate) fn poll_write_queue(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut g = self.lock();
         if g.failed {
@@ -256,12 +293,25 @@ impl Outbound {
                 Poll::Pending
             }
             Poll::Ready(r) => {
-                g.blocked = false;
+                // A spaced queue with frames left stays blocked: yield, then call again.
+                g.blocked = std::mem::take(&mut g.pacing) && r.is_ok();
                 if r.is_err() {
                     g.failed = true;
                 }
                 Poll::Ready(r)
             }
+        }
+    }
+
+    /// Write until the queue is empty, yielding to the runtime between the frames of a
+    /// spaced queue. For the connection task.
+    pub(crate) async fn write_all(&self) -> io::Result<()> {
+        loop {
+            std::future::poll_fn(|cx| self.poll_write_queue(cx)).await?;
+            if !self.blocked() {
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
         }
     }
 
@@ -290,6 +340,7 @@ impl Outbound {
             frames,
             head_written,
             io,
+            pacing,
             ..
         } = g;
         let Some(io) = io.as_mut() else {
@@ -299,7 +350,8 @@ impl Outbound {
             let mut slices = [IoSlice::new(&[]); IOV];
             let mut n = 0;
             let mut bytes = 0;
-            for (i, f) in frames.iter().enumerate().take(IOV) {
+            let per_write = if self.spaced { 1 } else { IOV };
+            for (i, f) in frames.iter().enumerate().take(per_write) {
                 let part = if i == 0 { &f[*head_written..] } else { &f[..] };
                 slices[n] = IoSlice::new(part);
                 n += 1;
@@ -325,6 +377,12 @@ impl Outbound {
                     *head_written += written;
                     written = 0;
                 }
+            }
+            if self.spaced && *head_written == 0 && !frames.is_empty() {
+                // A whole frame went out and more wait: the connection task writes the
+                // next one after yielding to the runtime (`pacing`).
+                *pacing = true;
+                return Pin::new(&mut *io).poll_flush(cx);
             }
         }
         // An idle connection keeps no queue allocated.
@@ -360,6 +418,37 @@ mod tests {
             got,
             [0x89, 0, 0x81, 2, b'a', b'b', 0x81, 3, b'c', b'd', b'e']
         );
+    }
+
+    #[tokio::test]
+    async fn a_spaced_queue_leaves_writing_to_the_task_one_frame_per_write() {
+        let q = Outbound::new(16, 1000, 1 << 16).spaced();
+        let (mut client, server) = tokio::io::duplex(1024);
+        q.attach(Box::new(server));
+        q.push(frame("one")).unwrap();
+        q.push(frame("two")).unwrap();
+        // The actor's flush writes nothing: the task owns a spaced queue.
+        assert_eq!(q.flush_now(), None);
+        assert!(q.blocked());
+        assert_eq!(q.queued.load(Ordering::Acquire), 10);
+        // One frame per call, still blocked while frames are left.
+        std::future::poll_fn(|cx| q.poll_write_queue(cx))
+            .await
+            .unwrap();
+        assert!(q.blocked());
+        assert_eq!(q.queued.load(Ordering::Acquire), 5);
+        let mut got = vec![0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(&got[2..], b"one");
+        q.write_all().await.unwrap();
+        assert!(!q.blocked());
+        assert!(q.is_empty());
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(&got[2..], b"two");
     }
 
     #[tokio::test]

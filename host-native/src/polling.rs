@@ -62,7 +62,7 @@ pub async fn serve(
     peer: SocketAddr,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let max = state.ws.config.max_message_size.unwrap_or(1 << 20);
+    let max = state.ws.max_payload;
     let body = match read_body(body, max.saturating_add(1)).await {
         Ok(b) => b,
         Err(e) => {

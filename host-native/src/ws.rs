@@ -91,11 +91,18 @@ pub async fn upgrade(
         peer: peer.ip().to_string(),
         client_id: crate::ids::client_id(),
     };
-    let out = Arc::new(Outbound::new(
+    let out = Outbound::new(
         state.ws.outbound_queue,
         state.ws.max_buffered,
         state.ws.write_batch,
-    ));
+    );
+    let out = Arc::new(
+        if engine::routes::serves_engine_io(&state.ws_routes, &request.path) {
+            out.spaced()
+        } else {
+            out
+        },
+    );
     let (reply, answer) = oneshot::channel();
     let open = ToActor::Open {
         conn,

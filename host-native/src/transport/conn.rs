@@ -94,6 +94,10 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
                 if let Some(end) = report_drained(state, conn, out.take_drained()).await {
                     return end;
                 }
+                if out.is_spaced() {
+                    // A spaced queue: let the runtime run before the next frame.
+                    tokio::task::yield_now().await;
+                }
             }
             r = poll_fn(|cx| poll_read_events(cx, out, decoder, &mut events, read_size)) => {
                 let decoded = match r {
@@ -195,7 +199,7 @@ fn poll_read_events(
 async fn drain(state: &AppState, out: &Outbound) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         tokio::select! {
-            _ = poll_fn(|cx| out.poll_write_queue(cx)) => {}
+            _ = out.write_all() => {}
             () = state.hard_stop.cancelled() => {}
         }
     })
