@@ -32,6 +32,8 @@
 //!         Action::Ping { .. } | Action::Close { .. } => { /* socket control */ }
 //!         Action::Call { .. } => { /* do the I/O, then feed Input::Completed */ }
 //!         Action::CommandResult { .. } => { /* answer the admin request */ }
+//!         Action::Respond { .. } => { /* answer the held HTTP request (long-polling) */ }
+//!         Action::Cluster { .. } => { /* publish to the other nodes (cluster mode only) */ }
 //!     }
 //! }
 //! // Sleep until the next deadline, then feed Input::Timeout.
@@ -46,7 +48,11 @@
 //! queue sizes with `Backpressure` so the slow-consumer policy can act; match each
 //! `CommandResult` to its command by `tag` (the resource-write commands
 //! [`Command::Insert`], [`Command::Update`] and [`Command::Delete`] are answered only
-//! when their storage `Call` completes or times out).
+//! when their storage `Call` completes or times out); hand plain HTTP requests on the
+//! paths [`Engine::serves_http`] names to the engine as `Input::Http` and write each
+//! `Respond` to its request (it may come later: a held long-poll); in cluster mode
+//! ([`Engine::enable_cluster`]) carry each `Cluster` message to the other nodes and
+//! feed theirs as `Input::Cluster`.
 
 //!
 //! The engine logs through the [`log`](https://docs.rs/log) facade (key-source fetches
