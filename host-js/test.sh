@@ -10,6 +10,10 @@
 #                          rotation, unknown-kid cooldown, cross-issuer kid, outage), and
 #                          token expiry / refresh over a socket
 #   test/close-codes.test.mjs  raw RFC 6455 violations on every runtime: 1007 / 1002 close codes
+#   test/backpressure.test.mjs queued bytes reported at the engine's thresholds (a fake socket)
+#   test/handshake.test.mjs    refused handshakes (405 / 400 / 426 / 404) on every host, the
+#                          native one included: the engine's bodies, valid against the
+#                          schema and byte-identical across hosts (builds the native binary)
 #   test/socketio.test.mjs, test/socketio-polling.test.mjs  Socket.IO v5 / Engine.IO v4
 #                          (WebSocket, long-polling, the upgrade) and socket.io-client interop
 #                          against the compliance application, once per host
@@ -29,6 +33,9 @@ bash "$HERE/build.sh"
 locked=()
 if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then locked=(--locked); fi
 
+# The native server for test/handshake.test.mjs (a no-op after `cargo nextest`).
+(cd "$HERE/.." && cargo build ${locked[@]+"${locked[@]}"} -q -p switchboard --bin switchboard)
+
 # The conformance live runner (test/conformance.test.mjs plays every live vector against
 # each example server). Built here unless LIVE_CONFORMANCE=0; a no-op when up to date.
 if [ "${LIVE_CONFORMANCE:-1}" != 0 ]; then
@@ -47,7 +54,7 @@ timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=1200
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
   test/node.test.mjs test/handlers.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
-  test/close-codes.test.mjs test/conformance.test.mjs
+  test/close-codes.test.mjs test/backpressure.test.mjs test/handshake.test.mjs test/conformance.test.mjs
 rc=$?
 pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
 fail="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"

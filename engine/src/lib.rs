@@ -63,6 +63,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backpressure;
 pub mod broker;
 pub mod cluster;
 pub mod config;
@@ -71,6 +72,7 @@ mod engine;
 pub mod error;
 pub mod filter;
 pub mod guard;
+pub mod handshake;
 pub mod hostcall;
 mod hub;
 pub mod metrics;

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use engine::handshake::HandshakeRefusal;
 use engine::hostcall::{GuardDecision, HostRequest};
 use engine::protocol::CLIENT_TYPES;
 use engine::store::{MemoryStore, RecordStore};
@@ -129,6 +130,33 @@ impl Checker {
         self.client_frames += 1;
     }
 
+    /// A rejection body (the engine's, or a handshake refusal a host sends) against
+    /// upgrade-rejection.schema.json, with the status that goes with its code.
+    fn rejection(&mut self, status: u16, body: &str) {
+        let v: Value = serde_json::from_str(body).expect("rejection bodies are JSON");
+        let p = problems(&self.rejection, &v);
+        assert!(
+            p.is_empty(),
+            "rejection body does not match upgrade-rejection.schema.json: {body}\n{}",
+            p.join("\n")
+        );
+        let code = v["code"].as_str().unwrap();
+        let expected: &[u16] = match code {
+            "INVALID_MESSAGE" => &[400, 405, 426],
+            "NOT_FOUND" => &[404],
+            "FORBIDDEN" => &[403],
+            "UNAUTHORIZED" => &[401],
+            "LIMIT_EXCEEDED" => &[429, 503],
+            "UNAVAILABLE" => &[503],
+            "INTERNAL_ERROR" => &[500],
+            other => panic!("unexpected rejection code {other}"),
+        };
+        assert!(expected.contains(&status), "{code} with status {status}");
+        let reason = v["reason"].as_str().unwrap().to_string();
+        self.rejection_statuses.insert((status, reason.clone()));
+        self.rejection_reasons.insert(reason);
+    }
+
     fn check_action(&mut self, action: &Action) {
         match action {
             Action::Send { frame, .. } | Action::SendMany { frame, .. } => {
@@ -157,29 +185,7 @@ impl Checker {
                 self.server_types.insert(ty);
                 self.server_frames += 1;
             }
-            Action::Reject { status, body, .. } => {
-                let v: Value = serde_json::from_str(body).expect("rejection bodies are JSON");
-                let p = problems(&self.rejection, &v);
-                assert!(
-                    p.is_empty(),
-                    "rejection body does not match upgrade-rejection.schema.json: {body}\n{}",
-                    p.join("\n")
-                );
-                let code = v["code"].as_str().unwrap();
-                let expected: &[u16] = match code {
-                    "NOT_FOUND" => &[404],
-                    "FORBIDDEN" => &[403],
-                    "UNAUTHORIZED" => &[401],
-                    "LIMIT_EXCEEDED" => &[429, 503],
-                    "UNAVAILABLE" => &[503],
-                    "INTERNAL_ERROR" => &[500],
-                    other => panic!("unexpected rejection code {other}"),
-                };
-                assert!(expected.contains(status), "{code} with status {status}");
-                let reason = v["reason"].as_str().unwrap().to_string();
-                self.rejection_statuses.insert((*status, reason.clone()));
-                self.rejection_reasons.insert(reason);
-            }
+            Action::Reject { status, body, .. } => self.rejection(*status, body),
             Action::Close { code, reason, .. } => {
                 assert!(reason.len() <= 123, "close reasons fit a close frame");
                 self.close_codes.insert(*code);
@@ -510,6 +516,10 @@ fn every_frame_matches_the_schemas() {
     token_expiry_and_refresh(&ck);
     slow_consumers(&ck);
     server_api(&ck);
+    // The refusals hosts send before the engine decides; the engine writes their bodies.
+    for r in HandshakeRefusal::ALL {
+        ck.borrow_mut().rejection(r.status(), &r.body());
+    }
 
     let ck = ck.borrow();
     // Every server message type the schema lists was produced, and nothing else.
@@ -537,7 +547,10 @@ fn every_frame_matches_the_schemas() {
         "observed rejection reasons vs schema"
     );
     let statuses: BTreeSet<u16> = ck.rejection_statuses.iter().map(|(s, _)| *s).collect();
-    assert_eq!(statuses, BTreeSet::from([401, 403, 404, 429, 500, 503]));
+    assert_eq!(
+        statuses,
+        BTreeSet::from([400, 401, 403, 404, 405, 426, 429, 500, 503])
+    );
     // Every close code the engine itself sends.
     assert_eq!(
         ck.close_codes,

@@ -1,6 +1,6 @@
 // @ts-self-types="./bun.d.ts"
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
-import { Host, fetchRoute, spacedSender } from "./core.js";
+import { Host, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -65,7 +65,8 @@ export async function serveBun(o) {
       const eio = host.engine.servesHttp(new URL(req.url).pathname);
       if (srv.upgrade(req, { data: { conn: d.conn, eio }, headers })) return undefined;
       host.closed(d.conn, 1006);
-      return new Response('{"code":"INVALID_MESSAGE","message":"upgrade failed"}', { status: 400 });
+      const r = handshakeRefusal("upgrade_failed");
+      return new Response(r.body, { status: r.status, headers: r.headers });
     },
     websocket: {
       // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009;

@@ -17,7 +17,7 @@
 // SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
 // test control channel (js/test-control.js; tests only).
 import { DurableObject } from "cloudflare:workers";
-import { Host, fetchRoute, loadDeployment, wasm } from "./core.js";
+import { Host, fetchRoute, handshakeCheck, handshakeRefusal, loadDeployment, wasm } from "./core.js";
 import { installTestControl, testControlEnabled } from "./test-control.js";
 
 export { Host, loadDeployment } from "./core.js";
@@ -243,13 +243,8 @@ export class SwitchboardDurableObject extends DurableObject {
       // A deployment the engine refuses (bad config, a feature this module lacks): every
       // request gets the same clear answer; the details go to the Worker's log only.
       this.log(`cannot start: ${e?.message ?? e}`);
-      const body = {
-        type: "error",
-        code: "INTERNAL_ERROR",
-        reason: "bad_deployment",
-        message: "the server's deployment config was refused; the details are in the Worker's log",
-      };
-      return new Response(JSON.stringify(body), { status: 500, headers: JSON_HEADERS });
+      const r = handshakeRefusal("bad_deployment");
+      return new Response(r.body, { status: r.status, headers: r.headers });
     }
     if (this.env.SWITCHBOARD_TEST_HOOKS === "1" && req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       const { pathname } = new URL(req.url);
@@ -343,6 +338,12 @@ export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {})
       const url = new URL(req.url);
       if (url.pathname === "/healthz" && req.headers.get("upgrade") === null) {
         return new Response('{"status":"ok"}', { headers: JSON_HEADERS });
+      }
+      // A malformed handshake is refused here, at the edge (workerd cannot forward an
+      // upgrade whose method is not GET to a Durable Object); the engine writes the body.
+      if (req.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        const refused = handshakeCheck(req.method, (name) => req.headers.get(name));
+        if (refused) return new Response(refused.body, { status: refused.status, headers: refused.headers });
       }
       const ns = env[binding];
       return ns.get(ns.idFromName(name)).fetch(req);

@@ -112,8 +112,6 @@ export class CommandError extends Error {
   }
 }
 
-const BACKPRESSURE_FLOOR = 64 * 1024;
-const level = (bytes) => (bytes < BACKPRESSURE_FLOOR ? 0 : 31 - Math.clz32(bytes));
 
 /** Default scheduler: one setTimeout, re-armed only when the deadline changes. */
 export function timerScheduler(now = Date.now) {
@@ -176,6 +174,8 @@ export class Host {
     const cfg = JSON.stringify(this.config);
     this.now = o.now ?? Date.now;
     this.engine = new wasm.Engine(cfg, o.seed ?? randomSeed(), o.memoryStore ?? true);
+    // When to report queued bytes (the engine's thresholds; a reset engine has the same config).
+    this.pressure = this.engine.backpressureThresholds();
     this.store = o.store ?? null;
     this.guard = o.guard ?? null;
     this.scheduler = o.scheduler ?? timerScheduler(this.now);
@@ -185,7 +185,7 @@ export class Host {
     this.onEngineStep = o.onEngineStep ?? null;
     this.log = o.log ?? ((m) => console.error(`switchboard: ${m}`));
     this.publicInfo = o.publicInfo ?? false;
-    this.conns = new Map(); // conn id -> {socket, queue, closing, reported}
+    this.conns = new Map(); // conn id -> {socket, queue, closing, reported, over}
     this.nextConn = 1;
     this.deadline = null;
     this.tag = 0;
@@ -217,10 +217,10 @@ export class Host {
     const conn = this.nextConn++;
     const req = { ...request, clientId: request.clientId ?? randomClientId() };
     if (this.testControl) this.testControl.upgradeRequest(req);
-    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0 });
+    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0, over: false });
     this.decision = null;
     this.run(() => this.engine.open(this.now(), conn, JSON.stringify(req)));
-    const d = this.decision ?? { accept: false, status: 500, body: '{"type":"error","code":"INTERNAL_ERROR","message":"no decision"}' };
+    const d = this.decision ?? { accept: false, ...handshakeRefusal("no_decision") };
     this.decision = null;
     if (!d.accept) this.conns.delete(conn);
     return { conn, ...d };
@@ -291,7 +291,7 @@ export class Host {
   /** Re-create a connection from a snapshot (after hibernation); no welcome is sent. */
   restore(conn, snapshotJson, socket) {
     if (conn >= this.nextConn) this.nextConn = conn + 1;
-    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0 });
+    this.conns.set(conn, { socket: null, queue: [], closing: false, reported: 0, over: false });
     let error = null;
     this.run(() => {
       const b = this.engine.restore(this.now(), conn, snapshotJson);
@@ -501,7 +501,19 @@ export class Host {
     }
   }
 
-  /** Send one frame; returns true when the queued-bytes level changed (report it). */
+  /**
+   * Whether `b` queued bytes cross the engine's thresholds (js: backpressureThresholds)
+   * given what the engine was last told; records the new state when they do.
+   */
+  crossed(c, b) {
+    const [over, under] = this.pressure;
+    if (c.over ? b > under : b <= over) return false;
+    c.over = !c.over;
+    c.reported = b;
+    return true;
+  }
+
+  /** Send one frame; returns true when the queue crossed a threshold (report it). */
   sendTo(conn, c, text) {
     if (!c.socket) {
       c.queue.push((s) => s.send(text));
@@ -509,12 +521,7 @@ export class Host {
     }
     c.socket.send(text);
     const b = c.socket.buffered?.();
-    if (b === undefined) return false;
-    if (level(b) !== level(c.reported)) {
-      c.reported = b;
-      return true;
-    }
-    return false;
+    return b !== undefined && this.crossed(c, b);
   }
 
   /** A runtime told us a connection's queue drained (Bun's drain, ...). */
@@ -522,10 +529,7 @@ export class Host {
     const c = this.conns.get(conn);
     if (!c || !c.socket) return;
     const b = c.socket.buffered?.() ?? 0;
-    if (level(b) !== level(c.reported)) {
-      c.reported = b;
-      this.run(() => this.engine.backpressure(this.now(), conn, b));
-    }
+    if (this.crossed(c, b)) this.run(() => this.engine.backpressure(this.now(), conn, b));
   }
 
   schedule(at) {
@@ -734,6 +738,30 @@ function b64(s) {
 const JSON_TYPE = { "content-type": "application/json" };
 
 /**
+ * The RFC 6455 checks of an upgrade request before the engine decides (GET, a
+ * Sec-WebSocket-Key, version 13); the engine owns the answer. `header(name)` reads a
+ * request header. Returns null, or {status, headers, body} to send.
+ */
+export function handshakeCheck(method, header) {
+  const r = wasm.handshakeCheck(method, header("sec-websocket-key") ?? undefined, header("sec-websocket-version") ?? undefined);
+  return r ? refusalAnswer(r) : null;
+}
+
+/**
+ * The answer to a handshake the runtime refuses before or after the engine decided
+ * (`upgrade_failed`, `bad_deployment`, `no_decision`, ...): {status, headers, body}, the
+ * body from the engine (upgrade-rejection.schema.json).
+ */
+export function handshakeRefusal(reason) {
+  return refusalAnswer(wasm.handshakeRefusal(reason));
+}
+
+function refusalAnswer(text) {
+  const r = JSON.parse(text);
+  return { status: r.status, headers: { ...JSON_TYPE, ...r.headers }, body: r.body };
+}
+
+/**
  * The first step of a request on the Fetch-API runtimes (Deno, Bun, Workers): plain HTTP
  * gets its Response (httpRoute); a WebSocket upgrade is decided by the engine. Returns
  * {response} (HTTP, or a refused upgrade with its JSON body) or {accepted} (the engine's
@@ -752,6 +780,8 @@ export function fetchRoute(host, req, peer) {
     const r = httpRoute(host, req.method, url.pathname);
     return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
   }
+  const refused = handshakeCheck(req.method, (name) => req.headers.get(name));
+  if (refused) return { response: new Response(refused.body, { status: refused.status, headers: refused.headers }) };
   const d = host.open({ path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) });
   if (!d.accept) return { response: new Response(d.body, { status: d.status, headers: JSON_TYPE }) };
   return { accepted: d };
@@ -881,6 +911,8 @@ export const STATUS_TEXT = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
+  426: "Upgrade Required",
   429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",

@@ -5,7 +5,7 @@
 // heartbeat pings are answered at once (ping mode "emulate") and liveness is left to
 // Deno's own `idleTimeout` pings (set to the engine's heartbeatInterval): a client
 // that stops answering is closed by Deno (code 1001) instead of the engine (4000).
-import { Host, fetchRoute, spacedSender } from "./core.js";
+import { Host, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -36,7 +36,8 @@ export async function serveDeno(o) {
         ({ socket, response } = Deno.upgradeWebSocket(req, opts));
       } catch (e) {
         host.closed(d.conn, 1006);
-        return new Response(String(e?.message ?? e), { status: 400 });
+        const r = handshakeRefusal("upgrade_failed");
+        return new Response(r.body, { status: r.status, headers: r.headers });
       }
       const conn = d.conn;
       socket.binaryType = "arraybuffer";

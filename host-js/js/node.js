@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, httpRoute, isTestPath, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, handshakeCheck, httpRoute, isTestPath, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -144,11 +144,16 @@ export async function serveNode(o) {
 
   server.on("upgrade", (req, socket, head) => {
     const [path, query] = splitUrl(req.url ?? "/");
-    const d = host.open({ path, query, headers: rawHeaders(req), peer: normalizePeer(req.socket.remoteAddress) });
-    if (!d.accept) {
+    const refused = handshakeCheck(req.method ?? "GET", (name) => req.headers[name]);
+    const d = refused ?? host.open({ path, query, headers: rawHeaders(req), peer: normalizePeer(req.socket.remoteAddress) });
+    if (refused || !d.accept) {
+      const extra = Object.entries(refused?.headers ?? {})
+        .filter(([k]) => k !== "content-type")
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join("");
       const body = Buffer.from(d.body);
       socket.end(
-        `HTTP/1.1 ${d.status} ${STATUS_TEXT[d.status] ?? "Error"}\r\nContent-Type: application/json\r\n` +
+        `HTTP/1.1 ${d.status} ${STATUS_TEXT[d.status] ?? "Error"}\r\nContent-Type: application/json\r\n${extra}` +
           `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${d.body}`,
       );
       return;

@@ -272,6 +272,16 @@ impl Engine {
         engine::routes::serves_path(&self.core.engine().config().routes, path)
     }
 
+    /// `[over, under]`: report a connection's queued bytes (`backpressure`) when they grow
+    /// past `over`, and again when they drain to `under` or less (the engine's
+    /// thresholds for `limits.maxBufferedBytes`, the same on every host).
+    #[wasm_bindgen(js_name = backpressureThresholds)]
+    pub fn backpressure_thresholds(&self) -> Vec<f64> {
+        let limit = self.core.engine().config().limits.max_buffered_bytes;
+        let t = engine::backpressure::Thresholds::for_limit(limit);
+        vec![t.over as f64, t.under as f64]
+    }
+
     #[wasm_bindgen(js_name = connectionCount)]
     pub fn connection_count(&self) -> u32 {
         self.core.engine().connection_count() as u32
@@ -291,6 +301,39 @@ impl Engine {
 
 /// Split a deployment document into `{config, server, warnings}` (JSON), applying the
 /// environment overrides in `envJson`. Throws with every problem and its field path.
+/// The answer to a handshake the runtime refuses before the engine decides
+/// (`missing_key`, `unsupported_version`, `method_not_allowed`, `upgrade_failed`,
+/// `draining`, `bad_deployment`, `no_decision`): `{"status", "body", "headers"}` as JSON text, the
+/// body valid against `upgrade-rejection.schema.json`. An unknown reason is `no_decision`.
+#[wasm_bindgen(js_name = handshakeRefusal)]
+pub fn handshake_refusal(reason: &str) -> String {
+    use engine::handshake::HandshakeRefusal;
+    let r = HandshakeRefusal::from_reason(reason).unwrap_or(HandshakeRefusal::NoDecision);
+    refusal_json(r)
+}
+
+/// The RFC 6455 checks of an upgrade request before the engine decides (method, key,
+/// version): `null` if well-formed, else `{"status", "body", "headers"}` as JSON text.
+#[wasm_bindgen(js_name = handshakeCheck)]
+pub fn handshake_check(
+    method: &str,
+    key: Option<String>,
+    version: Option<String>,
+) -> Option<String> {
+    use engine::handshake::HandshakeRefusal;
+    let r = HandshakeRefusal::check(method, key.as_deref(), version.as_deref())?;
+    Some(refusal_json(r))
+}
+
+fn refusal_json(r: engine::handshake::HandshakeRefusal) -> String {
+    let headers: serde_json::Map<String, serde_json::Value> = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    serde_json::json!({"status": r.status(), "body": r.body(), "headers": headers}).to_string()
+}
+
 #[wasm_bindgen(js_name = loadDeployment)]
 pub fn load_deployment(doc_json: &str, env_json: &str) -> Result<String, JsError> {
     deployment::load(doc_json, env_json).map_err(|e| JsError::new(&e))

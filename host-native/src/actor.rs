@@ -709,7 +709,12 @@ impl Actor {
                     match &self.runner {
                         Some(runner) => {
                             let budget = Duration::from_millis(deadline.since(now).max(1));
-                            runner.spawn(self.engine.config(), op, client_id, request, budget);
+                            // A handler that answers without waiting completes here, in order.
+                            if let Some(r) =
+                                runner.spawn(self.engine.config(), op, client_id, request, budget)
+                            {
+                                self.complete_now(now, op, HostResult::Handler(Box::new(r)));
+                            }
                         }
                         None => {
                             let r = engine::app::HandlerResponse::failed(
@@ -899,15 +904,16 @@ impl Actor {
                 if schedule {
                     self.dirty.push((conn, out.clone()));
                 }
-                (queued > out.limit && !out.reported_over.swap(true, Ordering::AcqRel))
-                    .then_some(queued)
+                (out.pressure.crossing(false, queued) == Some(true)
+                    && !out.reported_over.swap(true, Ordering::AcqRel))
+                .then_some(queued)
             }
             Err(PushError::Full) => {
                 // A full queue counts as over the byte limit: the engine's policy decides.
                 self.metrics.outbound_overflow.inc();
                 out.reported_over.store(true, Ordering::Release);
                 let queued = out.queued.load(Ordering::Acquire);
-                Some(queued.max(out.limit.saturating_add(1)))
+                Some(queued.max(out.pressure.over.saturating_add(1)))
             }
             // The connection task is gone; its Closed report is on the way.
             Err(PushError::Gone) => None,

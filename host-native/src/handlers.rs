@@ -36,6 +36,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub use engine::app::{
     ClientContext, HandlerError, HandlerResponse, HookCall, HookKind, InterceptCall, MessageCall,
 };
 use engine::{Command, CommandError, ErrorCode, HostRequest, OpId};
+use futures_util::FutureExt;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -475,7 +477,11 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Run a handler call on its own task; its answer is sent on `tx`.
+    /// Run a handler call. A code handler is polled once right here: if it answers
+    /// without waiting (a synchronous handler), its answer is returned and the caller
+    /// completes the call at once, so the answers of one connection's synchronous
+    /// handlers come back in the order of its messages, as on the JS hosts. A handler
+    /// that waits, and every webhook, continues on its own task and answers on `tx`.
     pub fn spawn(
         &self,
         config: &engine::Config,
@@ -483,20 +489,37 @@ impl Runner {
         client_id: String,
         request: HostRequest,
         budget: Duration,
-    ) {
+    ) -> Option<HandlerResponse> {
         let tx = self.tx.clone();
         match target(&self.handlers, config, &request) {
             Target::None(why) => {
                 tracing::warn!(reason = %why, "handler call without a handler");
-                let _ = tx.send((op, HandlerResponse::failed(why)));
+                Some(HandlerResponse::failed(why))
             }
             Target::Code(h) => {
                 let ctx = Ctx {
                     client_id,
                     server: self.server.clone(),
                 };
+                // The closure and the first poll run here; a panic in either is the
+                // handler's failure, never the actor's.
+                let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let mut fut = (h.0)(request, ctx);
+                    match fut.as_mut().now_or_never() {
+                        Some(resp) => Ok(resp),
+                        None => Err(fut),
+                    }
+                }));
+                let fut = match first {
+                    Ok(Ok(resp)) => return Some(resp),
+                    Ok(Err(fut)) => fut,
+                    Err(_) => {
+                        tracing::error!("application handler panicked");
+                        return Some(HandlerResponse::failed("the handler panicked"));
+                    }
+                };
                 tokio::spawn(async move {
-                    let mut task = tokio::spawn((h.0)(request, ctx));
+                    let mut task = tokio::spawn(fut);
                     let resp = match tokio::time::timeout(budget + HANDLER_GRACE, &mut task).await {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
@@ -511,11 +534,11 @@ impl Runner {
                     };
                     let _ = tx.send((op, resp));
                 });
+                None
             }
             Target::Webhook(url) => {
                 let Some(webhooks) = self.webhooks.clone() else {
-                    let _ = tx.send((op, HandlerResponse::failed("no HTTP client")));
-                    return;
+                    return Some(HandlerResponse::failed("no HTTP client"));
                 };
                 let secret = config.hooks.webhook_secret.clone();
                 let body = serde_json::to_value(&request).unwrap_or(json!(null));
@@ -526,6 +549,7 @@ impl Runner {
                     }
                     let _ = tx.send((op, resp));
                 });
+                None
             }
         }
     }

@@ -68,8 +68,8 @@ pub struct Outbound {
     pub queued: AtomicU64,
     /// Whether the engine was last told that this connection is over the limit.
     pub reported_over: AtomicBool,
-    /// The engine's `limits.maxBufferedBytes`.
-    pub limit: u64,
+    /// When the engine hears about this queue (from `limits.maxBufferedBytes`).
+    pub pressure: engine::backpressure::Thresholds,
     /// One frame per write, the task yielding between them ([`Outbound::spaced`]).
     spaced: bool,
 }
@@ -78,7 +78,7 @@ impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
             .field("queued", &self.queued)
-            .field("limit", &self.limit)
+            .field("pressure", &self.pressure)
             .finish_non_exhaustive()
     }
 }
@@ -87,8 +87,9 @@ impl std::fmt::Debug for Outbound {
 const IOV: usize = 64;
 
 impl Outbound {
-    /// A queue of at most `capacity` frames, reporting past `limit` bytes, writing at
-    /// most about `write_batch` bytes per write call.
+    /// A queue of at most `capacity` frames, reporting to the engine at the thresholds of
+    /// `limit` (`limits.maxBufferedBytes`), writing at most about `write_batch` bytes per
+    /// write call.
     pub fn new(capacity: usize, limit: u64, write_batch: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
@@ -97,7 +98,7 @@ impl Outbound {
             write_batch: write_batch.max(1),
             queued: AtomicU64::new(0),
             reported_over: AtomicBool::new(false),
-            limit,
+            pressure: engine::backpressure::Thresholds::for_limit(limit),
             spaced: false,
         }
     }
@@ -328,11 +329,13 @@ impl Outbound {
         }
     }
 
-    /// `Some(bytes still queued)` once after the connection drained back under half its
-    /// limit while the engine believed it over.
+    /// `Some(bytes still queued)` once after the connection drained back to the engine's
+    /// `under` threshold while the engine believed it over.
     pub fn take_drained(&self) -> Option<u64> {
         let left = self.queued.load(Ordering::Acquire);
-        (left <= self.limit / 2 && self.reported_over.swap(false, Ordering::AcqRel)).then_some(left)
+        (self.pressure.crossing(true, left) == Some(false)
+            && self.reported_over.swap(false, Ordering::AcqRel))
+        .then_some(left)
     }
 
     fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

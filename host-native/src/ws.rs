@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{ConnId, ErrorCode, UpgradeRequest};
+use engine::handshake::HandshakeRefusal;
+use engine::{ConnId, UpgradeRequest};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -20,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::actor::{OpenOutcome, ToActor};
-use crate::http::{json_error, json_response, Body};
+use crate::http::{json_response, Body};
 use crate::outbound::Outbound;
 use crate::state::AppState;
 
@@ -40,6 +41,18 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
     has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }
 
+/// The response to a handshake refused before the engine decides (the engine owns the
+/// status, body and headers).
+fn refuse(r: HandshakeRefusal) -> Response<Body> {
+    let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = json_response(status, r.body());
+    for (name, value) in r.headers() {
+        resp.headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
+    resp
+}
+
 /// Answer an upgrade request: ask the engine, then switch protocols or refuse.
 pub async fn upgrade(
     state: Arc<AppState>,
@@ -47,34 +60,21 @@ pub async fn upgrade(
     peer: SocketAddr,
 ) -> Response<Body> {
     let headers = req.headers();
-    let Some(key) = headers.get("sec-websocket-key").cloned() else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            "missing Sec-WebSocket-Key",
-        );
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if headers
-        .get("sec-websocket-version")
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        let mut r = json_error(
-            StatusCode::UPGRADE_REQUIRED,
-            ErrorCode::InvalidMessage,
-            "only WebSocket version 13 is supported",
-        );
-        r.headers_mut()
-            .insert("sec-websocket-version", HeaderValue::from_static("13"));
-        return r;
+    if let Some(r) = HandshakeRefusal::check(
+        req.method().as_str(),
+        text("sec-websocket-key"),
+        text("sec-websocket-version"),
+    ) {
+        return refuse(r);
     }
-    if req.method() != hyper::Method::GET {
-        return json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::InvalidMessage,
-            "upgrades must use GET",
-        );
-    }
+    let Some(key) = headers.get("sec-websocket-key").cloned() else {
+        return refuse(HandshakeRefusal::MissingKey);
+    };
     let conn = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
     let request = UpgradeRequest {
         path: req.uri().path().to_string(),
@@ -111,18 +111,10 @@ pub async fn upgrade(
         reply,
     };
     if state.actor.send(open).await.is_err() {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "server is stopping",
-        );
+        return refuse(HandshakeRefusal::Stopping);
     }
     match answer.await {
-        Err(_) => json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "server is stopping",
-        ),
+        Err(_) => refuse(HandshakeRefusal::Stopping),
         Ok(OpenOutcome::Reject { status, body }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
             json_response(status, body)

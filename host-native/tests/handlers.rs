@@ -427,3 +427,39 @@ async fn admin_http_api_controls_rooms() {
     assert_eq!(r.status, 404);
     server.shutdown().await;
 }
+
+/// Synchronous handlers answer in the order of the connection's messages, even on a
+/// multi-threaded runtime where spawned tasks finish in any order, and they complete at
+/// once (a burst of 300 never hits the 16-requests-in-flight limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_handler_answers_keep_the_connections_message_order() {
+    let server = ServerBuilder::new(deployment(json!({"messages": {"echo": {}}})))
+        .on_message("echo", |msg: MessageCall, _ctx: Ctx| async move {
+            HandlerResponse {
+                commands: vec![
+                    json!({"command": "send", "message": {"type": "echoed", "data": msg.data}}),
+                ],
+                ..HandlerResponse::reply(msg.data)
+            }
+        })
+        .start()
+        .await
+        .expect("server starts");
+    let (mut ws, _) = connect(server.local_addr(), "/").await;
+    for i in 0..300 {
+        send(&mut ws, json!({"type": "echo", "data": i, "requestId": i})).await;
+    }
+    for i in 0..300 {
+        assert_eq!(
+            recv(&mut ws).await,
+            json!({"type": "echoed", "data": i}),
+            "message {i}"
+        );
+        assert_eq!(
+            recv(&mut ws).await,
+            json!({"type": "reply", "requestId": i, "data": i}),
+            "message {i}"
+        );
+    }
+    server.shutdown().await;
+}
