@@ -68,6 +68,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod deployment;
 mod engine;
 pub mod error;
 pub mod filter;

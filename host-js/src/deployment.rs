@@ -1,69 +1,35 @@
 //! A deployment document (`examples/demo.json`): host settings under `server`, every
-//! other top-level key is the engine config. Same split and environment overrides as
-//! the native host (`SWITCHBOARD_JWT_SECRET` → `auth.jwt.secret`,
-//! `SWITCHBOARD_ADMIN_KEY` → `server.adminKey`), so every host serves the same demo.
+//! other top-level key is the engine config. The environment overrides
+//! (`SWITCHBOARD_JWT_SECRET` → `auth.jwt.secret`, `SWITCHBOARD_ADMIN_KEY` →
+//! `server.adminKey`) and the development-secret warnings are the engine's
+//! ([`engine::deployment`]), shared with the native host, so every host serves the same demo.
 
+use engine::deployment::{apply_env, dev_warnings};
 use engine::Config;
-use serde_json::{json, Map, Value};
-
-/// The JWT secret of the demo config; hosts warn loudly while it is in use.
-pub const DEV_JWT_SECRET: &str = "dev-secret";
-/// The admin key of the demo config.
-pub const DEV_ADMIN_KEY: &str = "dev-admin";
+use serde_json::{json, Value};
 
 /// Split and validate a deployment document. `env_json` is an object of environment
-/// variables (only the two above are read). Returns
+/// variables (only `SWITCHBOARD_JWT_SECRET` and `SWITCHBOARD_ADMIN_KEY` are read, as on
+/// the native host: [`engine::deployment`]). Returns
 /// `{"config": <engine config, normalized>, "server": {...}, "warnings": [...]}` or every
 /// config problem with its field path.
 pub fn load(doc_json: &str, env_json: &str) -> Result<String, String> {
     let mut doc: Value =
         serde_json::from_str(doc_json).map_err(|e| format!("deployment is not JSON: {e}"))?;
     let env: Value = serde_json::from_str(env_json).unwrap_or(Value::Null);
-    let var = |name: &str| {
-        env.get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
+    apply_env(&mut doc, |name| {
+        env.get(name).and_then(Value::as_str).map(str::to_owned)
+    });
     let Value::Object(root) = &mut doc else {
         return Err("deployment must be a JSON object".into());
     };
-    let mut server = match root.remove("server") {
+    let server = match root.remove("server") {
         Some(Value::Object(m)) => m,
-        None => Map::new(),
+        None => serde_json::Map::new(),
         Some(_) => return Err("server: must be an object".into()),
     };
-    if let Some(secret) = var("SWITCHBOARD_JWT_SECRET") {
-        let auth = root.entry("auth").or_insert_with(|| json!({}));
-        if let Value::Object(auth) = auth {
-            let jwt = auth.entry("jwt").or_insert_with(|| json!({}));
-            if let Value::Object(jwt) = jwt {
-                jwt.insert("secret".into(), Value::String(secret));
-            }
-        }
-    }
-    if let Some(key) = var("SWITCHBOARD_ADMIN_KEY") {
-        server.insert("adminKey".into(), Value::String(key));
-    }
     let config = Config::from_value(doc).map_err(|e| e.to_string())?;
-    let mut warnings = Vec::new();
-    if config
-        .auth
-        .jwt
-        .as_ref()
-        .and_then(|j| j.secret.as_deref())
-        .is_some_and(|s| s == DEV_JWT_SECRET)
-    {
-        warnings.push(format!(
-            "auth.jwt.secret is the public demo secret `{DEV_JWT_SECRET}`: anyone can mint tokens. \
-             Set SWITCHBOARD_JWT_SECRET for anything but local testing."
-        ));
-    }
-    if server.get("adminKey").and_then(Value::as_str) == Some(DEV_ADMIN_KEY) {
-        warnings.push(format!(
-            "server.adminKey is the demo key `{DEV_ADMIN_KEY}`; set SWITCHBOARD_ADMIN_KEY"
-        ));
-    }
+    let warnings = dev_warnings(&config, server.get("adminKey").and_then(Value::as_str));
     let config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
     Ok(json!({ "config": config, "server": server, "warnings": warnings }).to_string())
 }

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Component, Path};
 
-use crate::config::{self, Deployment, StoreKind};
+use crate::config::{Deployment, StoreKind};
 
 /// What the banner describes: the deployment, where it came from, and the bound address.
 #[derive(Debug, Clone, Copy)]
@@ -128,22 +128,7 @@ impl Banner<'_> {
     /// can reach.
     pub fn warnings(&self) -> Vec<String> {
         let (d, addr, tls) = (self.deployment, self.addr, self.tls);
-        let mut w = Vec::new();
-        if config::uses_dev_jwt_secret(&d.engine) {
-            w.push(format!(
-                "JWTs are verified with the public development secret \"{}\": anyone can mint \
-                 tokens for this server. Set {}.",
-                config::DEV_JWT_SECRET,
-                config::ENV_JWT_SECRET
-            ));
-        }
-        if d.server.admin_key == config::DEV_ADMIN_KEY {
-            w.push(format!(
-                "the admin API accepts the development key \"{}\". Set {}.",
-                config::DEV_ADMIN_KEY,
-                config::ENV_ADMIN_KEY
-            ));
-        }
+        let mut w = engine::deployment::dev_warnings(&d.engine, Some(&d.server.admin_key));
         if !tls && !addr.ip().is_loopback() {
             w.push(format!(
                 "serving plain ws:// and http:// on {}, reachable from other hosts: configure \
@@ -186,6 +171,7 @@ fn shown_path(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config;
     use serde_json::json;
 
     fn demo_without_env() -> Deployment {

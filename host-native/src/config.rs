@@ -17,17 +17,9 @@ use serde_json::Value;
 /// (`host-native/demo.toml` is a link to it, so the published crate carries it.)
 pub const DEMO_TOML: &str = include_str!("../demo.toml");
 
-/// The JWT secret of the demo config; a server using it logs a loud warning.
-pub const DEV_JWT_SECRET: &str = "dev-secret";
-
-/// The admin key of the demo config; a server using it logs a warning.
-pub const DEV_ADMIN_KEY: &str = "dev-admin";
-
-/// Environment variable overriding `auth.jwt.secret`.
-pub const ENV_JWT_SECRET: &str = "SWITCHBOARD_JWT_SECRET";
-
-/// Environment variable overriding `server.adminKey`.
-pub const ENV_ADMIN_KEY: &str = "SWITCHBOARD_ADMIN_KEY";
+pub use engine::deployment::{
+    apply_env, uses_dev_jwt_secret, DEV_ADMIN_KEY, DEV_JWT_SECRET, ENV_ADMIN_KEY, ENV_JWT_SECRET,
+};
 
 /// Settings of the native host (the `[server]` table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,34 +190,6 @@ pub fn read_document(path: &Path) -> Result<Value, Problems> {
     }
 }
 
-/// Apply the secret overrides from the environment (`env` looks a variable up).
-pub fn apply_env(doc: &mut Value, env: impl Fn(&str) -> Option<String>) {
-    let Value::Object(root) = doc else {
-        return;
-    };
-    if let Some(secret) = env(ENV_JWT_SECRET).filter(|s| !s.is_empty()) {
-        let auth = root
-            .entry("auth")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(auth) = auth {
-            let jwt = auth
-                .entry("jwt")
-                .or_insert_with(|| Value::Object(Default::default()));
-            if let Value::Object(jwt) = jwt {
-                jwt.insert("secret".into(), Value::String(secret));
-            }
-        }
-    }
-    if let Some(key) = env(ENV_ADMIN_KEY).filter(|s| !s.is_empty()) {
-        let server = root
-            .entry("server")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Value::Object(server) = server {
-            server.insert("adminKey".into(), Value::String(key));
-        }
-    }
-}
-
 /// Validate a document (after [`apply_env`]) into a deployment, collecting every problem.
 pub fn from_document(mut doc: Value) -> Result<Deployment, Problems> {
     let Value::Object(root) = &mut doc else {
@@ -330,16 +294,6 @@ pub fn demo() -> Result<Deployment, Problems> {
     let mut doc = toml_to_json(DEMO_TOML)?;
     apply_env(&mut doc, |k| std::env::var(k).ok());
     from_document(doc)
-}
-
-/// Whether the deployment verifies JWTs with the well-known development secret.
-pub fn uses_dev_jwt_secret(config: &engine::Config) -> bool {
-    config
-        .auth
-        .jwt
-        .as_ref()
-        .and_then(|j| j.secret.as_deref())
-        .is_some_and(|s| s == DEV_JWT_SECRET)
 }
 
 #[cfg(test)]
