@@ -1,0 +1,391 @@
+//! The resource pipeline ([`ResourceOp`]): access and validation happened before;
+//! here the stored record is fetched if a guard needs it, the CEL guard and the host
+//! guard run, forced filters are checked, and the request executes (the subscription
+//! is registered or the store is called). Host calls suspend it; their completions
+//! resume it.
+
+use serde_json::Value;
+
+use super::{Continuation, Rid};
+use crate::broker::Since;
+use crate::config::ChangeKind;
+use crate::connection::{SubTarget, Subscription};
+use crate::engine::{Action, Engine};
+use crate::error::ErrorCode;
+use crate::filter::Filter;
+use crate::guard::{and_filters, Guard, GuardAction, GuardOutcome, GuardValue, GuardValues};
+use crate::hostcall::{GuardContext, HostRequest, PendingCall, StoreRequest};
+use crate::protocol::ServerMessage;
+use crate::store::merge_patch;
+use crate::timers::TimerKey;
+use crate::types::Millis;
+
+/// One resource request on its way through the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResourceOp {
+    pub action: GuardAction,
+    pub resource: String,
+    pub id: Option<String>,
+    /// Create: the full record; update: the patch.
+    pub data: Option<Value>,
+    /// The client's filter (subscribe, list).
+    pub filter: Option<Value>,
+    /// Filters forced by guards, ANDed.
+    pub forced: Option<Value>,
+    /// Subscribe: the events to deliver.
+    pub events: Vec<ChangeKind>,
+    /// Subscribe: recover the changes after this position (resources with history).
+    pub since: Option<Since>,
+    /// List: page size and cursor.
+    pub limit: usize,
+    pub cursor: Option<String>,
+    /// The stored record, once fetched (update, delete).
+    pub record: Option<Value>,
+    pub cel_done: bool,
+    pub host_done: bool,
+}
+
+impl ResourceOp {
+    pub(crate) fn new(action: GuardAction, resource: String) -> Self {
+        Self {
+            action,
+            resource,
+            id: None,
+            data: None,
+            filter: None,
+            forced: None,
+            events: Vec::new(),
+            since: None,
+            limit: 0,
+            cursor: None,
+            record: None,
+            cel_done: false,
+            host_done: false,
+        }
+    }
+}
+
+impl Engine {
+    /// The slot of the connection a call belongs to, if it is still the same client.
+    pub(in crate::engine) fn call_slot(&self, call: &PendingCall) -> Option<usize> {
+        let slot = *self.by_conn.get(&call.conn?)?;
+        (self.conns[slot].state.client_id == call.client_id).then_some(slot)
+    }
+
+    pub(super) fn deny(&mut self, slot: usize, message: Option<String>, rid: Rid) {
+        self.metrics.guard_denials += 1;
+        self.send_error(
+            slot,
+            ErrorCode::Forbidden,
+            message.unwrap_or_else(|| "Access denied".into()),
+            rid,
+        );
+    }
+
+    /// Register a host call for `slot`, enforcing the pending-call bounds.
+    pub(super) fn call(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        request: HostRequest,
+        then: Continuation,
+        rid: Rid,
+    ) {
+        let limits = &self.config.limits;
+        if self.conns[slot].pending >= limits.max_pending_calls_per_connection {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "at most {} requests in flight per connection; wait for answers",
+                    limits.max_pending_calls_per_connection
+                ),
+                rid,
+            );
+        }
+        if self.pending.len() >= limits.max_pending_calls {
+            return self.send_error(
+                slot,
+                ErrorCode::Unavailable,
+                "the server is busy; retry shortly",
+                rid,
+            );
+        }
+        let op = self.ops.next();
+        let deadline = now.plus(limits.host_call_timeout_ms);
+        let conn = self.conns[slot].id;
+        let client_id = self.conns[slot].state.client_id.clone();
+        self.conns[slot].pending += 1;
+        self.pending.insert(
+            op,
+            PendingCall {
+                conn: Some(conn),
+                client_id,
+                request_id: rid,
+                deadline,
+                then,
+                command: None,
+            },
+        );
+        self.metrics.pending_calls = self.pending.len() as u64;
+        self.timers
+            .reschedule(TimerKey::Op(op), None, Some(deadline));
+        self.actions.push_back(Action::Call {
+            op,
+            conn: Some(conn),
+            deadline,
+            request,
+        });
+    }
+
+    pub(super) fn call_store(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        request: StoreRequest,
+        forced: Option<Value>,
+        rid: Rid,
+    ) {
+        let then = Continuation::Store {
+            request: request.clone(),
+            forced,
+        };
+        self.call(now, slot, HostRequest::Store(request), then, rid);
+    }
+
+    pub(super) fn prefetch(&mut self, now: Millis, slot: usize, op: ResourceOp, rid: Rid) {
+        let request = StoreRequest::Get {
+            resource: op.resource.clone(),
+            id: op.id.clone().unwrap_or_default(),
+        };
+        self.call(
+            now,
+            slot,
+            HostRequest::Store(request),
+            Continuation::Prefetch(Box::new(op)),
+            rid,
+        );
+    }
+
+    /// Run (or resume) the pipeline of a resource request.
+    pub(in crate::engine) fn run_op(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        mut op: ResourceOp,
+        rid: Rid,
+    ) {
+        let cr = self.compiled(&op.resource);
+        let is_write = matches!(op.action, GuardAction::Update | GuardAction::Delete);
+        let needs_record = is_write
+            && op.record.is_none()
+            && (cr.guards.get(&op.action).is_some_and(Guard::uses_record)
+                || cr.host_guards.contains(&op.action));
+        if needs_record {
+            return self.prefetch(now, slot, op, rid);
+        }
+        if !op.cel_done {
+            op.cel_done = true;
+            if let Some(g) = cr.guards.get(&op.action) {
+                let user = self.user_guard_value(slot);
+                let filter = GuardValue::new(op.filter.as_ref());
+                let data = GuardValue::new(op.data.as_ref());
+                let record = GuardValue::new(op.record.as_ref());
+                let id = GuardValue::string(op.id.as_deref());
+                let values = GuardValues {
+                    user: &user,
+                    filter: &filter,
+                    data: &data,
+                    record: &record,
+                    id: &id,
+                };
+                match g.evaluate_values(&values) {
+                    Ok(GuardOutcome::Allow) => {}
+                    Ok(GuardOutcome::Deny) => return self.deny(slot, None, rid),
+                    Ok(GuardOutcome::Filter(f)) => {
+                        op.forced = and_filters(op.forced.as_ref(), Some(&f))
+                    }
+                    Err(_) => {
+                        self.metrics.guard_errors += 1;
+                        return self.deny(slot, None, rid);
+                    }
+                }
+            }
+        }
+        if !op.host_done && cr.host_guards.contains(&op.action) {
+            op.host_done = true;
+            let context = GuardContext {
+                user: self.user_subject(slot),
+                filter: op.filter.clone(),
+                data: op.data.clone(),
+                record: op.record.clone(),
+                id: op.id.clone(),
+            };
+            let request = HostRequest::Guard {
+                resource: op.resource.clone(),
+                action: op.action,
+                context: Box::new(context),
+            };
+            return self.call(
+                now,
+                slot,
+                request,
+                Continuation::HostGuard(Box::new(op)),
+                rid,
+            );
+        }
+        if let Some(forced) = op.forced.clone() {
+            let f = match Filter::parse(&forced) {
+                Ok(f) => f,
+                Err(_) => return self.deny(slot, None, rid),
+            };
+            match op.action {
+                GuardAction::Create if !op.data.as_ref().is_some_and(|d| f.matches(d)) => {
+                    return self.deny(
+                        slot,
+                        Some("Access denied: the record is outside what you may create".into()),
+                        rid,
+                    );
+                }
+                GuardAction::Update | GuardAction::Delete => match &op.record {
+                    None => return self.prefetch(now, slot, op, rid),
+                    Some(r) => {
+                        let after = match (&op.action, &op.data) {
+                            (GuardAction::Update, Some(p)) => merge_patch(r, p),
+                            _ => r.clone(),
+                        };
+                        if !f.matches(r) || !f.matches(&after) {
+                            return self.deny(
+                                slot,
+                                Some("Access denied for this record".into()),
+                                rid,
+                            );
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+        let resource = op.resource.clone();
+        match op.action {
+            GuardAction::Subscribe => self.register_subscription(now, slot, op, rid),
+            GuardAction::List => {
+                let filter =
+                    and_filters(op.filter.as_ref(), op.forced.as_ref()).unwrap_or(Value::Null);
+                let request = StoreRequest::List {
+                    resource,
+                    filter,
+                    limit: op.limit,
+                    cursor: op.cursor,
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Get => {
+                let request = StoreRequest::Get {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                };
+                self.call_store(now, slot, request, op.forced, rid)
+            }
+            GuardAction::Create => {
+                let request = StoreRequest::Insert {
+                    resource,
+                    record: op.data.unwrap_or(Value::Null),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Update => {
+                let request = StoreRequest::Update {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                    patch: op.data.unwrap_or(Value::Null),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Delete => {
+                let request = StoreRequest::Delete {
+                    resource,
+                    id: op.id.unwrap_or_default(),
+                };
+                self.call_store(now, slot, request, None, rid)
+            }
+            GuardAction::Read => {}
+        }
+    }
+
+    /// The last step of `subscribe`: index the subscription and confirm it.
+    pub(super) fn register_subscription(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        op: ResourceOp,
+        rid: Rid,
+    ) {
+        if self.conns[slot].state.subscriptions.len()
+            >= self.config.limits.max_subscriptions_per_connection
+        {
+            return self.send_error(
+                slot,
+                ErrorCode::LimitExceeded,
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.limits.max_subscriptions_per_connection
+                ),
+                rid,
+            );
+        }
+        let forced_parsed = op
+            .forced
+            .as_ref()
+            .and_then(|f| Filter::parse(f).ok())
+            .filter(|f| !f.is_empty());
+        let effective = and_filters(op.filter.as_ref(), op.forced.as_ref());
+        let parsed = match effective.as_ref().map(Filter::parse).transpose() {
+            Ok(f) => f.filter(|f| !f.is_empty()),
+            Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
+        };
+        // Recovery is read in the step that indexes the subscription: a change is in
+        // the replay or arrives live, never both (see `resource_streams`).
+        let view = crate::engine::resource_streams::SubscriberView {
+            filter: parsed.as_ref(),
+            forced: forced_parsed.as_ref(),
+            events: &op.events,
+        };
+        let stream = self.resource_stream_state(now, slot, &op.resource, op.since.clone(), &view);
+        let s = &mut self.conns[slot].state;
+        s.next_subscription += 1;
+        let id = format!("sub-{}", s.next_subscription);
+        let conn = self.conns[slot].id;
+        let key = self.hub.subscribe_resource_forced(
+            slot,
+            conn,
+            &op.resource,
+            parsed,
+            forced_parsed,
+            &op.events,
+        );
+        let c = &mut self.conns[slot];
+        c.sub_keys.push(key);
+        c.state.subscriptions.push(Subscription {
+            id: id.clone(),
+            target: SubTarget::Resource {
+                name: op.resource.clone(),
+                filter: op.filter.clone(),
+                forced: op.forced,
+                events: op.events.clone(),
+            },
+        });
+        self.send(
+            slot,
+            &ServerMessage::Subscribed {
+                subscription_id: id,
+                resource: Some(op.resource),
+                channel: None,
+                filter: op.filter,
+                events: Some(op.events),
+                stream,
+                request_id: rid,
+            },
+        );
+    }
+}
