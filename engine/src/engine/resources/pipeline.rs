@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::compile::CompiledResource;
 use super::{Continuation, Rid};
 use crate::broker::Since;
 use crate::config::ChangeKind;
@@ -41,8 +42,25 @@ pub(crate) struct ResourceOp {
     pub cursor: Option<String>,
     /// The stored record, once fetched (update, delete).
     pub record: Option<Value>,
-    pub cel_done: bool,
-    pub host_done: bool,
+    /// Where the request is in the pipeline.
+    pub stage: Stage,
+}
+
+/// The stages of the resource pipeline, in order. Each runs once; a stage that waits
+/// for a host call (a fetch of the stored record, the host guard) suspends the request
+/// in a [`Continuation`], and the completion resumes it where it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Fetch the stored record if a guard of an update or delete needs it.
+    Fetch,
+    /// Evaluate the resource's CEL guard for the action.
+    CelGuard,
+    /// Ask the host guard, if the resource has one for the action.
+    HostGuard,
+    /// Check the guards' forced filters against the record(s).
+    ForcedFilter,
+    /// Register the subscription or call the store.
+    Execute,
 }
 
 impl ResourceOp {
@@ -59,8 +77,7 @@ impl ResourceOp {
             limit: 0,
             cursor: None,
             record: None,
-            cel_done: false,
-            host_done: false,
+            stage: Stage::Fetch,
         }
     }
 }
@@ -167,7 +184,7 @@ impl Engine {
         );
     }
 
-    /// Run (or resume) the pipeline of a resource request.
+    /// Run (or resume) the pipeline of a resource request from its current [`Stage`].
     pub(in crate::engine) fn run_op(
         &mut self,
         now: Millis,
@@ -176,96 +193,184 @@ impl Engine {
         rid: Rid,
     ) {
         let cr = self.compiled(&op.resource);
+        loop {
+            let next = match op.stage {
+                Stage::Fetch => self.fetch_stage(now, slot, &cr, op, &rid),
+                Stage::CelGuard => self.cel_guard_stage(slot, &cr, op, &rid),
+                Stage::HostGuard => self.host_guard_stage(now, slot, &cr, op, &rid),
+                Stage::ForcedFilter => self.forced_filter_stage(now, slot, op, &rid),
+                Stage::Execute => return self.execute(now, slot, op, rid),
+            };
+            match next {
+                Some(next) => op = next,
+                // Answered, or suspended until a host call completes.
+                None => return,
+            }
+        }
+    }
+
+    /// [`Stage::Fetch`]: an update or delete whose CEL guard reads `record`, or that
+    /// has a host guard, fetches the stored record first.
+    fn fetch_stage(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        cr: &CompiledResource,
+        mut op: ResourceOp,
+        rid: &Rid,
+    ) -> Option<ResourceOp> {
+        op.stage = Stage::CelGuard;
         let is_write = matches!(op.action, GuardAction::Update | GuardAction::Delete);
         let needs_record = is_write
             && op.record.is_none()
             && (cr.guards.get(&op.action).is_some_and(Guard::uses_record)
                 || cr.host_guards.contains(&op.action));
         if needs_record {
-            return self.prefetch(now, slot, op, rid);
+            self.prefetch(now, slot, op, rid.clone());
+            return None;
         }
-        if !op.cel_done {
-            op.cel_done = true;
-            if let Some(g) = cr.guards.get(&op.action) {
-                let user = self.user_guard_value(slot);
-                let filter = GuardValue::new(op.filter.as_ref());
-                let data = GuardValue::new(op.data.as_ref());
-                let record = GuardValue::new(op.record.as_ref());
-                let id = GuardValue::string(op.id.as_deref());
-                let values = GuardValues {
-                    user: &user,
-                    filter: &filter,
-                    data: &data,
-                    record: &record,
-                    id: &id,
-                };
-                match g.evaluate_values(&values) {
-                    Ok(GuardOutcome::Allow) => {}
-                    Ok(GuardOutcome::Deny) => return self.deny(slot, None, rid),
-                    Ok(GuardOutcome::Filter(f)) => {
-                        op.forced = and_filters(op.forced.as_ref(), Some(&f))
-                    }
-                    Err(_) => {
-                        self.metrics.guard_errors += 1;
-                        return self.deny(slot, None, rid);
-                    }
-                }
+        Some(op)
+    }
+
+    /// [`Stage::CelGuard`]: the resource's CEL guard for the action allows, denies, or
+    /// forces a filter (ANDed with any before).
+    fn cel_guard_stage(
+        &mut self,
+        slot: usize,
+        cr: &CompiledResource,
+        mut op: ResourceOp,
+        rid: &Rid,
+    ) -> Option<ResourceOp> {
+        op.stage = Stage::HostGuard;
+        let Some(g) = cr.guards.get(&op.action) else {
+            return Some(op);
+        };
+        let user = self.user_guard_value(slot);
+        let filter = GuardValue::new(op.filter.as_ref());
+        let data = GuardValue::new(op.data.as_ref());
+        let record = GuardValue::new(op.record.as_ref());
+        let id = GuardValue::string(op.id.as_deref());
+        let values = GuardValues {
+            user: &user,
+            filter: &filter,
+            data: &data,
+            record: &record,
+            id: &id,
+        };
+        match g.evaluate_values(&values) {
+            Ok(GuardOutcome::Allow) => {}
+            Ok(GuardOutcome::Deny) => {
+                self.deny(slot, None, rid.clone());
+                return None;
+            }
+            Ok(GuardOutcome::Filter(f)) => op.forced = and_filters(op.forced.as_ref(), Some(&f)),
+            Err(_) => {
+                self.metrics.guard_errors += 1;
+                self.deny(slot, None, rid.clone());
+                return None;
             }
         }
-        if !op.host_done && cr.host_guards.contains(&op.action) {
-            op.host_done = true;
-            let context = GuardContext {
-                user: self.user_subject(slot),
-                filter: op.filter.clone(),
-                data: op.data.clone(),
-                record: op.record.clone(),
-                id: op.id.clone(),
-            };
-            let request = HostRequest::Guard {
-                resource: op.resource.clone(),
-                action: op.action,
-                context: Box::new(context),
-            };
-            return self.call(
-                now,
-                slot,
-                request,
-                Continuation::HostGuard(Box::new(op)),
-                rid,
-            );
+        Some(op)
+    }
+
+    /// [`Stage::HostGuard`]: if the resource has a host guard for the action, ask the
+    /// host; its answer resumes the pipeline at [`Stage::ForcedFilter`].
+    fn host_guard_stage(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        cr: &CompiledResource,
+        mut op: ResourceOp,
+        rid: &Rid,
+    ) -> Option<ResourceOp> {
+        op.stage = Stage::ForcedFilter;
+        if !cr.host_guards.contains(&op.action) {
+            return Some(op);
         }
-        if let Some(forced) = op.forced.clone() {
-            let f = match Filter::parse(&forced) {
-                Ok(f) => f,
-                Err(_) => return self.deny(slot, None, rid),
-            };
-            match op.action {
-                GuardAction::Create if !op.data.as_ref().is_some_and(|d| f.matches(d)) => {
-                    return self.deny(
-                        slot,
-                        Some("Access denied: the record is outside what you may create".into()),
-                        rid,
-                    );
-                }
-                GuardAction::Update | GuardAction::Delete => match &op.record {
-                    None => return self.prefetch(now, slot, op, rid),
-                    Some(r) => {
-                        let after = match (&op.action, &op.data) {
-                            (GuardAction::Update, Some(p)) => merge_patch(r, p),
-                            _ => r.clone(),
-                        };
-                        if !f.matches(r) || !f.matches(&after) {
-                            return self.deny(
-                                slot,
-                                Some("Access denied for this record".into()),
-                                rid,
-                            );
-                        }
-                    }
-                },
-                _ => {}
+        let context = GuardContext {
+            user: self.user_subject(slot),
+            filter: op.filter.clone(),
+            data: op.data.clone(),
+            record: op.record.clone(),
+            id: op.id.clone(),
+        };
+        let request = HostRequest::Guard {
+            resource: op.resource.clone(),
+            action: op.action,
+            context: Box::new(context),
+        };
+        self.call(
+            now,
+            slot,
+            request,
+            Continuation::HostGuard(Box::new(op)),
+            rid.clone(),
+        );
+        None
+    }
+
+    /// [`Stage::ForcedFilter`]: a create's record, and an update's or delete's stored
+    /// record (before and after the patch), must match the guards' forced filters; the
+    /// stored record is fetched first if it is not known yet (this stage then resumes).
+    fn forced_filter_stage(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        op: ResourceOp,
+        rid: &Rid,
+    ) -> Option<ResourceOp> {
+        let Some(forced) = &op.forced else {
+            return Some(ResourceOp {
+                stage: Stage::Execute,
+                ..op
+            });
+        };
+        let f = match Filter::parse(forced) {
+            Ok(f) => f,
+            Err(_) => {
+                self.deny(slot, None, rid.clone());
+                return None;
             }
+        };
+        match op.action {
+            GuardAction::Create if !op.data.as_ref().is_some_and(|d| f.matches(d)) => {
+                self.deny(
+                    slot,
+                    Some("Access denied: the record is outside what you may create".into()),
+                    rid.clone(),
+                );
+                return None;
+            }
+            GuardAction::Update | GuardAction::Delete => match &op.record {
+                None => {
+                    self.prefetch(now, slot, op, rid.clone());
+                    return None;
+                }
+                Some(r) => {
+                    let after = match (&op.action, &op.data) {
+                        (GuardAction::Update, Some(p)) => merge_patch(r, p),
+                        _ => r.clone(),
+                    };
+                    if !f.matches(r) || !f.matches(&after) {
+                        self.deny(
+                            slot,
+                            Some("Access denied for this record".into()),
+                            rid.clone(),
+                        );
+                        return None;
+                    }
+                }
+            },
+            _ => {}
         }
+        Some(ResourceOp {
+            stage: Stage::Execute,
+            ..op
+        })
+    }
+
+    /// [`Stage::Execute`]: register the subscription or call the store.
+    fn execute(&mut self, now: Millis, slot: usize, op: ResourceOp, rid: Rid) {
         let resource = op.resource.clone();
         match op.action {
             GuardAction::Subscribe => self.register_subscription(now, slot, op, rid),
