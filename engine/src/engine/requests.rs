@@ -231,11 +231,13 @@ impl Engine {
             Ok(rc) => rc,
             Err((code, msg)) => return self.send_error(slot, code, msg, rid),
         };
-        if let Some(f) = &filter {
-            if let Err((code, m)) = Self::check_client_filter(&rc, &resource, f) {
-                return self.send_error(slot, code, m, rid);
-            }
-        }
+        let client_filter = match filter.as_ref().filter(|f| !f.is_null()) {
+            None => None,
+            Some(f) => match Self::parse_client_filter(&rc, &resource, f) {
+                Ok(parsed) => Some(parsed),
+                Err((code, m)) => return self.send_error(slot, code, m, rid),
+            },
+        };
         let offered = &rc.events;
         let effective: Vec<ChangeKind> = match &events {
             None => offered.clone(),
@@ -276,6 +278,7 @@ impl Engine {
         }
         let mut op = ResourceOp::new(GuardAction::Subscribe, resource);
         op.filter = filter.filter(|f| !f.is_null());
+        op.client_filter = client_filter;
         op.events = effective;
         op.since = since;
         self.run_op(now, slot, op, rid);
@@ -309,9 +312,10 @@ impl Engine {
         // A filter naming a protected field is refused here too (never compared), so
         // `unsubscribe` answers the same as `subscribe` would.
         if let (Some(r), Some(f)) = (&resource, &filter) {
+            // A filter that does not parse is only compared, never refused.
             let rc = self.config.resources.get(r);
-            if let Some(rc) = rc.filter(|_| Filter::parse(f).is_ok()) {
-                if let Err((code, m)) = Self::check_client_filter(rc, r, f) {
+            if let Some((rc, parsed)) = rc.and_then(|rc| Some((rc, Filter::parse(f).ok()?))) {
+                if let Err((code, m)) = Self::check_filter_fields(rc, r, &parsed) {
                     return self.send_error(slot, code, m, rid);
                 }
             }

@@ -37,16 +37,27 @@ impl Engine {
         Ok(rc.clone())
     }
 
-    /// Check a client's filter on resource `rc` (subscribe, list, unsubscribe): it must
-    /// parse (`INVALID_MESSAGE`) and must not reach a protected field, its parents or
-    /// its children (`FORBIDDEN`; PROTOCOL.md §8). Guards' forced filters are
-    /// server-side and never go through here.
-    pub(in crate::engine) fn check_client_filter(
+    /// Parse and check a client's filter on resource `rc` (subscribe, list): it must
+    /// parse (`INVALID_MESSAGE`) and pass [`Engine::check_filter_fields`]. The parsed
+    /// filter is carried on, so the client's JSON is parsed once. Guards' forced filters
+    /// are server-side and never go through here.
+    pub(in crate::engine) fn parse_client_filter(
         rc: &ResourceConfig,
         resource: &str,
         filter: &Value,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<Filter, (ErrorCode, String)> {
         let parsed = Filter::parse(filter).map_err(|e| (ErrorCode::InvalidMessage, e.0))?;
+        Self::check_filter_fields(rc, resource, &parsed)?;
+        Ok(parsed)
+    }
+
+    /// A client's filter on resource `rc` (subscribe, list, unsubscribe) must not reach
+    /// a protected field, its parents or its children (`FORBIDDEN`; PROTOCOL.md §8).
+    pub(in crate::engine) fn check_filter_fields(
+        rc: &ResourceConfig,
+        resource: &str,
+        parsed: &Filter,
+    ) -> Result<(), (ErrorCode, String)> {
         match parsed.protected_field(&rc.protected) {
             None => Ok(()),
             Some(field) => Err((

@@ -11,7 +11,6 @@ use crate::engine::server_api::err as cmd_err;
 use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::filter::Filter;
-use crate::guard::and_filters;
 use crate::hostcall::{GuardDecision, HostResult, StoreErrorKind, StoreOutcome, StoreRequest};
 use crate::protocol::ServerMessage;
 use crate::timers::TimerKey;
@@ -85,11 +84,14 @@ impl Engine {
                         self.deny(s, message, rid)
                     }
                     GuardDecision::Filter { filter } => {
-                        if Filter::parse(&filter).is_err() {
+                        let Ok(parsed) = Filter::parse(&filter) else {
                             self.metrics.guard_errors += 1;
                             return self.deny(s, None, rid);
+                        };
+                        // Too many conditions with the CEL guard's forced filter.
+                        if op.force(&filter, parsed).is_err() {
+                            return self.deny(s, None, rid);
                         }
-                        op.forced = and_filters(op.forced.as_ref(), Some(&filter));
                         self.run_op(now, s, *op, rid);
                     }
                 }
@@ -108,7 +110,7 @@ impl Engine {
         now: Millis,
         reply_to: Option<usize>,
         request: StoreRequest,
-        forced: Option<Value>,
+        forced: Option<Filter>,
         outcome: StoreOutcome,
         rid: Rid,
     ) {
@@ -141,11 +143,7 @@ impl Engine {
             (StoreRequest::Get { resource, id }, StoreOutcome::Record(rec)) => {
                 let Some(s) = reply_to else { return };
                 let cr = self.compiled(&resource);
-                let visible = rec.filter(|r| {
-                    forced
-                        .as_ref()
-                        .is_none_or(|f| Filter::parse(f).is_ok_and(|f| f.matches(r)))
-                });
+                let visible = rec.filter(|r| forced.as_ref().is_none_or(|f| f.matches(r)));
                 let visible = match visible {
                     Some(r) if self.can_read(s, &cr, &r) => Some(r),
                     _ => None,

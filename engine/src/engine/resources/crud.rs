@@ -51,11 +51,13 @@ impl Engine {
             Ok(rc) => rc,
             Err((code, m)) => return self.send_error(slot, code, m, rid),
         };
-        if let Some(f) = &filter {
-            if let Err((code, m)) = Self::check_client_filter(&rc, &resource, f) {
-                return self.send_error(slot, code, m, rid);
-            }
-        }
+        let client_filter = match filter.as_ref().filter(|f| !f.is_null()) {
+            None => None,
+            Some(f) => match Self::parse_client_filter(&rc, &resource, f) {
+                Ok(parsed) => Some(parsed),
+                Err((code, m)) => return self.send_error(slot, code, m, rid),
+            },
+        };
         let limit = match limit {
             None => rc.max_list_limit,
             Some(0) => {
@@ -70,6 +72,7 @@ impl Engine {
         };
         let mut op = ResourceOp::new(GuardAction::List, resource);
         op.filter = filter.filter(|f| !f.is_null());
+        op.client_filter = client_filter;
         op.limit = limit;
         op.cursor = cursor;
         self.run_op(now, slot, op, rid);

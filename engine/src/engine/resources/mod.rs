@@ -19,6 +19,7 @@ mod visibility;
 use serde_json::Value;
 
 use crate::error::ErrorCode;
+use crate::filter::Filter;
 use crate::hostcall::{StoreErrorKind, StoreRequest};
 
 pub(crate) use compile::{compile_resources, CompiledResource};
@@ -34,8 +35,8 @@ pub(crate) enum Continuation {
     Store {
         /// What was asked.
         request: StoreRequest,
-        /// A forced filter the record must match (get).
-        forced: Option<Value>,
+        /// A forced filter the record must match (get), parsed.
+        forced: Option<Filter>,
     },
     /// The stored record was fetched for a guard; resume the pipeline.
     Prefetch(Box<ResourceOp>),

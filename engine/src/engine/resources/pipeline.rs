@@ -4,7 +4,7 @@
 //! is registered or the store is called). Host calls suspend it; their completions
 //! resume it.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::compile::CompiledResource;
 use super::{Continuation, Rid};
@@ -13,8 +13,8 @@ use crate::config::ChangeKind;
 use crate::connection::{SubTarget, Subscription};
 use crate::engine::{Action, Engine};
 use crate::error::ErrorCode;
-use crate::filter::Filter;
-use crate::guard::{and_filters, Guard, GuardAction, GuardOutcome, GuardValue, GuardValues};
+use crate::filter::{Filter, FilterError};
+use crate::guard::{and_filters, Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
 use crate::hostcall::{GuardContext, HostRequest, PendingCall, StoreRequest};
 use crate::protocol::ServerMessage;
 use crate::store::merge_patch;
@@ -31,8 +31,12 @@ pub(crate) struct ResourceOp {
     pub data: Option<Value>,
     /// The client's filter (subscribe, list).
     pub filter: Option<Value>,
+    /// The client's filter, parsed once when it was checked.
+    pub client_filter: Option<Filter>,
     /// Filters forced by guards, ANDed.
     pub forced: Option<Value>,
+    /// `forced`, parsed (present exactly when `forced` is; see [`ResourceOp::force`]).
+    pub forced_filter: Option<Filter>,
     /// Subscribe: the events to deliver.
     pub events: Vec<ChangeKind>,
     /// Subscribe: recover the changes after this position (resources with history).
@@ -44,6 +48,23 @@ pub(crate) struct ResourceOp {
     pub record: Option<Value>,
     /// Where the request is in the pipeline.
     pub stage: Stage,
+}
+
+impl ResourceOp {
+    /// AND a guard's forced filter into the request's: `value` is its JSON (an empty
+    /// one, `null` or `{}`, forces nothing) and `parsed` the same filter parsed. Fails,
+    /// as parsing the combined JSON would, when together they have too many conditions.
+    pub(crate) fn force(&mut self, value: &Value, parsed: Filter) -> Result<(), FilterError> {
+        if value.is_null() || value.as_object().is_some_and(Map::is_empty) {
+            return Ok(());
+        }
+        self.forced_filter = Some(match self.forced_filter.take() {
+            None => parsed,
+            Some(before) => before.and(&parsed)?,
+        });
+        self.forced = and_filters(self.forced.as_ref(), Some(value));
+        Ok(())
+    }
 }
 
 /// The stages of the resource pipeline, in order. Each runs once; a stage that waits
@@ -71,7 +92,9 @@ impl ResourceOp {
             id: None,
             data: None,
             filter: None,
+            client_filter: None,
             forced: None,
+            forced_filter: None,
             events: Vec::new(),
             since: None,
             limit: 0,
@@ -160,7 +183,7 @@ impl Engine {
         now: Millis,
         slot: usize,
         request: StoreRequest,
-        forced: Option<Value>,
+        forced: Option<Filter>,
         rid: Rid,
     ) {
         let then = Continuation::Store {
@@ -257,13 +280,18 @@ impl Engine {
             record: &record,
             id: &id,
         };
-        match g.evaluate_values(&values) {
-            Ok(GuardOutcome::Allow) => {}
-            Ok(GuardOutcome::Deny) => {
+        match g.evaluate_parsed(&values) {
+            Ok(ParsedOutcome::Allow) => {}
+            Ok(ParsedOutcome::Deny) => {
                 self.deny(slot, None, rid.clone());
                 return None;
             }
-            Ok(GuardOutcome::Filter(f)) => op.forced = and_filters(op.forced.as_ref(), Some(&f)),
+            Ok(ParsedOutcome::Filter(json, parsed)) => {
+                if op.force(&json, parsed).is_err() {
+                    self.deny(slot, None, rid.clone());
+                    return None;
+                }
+            }
             Err(_) => {
                 self.metrics.guard_errors += 1;
                 self.deny(slot, None, rid.clone());
@@ -319,18 +347,12 @@ impl Engine {
         op: ResourceOp,
         rid: &Rid,
     ) -> Option<ResourceOp> {
-        let Some(forced) = &op.forced else {
+        // Parsed (and refused if too large) when each guard forced it.
+        let Some(f) = &op.forced_filter else {
             return Some(ResourceOp {
                 stage: Stage::Execute,
                 ..op
             });
-        };
-        let f = match Filter::parse(forced) {
-            Ok(f) => f,
-            Err(_) => {
-                self.deny(slot, None, rid.clone());
-                return None;
-            }
         };
         match op.action {
             GuardAction::Create if !op.data.as_ref().is_some_and(|d| f.matches(d)) => {
@@ -390,7 +412,7 @@ impl Engine {
                     resource,
                     id: op.id.unwrap_or_default(),
                 };
-                self.call_store(now, slot, request, op.forced, rid)
+                self.call_store(now, slot, request, op.forced_filter, rid)
             }
             GuardAction::Create => {
                 let request = StoreRequest::Insert {
@@ -439,13 +461,13 @@ impl Engine {
                 rid,
             );
         }
-        let forced_parsed = op
-            .forced
-            .as_ref()
-            .and_then(|f| Filter::parse(f).ok())
-            .filter(|f| !f.is_empty());
-        let effective = and_filters(op.filter.as_ref(), op.forced.as_ref());
-        let parsed = match effective.as_ref().map(Filter::parse).transpose() {
+        let forced_parsed = op.forced_filter.clone().filter(|f| !f.is_empty());
+        // The client's filter AND the forced one, as parsing their `$and` would give.
+        let effective = match (&op.client_filter, &op.forced_filter) {
+            (Some(c), Some(f)) => c.and(f).map(Some),
+            (c, f) => Ok(c.clone().or_else(|| f.clone())),
+        };
+        let parsed = match effective {
             Ok(f) => f.filter(|f| !f.is_empty()),
             Err(e) => return self.send_error(slot, ErrorCode::InvalidMessage, e.0, rid),
         };

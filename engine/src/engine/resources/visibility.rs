@@ -9,8 +9,7 @@ use serde_json::{Map, Value};
 use super::compile::CompiledResource;
 use crate::connection::UserView;
 use crate::engine::Engine;
-use crate::filter::Filter;
-use crate::guard::{Guard, GuardAction, GuardOutcome, GuardValue, GuardValues};
+use crate::guard::{Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
 
 impl Engine {
     /// Whether the connection in `slot` may read `record` (the resource's `read` guard).
@@ -108,11 +107,11 @@ impl<'a> ReadCheck<'a> {
             record: &self.converted,
             id: &self.id,
         };
-        match self.guard.evaluate_values(&values) {
-            Ok(GuardOutcome::Allow) => Read::Allow,
-            Ok(GuardOutcome::Deny) => Read::Deny,
-            Ok(GuardOutcome::Filter(f)) => {
-                if Filter::parse(&f).is_ok_and(|f| f.matches(self.record)) {
+        match self.guard.evaluate_parsed(&values) {
+            Ok(ParsedOutcome::Allow) => Read::Allow,
+            Ok(ParsedOutcome::Deny) => Read::Deny,
+            Ok(ParsedOutcome::Filter(_, f)) => {
+                if f.matches(self.record) {
                     Read::Allow
                 } else {
                     Read::Deny
