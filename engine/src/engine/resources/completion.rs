@@ -5,13 +5,13 @@
 use serde_json::Value;
 
 use super::visibility::strip_protected;
-use super::{clip, store_error, Continuation, Rid};
+use super::{clip, Continuation, Rid};
 use crate::config::ChangeKind;
 use crate::engine::server_api::err as cmd_err;
 use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::filter::Filter;
-use crate::hostcall::{GuardDecision, HostResult, StoreErrorKind, StoreOutcome, StoreRequest};
+use crate::hostcall::{GuardDecision, HostResult, StoreOutcome, StoreRequest};
 use crate::protocol::ServerMessage;
 use crate::timers::TimerKey;
 use crate::types::{Millis, OpId};
@@ -64,7 +64,7 @@ impl Engine {
                         self.send_error(s, ErrorCode::NotFound, "Record not found", rid)
                     }
                     StoreOutcome::Failed(e) => {
-                        let (code, msg) = store_error(e.kind);
+                        let (code, msg) = e.kind.client_error();
                         self.send_error(s, code, msg, rid);
                     }
                     _ => self.send_error(
@@ -122,21 +122,15 @@ impl Engine {
                 .unwrap_or_default()
         };
         match (request, outcome) {
-            (StoreRequest::List { .. }, StoreOutcome::Failed(err))
-                if err.kind == StoreErrorKind::NotFound =>
-            {
+            (StoreRequest::List { .. }, StoreOutcome::Failed(err)) => {
                 if let Some(s) = reply_to {
-                    self.send_error(
-                        s,
-                        ErrorCode::InvalidMessage,
-                        "`cursor` is not valid; start the listing again without it",
-                        rid,
-                    );
+                    let (code, msg) = err.kind.list_client_error();
+                    self.send_error(s, code, msg, rid);
                 }
             }
             (_, StoreOutcome::Failed(err)) => {
                 if let Some(s) = reply_to {
-                    let (code, msg) = store_error(err.kind);
+                    let (code, msg) = err.kind.client_error();
                     self.send_error(s, code, msg, rid);
                 }
             }

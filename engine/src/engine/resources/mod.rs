@@ -18,9 +18,8 @@ mod visibility;
 
 use serde_json::Value;
 
-use crate::error::ErrorCode;
 use crate::filter::Filter;
-use crate::hostcall::{StoreErrorKind, StoreRequest};
+use crate::hostcall::StoreRequest;
 
 pub(crate) use compile::{compile_resources, CompiledResource};
 pub(crate) use fanout::event_data;
@@ -44,21 +43,6 @@ pub(crate) enum Continuation {
     HostGuard(Box<ResourceOp>),
     /// An application handler, hook or interceptor answered (see `handlers.rs`).
     Handler(super::handlers::HandlerThen),
-}
-
-fn store_error(kind: StoreErrorKind) -> (ErrorCode, &'static str) {
-    match kind {
-        StoreErrorKind::NotFound => (ErrorCode::NotFound, "Record not found"),
-        StoreErrorKind::Conflict => (
-            ErrorCode::ValidationError,
-            "id: a record with this id already exists",
-        ),
-        StoreErrorKind::Unavailable => (
-            ErrorCode::Unavailable,
-            "storage is unavailable; retry later",
-        ),
-        StoreErrorKind::Internal => (ErrorCode::InternalError, "the storage operation failed"),
-    }
 }
 
 /// At most 128 bytes of `s`, for messages.

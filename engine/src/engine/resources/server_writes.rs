@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{clip, store_error, Continuation};
+use super::{clip, Continuation};
 use crate::config::ChangeKind;
 use crate::engine::server_api::{err as cmd_err, CommandError};
 use crate::engine::{Action, Engine};
@@ -141,7 +141,7 @@ impl Engine {
     ) -> Result<Value, CommandError> {
         let (resource, kind, record, previous) = match (request, outcome) {
             (request, StoreOutcome::Failed(e)) => {
-                let (code, message) = store_error(e.kind);
+                let (code, message) = e.kind.client_error();
                 let message = match (&request, e.kind) {
                     (
                         StoreRequest::Update { resource, id, .. }
