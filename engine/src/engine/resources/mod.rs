@@ -41,7 +41,7 @@ pub(crate) enum Continuation {
     Prefetch(Box<ResourceOp>),
     /// The host guard answered; resume the pipeline.
     HostGuard(Box<ResourceOp>),
-    /// An application handler, hook or interceptor answered (see `handlers.rs`).
+    /// An application handler, hook or interceptor answered (see `super::handlers`).
     Handler(super::handlers::HandlerThen),
 }
 
