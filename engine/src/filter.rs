@@ -116,6 +116,27 @@ impl Filter {
         Ok(Filter { clauses })
     }
 
+    /// Both filters: the same filter as parsing `{"$and": [a, b]}` from the JSON of
+    /// `a` and `b`, so it fails the same way when together they have more than
+    /// [`MAX_FILTER_TERMS`] conditions.
+    pub fn and(&self, other: &Filter) -> Result<Filter, FilterError> {
+        let terms: usize = self
+            .clauses
+            .iter()
+            .chain(&other.clauses)
+            .map(|c| c.ops.len())
+            .sum();
+        if terms > MAX_FILTER_TERMS {
+            return Err(FilterError(format!(
+                "filter has more than {MAX_FILTER_TERMS} conditions"
+            )));
+        }
+        let mut clauses = Vec::with_capacity(self.clauses.len() + other.clauses.len());
+        clauses.extend(self.clauses.iter().cloned());
+        clauses.extend(other.clauses.iter().cloned());
+        Ok(Filter { clauses })
+    }
+
     /// The first field of this filter that reaches a `protected` path: the path itself,
     /// one of its parents (`meta` for `meta.secret`) or one of its children
     /// (`password.hash` for `password`), compared segment by segment. A client filter
@@ -538,5 +559,31 @@ mod tests {
             o.insert(format!("f{i}"), json!(i));
         }
         assert!(Filter::parse(&Value::Object(o)).is_err());
+    }
+
+    #[test]
+    fn and_of_parsed_filters_equals_parsing_their_and() {
+        let many = |n: usize, prefix: &str| {
+            let mut o = Map::new();
+            for i in 0..n {
+                o.insert(format!("{prefix}{i}"), json!(i));
+            }
+            Value::Object(o)
+        };
+        let cases = [
+            (json!({"a": 1}), json!({"b": {"$gte": 2, "$lt": 5}})),
+            (json!({}), json!({"t": "x"})),
+            (
+                json!({"$and": [{"a": 1}, {"c": {"$in": [1, 2]}}]}),
+                json!({"$and": []}),
+            ),
+            (many(40, "x"), many(24, "y")),
+            (many(40, "x"), many(25, "y")),
+        ];
+        for (a, b) in cases {
+            let joined = Filter::parse(&json!({"$and": [a.clone(), b.clone()]}));
+            let and = Filter::parse(&a).unwrap().and(&Filter::parse(&b).unwrap());
+            assert_eq!(and, joined, "{a} AND {b}");
+        }
     }
 }

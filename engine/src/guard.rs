@@ -257,6 +257,19 @@ impl Guard {
     /// [`Guard::evaluate`] with the JSON they were converted from. A variable that
     /// failed to convert is an error (`user`'s first, then `filter`, `data`, `record`).
     pub fn evaluate_values(&self, values: &GuardValues<'_>) -> Result<GuardOutcome, String> {
+        Ok(match self.evaluate_parsed(values)? {
+            ParsedOutcome::Allow => GuardOutcome::Allow,
+            ParsedOutcome::Deny => GuardOutcome::Deny,
+            ParsedOutcome::Filter(json, _) => GuardOutcome::Filter(json),
+        })
+    }
+
+    /// [`Guard::evaluate_values`], with a forced filter also returned parsed (the
+    /// engine matches records with it instead of parsing the JSON again).
+    pub(crate) fn evaluate_parsed(
+        &self,
+        values: &GuardValues<'_>,
+    ) -> Result<ParsedOutcome, String> {
         let resolver = Resolver {
             user: values.user.val()?,
             filter: values.filter.val()?,
@@ -268,14 +281,14 @@ impl Guard {
         c.set_variable_resolver(&resolver);
         let out = self.program.execute(&c).map_err(|e| e.to_string())?;
         match out {
-            cel::Value::Bool(true) => Ok(GuardOutcome::Allow),
-            cel::Value::Bool(false) | cel::Value::Null => Ok(GuardOutcome::Deny),
+            cel::Value::Bool(true) => Ok(ParsedOutcome::Allow),
+            cel::Value::Bool(false) | cel::Value::Null => Ok(ParsedOutcome::Deny),
             cel::Value::Map(_) => {
                 let json = out.json().map_err(|e| e.to_string())?;
                 let json = canonical(json);
-                Filter::parse(&json)
+                let parsed = Filter::parse(&json)
                     .map_err(|e| format!("guard returned an invalid filter: {e}"))?;
-                Ok(GuardOutcome::Filter(json))
+                Ok(ParsedOutcome::Filter(json, parsed))
             }
             other => Err(format!(
                 "a guard must return true, false or a filter map, got {:?}",
@@ -283,6 +296,17 @@ impl Guard {
             )),
         }
     }
+}
+
+/// A [`GuardOutcome`] whose filter is also parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ParsedOutcome {
+    /// Go ahead.
+    Allow,
+    /// Refuse.
+    Deny,
+    /// Go ahead with this filter forced: its JSON (keys sorted) and its parsed form.
+    Filter(Value, Filter),
 }
 
 /// Sort object keys recursively so a guard's map (unordered in CEL) always serializes

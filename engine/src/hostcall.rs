@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::ErrorCode;
 use crate::types::{ConnId, Millis, OpId};
 
 /// What the engine asks the host to do.
@@ -226,6 +227,38 @@ pub enum StoreErrorKind {
     Unavailable,
     /// Anything else → `INTERNAL_ERROR`.
     Internal,
+}
+
+impl StoreErrorKind {
+    /// The error code and message a client gets for a storage operation that failed
+    /// this way (PROTOCOL.md §13.6); the store's own message is never shown. Hosts that
+    /// answer storage errors themselves (the admin HTTP API) use the same mapping.
+    pub fn client_error(self) -> (ErrorCode, &'static str) {
+        match self {
+            StoreErrorKind::NotFound => (ErrorCode::NotFound, "Record not found"),
+            StoreErrorKind::Conflict => (
+                ErrorCode::ValidationError,
+                "id: a record with this id already exists",
+            ),
+            StoreErrorKind::Unavailable => (
+                ErrorCode::Unavailable,
+                "storage is unavailable; retry later",
+            ),
+            StoreErrorKind::Internal => (ErrorCode::InternalError, "the storage operation failed"),
+        }
+    }
+
+    /// [`StoreErrorKind::client_error`] for a `list`, where not found means the cursor
+    /// is not recognised: `INVALID_MESSAGE`, start again without it.
+    pub fn list_client_error(self) -> (ErrorCode, &'static str) {
+        match self {
+            StoreErrorKind::NotFound => (
+                ErrorCode::InvalidMessage,
+                "`cursor` is not valid; start the listing again without it",
+            ),
+            other => other.client_error(),
+        }
+    }
 }
 
 /// What the engine remembers about a call in flight.

@@ -402,28 +402,13 @@ async fn body_command_with(
     }
 }
 
-fn store_error(e: &engine::StoreError) -> Response<Body> {
-    let (status, code, message) = match e.kind {
-        StoreErrorKind::NotFound => (
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            e.message.clone(),
-        ),
-        StoreErrorKind::Conflict => (
-            StatusCode::CONFLICT,
-            ErrorCode::ValidationError,
-            "id: a record with this id already exists".to_string(),
-        ),
-        StoreErrorKind::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "storage is unavailable; retry later".to_string(),
-        ),
-        StoreErrorKind::Internal => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalError,
-            "the storage operation failed".to_string(),
-        ),
+/// A failed storage operation as the engine answers it to clients
+/// ([`StoreErrorKind::client_error`]; `list`: [`StoreErrorKind::list_client_error`]),
+/// with the code's HTTP status, except a conflict (an insert whose id exists): 409.
+fn store_error(kind: StoreErrorKind, (code, message): (ErrorCode, &str)) -> Response<Body> {
+    let status = match kind {
+        StoreErrorKind::Conflict => StatusCode::CONFLICT,
+        _ => status_for(code),
     };
     json_error(status, code, message)
 }
@@ -477,12 +462,7 @@ async fn list(state: &AppState, resource: String, query: &str) -> Response<Body>
         StoreOutcome::Page { items, cursor } => {
             json_value(StatusCode::OK, &json!({ "items": items, "cursor": cursor }))
         }
-        StoreOutcome::Failed(e) if e.kind == StoreErrorKind::NotFound => json_error(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidMessage,
-            "cursor is not valid; start the listing again without it",
-        ),
-        StoreOutcome::Failed(e) => store_error(&e),
+        StoreOutcome::Failed(e) => store_error(e.kind, e.kind.list_client_error()),
         other => unexpected(&other),
     }
 }
@@ -502,7 +482,7 @@ async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
             ErrorCode::NotFound,
             format!("no record `{}`", crate::http::truncate(&id, 200)),
         ),
-        StoreOutcome::Failed(e) => store_error(&e),
+        StoreOutcome::Failed(e) => store_error(e.kind, e.kind.client_error()),
         other => unexpected(&other),
     }
 }
