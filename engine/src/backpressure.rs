@@ -8,7 +8,7 @@
 //! Every host applies the same thresholds (PROTOCOL.md §15).
 //!
 //! ```
-//! use switchboard_engine::backpressure::Thresholds;
+//! use engine::backpressure::Thresholds;
 //! let t = Thresholds::for_limit(1000);
 //! assert_eq!(t.crossing(false, 1000), None); // at the limit: not over
 //! assert_eq!(t.crossing(false, 1001), Some(true)); // report: over

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use serde_json::json;
-//! use switchboard_engine::deployment::{apply_env, ENV_ADMIN_KEY, ENV_JWT_SECRET};
+//! use engine::deployment::{apply_env, ENV_ADMIN_KEY, ENV_JWT_SECRET};
 //! let mut doc = json!({"auth": {"jwt": {"secret": "dev-secret"}}});
 //! apply_env(&mut doc, |k| match k {
 //!     ENV_JWT_SECRET => Some("s3cret".into()),

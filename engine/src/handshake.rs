@@ -8,7 +8,7 @@
 //! `protocol-spec/schemas/upgrade-rejection.schema.json` (PROTOCOL.md §3).
 //!
 //! ```
-//! use switchboard_engine::handshake::HandshakeRefusal;
+//! use engine::handshake::HandshakeRefusal;
 //! let r = HandshakeRefusal::UnsupportedVersion;
 //! assert_eq!(r.status(), 426);
 //! assert!(r.body().contains(r#""reason":"unsupported_version""#));
