@@ -766,14 +766,14 @@ export const ERROR_CODES = ["INVALID_JSON","INVALID_MESSAGE","UNKNOWN_MESSAGE_TY
 
 // ---------------------------------------------------------------- upgrade rejection
 /**
- * The JSON body (Content-Type: application/json) of the HTTP response when the server refuses an upgrade. `code` is from the error-code table; `reason` is a stable machine-readable refinement; `message` is for humans and never contains secrets. Each branch below lists the HTTP status that goes with it.
+ * The JSON body (Content-Type: application/json) of the HTTP response when the server refuses an upgrade. `code` is from the error-code table; `reason` is a stable machine-readable refinement; `message` is for humans and never contains secrets. Each branch below lists the HTTP status that goes with it. Branches marked `x-host-handshake` are refusals a host's HTTP layer decides before the engine sees the request (the engine still writes their bodies: `switchboard_engine::handshake`); conformance vectors cannot contain them, the host tests check them live on every host.
  */
 export type UpgradeRejection = {
   type: "error";
-  code: "NOT_FOUND" | "FORBIDDEN" | "UNAUTHORIZED" | "LIMIT_EXCEEDED" | "UNAVAILABLE" | "INTERNAL_ERROR";
-  reason: "unknown_route" | "origin_not_allowed" | "missing_scope" | "missing_token" | "unknown_api_key" | "malformed_token" | "algorithm_not_allowed" | "unknown_key" | "bad_signature" | "token_expired" | "not_yet_valid" | "wrong_issuer" | "wrong_audience" | "missing_claim" | "jwt_not_accepted" | "too_many_connections" | "too_many_connections_from_ip" | "too_many_connections_for_user" | "draining" | "keys_unavailable" | "client_id_collision";
+  code: "NOT_FOUND" | "FORBIDDEN" | "UNAUTHORIZED" | "LIMIT_EXCEEDED" | "UNAVAILABLE" | "INTERNAL_ERROR" | "INVALID_MESSAGE";
+  reason: "unknown_route" | "origin_not_allowed" | "missing_scope" | "missing_token" | "unknown_api_key" | "malformed_token" | "algorithm_not_allowed" | "unknown_key" | "bad_signature" | "token_expired" | "not_yet_valid" | "wrong_issuer" | "wrong_audience" | "missing_claim" | "jwt_not_accepted" | "too_many_connections" | "too_many_connections_from_ip" | "too_many_connections_for_user" | "draining" | "keys_unavailable" | "client_id_collision" | "missing_key" | "method_not_allowed" | "unsupported_version" | "upgrade_failed" | "bad_deployment" | "no_decision";
   message: string;
 };
 
 /** Every `reason` an upgrade rejection may carry. */
-export const UPGRADE_REJECTION_REASONS = ["unknown_route","origin_not_allowed","missing_scope","missing_token","unknown_api_key","malformed_token","algorithm_not_allowed","unknown_key","bad_signature","token_expired","not_yet_valid","wrong_issuer","wrong_audience","missing_claim","jwt_not_accepted","too_many_connections","too_many_connections_from_ip","too_many_connections_for_user","draining","keys_unavailable","client_id_collision"] as const;
+export const UPGRADE_REJECTION_REASONS = ["unknown_route","origin_not_allowed","missing_scope","missing_token","unknown_api_key","malformed_token","algorithm_not_allowed","unknown_key","bad_signature","token_expired","not_yet_valid","wrong_issuer","wrong_audience","missing_claim","jwt_not_accepted","too_many_connections","too_many_connections_from_ip","too_many_connections_for_user","draining","keys_unavailable","client_id_collision","missing_key","method_not_allowed","unsupported_version","upgrade_failed","bad_deployment","no_decision"] as const;
