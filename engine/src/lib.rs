@@ -93,8 +93,8 @@ pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input, POLL_CONN_BASE};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
-    FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome,
-    StoreRequest,
+    FetchRequest, FetchResponse, HostCapabilities, HostRequest, HostResult, StoreError,
+    StoreErrorKind, StoreOutcome, StoreRequest,
 };
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};

@@ -192,6 +192,7 @@ export class SwitchboardDurableObject extends DurableObject {
       if (snap) snaps.push([conn, snap]);
     }
     const engine = new wasm.Engine(JSON.stringify(host.config), BigInt(seed), false);
+    host.capabilities(engine);
     await this.loadStreams(engine);
     host.engine.free();
     host.engine = engine;

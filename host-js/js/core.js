@@ -132,14 +132,6 @@ export function timerScheduler(now = Date.now) {
   };
 }
 
-function normalizeDecision(d) {
-  if (d === true || d === undefined || d === null) return { decision: "allow" };
-  if (d === false) return { decision: "deny", message: null };
-  if (typeof d === "object" && typeof d.decision === "string") return d;
-  if (typeof d === "object" && d.filter) return { decision: "filter", filter: d.filter };
-  return { decision: "deny", message: null };
-}
-
 /**
  * One engine plus the connections it serves.
  *
@@ -178,6 +170,7 @@ export class Host {
     this.pressure = this.engine.backpressureThresholds();
     this.store = o.store ?? null;
     this.guard = o.guard ?? null;
+    this.capabilities(this.engine);
     this.scheduler = o.scheduler ?? timerScheduler(this.now);
     this.pingMode = o.ping ?? "socket";
     this.encodeShared = o.encodeShared ?? null;
@@ -203,6 +196,15 @@ export class Host {
     this.testControl = null;
     this.intercept = null;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
+  }
+
+  /**
+   * Tell `engine` which host calls this host answers (a guard callback, application
+   * handlers, or calls the test control channel holds); the engine answers the others.
+   */
+  capabilities(engine) {
+    const tc = this.testControl;
+    engine.setHostCapabilities(this.guard !== null || (tc?.holdGuard ?? false), this.handlers !== null || tc !== null);
   }
 
   // ---------------------------------------------------------------- inputs
@@ -543,14 +545,12 @@ export class Host {
     this.stats.hostCalls++;
     const req = a.request;
     let result;
+    let guardValue = false; // what the guard callback returned (the engine reads it)
     try {
       if (req.kind === "guard") {
-        if (!this.guard) {
-          result = { kind: "guard", decision: "deny", message: "this server has no host guard for this action" };
-        } else {
-          const d = normalizeDecision(await this.guard({ resource: req.resource, action: req.action, context: req.context }));
-          result = { kind: "guard", ...d };
-        }
+        // (Without a callback the engine denies guard calls itself: see capabilities().)
+        const v = this.guard ? await this.guard({ resource: req.resource, action: req.action, context: req.context }) : false;
+        guardValue = v === undefined ? null : v;
       } else if (req.kind === "message" || req.kind === "hook" || req.kind === "intercept") {
         result = await this.runHandler(req);
       } else if (req.kind === "fetch") {
@@ -564,15 +564,24 @@ export class Host {
       }
     } catch (e) {
       this.log(`host call ${a.op} (${req.kind}) failed: ${e?.message ?? e}`);
+      guardValue = false;
       result =
-        req.kind === "guard"
-          ? { kind: "guard", decision: "deny", message: null }
-          : req.kind === "message" || req.kind === "hook" || req.kind === "intercept"
-            ? { kind: "handler", failed: String(e?.message ?? e) }
-            : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
+        req.kind === "message" || req.kind === "hook" || req.kind === "intercept"
+          ? { kind: "handler", failed: String(e?.message ?? e) }
+          : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
     }
-    const json = JSON.stringify(result);
-    this.run(() => this.engine.completed(this.now(), a.op, json));
+    if (req.kind === "guard") {
+      let json;
+      try {
+        json = JSON.stringify(guardValue);
+      } catch {
+        json = "false"; // not JSON (a cycle, a BigInt): deny
+      }
+      this.run(() => this.engine.guardCompleted(this.now(), a.op, json ?? "false"));
+    } else {
+      const json = JSON.stringify(result);
+      this.run(() => this.engine.completed(this.now(), a.op, json));
+    }
     if (a.conn !== undefined && a.conn !== null) this.onConnState?.(a.conn);
   }
 

@@ -206,6 +206,32 @@ impl Engine {
         }
     }
 
+    /// Answer a guard `call` with what the application's guard callback returned
+    /// (`valueJson`: `true`, `false`, `null`, `{"decision":...}`, `{"filter":...}`), read
+    /// by the engine's rule ([`engine::hostcall::GuardDecision::from_callback_value`]).
+    #[wasm_bindgen(js_name = guardCompleted)]
+    pub fn guard_completed(&mut self, now: f64, op: f64, value_json: &str) -> String {
+        let value = serde_json::from_str(value_json).unwrap_or(serde_json::Value::Bool(false));
+        let decision = engine::hostcall::GuardDecision::from_callback_value(&value);
+        self.core.handle(
+            millis(now),
+            engine::Input::Completed {
+                op: engine::OpId(op.max(0.0) as u64),
+                result: engine::HostResult::Guard(decision),
+            },
+        )
+    }
+
+    /// Say what the host answers: `guard` (a guard callback, or guard calls held by the
+    /// test control channel) and `handlers` (application handlers); the engine answers
+    /// the other calls itself, with the same texts as on every host.
+    #[wasm_bindgen(js_name = setHostCapabilities)]
+    pub fn set_host_capabilities(&mut self, guard: bool, handlers: bool) {
+        self.core
+            .engine_mut()
+            .set_host_capabilities(engine::HostCapabilities { guard, handlers });
+    }
+
     /// A server-API command (`{"command":"publish","channel":"news","data":...}`); the
     /// batch carries a `commandResult` with `tag`.
     pub fn command(&mut self, now: f64, tag: f64, command_json: &str) -> String {
