@@ -69,6 +69,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod deployment;
+pub mod endpoint;
 mod engine;
 pub mod error;
 pub mod filter;

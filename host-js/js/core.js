@@ -778,15 +778,17 @@ function refusalAnswer(text) {
  */
 export function fetchRoute(host, req, peer) {
   const url = new URL(req.url);
-  if (isTestPath(url.pathname)) {
+  // The engine decides what a path is, as on the native host.
+  const endpoint = host.engine.endpoint(req.method, url.pathname);
+  if (endpoint === "testControl") {
     if (host.testControl) return { response: host.testControl.fetch(req) };
     const r = testControlRefusal();
     return { response: new Response(r.body, { status: r.status, headers: r.headers }) };
   }
   const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
-  if (!upgrade && host.engine.servesHttp(url.pathname)) return { response: pollFetch(host, req, url, peer) };
+  if (!upgrade && endpoint === "polling") return { response: pollFetch(host, req, url, peer) };
   if (!upgrade) {
-    const r = httpRoute(host, req.method, url.pathname);
+    const r = httpRoute(host, req.method, url.pathname, endpoint);
     return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
   }
   const refused = handshakeCheck(req.method, (name) => req.headers.get(name));
@@ -884,34 +886,30 @@ export function testControlRefusal() {
 
 /**
  * The plain-HTTP side shared by the Node, Deno, Bun and Cloudflare hosts (same as the
- * native host): /healthz, /readyz, /metrics, GET / or a GET on a WebSocket route → server
- * info. Returns {status, headers, body} or a 404 JSON error.
+ * native host; the engine decides what a path is: engine.endpoint): /healthz, /readyz,
+ * /metrics, GET / or a GET on a WebSocket route → server info. Returns {status, headers,
+ * body}, a 404 JSON error for anything else.
  */
-export function httpRoute(host, method, path) {
-  const get = method === "GET" || method === "HEAD";
-  const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
-  if (get && p === "/healthz") return { status: 200, headers: JSON_TYPE, body: '{"status":"ok"}' };
-  if (get && p === "/readyz") {
-    return host.draining
-      ? { status: 503, headers: JSON_TYPE, body: '{"status":"draining"}' }
-      : { status: 200, headers: JSON_TYPE, body: '{"status":"ready"}' };
+export function httpRoute(host, method, path, endpoint = host.engine.endpoint(method, path)) {
+  switch (endpoint) {
+    case "health":
+      return { status: 200, headers: JSON_TYPE, body: wasm.healthBody() };
+    case "ready": {
+      const r = JSON.parse(wasm.readiness(host.draining));
+      return { status: r.status, headers: JSON_TYPE, body: r.body };
+    }
+    case "metrics":
+      return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
+    case "serverInfo": {
+      const info = host.command({ command: "serverInfo" });
+      // Live counts, routes and resource names only where the deployment opts in (the JS
+      // hosts have no admin key to show them to the operator alone).
+      const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
+      return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
+    }
+    default: // notFound, and the native host's admin API and console
+      return { status: 404, headers: JSON_TYPE, body: wasm.notFound(method, path) };
   }
-  if (get && p === "/metrics") {
-    return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
-  }
-  // The engine matches route patterns (`/ws/game/:sessionId` too), as on the native host.
-  if (get && (p === "/" || host.engine.isRoutePath(p))) {
-    const info = host.command({ command: "serverInfo" });
-    // Live counts, routes and resource names only where the deployment opts in (the JS
-    // hosts have no admin key to show them to the operator alone).
-    const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
-    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
-  }
-  return {
-    status: 404,
-    headers: JSON_TYPE,
-    body: JSON.stringify({ code: "NOT_FOUND", message: `nothing at ${method} ${path.slice(0, 200)}` }),
-  };
 }
 
 /** Status text for the few statuses the engine rejects with. */
