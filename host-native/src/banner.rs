@@ -91,12 +91,15 @@ impl Banner<'_> {
         );
         line(
             "storage",
-            match d.server.store {
+            match &d.server.store {
                 StoreKind::Sqlite => format!(
                     "SQLite {}",
                     shown_path(&d.server.data_dir.join(crate::store::DB_FILE))
                 ),
                 StoreKind::Memory => "memory (records are lost on exit)".into(),
+                StoreKind::Postgres(url) => {
+                    format!("PostgreSQL {}", crate::store::postgres::redact(url))
+                }
             },
         );
         if let Some(url) = &d.server.broker {

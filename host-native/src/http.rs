@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `Upgrade: websocket` on any path | the engine decides (101, or its status + JSON body) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs |
-//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable |
+//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable, 503 `{"status":"store-unavailable",...}` while the PostgreSQL store is |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
@@ -100,6 +100,18 @@ pub async fn serve(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &json!({"status": "broker-unavailable", "broker": url,
                         "message": "the cluster broker is unreachable; reconnecting"}),
+                )
+            } else if let (true, Some(h)) = (
+                state.ready.load(Ordering::Acquire),
+                state
+                    .store_health
+                    .as_ref()
+                    .filter(|h| !h.up.load(Ordering::Acquire)),
+            ) {
+                json_value(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "store-unavailable", "store": h.url,
+                        "message": "the record store (PostgreSQL) is unreachable; reconnecting"}),
                 )
             } else if state.ready.load(Ordering::Acquire) {
                 json_value(StatusCode::OK, &json!({"status": "ready"}))
