@@ -222,7 +222,29 @@ impl PgStore {
         }
     }
 
-    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    /// `EXPLAIN` of the query a filtered list of `resource` runs (tests: which index it
+    /// reads through).
+    pub fn explain_list(&self, resource: &str, filter: &Value) -> Result<String, StoreError> {
+        let parsed = engine::filter::Filter::parse(filter).map_err(sql::internal)?;
+        let (query, args) = self.indexes.filtered_query(resource, &parsed, "");
+        let params = bind(&args);
+        let rows = self
+            .conn()?
+            .query_typed(
+                &format!("EXPLAIN {}", sql::numbered(&query)),
+                &typed(&params),
+            )
+            .map_err(|e| self.classify(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}
+
+impl sql::Operations for PgStore {
+    fn get(&mut self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let row = self
             .conn()?
             .query_typed_opt(
@@ -233,7 +255,7 @@ impl PgStore {
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
     }
 
-    fn insert(&self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
+    fn insert(&mut self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
         let id = sql::record_id(record)?;
         let text = record.to_string();
         let inserted = self
@@ -254,7 +276,12 @@ impl PgStore {
         Ok(StoreOutcome::Inserted(record.clone()))
     }
 
-    fn update(&self, resource: &str, id: &str, patch: &Value) -> Result<StoreOutcome, StoreError> {
+    fn update(
+        &mut self,
+        resource: &str,
+        id: &str,
+        patch: &Value,
+    ) -> Result<StoreOutcome, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction().map_err(|e| self.classify(e))?;
         let row = tx
@@ -282,7 +309,7 @@ impl PgStore {
         Ok(StoreOutcome::Updated { record, previous })
     }
 
-    fn delete(&self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError> {
+    fn delete(&mut self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError> {
         let row = self
             .conn()?
             .query_typed_opt(
@@ -299,7 +326,7 @@ impl PgStore {
     }
 
     fn list(
-        &self,
+        &mut self,
         resource: &str,
         filter: &Value,
         limit: usize,
@@ -313,26 +340,6 @@ impl PgStore {
             limit,
             cursor,
         )
-    }
-
-    /// `EXPLAIN` of the query a filtered list of `resource` runs (tests: which index it
-    /// reads through).
-    pub fn explain_list(&self, resource: &str, filter: &Value) -> Result<String, StoreError> {
-        let parsed = engine::filter::Filter::parse(filter).map_err(sql::internal)?;
-        let (query, args) = self.indexes.filtered_query(resource, &parsed, "");
-        let params = bind(&args);
-        let rows = self
-            .conn()?
-            .query_typed(
-                &format!("EXPLAIN {}", sql::numbered(&query)),
-                &typed(&params),
-            )
-            .map_err(|e| self.classify(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n"))
     }
 }
 
@@ -411,22 +418,7 @@ impl sql::SqlRows for Reader<'_> {
 
 impl RecordStore for PgStore {
     fn apply(&mut self, request: &StoreRequest) -> StoreOutcome {
-        let result = match request {
-            StoreRequest::Get { resource, id } => self.get(resource, id).map(StoreOutcome::Record),
-            StoreRequest::List {
-                resource,
-                filter,
-                limit,
-                cursor,
-            } => self.list(resource, filter, *limit, cursor.as_deref()),
-            StoreRequest::Insert { resource, record } => self.insert(resource, record),
-            StoreRequest::Update {
-                resource,
-                id,
-                patch,
-            } => self.update(resource, id, patch),
-            StoreRequest::Delete { resource, id } => self.delete(resource, id),
-        };
+        let result = sql::run(self, request);
         if result.is_ok() {
             self.health.up.store(true, Ordering::Release);
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use engine::filter::{Filter, Op};
 use engine::store::{decode_cursor, encode_cursor, failed, page, MAX_LIST_SCAN};
-use engine::{StoreError, StoreErrorKind, StoreOutcome};
+use engine::{StoreError, StoreErrorKind, StoreOutcome, StoreRequest};
 use serde_json::Value;
 
 /// A store error of `kind`.
@@ -529,6 +529,49 @@ fn filtered_list(
         Ok(true)
     })?;
     Ok(StoreOutcome::Page { items, cursor })
+}
+
+/// The operations of a SQL store, which [`run`] hands each request to.
+pub(crate) trait Operations {
+    fn get(&mut self, resource: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    fn list(
+        &mut self,
+        resource: &str,
+        filter: &Value,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<StoreOutcome, StoreError>;
+    fn insert(&mut self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError>;
+    fn update(
+        &mut self,
+        resource: &str,
+        id: &str,
+        patch: &Value,
+    ) -> Result<StoreOutcome, StoreError>;
+    fn delete(&mut self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError>;
+}
+
+/// Run `request` on `store`.
+pub(crate) fn run(
+    store: &mut impl Operations,
+    request: &StoreRequest,
+) -> Result<StoreOutcome, StoreError> {
+    match request {
+        StoreRequest::Get { resource, id } => store.get(resource, id).map(StoreOutcome::Record),
+        StoreRequest::List {
+            resource,
+            filter,
+            limit,
+            cursor,
+        } => store.list(resource, filter, *limit, cursor.as_deref()),
+        StoreRequest::Insert { resource, record } => store.insert(resource, record),
+        StoreRequest::Update {
+            resource,
+            id,
+            patch,
+        } => store.update(resource, id, patch),
+        StoreRequest::Delete { resource, id } => store.delete(resource, id),
+    }
 }
 
 /// `sql` with its `?` placeholders numbered `$1`, `$2`, ... (PostgreSQL). Quoted text

@@ -14,7 +14,7 @@ use engine::{StoreError, StoreErrorKind, StoreOutcome, StoreRequest};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::sql::{self, fail, internal, parse, Arg, Dialect, Indexes, Scalar};
+use super::sql::{self, fail, internal, parse, Arg, Dialect, Indexes, Operations, Scalar};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "switchboard.db";
@@ -76,8 +76,10 @@ impl SqliteStore {
         }
         Ok(names)
     }
+}
 
-    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
+impl Operations for SqliteStore {
+    fn get(&mut self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let text: Option<String> = self
             .conn
             .prepare_cached("SELECT data FROM records WHERE resource = ?1 AND id = ?2")
@@ -87,7 +89,7 @@ impl SqliteStore {
     }
 
     fn list(
-        &self,
+        &mut self,
         resource: &str,
         filter: &Value,
         limit: usize,
@@ -97,7 +99,7 @@ impl SqliteStore {
         sql::list(&mut reader, &self.indexes, resource, filter, limit, cursor)
     }
 
-    fn insert(&self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
+    fn insert(&mut self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
         let id = sql::record_id(record)?;
         let text = record.to_string();
         let res = self
@@ -138,7 +140,7 @@ impl SqliteStore {
         Ok(StoreOutcome::Updated { record, previous })
     }
 
-    fn delete(&self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError> {
+    fn delete(&mut self, resource: &str, id: &str) -> Result<StoreOutcome, StoreError> {
         let text: Option<String> = self
             .conn
             .prepare_cached("DELETE FROM records WHERE resource = ?1 AND id = ?2 RETURNING data")
@@ -206,22 +208,7 @@ fn classify(e: rusqlite::Error) -> StoreError {
 
 impl RecordStore for SqliteStore {
     fn apply(&mut self, request: &StoreRequest) -> StoreOutcome {
-        let result = match request {
-            StoreRequest::Get { resource, id } => self.get(resource, id).map(StoreOutcome::Record),
-            StoreRequest::List {
-                resource,
-                filter,
-                limit,
-                cursor,
-            } => self.list(resource, filter, *limit, cursor.as_deref()),
-            StoreRequest::Insert { resource, record } => self.insert(resource, record),
-            StoreRequest::Update {
-                resource,
-                id,
-                patch,
-            } => self.update(resource, id, patch),
-            StoreRequest::Delete { resource, id } => self.delete(resource, id),
-        };
+        let result = sql::run(self, request);
         result.unwrap_or_else(StoreOutcome::Failed)
     }
 }
