@@ -239,6 +239,18 @@ warning: the admin API accepts the development key \"dev-admin\". Set SWITCHBOAR
     }
 
     #[test]
+    fn a_postgresql_store_is_shown_with_its_password_hidden() {
+        let mut d = demo_without_env();
+        d.server.store = StoreKind::Postgres("postgres://sb:pw@127.0.0.1:5432/records".into());
+        let text = render(&d, None, "127.0.0.1:3001", false);
+        assert!(
+            text.contains("  storage    PostgreSQL postgres://sb:***@127.0.0.1:5432/records\n"),
+            "{text}"
+        );
+        assert!(!text.contains(":pw@"), "{text}");
+    }
+
+    #[test]
     fn test_control_channel_is_a_warning() {
         let d = demo_without_env();
         let text = Banner {

@@ -397,8 +397,9 @@ async fn two_nodes_on_one_redis_and_one_postgresql_share_records_and_change_even
     b.shutdown().await;
 }
 
-/// `switchboard ARGS...`: its exit status and stderr (within 30 s).
-fn run(args: &[&str]) -> (std::process::ExitStatus, String) {
+/// `switchboard ARGS... --config examples/demo.toml` (with `SWITCHBOARD_STORE=store` if
+/// given): its exit status and stderr (within 30 s).
+fn run_with(args: &[&str], store: Option<&str>) -> (std::process::ExitStatus, String) {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml");
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -409,6 +410,7 @@ fn run(args: &[&str]) -> (std::process::ExitStatus, String) {
         .env("NO_COLOR", "1")
         .env_remove("SWITCHBOARD_STORE")
         .env_remove("SWITCHBOARD_BROKER")
+        .envs(store.map(|s| ("SWITCHBOARD_STORE", s)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -434,8 +436,22 @@ fn run(args: &[&str]) -> (std::process::ExitStatus, String) {
     }
 }
 
+fn run(args: &[&str]) -> (std::process::ExitStatus, String) {
+    run_with(args, None)
+}
+
 #[test]
 fn a_bad_or_unreachable_database_stops_startup_with_a_clear_error() {
+    let (status, err) = run_with(
+        &["serve", "--listen", "127.0.0.1:0"],
+        Some("mysql://u@127.0.0.1/db"),
+    );
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("SWITCHBOARD_STORE") && err.contains("is not a store"),
+        "{err}"
+    );
+
     let (status, err) = run(&[
         "serve",
         "--listen",

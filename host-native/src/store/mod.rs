@@ -1,6 +1,6 @@
 //! Record storage: the SQLite store ([`sqlite`], the single-node default), the
 //! PostgreSQL store ([`postgres`], records shared by the nodes of a cluster), the SQL
-//! both share ([`sql`]), and the thread that runs store operations off the async
+//! both share (`sql.rs`), and the thread that runs store operations off the async
 //! reactor.
 //!
 //! # Threading

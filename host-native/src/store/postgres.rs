@@ -8,7 +8,7 @@
 //! `records(resource text COLLATE "C", id text COLLATE "C", data json, PRIMARY KEY
 //! (resource, id))`. `data` is `json`, kept exactly as written (key order included);
 //! filters read it through `#>` and compare as `jsonb`, `numeric` or byte-ordered text,
-//! the same conditions the SQLite store pushes down ([`super::sql`]); ids order
+//! the same conditions the SQLite store pushes down (`sql.rs`); ids order
 //! bytewise (`COLLATE "C"`), as in the other stores, so cursors mean the same thing.
 //! A declared index is `(resource, (data #> '{path}')::jsonb..., id)`.
 //!
