@@ -110,6 +110,24 @@ fn the_postgres_store_keeps_the_store_contract_and_pages_like_the_memory_store()
     for r in &requests {
         assert_eq!(sql.apply(r), lite.apply(r), "{r:?}");
     }
+    // U+0000 (which PostgreSQL's JSON operators refuse) is refused at the write; the
+    // resource's filtered lists keep working.
+    let nul = sql.apply(&insert("e", json!({"id": "z", "s": "a\u{0}b"})));
+    assert!(
+        matches!(&nul, StoreOutcome::Failed(StoreError { kind: StoreErrorKind::Internal, message }) if message.contains("U+0000")),
+        "{nul:?}"
+    );
+    sql.apply(&insert("e", json!({"id": "y", "s": "a\\u0000b"})));
+    let list = sql.apply(&StoreRequest::List {
+        resource: "e".into(),
+        filter: json!({"s": {"$gte": "a"}}),
+        limit: 10,
+        cursor: None,
+    });
+    assert!(
+        matches!(&list, StoreOutcome::Page { items, .. } if items.len() == 1),
+        "{list:?}"
+    );
     // Records come back exactly as written (key order, number spelling).
     let odd = json!({"id": "o", "z": 1, "a": 1e16, "m": 1.0});
     sql.apply(&insert("o", odd.clone()));

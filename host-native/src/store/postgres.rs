@@ -257,7 +257,7 @@ impl sql::Operations for PgStore {
 
     fn insert(&mut self, resource: &str, record: &Value) -> Result<StoreOutcome, StoreError> {
         let id = sql::record_id(record)?;
-        let text = record.to_string();
+        let text = storable(record)?;
         let inserted = self
             .conn()?
             .execute_typed(
@@ -295,7 +295,7 @@ impl sql::Operations for PgStore {
         };
         let previous = parse(&row.get::<_, String>(0))?;
         let record = sql::patched(&previous, id, patch);
-        let text = record.to_string();
+        let text = storable(&record)?;
         tx.execute_typed(
             "UPDATE records SET data = $3::json WHERE resource = $1 AND id = $2",
             &[
@@ -341,6 +341,29 @@ impl sql::Operations for PgStore {
             cursor,
         )
     }
+}
+
+/// The JSON text of a record PostgreSQL can store: its JSON operators (filters,
+/// declared indexes) refuse the character U+0000 anywhere in a document, so a record
+/// holding one is refused (`Internal`) rather than stored and breaking every filtered
+/// `list` of its resource.
+fn storable(record: &Value) -> Result<String, StoreError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    let text = record.to_string();
+    // Serialized, U+0000 is always `\u0000`: walk the record only when that appears.
+    if text.contains("\\u0000") && has_nul(record) {
+        return Err(sql::internal(
+            "PostgreSQL cannot store the character U+0000 in a record's strings",
+        ));
+    }
+    Ok(text)
 }
 
 /// Create the records table and the declared indexes if missing, in one transaction
