@@ -418,10 +418,15 @@ impl Indexes {
             )
         } else {
             // The next `budget` rows of the resource; the condition only spares parsing.
+            // (PostgreSQL keeps a subquery's order only when asked again.)
             args.splice(0..0, cond_args);
+            let order = match d {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => " ORDER BY id",
+            };
             format!(
                 "SELECT id, CASE WHEN {condition} THEN {data} END FROM \
-                 (SELECT id, data FROM records WHERE resource = ? AND id > ? ORDER BY id LIMIT ?) AS page"
+                 (SELECT id, data FROM records WHERE resource = ? AND id > ? ORDER BY id LIMIT ?) AS page{order}"
             )
         };
         args.push(Arg::Int(MAX_LIST_SCAN as i64 + 1));
