@@ -121,19 +121,39 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The answer to `GET /readyz`: `(status, body)`. Ready unless the server is draining
-/// (503 `draining`) or the cluster broker at `broker_down` is unreachable (503
-/// `broker-unavailable`).
-pub fn readiness(draining: bool, broker_down: Option<&str>) -> (u16, Value) {
-    match (draining, broker_down) {
-        (true, _) => (503, json!({"status": "draining"})),
-        (false, Some(url)) => (
+/// What keeps a server from being ready, for [`readiness`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotReady<'a> {
+    /// The server is draining (shutting down).
+    pub draining: bool,
+    /// The cluster broker at this URL is unreachable.
+    pub broker_down: Option<&'a str>,
+    /// The record store at this URL (password hidden) is unreachable.
+    pub store_down: Option<&'a str>,
+}
+
+/// The answer to `GET /readyz`: `(status, body)`. 200 `ready`, else 503 with the first
+/// reason: `draining`, `broker-unavailable` (with `broker`), `store-unavailable` (with
+/// `store`).
+pub fn readiness(state: NotReady<'_>) -> (u16, Value) {
+    if state.draining {
+        return (503, json!({"status": "draining"}));
+    }
+    if let Some(url) = state.broker_down {
+        return (
             503,
             json!({"status": "broker-unavailable", "broker": url,
                 "message": "the cluster broker is unreachable; reconnecting"}),
-        ),
-        (false, None) => (200, json!({"status": "ready"})),
+        );
     }
+    if let Some(url) = state.store_down {
+        return (
+            503,
+            json!({"status": "store-unavailable", "store": url,
+                "message": "the record store is unreachable; reconnecting"}),
+        );
+    }
+    (200, json!({"status": "ready"}))
 }
 
 /// The 404 body for a request with `method` on `path` (the path cut at 200 bytes, on a
@@ -213,10 +233,27 @@ mod tests {
 
     #[test]
     fn readiness_says_why_it_is_not_ready() {
-        assert_eq!(readiness(false, None), (200, json!({"status": "ready"})));
-        assert_eq!(readiness(true, Some("redis://x")).1["status"], "draining");
-        let (status, body) = readiness(false, Some("redis://x"));
+        let ready = NotReady::default();
+        assert_eq!(readiness(ready), (200, json!({"status": "ready"})));
+        let all = NotReady {
+            draining: true,
+            broker_down: Some("redis://x"),
+            store_down: Some("postgres://y"),
+        };
+        assert_eq!(readiness(all).1["status"], "draining");
+        let (status, body) = readiness(NotReady {
+            draining: false,
+            ..all
+        });
         assert_eq!((status, body["broker"].as_str()), (503, Some("redis://x")));
+        let (status, body) = readiness(NotReady {
+            store_down: Some("postgres://y"),
+            ..ready
+        });
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (503, Some("store-unavailable"))
+        );
     }
 
     #[test]

@@ -364,7 +364,10 @@ fn refusal_json(r: engine::handshake::HandshakeRefusal) -> String {
 /// `draining` while the server drains ([`engine::endpoint::readiness`]).
 #[wasm_bindgen(js_name = readiness)]
 pub fn readiness(draining: bool) -> String {
-    let (status, body) = engine::endpoint::readiness(draining, None);
+    let (status, body) = engine::endpoint::readiness(engine::endpoint::NotReady {
+        draining,
+        ..Default::default()
+    });
     serde_json::json!({"status": status, "body": body.to_string()}).to_string()
 }
 

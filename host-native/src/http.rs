@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `Upgrade: websocket` on any path | the engine decides (101, or its status + JSON body) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs |
-//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable |
+//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable, 503 `{"status":"store-unavailable",...}` while the PostgreSQL store is |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
@@ -97,8 +97,16 @@ pub async fn serve(
                 .as_ref()
                 .filter(|(up, _)| !up.load(Ordering::Acquire))
                 .map(|(_, url)| url.as_str());
-            let draining = !state.ready.load(Ordering::Acquire);
-            let (status, body) = engine::endpoint::readiness(draining, broker_down);
+            let store_down = state
+                .store_health
+                .as_ref()
+                .filter(|h| !h.up.load(Ordering::Acquire))
+                .map(|h| h.url.as_str());
+            let (status, body) = engine::endpoint::readiness(engine::endpoint::NotReady {
+                draining: !state.ready.load(Ordering::Acquire),
+                broker_down,
+                store_down,
+            });
             json_value(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
                 &body,
