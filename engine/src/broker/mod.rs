@@ -43,6 +43,10 @@
 //! - presence: per-channel entries added and removed by the same calls, refreshed with
 //!   a TTL so a dead node's clients disappear.
 //!
+//! In cluster mode the engine does this with [`crate::cluster::ClusterMessage::Append`]
+//! and [`crate::cluster::ClusterMessage::Fetch`]; each node's memory broker then holds a
+//! copy of the shared streams it uses ([`mirror`]).
+//!
 //! # Persistence (Cloudflare, native SQLite)
 //!
 //! With [`MemoryBroker::set_persistent`] the broker records every change as key/value
@@ -61,6 +65,8 @@ use serde_json::value::RawValue;
 
 use crate::namespace::HistoryConfig;
 use crate::types::Millis;
+
+pub mod mirror;
 
 /// A stream's position: the offset of its latest publication and its epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +120,8 @@ struct Stream {
     cfg: HistoryConfig,
     last_publish: Millis,
     deadline: Millis,
+    /// Cluster mode: this copy mirrors the shared broker's stream (see [`mirror`]).
+    synced: bool,
 }
 
 impl Stream {
@@ -277,6 +285,7 @@ impl MemoryBroker {
             cfg,
             last_publish: now,
             deadline: Millis(0),
+            synced: false,
         };
         s.deadline = s.compute_deadline();
         self.deadlines.insert((s.deadline, name.to_string()));
@@ -569,6 +578,7 @@ impl MemoryBroker {
                 cfg,
                 last_publish: Millis(m.last_publish),
                 deadline: Millis(0),
+                synced: false,
             };
             s.deadline = s.compute_deadline();
             if let Some(old) = self.streams.remove(name) {
