@@ -89,7 +89,13 @@ impl MemoryBroker {
         let delivered = local.map(|s| s.top);
         // Publications that reached this node after the shared broker was read.
         let newer: Vec<Entry> = local
-            .map(|s| s.entries.iter().filter(|e| e.offset > top).cloned().collect())
+            .map(|s| {
+                s.entries
+                    .iter()
+                    .filter(|e| e.offset > top)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let mut list: VecDeque<Entry> = VecDeque::new();
         for (offset, json) in entries.into_iter().filter(|(o, _)| *o <= top) {
@@ -175,7 +181,11 @@ mod tests {
         };
         let (list, _) = b.history("s", cfg(), Millis(1), &q, String::new).unwrap();
         list.iter()
-            .map(|p| serde_json::from_str::<serde_json::Value>(p.0.get()).unwrap()["offset"].as_u64().unwrap())
+            .map(|p| {
+                serde_json::from_str::<serde_json::Value>(p.0.get()).unwrap()["offset"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -186,13 +196,23 @@ mod tests {
         assert!(!b.is_synced("s"), "offsets 1..3 may be missing");
         assert!(!b.take("s", cfg(), Millis(1), 4, "E", raw(4)), "duplicate");
         assert!(b.take("s", cfg(), Millis(1), 5, "E", raw(5)));
-        let delivered = b.fill("s", cfg(), Millis(1), "E", 4, vec![(3, raw(3)), (4, raw(4))]);
+        let delivered = b.fill(
+            "s",
+            cfg(),
+            Millis(1),
+            "E",
+            4,
+            vec![(3, raw(3)), (4, raw(4))],
+        );
         assert_eq!(delivered, Some(5));
         assert!(b.is_synced("s"));
         assert_eq!(offsets(&mut b), vec![3, 4, 5]);
         assert!(b.take("s", cfg(), Millis(1), 6, "E", raw(6)));
         assert!(b.is_synced("s"));
-        assert!(b.take("s", cfg(), Millis(1), 8, "E", raw(8)), "a gap is delivered");
+        assert!(
+            b.take("s", cfg(), Millis(1), 8, "E", raw(8)),
+            "a gap is delivered"
+        );
         assert!(!b.is_synced("s"), "but the copy is no longer complete");
     }
 
@@ -200,7 +220,14 @@ mod tests {
     fn a_fill_of_another_epoch_replaces_the_copy_and_delivers_nothing() {
         let mut b = MemoryBroker::default();
         b.take("s", cfg(), Millis(1), 9, "OLD", raw(9));
-        let delivered = b.fill("s", cfg(), Millis(1), "NEW", 2, vec![(1, raw(1)), (2, raw(2))]);
+        let delivered = b.fill(
+            "s",
+            cfg(),
+            Millis(1),
+            "NEW",
+            2,
+            vec![(1, raw(1)), (2, raw(2))],
+        );
         assert_eq!(delivered, None);
         assert_eq!(offsets(&mut b), vec![1, 2]);
         b.unsync_all();

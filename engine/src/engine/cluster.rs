@@ -227,8 +227,7 @@ impl Engine {
             }
             ClusterEvent::Message(message) => {
                 // Ordered publications come back to their node too.
-                if message.node() != state.node
-                    || matches!(*message, ClusterMessage::Sequenced(_))
+                if message.node() != state.node || matches!(*message, ClusterMessage::Sequenced(_))
                 {
                     self.cluster_message(now, *message);
                 }
