@@ -193,7 +193,10 @@ mod tests {
         let body = unordered(publication()).unwrap();
         assert!(body.ends_with('}') && !body.contains("offset"), "{body}");
         // What the script does to it.
-        let stored = format!("{},\"offset\":7,\"epoch\":\"EP\"}}", &body[..body.len() - 1]);
+        let stored = format!(
+            "{},\"offset\":7,\"epoch\":\"EP\"}}",
+            &body[..body.len() - 1]
+        );
         let parsed = parse_fetch(vec!["EP".into(), "7".into(), stored]).unwrap();
         let mut want = publication();
         want.offset = 7;
