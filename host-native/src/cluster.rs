@@ -292,7 +292,16 @@ impl Link {
                     let read = crate::cluster_streams::fetch(conn, scripts, &stream);
                     let result = match tokio::time::timeout(IO_TIMEOUT, read).await {
                         Ok(Ok(result)) => result,
-                        Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
+                        // A lost connection, or a Redis that forgot the scripts (restarted
+                        // under us, `SCRIPT FLUSH`): reconnect, which loads them again.
+                        Ok(Err(e))
+                            if e.is_io_error()
+                                || e.is_connection_dropped()
+                                || e.kind()
+                                    == redis::ErrorKind::Server(
+                                        redis::ServerErrorKind::NoScript,
+                                    ) =>
+                        {
                             return Err(format!("stream read failed: {e}"))
                         }
                         Ok(Err(e)) => Err(e.to_string()),
@@ -438,9 +447,11 @@ impl Link {
                     .cluster_received
                     .get_or_create(&kind_label(&m))
                     .inc();
-                self.seen
-                    .entry(m.node().to_string())
-                    .or_insert_with(Instant::now);
+                if m.node() != self.node {
+                    self.seen
+                        .entry(m.node().to_string())
+                        .or_insert_with(Instant::now);
+                }
                 let event = ClusterEvent::Message(Box::new(m));
                 let _ = self.actor.send(ToActor::Cluster { event }).await;
             }
