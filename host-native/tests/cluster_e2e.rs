@@ -543,6 +543,30 @@ async fn history_offsets_and_epochs_are_shared_and_survive_a_killed_node_and_a_r
     );
     assert_eq!(h["epoch"], epoch.as_str());
 
+    // The server API's publish answers with the offset the broker assigned.
+    let demo_admin = [
+        ("Authorization", "Bearer dev-admin"),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({"channel":"chat:h","data":"six"}).to_string();
+    let r = http(c, "POST", "/admin/publish", &demo_admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (
+            v["offset"].as_u64(),
+            v["epoch"].as_str(),
+            v["delivered"].as_u64()
+        ),
+        (Some(6), Some(epoch.as_str()), Some(1)),
+        "{v}"
+    );
+    let m = recv_type_within(&mut wc, "message", CLUSTER_WAIT).await;
+    assert_eq!(
+        (m["offset"].as_u64(), m["data"].as_str()),
+        (Some(6), Some("six"))
+    );
+
     for child in [&mut node_c, &mut redis] {
         child.kill().await.unwrap();
     }
