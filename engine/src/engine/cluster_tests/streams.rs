@@ -402,3 +402,25 @@ fn while_the_broker_is_down_stream_publishes_fail_and_waiting_requests_are_answe
         .remove(0);
     assert_eq!(h["type"], "history", "{h}");
 }
+
+#[test]
+fn concurrent_first_uses_of_a_stream_share_one_read_and_later_ones_need_none() {
+    let mut c = Cluster::new(1);
+    c.nodes[0].open(1, "c1", "key_u1");
+    c.nodes[0].open(2, "c2", "key_u2");
+    c.pump();
+    c.nodes[0].send(1, subscribe("feed:c", None));
+    c.nodes[0].send(2, json!({"type":"history","channel":"feed:c"}));
+    let fetches = |n: &Node| {
+        n.outbox
+            .iter()
+            .filter(|m| matches!(m, ClusterMessage::Fetch { .. }))
+            .count()
+    };
+    assert_eq!(fetches(&c.nodes[0]), 1);
+    let acts = c.pump();
+    assert_eq!(frames_for(&acts[0], 1)[0]["type"], "subscribed");
+    assert_eq!(frames_for(&acts[0], 2)[0]["type"], "history");
+    c.nodes[0].send(2, subscribe("feed:c", None));
+    assert_eq!(fetches(&c.nodes[0]), 0, "the copy is synced");
+}
