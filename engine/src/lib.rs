@@ -52,7 +52,10 @@
 //! paths [`Engine::serves_http`] names to the engine as `Input::Http` and write each
 //! `Respond` to its request (it may come later: a held long-poll); in cluster mode
 //! ([`Engine::enable_cluster`]) carry each `Cluster` message to the other nodes and
-//! feed theirs as `Input::Cluster`.
+//! feed theirs as `Input::Cluster`, except the stream requests
+//! ([`cluster::ClusterMessage::is_broker_request`]: `Append`, `Fetch`), which the host
+//! runs on the shared broker (the `Sequenced` publication back to every node, this one
+//! included; `ClusterEvent::Fetched`).
 
 //!
 //! The engine logs through the [`log`](https://docs.rs/log) facade (key-source fetches

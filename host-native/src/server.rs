@@ -257,11 +257,13 @@ async fn start_server(
     }
     let mut engine = Engine::with_seed(engine, crate::ids::seed())
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
-    let streams = if server.store == StoreKind::Sqlite && server.persist_streams {
-        Some(open_streams(&mut engine, &server.data_dir)?)
-    } else {
-        None
-    };
+    // In a cluster the streams live in Redis (`crate::cluster_streams`).
+    let streams =
+        if server.store == StoreKind::Sqlite && server.persist_streams && server.broker.is_none() {
+            Some(open_streams(&mut engine, &server.data_dir)?)
+        } else {
+            None
+        };
 
     let (actor_handle, actor_rx) = Actor::channel();
     let server_handle = crate::handlers::ServerHandle::new(actor_handle.clone());

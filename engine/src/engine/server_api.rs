@@ -319,7 +319,10 @@ impl Engine {
                 return self.server_update(now, tag, resource, id, data)
             }
             Command::Delete { resource, id } => return self.server_delete(now, tag, resource, id),
-            other => self.cluster_command(now, other),
+            other => match self.cluster_stream_command(now, tag, other) {
+                Some(other) => self.cluster_command(now, other),
+                None => return,
+            },
         };
         self.actions
             .push_back(Action::CommandResult { tag, result });
