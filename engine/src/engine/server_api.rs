@@ -300,13 +300,13 @@ pub enum Command {
         /// Event name.
         event: String,
         /// The event's argument (`{"$args": [...]}` for several; absent: none).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<Value>,
         /// Namespace (default `/`); the client must be connected to it.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
         /// How long to wait (default `limits.hostCallTimeoutMs`, at most one hour).
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
 }
