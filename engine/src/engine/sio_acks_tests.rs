@@ -17,8 +17,11 @@ fn ask(e: &mut Engine, now: u64, tag: u64, cmd: Value) -> Vec<Action> {
     )
 }
 
-/// The command results among the actions: (tag, Ok value or error code and message).
-fn results(actions: &[Action]) -> Vec<(u64, Result<Value, (ErrorCode, String)>)> {
+/// A command's outcome: its value, or its error code and message.
+type Outcome = Result<Value, (ErrorCode, String)>;
+
+/// The command results among the actions, with their tags.
+fn results(actions: &[Action]) -> Vec<(u64, Outcome)> {
     actions
         .iter()
         .filter_map(|a| match a {
