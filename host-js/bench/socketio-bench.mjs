@@ -2,7 +2,7 @@
 // application on the `socket.io` npm server (Node), same load, one run.
 //
 //   cargo build --release -p switchboard --example socketio-compliance
-//   node host-js/bench/socketio-bench.mjs [--seconds 20] [--clients 50] [--members 100] [--window 4]
+//   node host-js/bench/socketio-bench.mjs [--seconds 20] [--clients 50] [--members 100] [--window 4] [--rounds 1]
 //
 // The load is raw WebSockets speaking Engine.IO v4 / Socket.IO v5 with pre-encoded
 // packets (cheaper on the client side than socket.io-client, so the servers are what is
@@ -14,8 +14,9 @@
 //     the other members; at most `--window` messages are in flight (sent but not yet
 //     received by every member): deliveries/s.
 // Every connection answers the server's pings (`2` → `3`); a connection the server closes
-// is counted and reported. SWITCHBOARD_SIO_BIN overrides the native binary; --only
-// native|npm runs one server.
+// is counted and reported (with its close code). SWITCHBOARD_SIO_BIN overrides the native
+// binary; --only native|npm runs one server; --rounds N alternates the servers N times
+// (one table row per server and round: the machine may be shared, so rounds show the noise).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -35,6 +36,7 @@ const CLIENTS = Number(arg("clients", 50));
 const MEMBERS = Number(arg("members", 100));
 const WINDOW = Number(arg("window", 4));
 const ONLY = arg("only", null);
+const ROUNDS = Number(arg("rounds", 1));
 const NATIVE_BIN =
   process.env.SWITCHBOARD_SIO_BIN ??
   path.join(root, process.env.CARGO_TARGET_DIR ?? "target", "release/examples/socketio-compliance");
@@ -73,7 +75,7 @@ function stop(child) {
   });
 }
 
-const stats = { closed: 0, badAcks: 0 };
+const stats = { closed: 0, badAcks: 0, closeCodes: {} };
 
 /**
  * A Socket.IO connection on `/`: resolves once CONNECT is answered. `onPacket(text)`
@@ -99,8 +101,12 @@ function connect(addr, onPacket) {
       onPacket(s);
     });
     ws.on("error", (e) => (ready ? undefined : reject(e)));
-    ws.on("close", () => {
-      if (ready && !ws.finished) stats.closed++;
+    ws.on("close", (code, reason) => {
+      if (ready && !ws.finished) {
+        stats.closed++;
+        const why = `${code} ${reason}`;
+        stats.closeCodes[why] = (stats.closeCodes[why] ?? 0) + 1;
+      }
     });
   });
 }
@@ -212,35 +218,40 @@ async function fanOut(addr) {
 }
 
 const fmt = (n) => Math.round(n).toLocaleString("en-US").replace(/,/g, " ");
-const results = {};
+const results = [];
 console.error(
   `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; ${os.cpus().length} CPUs; ` +
     `${SECONDS} s per run after ${WARMUP} s warm-up; ${CLIENTS} round-trip clients, ${MEMBERS} room members, window ${WINDOW}`,
 );
-for (const name of Object.keys(servers)) {
-  if (ONLY && ONLY !== name) continue;
-  const { child, addr } = await start(name);
-  try {
-    stats.closed = 0;
-    stats.badAcks = 0;
-    const rt = await roundTrips(addr);
-    await sleep(500);
-    const fan = await fanOut(addr);
-    results[name] = { rt, fan, closed: stats.closed, badAcks: stats.badAcks };
-    console.error(`${name}: ${JSON.stringify(results[name])}`);
-  } finally {
-    await stop(child);
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const name of Object.keys(servers)) {
+    if (ONLY && ONLY !== name) continue;
+    const { child, addr } = await start(name);
+    try {
+      stats.closed = 0;
+      stats.badAcks = 0;
+      stats.closeCodes = {};
+      const rt = await roundTrips(addr);
+      await sleep(500);
+      const fan = await fanOut(addr);
+      const r = { name, round, rt, fan, closed: stats.closed, closeCodes: stats.closeCodes, badAcks: stats.badAcks };
+      results.push(r);
+      console.error(`${name} round ${round}: ${JSON.stringify(r)}`);
+    } finally {
+      await stop(child);
+    }
+    await sleep(1000);
   }
-  await sleep(1000);
 }
 console.error(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-console.log("| server | emit→ack round trips/s | p50 ms | p99 ms | fan-out deliveries/s (messages/s) | connections lost | wrong acks |");
-console.log("|---|---|---|---|---|---|---|");
+console.log("| server | round | emit→ack round trips/s | p50 ms | p99 ms | fan-out deliveries/s (messages/s) | connections lost | wrong acks |");
+console.log("|---|---|---|---|---|---|---|---|");
 const label = { native: "Switchboard native (compliance app, release)", npm: "`socket.io` 4.8.4 on Node " + process.version };
-for (const [name, r] of Object.entries(results)) {
+for (const r of results) {
+  const lost = r.closed ? `${r.closed} (${Object.entries(r.closeCodes).map(([k, n]) => `${n}× ${k.trim()}`).join(", ")})` : "0";
   console.log(
-    `| ${label[name]} | ${fmt(r.rt.perSec)} | ${r.rt.p50.toFixed(2)} | ${r.rt.p99.toFixed(2)} | ` +
-      `${fmt(r.fan.perSec)} (${fmt(r.fan.messagesPerSec)}) | ${r.closed} | ${r.badAcks} |`,
+    `| ${label[r.name]} | ${r.round} | ${fmt(r.rt.perSec)} | ${r.rt.p50.toFixed(2)} | ${r.rt.p99.toFixed(2)} | ` +
+      `${fmt(r.fan.perSec)} (${fmt(r.fan.messagesPerSec)}) | ${lost} | ${r.badAcks} |`,
   );
 }
 process.exit(0);
