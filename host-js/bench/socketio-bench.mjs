@@ -13,12 +13,15 @@
 //     sends `42["room:message",{"room":"bench","data":{...}}]`, the server broadcasts it to
 //     the other members; at most `--window` messages are in flight (sent but not yet
 //     received by every member): deliveries/s.
+// Both also report the server process's CPU time per round trip / delivery (from /proc, so
+// Linux only) and this load process's CPU share: on a shared machine, CPU per operation is
+// steadier than the rates, and a load client near 100 % means the client was the limit.
 // Every connection answers the server's pings (`2` → `3`); a connection the server closes
 // is counted and reported (with its close code). SWITCHBOARD_SIO_BIN overrides the native
 // binary; --only native|npm runs one server; --rounds N alternates the servers N times
 // (one table row per server and round: the machine may be shared, so rounds show the noise).
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
 import path from "node:path";
@@ -118,8 +121,32 @@ function percentile(sorted, p) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** CPU seconds (user + system) a process has used so far (Linux /proc; 100 ticks/s). */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Measure `SECONDS` of load: the server's and this process's CPU seconds over the window. */
+async function window(serverPid, setMeasuring) {
+  const c0 = process.cpuUsage();
+  const s0 = cpuSeconds(serverPid);
+  setMeasuring(true);
+  const t0 = performance.now();
+  await sleep(SECONDS * 1000);
+  setMeasuring(false);
+  const secs = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { secs, serverCpu: cpuSeconds(serverPid) - s0, clientCpu: (c.user + c.system) / 1e6 };
+}
+
 /** Closed-loop emit → ack round trips on `CLIENTS` connections. */
-async function roundTrips(addr) {
+async function roundTrips(addr, pid) {
   let measuring = false;
   let count = 0;
   const lat = [];
@@ -148,22 +175,24 @@ async function roundTrips(addr) {
   };
   conns.forEach(fire);
   await sleep(WARMUP * 1000);
-  measuring = true;
-  const t0 = performance.now();
-  await sleep(SECONDS * 1000);
-  measuring = false;
-  const secs = (performance.now() - t0) / 1000;
+  const w = await window(pid, (m) => (measuring = m));
   for (const c of conns) {
     c.stop = true;
     c.ws.finished = true;
     c.ws.close();
   }
   lat.sort((a, b) => a - b);
-  return { perSec: count / secs, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+  return {
+    perSec: count / w.secs,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    serverUsPerOp: (w.serverCpu * 1e6) / count,
+    clientCpu: w.clientCpu / w.secs,
+  };
 }
 
 /** Room fan-out: `MEMBERS` receivers, one sender, at most `WINDOW` messages in flight. */
-async function fanOut(addr) {
+async function fanOut(addr, pid) {
   let received = 0;
   let measuring = false;
   let measured = 0;
@@ -204,17 +233,18 @@ async function fanOut(addr) {
   }
   pump();
   await sleep(WARMUP * 1000);
-  measuring = true;
-  const t0 = performance.now();
-  await sleep(SECONDS * 1000);
-  measuring = false;
+  const w = await window(pid, (m) => (measuring = m));
   stopped = true;
-  const secs = (performance.now() - t0) / 1000;
   for (const ws of [...members, sender]) {
     ws.finished = true;
     ws.close();
   }
-  return { perSec: measured / secs, messagesPerSec: measured / MEMBERS / secs };
+  return {
+    perSec: measured / w.secs,
+    messagesPerSec: measured / MEMBERS / w.secs,
+    serverUsPerOp: (w.serverCpu * 1e6) / measured,
+    clientCpu: w.clientCpu / w.secs,
+  };
 }
 
 const fmt = (n) => Math.round(n).toLocaleString("en-US").replace(/,/g, " ");
@@ -231,9 +261,9 @@ for (let round = 1; round <= ROUNDS; round++) {
       stats.closed = 0;
       stats.badAcks = 0;
       stats.closeCodes = {};
-      const rt = await roundTrips(addr);
+      const rt = await roundTrips(addr, child.pid);
       await sleep(500);
-      const fan = await fanOut(addr);
+      const fan = await fanOut(addr, child.pid);
       const r = { name, round, rt, fan, closed: stats.closed, closeCodes: stats.closeCodes, badAcks: stats.badAcks };
       results.push(r);
       console.error(`${name} round ${round}: ${JSON.stringify(r)}`);
@@ -244,14 +274,17 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 console.error(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-console.log("| server | round | emit→ack round trips/s | p50 ms | p99 ms | fan-out deliveries/s (messages/s) | connections lost | wrong acks |");
-console.log("|---|---|---|---|---|---|---|---|");
+console.log(
+  "| server | round | emit→ack round trips/s | p50 ms | p99 ms | server CPU µs per round trip | fan-out deliveries/s (messages/s) | server CPU µs per delivery | load client CPU (rt / fan-out) | connections lost | wrong acks |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 const label = { native: "Switchboard native (compliance app, release)", npm: "`socket.io` 4.8.4 on Node " + process.version };
 for (const r of results) {
   const lost = r.closed ? `${r.closed} (${Object.entries(r.closeCodes).map(([k, n]) => `${n}× ${k.trim()}`).join(", ")})` : "0";
   console.log(
     `| ${label[r.name]} | ${r.round} | ${fmt(r.rt.perSec)} | ${r.rt.p50.toFixed(2)} | ${r.rt.p99.toFixed(2)} | ` +
-      `${fmt(r.fan.perSec)} (${fmt(r.fan.messagesPerSec)}) | ${lost} | ${r.badAcks} |`,
+      `${r.rt.serverUsPerOp.toFixed(1)} | ${fmt(r.fan.perSec)} (${fmt(r.fan.messagesPerSec)}) | ${r.fan.serverUsPerOp.toFixed(2)} | ` +
+      `${(r.rt.clientCpu * 100).toFixed(0)} % / ${(r.fan.clientCpu * 100).toFixed(0)} % | ${lost} | ${r.badAcks} |`,
   );
 }
 process.exit(0);
