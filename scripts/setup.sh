@@ -13,6 +13,8 @@
 #   - curl                      (Debian package; the README tour's commands use it)
 #   - redis-server              (Debian package; the cluster end-to-end test starts its
 #                                own instance on 127.0.0.1 with a temp dir and stops it)
+#   - postgresql                (Debian package; the PostgreSQL store tests start their own
+#                                server on 127.0.0.1 with a temp data dir and stop it)
 # The wasm toolchain chosen is written to target-wasm/.toolchain ("rustup" or "debian");
 # scripts/test.sh reads it. Set WASM_TOOLCHAIN=rustup|debian to force one.
 set -euo pipefail
@@ -136,4 +138,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   quiet as_root apt-get update -q
   quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
   command -v redis-server >/dev/null 2>&1 || die "Debian redis-server installed but redis-server is not on PATH"
+fi
+
+# ---------------------------------------------------------------- postgresql (PostgreSQL store tests)
+# host-native/tests/postgres_store.rs runs initdb and postgres from /usr/lib/postgresql/*/bin
+# (as the `postgres` user when run as root) on 127.0.0.1 with a temp data dir and a random
+# port, and stops it at the end; the package's own cluster and service are not needed.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+if [ -z "$(pg_bin)" ] || [ ! -x "$(pg_bin)/initdb" ] || [ ! -x "$(pg_bin)/postgres" ]; then
+  command -v apt-get >/dev/null 2>&1 || die "PostgreSQL (initdb, postgres) is missing and apt-get is not available to install it"
+  log "installing Debian postgresql (the PostgreSQL store tests' database)"
+  quiet as_root apt-get update -q
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+  [ -x "$(pg_bin)/initdb" ] || die "Debian postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
 fi

@@ -143,6 +143,101 @@ pub enum ClusterMessage {
         /// The membership that ended.
         member: RemoteMember,
     },
+    /// For the host, not the other nodes: order a publication of a stream (a channel
+    /// with history) in the shared broker. The host appends it atomically (next offset
+    /// of the stream, its epoch, retention per `stream`) and carries the result to every
+    /// node, this one included, as [`ClusterMessage::Sequenced`].
+    #[serde(rename_all = "camelCase")]
+    Append {
+        /// Origin node.
+        node: String,
+        /// The stream.
+        stream: StreamSpec,
+        /// The publication (`offset` 0 and `epoch` empty: the broker assigns them).
+        publication: StreamPublication,
+    },
+    /// A stream publication ordered by the shared broker. Every node takes it, the
+    /// publishing node too.
+    Sequenced(StreamPublication),
+    /// For the host, not the other nodes: read a stream from the shared broker (its
+    /// position and every retained publication, creating its epoch if absent); answered
+    /// with [`ClusterEvent::Fetched`].
+    #[serde(rename_all = "camelCase")]
+    Fetch {
+        /// Origin node.
+        node: String,
+        /// The engine's id for the read, echoed in [`ClusterEvent::Fetched`].
+        request: u64,
+        /// The stream.
+        stream: StreamSpec,
+    },
+}
+
+/// A stream in the shared broker: its key and retention (from the channel's namespace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSpec {
+    /// The stream's name: the channel, or `"\0<tenant>\0<channel>"` in a tenant's space
+    /// (as the engine keys it).
+    pub key: String,
+    /// Publications kept.
+    pub size: usize,
+    /// How long a publication is kept, in milliseconds.
+    pub ttl_ms: u64,
+    /// How long the position is remembered after the last publication, in milliseconds.
+    pub meta_ttl_ms: u64,
+    /// The epoch to use if the stream does not exist (drawn by the engine).
+    pub epoch: String,
+}
+
+/// A publication of a stream, as the shared broker stores and carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamPublication {
+    /// The publishing node.
+    pub node: String,
+    /// The publishing engine's id for it, when it awaits the ordering (to answer the
+    /// publisher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<u64>,
+    /// The publisher's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Channel name (unscoped).
+    pub channel: String,
+    /// Publisher's client id (`server` for the server API).
+    pub from: String,
+    /// Payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// ISO-8601 time of the publication on its origin node.
+    pub timestamp: String,
+    /// Whether subscribers of the resource of the same name get it too.
+    #[serde(default)]
+    pub resource_too: bool,
+    /// The offset the broker assigned (0: not yet ordered; then absent from the JSON,
+    /// which ends with the fields a broker appends: `,"offset":N,"epoch":"E"}`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
+    /// The stream's epoch (empty: not yet ordered).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A stream as the shared broker holds it (the answer to [`ClusterMessage::Fetch`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchedStream {
+    /// The stream's epoch.
+    pub epoch: String,
+    /// Offset of its latest publication (0: none).
+    pub offset: u64,
+    /// Every retained publication, oldest first.
+    pub publications: Vec<StreamPublication>,
 }
 
 impl ClusterMessage {
@@ -158,8 +253,21 @@ impl ClusterMessage {
             | ClusterMessage::ClientDown { node, .. }
             | ClusterMessage::Command { node, .. }
             | ClusterMessage::Join { node, .. }
-            | ClusterMessage::Leave { node, .. } => node,
+            | ClusterMessage::Leave { node, .. }
+            | ClusterMessage::Append { node, .. }
+            | ClusterMessage::Fetch { node, .. } => node,
+            ClusterMessage::Sequenced(p) => &p.node,
         }
+    }
+
+    /// Whether the host must hand the message to the shared broker's stream operations
+    /// ([`ClusterMessage::Append`], [`ClusterMessage::Fetch`]) rather than to the other
+    /// nodes.
+    pub fn is_broker_request(&self) -> bool {
+        matches!(
+            self,
+            ClusterMessage::Append { .. } | ClusterMessage::Fetch { .. }
+        )
     }
 }
 
@@ -203,6 +311,13 @@ pub enum ClusterEvent {
     Disconnected,
     /// A message from another node (the engine ignores its own).
     Message(Box<ClusterMessage>),
+    /// The answer to [`ClusterMessage::Fetch`] (an error text when the broker failed it).
+    Fetched {
+        /// The request's id.
+        request: u64,
+        /// The stream, or why it could not be read.
+        result: Result<FetchedStream, String>,
+    },
     /// A node stopped sending heartbeats: its clients and channel members are forgotten
     /// (with `presence:leave` pushes where the namespace sends them).
     NodeGone {

@@ -174,6 +174,77 @@ pub enum GuardDecision {
     },
 }
 
+impl GuardDecision {
+    /// The decision an application's guard callback means when it returns a loose value
+    /// (the JS hosts' `guard` option): `true`, `undefined` or `null` allow; an object
+    /// with a `decision` of `allow`, `deny` (with an optional `message`) or `filter`
+    /// (with a `filter`) is that decision; an object with only a `filter` restricts;
+    /// anything else, `false` included, denies without a message. Fails closed.
+    pub fn from_callback_value(value: &Value) -> Self {
+        match value {
+            Value::Bool(true) | Value::Null => Self::Allow,
+            Value::Object(o) if o.contains_key("decision") => {
+                serde_json::from_value(value.clone()).unwrap_or(Self::Deny { message: None })
+            }
+            Value::Object(o) => match o.get("filter") {
+                Some(f) if !f.is_null() && f != &Value::Bool(false) => {
+                    Self::Filter { filter: f.clone() }
+                }
+                _ => Self::Deny { message: None },
+            },
+            _ => Self::Deny { message: None },
+        }
+    }
+}
+
+/// What the host can answer, so the engine answers the rest itself (the same way on every
+/// host). Both default to `true`; a host without a guard callback or without
+/// application handlers says so with [`crate::Engine::set_host_capabilities`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostCapabilities {
+    /// The host has a guard callback for resources' `hostGuards`. Without one, every
+    /// host guard call is denied (`FORBIDDEN`, [`NO_HOST_GUARD`]).
+    pub guard: bool,
+    /// The host runs application handlers (messages, hooks, interceptors). Without
+    /// them, every such call fails ([`NO_HANDLERS`]; the client sees `INTERNAL_ERROR`).
+    pub handlers: bool,
+}
+
+impl Default for HostCapabilities {
+    fn default() -> Self {
+        Self {
+            guard: true,
+            handlers: true,
+        }
+    }
+}
+
+/// The denial of a host guard call on a host without a guard callback.
+pub const NO_HOST_GUARD: &str = "this server has no host guard for this action";
+/// The failure of a handler call on a host without application handlers.
+pub const NO_HANDLERS: &str = "this server runs no application handlers";
+
+impl HostCapabilities {
+    /// The engine's own answer to `request` when the host cannot answer it.
+    pub(crate) fn answer(&self, request: &HostRequest) -> Option<HostResult> {
+        match request {
+            HostRequest::Guard { .. } if !self.guard => {
+                Some(HostResult::Guard(GuardDecision::Deny {
+                    message: Some(NO_HOST_GUARD.into()),
+                }))
+            }
+            HostRequest::Message(_) | HostRequest::Hook(_) | HostRequest::Intercept(_)
+                if !self.handlers =>
+            {
+                Some(HostResult::Handler(Box::new(
+                    crate::app::HandlerResponse::failed(NO_HANDLERS),
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Result of a storage call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -52,7 +52,10 @@
 //! paths [`Engine::serves_http`] names to the engine as `Input::Http` and write each
 //! `Respond` to its request (it may come later: a held long-poll); in cluster mode
 //! ([`Engine::enable_cluster`]) carry each `Cluster` message to the other nodes and
-//! feed theirs as `Input::Cluster`.
+//! feed theirs as `Input::Cluster`, except the stream requests
+//! ([`cluster::ClusterMessage::is_broker_request`]: `Append`, `Fetch`), which the host
+//! runs on the shared broker (the `Sequenced` publication back to every node, this one
+//! included; `ClusterEvent::Fetched`).
 
 //!
 //! The engine logs through the [`log`](https://docs.rs/log) facade (key-source fetches
@@ -69,6 +72,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod deployment;
+pub mod endpoint;
 mod engine;
 pub mod error;
 pub mod filter;
@@ -93,8 +97,8 @@ pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input, POLL_CONN_BASE};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
-    FetchRequest, FetchResponse, HostRequest, HostResult, StoreError, StoreErrorKind, StoreOutcome,
-    StoreRequest,
+    FetchRequest, FetchResponse, HostCapabilities, HostRequest, HostResult, StoreError,
+    StoreErrorKind, StoreOutcome, StoreRequest,
 };
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};

@@ -192,6 +192,7 @@ export class SwitchboardDurableObject extends DurableObject {
       if (snap) snaps.push([conn, snap]);
     }
     const engine = new wasm.Engine(JSON.stringify(host.config), BigInt(seed), false);
+    host.capabilities(engine);
     await this.loadStreams(engine);
     host.engine.free();
     host.engine = engine;
@@ -336,8 +337,8 @@ export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {})
   return {
     async fetch(req, env) {
       const url = new URL(req.url);
-      if (url.pathname === "/healthz" && req.headers.get("upgrade") === null) {
-        return new Response('{"status":"ok"}', { headers: JSON_HEADERS });
+      if (req.headers.get("upgrade") === null && wasm.plainEndpoint(req.method, url.pathname) === "health") {
+        return new Response(req.method === "HEAD" ? null : wasm.healthBody(), { headers: JSON_HEADERS });
       }
       // A malformed handshake is refused here, at the edge (workerd cannot forward an
       // upgrade whose method is not GET to a Durable Object); the engine writes the body.

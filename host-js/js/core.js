@@ -132,14 +132,6 @@ export function timerScheduler(now = Date.now) {
   };
 }
 
-function normalizeDecision(d) {
-  if (d === true || d === undefined || d === null) return { decision: "allow" };
-  if (d === false) return { decision: "deny", message: null };
-  if (typeof d === "object" && typeof d.decision === "string") return d;
-  if (typeof d === "object" && d.filter) return { decision: "filter", filter: d.filter };
-  return { decision: "deny", message: null };
-}
-
 /**
  * One engine plus the connections it serves.
  *
@@ -178,6 +170,7 @@ export class Host {
     this.pressure = this.engine.backpressureThresholds();
     this.store = o.store ?? null;
     this.guard = o.guard ?? null;
+    this.capabilities(this.engine);
     this.scheduler = o.scheduler ?? timerScheduler(this.now);
     this.pingMode = o.ping ?? "socket";
     this.encodeShared = o.encodeShared ?? null;
@@ -203,6 +196,15 @@ export class Host {
     this.testControl = null;
     this.intercept = null;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
+  }
+
+  /**
+   * Tell `engine` which host calls this host answers (a guard callback, application
+   * handlers, or calls the test control channel holds); the engine answers the others.
+   */
+  capabilities(engine) {
+    const tc = this.testControl;
+    engine.setHostCapabilities(this.guard !== null || (tc?.holdGuard ?? false), this.handlers !== null || tc !== null);
   }
 
   // ---------------------------------------------------------------- inputs
@@ -556,14 +558,12 @@ export class Host {
     this.stats.hostCalls++;
     const req = a.request;
     let result;
+    let guardValue = false; // what the guard callback returned (the engine reads it)
     try {
       if (req.kind === "guard") {
-        if (!this.guard) {
-          result = { kind: "guard", decision: "deny", message: "this server has no host guard for this action" };
-        } else {
-          const d = normalizeDecision(await this.guard({ resource: req.resource, action: req.action, context: req.context }));
-          result = { kind: "guard", ...d };
-        }
+        // (Without a callback the engine denies guard calls itself: see capabilities().)
+        const v = this.guard ? await this.guard({ resource: req.resource, action: req.action, context: req.context }) : false;
+        guardValue = v === undefined ? null : v;
       } else if (req.kind === "message" || req.kind === "hook" || req.kind === "intercept") {
         result = await this.runHandler(req);
       } else if (req.kind === "fetch") {
@@ -577,15 +577,24 @@ export class Host {
       }
     } catch (e) {
       this.log(`host call ${a.op} (${req.kind}) failed: ${e?.message ?? e}`);
+      guardValue = false;
       result =
-        req.kind === "guard"
-          ? { kind: "guard", decision: "deny", message: null }
-          : req.kind === "message" || req.kind === "hook" || req.kind === "intercept"
-            ? { kind: "handler", failed: String(e?.message ?? e) }
-            : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
+        req.kind === "message" || req.kind === "hook" || req.kind === "intercept"
+          ? { kind: "handler", failed: String(e?.message ?? e) }
+          : { kind: "store", failed: { kind: "internal", message: String(e?.message ?? e) } };
     }
-    const json = JSON.stringify(result);
-    this.run(() => this.engine.completed(this.now(), a.op, json));
+    if (req.kind === "guard") {
+      let json;
+      try {
+        json = JSON.stringify(guardValue);
+      } catch {
+        json = "false"; // not JSON (a cycle, a BigInt): deny
+      }
+      this.run(() => this.engine.guardCompleted(this.now(), a.op, json ?? "false"));
+    } else {
+      const json = JSON.stringify(result);
+      this.run(() => this.engine.completed(this.now(), a.op, json));
+    }
     if (a.conn !== undefined && a.conn !== null) this.onConnState?.(a.conn);
   }
 
@@ -784,15 +793,17 @@ function refusalAnswer(text) {
  */
 export function fetchRoute(host, req, peer) {
   const url = new URL(req.url);
-  if (isTestPath(url.pathname)) {
+  // The engine decides what a path is, as on the native host.
+  const endpoint = host.engine.endpoint(req.method, url.pathname);
+  if (endpoint === "testControl") {
     if (host.testControl) return { response: host.testControl.fetch(req) };
     const r = testControlRefusal();
     return { response: new Response(r.body, { status: r.status, headers: r.headers }) };
   }
   const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
-  if (!upgrade && host.engine.servesHttp(url.pathname)) return { response: pollFetch(host, req, url, peer) };
+  if (!upgrade && endpoint === "polling") return { response: pollFetch(host, req, url, peer) };
   if (!upgrade) {
-    const r = httpRoute(host, req.method, url.pathname);
+    const r = httpRoute(host, req.method, url.pathname, endpoint);
     return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
   }
   const refused = handshakeCheck(req.method, (name) => req.headers.get(name));
@@ -890,34 +901,30 @@ export function testControlRefusal() {
 
 /**
  * The plain-HTTP side shared by the Node, Deno, Bun and Cloudflare hosts (same as the
- * native host): /healthz, /readyz, /metrics, GET / or a GET on a WebSocket route → server
- * info. Returns {status, headers, body} or a 404 JSON error.
+ * native host; the engine decides what a path is: engine.endpoint): /healthz, /readyz,
+ * /metrics, GET / or a GET on a WebSocket route → server info. Returns {status, headers,
+ * body}, a 404 JSON error for anything else.
  */
-export function httpRoute(host, method, path) {
-  const get = method === "GET" || method === "HEAD";
-  const p = path.length > 1 ? path.replace(/\/+$/, "") : path;
-  if (get && p === "/healthz") return { status: 200, headers: JSON_TYPE, body: '{"status":"ok"}' };
-  if (get && p === "/readyz") {
-    return host.draining
-      ? { status: 503, headers: JSON_TYPE, body: '{"status":"draining"}' }
-      : { status: 200, headers: JSON_TYPE, body: '{"status":"ready"}' };
+export function httpRoute(host, method, path, endpoint = host.engine.endpoint(method, path)) {
+  switch (endpoint) {
+    case "health":
+      return { status: 200, headers: JSON_TYPE, body: wasm.healthBody() };
+    case "ready": {
+      const r = JSON.parse(wasm.readiness(host.draining));
+      return { status: r.status, headers: JSON_TYPE, body: r.body };
+    }
+    case "metrics":
+      return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
+    case "serverInfo": {
+      const info = host.command({ command: "serverInfo" });
+      // Live counts, routes and resource names only where the deployment opts in (the JS
+      // hosts have no admin key to show them to the operator alone).
+      const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
+      return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
+    }
+    default: // notFound, and the native host's admin API and console
+      return { status: 404, headers: JSON_TYPE, body: wasm.notFound(method, path) };
   }
-  if (get && p === "/metrics") {
-    return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
-  }
-  // The engine matches route patterns (`/ws/game/:sessionId` too), as on the native host.
-  if (get && (p === "/" || host.engine.isRoutePath(p))) {
-    const info = host.command({ command: "serverInfo" });
-    // Live counts, routes and resource names only where the deployment opts in (the JS
-    // hosts have no admin key to show them to the operator alone).
-    const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
-    return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
-  }
-  return {
-    status: 404,
-    headers: JSON_TYPE,
-    body: JSON.stringify({ code: "NOT_FOUND", message: `nothing at ${method} ${path.slice(0, 200)}` }),
-  };
 }
 
 /** Status text for the few statuses the engine rejects with. */

@@ -236,7 +236,7 @@ export declare function randomClientId(): string;
 export declare function normalizePeer(addr: string | undefined | null): string;
 export declare function decodeBatch(batch: string): { actions: any[]; frames: number[]; timeout: number | null; error?: string; frame(i: number): string };
 export declare function timerScheduler(now?: () => number): Scheduler;
-export declare function httpRoute(host: Host, method: string, path: string): { status: number; headers: Record<string, string>; body: string };
+export declare function httpRoute(host: Host, method: string, path: string, endpoint?: string): { status: number; headers: Record<string, string>; body: string };
 /** Fetch-API runtimes: {response} for plain HTTP or a refused upgrade, else {accepted} (the engine's decision). */
 export declare function fetchRoute(host: Host, req: Request, peer: string | undefined | null): { response?: Response; accepted?: { accept: true; conn: number; protocol?: string } };
 export declare const STATUS_TEXT: Record<number, string>;

@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, handshakeCheck, httpRoute, isTestPath, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, handshakeCheck, httpRoute, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -129,15 +129,18 @@ export async function serveNode(o) {
 
   const server = createServer((req, res) => {
     const [path] = splitUrl(req.url ?? "/");
-    if (isTestPath(path)) {
+    const method = req.method ?? "GET";
+    // The engine decides what a path is, as on every host.
+    const endpoint = host.engine.endpoint(method, path);
+    if (endpoint === "testControl") {
       testRequest(host, req, res, path);
       return;
     }
-    if (host.engine.servesHttp(path)) {
+    if (endpoint === "polling") {
       nodePoll(host, req, res, path);
       return;
     }
-    const r = httpRoute(host, req.method ?? "GET", path);
+    const r = httpRoute(host, method, path, endpoint);
     res.writeHead(r.status, r.headers);
     res.end(req.method === "HEAD" ? undefined : r.body);
   });

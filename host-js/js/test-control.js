@@ -67,6 +67,7 @@ class Clock {
 export function installTestControl(host, o) {
   const tc = new TestControl(host, o);
   host.testControl = tc;
+  host.capabilities(host.engine);
   host.intercept = (a) => tc.hold(a);
   host.now = () => tc.clock.now();
   if (!o.keepScheduler) {
@@ -198,6 +199,7 @@ export class TestControl {
     this.holdStore = b.hold?.store ?? false;
     const inWasm = this.memoryStore && !this.holdStore;
     const engine = new wasm.Engine(JSON.stringify(host.config), BigInt(b.seed), inWasm);
+    host.capabilities(engine);
     const store = b.store ?? {};
     if (inWasm) {
       for (const [resource, records] of Object.entries(store)) engine.seedStore(resource, JSON.stringify(records));

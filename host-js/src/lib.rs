@@ -24,7 +24,6 @@ pub mod batch;
 pub mod core;
 pub mod deployment;
 pub mod logs;
-pub mod metrics;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod random;
 
@@ -206,6 +205,32 @@ impl Engine {
         }
     }
 
+    /// Answer a guard `call` with what the application's guard callback returned
+    /// (`valueJson`: `true`, `false`, `null`, `{"decision":...}`, `{"filter":...}`), read
+    /// by the engine's rule ([`engine::hostcall::GuardDecision::from_callback_value`]).
+    #[wasm_bindgen(js_name = guardCompleted)]
+    pub fn guard_completed(&mut self, now: f64, op: f64, value_json: &str) -> String {
+        let value = serde_json::from_str(value_json).unwrap_or(serde_json::Value::Bool(false));
+        let decision = engine::hostcall::GuardDecision::from_callback_value(&value);
+        self.core.handle(
+            millis(now),
+            engine::Input::Completed {
+                op: engine::OpId(op.max(0.0) as u64),
+                result: engine::HostResult::Guard(decision),
+            },
+        )
+    }
+
+    /// Say what the host answers: `guard` (a guard callback, or guard calls held by the
+    /// test control channel) and `handlers` (application handlers); the engine answers
+    /// the other calls itself, with the same texts as on every host.
+    #[wasm_bindgen(js_name = setHostCapabilities)]
+    pub fn set_host_capabilities(&mut self, guard: bool, handlers: bool) {
+        self.core
+            .engine_mut()
+            .set_host_capabilities(engine::HostCapabilities { guard, handlers });
+    }
+
     /// A server-API command (`{"command":"publish","channel":"news","data":...}`); the
     /// batch carries a `commandResult` with `tag`.
     pub fn command(&mut self, now: f64, tag: f64, command_json: &str) -> String {
@@ -264,14 +289,16 @@ impl Engine {
         Ok(serde_json::to_string(&bad).unwrap_or_else(|_| "[]".into()))
     }
 
-    /// Open connections (engine view).
-    /// Whether `path` is a WebSocket route's path, parameters included (a plain `GET`
-    /// there answers with the server info, as on the native host).
-    #[wasm_bindgen(js_name = isRoutePath)]
-    pub fn is_route_path(&self, path: &str) -> bool {
-        engine::routes::serves_path(&self.core.engine().config().routes, path)
+    /// What a plain-HTTP request with `method` on `path` is for, decided by the engine
+    /// as on every host ([`engine::endpoint::Endpoint::of`]): `"testControl"`,
+    /// `"polling"`, `"health"`, `"ready"`, `"metrics"`, `"admin"`, `"console"`,
+    /// `"serverInfo"` or `"notFound"`.
+    pub fn endpoint(&self, method: &str, path: &str) -> String {
+        let routes = &self.core.engine().config().routes;
+        engine::endpoint::Endpoint::of(routes, method, path)
+            .as_str()
+            .to_string()
     }
-
     /// `[over, under]`: report a connection's queued bytes (`backpressure`) when they grow
     /// past `over`, and again when they drain to `under` or less (the engine's
     /// thresholds for `limits.maxBufferedBytes`, the same on every host).
@@ -282,6 +309,7 @@ impl Engine {
         vec![t.over as f64, t.under as f64]
     }
 
+    /// Open connections (engine view).
     #[wasm_bindgen(js_name = connectionCount)]
     pub fn connection_count(&self) -> u32 {
         self.core.engine().connection_count() as u32
@@ -295,12 +323,10 @@ impl Engine {
     /// Engine counters as Prometheus text (native host series names).
     #[wasm_bindgen(js_name = metricsText)]
     pub fn metrics_text(&self) -> String {
-        metrics::render(self.core.engine().metrics())
+        engine::metrics::prometheus::render(self.core.engine().metrics())
     }
 }
 
-/// Split a deployment document into `{config, server, warnings}` (JSON), applying the
-/// environment overrides in `envJson`. Throws with every problem and its field path.
 /// The answer to a handshake the runtime refuses before the engine decides
 /// (`missing_key`, `unsupported_version`, `method_not_allowed`, `upgrade_failed`,
 /// `draining`, `bad_deployment`, `no_decision`): `{"status", "body", "headers"}` as JSON text, the
@@ -334,6 +360,40 @@ fn refusal_json(r: engine::handshake::HandshakeRefusal) -> String {
     serde_json::json!({"status": r.status(), "body": r.body(), "headers": headers}).to_string()
 }
 
+/// The answer to `GET /readyz` (`{"status", "body"}` as JSON text): 200 `ready`, or 503
+/// `draining` while the server drains ([`engine::endpoint::readiness`]).
+#[wasm_bindgen(js_name = readiness)]
+pub fn readiness(draining: bool) -> String {
+    let (status, body) = engine::endpoint::readiness(engine::endpoint::NotReady {
+        draining,
+        ..Default::default()
+    });
+    serde_json::json!({"status": status, "body": body.to_string()}).to_string()
+}
+
+/// The 404 body for `method` on `path` (JSON text), the same as on every host.
+#[wasm_bindgen(js_name = notFound)]
+pub fn not_found(method: &str, path: &str) -> String {
+    engine::endpoint::not_found(method, path).to_string()
+}
+
+/// What a plain-HTTP request is for, without a deployment's routes (the Worker's edge,
+/// before the Durable Object): see `Engine.endpoint`.
+#[wasm_bindgen(js_name = plainEndpoint)]
+pub fn plain_endpoint(method: &str, path: &str) -> String {
+    engine::endpoint::Endpoint::of(&[], method, path)
+        .as_str()
+        .to_string()
+}
+
+/// The body of `GET /healthz` (JSON text).
+#[wasm_bindgen(js_name = healthBody)]
+pub fn health_body() -> String {
+    engine::endpoint::HEALTH_BODY.to_string()
+}
+
+/// Split a deployment document into `{config, server, warnings}` (JSON), applying the
+/// environment overrides in `envJson`. Throws with every problem and its field path.
 #[wasm_bindgen(js_name = loadDeployment)]
 pub fn load_deployment(doc_json: &str, env_json: &str) -> Result<String, JsError> {
     deployment::load(doc_json, env_json).map_err(|e| JsError::new(&e))

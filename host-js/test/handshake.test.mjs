@@ -2,7 +2,8 @@
 // other than GET, no Sec-WebSocket-Key, a version other than 13, and the engine's own
 // refusal of an unknown route. The bodies come from the engine on every host
 // (switchboard_engine::handshake), so they must be byte-identical across hosts and valid
-// against protocol-spec/schemas/upgrade-rejection.schema.json.
+// against protocol-spec/schemas/upgrade-rejection.schema.json. Plain-HTTP endpoints too:
+// the engine routes them (engine::endpoint), so every host answers the same bytes.
 //
 //   cargo build -p switchboard && bash host-js/build.sh
 //   node --test host-js/test/handshake.test.mjs
@@ -125,6 +126,24 @@ const KNOWN = {
   workerd: { "a POST upgrade": { status: 500, body: "Internal Server Error" } },
 };
 
+/**
+ * Plain-HTTP requests: the engine decides what a path is (engine::endpoint) and writes the
+ * bodies, so every host answers the same status and bytes (a trailing slash ignored, a
+ * long path cut the same way, a POST on a read endpoint not found).
+ */
+const HTTP_CASES = [
+  ["GET /healthz/ (a trailing slash)", ["GET", "/healthz/"], 200, '{"status":"ok"}'],
+  ["GET /readyz", ["GET", "/readyz"], 200, '{"status":"ready"}'],
+  ["POST /healthz", ["POST", "/healthz"], 404, '{"code":"NOT_FOUND","message":"nothing at POST /healthz"}'],
+  ["GET /healthzz", ["GET", "/healthzz"], 404, '{"code":"NOT_FOUND","message":"nothing at GET /healthzz"}'],
+  [
+    "GET on a 300-byte path",
+    ["GET", `/${"x".repeat(299)}`],
+    404,
+    JSON.stringify({ code: "NOT_FOUND", message: `nothing at GET /${"x".repeat(199)}` }),
+  ],
+];
+
 // Every host's answer per case, compared across hosts at the end.
 const seen = new Map();
 
@@ -156,6 +175,27 @@ for (const runtime of RUNTIMES) {
         if (status === 426) assert.equal(r.headers["sec-websocket-version"], "13");
         if (!seen.has(what)) seen.set(what, new Map());
         seen.get(what).set(runtime, r.body);
+      });
+    }
+  });
+}
+
+for (const runtime of RUNTIMES) {
+  describe(`${runtime}: plain HTTP endpoints`, () => {
+    let srv;
+    before(async () => {
+      srv = runtime === "native" ? await startNative() : await startServer(runtime);
+    });
+    after(async () => {
+      await srv?.stop();
+    });
+    for (const [what, [method, path], status, body] of HTTP_CASES) {
+      test(`${what}: ${status} ${body.slice(0, 80)}`, async () => {
+        const r = await fetch(`http://127.0.0.1:${srv.port}${path}`, { method, signal: AbortSignal.timeout(5000) });
+        const text = await r.text();
+        assert.equal(r.status, status, text);
+        assert.match(r.headers.get("content-type") ?? "", /^application\/json/);
+        assert.equal(text, body);
       });
     }
   });

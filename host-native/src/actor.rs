@@ -347,10 +347,21 @@ impl Actor {
         self.test.as_ref().map_or_else(wall_now, |t| t.clock.now())
     }
 
-    /// Answer host guard calls with `guard` (without one, they are denied).
+    /// Answer host guard calls with `guard` (without one, the engine denies them).
     pub fn with_guard(mut self, guard: Option<GuardCallback>) -> Self {
         self.guard = guard;
         self
+    }
+
+    /// What this host answers: guard calls with a callback (or held for the test
+    /// control channel), handler calls with handlers (or held likewise); the engine
+    /// answers the rest itself.
+    fn host_capabilities(&self) -> engine::HostCapabilities {
+        let test = self.test.as_ref();
+        engine::HostCapabilities {
+            guard: self.guard.is_some() || test.is_some_and(|t| t.hold.guard),
+            handlers: self.runner.is_some() || test.is_some(),
+        }
     }
 
     /// Run until [`ToActor::Stop`] or until every handle is dropped.
@@ -359,6 +370,7 @@ impl Actor {
         mut rx: mpsc::Receiver<ToActor>,
         mut completions: mpsc::Receiver<Completion>,
     ) {
+        self.engine.set_host_capabilities(self.host_capabilities());
         let sleep = tokio::time::sleep(Duration::from_secs(86_400));
         tokio::pin!(sleep);
         let mut armed: Option<Millis> = None;
@@ -691,10 +703,10 @@ impl Actor {
                         spawn_guard(guard.clone(), req, op, budget, self.guard_tx.clone());
                     }
                     None => {
-                        // No application callback registered: fail closed (warned at startup).
-                        tracing::debug!(%resource, action = action.as_str(), "host guard requested without a guard callback; denying");
+                        // Not reached: without a callback the engine denies host guard
+                        // calls itself (`host_capabilities`). Fail closed all the same.
                         let decision = GuardDecision::Deny {
-                            message: Some("this server has no host guard for this action".into()),
+                            message: Some(engine::hostcall::NO_HOST_GUARD.into()),
                         };
                         self.complete_now(now, op, HostResult::Guard(decision));
                     }
@@ -717,9 +729,10 @@ impl Actor {
                             }
                         }
                         None => {
-                            let r = engine::app::HandlerResponse::failed(
-                                "this server runs no application handlers",
-                            );
+                            // Not reached: without handlers the engine fails these calls
+                            // itself (`host_capabilities`).
+                            let r =
+                                engine::app::HandlerResponse::failed(engine::hostcall::NO_HANDLERS);
                             self.complete_now(now, op, HostResult::Handler(Box::new(r)));
                         }
                     }
@@ -800,6 +813,7 @@ impl Actor {
                 }
                 self.commands.clear();
                 self.engine = engine;
+                self.engine.set_host_capabilities(self.host_capabilities());
                 if let Some(gate) = self.streams.as_mut() {
                     gate.clear();
                     self.engine.set_persistent_streams(true);

@@ -91,12 +91,15 @@ impl Banner<'_> {
         );
         line(
             "storage",
-            match d.server.store {
+            match &d.server.store {
                 StoreKind::Sqlite => format!(
                     "SQLite {}",
                     shown_path(&d.server.data_dir.join(crate::store::DB_FILE))
                 ),
                 StoreKind::Memory => "memory (records are lost on exit)".into(),
+                StoreKind::Postgres(url) => {
+                    format!("PostgreSQL {}", crate::store::postgres::redact(url))
+                }
             },
         );
         if let Some(url) = &d.server.broker {
@@ -233,6 +236,18 @@ warning: the admin API accepts the development key \"dev-admin\". Set SWITCHBOAR
             text.contains("  storage    memory (records are lost on exit)\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_postgresql_store_is_shown_with_its_password_hidden() {
+        let mut d = demo_without_env();
+        d.server.store = StoreKind::Postgres("postgres://sb:pw@127.0.0.1:5432/records".into());
+        let text = render(&d, None, "127.0.0.1:3001", false);
+        assert!(
+            text.contains("  storage    PostgreSQL postgres://sb:***@127.0.0.1:5432/records\n"),
+            "{text}"
+        );
+        assert!(!text.contains(":pw@"), "{text}");
     }
 
     #[test]

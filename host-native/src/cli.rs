@@ -27,9 +27,13 @@ pub enum Cmd {
         /// Listen address, e.g. 127.0.0.1:8080 (overrides server.listen).
         #[arg(long)]
         listen: Option<String>,
-        /// Keep records in memory instead of the SQLite file.
+        /// Keep records in memory instead of the SQLite file (wins over --store).
         #[arg(long)]
         memory: bool,
+        /// Record store: sqlite, memory or postgres://USER@HOST:PORT/DB (overrides
+        /// server.store).
+        #[arg(long, env = "SWITCHBOARD_STORE")]
+        store: Option<String>,
         /// Join a cluster through Redis: redis://HOST:PORT[/DB] (overrides server.broker).
         #[arg(long, env = "SWITCHBOARD_BROKER")]
         broker: Option<String>,
@@ -66,8 +70,9 @@ pub fn run(cli: Cli) -> ExitCode {
             config,
             listen,
             memory,
+            store,
             broker,
-        } => serve(config, listen, memory, broker),
+        } => serve(config, listen, memory, store, broker),
         Cmd::CheckConfig { file } => check_config(&file),
         Cmd::Token {
             secret,
@@ -138,6 +143,7 @@ fn load(
     config: Option<PathBuf>,
     listen: Option<String>,
     memory: bool,
+    store: Option<String>,
     broker: Option<String>,
 ) -> Result<Deployment, String> {
     let mut d = match &config {
@@ -149,6 +155,11 @@ fn load(
         d.server
             .listen_addr()
             .map_err(|e| format!("--listen: {e}"))?;
+    }
+    if let Some(s) = store.filter(|s| !s.is_empty()) {
+        d.server.store = s
+            .parse()
+            .map_err(|e| format!("--store / SWITCHBOARD_STORE: {e}"))?;
     }
     if memory {
         d.server.store = StoreKind::Memory;
@@ -179,9 +190,10 @@ fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
     memory: bool,
+    store: Option<String>,
     broker: Option<String>,
 ) -> ExitCode {
-    let deployment = match load(config.clone(), listen, memory, broker) {
+    let deployment = match load(config.clone(), listen, memory, store, broker) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("{e}");

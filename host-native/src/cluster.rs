@@ -1,7 +1,8 @@
 //! Cluster link: several nodes share one Redis (`--broker redis://HOST:PORT[/DB]`).
 //!
 //! The engine decides what the other nodes must know ([`engine::cluster`]); this task
-//! carries it. Everything goes through Redis pub/sub (no keys are stored):
+//! carries it. Messages go through Redis pub/sub; the channel streams (history, offsets,
+//! epochs) are the only keys stored ([`crate::cluster_streams`]):
 //!
 //! | channel | payload |
 //! |---|---|
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::actor::{ActorHandle, ToActor};
+use crate::cluster_streams::Scripts;
 
 /// How often a node publishes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -177,13 +179,13 @@ impl Link {
                 s = self.connect() => s,
             };
             match session {
-                Ok((conn, stream)) => {
+                Ok((conn, stream, scripts)) => {
                     logged_down = false;
                     tracing::info!(node = %self.node, "cluster broker connected");
                     self.set_up(true).await;
                     let why = tokio::select! {
                         () = stop.cancelled() => return,
-                        why = self.serve(conn, stream) => why,
+                        why = self.serve(conn, stream, scripts) => why,
                     };
                     tracing::error!(node = %self.node, "cluster broker lost: {why}; reconnecting every {} ms", RETRY.as_millis());
                     self.set_up(false).await;
@@ -227,13 +229,21 @@ impl Link {
 
     async fn connect(
         &self,
-    ) -> Result<(redis::aio::MultiplexedConnection, redis::aio::PubSubStream), String> {
+    ) -> Result<
+        (
+            redis::aio::MultiplexedConnection,
+            redis::aio::PubSubStream,
+            Scripts,
+        ),
+        String,
+    > {
         let attempt = async {
-            let conn = self.client.get_multiplexed_async_connection().await?;
+            let mut conn = self.client.get_multiplexed_async_connection().await?;
+            let scripts = crate::cluster_streams::load(&mut conn).await?;
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(&self.bus).await?;
             pubsub.subscribe(&self.hb).await?;
-            Ok::<_, redis::RedisError>((conn, pubsub.into_on_message()))
+            Ok::<_, redis::RedisError>((conn, pubsub.into_on_message(), scripts))
         };
         match tokio::time::timeout(IO_TIMEOUT, attempt).await {
             Ok(Ok(pair)) => Ok(pair),
@@ -259,21 +269,109 @@ impl Link {
         }
     }
 
-    /// Publish `batch` on the bus in one pipeline.
-    async fn publish_batch(
+    /// Carry `batch` in order: bus messages and stream appends in pipelines, stream
+    /// reads one by one between them (their answers go to the engine).
+    async fn carry_batch(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
-        batch: &[ClusterMessage],
+        scripts: &Scripts,
+        batch: Vec<ClusterMessage>,
     ) -> Result<(), String> {
         let mut pipe = redis::pipe();
+        let mut queued = 0;
         for m in batch {
-            match serde_json::to_string(m) {
-                Ok(payload) => {
-                    pipe.cmd("PUBLISH").arg(&self.bus).arg(payload).ignore();
+            match m {
+                ClusterMessage::Fetch {
+                    request, stream, ..
+                } => {
+                    if queued > 0 {
+                        self.run_pipe(conn, &pipe).await?;
+                        pipe = redis::pipe();
+                        queued = 0;
+                    }
+                    let read = crate::cluster_streams::fetch(conn, scripts, &stream);
+                    let result = match tokio::time::timeout(IO_TIMEOUT, read).await {
+                        Ok(Ok(result)) => result,
+                        // A lost connection, or a Redis that forgot the scripts (restarted
+                        // under us, `SCRIPT FLUSH`): reconnect, which loads them again.
+                        Ok(Err(e))
+                            if e.is_io_error()
+                                || e.is_connection_dropped()
+                                || e.kind()
+                                    == redis::ErrorKind::Server(
+                                        redis::ServerErrorKind::NoScript,
+                                    ) =>
+                        {
+                            return Err(format!("stream read failed: {e}"))
+                        }
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => {
+                            return Err(format!(
+                                "stream read had no answer within {} ms",
+                                IO_TIMEOUT.as_millis()
+                            ))
+                        }
+                    };
+                    if let Err(e) = &result {
+                        tracing::error!(stream = %stream.key.replace('\0', "/"), "cluster stream read failed: {e}");
+                    }
+                    self.metrics
+                        .cluster_sent
+                        .get_or_create(&kind_label_of("fetch"))
+                        .inc();
+                    let event = ClusterEvent::Fetched { request, result };
+                    let _ = self.actor.send(ToActor::Cluster { event }).await;
                 }
-                Err(e) => tracing::error!(kind = kind_of(m), "cluster message not encodable: {e}"),
+                ClusterMessage::Append {
+                    stream,
+                    publication,
+                    ..
+                } => {
+                    let added = crate::cluster_streams::add_append(
+                        &mut pipe,
+                        scripts,
+                        &self.bus,
+                        &stream,
+                        publication,
+                    );
+                    match added {
+                        Ok(()) => queued += 1,
+                        Err(e) => tracing::error!("stream publication not encodable: {e}"),
+                    }
+                    self.metrics
+                        .cluster_sent
+                        .get_or_create(&kind_label_of("append"))
+                        .inc();
+                }
+                other => {
+                    match serde_json::to_string(&other) {
+                        Ok(payload) => {
+                            pipe.cmd("PUBLISH").arg(&self.bus).arg(payload).ignore();
+                            queued += 1;
+                        }
+                        Err(e) => tracing::error!(
+                            kind = kind_of(&other),
+                            "cluster message not encodable: {e}"
+                        ),
+                    }
+                    self.metrics
+                        .cluster_sent
+                        .get_or_create(&kind_label(&other))
+                        .inc();
+                }
             }
         }
+        if queued > 0 {
+            self.run_pipe(conn, &pipe).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_pipe(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        pipe: &redis::Pipeline,
+    ) -> Result<(), String> {
         match tokio::time::timeout(IO_TIMEOUT, pipe.query_async::<()>(conn)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("PUBLISH failed: {e}")),
@@ -289,6 +387,7 @@ impl Link {
         &mut self,
         mut conn: redis::aio::MultiplexedConnection,
         mut stream: redis::aio::PubSubStream,
+        scripts: Scripts,
     ) -> String {
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -313,13 +412,11 @@ impl Link {
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = self.publish_batch(&mut conn, &batch).await {
-                        self.metrics.cluster_lost.inc_by(batch.len() as u64);
-                        tracing::warn!(messages = batch.len(), "cluster messages lost: {e}");
+                    let n = batch.len();
+                    if let Err(e) = self.carry_batch(&mut conn, &scripts, batch).await {
+                        self.metrics.cluster_lost.inc_by(n as u64);
+                        tracing::warn!(messages = n, "cluster messages lost: {e}");
                         return e;
-                    }
-                    for m in &batch {
-                        self.metrics.cluster_sent.get_or_create(&kind_label(m)).inc();
                     }
                 }
                 _ = beat.tick() => {
@@ -343,15 +440,18 @@ impl Link {
             return;
         }
         match serde_json::from_slice::<ClusterMessage>(payload) {
-            Ok(m) if m.node() == self.node => {}
+            // Ordered stream publications come back to their node too.
+            Ok(m) if m.node() == self.node && !matches!(m, ClusterMessage::Sequenced(_)) => {}
             Ok(m) => {
                 self.metrics
                     .cluster_received
                     .get_or_create(&kind_label(&m))
                     .inc();
-                self.seen
-                    .entry(m.node().to_string())
-                    .or_insert_with(Instant::now);
+                if m.node() != self.node {
+                    self.seen
+                        .entry(m.node().to_string())
+                        .or_insert_with(Instant::now);
+                }
                 let event = ClusterEvent::Message(Box::new(m));
                 let _ = self.actor.send(ToActor::Cluster { event }).await;
             }
@@ -378,7 +478,11 @@ impl Link {
 }
 
 fn kind_label(m: &ClusterMessage) -> Vec<(String, String)> {
-    vec![("kind".to_string(), kind_of(m).to_string())]
+    kind_label_of(kind_of(m))
+}
+
+fn kind_label_of(kind: &str) -> Vec<(String, String)> {
+    vec![("kind".to_string(), kind.to_string())]
 }
 
 fn kind_of(m: &ClusterMessage) -> &'static str {
@@ -393,6 +497,9 @@ fn kind_of(m: &ClusterMessage) -> &'static str {
         ClusterMessage::Command { .. } => "command",
         ClusterMessage::Join { .. } => "join",
         ClusterMessage::Leave { .. } => "leave",
+        ClusterMessage::Append { .. } => "append",
+        ClusterMessage::Sequenced(_) => "sequenced",
+        ClusterMessage::Fetch { .. } => "fetch",
     }
 }
 

@@ -29,7 +29,9 @@ pub struct ServerSettings {
     pub listen: String,
     /// Directory holding the SQLite file (`switchboard.db`). Default `data`.
     pub data_dir: PathBuf,
-    /// `sqlite` (default) or `memory` (nothing survives a restart).
+    /// `sqlite` (default), `memory` (nothing survives a restart) or
+    /// `postgres://USER@HOST:PORT/DB` (records shared by the nodes of a cluster;
+    /// `--store`, `SWITCHBOARD_STORE`).
     pub store: StoreKind,
     /// Key required by the admin API (`Authorization: Bearer KEY` or `X-Admin-Key`).
     /// Default `dev-admin`; override with `SWITCHBOARD_ADMIN_KEY`.
@@ -99,15 +101,55 @@ impl ServerSettings {
     }
 }
 
-/// Which record store the server uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// Which record store the server uses: `sqlite`, `memory` or a `postgres://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "String", into = "String")]
 pub enum StoreKind {
     /// SQLite file in `dataDir` (WAL, `synchronous=FULL`).
     #[default]
     Sqlite,
     /// In memory (the engine's reference `MemoryStore`).
     Memory,
+    /// PostgreSQL at this URL (`postgres://USER[:PASSWORD]@HOST:PORT/DB`): records the
+    /// nodes of a cluster share.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "memory" => Ok(StoreKind::Memory),
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                crate::store::postgres::parse_url(url)?;
+                Ok(StoreKind::Postgres(url.to_string()))
+            }
+            other => Err(format!(
+                "`{}` is not a store: sqlite, memory or postgres://USER@HOST:PORT/DB",
+                crate::store::postgres::redact(other)
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for StoreKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<StoreKind> for String {
+    fn from(k: StoreKind) -> String {
+        match k {
+            StoreKind::Sqlite => "sqlite".into(),
+            StoreKind::Memory => "memory".into(),
+            StoreKind::Postgres(url) => url,
+        }
+    }
 }
 
 /// TLS certificate and key files.
@@ -366,6 +408,30 @@ mod tests {
         let ok = toml_to_json("[server]\nbroker = \"redis://127.0.0.1:6379/1\"\n").unwrap();
         let d = from_document(ok).unwrap();
         assert_eq!(d.server.broker.as_deref(), Some("redis://127.0.0.1:6379/1"));
+    }
+
+    #[test]
+    fn a_store_is_sqlite_memory_or_a_postgres_url_reported_at_its_path() {
+        for bad in [
+            "mysql://u@h/db",
+            "postgres://h:5432/db",
+            "postgres://u@h/db?sslmode=require",
+        ] {
+            let doc = toml_to_json(&format!("[server]\nstore = \"{bad}\"\n")).unwrap();
+            let err = from_document(doc).unwrap_err();
+            assert_eq!(err.0[0].path, "server.store", "{bad}: {err}");
+        }
+        let doc =
+            toml_to_json("[server]\nstore = \"postgres://u:pw@127.0.0.1:5432/db\"\n").unwrap();
+        let d = from_document(doc).unwrap();
+        assert_eq!(
+            d.server.store,
+            StoreKind::Postgres("postgres://u:pw@127.0.0.1:5432/db".into())
+        );
+        for (text, kind) in [("sqlite", StoreKind::Sqlite), ("memory", StoreKind::Memory)] {
+            let doc = toml_to_json(&format!("[server]\nstore = \"{text}\"\n")).unwrap();
+            assert_eq!(from_document(doc).unwrap().server.store, kind);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `Upgrade: websocket` on any path | the engine decides (101, or its status + JSON body) |
 //! | `GET /healthz` | 200 `{"status":"ok"}` while the process runs |
-//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable |
+//! | `GET /readyz` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown, 503 `{"status":"broker-unavailable",...}` while the cluster broker is unreachable, 503 `{"status":"store-unavailable",...}` while the PostgreSQL store is |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `/admin/...` | the admin API ([`crate::admin`]) |
 //! | `/console...` | the web console ([`crate::console`]) |
@@ -19,11 +19,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use engine::endpoint::Endpoint;
 use engine::{Command, ErrorCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::state::AppState;
@@ -84,33 +85,34 @@ pub async fn serve(
         return Ok(crate::ws::upgrade(state, req, peer).await);
     }
     let path = req.uri().path().to_string();
-    if engine::routes::serves_engine_io(&state.ws_routes, &path) {
-        return Ok(crate::polling::serve(state, req, peer).await);
-    }
-    let get = req.method() == Method::GET || req.method() == Method::HEAD;
-    let resp = match path.as_str() {
-        "/healthz" if get => json_value(StatusCode::OK, &json!({"status": "ok"})),
-        "/readyz" if get => {
+    let method = req.method().as_str().to_string();
+    // The engine decides what a path is (the same on every host).
+    let resp = match Endpoint::of(&state.ws_routes, &method, &path) {
+        Endpoint::Polling => crate::polling::serve(state, req, peer).await,
+        Endpoint::TestControl => crate::testctl::handle(state, req).await,
+        Endpoint::Health => json_response(StatusCode::OK, engine::endpoint::HEALTH_BODY),
+        Endpoint::Ready => {
             let broker_down = state
                 .broker
                 .as_ref()
-                .filter(|(up, _)| !up.load(Ordering::Acquire));
-            if let (true, Some((_, url))) = (state.ready.load(Ordering::Acquire), broker_down) {
-                json_value(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "broker-unavailable", "broker": url,
-                        "message": "the cluster broker is unreachable; reconnecting"}),
-                )
-            } else if state.ready.load(Ordering::Acquire) {
-                json_value(StatusCode::OK, &json!({"status": "ready"}))
-            } else {
-                json_value(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "draining"}),
-                )
-            }
+                .filter(|(up, _)| !up.load(Ordering::Acquire))
+                .map(|(_, url)| url.as_str());
+            let store_down = state
+                .store_health
+                .as_ref()
+                .filter(|h| !h.up.load(Ordering::Acquire))
+                .map(|h| h.url.as_str());
+            let (status, body) = engine::endpoint::readiness(engine::endpoint::NotReady {
+                draining: !state.ready.load(Ordering::Acquire),
+                broker_down,
+                store_down,
+            });
+            json_value(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                &body,
+            )
         }
-        "/metrics" if get => {
+        Endpoint::Metrics => {
             state.actor.sync_metrics().await;
             let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
             r.headers_mut().insert(
@@ -119,12 +121,9 @@ pub async fn serve(
             );
             r
         }
-        p if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(state, req).await,
-        p if crate::console::owns(p) => crate::console::handle(state, req).await,
-        p if p == crate::testctl::PREFIX || p.starts_with(crate::testctl::PREFIX) => {
-            crate::testctl::handle(state, req).await
-        }
-        p if get && (p == "/" || engine::routes::serves_path(&state.ws_routes, p)) => {
+        Endpoint::Admin => crate::admin::handle(state, req).await,
+        Endpoint::Console => crate::console::handle(state, req).await,
+        Endpoint::ServerInfo => {
             let full = state.public_info || crate::admin::authorized(&state, &req);
             match state.actor.command(Command::ServerInfo).await {
                 Some(Ok(info)) if full => json_value(StatusCode::OK, &info),
@@ -144,10 +143,9 @@ pub async fn serve(
                 ),
             }
         }
-        _ => json_error(
+        Endpoint::NotFound => json_value(
             StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("nothing at {} {}", req.method(), truncate(&path, 200)),
+            &engine::endpoint::not_found(&method, &path),
         ),
     };
     Ok(resp)

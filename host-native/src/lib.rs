@@ -34,6 +34,7 @@ pub mod banner;
 pub mod capacity;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_streams;
 pub mod config;
 pub mod console;
 pub mod fetch;

@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use engine::metrics::prometheus as prom;
+
 type Labels = Vec<(String, String)>;
 
 /// Every series the server exports.
@@ -25,29 +27,10 @@ pub struct Metrics {
     registry: Registry,
     last: Mutex<engine::metrics::Metrics>,
 
-    connections_open: Gauge,
-    connections: Counter,
-    disconnections: Counter,
-    rejected_upgrades: Family<Labels, Counter>,
-    messages_in: Counter,
-    messages_in_by_type: Family<Labels, Counter>,
-    messages_out: Counter,
-    messages_out_by_type: Family<Labels, Counter>,
-    fanout_deliveries: Counter,
-    broadcasts: Counter,
-    dropped_slow_consumer: Counter,
-    closed_slow_consumer: Counter,
-    errors: Family<Labels, Counter>,
-    pending_calls: Gauge,
-    timed_out_calls: Counter,
-    late_completions: Counter,
-    heartbeat_timeouts: Counter,
-    key_fetches: Family<Labels, Counter>,
-    key_fetch_failures: Family<Labels, Counter>,
-    unknown_kid_fetches: Counter,
-    token_refreshes: Counter,
-    token_refresh_failures: Counter,
-    token_expirations: Counter,
+    /// The engine's unlabelled series ([`engine::metrics::prometheus::SERIES`], in order).
+    engine_series: Vec<EngineSeries>,
+    /// The engine's labelled families ([`engine::metrics::prometheus::FAMILIES`], in order).
+    engine_families: Vec<Family<Labels, Counter>>,
 
     /// Seconds spent in one `Engine::handle` call plus executing its actions.
     pub handle_latency: Histogram,
@@ -89,29 +72,14 @@ impl Metrics {
         let mut r = Registry::with_prefix("switchboard");
         let m = Metrics {
             last: Mutex::new(engine::metrics::Metrics::default()),
-            connections_open: Gauge::default(),
-            connections: Counter::default(),
-            disconnections: Counter::default(),
-            rejected_upgrades: Family::default(),
-            messages_in: Counter::default(),
-            messages_in_by_type: Family::default(),
-            messages_out: Counter::default(),
-            messages_out_by_type: Family::default(),
-            fanout_deliveries: Counter::default(),
-            broadcasts: Counter::default(),
-            dropped_slow_consumer: Counter::default(),
-            closed_slow_consumer: Counter::default(),
-            errors: Family::default(),
-            pending_calls: Gauge::default(),
-            timed_out_calls: Counter::default(),
-            late_completions: Counter::default(),
-            heartbeat_timeouts: Counter::default(),
-            key_fetches: Family::default(),
-            key_fetch_failures: Family::default(),
-            unknown_kid_fetches: Counter::default(),
-            token_refreshes: Counter::default(),
-            token_refresh_failures: Counter::default(),
-            token_expirations: Counter::default(),
+            engine_series: prom::SERIES
+                .iter()
+                .map(|series| match series.kind {
+                    prom::Kind::Counter => EngineSeries::Counter(Counter::default()),
+                    prom::Kind::Gauge => EngineSeries::Gauge(Gauge::default()),
+                })
+                .collect(),
+            engine_families: prom::FAMILIES.iter().map(|_| Family::default()).collect(),
             // 1 µs .. ~16 s
             handle_latency: Histogram::new(exponential_buckets(1e-6, 2.0, 24)),
             store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
@@ -128,113 +96,16 @@ impl Metrics {
             cluster_lost: Counter::default(),
             registry: Registry::default(),
         };
-        r.register(
-            "connections_open",
-            "Open WebSocket connections (engine view)",
-            m.connections_open.clone(),
-        );
-        r.register(
-            "connections",
-            "WebSocket connections accepted",
-            m.connections.clone(),
-        );
-        r.register(
-            "disconnections",
-            "WebSocket connections ended",
-            m.disconnections.clone(),
-        );
-        r.register(
-            "rejected_upgrades",
-            "Upgrades rejected, by HTTP status",
-            m.rejected_upgrades.clone(),
-        );
-        r.register(
-            "messages_received",
-            "Frames received",
-            m.messages_in.clone(),
-        );
-        r.register(
-            "messages_received_by_type",
-            "Decoded client requests, by message type",
-            m.messages_in_by_type.clone(),
-        );
-        r.register(
-            "messages_sent",
-            "Frames sent (each fan-out recipient counts)",
-            m.messages_out.clone(),
-        );
-        r.register(
-            "messages_sent_by_type",
-            "Frames sent, by server message type (raw: verbatim server-API messages)",
-            m.messages_out_by_type.clone(),
-        );
-        r.register(
-            "fanout_deliveries",
-            "Fan-out deliveries (events, channel, room and broadcast messages)",
-            m.fanout_deliveries.clone(),
-        );
-        r.register("broadcasts", "Server-API broadcasts", m.broadcasts.clone());
-        r.register(
-            "dropped_slow_consumer",
-            "Pushes skipped for slow consumers (drop policy)",
-            m.dropped_slow_consumer.clone(),
-        );
-        r.register(
-            "closed_slow_consumer",
-            "Connections closed as slow consumers (close policy)",
-            m.closed_slow_consumer.clone(),
-        );
-        r.register("errors", "Error frames sent, by code", m.errors.clone());
-        r.register(
-            "pending_host_calls",
-            "Host calls (storage) in flight",
-            m.pending_calls.clone(),
-        );
-        r.register(
-            "timed_out_host_calls",
-            "Host calls that missed their deadline",
-            m.timed_out_calls.clone(),
-        );
-        r.register(
-            "late_completions",
-            "Host-call completions that arrived too late",
-            m.late_completions.clone(),
-        );
-        r.register(
-            "heartbeat_timeouts",
-            "Connections closed for missing pongs",
-            m.heartbeat_timeouts.clone(),
-        );
-        r.register(
-            "key_fetches",
-            "Key sets fetched and installed from remote key sources, by issuer",
-            m.key_fetches.clone(),
-        );
-        r.register(
-            "key_fetch_failures",
-            "Failed key fetches (the last good keys stay in use), by issuer",
-            m.key_fetch_failures.clone(),
-        );
-        r.register(
-            "unknown_kid_fetches",
-            "Key fetches started by a token with an unknown kid",
-            m.unknown_kid_fetches.clone(),
-        );
-        r.register(
-            "token_refreshes",
-            "Refresh requests accepted",
-            m.token_refreshes.clone(),
-        );
-        r.register(
-            "token_refresh_failures",
-            "Refresh requests refused",
-            m.token_refresh_failures.clone(),
-        );
-        r.register(
-            "token_expirations",
-            "Connections closed with 4401 because their token expired",
-            m.token_expirations.clone(),
-        );
+        // The engine's series: names and help texts from the engine, as on every host.
+        for (series, metric) in prom::SERIES.iter().zip(&m.engine_series) {
+            match metric {
+                EngineSeries::Counter(c) => r.register(series.name, series.help, c.clone()),
+                EngineSeries::Gauge(g) => r.register(series.name, series.help, g.clone()),
+            }
+        }
+        for (family, metric) in prom::FAMILIES.iter().zip(&m.engine_families) {
+            r.register(family.name, family.help, metric.clone());
+        }
         r.register(
             "engine_handle_seconds",
             "Time to handle one input and execute its actions",
@@ -306,120 +177,26 @@ impl Metrics {
     /// Bring the mirrored series up to date with an engine snapshot.
     pub fn sync(&self, now: &engine::metrics::Metrics) {
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let add = |c: &Counter, new: u64, old: u64| {
-            c.inc_by(new.saturating_sub(old));
-        };
-        self.connections_open.set(now.current_connections as i64);
-        self.pending_calls.set(now.pending_calls as i64);
-        add(&self.connections, now.connections, last.connections);
-        add(
-            &self.disconnections,
-            now.disconnections,
-            last.disconnections,
-        );
-        add(
-            &self.messages_in,
-            now.messages_received,
-            last.messages_received,
-        );
-        add(&self.messages_out, now.messages_sent, last.messages_sent);
-        add(
-            &self.fanout_deliveries,
-            now.fanout_deliveries,
-            last.fanout_deliveries,
-        );
-        add(&self.broadcasts, now.broadcasts, last.broadcasts);
-        add(
-            &self.dropped_slow_consumer,
-            now.dropped_slow_consumer,
-            last.dropped_slow_consumer,
-        );
-        add(
-            &self.closed_slow_consumer,
-            now.closed_slow_consumer,
-            last.closed_slow_consumer,
-        );
-        add(
-            &self.timed_out_calls,
-            now.timed_out_calls,
-            last.timed_out_calls,
-        );
-        add(
-            &self.late_completions,
-            now.late_completions,
-            last.late_completions,
-        );
-        add(
-            &self.heartbeat_timeouts,
-            now.heartbeat_timeouts,
-            last.heartbeat_timeouts,
-        );
-        for (counter, new, old) in [
-            (
-                &self.unknown_kid_fetches,
-                now.unknown_kid_fetches,
-                last.unknown_kid_fetches,
-            ),
-            (
-                &self.token_refreshes,
-                now.token_refreshes,
-                last.token_refreshes,
-            ),
-            (
-                &self.token_refresh_failures,
-                now.token_refresh_failures,
-                last.token_refresh_failures,
-            ),
-            (
-                &self.token_expirations,
-                now.token_expirations,
-                last.token_expirations,
-            ),
-        ] {
-            add(counter, new, old);
+        for (series, metric) in prom::SERIES.iter().zip(&self.engine_series) {
+            let (new, old) = ((series.value)(now), (series.value)(&last));
+            match metric {
+                EngineSeries::Counter(c) => {
+                    c.inc_by(new.saturating_sub(old));
+                }
+                EngineSeries::Gauge(g) => {
+                    g.set(i64::try_from(new).unwrap_or(i64::MAX));
+                }
+            }
         }
-        add_by_label(
-            &self.key_fetches,
-            "issuer",
-            &now.key_fetches,
-            &last.key_fetches,
-            String::clone,
-        );
-        add_by_label(
-            &self.key_fetch_failures,
-            "issuer",
-            &now.key_fetch_failures,
-            &last.key_fetch_failures,
-            String::clone,
-        );
-        add_by_label(
-            &self.rejected_upgrades,
-            "status",
-            &now.rejected_upgrades,
-            &last.rejected_upgrades,
-            |status| status.to_string(),
-        );
-        add_by_label(
-            &self.messages_in_by_type,
-            "type",
-            &now.messages_received_by_type,
-            &last.messages_received_by_type,
-            |ty| ty.to_string(),
-        );
-        add_by_label(
-            &self.messages_out_by_type,
-            "type",
-            &now.messages_sent_by_type,
-            &last.messages_sent_by_type,
-            |ty| ty.to_string(),
-        );
-        add_by_label(
-            &self.errors,
-            "code",
-            &now.errors_by_code,
-            &last.errors_by_code,
-            |code| code.as_str().to_string(),
-        );
+        for (family, metric) in prom::FAMILIES.iter().zip(&self.engine_families) {
+            let old: BTreeMap<String, u64> = (family.values)(&last).into_iter().collect();
+            for (key, n) in (family.values)(now) {
+                let before = old.get(&key).copied().unwrap_or(0);
+                metric
+                    .get_or_create(&vec![(family.label.to_string(), key)])
+                    .inc_by(n.saturating_sub(before));
+            }
+        }
         *last = now.clone();
     }
 
@@ -442,21 +219,11 @@ impl Metrics {
     }
 }
 
-/// Mirror one engine counter map into a labelled family: each key's increase since the
-/// previous snapshot is added to the series `label="<key>"`.
-fn add_by_label<K: Ord>(
-    family: &Family<Labels, Counter>,
-    label: &str,
-    now: &BTreeMap<K, u64>,
-    last: &BTreeMap<K, u64>,
-    value: impl Fn(&K) -> String,
-) {
-    for (key, n) in now {
-        let old = last.get(key).copied().unwrap_or(0);
-        family
-            .get_or_create(&vec![(label.to_string(), value(key))])
-            .inc_by(n.saturating_sub(old));
-    }
+/// One engine series as registered.
+#[derive(Debug)]
+enum EngineSeries {
+    Counter(Counter),
+    Gauge(Gauge),
 }
 
 #[cfg(test)]
@@ -490,6 +257,44 @@ mod tests {
         );
         assert!(
             text.contains("switchboard_engine_handle_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exports_every_engine_series_with_the_engines_name_and_kind() {
+        let m = Metrics::new();
+        let mut snap = engine::metrics::Metrics::default();
+        // (A family is exposed once it has a member.)
+        snap.errors_by_code.insert(engine::ErrorCode::Forbidden, 1);
+        snap.rejected_upgrades.insert(401, 1);
+        snap.messages_received_by_type.insert("ping", 1);
+        snap.messages_sent_by_type.insert("pong", 1);
+        snap.key_fetches.insert("https://id.example".into(), 1);
+        snap.key_fetch_failures
+            .insert("https://id.example".into(), 1);
+        m.sync(&snap);
+        let text = m.render();
+        for s in prom::SERIES {
+            let kind = match s.kind {
+                prom::Kind::Counter => "counter",
+                prom::Kind::Gauge => "gauge",
+            };
+            let line = format!(
+                "# HELP switchboard_{0} {1}.\n# TYPE switchboard_{0} {kind}\n",
+                s.name, s.help
+            );
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        for f in prom::FAMILIES {
+            let line = format!(
+                "# HELP switchboard_{0} {1}.\n# TYPE switchboard_{0} counter\n",
+                f.name, f.help
+            );
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert!(
+            text.contains("switchboard_errors_total{code=\"FORBIDDEN\"} 1"),
             "{text}"
         );
     }

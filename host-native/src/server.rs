@@ -215,7 +215,10 @@ async fn start_server(
     let tls = server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let metrics = Arc::new(Metrics::new());
 
-    let store = crate::store::open(server.store, &server.data_dir, &engine.resources)?;
+    let crate::store::Opened {
+        store,
+        health: store_health,
+    } = crate::store::open(&server.store, &server.data_dir, &engine.resources)?;
     let (completions_tx, completions_rx) = mpsc::channel(1024);
     let (store_handle, store_worker) = StoreWorker::spawn(store, completions_tx, metrics.clone())
         .context("cannot start the store thread")?;
@@ -254,11 +257,13 @@ async fn start_server(
     }
     let mut engine = Engine::with_seed(engine, crate::ids::seed())
         .map_err(|e| anyhow::anyhow!("invalid engine config: {e}"))?;
-    let streams = if server.store == StoreKind::Sqlite && server.persist_streams {
-        Some(open_streams(&mut engine, &server.data_dir)?)
-    } else {
-        None
-    };
+    // In a cluster the streams live in Redis (`crate::cluster_streams`).
+    let streams =
+        if server.store == StoreKind::Sqlite && server.persist_streams && server.broker.is_none() {
+            Some(open_streams(&mut engine, &server.data_dir)?)
+        } else {
+            None
+        };
 
     let (actor_handle, actor_rx) = Actor::channel();
     let server_handle = crate::handlers::ServerHandle::new(actor_handle.clone());
@@ -299,6 +304,7 @@ async fn start_server(
         max_admin_body: server.max_admin_body,
         ready: AtomicBool::new(true),
         broker: cluster.as_ref().map(|l| (l.up.clone(), l.url.clone())),
+        store_health,
         next_conn: AtomicU64::new(1),
         ws,
         ws_tasks: TaskTracker::new(),
@@ -322,7 +328,7 @@ async fn start_server(
     Ok(RunningServer {
         addr: local,
         tls: tls.is_some(),
-        store_kind: server.store,
+        store_kind: server.store.clone(),
         state,
         stop_accepting,
         http_shutdown,
@@ -514,7 +520,7 @@ impl RunningServer {
 
     /// The store in use.
     pub fn store_kind(&self) -> StoreKind {
-        self.store_kind
+        self.store_kind.clone()
     }
 
     /// Run a server-API command from Rust: publish into a channel's stream

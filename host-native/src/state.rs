@@ -47,6 +47,9 @@ pub struct AppState {
     /// With `--broker`: whether the cluster broker is reachable (`/readyz` answers 503
     /// while it is not) and its redacted URL.
     pub broker: Option<(Arc<AtomicBool>, String)>,
+    /// With a PostgreSQL store: whether the database answers (`/readyz` answers 503
+    /// while it does not).
+    pub store_health: Option<crate::store::StoreHealth>,
     /// Next connection id.
     pub next_conn: AtomicU64,
     /// WebSocket parameters.

@@ -51,7 +51,7 @@ use crate::state::AppState;
 pub const ENV: &str = "SWITCHBOARD_TEST_CONTROL";
 
 /// Path prefix of the channel.
-pub const PREFIX: &str = "/__switchboard/test";
+pub const PREFIX: &str = engine::endpoint::TEST_CONTROL_PREFIX;
 
 /// Upgrade request header naming the client id to use (test control only).
 pub const CLIENT_ID_HEADER: &str = "x-switchboard-test-client-id";

@@ -1,8 +1,10 @@
 //! Two `switchboard serve --broker redis://...` nodes on one redis-server (started here on
 //! 127.0.0.1 with a temp dir, no persistence, killed at the end): cross-node channel
-//! publications, direct messages by client id, presence, resource change events, and a
+//! publications, direct messages by client id, presence, resource change events, a
 //! Redis restart (`/readyz` 503 and `UNAVAILABLE` publications during the outage,
-//! recovery without restarting the nodes).
+//! recovery without restarting the nodes), and channel history shared through Redis
+//! (one epoch and offset sequence, recovery on another node after a `kill -9`, and on a
+//! node started afterwards).
 //!
 //! Skipped, with a message, when `redis-server` is not installed (`scripts/setup.sh`
 //! installs it).
@@ -321,7 +323,7 @@ async fn two_nodes_share_publications_direct_messages_presence_and_change_events
         "{metrics}"
     );
     assert!(
-        metrics.contains("switchboard_cluster_messages_sent_total{kind=\"publish\"} 1"),
+        metrics.contains("switchboard_cluster_messages_sent_total{kind=\"append\"} 1"),
         "{metrics}"
     );
 
@@ -417,6 +419,155 @@ async fn a_killed_node_leaves_the_presence_lists_of_the_others_within_its_ttl() 
     assert_eq!(recv_type(&mut wb, "error").await["code"], "NOT_FOUND");
 
     for child in [&mut node_b, &mut redis] {
+        child.kill().await.unwrap();
+    }
+}
+
+/// Subscribe `ws` to `channel` (with `since` when given); returns `subscribed`.
+async fn subscribe(ws: &mut Ws, channel: &str, since: Option<(u64, &str)>) -> Value {
+    let mut m = json!({"type":"subscribe","channel":channel,"requestId":"sub"});
+    if let Some((offset, epoch)) = since {
+        m["since"] = json!({"offset": offset, "epoch": epoch});
+    }
+    send(ws, m).await;
+    recv_type_within(ws, "subscribed", CLUSTER_WAIT).await
+}
+
+/// Publish `message` on `channel` from `ws` and wait for `published`.
+async fn publish(ws: &mut Ws, channel: &str, message: &str) {
+    send(
+        ws,
+        json!({"type":"publish","channel":channel,"message":message,"requestId":"pub"}),
+    )
+    .await;
+    let p = recv_type_within(ws, "published", CLUSTER_WAIT).await;
+    assert_eq!(p["requestId"], "pub", "{p}");
+}
+
+fn data_of(publications: &Value) -> Vec<(u64, String)> {
+    publications
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["offset"].as_u64().unwrap(),
+                p["data"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn history_offsets_and_epochs_are_shared_and_survive_a_killed_node_and_a_restart() {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}/5");
+    let mut redis = start_redis(port, dir.path()).await;
+    let (mut node_a, a) = start_node(&broker, dir.path()).await;
+    let (mut node_b, b) = start_node(&broker, dir.path()).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+
+    // One epoch and one sequence of offsets for both nodes.
+    let (mut wa, _) = connect(a, "/").await;
+    let (mut wb, _) = connect(b, "/").await;
+    let sa = subscribe(&mut wa, "chat:h", None).await;
+    let epoch = sa["epoch"].as_str().unwrap().to_string();
+    assert_eq!(sa["offset"], 0, "{sa}");
+    let sb = subscribe(&mut wb, "chat:h", None).await;
+    assert_eq!(sb["epoch"], epoch.as_str(), "{sb}");
+    publish(&mut wb, "chat:h", "one").await;
+    let m = recv_type_within(&mut wa, "message", CLUSTER_WAIT).await;
+    assert_eq!(
+        (
+            m["offset"].as_u64(),
+            m["epoch"].as_str(),
+            m["data"].as_str()
+        ),
+        (Some(1), Some(epoch.as_str()), Some("one"))
+    );
+    publish(&mut wa, "chat:h", "two").await;
+    let m = recv_type_within(&mut wb, "message", CLUSTER_WAIT).await;
+    assert_eq!(
+        (m["offset"].as_u64(), m["data"].as_str()),
+        (Some(2), Some("two"))
+    );
+
+    // kill -9 A: its client saw offset 2; B publishes while it is away.
+    node_a.start_kill().unwrap();
+    let _ = node_a.wait().await;
+    publish(&mut wb, "chat:h", "three").await;
+    publish(&mut wb, "chat:h", "four").await;
+    let (mut wa2, _) = connect(b, "/").await;
+    let r = subscribe(&mut wa2, "chat:h", Some((2, &epoch))).await;
+    assert_eq!(r["recovered"], true, "{r}");
+    assert_eq!(
+        data_of(&r["publications"]),
+        [(3, "three".to_string()), (4, "four".to_string())]
+    );
+    assert_eq!(
+        (r["offset"].as_u64(), r["epoch"].as_str()),
+        (Some(4), Some(epoch.as_str()))
+    );
+
+    // B goes too; a node started afterwards recovers from Redis alone.
+    node_b.start_kill().unwrap();
+    let _ = node_b.wait().await;
+    let (mut node_c, c) = start_node(&broker, dir.path()).await;
+    readyz_becomes(c, 200).await;
+    let (mut wc, _) = connect(c, "/").await;
+    let r = subscribe(&mut wc, "chat:h", Some((1, &epoch))).await;
+    assert_eq!(r["recovered"], true, "{r}");
+    assert_eq!(
+        data_of(&r["publications"])
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    publish(&mut wc, "chat:h", "five").await;
+    send(
+        &mut wc,
+        json!({"type":"history","channel":"chat:h","limit":2,"requestId":"h"}),
+    )
+    .await;
+    let h = recv_type_within(&mut wc, "history", CLUSTER_WAIT).await;
+    assert_eq!(
+        data_of(&h["publications"]),
+        [(4, "four".to_string()), (5, "five".to_string())]
+    );
+    assert_eq!(h["epoch"], epoch.as_str());
+
+    // The server API's publish answers with the offset the broker assigned.
+    let demo_admin = [
+        ("Authorization", "Bearer dev-admin"),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({"channel":"chat:h","data":"six"}).to_string();
+    let r = http(c, "POST", "/admin/publish", &demo_admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (
+            v["offset"].as_u64(),
+            v["epoch"].as_str(),
+            v["delivered"].as_u64()
+        ),
+        (Some(6), Some(epoch.as_str()), Some(1)),
+        "{v}"
+    );
+    let m = recv_type_within(&mut wc, "message", CLUSTER_WAIT).await;
+    assert_eq!(
+        (m["offset"].as_u64(), m["data"].as_str()),
+        (Some(6), Some("six"))
+    );
+
+    for child in [&mut node_c, &mut redis] {
         child.kill().await.unwrap();
     }
 }

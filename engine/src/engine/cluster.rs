@@ -20,15 +20,17 @@ use crate::types::Millis;
 #[derive(Debug, Default)]
 pub(super) struct ClusterState {
     /// This node's id.
-    node: String,
+    pub(super) node: String,
     /// Whether the host reported the broker reachable.
-    up: bool,
+    pub(super) up: bool,
     /// Clients of other nodes: client id → (node, tenant, user id).
     clients: FxHashMap<String, (String, Option<String>, Option<String>)>,
     /// Connections of other nodes per user id.
     per_user: FxHashMap<String, usize>,
     /// Channel members of other nodes: channel key → (node, client id) → entry.
     members: BTreeMap<String, BTreeMap<(String, String), MemberView>>,
+    /// Stream publications and reads waiting for the shared broker.
+    pub(super) streams: super::cluster_streams::StreamRequests,
 }
 
 impl ClusterState {
@@ -213,14 +215,20 @@ impl Engine {
                 let message = self.snapshot_message(node);
                 self.actions.push_back(Action::Cluster { message });
             }
-            ClusterEvent::Disconnected => state.up = false,
+            ClusterEvent::Disconnected => {
+                state.up = false;
+                self.streams_disconnected(now);
+            }
+            ClusterEvent::Fetched { request, result } => self.fetched(now, request, result),
             ClusterEvent::NodeGone { node } => {
                 if node != state.node {
                     self.replace_node(&node, Vec::new(), Vec::new());
                 }
             }
             ClusterEvent::Message(message) => {
-                if message.node() != state.node {
+                // Ordered publications come back to their node too.
+                if message.node() != state.node || matches!(*message, ClusterMessage::Sequenced(_))
+                {
                     self.cluster_message(now, *message);
                 }
             }
@@ -328,6 +336,9 @@ impl Engine {
             }
             ClusterMessage::Join { node, member } => self.remote_join(node, member),
             ClusterMessage::Leave { node, member } => self.remote_leave(&node, &member),
+            ClusterMessage::Sequenced(p) => self.take_sequenced(now, p),
+            // Requests for a host, never sent between nodes.
+            ClusterMessage::Append { .. } | ClusterMessage::Fetch { .. } => {}
         }
     }
 

@@ -254,3 +254,31 @@ fn server_api_messages_are_enveloped() {
         vec![json!({"event": "message", "data": {"kind": "news"}})]
     );
 }
+
+#[test]
+fn handler_calls_fail_in_the_engine_when_the_host_runs_no_handlers() {
+    let mut e = engine(json!({"messages": {"chat": {}}}));
+    e.set_host_capabilities(crate::HostCapabilities {
+        guard: true,
+        handlers: false,
+    });
+    open(&mut e, 1, "/events", "");
+    let text = json!({"event": "chat", "data": {"text": "hi"}, "id": 3}).to_string();
+    let acts = run(
+        &mut e,
+        Input::Frame {
+            conn: ConnId(1),
+            frame: InFrame::Text(&text),
+        },
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Call { .. })),
+        "no call reaches a host without handlers: {acts:?}"
+    );
+    let out = frames(&acts, 1);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0]["event"], "error");
+    assert_eq!(out[0]["data"]["code"], "INTERNAL_ERROR");
+    assert_eq!(out[0]["id"], 3);
+    assert_eq!(e.metrics().handler_failures, 1);
+}

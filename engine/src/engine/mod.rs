@@ -5,6 +5,7 @@
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
 mod cluster;
+mod cluster_streams;
 mod compat;
 mod expiry;
 mod handlers;
@@ -260,6 +261,10 @@ pub struct Engine {
     cluster: Option<Box<cluster::ClusterState>>,
     /// Engine.IO long-polling sessions.
     polls: polling::Polls,
+    /// What the host can answer ([`Engine::set_host_capabilities`]).
+    host: crate::hostcall::HostCapabilities,
+    /// Calls the engine answered itself for the host, completed after the current input.
+    engine_answers: VecDeque<(OpId, HostResult)>,
 }
 
 impl Engine {
@@ -314,6 +319,8 @@ impl Engine {
             room_meta: BTreeMap::new(),
             cluster: None,
             polls: polling::Polls::default(),
+            host: crate::hostcall::HostCapabilities::default(),
+            engine_answers: VecDeque::new(),
         })
     }
 
@@ -341,8 +348,40 @@ impl Engine {
             Some(input) => self.dispatch_input(now, input),
             None => Ok(()),
         };
+        // Calls the host cannot answer complete as if it had answered at once.
+        while let Some((op, answer)) = self.engine_answers.pop_front() {
+            let _ = self.dispatch_input(now, Input::Completed { op, result: answer });
+        }
         self.route_polls(now);
         result
+    }
+
+    /// Say what the host can answer: without a guard callback every host guard call is
+    /// denied, without application handlers every handler call fails, by the engine
+    /// itself and with the same texts on every host (no `Action::Call` is emitted for
+    /// them). Default: the host answers everything.
+    pub fn set_host_capabilities(&mut self, caps: crate::hostcall::HostCapabilities) {
+        self.host = caps;
+    }
+
+    /// Emit a host call, or queue the engine's own answer when the host cannot answer it
+    /// ([`Engine::set_host_capabilities`]).
+    pub(crate) fn emit_call(
+        &mut self,
+        op: OpId,
+        conn: Option<ConnId>,
+        deadline: Millis,
+        request: HostRequest,
+    ) {
+        match self.host.answer(&request) {
+            Some(answer) => self.engine_answers.push_back((op, answer)),
+            None => self.actions.push_back(Action::Call {
+                op,
+                conn,
+                deadline,
+                request,
+            }),
+        }
     }
 
     /// Whether an HTTP request on `path` is the engine's to answer ([`Input::Http`]):

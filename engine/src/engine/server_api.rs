@@ -366,7 +366,10 @@ impl Engine {
                     Err(e) => Err(e),
                 }
             }
-            other => self.cluster_command(now, other),
+            other => match self.cluster_stream_command(now, tag, other) {
+                Some(other) => self.cluster_command(now, other),
+                None => return,
+            },
         };
         self.actions
             .push_back(Action::CommandResult { tag, result });

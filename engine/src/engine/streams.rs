@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::cluster_streams::{Access, Waiting};
 use super::server_api::{err, CommandError};
 use super::Engine;
 use crate::broker::{HistoryQuery, Publication, Since, StreamPosition};
@@ -28,7 +29,7 @@ pub(super) enum ChannelAction {
 }
 
 /// A publication's JSON as stored in history (`{offset, from, data, timestamp}`).
-fn publication_json(
+pub(super) fn publication_json(
     offset: u64,
     from: &str,
     data: Option<&Value>,
@@ -148,6 +149,21 @@ impl Engine {
         since: Option<Since>,
         rid: Rid,
     ) {
+        self.subscribe_channel_at(now, slot, channel, since, rid, true);
+    }
+
+    /// `subscribe {channel, since?}`; in a cluster, a stream this node holds no synced
+    /// copy of is read from the shared broker first (`may_fetch`), and the subscribe runs
+    /// again once it is.
+    pub(super) fn subscribe_channel_at(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        channel: String,
+        since: Option<Since>,
+        rid: Rid,
+        may_fetch: bool,
+    ) {
         if let Err(m) = self.check_name("channel", &channel) {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
@@ -155,6 +171,26 @@ impl Engine {
             Ok(ns) => ns,
             Err((code, m)) => return self.send_error(slot, code, m, rid),
         };
+        if let Some(cfg) = self.cluster_history(&channel) {
+            let key = self.key_for(slot, &channel).into_owned();
+            match self.stream_access(now, &key, may_fetch) {
+                Access::Local => {}
+                Access::Fetch => {
+                    let conn = self.conns[slot].id;
+                    let waiter = Waiting::Subscribe {
+                        conn,
+                        channel,
+                        since,
+                        rid,
+                    };
+                    return self.cluster_fetch(key, cfg, waiter);
+                }
+                Access::Unavailable => {
+                    let (code, m) = Self::stream_unavailable();
+                    return self.send_error(slot, code, m, rid);
+                }
+            }
+        }
         let existing = self.conns[slot]
             .state
             .subscriptions
@@ -319,6 +355,24 @@ impl Engine {
         };
         let from = self.conns[slot].state.client_id.clone();
         let tenant = self.conns[slot].state.tenant.clone();
+        if let Some(cfg) = self.cluster_history(&channel) {
+            // Ordered by the shared broker; `published` follows once it is.
+            let waiter = Waiting::Publish {
+                conn: self.conns[slot].id,
+                channel: channel.clone(),
+                rid,
+            };
+            return self.cluster_append(
+                now,
+                tenant.as_deref(),
+                &channel,
+                from,
+                message,
+                resource_too,
+                cfg,
+                Some(waiter),
+            );
+        }
         let (delivered, _) = self.publish_to_channel(
             now,
             Some(slot),
@@ -355,6 +409,12 @@ impl Engine {
         data: Option<Value>,
         resource_too: bool,
     ) -> (usize, Option<StreamPosition>) {
+        if let Some(cfg) = self.cluster_history(channel) {
+            // A stream shared by the cluster: the broker orders it, every node delivers
+            // it when it comes back (nobody waits for the answer here).
+            self.cluster_append(now, tenant, channel, from, data, resource_too, cfg, None);
+            return (0, None);
+        }
         let timestamp = iso8601(now);
         self.cluster_publish(
             tenant,
@@ -406,6 +466,35 @@ impl Engine {
             }
             None => None,
         };
+        let n = self.fanout_publication(
+            exclude,
+            tenant,
+            channel,
+            from,
+            data,
+            resource_too,
+            timestamp,
+            position.as_ref(),
+        );
+        (n, position)
+    }
+
+    /// Deliver a publication at `position` (None: a channel without history) to the
+    /// local subscribers, as [`Engine::publish_to_channel`] describes. Returns the number
+    /// of recipients.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fanout_publication(
+        &mut self,
+        exclude: Option<usize>,
+        tenant: Option<&str>,
+        channel: &str,
+        from: String,
+        data: Option<Value>,
+        resource_too: bool,
+        timestamp: String,
+        position: Option<&StreamPosition>,
+    ) -> usize {
+        let key = crate::tenant::scoped(tenant, channel);
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         let max_slot = self.conns.capacity();
@@ -423,12 +512,12 @@ impl Engine {
             from,
             data,
             timestamp,
-            offset: position.as_ref().map(|p| p.offset),
-            epoch: position.as_ref().map(|p| Arc::clone(&p.epoch)),
+            offset: position.map(|p| p.offset),
+            epoch: position.map(|p| Arc::clone(&p.epoch)),
         };
         let n = self.fanout(&recipients, Outbound::Message(&msg));
         self.scratch = recipients;
-        (n, position)
+        n
     }
 
     /// The history settings of `channel`, or a clear error.
@@ -463,6 +552,9 @@ impl Engine {
         let cfg = self.history_of(channel)?;
         let limit = limit.map_or(cfg.size, |l| (l.min(cfg.size as u64)) as usize);
         let key = crate::tenant::scoped(tenant, channel);
+        if self.stream_access(now, &key, false) == Access::Unavailable {
+            return Err(Self::stream_unavailable());
+        }
         let epoch = self.epoch_for(now, &key);
         let query = HistoryQuery {
             limit,
@@ -496,11 +588,42 @@ impl Engine {
         reverse: bool,
         rid: Rid,
     ) {
+        self.history_at(now, slot, channel, limit, since, reverse, rid, true);
+    }
+
+    /// `history`; in a cluster, a stream without a synced copy is read from the shared
+    /// broker first (`may_fetch`), as for `subscribe`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn history_at(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        channel: String,
+        limit: Option<u64>,
+        since: Option<Since>,
+        reverse: bool,
+        rid: Rid,
+        may_fetch: bool,
+    ) {
         if let Err(m) = self.check_name("channel", &channel) {
             return self.send_error(slot, ErrorCode::InvalidMessage, m, rid);
         }
         if let Err((code, m)) = self.channel_allowed(slot, &channel, ChannelAction::Subscribe) {
             return self.send_error(slot, code, m, rid);
+        }
+        if let Some(cfg) = self.cluster_history(&channel) {
+            let key = self.key_for(slot, &channel).into_owned();
+            if may_fetch && self.stream_access(now, &key, true) == Access::Fetch {
+                let waiter = Waiting::History {
+                    conn: self.conns[slot].id,
+                    channel,
+                    limit,
+                    since,
+                    reverse,
+                    rid,
+                };
+                return self.cluster_fetch(key, cfg, waiter);
+            }
         }
         let tenant = self.conns[slot].state.tenant.clone();
         match self.read_history(now, tenant.as_deref(), &channel, limit, since, reverse) {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::resources::Continuation;
-use super::{Action, Engine};
+use super::Engine;
 use crate::app::{
     valid_app_code, AppGuard, ClientContext, HandlerError, HandlerResponse, HookCall, HookKind,
     InterceptCall, MessageCall, RoomRule, CLOSE_CONNECT_FAILED, CLOSE_CONNECT_REFUSED,
@@ -320,12 +320,7 @@ impl Engine {
         self.metrics.handler_calls += 1;
         self.timers
             .reschedule(TimerKey::Op(op), None, Some(deadline));
-        self.actions.push_back(Action::Call {
-            op,
-            conn,
-            deadline,
-            request,
-        });
+        self.emit_call(op, conn, deadline, request);
         Ok(())
     }
 

@@ -277,3 +277,48 @@ fn bad_guards_and_schemas_are_config_errors_with_paths() {
     let err = Config::from_value(json!({"resources":{"a":{"hostGuards":["read"]}}})).unwrap_err();
     assert_eq!(err.issues[0].path, "resources.a.hostGuards");
 }
+
+#[test]
+fn host_guards_are_denied_by_the_engine_when_the_host_has_no_guard_callback() {
+    let mut r = R::new(json!({"rooms_data": {"hostGuards": ["subscribe"]}}));
+    r.e.set_host_capabilities(crate::HostCapabilities {
+        guard: false,
+        handlers: true,
+    });
+    r.open(1, "key_admin");
+    let f = r.ask(1, json!({"type":"subscribe","resource":"rooms_data"}));
+    assert_eq!(
+        (f["code"].as_str(), f["message"].as_str()),
+        (Some("FORBIDDEN"), Some(crate::hostcall::NO_HOST_GUARD))
+    );
+    assert_eq!(
+        r.guard_calls, 0,
+        "no guard call reaches a host without a callback"
+    );
+}
+
+#[test]
+fn a_guard_callbacks_loose_value_reads_as_a_decision_and_fails_closed() {
+    let read = |v: serde_json::Value| GuardDecision::from_callback_value(&v);
+    assert_eq!(read(json!(true)), GuardDecision::Allow);
+    assert_eq!(read(json!(null)), GuardDecision::Allow);
+    assert_eq!(read(json!(false)), GuardDecision::Deny { message: None });
+    assert_eq!(read(json!("yes")), GuardDecision::Deny { message: None });
+    assert_eq!(
+        read(json!({"decision":"deny","message":"members only"})),
+        GuardDecision::Deny {
+            message: Some("members only".into())
+        }
+    );
+    assert_eq!(
+        read(json!({"filter":{"owner":"u1"}})),
+        GuardDecision::Filter {
+            filter: json!({"owner":"u1"})
+        }
+    );
+    assert_eq!(
+        read(json!({"decision":"maybe"})),
+        GuardDecision::Deny { message: None }
+    );
+    assert_eq!(read(json!({})), GuardDecision::Deny { message: None });
+}

@@ -11,7 +11,7 @@ use super::{Continuation, Rid};
 use crate::broker::Since;
 use crate::config::ChangeKind;
 use crate::connection::{SubTarget, Subscription};
-use crate::engine::{Action, Engine};
+use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::filter::{Filter, FilterError};
 use crate::guard::{and_filters, Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
@@ -170,12 +170,7 @@ impl Engine {
         self.metrics.pending_calls = self.pending.len() as u64;
         self.timers
             .reschedule(TimerKey::Op(op), None, Some(deadline));
-        self.actions.push_back(Action::Call {
-            op,
-            conn: Some(conn),
-            deadline,
-            request,
-        });
+        self.emit_call(op, Some(conn), deadline, request);
     }
 
     pub(super) fn call_store(

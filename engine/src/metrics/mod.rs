@@ -6,6 +6,8 @@ use serde::Serialize;
 
 use crate::error::ErrorCode;
 
+pub mod prometheus;
+
 /// Engine counters. All are monotonically increasing except the `current*` gauges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -22,26 +22,20 @@
 //! namespace's `metaTtlMs`, after which a new epoch starts (clients holding the old one
 //! get `recovered: false`).
 //!
-//! # A shared broker (several nodes, issue 16)
+//! # A shared broker (a cluster, PROTOCOL.md §22.1)
 //!
-//! The engine calls the four operations at exactly two places
-//! (`engine/streams.rs`: `publish_to_channel` and `subscribe_channel`/`history`), and
-//! fans a publication out only from the position the broker returned. A broker that
-//! lives outside the process replaces those calls with host calls, with no change to
-//! the wire protocol or to the fan-out code:
-//!
-//! - publish: `Call { Broker(Publish { stream, publication }) }`; the host appends
-//!   (Redis: a script doing `INCR` of the stream's offset + `XADD` + trim by size, the
-//!   epoch a per-stream key created with `SET NX`, TTLs from the namespace) and every
-//!   node's subscriber loop feeds the ordered publication back as an input
-//!   (`Delivered { stream, offset, epoch, publication }`), which runs today's fan-out;
-//! - recover / history: `Call { Broker(Recover { stream, since }) }` answered with a
-//!   [`Recovery`]; deliveries of that stream arriving while it is in flight are held for
-//!   the recovering connection and merged by offset (those ≤ the recovered position
-//!   dropped), which keeps "no gap, no duplicate" exact when a publication races a
-//!   recovery across nodes;
-//! - presence: per-channel entries added and removed by the same calls, refreshed with
-//!   a TTL so a dead node's clients disappear.
+//! In cluster mode a stream's order comes from the shared broker (Redis for the native
+//! host), through host requests rather than these calls: a publication becomes
+//! [`crate::cluster::ClusterMessage::Append`] (the host appends it atomically and every
+//! node, the publisher's too, gets it back ordered as
+//! [`crate::cluster::ClusterMessage::Sequenced`], which runs the same fan-out with the
+//! broker's offset and epoch), and a stream a node holds no synced copy of is read with
+//! [`crate::cluster::ClusterMessage::Fetch`] before a `subscribe` or `history` is
+//! answered. Each node's memory broker keeps a copy of the shared streams its clients
+//! use ([`mirror`]), from which recoveries and history reads are answered with the four
+//! operations above; the copy is filled and then advanced by offset, so a publication
+//! racing a recovery is either in `publications` or a later `message`, never both.
+//! Presence is shared separately (`crate::cluster`).
 //!
 //! # Persistence (Cloudflare, native SQLite)
 //!
@@ -61,6 +55,8 @@ use serde_json::value::RawValue;
 
 use crate::namespace::HistoryConfig;
 use crate::types::Millis;
+
+pub mod mirror;
 
 /// A stream's position: the offset of its latest publication and its epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +110,8 @@ struct Stream {
     cfg: HistoryConfig,
     last_publish: Millis,
     deadline: Millis,
+    /// Cluster mode: this copy mirrors the shared broker's stream (see [`mirror`]).
+    synced: bool,
 }
 
 impl Stream {
@@ -277,6 +275,7 @@ impl MemoryBroker {
             cfg,
             last_publish: now,
             deadline: Millis(0),
+            synced: false,
         };
         s.deadline = s.compute_deadline();
         self.deadlines.insert((s.deadline, name.to_string()));
@@ -569,6 +568,7 @@ impl MemoryBroker {
                 cfg,
                 last_publish: Millis(m.last_publish),
                 deadline: Millis(0),
+                synced: false,
             };
             s.deadline = s.compute_deadline();
             if let Some(old) = self.streams.remove(name) {
