@@ -163,6 +163,26 @@ pub const SERIES: &[Series] = &[
         "Application handler calls that failed (a crash, no handler, a timeout)",
         |m| m.handler_failures,
     ),
+    counter(
+        "socketio_acks_requested",
+        "Acks the server asked Socket.IO clients for (emitWithAck)",
+        |m| m.sio_acks_requested,
+    ),
+    counter(
+        "socketio_acks_received",
+        "Acks Socket.IO clients sent back for the server's emits",
+        |m| m.sio_acks_received,
+    ),
+    counter(
+        "socketio_ack_timeouts",
+        "Server emits whose ack did not come within its timeout",
+        |m| m.sio_ack_timeouts,
+    ),
+    counter(
+        "socketio_unknown_acks",
+        "Acks from Socket.IO clients with an id the server was not waiting for (ignored)",
+        |m| m.sio_unknown_acks,
+    ),
 ];
 
 /// The labelled engine families, in exposition order.
