@@ -160,9 +160,26 @@ impl RoomRule {
     }
 }
 
+/// Guards and schemas of the application parts of a config (message types, room rules),
+/// compiled once with the config ([`crate::compile`]).
+#[derive(Debug, Default)]
+pub(crate) struct CompiledApp {
+    /// Each message type's guard.
+    pub(crate) guards: BTreeMap<String, AppGuard>,
+    /// Each message type's payload schema.
+    pub(crate) schemas: BTreeMap<String, crate::validation::RecordSchema>,
+    /// The `rooms.join` guard.
+    pub(crate) join: Option<AppGuard>,
+    /// The `rooms.members` guard.
+    pub(crate) members: Option<AppGuard>,
+    /// The `rooms.message` guard.
+    pub(crate) message: Option<AppGuard>,
+}
+
 /// Validate the application parts of a config (message types, hooks, interceptors,
-/// room rules, route patterns).
-pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
+/// room rules, route patterns) and compile their guards and schemas.
+pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) -> CompiledApp {
+    let mut out = CompiledApp::default();
     let mut issue = |path: String, problem: String| issues.push(ConfigIssue { path, problem });
     for (name, m) in &config.messages {
         let path = format!("messages.{name}");
@@ -185,13 +202,19 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             issue(format!("{path}.timeoutMs"), "must be at least 1".into());
         }
         if let Some(g) = &m.guard {
-            if let Err(e) = AppGuard::compile(g) {
-                issue(format!("{path}.guard"), e);
+            match AppGuard::compile(g) {
+                Ok(g) => {
+                    out.guards.insert(name.clone(), g);
+                }
+                Err(e) => issue(format!("{path}.guard"), e),
             }
         }
         if let Some(s) = &m.schema {
-            if let Err(e) = crate::validation::RecordSchema::compile(s) {
-                issue(format!("{path}.schema"), e);
+            match crate::validation::RecordSchema::compile(s) {
+                Ok(s) => {
+                    out.schemas.insert(name.clone(), s);
+                }
+                Err(e) => issue(format!("{path}.schema"), e),
             }
         }
         if let Some(url) = &m.webhook {
@@ -229,14 +252,15 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             }
         }
     }
-    for (name, rule) in [
-        ("join", &config.rooms.join),
-        ("members", &config.rooms.members),
-        ("message", &config.rooms.message),
+    for (name, rule, slot) in [
+        ("join", &config.rooms.join, &mut out.join),
+        ("members", &config.rooms.members, &mut out.members),
+        ("message", &config.rooms.message, &mut out.message),
     ] {
         if let Some(g) = &rule.guard {
-            if let Err(e) = AppGuard::compile(g) {
-                issue(format!("rooms.{name}.guard"), e);
+            match AppGuard::compile(g) {
+                Ok(g) => *slot = Some(g),
+                Err(e) => issue(format!("rooms.{name}.guard"), e),
             }
         }
     }
@@ -262,6 +286,7 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             }
         }
     }
+    out
 }
 
 /// A webhook URL must be `http://` or `https://` with a host.
@@ -520,6 +545,8 @@ impl VariableResolver for Vars<'_> {
 impl AppGuard {
     /// Compile an expression.
     pub fn compile(source: &str) -> Result<AppGuard, String> {
+        #[cfg(test)]
+        crate::compile_count::cel();
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         Ok(AppGuard {

@@ -213,6 +213,8 @@ impl Guard {
 
     /// Compile an expression that runs in the shared environment `env`.
     pub fn compile_in(env: &GuardEnv, source: &str) -> Result<Guard, String> {
+        #[cfg(test)]
+        crate::compile_count::cel();
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         // `.record` is CEL's root-qualified spelling of the same variable.

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod resource;
-mod validate;
 
 pub use auth::*;
 pub use resource::*;
@@ -306,6 +305,16 @@ pub struct ChannelsConfig {
     /// wins and replaces the two role lists above for its channels. See
     /// [`crate::namespace`].
     pub namespaces: Vec<crate::namespace::NamespaceConfig>,
+}
+
+impl Config {
+    /// The member limit of a room.
+    pub fn room_capacity(&self, room: &str) -> usize {
+        self.rooms
+            .overrides
+            .get(room)
+            .map_or(self.rooms.max_connections, |o| o.max_connections)
+    }
 }
 
 #[cfg(test)]
