@@ -218,6 +218,15 @@ impl Harness {
     }
 }
 
+/// Feed `input` to `e` at `now` (epoch ms); every action it queued, after checking its
+/// invariants.
+pub fn run(e: &mut Engine, now: u64, input: Input<'_>) -> Vec<Action> {
+    e.handle(Millis(now), input).expect("no API misuse");
+    let out = e.drain_actions().collect();
+    e.check_invariants().unwrap();
+    out
+}
+
 /// An upgrade request.
 pub fn request(
     path: &str,
@@ -293,4 +302,24 @@ pub fn calls(actions: &[Action]) -> usize {
         .iter()
         .filter(|a| matches!(a, Action::Call { .. }))
         .count()
+}
+
+/// `Deref`/`DerefMut` to [`Harness`] for a test's own wrapper `struct $name(Harness)`,
+/// so the wrapper adds (or shadows) only the methods its tests read differently.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! deref_harness {
+    ($name:ident) => {
+        impl std::ops::Deref for $name {
+            type Target = $crate::testing::Harness;
+            fn deref(&self) -> &$crate::testing::Harness {
+                &self.0
+            }
+        }
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut $crate::testing::Harness {
+                &mut self.0
+            }
+        }
+    };
 }

@@ -8,6 +8,7 @@ use super::*;
 use crate::config::ChangeKind;
 use crate::hostcall::GuardDecision;
 use crate::store::{MemoryStore, RecordStore};
+use crate::testing::frames;
 use crate::types::UpgradeRequest;
 
 const T0: u64 = 1_700_000_000_000;
@@ -149,18 +150,6 @@ impl S {
             },
         })
     }
-}
-
-fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 fn since(offset: u64, epoch: &Value) -> Value {

@@ -17,18 +17,7 @@ mod server_writes;
 /// MemoryStore and guard calls with `guard` (recorded in `guard_calls`).
 struct R(Harness);
 
-impl std::ops::Deref for R {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for R {
-    fn deref_mut(&mut self) -> &mut Harness {
-        &mut self.0
-    }
-}
+crate::deref_harness!(R);
 
 impl R {
     fn new(resources: Value) -> R {
