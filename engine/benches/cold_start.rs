@@ -7,6 +7,9 @@
 //!   (what `host-js` `Core::new` did before issue 12).
 //! * `cold_start/with_seed` — `Engine::with_seed` from a parsed `Config` (the native
 //!   host: the config was loaded and checked earlier).
+//! * `cold_start/compiled_from_json` — `CompiledConfig::from_json` +
+//!   `Engine::from_compiled` (what `host-js` `Core::new` does since issue 12: parsed,
+//!   checked and compiled once).
 //!
 //! Run: `cargo bench -p switchboard-engine --bench cold_start`.
 
@@ -14,7 +17,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion};
-use engine::{Config, Engine};
+use engine::{CompiledConfig, Config, Engine};
 use serde_json::Value;
 
 /// The demo deployment's engine config as JSON text (the `server` section removed).
@@ -41,6 +44,12 @@ fn cold_start(c: &mut Criterion) {
             |config| black_box(Engine::with_seed(config, 7).unwrap()),
             BatchSize::SmallInput,
         )
+    });
+    g.bench_function("compiled_from_json", |b| {
+        b.iter(|| {
+            let compiled = CompiledConfig::from_json(black_box(&text)).unwrap();
+            black_box(Engine::from_compiled(compiled, 7))
+        })
     });
     g.finish();
 }

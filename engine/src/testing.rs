@@ -19,6 +19,9 @@ use crate::{
 /// The tests' start time (epoch ms): 2023-11-14T22:13:20Z.
 pub const T0: u64 = 1_700_000_000_000;
 
+/// A test's view of every action the harness drains ([`Harness::observe`]).
+pub type Observer = Box<dyn FnMut(&Action)>;
+
 /// The tag [`Harness::cmd`] gives its commands.
 pub const CMD_TAG: u64 = 9;
 
@@ -52,7 +55,7 @@ pub struct Harness {
     /// How application handler calls are answered.
     pub handler: Box<dyn FnMut(&HostRequest) -> HandlerResponse>,
     /// Sees every action, in order, as the harness drains it.
-    pub observe: Option<Box<dyn FnMut(&Action)>>,
+    pub observe: Option<Observer>,
     /// The peer address [`Harness::open`] uses for connection `conn`.
     pub peer: fn(u64) -> String,
 }
