@@ -96,6 +96,7 @@ mod timers;
 pub mod timestamp;
 pub mod types;
 pub mod validation;
+pub mod vocabulary;
 
 pub use compile::CompiledConfig;
 pub use config::{ChangeKind, CodecKind, Config};
