@@ -131,7 +131,8 @@ impl Harness {
         out
     }
 
-    fn answer(&mut self, request: &HostRequest) -> HostResult {
+    /// The harness's answer to a host call (as [`Harness::answer_calls`] gives it).
+    pub fn answer(&mut self, request: &HostRequest) -> HostResult {
         match request {
             HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
             HostRequest::Guard {
