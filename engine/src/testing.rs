@@ -12,7 +12,7 @@ use crate::app::HandlerResponse;
 use crate::hostcall::{FetchResponse, GuardDecision, HostRequest, HostResult, StoreOutcome};
 use crate::store::{MemoryStore, RecordStore};
 use crate::{
-    Action, Command, CommandError, Config, ConnId, Engine, InFrame, Input, Millis, OpId,
+    Action, Command, CommandError, Config, ConnId, Engine, Frame, InFrame, Input, Millis, OpId,
     UpgradeRequest,
 };
 
@@ -251,15 +251,18 @@ pub fn request(
     }
 }
 
+/// Frames sent to `conn` (directly or in a `SendMany`), in order.
+pub fn sent(actions: &[Action], conn: u64) -> impl Iterator<Item = &Frame> {
+    actions.iter().filter_map(move |a| match a {
+        Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
+        Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
+        _ => None,
+    })
+}
+
 /// Text frames sent to `conn` (directly or in a `SendMany`), in order.
 pub fn texts(actions: &[Action], conn: u64) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
+    sent(actions, conn)
         .map(|f| f.as_text().expect("a text frame").to_string())
         .collect()
 }

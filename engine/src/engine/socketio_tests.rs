@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::app::HandlerResponse;
 
-use crate::testing::{request, run, T0};
+use crate::testing::{request, run, sent, T0};
 
 fn engine(extra: Value) -> Engine {
     let mut cfg = json!({
@@ -36,13 +36,7 @@ fn upgrade(e: &mut Engine, conn: u64, query: &str) -> Vec<Action> {
 
 /// Frames to `conn` as text (binary frames as `<bytes>`).
 fn out(actions: &[Action], conn: u64) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
+    sent(actions, conn)
         .map(|f| match f {
             Frame::Text(t) => t.to_string(),
             Frame::Binary(b) => format!("<{b:?}>"),
