@@ -331,6 +331,14 @@ pub const FEATURES: &[(&str, &str)] = &[
         "server-api:envelope",
         "server-API messages on envelope routes (verbatim or wrapped)",
     ),
+    (
+        "codec:socket.io",
+        "Socket.IO v5 over Engine.IO v4 (`routes[].codec = \"socket.io\"`)",
+    ),
+    (
+        "socket.io:server-ack",
+        "acks requested by the server (`emitWithAck`): ids, answers, timeouts, failures",
+    ),
 ];
 
 /// One section of the table.

@@ -77,7 +77,9 @@ impl Schemas {
             };
             for (k, a) in step.expect.iter().enumerate() {
                 match a["action"].as_str() {
-                    Some("send" | "sendMany") if !verbatim => {
+                    // Frames that are not JSON (`raw`: Engine.IO / Socket.IO packets)
+                    // are not protocol frames.
+                    Some("send" | "sendMany") if !verbatim && a["frame"].get("data").is_some() => {
                         let data = &a["frame"]["data"];
                         // Frames without `type` on envelope routes are `{event, data}`.
                         let schema = if data.get("type").is_none() && data.get("event").is_some() {

@@ -249,11 +249,7 @@ fn parse_condition(field: &str, cond: &Value) -> Result<Vec<Op>, FilterError> {
             "$ne" => Op::Ne(arg.clone()),
             "$in" => match arg {
                 Value::Array(items) => Op::In(items.clone()),
-                _ => {
-                    return Err(FilterError(format!(
-                        "`$in` on `{field}` needs an array"
-                    )))
-                }
+                _ => return Err(FilterError(format!("`$in` on `{field}` needs an array"))),
             },
             "$gt" | "$gte" | "$lt" | "$lte" => {
                 if !matches!(arg, Value::Number(_) | Value::String(_)) {
@@ -277,15 +273,21 @@ fn parse_condition(field: &str, cond: &Value) -> Result<Vec<Op>, FilterError> {
                 }
             },
             other => {
+                let (last, rest) = OPERATORS.split_last().unwrap_or((&"", &[]));
                 return Err(FilterError(format!(
-                    "unknown operator `{other}` on `{field}`; use $eq, $ne, $in, $gt, $gte, $lt, $lte or $exists"
-                )))
+                    "unknown operator `{other}` on `{field}`; use {} or {last}",
+                    rest.join(", ")
+                )));
             }
         };
         out.push(parsed);
     }
     Ok(out)
 }
+
+/// Every comparison operator a filter condition may use, as spelled on the wire (the
+/// client schema's list and the conformance coverage list are checked against it).
+pub const OPERATORS: &[&str] = &["$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte", "$exists"];
 
 fn lookup<'a>(record: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = record;

@@ -22,6 +22,8 @@ pub(crate) enum TimerKey {
     KeySource(usize),
     /// A polling session's `GET` held during its upgrade: released with a noop.
     Noop(ConnId),
+    /// A Socket.IO acknowledgement the server asked a connection for (its ack id).
+    SioAck(ConnId, u64),
 }
 
 /// Ordered deadlines.

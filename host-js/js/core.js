@@ -350,6 +350,19 @@ export class Host {
     });
   }
 
+  /**
+   * Socket.IO: emit `event` to a client asking for an acknowledgement; resolves with the
+   * ack's arguments (none: null, several: {$args: [...]}) or rejects with a CommandError
+   * (TIMEOUT, NOT_FOUND, ...). opts: namespace (default "/"), timeoutMs (default
+   * limits.hostCallTimeoutMs).
+   */
+  async emitWithAck(clientId, event, data, opts = {}) {
+    const command = { command: "emitWithAck", clientId, event, ...opts };
+    if (data !== undefined) command.data = data;
+    const r = await this.commandAsync(command);
+    return r.data;
+  }
+
   /** Publish into a channel as the server: `{delivered}`, plus `{offset, epoch}` on a stream (opts: tenant). */
   publish(channel, data, opts = {}) {
     return this.command(data === undefined ? { command: "publish", channel, ...opts } : { command: "publish", channel, data, ...opts });
@@ -639,6 +652,8 @@ export class Host {
       leave: (room) => run({ command: "leaveRoom", clientId, room }),
       /** Any server-API command ({command: "broadcast", ...}). */
       command: (command) => run(command),
+      /** Socket.IO: ask the caller to acknowledge `event`; resolves with the ack's data. */
+      emitWithAck: (event, data, opts = {}) => this.emitWithAck(clientId, event, data, opts),
     };
   }
 

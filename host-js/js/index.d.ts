@@ -117,6 +117,12 @@ export interface HandlerContext {
   leave(room: string): unknown;
   /** Any server-API command. */
   command(command: object): unknown;
+  /**
+   * Socket.IO: emit `event` to the caller asking for an acknowledgement; resolves with
+   * the ack's arguments (none: null, several: {$args: [...]}), rejects with a
+   * CommandError (TIMEOUT, NOT_FOUND, ...). Keep timeoutMs under the handler's deadline.
+   */
+  emitWithAck(event: string, data?: unknown, opts?: { namespace?: string; timeoutMs?: number }): Promise<unknown>;
 }
 
 /** Application handlers (same names on every JS host and in Rust). */
@@ -191,6 +197,12 @@ export declare class Host {
   command(command: { command: string; [k: string]: unknown }): any;
   /** Any server-API command, including resource writes that wait for the store (insert, update, delete); rejects with CommandError. */
   commandAsync(command: { command: string; [k: string]: unknown }): Promise<any>;
+  /**
+   * Socket.IO: emit `event` to a client asking for an acknowledgement (the
+   * `emitWithAck` command); resolves with the ack's arguments (none: null, several:
+   * {$args: [...]}), rejects with a CommandError (TIMEOUT, NOT_FOUND, ...).
+   */
+  emitWithAck(clientId: string, event: string, data?: unknown, opts?: { namespace?: string; timeoutMs?: number }): Promise<unknown>;
   /** Publish into a channel as the server; on a stream the result carries the publication's offset and epoch. */
   publish(channel: string, data?: unknown, opts?: { tenant?: string }): { delivered: number; offset?: number; epoch?: string };
   /** A channel's history (its namespace must keep history); throws CommandError (NOT_FOUND, UNRECOVERABLE_POSITION). */

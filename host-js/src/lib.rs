@@ -20,11 +20,17 @@
 //! The crate compiles natively too (`cargo clippy --workspace`, unit tests, the
 //! native bench); the wasm-bindgen glue is inert there.
 
+// Unsafe code only where the getrandom backend's ABI demands it (`random`, which allows
+// it explicitly); everything public is documented.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod batch;
 pub mod core;
 pub mod deployment;
 pub mod logs;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[allow(unsafe_code)]
 mod random;
 
 use engine::ConnId;

@@ -265,3 +265,14 @@ test("socket.io-client polling only: events, binary and acks over long-polling",
   assert.equal(s.io.engine.transport.name, "polling");
   s.close();
 });
+
+test("socket.io-client polling only: the server asks the client for an ack", async () => {
+  const s = io(`http://${base}`, { transports: ["polling"], reconnection: false, forceNew: true });
+  s.on("ask", (q, cb) => cb({ answer: q.n + 1, bytes: Buffer.from([q.n]) }));
+  await once(s, "connect");
+  const r = await s.emitWithAck("ask-me", { n: 4 });
+  assert.equal(r.answer, 5);
+  assert.deepEqual([...r.bytes], [4]);
+  assert.equal(s.io.engine.transport.name, "polling");
+  s.close();
+});

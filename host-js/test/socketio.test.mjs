@@ -324,6 +324,41 @@ test("socket.io-client: emit with ack, several arguments, binary payloads", asyn
   s.close();
 });
 
+test("socket.io-client: the server asks the client for an ack and gets its answer", async () => {
+  const s = client();
+  s.on("ask", (q, cb) => cb({ answer: q.n * 2 }));
+  await once(s, "connect");
+  // `ask-me` makes the server emit `ask` with an ack id and wait for the client's ack.
+  assert.deepEqual(await s.emitWithAck("ask-me", { n: 21 }), { answer: 42 });
+  // Several arguments each way, and a binary one in the client's answer.
+  s.off("ask");
+  s.on("ask", (a, b, cb) => cb(a + b, Buffer.from([7])));
+  const got = await new Promise((resolve) => s.emit("ask-me", 1, 2, (...args) => resolve(args)));
+  assert.equal(got[0], 3);
+  assert.deepEqual(Buffer.from(got[1]), Buffer.from([7]));
+  // A client that never answers: the server's wait (2 s in the app) times out.
+  s.off("ask");
+  s.on("ask", () => {});
+  const late = await s.timeout(6000).emitWithAck("ask-me", 0);
+  assert.equal(late.error.code, "TIMEOUT");
+  assert.match(late.error.message, /did not acknowledge `ask` within 2000 ms/);
+  s.close();
+});
+
+test("the server's ack request on the wire: `2<id>[...]`, answered by `3<id>[...]`", async () => {
+  const ws = await sioConnected();
+  ws.send('42["ask-me","q"]');
+  const ask = await ws.nextNonPing();
+  const m = /^42(\d+)\["ask","q"\]$/.exec(ask);
+  assert.ok(m, ask);
+  // An ack nobody asked for is ignored (the session stays open).
+  ws.send('4399999["stray"]');
+  ws.send(`43${m[1]}["a1"]`);
+  assert.equal(await ws.nextNonPing(), '42["reply","a1"]');
+  assert.equal(ws.closed, false);
+  ws.close();
+});
+
 test("socket.io-client: a custom namespace on the same connection", async () => {
   const s = client();
   await once(s, "auth");

@@ -12,6 +12,11 @@
 //!
 //! It prints `listening on <addr>` once bound (`--listen 127.0.0.1:0` picks a port).
 //! Over WebSocket and over Engine.IO HTTP long-polling (with the upgrade to WebSocket).
+//!
+//! Beyond the compliance suites: `ask-me` makes the server ask the client back (the
+//! event `ask` with the same arguments, acknowledged by the client), and acknowledges
+//! `ask-me` with the client's answer (or `{"error": {code, message}}`).
+//! The built-ins `join` and `room:message` serve room broadcasts.
 
 use serde_json::json;
 use switchboard::handlers::{Ctx, HandlerResponse, MessageCall};
@@ -40,6 +45,7 @@ namespaces = ["/", "/custom"]
 [messages.connection]
 [messages.message]
 [messages.message-with-ack]
+[messages.ask-me]
 "#;
 
 fn send(message: serde_json::Value) -> HandlerResponse {
@@ -85,6 +91,16 @@ async fn main() -> anyhow::Result<()> {
             "message-with-ack",
             |msg: MessageCall, _ctx: Ctx| async move { HandlerResponse::reply(msg.data) },
         )
+        .on_message("ask-me", |msg: MessageCall, ctx: Ctx| async move {
+            // A server-requested ack: emit `ask` to the caller and wait for its answer
+            // (within the handler's own 5 s deadline).
+            match ctx.emit_with_ack("ask", msg.data, Some(2000)).await {
+                Ok(answer) => HandlerResponse::reply(answer),
+                Err(e) => HandlerResponse::reply(json!({
+                    "error": {"code": e.code, "message": e.message}
+                })),
+            }
+        })
         .start()
         .await?;
     println!("listening on {}", server.local_addr());

@@ -279,6 +279,31 @@ impl ServerHandle {
         })
         .await
     }
+
+    /// Emit the Socket.IO event `event` to a client on the namespace `/`, asking for an
+    /// acknowledgement, and wait for it (at most `timeout_ms`, default
+    /// `limits.hostCallTimeoutMs`): the ack's arguments (none: `null`, several:
+    /// `{"$args": [...]}`). `TIMEOUT` when the client does not acknowledge in time,
+    /// `NOT_FOUND` when it is not connected or disconnects first (see
+    /// [`Command::EmitWithAck`]).
+    pub async fn emit_with_ack(
+        &self,
+        client_id: &str,
+        event: &str,
+        data: Value,
+        timeout_ms: Option<u64>,
+    ) -> Result<Value, CommandError> {
+        let result = self
+            .command(Command::EmitWithAck {
+                client_id: client_id.into(),
+                event: event.into(),
+                data: Some(data),
+                namespace: None,
+                timeout_ms,
+            })
+            .await?;
+        Ok(result.get("data").cloned().unwrap_or(Value::Null))
+    }
 }
 
 /// What a handler gets besides its call: the caller's id and the server's command
@@ -313,6 +338,20 @@ impl Ctx {
     /// Take the caller out of a room.
     pub async fn leave(&self, room: &str) -> Result<Value, CommandError> {
         self.server.leave_room(&self.client_id, room).await
+    }
+
+    /// Ask the calling Socket.IO client for an acknowledgement of `event` and wait for
+    /// it (see [`ServerHandle::emit_with_ack`]). Keep `timeout_ms` under the handler's
+    /// own deadline.
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: Value,
+        timeout_ms: Option<u64>,
+    ) -> Result<Value, CommandError> {
+        self.server
+            .emit_with_ack(&self.client_id, event, data, timeout_ms)
+            .await
     }
 }
 

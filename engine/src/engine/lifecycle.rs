@@ -75,6 +75,7 @@ impl Engine {
         }
         self.set_heartbeat(slot, Heartbeat::Off);
         self.set_expiry(slot, None);
+        self.sio_fail_acks(slot, None);
     }
 
     /// The host reports the connection gone.
@@ -120,6 +121,7 @@ impl Engine {
                 TimerKey::Expiry(conn) => self.expiry_due(now, conn),
                 TimerKey::KeySource(i) => self.key_source_due(now, i),
                 TimerKey::Noop(vid) => self.poll_noop(vid),
+                TimerKey::SioAck(conn, id) => self.sio_ack_timed_out(conn, id),
                 TimerKey::Conn(conn) => {
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;

@@ -18,6 +18,7 @@ mod resource_streams;
 mod resources;
 mod room_control;
 mod server_api;
+mod sio_acks;
 mod socketio;
 mod streams;
 mod upgrade;

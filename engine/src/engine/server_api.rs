@@ -4,8 +4,9 @@
 //! Most commands are answered within the same [`Engine::handle`] call. The resource
 //! writes ([`Command::Insert`], [`Command::Update`], [`Command::Delete`]) go through the
 //! storage host call like a client's write, so their [`Action::CommandResult`] comes
-//! when the host completes that call (or when it misses its deadline); hosts match
-//! results to commands by `tag`.
+//! when the host completes that call (or when it misses its deadline), and
+//! [`Command::EmitWithAck`]'s when the client acknowledges (or the wait times out);
+//! hosts match results to commands by `tag`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -283,6 +284,31 @@ pub enum Command {
         /// The client.
         client_id: String,
     },
+    /// Emit a Socket.IO event that asks the client for an acknowledgement
+    /// (`2<id>["event", ...]`, Socket.IO's `socket.timeout(ms).emitWithAck`) and wait
+    /// for it. Result, once the client acknowledges (`3<id>[...]`): `{"clientId",
+    /// "data"}` with the ack's arguments (none: `null`; several: `{"$args": [...]}`).
+    /// Errors: `NOT_FOUND` (no such client on this node, not connected to the
+    /// namespace, or disconnected before acknowledging), `INVALID_MESSAGE` (not a
+    /// Socket.IO client, invalid event or timeout), `LIMIT_EXCEEDED` (too many acks
+    /// pending on the connection), `TIMEOUT` (no ack in time). Answered
+    /// asynchronously, like the resource writes.
+    #[serde(rename_all = "camelCase")]
+    EmitWithAck {
+        /// The client (a connection on a `codec = "socket.io"` route).
+        client_id: String,
+        /// Event name.
+        event: String,
+        /// The event's argument (`{"$args": [...]}` for several; absent: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+        /// Namespace (default `/`); the client must be connected to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        /// How long to wait (default `limits.hostCallTimeoutMs`, at most one hour).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// Why a command failed.
@@ -319,6 +345,27 @@ impl Engine {
                 return self.server_update(now, tag, resource, id, data)
             }
             Command::Delete { resource, id } => return self.server_delete(now, tag, resource, id),
+            Command::EmitWithAck {
+                client_id,
+                event,
+                data,
+                namespace,
+                timeout_ms,
+            } => {
+                let nsp = namespace.unwrap_or_else(|| "/".into());
+                let ask = super::sio_acks::Ask {
+                    tag,
+                    client_id,
+                    event,
+                    data,
+                    nsp,
+                    timeout_ms,
+                };
+                match self.sio_emit_with_ack(now, ask) {
+                    Ok(()) => return,
+                    Err(e) => Err(e),
+                }
+            }
             other => match self.cluster_stream_command(now, tag, other) {
                 Some(other) => self.cluster_command(now, other),
                 None => return,
@@ -338,6 +385,10 @@ impl Engine {
             Command::Insert { .. } | Command::Update { .. } | Command::Delete { .. } => Err(err(
                 ErrorCode::InternalError,
                 "resource writes are answered asynchronously",
+            )),
+            Command::EmitWithAck { .. } => Err(err(
+                ErrorCode::InternalError,
+                "emitWithAck is answered asynchronously (when the client acknowledges)",
             )),
             Command::Broadcast {
                 message,

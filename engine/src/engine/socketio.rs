@@ -31,6 +31,8 @@ pub(crate) struct SioSession {
     pub namespaces: Vec<String>,
     /// A binary packet waiting for its attachments.
     pub pending: Option<(SioPacket, Vec<Vec<u8>>)>,
+    /// Acknowledgements the server asked for and still waits for.
+    pub acks: super::sio_acks::PendingAcks,
 }
 
 /// The Engine.IO rejection of a Socket.IO upgrade whose query is not
@@ -82,7 +84,7 @@ impl Engine {
         self.actions.push_back(Action::Send { conn, frame });
     }
 
-    fn sio_send(&mut self, slot: usize, frames: Vec<Frame>) {
+    pub(super) fn sio_send(&mut self, slot: usize, frames: Vec<Frame>) {
         let conn = self.conns[slot].id;
         for frame in frames {
             self.actions.push_back(Action::Send { conn, frame });
@@ -187,7 +189,7 @@ impl Engine {
         self.sio_packet_complete(now, slot, p);
     }
 
-    fn sio_connected(&self, slot: usize, nsp: &str) -> bool {
+    pub(super) fn sio_connected(&self, slot: usize, nsp: &str) -> bool {
         self.conns[slot]
             .sio
             .as_ref()
@@ -201,6 +203,7 @@ impl Engine {
                 if let Some(s) = self.conns[slot].sio.as_mut() {
                     s.namespaces.retain(|n| *n != p.nsp);
                 }
+                self.sio_fail_acks(slot, Some(&p.nsp));
             }
             SioType::Event | SioType::BinaryEvent => {
                 if !self.sio_connected(slot, &p.nsp) {
@@ -218,8 +221,8 @@ impl Engine {
                 let decoded = sio_request(name, data, rid);
                 self.request(now, slot, decoded);
             }
-            // Acks of server emits: the server API does not ask for acks yet.
-            SioType::Ack | SioType::BinaryAck => {}
+            // Acks of the server's `emitWithAck`s.
+            SioType::Ack | SioType::BinaryAck => self.sio_ack(slot, p),
             SioType::ConnectError => self.sio_violation(slot, "CONNECT_ERROR from a client"),
         }
     }

@@ -453,3 +453,6 @@ fn a_bare_engine_io_session_passes_message_packets_to_the_message_handler() {
     }
     assert!(closed(&text(&mut e, 1, "abc")));
 }
+
+#[path = "sio_acks_tests.rs"]
+mod acks;

@@ -97,6 +97,19 @@ pub struct Metrics {
     /// Built-in messages modified by an interceptor.
     #[serde(skip_serializing_if = "is_zero")]
     pub intercept_modifications: u64,
+    /// Socket.IO events the server emitted asking for an ack (`emitWithAck`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sio_acks_requested: u64,
+    /// Of those, acknowledged by the client in time.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sio_acks_received: u64,
+    /// Of those, not acknowledged within their timeout.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sio_ack_timeouts: u64,
+    /// Socket.IO acks from clients that match no pending `emitWithAck` (ignored, as the
+    /// reference server does).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sio_unknown_acks: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -272,7 +272,9 @@ pub fn request_id(nsp: &str, ack: Option<u64>) -> Value {
     }
 }
 
-/// Build the frames of an event or ack (text packet, then its attachments).
+/// Build the frames of an event (`event` given; with `ack`, an event that asks the client
+/// for an acknowledgement: `2<ack>["event", ...]`) or of an ack (`event` None, `ack`
+/// given: `3<ack>[...]`): the text packet, then its attachments.
 pub fn packet_frames(
     nsp: &str,
     ack: Option<u64>,
@@ -287,7 +289,7 @@ pub fn packet_frames(
     let mut payload = Value::Array(payload);
     let mut binaries = Vec::new();
     extract_binaries(&mut payload, &mut binaries);
-    let kind = match (ack.is_some() && event.is_none(), binaries.is_empty()) {
+    let kind = match (event.is_none(), binaries.is_empty()) {
         (true, true) => SioType::Ack,
         (true, false) => SioType::BinaryAck,
         (false, true) => SioType::Event,
@@ -297,7 +299,7 @@ pub fn packet_frames(
         kind,
         nsp: nsp.to_string(),
         attachments: binaries.len(),
-        ack: if event.is_none() { ack } else { None },
+        ack,
         payload: Some(payload),
     };
     let mut frames = vec![Frame::Text(Arc::from(encode_packet(&packet)))];

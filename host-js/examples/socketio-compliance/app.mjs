@@ -4,6 +4,10 @@
 // acknowledge `message-with-ack` with its arguments; pingInterval 300, pingTimeout 200,
 // maxPayload 1000000. On /engine.io/, a bare Engine.IO session echoes every message
 // packet. Both over WebSocket and over HTTP long-polling (with the upgrade).
+// Beyond the suites: `ask-me` makes the server ask the client back (the event `ask`
+// with the same arguments, acknowledged by the client) and acknowledges `ask-me` with
+// the client's answer (or {error: {code, message}}); the built-ins `join` and
+// `room:message` serve room broadcasts.
 export const config = {
   heartbeatInterval: 300,
   heartbeatTimeout: 200,
@@ -13,7 +17,7 @@ export const config = {
     { path: "/engine.io", codec: "engine.io" },
   ],
   socketIo: { namespaces: ["/", "/custom"] },
-  messages: { connection: {}, message: {}, "message-with-ack": {} },
+  messages: { connection: {}, message: {}, "message-with-ack": {}, "ask-me": {} },
 };
 
 export const handlers = {
@@ -29,5 +33,13 @@ export const handlers = {
       ctx.send({ event: "message-back", data: msg.data, namespace: msg.requestId.sio });
     },
     "message-with-ack": (msg) => msg.data,
+    // A server-requested ack, within the handler's own 5 s deadline.
+    async "ask-me"(msg, ctx) {
+      try {
+        return await ctx.emitWithAck("ask", msg.data, { timeoutMs: 2000 });
+      } catch (e) {
+        return { error: { code: e.code, message: e.message } };
+      }
+    },
   },
 };

@@ -20,6 +20,19 @@ impl Engine {
         id: String,
         rid: Rid,
     ) {
+        self.crud_by_id(now, slot, GuardAction::Get, resource, id, rid);
+    }
+
+    /// `get` and `delete`: one record by its id, through the pipeline.
+    fn crud_by_id(
+        &mut self,
+        now: Millis,
+        slot: usize,
+        action: GuardAction,
+        resource: String,
+        id: String,
+        rid: Rid,
+    ) {
         if let Err((code, m)) = self.resource_access(slot, &resource) {
             return self.send_error(slot, code, m, rid);
         }
@@ -31,7 +44,7 @@ impl Engine {
                 rid,
             );
         }
-        let mut op = ResourceOp::new(GuardAction::Get, resource);
+        let mut op = ResourceOp::new(action, resource);
         op.id = Some(id);
         self.run_op(now, slot, op, rid);
     }
@@ -201,19 +214,6 @@ impl Engine {
         id: String,
         rid: Rid,
     ) {
-        if let Err((code, m)) = self.resource_access(slot, &resource) {
-            return self.send_error(slot, code, m, rid);
-        }
-        if id.is_empty() {
-            return self.send_error(
-                slot,
-                ErrorCode::InvalidMessage,
-                "`id` must not be empty",
-                rid,
-            );
-        }
-        let mut op = ResourceOp::new(GuardAction::Delete, resource);
-        op.id = Some(id);
-        self.run_op(now, slot, op, rid);
+        self.crud_by_id(now, slot, GuardAction::Delete, resource, id, rid);
     }
 }

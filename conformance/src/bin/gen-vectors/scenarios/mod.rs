@@ -18,6 +18,7 @@ mod resource_streams;
 mod room_control;
 mod rooms;
 mod server_api;
+mod socketio;
 mod streams;
 mod subscribe;
 mod tenants;
@@ -43,6 +44,7 @@ pub fn all() -> Vec<Sc> {
     v.extend(guards::scenarios());
     v.extend(hostcalls::scenarios());
     v.extend(server_api::scenarios());
+    v.extend(socketio::scenarios());
     v.extend(fanout::scenarios());
     v.extend(streams::scenarios());
     v.extend(resource_streams::scenarios());
