@@ -1,32 +1,48 @@
+use serde_json::json;
+
 use super::*;
 use crate::compile_count::{self, Counts};
 use crate::Engine;
 
 /// Two resource guards and a schema, a message type's guard and schema, a room guard,
-/// a channel namespace guard, and JWT plus API-key auth.
-const DEPLOYMENT: &str = r#"{
-    "auth": {"jwt": {"secret": "s3"}, "apiKeys": {"k1": {"id": "u1"}}},
-    "resources": {"posts": {
-        "guards": {"update": "user.id == record.owner", "delete": "user.role == 'admin'"},
-        "schema": {"type": "object"}
-    }},
-    "messages": {"chat": {"guard": "size(payload.text) < 100", "schema": {"type": "object"}}},
-    "rooms": {"join": {"guard": "room != 'vip'"}},
-    "channels": {"namespaces": [{"pattern": "chat:*", "subscribe": {"guard": "user != null"}}]}
-}"#;
+/// a channel namespace guard, and JWT plus API-key auth. A build without JSON Schema
+/// refuses schemas, so there they are left out.
+fn deployment() -> String {
+    let mut d = json!({
+        "auth": {"jwt": {"secret": "s3"}, "apiKeys": {"k1": {"id": "u1"}}},
+        "resources": {"posts": {
+            "guards": {"update": "user.id == record.owner", "delete": "user.role == 'admin'"},
+            "schema": {"type": "object"}
+        }},
+        "messages": {"chat": {"guard": "size(payload.text) < 100", "schema": {"type": "object"}}},
+        "rooms": {"join": {"guard": "room != 'vip'"}},
+        "channels": {"namespaces": [{"pattern": "chat:*", "subscribe": {"guard": "user != null"}}]}
+    });
+    if !cfg!(feature = "json-schema") {
+        d["resources"]["posts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("schema");
+        d["messages"]["chat"]
+            .as_object_mut()
+            .unwrap()
+            .remove("schema");
+    }
+    d.to_string()
+}
 
-/// What one compilation of [`DEPLOYMENT`] compiles: five CEL programs, two schemas, one
-/// authenticator.
+/// What one compilation of [`deployment`] compiles: five CEL programs, two schemas
+/// (none without JSON Schema), one authenticator.
 const ONCE: Counts = Counts {
     cel: 5,
-    schemas: 2,
+    schemas: if cfg!(feature = "json-schema") { 2 } else { 0 },
     auth: 1,
 };
 
 #[test]
 fn guards_schemas_and_auth_compile_once_per_deployment() {
     compile_count::take();
-    let compiled = CompiledConfig::from_json(DEPLOYMENT).unwrap();
+    let compiled = CompiledConfig::from_json(&deployment()).unwrap();
     assert_eq!(compile_count::take(), ONCE);
     let _engine = Engine::from_compiled(compiled, 7);
     assert_eq!(compile_count::take(), Counts::default());
@@ -35,7 +51,7 @@ fn guards_schemas_and_auth_compile_once_per_deployment() {
 #[test]
 fn engine_new_from_a_config_compiles_once() {
     // Parsed without validation: `Engine::new` checks and compiles, in one pass.
-    let config: Config = serde_json::from_str(DEPLOYMENT).unwrap();
+    let config: Config = serde_json::from_str(&deployment()).unwrap();
     compile_count::take();
     let _engine = Engine::new(config).unwrap();
     assert_eq!(compile_count::take(), ONCE);
@@ -43,7 +59,7 @@ fn engine_new_from_a_config_compiles_once() {
 
 #[test]
 fn validate_compiles_once() {
-    let config: Config = serde_json::from_str(DEPLOYMENT).unwrap();
+    let config: Config = serde_json::from_str(&deployment()).unwrap();
     compile_count::take();
     config.validate().unwrap();
     assert_eq!(compile_count::take(), ONCE);
@@ -51,7 +67,7 @@ fn validate_compiles_once() {
 
 #[test]
 fn cloning_a_compiled_config_compiles_nothing() {
-    let compiled = CompiledConfig::from_json(DEPLOYMENT).unwrap();
+    let compiled = CompiledConfig::from_json(&deployment()).unwrap();
     compile_count::take();
     let _a = Engine::from_compiled(compiled.clone(), 1);
     let _b = Engine::from_compiled(compiled, 2);
@@ -93,7 +109,7 @@ fn compiling_reports_every_problem_in_field_order() {
 
 #[test]
 fn a_compiled_config_keeps_the_config_it_was_compiled_from() {
-    let config = Config::from_json(DEPLOYMENT).unwrap();
+    let config = Config::from_json(&deployment()).unwrap();
     let compiled = CompiledConfig::compile(config.clone()).unwrap();
     assert_eq!(compiled.config(), &config);
     let engine = Engine::from_compiled(compiled.clone(), 0);
