@@ -45,124 +45,28 @@ pub const CLOSE_CONNECT_REFUSED: u16 = 4403;
 /// Close code when the `connect` hook failed or timed out (try again later).
 pub const CLOSE_CONNECT_FAILED: u16 = 1013;
 
-/// One application message type (`[messages.<type>]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct MessageConfig {
-    /// JSON Schema the message's `data` must satisfy (absent `data` is `null`).
-    pub schema: Option<Value>,
-    /// Roles allowed to send it; empty allows everyone (including anonymous clients).
-    pub roles: Vec<String>,
-    /// Scopes the sender must all hold (implies authentication).
-    pub scopes: Vec<String>,
-    /// CEL guard over `user`, `data`, `params`, `route`, `clientId`, `meta`: `true`
-    /// allows, anything else (or an evaluation error) refuses with `FORBIDDEN`.
-    pub guard: Option<String>,
-    /// Rate-limit tokens the message costs (with `rateLimit.enabled`). Default 1.
-    pub cost: u64,
-    /// Deadline of the handler call in milliseconds (default `limits.hostCallTimeoutMs`).
-    pub timeout_ms: Option<u64>,
-    /// The HTTP handler (standalone server: `POST` JSON, see PROTOCOL.md "Webhooks").
-    /// Embedded servers attach handlers in code instead; the engine ignores this field.
-    pub webhook: Option<String>,
-}
+pub use crate::config::{HookTarget, HooksConfig, MessageConfig, RoomRule};
 
-impl Default for MessageConfig {
-    fn default() -> Self {
-        Self {
-            schema: None,
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            guard: None,
-            cost: 1,
-            timeout_ms: None,
-            webhook: None,
-        }
-    }
-}
-
-/// Where a hook or an interceptor runs: `true` (a handler attached in code), `false`
-/// (off) or a webhook URL (standalone server).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum HookTarget {
-    /// On (`true`) or off (`false`).
-    Enabled(bool),
-    /// A webhook URL (on).
-    Webhook(String),
-}
-
-impl HookTarget {
-    /// Whether the hook runs.
-    pub fn is_on(&self) -> bool {
-        !matches!(self, HookTarget::Enabled(false))
-    }
-
-    /// The webhook URL, if it is one.
-    pub fn url(&self) -> Option<&str> {
-        match self {
-            HookTarget::Webhook(u) => Some(u),
-            HookTarget::Enabled(_) => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for HookTarget {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            B(bool),
-            S(String),
-        }
-        match Raw::deserialize(d) {
-            Ok(Raw::B(b)) => Ok(HookTarget::Enabled(b)),
-            Ok(Raw::S(s)) => Ok(HookTarget::Webhook(s)),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected true, false or a webhook URL",
-            )),
-        }
-    }
-}
-
-/// Lifecycle hooks (`[hooks]`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct HooksConfig {
-    /// After authentication, before the welcome: the application may refuse the
-    /// connection, replace the user, attach metadata and run commands (server-side
-    /// joins). A failed or late hook closes the connection with 1013.
-    pub connect: Option<HookTarget>,
-    /// When a connection that was welcomed ends (a notification; its answer is ignored).
-    pub disconnect: Option<HookTarget>,
-    /// Deadline of hook calls in milliseconds (default `limits.hostCallTimeoutMs`).
-    pub timeout_ms: Option<u64>,
-    /// Secret for the webhooks' HMAC-SHA256 signature (`X-Switchboard-Signature`);
-    /// hosts without webhooks ignore it.
-    pub webhook_secret: Option<String>,
-}
-
-/// Who may use rooms for one action (`[rooms.join]`, `[rooms.members]`, `[rooms.message]`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct RoomRule {
-    /// Roles allowed; empty allows everyone (including anonymous clients).
-    pub roles: Vec<String>,
-    /// CEL guard over `user`, `room`, `params`, `route`, `clientId`, `meta`; `true`
-    /// allows, anything else refuses with `FORBIDDEN`.
-    pub guard: Option<String>,
-}
-
-impl RoomRule {
-    /// Whether the rule restricts anything.
-    pub fn is_open(&self) -> bool {
-        self.roles.is_empty() && self.guard.is_none()
-    }
+/// Guards and schemas of the application parts of a config (message types, room rules),
+/// compiled once with the config ([`crate::compile`]).
+#[derive(Debug, Default)]
+pub(crate) struct CompiledApp {
+    /// Each message type's guard.
+    pub(crate) guards: BTreeMap<String, AppGuard>,
+    /// Each message type's payload schema.
+    pub(crate) schemas: BTreeMap<String, crate::validation::RecordSchema>,
+    /// The `rooms.join` guard.
+    pub(crate) join: Option<AppGuard>,
+    /// The `rooms.members` guard.
+    pub(crate) members: Option<AppGuard>,
+    /// The `rooms.message` guard.
+    pub(crate) message: Option<AppGuard>,
 }
 
 /// Validate the application parts of a config (message types, hooks, interceptors,
-/// room rules, route patterns).
-pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
+/// room rules, route patterns) and compile their guards and schemas.
+pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) -> CompiledApp {
+    let mut out = CompiledApp::default();
     let mut issue = |path: String, problem: String| issues.push(ConfigIssue { path, problem });
     for (name, m) in &config.messages {
         let path = format!("messages.{name}");
@@ -185,13 +89,19 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             issue(format!("{path}.timeoutMs"), "must be at least 1".into());
         }
         if let Some(g) = &m.guard {
-            if let Err(e) = AppGuard::compile(g) {
-                issue(format!("{path}.guard"), e);
+            match AppGuard::compile(g) {
+                Ok(g) => {
+                    out.guards.insert(name.clone(), g);
+                }
+                Err(e) => issue(format!("{path}.guard"), e),
             }
         }
         if let Some(s) = &m.schema {
-            if let Err(e) = crate::validation::RecordSchema::compile(s) {
-                issue(format!("{path}.schema"), e);
+            match crate::validation::RecordSchema::compile(s) {
+                Ok(s) => {
+                    out.schemas.insert(name.clone(), s);
+                }
+                Err(e) => issue(format!("{path}.schema"), e),
             }
         }
         if let Some(url) = &m.webhook {
@@ -229,14 +139,15 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             }
         }
     }
-    for (name, rule) in [
-        ("join", &config.rooms.join),
-        ("members", &config.rooms.members),
-        ("message", &config.rooms.message),
+    for (name, rule, slot) in [
+        ("join", &config.rooms.join, &mut out.join),
+        ("members", &config.rooms.members, &mut out.members),
+        ("message", &config.rooms.message, &mut out.message),
     ] {
         if let Some(g) = &rule.guard {
-            if let Err(e) = AppGuard::compile(g) {
-                issue(format!("rooms.{name}.guard"), e);
+            match AppGuard::compile(g) {
+                Ok(g) => *slot = Some(g),
+                Err(e) => issue(format!("rooms.{name}.guard"), e),
             }
         }
     }
@@ -262,6 +173,7 @@ pub(crate) fn validate(config: &crate::Config, issues: &mut Vec<ConfigIssue>) {
             }
         }
     }
+    out
 }
 
 /// A webhook URL must be `http://` or `https://` with a host.
@@ -520,6 +432,8 @@ impl VariableResolver for Vars<'_> {
 impl AppGuard {
     /// Compile an expression.
     pub fn compile(source: &str) -> Result<AppGuard, String> {
+        #[cfg(test)]
+        crate::compile_count::cel();
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         Ok(AppGuard {

@@ -22,42 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::filter::Filter;
 
-/// The actions a guard can be attached to.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum GuardAction {
-    /// Subscribing to changes (`user`, `filter`).
-    Subscribe,
-    /// Listing records (`user`, `filter`).
-    List,
-    /// Reading one record (`user`, `id`; a forced filter is checked against the record).
-    Get,
-    /// Creating a record (`user`, `data`; a forced filter must match `data`).
-    Create,
-    /// Changing a record (`user`, `id`, `data`, `record` = the stored record).
-    Update,
-    /// Removing a record (`user`, `id`, `record`).
-    Delete,
-    /// Every outgoing record: replies and events (`user`, `record`).
-    Read,
-}
-
-impl GuardAction {
-    /// The config / wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuardAction::Subscribe => "subscribe",
-            GuardAction::List => "list",
-            GuardAction::Get => "get",
-            GuardAction::Create => "create",
-            GuardAction::Update => "update",
-            GuardAction::Delete => "delete",
-            GuardAction::Read => "read",
-        }
-    }
-}
+pub use crate::vocabulary::GuardAction;
 
 /// What a guard decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +178,8 @@ impl Guard {
 
     /// Compile an expression that runs in the shared environment `env`.
     pub fn compile_in(env: &GuardEnv, source: &str) -> Result<Guard, String> {
+        #[cfg(test)]
+        crate::compile_count::cel();
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         // `.record` is CEL's root-qualified spelling of the same variable.

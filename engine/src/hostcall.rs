@@ -2,16 +2,15 @@
 //! engine as [`crate::Action::Call`] and answered by the host with
 //! [`crate::Input::Completed`].
 //!
-//! Each call has an [`OpId`] from a counter, a deadline, and the connection context the
-//! engine needs to resume. Calls are bounded per connection and in total; a call that
-//! misses its deadline is answered with `TIMEOUT` and a late completion is dropped and
-//! counted (`lateCompletions`).
+//! Wire types only: what is asked and what is answered. Each call has an [`OpId`](crate::OpId) and a
+//! deadline; the engine keeps what it needs to resume privately. Calls are bounded per
+//! connection and in total; a call that misses its deadline is answered with `TIMEOUT`
+//! and a late completion is dropped and counted (`lateCompletions`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ErrorCode;
-use crate::types::{ConnId, Millis, OpId};
 
 /// What the engine asks the host to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,35 +328,6 @@ impl StoreErrorKind {
             ),
             other => other.client_error(),
         }
-    }
-}
-
-/// What the engine remembers about a call in flight.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PendingCall {
-    /// The connection that asked (None for server-initiated calls).
-    pub conn: Option<ConnId>,
-    /// Its client id: connection ids may be reused, client ids are not.
-    pub client_id: String,
-    /// The request id to echo.
-    pub request_id: Option<Value>,
-    /// Deadline.
-    pub deadline: Millis,
-    /// What was asked and how to continue when the answer arrives.
-    pub then: crate::engine::Continuation,
-    /// For calls made by a server-API command: the command's tag (its result goes to
-    /// [`crate::Action::CommandResult`], not to a connection).
-    pub command: Option<u64>,
-}
-
-/// Allocates op ids from a counter, so transcripts are stable.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct OpCounter(u64);
-
-impl OpCounter {
-    pub fn next(&mut self) -> OpId {
-        self.0 += 1;
-        OpId(self.0)
     }
 }
 

@@ -69,6 +69,9 @@ pub mod auth;
 pub mod backpressure;
 pub mod broker;
 pub mod cluster;
+pub mod compile;
+#[cfg(test)]
+mod compile_count;
 pub mod config;
 pub mod connection;
 pub mod deployment;
@@ -87,11 +90,15 @@ pub mod rate;
 pub mod routes;
 pub mod store;
 mod tenant;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod timers;
 pub mod timestamp;
 pub mod types;
 pub mod validation;
+pub mod vocabulary;
 
+pub use compile::CompiledConfig;
 pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;
 pub use engine::{Action, Command, CommandError, Engine, Input, POLL_CONN_BASE};

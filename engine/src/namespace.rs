@@ -271,6 +271,8 @@ fn to_val(v: cel::Value) -> Result<Box<dyn Val>, String> {
 
 impl ChannelGuard {
     fn compile(env: &Env, source: &str) -> Result<ChannelGuard, String> {
+        #[cfg(test)]
+        crate::compile_count::cel();
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
         Ok(ChannelGuard {

@@ -1,11 +1,12 @@
 //! Every frame the engine produces matches `protocol-spec/schemas/*.schema.json`.
 //!
-//! One test drives real `engine::Engine`s through scenarios that produce every server
-//! message type, every error code, every upgrade-rejection reason and every close code
-//! the engine uses. Every server frame is validated against `server-message.schema.json`,
-//! every client frame sent against `client-message.schema.json` (frames the engine refuses
-//! at decode time must fail it), and every rejection body against
-//! `upgrade-rejection.schema.json`. Finally the observed sets must equal the sets the
+//! Real `engine::Engine`s (the shared harness, `engine::testing`) run through scenarios
+//! that produce every server message type, every error code, every upgrade-rejection
+//! reason and every close code the engine uses; each scenario is a test of its own.
+//! Every server frame is validated against `server-message.schema.json`, every client
+//! frame sent against `client-message.schema.json` (frames the engine refuses at decode
+//! time must fail it), and every rejection body against `upgrade-rejection.schema.json`.
+//! Finally, with all scenarios run together, the observed sets must equal the sets the
 //! schemas list, so a message type, error code or rejection reason the schemas do not
 //! know fails here, and so does a schema entry no scenario exercises.
 
@@ -18,15 +19,16 @@ use base64::Engine as _;
 use engine::handshake::HandshakeRefusal;
 use engine::hostcall::{GuardDecision, HostRequest};
 use engine::protocol::CLIENT_TYPES;
-use engine::store::{MemoryStore, RecordStore};
+use engine::testing::{
+    close_of, command_result, frames as frames_for, request as req, Harness, T0,
+};
 use engine::{
-    Action, Command, CommandError, Config, ConnId, Engine, ErrorCode, HostResult, InFrame, Input,
-    Millis, OpId, StoreError, StoreErrorKind, StoreOutcome, StoreRequest, UpgradeRequest,
+    Action, Command, CommandError, ConnId, ErrorCode, InFrame, Input, Millis, StoreError,
+    StoreErrorKind, StoreOutcome, StoreRequest, UpgradeRequest,
 };
 use jsonschema::Validator;
 use serde_json::{json, Map, Value};
 
-const T0: u64 = 1_700_000_000_000;
 const T0_ISO: &str = "2023-11-14T22:13:20.000Z";
 
 // ------------------------------------------------------------------ schemas
@@ -200,128 +202,53 @@ impl Checker {
     }
 }
 
-// ------------------------------------------------------------------ a tiny host
+// ------------------------------------------------------------------ the host
 
-/// One engine plus a host loop that validates everything coming out.
+/// The shared harness ([`engine::testing`]) whose every action goes through the
+/// checker; it answers host calls from a memory store (guards with its scripted
+/// decision, key sources as down, application handlers with a reply) unless
+/// `answer_calls` is off.
 struct H {
-    e: Engine,
-    now: u64,
+    h: Harness,
     ck: Rc<RefCell<Checker>>,
-    store: MemoryStore,
-    /// Answer host calls immediately (otherwise they are held in `held`).
-    auto: bool,
-    held: Vec<(OpId, HostRequest)>,
-    /// How host guard calls are answered.
-    guard: GuardDecision,
-    /// Host guard calls seen: (action, context).
-    guard_calls: Vec<Value>,
 }
 
-fn req(
-    path: &str,
-    query: &str,
-    headers: &[(&str, &str)],
-    peer: &str,
-    client: &str,
-) -> UpgradeRequest {
-    UpgradeRequest {
-        path: path.into(),
-        query: query.into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        peer: peer.into(),
-        client_id: client.into(),
+impl std::ops::Deref for H {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
+impl std::ops::DerefMut for H {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.h
     }
 }
 
 impl H {
     fn new(ck: &Rc<RefCell<Checker>>, config: Value) -> H {
-        let config = Config::from_json(&config.to_string()).expect("valid test config");
+        let mut h = Harness::with_seed(config, 0);
+        h.answer_calls = true;
+        // Key sources: the provider is down (keys_unavailable stays).
+        h.fetch = engine::FetchResponse {
+            status: 503,
+            ..Default::default()
+        };
+        // Application handlers: a scripted reply.
+        h.handler = Box::new(|_| engine::app::HandlerResponse::reply(json!({"ok": true})));
+        let checker = Rc::clone(ck);
+        h.observe = Some(Box::new(move |a| checker.borrow_mut().check_action(a)));
+        h.peer = |conn| format!("10.0.0.{conn}");
         H {
-            e: Engine::new(config).unwrap(),
-            now: T0,
+            h,
             ck: Rc::clone(ck),
-            store: MemoryStore::new(),
-            auto: true,
-            held: Vec::new(),
-            guard: GuardDecision::Allow,
-            guard_calls: Vec::new(),
         }
-    }
-
-    fn input(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e
-            .handle(Millis(self.now), input)
-            .expect("no API misuse");
-        let mut out = Vec::new();
-        let mut i = 0;
-        out.extend(self.e.drain_actions());
-        while i < out.len() {
-            self.ck.borrow_mut().check_action(&out[i]);
-            if let Action::Call { op, request, .. } = &out[i] {
-                if self.auto {
-                    let result = match request {
-                        HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
-                        HostRequest::Guard {
-                            action, context, ..
-                        } => {
-                            self.guard_calls
-                                .push(json!({"action": action, "context": context}));
-                            HostResult::Guard(self.guard.clone())
-                        }
-                        // Key sources: the provider is down (keys_unavailable stays).
-                        HostRequest::Fetch(_) => HostResult::Fetch(engine::FetchResponse {
-                            status: 503,
-                            ..Default::default()
-                        }),
-                        // Application handlers: a scripted reply.
-                        HostRequest::Message(_)
-                        | HostRequest::Hook(_)
-                        | HostRequest::Intercept(_) => HostResult::Handler(Box::new(
-                            engine::app::HandlerResponse::reply(json!({"ok": true})),
-                        )),
-                    };
-                    let op = *op;
-                    self.e
-                        .handle(Millis(self.now), Input::Completed { op, result })
-                        .unwrap();
-                    out.extend(self.e.drain_actions());
-                } else {
-                    self.held.push((*op, request.clone()));
-                }
-            }
-            i += 1;
-        }
-        self.e.check_invariants().unwrap();
-        out
-    }
-
-    fn open_req(&mut self, conn: u64, r: UpgradeRequest) -> Vec<Action> {
-        self.input(Input::Open {
-            conn: ConnId(conn),
-            request: r,
-        })
     }
 
     /// Open on `/` with this query; asserts acceptance and returns the welcome frame.
     fn open(&mut self, conn: u64, query: &str) -> Value {
-        let acts = self.open_req(
-            conn,
-            req(
-                "/",
-                query,
-                &[],
-                &format!("10.0.0.{conn}"),
-                &format!("c{conn}"),
-            ),
-        );
-        assert!(
-            matches!(acts[0], Action::Accept { .. }),
-            "expected accept: {acts:?}"
-        );
-        let welcome = frames_for(&acts, conn).remove(0);
+        let welcome = self.h.open(conn, query);
         assert_eq!(welcome["type"], "connected");
         welcome
     }
@@ -333,13 +260,6 @@ impl H {
             [Action::Reject { status, body, .. }] => (*status, serde_json::from_str(body).unwrap()),
             other => panic!("expected one rejection, got {other:?}"),
         }
-    }
-
-    fn frame(&mut self, conn: u64, text: &str) -> Vec<Action> {
-        self.input(Input::Frame {
-            conn: ConnId(conn),
-            frame: InFrame::Text(text),
-        })
     }
 
     /// Send a well-formed client message (validated against the client schema).
@@ -369,58 +289,13 @@ impl H {
 
     fn cmd(&mut self, command: Command) -> (Result<Value, CommandError>, Vec<Action>) {
         let acts = self.input(Input::Command { tag: 77, command });
-        let result = acts
-            .iter()
-            .find_map(|a| match a {
-                Action::CommandResult { tag: 77, result } => Some(result.clone()),
-                _ => None,
-            })
-            .expect("a command result");
+        let result = command_result(&acts, 77).expect("a command result");
         (result, acts)
     }
 
     fn at(&mut self, t: u64) -> Vec<Action> {
-        self.now = t;
-        self.input(Input::Timeout)
+        self.advance_to(t)
     }
-
-    fn closed(&mut self, conn: u64) -> Vec<Action> {
-        self.input(Input::Closed {
-            conn: ConnId(conn),
-            code: Some(1000),
-        })
-    }
-
-    fn complete(&mut self, op: OpId, outcome: StoreOutcome) -> Vec<Action> {
-        self.input(Input::Completed {
-            op,
-            result: HostResult::Store(outcome),
-        })
-    }
-}
-
-/// Frames sent to `conn` (directly or via SendMany), parsed.
-fn frames_for(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
-}
-
-fn close_of(actions: &[Action], conn: u64) -> Option<(u16, String)> {
-    actions.iter().find_map(|a| match a {
-        Action::Close {
-            conn: c,
-            code,
-            reason,
-        } if c.0 == conn => Some((*code, reason.clone())),
-        _ => None,
-    })
 }
 
 fn error_code(v: &Value) -> &str {
@@ -454,20 +329,73 @@ fn main_config() -> Value {
     })
 }
 
-// ------------------------------------------------------------------ the test
+// ------------------------------------------------------------------ the tests
+
+/// The three schemas, parsed.
+struct Schemas {
+    client: Value,
+    server: Value,
+    rejection: Value,
+}
+
+fn schemas() -> Schemas {
+    Schemas {
+        client: load_schema("client-message.schema.json"),
+        server: load_schema("server-message.schema.json"),
+        rejection: load_schema("upgrade-rejection.schema.json"),
+    }
+}
+
+/// A fresh checker over the three schemas.
+fn checker(s: &Schemas) -> Rc<RefCell<Checker>> {
+    Rc::new(RefCell::new(Checker::new(
+        &s.client,
+        &s.server,
+        &s.rejection,
+    )))
+}
+
+type Scenario = fn(&Rc<RefCell<Checker>>);
+
+/// One test per scenario (every frame it sends and receives matches the schemas), and
+/// `SCENARIOS`: all of them, in order, for the coverage test.
+macro_rules! scenario_tests {
+    ($($test:ident => $scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let ck = checker(&schemas());
+                $scenario(&ck);
+            }
+        )*
+        const SCENARIOS: &[Scenario] = &[$($scenario),*];
+    };
+}
+
+scenario_tests! {
+    upgrade_and_auth_frames_and_rejections_match_the_schemas => upgrades_and_auth,
+    jwt_rejection_bodies_match_the_schemas => jwt_rejections,
+    connection_limit_rejections_match_the_schemas => connection_limits,
+    request_ids_and_bad_frames_are_answered_with_schema_errors => request_ids_and_bad_frames,
+    subscription_and_event_frames_match_the_schemas => subscriptions_and_events,
+    crud_frames_match_the_schemas => crud,
+    guard_and_validation_errors_match_the_schemas => guards_and_validation,
+    host_call_failures_are_answered_with_schema_errors => host_call_failures,
+    channel_frames_match_the_schemas => channels,
+    stream_frames_match_the_schemas => streams,
+    application_message_frames_match_the_schemas => application_messages,
+    room_and_direct_message_frames_match_the_schemas => rooms_and_direct,
+    rate_limit_errors_and_closes_match_the_schemas => rate_limit,
+    payload_limit_errors_and_closes_match_the_schemas => payload_limit,
+    heartbeat_closes_match_the_schemas => heartbeat,
+    token_expiry_and_refresh_frames_match_the_schemas => token_expiry_and_refresh,
+    slow_consumer_frames_and_closes_match_the_schemas => slow_consumers,
+    server_api_frames_match_the_schemas => server_api,
+}
 
 #[test]
-fn every_frame_matches_the_schemas() {
-    let client_schema = load_schema("client-message.schema.json");
-    let server_schema = load_schema("server-message.schema.json");
-    let rejection_schema = load_schema("upgrade-rejection.schema.json");
-    let ck = Rc::new(RefCell::new(Checker::new(
-        &client_schema,
-        &server_schema,
-        &rejection_schema,
-    )));
-
-    // The client schema lists exactly the engine's client message types.
+fn client_schema_lists_exactly_the_engine_client_types() {
+    let client_schema = schemas().client;
     let client_listed = listed_types(&client_schema);
     assert_eq!(
         client_listed, CLIENT_TYPES,
@@ -485,45 +413,56 @@ fn every_frame_matches_the_schemas() {
         enum_listed, CLIENT_TYPES,
         "client schema: built-in types excluded from `application` vs CLIENT_TYPES"
     );
-    // The server schema's error codes are exactly the engine's.
-    let codes: Vec<&str> = server_schema["$defs"]["errorCode"]["enum"]
+}
+
+/// The server schema's error codes, in its order.
+fn schema_error_codes(server_schema: &Value) -> Vec<&str> {
+    server_schema["$defs"]["errorCode"]["enum"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn server_schema_error_codes_are_exactly_the_engine_codes() {
+    let server_schema = schemas().server;
     let engine_codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(
-        codes, engine_codes,
+        schema_error_codes(&server_schema),
+        engine_codes,
         "server schema error codes vs ErrorCode::ALL"
     );
+}
 
-    upgrades_and_auth(&ck);
-    jwt_rejections(&ck);
-    connection_limits(&ck);
-    request_ids_and_bad_frames(&ck);
-    subscriptions_and_events(&ck);
-    crud(&ck);
-    guards_and_validation(&ck);
-    host_call_failures(&ck);
-    channels(&ck);
-    streams(&ck);
-    application_messages(&ck);
-    rooms_and_direct(&ck);
-    rate_limit(&ck);
-    payload_limit(&ck);
-    heartbeat(&ck);
-    token_expiry_and_refresh(&ck);
-    slow_consumers(&ck);
-    server_api(&ck);
+#[test]
+fn handshake_refusal_bodies_match_the_rejection_schema() {
     // The refusals hosts send before the engine decides; the engine writes their bodies.
+    let ck = checker(&schemas());
     for r in HandshakeRefusal::ALL {
         ck.borrow_mut().rejection(r.status(), &r.body());
     }
+}
+
+/// All scenarios together produce every server message type, error code, rejection
+/// reason and status, and close code the schemas list, and nothing else.
+#[test]
+fn the_scenarios_produce_every_message_type_error_code_rejection_and_close_code() {
+    let s = schemas();
+    let ck = checker(&s);
+    for scenario in SCENARIOS {
+        scenario(&ck);
+    }
+    for r in HandshakeRefusal::ALL {
+        ck.borrow_mut().rejection(r.status(), &r.body());
+    }
+    let (server_schema, rejection_schema) = (&s.server, &s.rejection);
+    let engine_codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
 
     let ck = ck.borrow();
     // Every server message type the schema lists was produced, and nothing else.
-    let listed: BTreeSet<String> = listed_types(&server_schema).into_iter().collect();
+    let listed: BTreeSet<String> = listed_types(server_schema).into_iter().collect();
     assert_eq!(ck.server_types, listed, "observed server types vs schema");
     // Every error code was produced.
     let all_codes: BTreeSet<String> = engine_codes.iter().map(|s| s.to_string()).collect();
@@ -1580,9 +1519,9 @@ fn guards_and_validation(ck: &Rc<RefCell<Checker>>) {
     assert!(h.e.metrics().guard_denials >= 3);
 
     // Host guards: the host decides with allow / deny (message shown) / filter.
-    h.guard = GuardDecision::Deny {
+    h.guard_answers(GuardDecision::Deny {
         message: Some("tickets are closed".into()),
-    };
+    });
     let e = h.ask1(
         2,
         json!({"type":"insert","resource":"tickets","data":{"ownerId":"u1"},"requestId":"t"}),
@@ -1595,9 +1534,9 @@ fn guards_and_validation(ck: &Rc<RefCell<Checker>>) {
     assert_eq!(call["action"], "create");
     assert_eq!(call["context"]["user"]["id"], "u1");
     assert_eq!(call["context"]["data"]["ownerId"], "u1");
-    h.guard = GuardDecision::Filter {
+    h.guard_answers(GuardDecision::Filter {
         filter: json!({"ownerId": "u1"}),
-    };
+    });
     let e = h.ask1(
         2,
         json!({"type":"insert","resource":"tickets","data":{"ownerId":"u2"}}),
@@ -1610,7 +1549,7 @@ fn guards_and_validation(ck: &Rc<RefCell<Checker>>) {
         )["type"],
         "inserted"
     );
-    h.guard = GuardDecision::Allow;
+    h.guard_answers(GuardDecision::Allow);
     assert_eq!(
         h.ask1(2, json!({"type":"subscribe","resource":"tickets"}))["type"],
         "subscribed"
@@ -1622,7 +1561,7 @@ fn host_call_failures(ck: &Rc<RefCell<Checker>>) {
     h.open(1, "");
     h.open(2, "");
     h.ask1(2, json!({"type":"subscribe","resource":"messages"}));
-    h.auto = false;
+    h.answer_calls = false;
 
     // Two calls in flight per connection; the third is refused.
     assert!(h
@@ -1713,7 +1652,7 @@ fn host_call_failures(ck: &Rc<RefCell<Checker>>) {
         ck,
         json!({"resources":{"messages":{}},"limits":{"maxPendingCalls":1}}),
     );
-    h.auto = false;
+    h.answer_calls = false;
     h.open(1, "");
     assert!(h
         .ask(1, json!({"type":"get","resource":"messages","id":"a"}))

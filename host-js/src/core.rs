@@ -8,8 +8,8 @@
 
 use engine::store::{MemoryStore, RecordStore};
 use engine::{
-    Action, Command, Config, ConnId, ConnectionSnapshot, Engine, HostRequest, HostResult, InFrame,
-    Input, Millis, OpId, UpgradeRequest,
+    Action, Command, CompiledConfig, ConnId, ConnectionSnapshot, Engine, HostRequest, HostResult,
+    InFrame, Input, Millis, OpId, UpgradeRequest,
 };
 use serde::Deserialize;
 
@@ -97,8 +97,9 @@ pub struct Core {
 impl Core {
     /// Parse and validate `config_json` (engine keys only), seed the id generator.
     pub fn new(config_json: &str, seed: u64, memory_store: bool) -> Result<Self, String> {
-        let config = Config::from_json(config_json).map_err(|e| e.to_string())?;
-        let engine = Engine::with_seed(config, seed).map_err(|e| e.to_string())?;
+        // Parsed, checked and compiled once (issue 12): no second validation pass.
+        let compiled = CompiledConfig::from_json(config_json).map_err(|e| e.to_string())?;
+        let engine = Engine::from_compiled(compiled, seed);
         crate::logs::init();
         Ok(Self {
             engine,

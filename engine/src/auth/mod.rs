@@ -231,6 +231,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl Authenticator {
     /// Build from config; every bad key is reported with its field path (`auth.jwt.keys[0]...`).
     pub fn new(config: &AuthConfig) -> Result<Self, ConfigError> {
+        #[cfg(test)]
+        crate::compile_count::auth();
         let mut issues = Vec::new();
         for (key, user) in &config.api_keys {
             // Paths and messages name the user, never the key itself.

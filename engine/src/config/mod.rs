@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod app;
 mod auth;
 mod resource;
-mod validate;
 
+pub use app::*;
 pub use auth::*;
 pub use resource::*;
+
+pub use crate::vocabulary::{ChangeKind, CodecKind};
 
 /// The whole engine configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,13 +49,13 @@ pub struct Config {
     pub resources: BTreeMap<String, ResourceConfig>,
     /// Application message types by name (`[messages.chat]`): see [`crate::app`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub messages: BTreeMap<String, crate::app::MessageConfig>,
+    pub messages: BTreeMap<String, MessageConfig>,
     /// Lifecycle hooks (`connect`, `disconnect`).
     #[serde(skip_serializing_if = "is_default")]
-    pub hooks: crate::app::HooksConfig,
+    pub hooks: HooksConfig,
     /// Interceptors for built-in messages, by type (`publish = true`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub interceptors: BTreeMap<String, crate::app::HookTarget>,
+    pub interceptors: BTreeMap<String, HookTarget>,
     /// Socket.IO settings for routes with `codec = "socket.io"`.
     #[serde(skip_serializing_if = "is_default")]
     pub socket_io: SocketIoConfig,
@@ -94,7 +97,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             resources: BTreeMap::new(),
             messages: BTreeMap::new(),
-            hooks: crate::app::HooksConfig::default(),
+            hooks: HooksConfig::default(),
             interceptors: BTreeMap::new(),
             socket_io: SocketIoConfig::default(),
         }
@@ -136,34 +139,6 @@ impl Default for RouteConfig {
             codec: CodecKind::Json,
             tenant: None,
         }
-    }
-}
-
-/// The codecs a route can speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum CodecKind {
-    /// Protocol v1: JSON text frames `{type, ...}` (the s3db.js client protocol).
-    #[default]
-    Json,
-    /// The `{event, data}` envelope (YektaYar's native WebSocket protocol), see
-    /// [`crate::protocol::envelope`].
-    Event,
-    /// Socket.IO v5 over Engine.IO v4 (WebSocket transport), see
-    /// [`crate::protocol::socketio`].
-    #[serde(rename = "socket.io")]
-    SocketIo,
-    /// A bare Engine.IO v4 session (WebSocket transport): each message packet is the
-    /// application message `message` (text, or `{"$binary": base64}`), see
-    /// [`crate::protocol::socketio::EngineIoCodec`].
-    #[serde(rename = "engine.io")]
-    EngineIo,
-}
-
-impl CodecKind {
-    /// Whether the codec runs an Engine.IO session (Socket.IO or bare Engine.IO).
-    pub fn is_engine_io(self) -> bool {
-        matches!(self, CodecKind::SocketIo | CodecKind::EngineIo)
     }
 }
 
@@ -263,14 +238,14 @@ pub struct RoomsConfig {
     /// Per-room overrides by exact name.
     pub overrides: BTreeMap<String, RoomOverride>,
     /// Who may join rooms (roles, CEL guard over `room`, `user`, `params`, ...).
-    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
-    pub join: crate::app::RoomRule,
+    #[serde(skip_serializing_if = "RoomRule::is_open")]
+    pub join: RoomRule,
     /// Who may list room members.
-    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
-    pub members: crate::app::RoomRule,
+    #[serde(skip_serializing_if = "RoomRule::is_open")]
+    pub members: RoomRule,
     /// Who may send room messages.
-    #[serde(skip_serializing_if = "crate::app::RoomRule::is_open")]
-    pub message: crate::app::RoomRule,
+    #[serde(skip_serializing_if = "RoomRule::is_open")]
+    pub message: RoomRule,
 }
 
 impl Default for RoomsConfig {
@@ -279,9 +254,9 @@ impl Default for RoomsConfig {
             max_connections: 1000,
             max_rooms: 10_000,
             overrides: BTreeMap::new(),
-            join: crate::app::RoomRule::default(),
-            members: crate::app::RoomRule::default(),
-            message: crate::app::RoomRule::default(),
+            join: RoomRule::default(),
+            members: RoomRule::default(),
+            message: RoomRule::default(),
         }
     }
 }
@@ -306,6 +281,16 @@ pub struct ChannelsConfig {
     /// wins and replaces the two role lists above for its channels. See
     /// [`crate::namespace`].
     pub namespaces: Vec<crate::namespace::NamespaceConfig>,
+}
+
+impl Config {
+    /// The member limit of a room.
+    pub fn room_capacity(&self, room: &str) -> usize {
+        self.rooms
+            .overrides
+            .get(room)
+            .map_or(self.rooms.max_connections, |o| o.max_connections)
+    }
 }
 
 #[cfg(test)]

@@ -1,42 +1,10 @@
-//! Resources: change kinds, per-resource settings, the `true | false | {...}` shorthand.
+//! Resources: per-resource settings, the `true | false | {...}` shorthand.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The change events a resource can emit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    /// A record was created.
-    Insert,
-    /// A record was changed.
-    Update,
-    /// A record was removed.
-    Delete,
-}
-
-impl ChangeKind {
-    /// All kinds, in wire order.
-    pub const ALL: [ChangeKind; 3] = [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete];
-
-    /// The wire name (`insert`, `update`, `delete`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Insert => "insert",
-            ChangeKind::Update => "update",
-            ChangeKind::Delete => "delete",
-        }
-    }
-
-    pub(crate) fn bit(self) -> u8 {
-        match self {
-            ChangeKind::Insert => 1,
-            ChangeKind::Update => 2,
-            ChangeKind::Delete => 4,
-        }
-    }
-}
+use crate::vocabulary::{ChangeKind, GuardAction};
 
 /// One resource exposed over the socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,9 +23,9 @@ pub struct ResourceConfig {
     pub schema: Option<serde_json::Value>,
     /// CEL guard per action (`subscribe`, `list`, `get`, `create`, `update`, `delete`,
     /// `read`); see [`crate::guard`].
-    pub guards: BTreeMap<crate::guard::GuardAction, String>,
+    pub guards: BTreeMap<GuardAction, String>,
     /// Actions that also ask the host's guard callback (a host call) after the CEL guard.
-    pub host_guards: Vec<crate::guard::GuardAction>,
+    pub host_guards: Vec<GuardAction>,
     /// Whether `publish {channel: <this resource's name>}` also reaches the resource's
     /// subscribers (the s3db.js behaviour). Off by default; when on, the publisher must
     /// pass the resource's `auth` roles.

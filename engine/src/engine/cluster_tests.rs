@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::cluster::{ClusterEvent, ClusterMessage};
+use crate::testing::frames;
 use crate::types::UpgradeRequest;
 
 const T0: u64 = 1_700_000_000_000;
@@ -81,7 +82,7 @@ impl Node {
 
     fn ask(&mut self, conn: u64, msg: Value) -> Value {
         let acts = self.send(conn, msg);
-        frames_for(&acts, conn).remove(0)
+        frames(&acts, conn).remove(0)
     }
 
     fn event(&mut self, event: ClusterEvent) -> Vec<Action> {
@@ -96,18 +97,6 @@ fn carry(from: &mut Node, to: &mut Node) -> Vec<Action> {
         acts.extend(to.event(ClusterEvent::Message(Box::new(m))));
     }
     acts
-}
-
-fn frames_for(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 /// Two connected nodes, `a` and `b`, each knowing the other's (empty) state.
@@ -174,7 +163,7 @@ fn a_publication_reaches_subscribers_of_the_other_node() {
         json!({"type":"publish","channel":"chat:a","message":{"n":1}}),
     );
     let got = carry(&mut a, &mut b);
-    let m = &frames_for(&got, 2)[0];
+    let m = &frames(&got, 2)[0];
     assert_eq!(m["type"], "message");
     assert_eq!(m["from"], "c1");
     assert_eq!(m["data"], json!({"n":1}));
@@ -209,7 +198,7 @@ fn direct_messages_reach_a_client_of_another_node_by_client_id() {
     assert_eq!(sent["type"], "sent");
     assert_eq!(sent["delivered"], 1);
     let got = carry(&mut a, &mut b);
-    let d = &frames_for(&got, 2)[0];
+    let d = &frames(&got, 2)[0];
     assert_eq!(
         (d["type"].as_str(), d["from"].as_str()),
         (Some("direct"), Some("c1"))
@@ -231,7 +220,7 @@ fn presence_lists_include_members_of_other_nodes_and_their_joins_and_leaves_are_
     a.ask(1, json!({"type":"subscribe","channel":"chat:a"}));
     carry(&mut b, &mut a);
     let joined = carry(&mut a, &mut b);
-    let j = &frames_for(&joined, 2)[0];
+    let j = &frames(&joined, 2)[0];
     assert_eq!(
         (j["type"].as_str(), j["member"]["clientId"].as_str()),
         (Some("presence:join"), Some("c1"))
@@ -254,7 +243,7 @@ fn presence_lists_include_members_of_other_nodes_and_their_joins_and_leaves_are_
         code: None,
     });
     let left = carry(&mut a, &mut b);
-    let l = &frames_for(&left, 2)[0];
+    let l = &frames(&left, 2)[0];
     assert_eq!(
         (l["type"].as_str(), l["member"]["clientId"].as_str()),
         (Some("presence:leave"), Some("c1"))
@@ -274,7 +263,7 @@ fn a_node_gone_silent_loses_its_members_and_clients_with_leave_pushes() {
     let acts = b.event(ClusterEvent::NodeGone {
         node: "node-a".into(),
     });
-    assert_eq!(frames_for(&acts, 2)[0]["type"], "presence:leave");
+    assert_eq!(frames(&acts, 2)[0]["type"], "presence:leave");
     let p = b.ask(2, json!({"type":"presence","channel":"chat:a"}));
     assert_eq!(p["clients"].as_array().unwrap().len(), 1);
     let dm = b.ask(2, json!({"type":"direct","to":"c1","data":1,"ack":true}));
@@ -299,7 +288,7 @@ fn a_snapshot_replaces_what_was_known_of_its_node() {
     let acts = carry(&mut a, &mut b);
     assert!(
         acts.is_empty()
-            || frames_for(&acts, 2)
+            || frames(&acts, 2)
                 .iter()
                 .all(|f| f["type"] == "presence:join")
     );
@@ -367,7 +356,7 @@ fn resource_change_events_reach_the_other_node_with_its_protected_fields_removed
     });
     assert!(matches!(acts[0], Action::CommandResult { .. }));
     let got = carry(&mut a, &mut b);
-    let ev = &frames_for(&got, 2)[0];
+    let ev = &frames(&got, 2)[0];
     assert_eq!(ev["type"], "event");
     assert_eq!(ev["data"]["text"], "hello");
     assert!(ev["data"].get("secret").is_none(), "{ev}");
@@ -416,7 +405,7 @@ fn server_broadcasts_and_sends_to_users_run_on_every_node() {
         "no local client"
     );
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0], json!({"type":"notice","n":1}));
+    assert_eq!(frames(&got, 2)[0], json!({"type":"notice","n":1}));
     a.input(Input::Command {
         tag: 2,
         command: Command::SendToUser {
@@ -426,7 +415,7 @@ fn server_broadcasts_and_sends_to_users_run_on_every_node() {
         },
     });
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0], json!({"to":"u2"}));
+    assert_eq!(frames(&got, 2)[0], json!({"to":"u2"}));
     a.event(ClusterEvent::Disconnected);
     let r = a.input(Input::Command {
         tag: 3,
@@ -453,7 +442,7 @@ fn send_to_and_disconnect_reach_a_client_of_another_node() {
     });
     assert_eq!(command_result(&r).unwrap()["delivered"], 1);
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0], json!({"hello":"c2"}));
+    assert_eq!(frames(&got, 2)[0], json!({"hello":"c2"}));
     let r = a.input(Input::Command {
         tag: 2,
         command: Command::Disconnect {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::app::HandlerResponse;
 
-const T0: u64 = 1_700_000_000_000;
+use crate::testing::{frames, request, T0};
 
 fn engine(extra: Value) -> Engine {
     let mut cfg = json!({
@@ -21,20 +21,11 @@ fn engine(extra: Value) -> Engine {
 }
 
 fn run(e: &mut Engine, input: Input<'_>) -> Vec<Action> {
-    e.handle(Millis(T0), input).unwrap();
-    let out = e.drain_actions().collect();
-    e.check_invariants().unwrap();
-    out
+    crate::testing::run(e, T0, input)
 }
 
 fn open(e: &mut Engine, conn: u64, path: &str, query: &str) -> Vec<Value> {
-    let request = UpgradeRequest {
-        path: path.into(),
-        query: query.into(),
-        headers: vec![],
-        peer: "10.0.0.1".into(),
-        client_id: format!("c{conn}"),
-    };
+    let request = request(path, query, &[], "10.0.0.1", &format!("c{conn}"));
     let acts = run(
         e,
         Input::Open {
@@ -44,18 +35,6 @@ fn open(e: &mut Engine, conn: u64, path: &str, query: &str) -> Vec<Value> {
     );
     assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
     frames(&acts, conn)
-}
-
-fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 fn ask(e: &mut Engine, conn: u64, msg: Value) -> Vec<Value> {

@@ -9,59 +9,39 @@ use super::*;
 use crate::error::close;
 use crate::hostcall::{FetchRequest, FetchResponse};
 
-const T0: u64 = 1_700_000_000_000;
+use crate::testing::{request, Harness, T0};
 const T0_S: i64 = 1_700_000_000;
 const SECRET: &str = "identity-test-secret-0123456789abcdef0123456789abcdef";
 const IDP: &str = "http://127.0.0.1:9/realms/a";
 const RSA_PRIVATE: &str = include_str!("../auth/testkeys/rsa_private.pem");
 const RSA2_PRIVATE: &str = include_str!("../auth/testkeys/rsa2_private.pem");
 
-struct H {
-    e: Engine,
-    now: u64,
-}
+/// The shared harness ([`crate::testing`]): `open` takes a token, `send` returns the
+/// frames of every connection.
+struct H(Harness);
+
+crate::deref_harness!(H);
 
 impl H {
     fn new(cfg: Value) -> H {
-        let config = Config::from_value(cfg).expect("valid test config");
-        H {
-            e: Engine::with_seed(config, 7).unwrap(),
-            now: T0,
-        }
-    }
-
-    fn input(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e.handle(Millis(self.now), input).unwrap();
-        let out: Vec<Action> = self.e.drain_actions().collect();
-        self.e.check_invariants().unwrap();
-        out
+        H(Harness::new(cfg))
     }
 
     fn open(&mut self, conn: u64, token: &str) -> Vec<Action> {
-        self.input(Input::Open {
-            conn: ConnId(conn),
-            request: UpgradeRequest {
-                path: "/".into(),
-                query: format!("token={token}"),
-                peer: "10.0.0.1".into(),
-                client_id: format!("c{conn}"),
-                ..Default::default()
-            },
-        })
+        let query = format!("token={token}");
+        self.open_req(
+            conn,
+            request("/", &query, &[], "10.0.0.1", &format!("c{conn}")),
+        )
     }
 
     fn send(&mut self, conn: u64, msg: Value) -> Vec<Value> {
-        let text = msg.to_string();
-        let acts = self.input(Input::Frame {
-            conn: ConnId(conn),
-            frame: InFrame::Text(&text),
-        });
+        let acts = self.0.send(conn, msg);
         frames(&acts)
     }
 
     fn at(&mut self, t: u64) -> Vec<Action> {
-        self.now = t;
-        self.input(Input::Timeout)
+        self.advance_to(t)
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
+mod calls;
 mod cluster;
 mod cluster_streams;
 mod compat;
@@ -30,10 +31,11 @@ use serde::{Deserialize, Serialize};
 use slab::Slab;
 
 use crate::auth::Authenticator;
+use crate::compile::{CompiledConfig, CompiledResource};
 use crate::config::{Config, SlowConsumerPolicy};
 use crate::connection::{Connection, ConnectionSnapshot, UserView};
 use crate::error::{ApiMisuse, ConfigError, ErrorCode};
-use crate::hostcall::{HostRequest, HostResult, OpCounter, PendingCall};
+use crate::hostcall::{HostRequest, HostResult};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::codec::{codec_for, Outbound};
@@ -41,6 +43,8 @@ use crate::protocol::{Frame, InFrame, ServerMessage};
 use crate::timers::{self, Timers};
 use crate::types::{ConnId, Millis, OpId, UpgradeRequest};
 
+use calls::OpCounter;
+pub(crate) use calls::PendingCall;
 pub use polling::POLL_CONN_BASE;
 pub(crate) use resources::Continuation;
 pub use server_api::{Command, CommandError};
@@ -246,7 +250,7 @@ pub struct Engine {
     draining: bool,
     rng: u64,
     scratch: Vec<(usize, ConnId)>,
-    compiled: BTreeMap<String, std::sync::Arc<resources::CompiledResource>>,
+    compiled: BTreeMap<String, Arc<CompiledResource>>,
     /// Timed-out writes whose late completion must still fan out (bounded).
     abandoned: BTreeMap<OpId, Continuation>,
     /// Channel namespaces (history, presence, permissions per pattern).
@@ -254,7 +258,7 @@ pub struct Engine {
     /// What orders the streams (offsets, epochs, history).
     broker: crate::broker::MemoryBroker,
     /// Application guards and schemas, compiled once.
-    app: Arc<handlers::Compiled>,
+    app: Arc<crate::app::CompiledApp>,
     /// Rooms created through the server API (description, capacity, metadata).
     room_meta: BTreeMap<String, room_control::RoomMeta>,
     /// Cluster mode (None: a single node).
@@ -268,30 +272,35 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Create an engine from a config (validated here). Equivalent to `with_seed(config, 0)`.
+    /// Create an engine from a config (checked and compiled here). Equivalent to
+    /// `with_seed(config, 0)`.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         Self::with_seed(config, 0)
     }
 
     /// Create an engine whose generated ids (record ids, client ids the host did not
     /// supply) come from `seed`. Hosts pass a random seed; tests pass a fixed one.
+    /// Checks and compiles `config` ([`CompiledConfig::compile`]), then
+    /// [`Engine::from_compiled`].
     pub fn with_seed(config: Config, seed: u64) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let auth = Authenticator::new(&config.auth)?;
-        let compiled = resources::compile_resources(&config.resources)?;
-        let namespaces = crate::namespace::Namespaces::compile(&config.channels.namespaces)
-            .map_err(|issues| ConfigError {
-                issues: issues
-                    .into_iter()
-                    .map(|(path, problem)| crate::error::ConfigIssue { path, problem })
-                    .collect(),
-            })?;
-        let app = handlers::compile(&config)?;
+        Ok(Self::from_compiled(CompiledConfig::compile(config)?, seed))
+    }
+
+    /// Create an engine from a compiled config (nothing is checked or compiled again),
+    /// its generated ids from `seed` as in [`Engine::with_seed`].
+    pub fn from_compiled(compiled: CompiledConfig, seed: u64) -> Self {
+        let CompiledConfig {
+            config,
+            auth,
+            resources: compiled,
+            namespaces,
+            app,
+        } = compiled;
         let mut timers = Timers::default();
         for (i, source) in auth.sources.sources.iter().enumerate() {
             timers.reschedule(timers::TimerKey::KeySource(i), None, source.deadline());
         }
-        Ok(Self {
+        Self {
             config,
             auth,
             conns: Slab::new(),
@@ -321,7 +330,7 @@ impl Engine {
             polls: polling::Polls::default(),
             host: crate::hostcall::HostCapabilities::default(),
             engine_answers: VecDeque::new(),
-        })
+        }
     }
 
     /// The validated config.

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const T0: u64 = 1_700_000_000_000;
+use crate::testing::{request, run, T0};
 
 fn engine() -> Engine {
     let cfg = json!({
@@ -15,13 +15,6 @@ fn engine() -> Engine {
         "socketIo": {"namespaces": ["/", "/custom"]},
     });
     Engine::with_seed(Config::from_value(cfg).unwrap(), 7).unwrap()
-}
-
-fn run(e: &mut Engine, now: u64, input: Input<'_>) -> Vec<Action> {
-    e.handle(Millis(now), input).unwrap();
-    let out = e.drain_actions().collect();
-    e.check_invariants().unwrap();
-    out
 }
 
 fn http(e: &mut Engine, now: u64, req: u64, method: &str, query: &str, body: &str) -> Vec<Action> {
@@ -201,13 +194,7 @@ fn a_post_over_max_payload_is_413_and_closes_the_session() {
 }
 
 fn ws_open(e: &mut Engine, conn: u64, query: &str) -> Vec<Action> {
-    let request = UpgradeRequest {
-        path: "/socket.io/".into(),
-        query: query.into(),
-        headers: vec![],
-        peer: "10.0.0.1".into(),
-        client_id: format!("c{conn}"),
-    };
+    let request = request("/socket.io/", query, &[], "10.0.0.1", &format!("c{conn}"));
     run(
         e,
         T0,

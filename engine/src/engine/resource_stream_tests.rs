@@ -6,11 +6,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::config::ChangeKind;
-use crate::hostcall::GuardDecision;
-use crate::store::{MemoryStore, RecordStore};
-use crate::types::UpgradeRequest;
-
-const T0: u64 = 1_700_000_000_000;
+use crate::testing::{frames, request, Harness};
 
 fn config() -> Value {
     json!({
@@ -37,63 +33,19 @@ fn config() -> Value {
     })
 }
 
-/// An engine whose storage calls a MemoryStore answers; with `hold`, host calls wait
-/// in `held` until [`S::release`].
-struct S {
-    e: Engine,
-    store: MemoryStore,
-    hold: bool,
-    held: Vec<(OpId, HostRequest)>,
-}
+/// The shared harness ([`crate::testing`]) answering storage calls from its
+/// MemoryStore and guards with allow; with `answer_calls` off, host calls wait in
+/// `held` until [`S::release`].
+struct S(Harness);
+
+crate::deref_harness!(S);
 
 impl S {
     fn new() -> S {
-        let config = Config::from_value(config()).expect("valid config");
-        S {
-            e: Engine::with_seed(config, 3).unwrap(),
-            store: MemoryStore::new(),
-            hold: false,
-            held: Vec::new(),
-        }
-    }
-
-    fn answer(&mut self, request: &HostRequest) -> HostResult {
-        match request {
-            HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
-            HostRequest::Guard { .. } => HostResult::Guard(GuardDecision::Allow),
-            other => panic!("unexpected host call {other:?}"),
-        }
-    }
-
-    /// Feed an input and answer host calls (unless held); every action, in order.
-    fn input(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e.handle(Millis(T0), input).unwrap();
-        self.pump()
-    }
-
-    fn pump(&mut self) -> Vec<Action> {
-        let mut all = Vec::new();
-        loop {
-            let batch: Vec<Action> = self.e.drain_actions().collect();
-            if batch.is_empty() {
-                break;
-            }
-            for a in batch {
-                if let Action::Call { op, request, .. } = &a {
-                    if self.hold {
-                        self.held.push((*op, request.clone()));
-                    } else {
-                        let result = self.answer(request);
-                        self.e
-                            .handle(Millis(T0), Input::Completed { op: *op, result })
-                            .unwrap();
-                    }
-                }
-                all.push(a);
-            }
-        }
-        self.e.check_invariants().unwrap();
-        all
+        let mut h = Harness::with_seed(config(), 3);
+        h.answer_calls = true;
+        h.handler = Box::new(|other| panic!("unexpected host call {other:?}"));
+        S(h)
     }
 
     /// Answer the held call `i` (in the order the calls were made).
@@ -104,26 +56,12 @@ impl S {
     }
 
     fn open(&mut self, conn: u64, key: &str) {
-        let request = UpgradeRequest {
-            path: "/".into(),
-            query: format!("token={key}"),
-            peer: "127.0.0.1".into(),
-            client_id: format!("c{conn}"),
-            ..Default::default()
-        };
-        let acts = self.input(Input::Open {
-            conn: ConnId(conn),
-            request,
-        });
+        let query = format!("token={key}");
+        let acts = self.open_req(
+            conn,
+            request("/", &query, &[], "127.0.0.1", &format!("c{conn}")),
+        );
         assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
-    }
-
-    fn send(&mut self, conn: u64, msg: Value) -> Vec<Action> {
-        let text = msg.to_string();
-        self.input(Input::Frame {
-            conn: ConnId(conn),
-            frame: InFrame::Text(&text),
-        })
     }
 
     fn ask(&mut self, conn: u64, msg: Value) -> Value {
@@ -149,18 +87,6 @@ impl S {
             },
         })
     }
-}
-
-fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 fn since(offset: u64, epoch: &Value) -> Value {
@@ -449,7 +375,7 @@ fn a_change_committed_while_the_subscribe_waits_for_its_host_guard_is_replayed_n
     let sub = s.ask(1, json!({"type":"subscribe","resource":"notes"}));
     let epoch = sub["epoch"].clone();
     s.change("notes", ChangeKind::Insert, json!({"id":"n1"}), None);
-    s.hold = true;
+    s.answer_calls = false;
     let acts = s.send(
         1,
         json!({"type":"subscribe","resource":"notes","since":since(1, &epoch),"requestId":7}),
@@ -459,7 +385,7 @@ fn a_change_committed_while_the_subscribe_waits_for_its_host_guard_is_replayed_n
     // live; the pending one has no subscription yet.
     let acts = s.change("notes", ChangeKind::Insert, json!({"id":"n2"}), None);
     assert_eq!(frames(&acts, 1).len(), 1);
-    s.hold = false;
+    s.answer_calls = true;
     let acts = s.release(0);
     let sub = frames(&acts, 1).pop().unwrap();
     assert_eq!(sub["requestId"], 7);
@@ -484,13 +410,13 @@ fn a_write_in_flight_during_a_recovery_arrives_live_and_not_in_the_replay() {
     s.open(1, "key_admin");
     s.open(2, "key_admin");
     let epoch = s.ask(1, json!({"type":"subscribe","resource":"todos"}))["epoch"].clone();
-    s.hold = true;
+    s.answer_calls = false;
     s.send(
         2,
         json!({"type":"insert","resource":"todos","data":{"id":"t1","team":"red"}}),
     );
     assert_eq!(s.held.len(), 1);
-    s.hold = false;
+    s.answer_calls = true;
     let sub = s.ask(
         1,
         json!({"type":"subscribe","resource":"todos","since":since(0, &epoch)}),

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::app::HandlerResponse;
 
-const T0: u64 = 1_700_000_000_000;
+use crate::testing::{request, run, sent, T0};
 
 fn engine(extra: Value) -> Engine {
     let mut cfg = json!({
@@ -22,21 +22,8 @@ fn engine(extra: Value) -> Engine {
     Engine::with_seed(Config::from_value(cfg).unwrap(), 7).unwrap()
 }
 
-fn run(e: &mut Engine, now: u64, input: Input<'_>) -> Vec<Action> {
-    e.handle(Millis(now), input).unwrap();
-    let out = e.drain_actions().collect();
-    e.check_invariants().unwrap();
-    out
-}
-
 fn upgrade(e: &mut Engine, conn: u64, query: &str) -> Vec<Action> {
-    let request = UpgradeRequest {
-        path: "/socket.io/".into(),
-        query: query.into(),
-        headers: vec![],
-        peer: "10.0.0.1".into(),
-        client_id: format!("c{conn}"),
-    };
+    let request = request("/socket.io/", query, &[], "10.0.0.1", &format!("c{conn}"));
     run(
         e,
         T0,
@@ -49,13 +36,7 @@ fn upgrade(e: &mut Engine, conn: u64, query: &str) -> Vec<Action> {
 
 /// Frames to `conn` as text (binary frames as `<bytes>`).
 fn out(actions: &[Action], conn: u64) -> Vec<String> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
+    sent(actions, conn)
         .map(|f| match f {
             Frame::Text(t) => t.to_string(),
             Frame::Binary(b) => format!("<{b:?}>"),

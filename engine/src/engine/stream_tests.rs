@@ -4,14 +4,13 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::types::UpgradeRequest;
+use crate::testing::{frames, request, Harness, T0};
 
-const T0: u64 = 1_700_000_000_000;
+/// The shared harness ([`crate::testing`]) on [`cfg`]; `open` returns nothing and
+/// `ask` the first answer.
+struct H(Harness);
 
-struct H {
-    e: Engine,
-    now: u64,
-}
+crate::deref_harness!(H);
 
 fn cfg() -> Value {
     json!({
@@ -33,59 +32,21 @@ fn cfg() -> Value {
 
 impl H {
     fn new() -> H {
-        let config = Config::from_value(cfg()).expect("valid config");
-        H {
-            e: Engine::with_seed(config, 7).unwrap(),
-            now: T0,
-        }
-    }
-
-    fn input(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e.handle(Millis(self.now), input).unwrap();
-        let out: Vec<Action> = self.e.drain_actions().collect();
-        self.e.check_invariants().unwrap();
-        out
+        H(Harness::new(cfg()))
     }
 
     fn open(&mut self, conn: u64, query: &str) {
-        let request = UpgradeRequest {
-            path: "/".into(),
-            query: query.into(),
-            peer: "10.0.0.1".into(),
-            client_id: format!("c{conn}"),
-            ..Default::default()
-        };
-        let acts = self.input(Input::Open {
-            conn: ConnId(conn),
-            request,
-        });
+        let acts = self.open_req(
+            conn,
+            request("/", query, &[], "10.0.0.1", &format!("c{conn}")),
+        );
         assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
-    }
-
-    fn send(&mut self, conn: u64, msg: Value) -> Vec<Action> {
-        let text = msg.to_string();
-        self.input(Input::Frame {
-            conn: ConnId(conn),
-            frame: InFrame::Text(&text),
-        })
     }
 
     fn ask(&mut self, conn: u64, msg: Value) -> Value {
         let acts = self.send(conn, msg);
-        frames_for(&acts, conn).remove(0)
+        frames(&acts, conn).remove(0)
     }
-}
-
-fn frames_for(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 fn publish(h: &mut H, conn: u64, channel: &str, n: i64) -> Vec<Action> {
@@ -105,7 +66,7 @@ fn messages_carry_increasing_offsets_and_one_epoch() {
     let epoch = sub["epoch"].as_str().unwrap().to_string();
     for n in 1..=2 {
         let acts = publish(&mut h, 2, "chat:a", n);
-        let m = &frames_for(&acts, 1)[0];
+        let m = &frames(&acts, 1)[0];
         assert_eq!(m["offset"], n);
         assert_eq!(m["epoch"], epoch.as_str());
     }
@@ -118,7 +79,7 @@ fn channels_without_history_have_no_offsets() {
     h.open(2, "");
     let sub = h.ask(1, json!({"type":"subscribe","channel":"plain"}));
     assert!(sub.get("offset").is_none());
-    let m = &frames_for(&publish(&mut h, 2, "plain", 1), 1)[0];
+    let m = &frames(&publish(&mut h, 2, "plain", 1), 1)[0];
     assert!(m.get("offset").is_none() && m.get("epoch").is_none());
 }
 
@@ -150,7 +111,7 @@ fn recovery_returns_missed_publications_then_live_ones_once() {
         .map(|p| (p["offset"].clone(), p["data"]["n"].clone()))
         .collect();
     assert_eq!(offs, vec![(json!(2), json!(2)), (json!(3), json!(3))]);
-    let live = frames_for(&publish(&mut h, 2, "chat:a", 4), 3);
+    let live = frames(&publish(&mut h, 2, "chat:a", 4), 3);
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["offset"], 4);
 }
@@ -212,10 +173,10 @@ fn presence_lists_subscribers_and_pushes_join_and_leave() {
     h.open(2, "token=key_u1");
     h.ask(1, json!({"type":"subscribe","channel":"chat:a"}));
     let acts = h.send(2, json!({"type":"subscribe","channel":"chat:a"}));
-    let join = &frames_for(&acts, 1)[0];
+    let join = &frames(&acts, 1)[0];
     assert_eq!(join["type"], "presence:join");
     assert_eq!(join["member"]["clientId"], "c2");
-    assert_eq!(frames_for(&acts, 2).len(), 1, "no join push to the joiner");
+    assert_eq!(frames(&acts, 2).len(), 1, "no join push to the joiner");
     let p = h.ask(1, json!({"type":"presence","channel":"chat:a"}));
     let ids: Vec<_> = p["clients"]
         .as_array()
@@ -233,7 +194,7 @@ fn presence_lists_subscribers_and_pushes_join_and_leave() {
         conn: ConnId(2),
         code: None,
     });
-    let leave = &frames_for(&acts, 1)[0];
+    let leave = &frames(&acts, 1)[0];
     assert_eq!(leave["type"], "presence:leave");
     assert_eq!(leave["member"]["clientId"], "c2");
     let p = h.ask(1, json!({"type":"presence","channel":"chat:a"}));

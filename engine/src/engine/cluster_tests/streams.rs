@@ -123,7 +123,7 @@ impl Cluster {
     fn ask(&mut self, i: usize, conn: u64, msg: Value) -> Vec<Value> {
         let mut acts = self.nodes[i].send(conn, msg);
         acts.extend(self.pump().swap_remove(i));
-        frames_for(&acts, conn)
+        frames(&acts, conn)
     }
 }
 
@@ -156,7 +156,7 @@ fn every_node_delivers_a_stream_publication_with_the_offset_and_epoch_the_broker
     c.nodes[1].open(2, "c2", "key_u2");
     // The first use of a stream on a node reads it from the broker before answering.
     let acts = c.nodes[1].send(2, subscribe("feed:a", None));
-    assert!(frames_for(&acts, 2).is_empty(), "{acts:?}");
+    assert!(frames(&acts, 2).is_empty(), "{acts:?}");
     let s2 = c.ask(1, 2, json!({"type":"ping"}));
     let s2 = s2.iter().find(|f| f["type"] == "subscribed").unwrap();
     let epoch = s2["epoch"].as_str().unwrap().to_string();
@@ -164,12 +164,9 @@ fn every_node_delivers_a_stream_publication_with_the_offset_and_epoch_the_broker
     let s3 = c.ask(0, 3, subscribe("feed:a", None)).remove(0);
     assert_eq!(s3["epoch"], epoch.as_str(), "one epoch for every node");
     let acts = c.nodes[0].send(1, publish("feed:a", json!("x")));
-    assert!(
-        frames_for(&acts, 1).is_empty(),
-        "published waits for the order"
-    );
+    assert!(frames(&acts, 1).is_empty(), "published waits for the order");
     let acts = c.pump();
-    let published = frames_for(&acts[0], 1);
+    let published = frames(&acts[0], 1);
     assert_eq!(
         published.len(),
         1,
@@ -179,7 +176,7 @@ fn every_node_delivers_a_stream_publication_with_the_offset_and_epoch_the_broker
     assert_eq!(published[0]["delivered"], 1, "c3 on the publisher's node");
     assert_eq!(published[0]["requestId"], 1);
     for (node, conn) in [(0, 3), (1, 2)] {
-        let m = &frames_for(&acts[node], conn)[0];
+        let m = &frames(&acts[node], conn)[0];
         assert_eq!(
             (m["offset"].as_u64(), m["epoch"].as_str()),
             (Some(1), Some(epoch.as_str()))
@@ -189,8 +186,8 @@ fn every_node_delivers_a_stream_publication_with_the_offset_and_epoch_the_broker
     let acts = c.nodes[1].send(2, publish("feed:a", json!("y")));
     assert!(acts.is_empty());
     let acts = c.pump();
-    assert_eq!(frames_for(&acts[1], 2)[0]["type"], "published");
-    assert_eq!(frames_for(&acts[0], 3)[0]["offset"], 2);
+    assert_eq!(frames(&acts[1], 2)[0]["type"], "published");
+    assert_eq!(frames(&acts[0], 3)[0]["offset"], 2);
     // Both copies are synced: history is answered locally, the same on both nodes.
     for (node, conn) in [(0, 3), (1, 2)] {
         let h = c.ask(node, conn, json!({"type":"history","channel":"feed:a"}));
@@ -232,7 +229,7 @@ fn a_client_of_a_dead_node_recovers_on_another_node_what_it_missed() {
     let acts = c.nodes[0].send(6, publish("feed:a", json!(4)));
     assert!(acts.is_empty());
     let acts = c.pump();
-    let live = frames_for(&acts[0], 5);
+    let live = frames(&acts[0], 5);
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0]["offset"], 4);
 }
@@ -335,11 +332,11 @@ fn a_publication_ordered_before_the_read_is_recovered_and_not_delivered_again() 
     let seq = c.route(1, append);
     let answer = c.route(0, fetch.into_iter().next().unwrap());
     let acts = c.nodes[0].event(answer.into_iter().next().unwrap().1);
-    let s = &frames_for(&acts, 1)[0];
+    let s = &frames(&acts, 1)[0];
     assert_eq!(s["offset"], 1);
     let (_, late) = seq.into_iter().find(|(j, _)| *j == 0).unwrap();
     let acts = c.nodes[0].event(late);
-    assert!(frames_for(&acts, 1).is_empty(), "no duplicate: {acts:?}");
+    assert!(frames(&acts, 1).is_empty(), "no duplicate: {acts:?}");
 }
 
 #[test]
@@ -359,13 +356,13 @@ fn a_publication_ordered_after_the_read_arrives_live() {
     let (_, early) = seq.into_iter().find(|(j, _)| *j == 0).unwrap();
     assert!(c.nodes[0].event(early).is_empty());
     let acts = c.nodes[0].event(answer.into_iter().next().unwrap().1);
-    let s = &frames_for(&acts, 1)[0];
+    let s = &frames(&acts, 1)[0];
     assert_eq!(s["offset"], 1, "{s}");
     assert_eq!(s["recovered"], false, "another epoch");
     let acts = c.nodes[1].send(2, publish("feed:r", json!(2)));
     assert!(acts.is_empty());
     let acts = c.pump();
-    assert_eq!(frames_for(&acts[0], 1)[0]["offset"], 2);
+    assert_eq!(frames(&acts[0], 1)[0]["offset"], 2);
 }
 
 #[test]
@@ -377,7 +374,7 @@ fn while_the_broker_is_down_stream_publishes_fail_and_waiting_requests_are_answe
     c.nodes[0].send(1, subscribe("feed:new", None));
     c.nodes[0].outbox.clear();
     let acts = c.nodes[0].event(ClusterEvent::Disconnected);
-    let frames = frames_for(&acts, 1);
+    let frames = frames(&acts, 1);
     assert_eq!(frames.len(), 2, "{frames:?}");
     assert!(
         frames.iter().all(|f| f["code"] == "UNAVAILABLE"),
@@ -419,8 +416,8 @@ fn concurrent_first_uses_of_a_stream_share_one_read_and_later_ones_need_none() {
     };
     assert_eq!(fetches(&c.nodes[0]), 1);
     let acts = c.pump();
-    assert_eq!(frames_for(&acts[0], 1)[0]["type"], "subscribed");
-    assert_eq!(frames_for(&acts[0], 2)[0]["type"], "history");
+    assert_eq!(frames(&acts[0], 1)[0]["type"], "subscribed");
+    assert_eq!(frames(&acts[0], 2)[0]["type"], "history");
     c.nodes[0].send(2, subscribe("feed:c", None));
     assert_eq!(fetches(&c.nodes[0]), 0, "the copy is synced");
 }

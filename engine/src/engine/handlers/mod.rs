@@ -14,7 +14,6 @@ mod completion;
 mod hooks;
 mod messages;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -23,17 +22,16 @@ use super::resources::Continuation;
 use super::Engine;
 use crate::app::{
     valid_app_code, AppGuard, ClientContext, HandlerError, HandlerResponse, HookCall, HookKind,
-    InterceptCall, MessageCall, RoomRule, CLOSE_CONNECT_FAILED, CLOSE_CONNECT_REFUSED,
+    InterceptCall, MessageCall, CLOSE_CONNECT_FAILED, CLOSE_CONNECT_REFUSED,
 };
-use crate::config::Config;
 use crate::connection::Connection;
-use crate::error::{ConfigError, ConfigIssue, ErrorCode};
-use crate::hostcall::{HostRequest, HostResult, PendingCall};
+use crate::engine::PendingCall;
+use crate::error::ErrorCode;
+use crate::hostcall::{HostRequest, HostResult};
 use crate::protocol::codec::decode_value;
 use crate::protocol::{ClientMessage, Request, ServerMessage};
 use crate::timers::TimerKey;
 use crate::types::{Millis, OpId, User};
-use crate::validation::RecordSchema;
 
 type Rid = Option<Value>;
 
@@ -57,7 +55,7 @@ pub(crate) enum HandlerThen {
     Intercept(Box<Request>),
 }
 
-/// Which room action a [`RoomRule`] governs.
+/// Which room action a [`RoomRule`](crate::app::RoomRule) governs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RoomAction {
     Join,
@@ -72,57 +70,6 @@ impl RoomAction {
             RoomAction::Members => "list the members of",
             RoomAction::Message => "send to",
         }
-    }
-}
-
-/// Guards and schemas of the application parts of a config, compiled once.
-#[derive(Debug, Default)]
-pub(crate) struct Compiled {
-    guards: BTreeMap<String, AppGuard>,
-    schemas: BTreeMap<String, RecordSchema>,
-    join: Option<AppGuard>,
-    members: Option<AppGuard>,
-    message: Option<AppGuard>,
-}
-
-pub(crate) fn compile(config: &Config) -> Result<Arc<Compiled>, ConfigError> {
-    let mut c = Compiled::default();
-    let mut issues = Vec::new();
-    let mut guard = |path: String, src: &str| match AppGuard::compile(src) {
-        Ok(g) => Some(g),
-        Err(problem) => {
-            issues.push(ConfigIssue { path, problem });
-            None
-        }
-    };
-    for (name, m) in &config.messages {
-        if let Some(g) = m.guard.as_deref() {
-            if let Some(g) = guard(format!("messages.{name}.guard"), g) {
-                c.guards.insert(name.clone(), g);
-            }
-        }
-    }
-    let rule = |r: &RoomRule| r.guard.clone();
-    c.join = rule(&config.rooms.join).and_then(|g| guard("rooms.join.guard".into(), &g));
-    c.members = rule(&config.rooms.members).and_then(|g| guard("rooms.members.guard".into(), &g));
-    c.message = rule(&config.rooms.message).and_then(|g| guard("rooms.message.guard".into(), &g));
-    for (name, m) in &config.messages {
-        if let Some(s) = &m.schema {
-            match RecordSchema::compile(s) {
-                Ok(s) => {
-                    c.schemas.insert(name.clone(), s);
-                }
-                Err(problem) => issues.push(ConfigIssue {
-                    path: format!("messages.{name}.schema"),
-                    problem,
-                }),
-            }
-        }
-    }
-    if issues.is_empty() {
-        Ok(Arc::new(c))
-    } else {
-        Err(ConfigError { issues })
     }
 }
 

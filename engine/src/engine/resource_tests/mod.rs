@@ -5,23 +5,19 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::hostcall::{GuardDecision, StoreErrorKind};
-use crate::store::{MemoryStore, RecordStore};
+use crate::store::RecordStore;
+use crate::testing::{calls, frames, request, Harness, T0};
 
 mod crud;
 mod events;
 mod guards;
 mod server_writes;
 
-const T0: u64 = 1_700_000_000_000;
+/// The shared harness ([`crate::testing`]) answering storage calls from its
+/// MemoryStore and guard calls with `guard` (recorded in `guard_calls`).
+struct R(Harness);
 
-/// An engine whose storage calls are answered by a MemoryStore; guard calls are
-/// answered by `host_guard`.
-struct R {
-    e: Engine,
-    store: MemoryStore,
-    host_guard: Box<dyn FnMut(&Value) -> GuardDecision>,
-    guard_calls: usize,
-}
+crate::deref_harness!(R);
 
 impl R {
     fn new(resources: Value) -> R {
@@ -34,75 +30,27 @@ impl R {
             "heartbeatInterval": 0,
             "resources": resources
         });
-        R {
-            e: Engine::with_seed(Config::from_value(cfg).unwrap(), 1).unwrap(),
-            store: MemoryStore::new(),
-            host_guard: Box::new(|_| GuardDecision::Allow),
-            guard_calls: 0,
-        }
+        let mut h = Harness::with_seed(cfg, 1);
+        h.answer_calls = true;
+        R(h)
     }
 
     /// Feed an input, answer host calls until none are left, return all actions.
     fn run(&mut self, input: Input<'_>) -> Vec<Action> {
-        self.e.handle(Millis(T0), input).unwrap();
-        let mut all = Vec::new();
-        loop {
-            let batch: Vec<Action> = self.e.drain_actions().collect();
-            if batch.is_empty() {
-                break;
-            }
-            for a in batch {
-                if let Action::Call { op, request, .. } = &a {
-                    let result = match request {
-                        HostRequest::Store(r) => HostResult::Store(self.store.apply(r)),
-                        HostRequest::Guard { context, .. } => {
-                            self.guard_calls += 1;
-                            let context = serde_json::to_value(context).unwrap();
-                            HostResult::Guard((self.host_guard)(&context))
-                        }
-                        HostRequest::Fetch(_) => HostResult::Fetch(Default::default()),
-                        HostRequest::Message(_)
-                        | HostRequest::Hook(_)
-                        | HostRequest::Intercept(_) => HostResult::Handler(Box::new(
-                            crate::app::HandlerResponse::failed("no handlers in these tests"),
-                        )),
-                    };
-                    self.e
-                        .handle(Millis(T0), Input::Completed { op: *op, result })
-                        .unwrap();
-                }
-                all.push(a);
-            }
-        }
-        self.e.check_invariants().unwrap();
-        all
+        self.input(input)
     }
 
     fn open(&mut self, conn: u64, key: &str) {
-        let request = UpgradeRequest {
-            path: "/".into(),
-            query: if key.is_empty() {
-                String::new()
-            } else {
-                format!("token={key}")
-            },
-            peer: "127.0.0.1".into(),
-            client_id: format!("c{conn}"),
-            ..Default::default()
+        let query = if key.is_empty() {
+            String::new()
+        } else {
+            format!("token={key}")
         };
-        let acts = self.run(Input::Open {
-            conn: ConnId(conn),
-            request,
-        });
+        let acts = self.open_req(
+            conn,
+            request("/", &query, &[], "127.0.0.1", &format!("c{conn}")),
+        );
         assert!(matches!(acts[0], Action::Accept { .. }), "{acts:?}");
-    }
-
-    fn send(&mut self, conn: u64, msg: Value) -> Vec<Action> {
-        let text = msg.to_string();
-        self.run(Input::Frame {
-            conn: ConnId(conn),
-            frame: InFrame::Text(&text),
-        })
     }
 
     fn ask(&mut self, conn: u64, msg: Value) -> Value {
@@ -113,18 +61,6 @@ impl R {
     fn seed(&mut self, resource: &str, records: Vec<Value>) {
         self.store.seed(resource, records);
     }
-}
-
-fn frames(actions: &[Action], conn: u64) -> Vec<Value> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { conn: c, frame } if c.0 == conn => Some(frame),
-            Action::SendMany { conns, frame } if conns.contains(&ConnId(conn)) => Some(frame),
-            _ => None,
-        })
-        .map(|f| serde_json::from_str(f.as_text().unwrap()).unwrap())
-        .collect()
 }
 
 fn users_config() -> Value {
@@ -194,11 +130,4 @@ impl R {
         assert_eq!(results.len(), 1, "one result per command: {acts:?}");
         (acts, results.into_iter().next().unwrap())
     }
-}
-
-fn calls(actions: &[Action]) -> usize {
-    actions
-        .iter()
-        .filter(|a| matches!(a, Action::Call { .. }))
-        .count()
 }

@@ -21,7 +21,6 @@ use serde_json::Value;
 use crate::filter::Filter;
 use crate::hostcall::StoreRequest;
 
-pub(crate) use compile::{compile_resources, CompiledResource};
 pub(crate) use fanout::event_data;
 pub(crate) use pipeline::ResourceOp;
 

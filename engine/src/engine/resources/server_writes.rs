@@ -8,9 +8,10 @@ use serde_json::{Map, Value};
 use super::{clip, Continuation};
 use crate::config::ChangeKind;
 use crate::engine::server_api::{err as cmd_err, CommandError};
+use crate::engine::PendingCall;
 use crate::engine::{Action, Engine};
 use crate::error::ErrorCode;
-use crate::hostcall::{HostRequest, PendingCall, StoreErrorKind, StoreOutcome, StoreRequest};
+use crate::hostcall::{HostRequest, StoreErrorKind, StoreOutcome, StoreRequest};
 use crate::timers::TimerKey;
 use crate::types::Millis;
 

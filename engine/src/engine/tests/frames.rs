@@ -42,7 +42,7 @@ fn malformed_frames_get_errors_and_the_connection_survives() {
             conn: ConnId(1),
             frame: InFrame::Text(text),
         });
-        let f = frames_for(&acts, 1);
+        let f = frames(&acts, 1);
         assert_eq!(f[0]["code"], code, "{text}");
         assert!(close_of(&acts, 1).is_none());
     }
@@ -58,7 +58,7 @@ fn oversize_frame_gets_error_then_close_1009() {
         conn: ConnId(1),
         frame: InFrame::Text(&big),
     });
-    assert_eq!(frames_for(&acts, 1)[0]["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(frames(&acts, 1)[0]["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(close_of(&acts, 1).unwrap().0, close::MESSAGE_TOO_BIG);
     // After the close, further input is ignored.
     assert!(h.send(1, json!({"type":"ping"})).is_empty());

@@ -20,11 +20,11 @@ fn insert_goes_through_a_host_call_and_fans_out() {
         op,
         result: HostResult::Store(StoreOutcome::Inserted(record.clone())),
     });
-    let reply = &frames_for(&acts, 1)[0];
+    let reply = &frames(&acts, 1)[0];
     assert_eq!(reply["type"], "inserted");
     assert_eq!(reply["requestId"], "i");
     assert!(reply["data"].get("password").is_none());
-    let ev = &frames_for(&acts, 2)[0];
+    let ev = &frames(&acts, 2)[0];
     assert_eq!(ev["type"], "event");
     assert!(ev["data"].get("password").is_none());
     // A second completion for the same op is late and dropped.
@@ -47,7 +47,7 @@ fn get_list_update_delete_and_store_errors() {
         op,
         result: HostResult::Store(StoreOutcome::Record(None)),
     });
-    assert_eq!(frames_for(&acts, 1)[0]["code"], "NOT_FOUND");
+    assert_eq!(frames(&acts, 1)[0]["code"], "NOT_FOUND");
     let (op, r) = call_of(&h.send(1, json!({"type":"list","resource":"messages","limit":1000})));
     assert!(matches!(r, StoreRequest::List { limit: 100, .. }));
     let acts = h.input(Input::Completed {
@@ -58,7 +58,7 @@ fn get_list_update_delete_and_store_errors() {
         }),
     });
     assert_eq!(
-        frames_for(&acts, 1)[0],
+        frames(&acts, 1)[0],
         json!({"type":"data","resource":"messages","data":[{"id":"a"}],"cursor":null})
     );
     let (op, r) = call_of(&h.send(
@@ -76,7 +76,7 @@ fn get_list_update_delete_and_store_errors() {
             message: "disk I/O error at /var/lib/db".into(),
         })),
     });
-    let e = &frames_for(&acts, 1)[0];
+    let e = &frames(&acts, 1)[0];
     assert_eq!(e["code"], "INTERNAL_ERROR");
     assert!(!e.to_string().contains("/var/lib"), "internals leaked: {e}");
     let (op, _) = call_of(&h.send(1, json!({"type":"delete","resource":"messages","id":"a"})));
@@ -87,7 +87,7 @@ fn get_list_update_delete_and_store_errors() {
         }),
     });
     assert_eq!(
-        frames_for(&acts, 1)[0],
+        frames(&acts, 1)[0],
         json!({"type":"deleted","resource":"messages","id":"a"})
     );
     assert_eq!(
@@ -121,7 +121,7 @@ fn host_call_deadline_and_bounds() {
     );
     assert_eq!(h.e.poll_timeout(), Some(Millis(T0 + 100)));
     let acts = h.advance_to(T0 + 100);
-    let e = &frames_for(&acts, 1)[0];
+    let e = &frames(&acts, 1)[0];
     assert_eq!(
         (e["code"].as_str(), e["requestId"].as_str()),
         (Some("TIMEOUT"), Some("g1"))
@@ -155,8 +155,8 @@ fn write_completing_after_the_writer_left_still_fans_out() {
         op,
         result: HostResult::Store(StoreOutcome::Inserted(record)),
     });
-    assert_eq!(frames_for(&acts, 2)[0]["type"], "event");
-    assert!(frames_for(&acts, 1).is_empty());
+    assert_eq!(frames(&acts, 2)[0]["type"], "event");
+    assert!(frames(&acts, 1).is_empty());
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn a_write_completing_after_its_timeout_still_reaches_subscribers() {
         json!({"type":"insert","resource":"messages","data":{"a":1}}),
     ));
     let acts = h.advance_to(T0 + 100);
-    assert_eq!(frames_for(&acts, 1)[0]["code"], "TIMEOUT");
+    assert_eq!(frames(&acts, 1)[0]["code"], "TIMEOUT");
     let StoreRequest::Insert { record, .. } = r else {
         panic!()
     };
@@ -181,9 +181,9 @@ fn a_write_completing_after_its_timeout_still_reaches_subscribers() {
         op,
         result: HostResult::Store(StoreOutcome::Inserted(record)),
     });
-    assert_eq!(frames_for(&acts, 2)[0]["type"], "event");
+    assert_eq!(frames(&acts, 2)[0]["type"], "event");
     assert!(
-        frames_for(&acts, 1).is_empty(),
+        frames(&acts, 1).is_empty(),
         "no second answer to the writer"
     );
 }
@@ -203,5 +203,5 @@ fn answers_never_reach_a_new_connection_that_reuses_the_id() {
         op,
         result: HostResult::Store(StoreOutcome::Record(Some(json!({"id":"a"})))),
     });
-    assert!(frames_for(&acts, 1).is_empty(), "{acts:?}");
+    assert!(frames(&acts, 1).is_empty(), "{acts:?}");
 }

@@ -35,7 +35,7 @@ fn publish_reaches_channel_subscribers_once_with_shared_bytes() {
         m,
         json!({"type":"message","channel":"news","from":"c1","data":{"t":1},"timestamp":"2023-11-14T22:13:20.000Z"})
     );
-    let f = frames_for(&acts, 1);
+    let f = frames(&acts, 1);
     assert_eq!(
         f[0],
         json!({"type":"published","channel":"news","delivered":2,"requestId":5})
@@ -127,9 +127,9 @@ fn rooms_join_presence_message_members_leave() {
         json!({"type":"joined","room":"duo","members":1,"requestId":"j"})
     );
     let acts = h.send(2, json!({"type":"join","channel":"duo"}));
-    assert_eq!(frames_for(&acts, 2)[0]["members"], 2);
+    assert_eq!(frames(&acts, 2)[0]["members"], 2);
     assert_eq!(
-        frames_for(&acts, 1)[0],
+        frames(&acts, 1)[0],
         json!({"type":"room:joined","room":"duo","member":{"clientId":"c2","user":null}})
     );
     assert_eq!(
@@ -145,19 +145,19 @@ fn rooms_join_presence_message_members_leave() {
         "FORBIDDEN"
     );
     let acts = h.send(1, json!({"type":"room:message","room":"duo","event":"typing","data":{"x":1},"ack":true,"requestId":2}));
-    assert_eq!(frames_for(&acts, 2)[0]["type"], "room:message");
-    assert_eq!(frames_for(&acts, 2)[0]["event"], "typing");
+    assert_eq!(frames(&acts, 2)[0]["type"], "room:message");
+    assert_eq!(frames(&acts, 2)[0]["event"], "typing");
     assert_eq!(
-        frames_for(&acts, 1)[0],
+        frames(&acts, 1)[0],
         json!({"type":"sent","delivered":1,"requestId":2})
     );
     let f = h.ask(2, json!({"type":"room:members","room":"duo"}));
     assert_eq!(f[0]["members"][0]["clientId"], "c1");
     assert_eq!(f[0]["members"][0]["user"]["id"], "u1");
     let acts = h.send(1, json!({"type":"leave","room":"duo"}));
-    assert_eq!(frames_for(&acts, 1)[0]["type"], "left");
+    assert_eq!(frames(&acts, 1)[0]["type"], "left");
     assert_eq!(
-        frames_for(&acts, 2)[0],
+        frames(&acts, 2)[0],
         json!({"type":"room:left","room":"duo","clientId":"c1"})
     );
     assert_eq!(
@@ -170,7 +170,7 @@ fn rooms_join_presence_message_members_leave() {
         conn: ConnId(2),
         code: Some(1000),
     });
-    assert_eq!(frames_for(&acts, 3)[0]["type"], "room:left");
+    assert_eq!(frames(&acts, 3)[0]["type"], "room:left");
     let (rooms, _) = h.cmd(Command::Rooms);
     assert_eq!(
         rooms.unwrap(),
@@ -217,10 +217,10 @@ fn direct_messages() {
         json!({"type":"direct","to":"c2","data":"hi","ack":true,"requestId":1}),
     );
     assert_eq!(
-        frames_for(&acts, 2)[0],
+        frames(&acts, 2)[0],
         json!({"type":"direct","from":"c1","data":"hi","timestamp":"2023-11-14T22:13:20.000Z"})
     );
-    assert_eq!(frames_for(&acts, 1)[0]["delivered"], 1);
+    assert_eq!(frames(&acts, 1)[0]["delivered"], 1);
     assert_eq!(
         h.ask(1, json!({"type":"direct","to":"ghost"}))[0]["code"],
         "NOT_FOUND"

@@ -14,7 +14,7 @@ fn broadcast_send_to_disconnect_and_queries() {
         tenant: None,
     });
     assert_eq!(r.unwrap()["delivered"], 1);
-    assert_eq!(frames_for(&acts, 1)[0], json!({"type":"announcement"}));
+    assert_eq!(frames(&acts, 1)[0], json!({"type":"announcement"}));
     let (r, _) = h.cmd(Command::Broadcast {
         message: json!("all"),
         filter: None,
@@ -26,7 +26,7 @@ fn broadcast_send_to_disconnect_and_queries() {
         message: json!({"x":1}),
     });
     assert_eq!(r.unwrap()["delivered"], 1);
-    assert_eq!(frames_for(&acts, 3)[0], json!({"x":1}));
+    assert_eq!(frames(&acts, 3)[0], json!({"x":1}));
     assert_eq!(
         h.cmd(Command::SendTo {
             client_id: "zz".into(),
@@ -115,7 +115,7 @@ fn slow_consumer_close_and_drop_policies() {
         tenant: None,
     });
     assert_eq!(r.unwrap()["delivered"], 1);
-    assert!(frames_for(&acts, 1).is_empty());
+    assert!(frames(&acts, 1).is_empty());
     assert_eq!(h.e.metrics().dropped_slow_consumer, 1);
     // Replies still go out to the slow client.
     assert_eq!(h.ask(1, json!({"type":"ping"}))[0]["type"], "pong");

@@ -25,13 +25,13 @@ fn subscribe_filters_and_events_are_enforced() {
         json!({"id":"m1","channel":"general"}),
     ));
     assert_eq!(r.unwrap()["delivered"], 1);
-    let ev = &frames_for(&acts, 1)[0];
+    let ev = &frames(&acts, 1)[0];
     assert_eq!(ev["type"], "event");
     assert_eq!(ev["event"], "insert");
     assert_eq!(ev["resource"], "messages");
     assert_eq!(ev["data"]["id"], "m1");
     assert!(
-        frames_for(&acts, 2).is_empty(),
+        frames(&acts, 2).is_empty(),
         "update-only subscriber got an insert"
     );
     let (r, _) = h.cmd(insert_cmd(
@@ -56,7 +56,7 @@ fn several_filters_on_one_resource_all_work_and_deliver_once() {
     h.ask(1, json!({"type":"subscribe","resource":"messages"}));
     for ch in ["random", "general", "other"] {
         let (_, acts) = h.cmd(insert_cmd("messages", json!({"channel":ch})));
-        assert_eq!(frames_for(&acts, 1).len(), 1, "{ch}");
+        assert_eq!(frames(&acts, 1).len(), 1, "{ch}");
     }
 }
 
@@ -168,7 +168,7 @@ fn update_leaving_the_filter_is_delivered_and_protected_fields_never_leak() {
         record: json!({"id":"u1","team":"b","password":"new"}),
         previous: Some(json!({"id":"u1","team":"a","password":"old"})),
     });
-    let ev = &frames_for(&acts, 1)[0];
+    let ev = &frames(&acts, 1)[0];
     assert_eq!(ev["event"], "update");
     assert_eq!(ev["data"]["$before"]["team"], "a");
     assert_eq!(ev["data"]["$after"]["team"], "b");

@@ -71,7 +71,7 @@ fn tokens_are_read_from_every_source() {
     .enumerate()
     {
         let acts = h.open_req(i as u64, r);
-        let w = &frames_for(&acts, i as u64)[0];
+        let w = &frames(&acts, i as u64)[0];
         assert_eq!(w["user"]["id"], "admin1", "source {i}");
     }
 }
@@ -172,7 +172,7 @@ fn connection_limits_total_per_ip_per_user() {
 fn duplicate_conn_id_is_api_misuse_and_empty_client_id_is_generated() {
     let mut h = H::std();
     let acts = h.open_req(1, req("/", "", &[], ""));
-    let w = &frames_for(&acts, 1)[0];
+    let w = &frames(&acts, 1)[0];
     assert_eq!(w["clientId"].as_str().unwrap().len(), 22);
     let err =
         h.e.handle(
