@@ -33,8 +33,16 @@ function flushOne(ws) {
     writeQueued(ws, list);
   }
 }
+// The socket whose message callback is running: uWebSockets corks it for the callback,
+// so its replies are written together when the callback returns, without a queue.
+let receiving = null;
 function enqueue(ws, text) {
   let list = queued.get(ws);
+  if (ws === receiving && !list) {
+    if (typeof text === "string") ws.sendText(text);
+    else ws.sendBinary(text);
+    return;
+  }
   if (!list) {
     queued.set(ws, (list = []));
     if (!flushScheduled) {
@@ -104,7 +112,12 @@ export async function serveBun(o) {
         });
       },
       message(ws, msg) {
-        host.message(ws.data.conn, msg, typeof msg !== "string");
+        receiving = ws;
+        try {
+          host.message(ws.data.conn, msg, typeof msg !== "string");
+        } finally {
+          receiving = null;
+        }
       },
       pong(ws) {
         host.pong(ws.data.conn);
