@@ -27,8 +27,6 @@
 //! serde_json never emits a raw newline, so the two first lines are found with
 //! `indexOf("\n")`.
 
-use std::fmt::Write as _;
-
 use engine::{Action, Frame, Millis};
 use serde::Serialize;
 
@@ -83,8 +81,7 @@ impl BatchWriter {
 
     fn num(&mut self, n: u64) {
         self.ops.push(',');
-        // Writing to a String cannot fail.
-        let _ = write!(self.ops, "{n}");
+        self.ops.push_str(itoa::Buffer::new().format(n));
     }
 
     /// Append a frame's text to the body; pushes its start and end to the ops line.
@@ -174,9 +171,7 @@ impl BatchWriter {
         let mut out = String::with_capacity(self.ops.len() + self.extra.len() + self.body.len() + 24);
         out.push('[');
         match timeout {
-            Some(t) => {
-                let _ = write!(out, "{}", t.0);
-            }
+            Some(t) => out.push_str(itoa::Buffer::new().format(t.0)),
             None => out.push_str("-1"),
         }
         out.push_str(&self.ops);
