@@ -71,8 +71,9 @@ report("fanout1k", "batch", time(budget, () => (sink += e.command(NOW, 1, CHANGE
 report("fanout1k", "host", time(budget, () => {
   const batch = e.command(NOW, 1, CHANGE);
   const { ops, base } = decodeOps(batch);
-  const i = ops.indexOf(2); // OP_SEND_MANY, n, start, end, conns...
-  sink += batch.slice(base + ops[i + 2], base + ops[i + 3]).length + ops[i + 1];
+  const i = ops.indexOf(2, 1); // OP_SEND_MANY, n, start, end (the only op of this batch)
+  const rc = e.recipients();
+  sink += batch.slice(base + ops[i + 2], base + ops[i + 3]).length + rc[ops[i + 1] - 1];
 }), 1000);
 e.free();
 if (sink === 42) console.log("");

@@ -6,7 +6,8 @@
 // One input = one call into wasm = one batch string back (format: host-js/src/batch.rs):
 //   [timeout|-1, op, args..., ...]\n<{"actions":[...],"error","logs"} or empty>\n<frame texts...>
 // Sends and pings are numbers (no object per action); frame texts are sliced out of the
-// batch (no JSON escaping, no parse).
+// batch (no JSON escaping, no parse); a fan-out's recipients come as one Float64Array
+// (engine.recipients(), a second call only for batches with a fan-out).
 
 import * as wasm from "../pkg/switchboard_wasm.js";
 
@@ -61,7 +62,7 @@ export function normalizePeer(addr) {
 
 // Op codes of a batch's first line (host-js/src/batch.rs).
 const OP_SEND = 1; // conn, start, end
-const OP_SEND_MANY = 2; // n, start, end, conn × n
+const OP_SEND_MANY = 2; // n, start, end (the next n of engine.recipients())
 const OP_PING = 3; // conn
 const OP_OTHER = 4; // the next of extra.actions
 
@@ -81,14 +82,16 @@ export function decodeOps(batch) {
 
 /**
  * Decode a batch string into {actions, timeout, error, logs, frame(i)} with one object
- * per action (sends as {action: "send", conn, frame} / {action: "sendMany", conns, frame}).
+ * per action (sends as {action: "send", conn, frame} / {action: "sendMany", conns, frame};
+ * `conns` from `recipients`, the engine's recipients() read right after the batch).
  * Tools and tests only: the Host reads the ops directly.
  */
-export function decodeBatch(batch) {
+export function decodeBatch(batch, recipients = []) {
   const { ops, extra, base } = decodeOps(batch);
   const bounds = [];
   const actions = [];
   let other = 0;
+  let next = 0;
   for (let i = 1; i < ops.length; ) {
     switch (ops[i]) {
       case OP_SEND:
@@ -98,9 +101,10 @@ export function decodeBatch(batch) {
         break;
       case OP_SEND_MANY: {
         const n = ops[i + 1];
-        actions.push({ action: "sendMany", conns: ops.slice(i + 4, i + 4 + n), frame: bounds.length / 2 });
+        actions.push({ action: "sendMany", conns: Array.from(recipients.slice(next, next + n)), frame: bounds.length / 2 });
+        next += n;
         bounds.push(ops[i + 2], ops[i + 3]);
-        i += 4 + n;
+        i += 4;
         break;
       }
       case OP_PING:
@@ -499,6 +503,8 @@ export class Host {
     const extra = nl2 > nl + 1 ? JSON.parse(batch.slice(nl + 1, nl2)) : null;
     const base = nl2 + 1;
     let other = 0;
+    let rc = null; // recipients of the fan-outs, read at the first one
+    let next = 0;
     let pongs = null;
     let pressure = null;
     for (let i = 1; i < ops.length; ) {
@@ -511,16 +517,19 @@ export class Host {
           break;
         }
         case OP_SEND_MANY: {
-          const end = i + 4 + ops[i + 1];
+          // Nothing calls the engine while a batch executes (run() defers), so the
+          // recipients are still this batch's.
+          rc ??= this.engine.recipients();
+          const end = next + ops[i + 1];
           let text = batch.slice(base + ops[i + 2], base + ops[i + 3]);
           // Encode once for every recipient where the runtime would encode per send (Node).
           if (this.encodeShared) text = this.encodeShared(text);
-          for (let k = i + 4; k < end; k++) {
-            const id = ops[k];
+          for (; next < end; next++) {
+            const id = rc[next];
             const c = this.conns.get(id);
             if (c && this.sendTo(id, c, text)) (pressure ??= []).push(id);
           }
-          i = end;
+          i += 4;
           break;
         }
         case OP_PING: {
