@@ -169,9 +169,9 @@ export class CommandError extends Error {
 
 
 /**
- * Default scheduler: one setTimeout. A deadline that moves later (the heartbeat deadline
- * moves with every frame) does not re-arm it: the armed timer fires first and then
- * waits for the rest, so a busy connection costs no clearTimeout/setTimeout per input.
+ * Default scheduler: one setTimeout. A deadline that moves later does not re-arm it: the
+ * armed timer fires first and then waits for the rest, so deadlines pushed back by
+ * traffic cost no clearTimeout/setTimeout per input.
  */
 export function timerScheduler(now = Date.now) {
   let handle = null;
