@@ -9,40 +9,78 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 
 // Frames for one socket are queued during an event-loop turn and written together
 // (ws.cork) in setImmediate: one write per socket per turn instead of one per frame,
-// the native host's write coalescing. A close flushes its socket's queue first.
-const queued = new Map(); // ServerWebSocket -> (string | Uint8Array)[]
+// the native host's write coalescing. A close flushes its socket's queue first. The
+// queue lives on the socket object and the sockets to flush in one array: no Map
+// lookup per delivery, no iterator (JavaScriptCore runs `for...of` and destructuring
+// through the iterator protocol).
+const pending = []; // BunSocket with a queue
 let flushScheduled = false;
+function write(ws, t) {
+  // Binary frames (Socket.IO attachments) arrive as Uint8Arrays.
+  if (typeof t === "string") ws.sendText(t);
+  else ws.sendBinary(t);
+}
 function writeQueued(ws, list) {
+  if (list.length === 1) {
+    write(ws, list[0]);
+    return;
+  }
   ws.cork(() => {
-    // Binary frames (Socket.IO attachments) arrive as Uint8Arrays.
-    for (const t of list) {
-      if (typeof t === "string") ws.sendText(t);
-      else ws.sendBinary(t);
-    }
+    for (let i = 0; i < list.length; i++) write(ws, list[i]);
   });
 }
 function flushAll() {
   flushScheduled = false;
-  for (const [ws, list] of queued) writeQueued(ws, list);
-  queued.clear();
+  for (let i = 0; i < pending.length; i++) pending[i].flush();
+  pending.length = 0;
 }
-function flushOne(ws) {
-  const list = queued.get(ws);
-  if (list) {
-    queued.delete(ws);
-    writeQueued(ws, list);
+// The socket whose message callback is running: uWebSockets corks it for the callback,
+// so its replies are written together when the callback returns, without a queue.
+let receiving = null;
+
+/** The Host's socket for a WebSocket route (a class: no closures per connection). */
+class BunSocket {
+  constructor(ws) {
+    this.ws = ws;
+    this.queue = null; // frames waiting for flushAll
   }
-}
-function enqueue(ws, text) {
-  let list = queued.get(ws);
-  if (!list) {
-    queued.set(ws, (list = []));
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushAll);
+  send(text) {
+    if (this.queue === null) {
+      if (this.ws === receiving) {
+        write(this.ws, text);
+        return;
+      }
+      this.queue = [];
+      pending.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushAll);
+      }
+    }
+    this.queue.push(text);
+  }
+  flush() {
+    const q = this.queue;
+    if (q !== null) {
+      this.queue = null;
+      writeQueued(this.ws, q);
     }
   }
-  list.push(text);
+  ping() {
+    this.flush();
+    this.ws.ping();
+  }
+  close(code, reason) {
+    this.flush();
+    this.ws.close(code, reason);
+  }
+  /** The socket is gone: drop what is queued. */
+  drop() {
+    this.queue = null;
+  }
+  buffered() {
+    return this.ws.getBufferedAmount();
+  }
 }
 
 /**
@@ -90,21 +128,16 @@ export async function serveBun(o) {
           });
           return;
         }
-        host.attach(ws.data.conn, {
-          send: (text) => enqueue(ws, text),
-          ping: () => {
-            flushOne(ws);
-            ws.ping();
-          },
-          close: (code, reason) => {
-            flushOne(ws);
-            ws.close(code, reason);
-          },
-          buffered: () => ws.getBufferedAmount(),
-        });
+        ws.data.socket = new BunSocket(ws);
+        host.attach(ws.data.conn, ws.data.socket);
       },
       message(ws, msg) {
-        host.message(ws.data.conn, msg, typeof msg !== "string");
+        receiving = ws;
+        try {
+          host.message(ws.data.conn, msg, typeof msg !== "string");
+        } finally {
+          receiving = null;
+        }
       },
       pong(ws) {
         host.pong(ws.data.conn);
@@ -113,7 +146,7 @@ export async function serveBun(o) {
         host.drained(ws.data.conn);
       },
       close(ws, code) {
-        queued.delete(ws);
+        ws.data.socket?.drop();
         host.closed(ws.data.conn, code);
       },
     },

@@ -234,7 +234,9 @@ export declare function loadDeployment(doc: string | object, env?: Record<string
 export declare function randomSeed(): bigint;
 export declare function randomClientId(): string;
 export declare function normalizePeer(addr: string | undefined | null): string;
-export declare function decodeBatch(batch: string): { actions: any[]; frames: number[]; timeout: number | null; error?: string; frame(i: number): string };
+export declare function decodeBatch(batch: string, recipients?: ArrayLike<number>): { actions: any[]; frames: number[]; timeout: number | null; error?: string; logs?: string[]; frame(i: number): string };
+/** Split a batch string (host-js/src/batch.rs): ops[0] is the deadline or -1, then op codes and arguments. */
+export declare function decodeOps(batch: string): { ops: number[]; extra: { actions?: any[]; error?: string; logs?: string[] } | null; base: number };
 export declare function timerScheduler(now?: () => number): Scheduler;
 export declare function httpRoute(host: Host, method: string, path: string, endpoint?: string): { status: number; headers: Record<string, string>; body: string };
 /** Fetch-API runtimes: {response} for plain HTTP or a refused upgrade, else {accepted} (the engine's decision). */

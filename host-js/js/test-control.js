@@ -228,6 +228,7 @@ export class TestControl {
   rearm() {
     const host = this.host;
     host.deadline = undefined;
+    host.scheduler.clear(); // the armed timer was computed on the old clock
     host.schedule(host.engine.nextTimeout() ?? null);
   }
 

@@ -92,6 +92,8 @@ pub fn millis(now: f64) -> Millis {
 pub struct Core {
     engine: Engine,
     store: Option<MemoryStore>,
+    /// The last batch's fan-out recipients ([`Core::recipients`]).
+    recipients: Vec<f64>,
 }
 
 impl Core {
@@ -104,6 +106,7 @@ impl Core {
         Ok(Self {
             engine,
             store: memory_store.then(MemoryStore::new),
+            recipients: Vec::new(),
         })
     }
 
@@ -209,7 +212,16 @@ impl Core {
             }
         }
         let logs = crate::logs::take();
-        w.finish_with_logs(self.engine.poll_timeout(), error.as_deref(), &logs)
+        let (batch, recipients) =
+            w.finish_parts(self.engine.poll_timeout(), error.as_deref(), &logs);
+        self.recipients = recipients;
+        batch
+    }
+
+    /// The connection ids the last batch's fan-outs (`OP_SEND_MANY`) go to, in order;
+    /// read before the next input.
+    pub fn recipients(&self) -> &[f64] {
+        &self.recipients
     }
 
     /// The serializable state of one connection, as JSON.

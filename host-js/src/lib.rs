@@ -157,6 +157,12 @@ impl Engine {
             .frame_bytes(millis(now), conn(conn_id), bytes, binary)
     }
 
+    /// The connection ids of the last batch's fan-outs (`OP_SEND_MANY`, in order), as a
+    /// `Float64Array`; read it before the next input.
+    pub fn recipients(&self) -> Vec<f64> {
+        self.core.recipients().to_vec()
+    }
+
     /// A WebSocket pong arrived.
     pub fn pong(&mut self, now: f64, conn_id: f64) -> String {
         self.core.handle(
