@@ -29,6 +29,8 @@ pub(super) struct ClusterState {
     per_user: FxHashMap<String, usize>,
     /// Channel members of other nodes: channel key → (node, client id) → entry.
     members: BTreeMap<String, BTreeMap<(String, String), MemberView>>,
+    /// Room members of other nodes.
+    pub(super) rooms: super::cluster_rooms::RemoteRooms,
     /// Stream publications and reads waiting for the shared broker.
     pub(super) streams: super::cluster_streams::StreamRequests,
 }
@@ -85,7 +87,7 @@ impl Engine {
 
     /// Queue a message for the other nodes (nothing outside a cluster or while the
     /// broker is down: the snapshot sent on reconnection carries the state).
-    fn cluster_emit(&mut self, message: impl FnOnce(String) -> ClusterMessage) {
+    pub(super) fn cluster_emit(&mut self, message: impl FnOnce(String) -> ClusterMessage) {
         if let Some(c) = self.cluster.as_ref().filter(|c| c.up) {
             let message = message(c.node.clone());
             self.actions.push_back(Action::Cluster { message });
@@ -170,7 +172,7 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// This node's clients and shared channel members.
+    /// This node's clients, shared channel members and room members.
     fn snapshot_message(&self, node: String) -> ClusterMessage {
         let mut clients = Vec::new();
         let mut members = Vec::new();
@@ -196,6 +198,7 @@ impl Engine {
             node,
             clients,
             members,
+            rooms: self.room_snapshot(),
         }
     }
 
@@ -223,6 +226,7 @@ impl Engine {
             ClusterEvent::NodeGone { node } => {
                 if node != state.node {
                     self.replace_node(&node, Vec::new(), Vec::new());
+                    self.replace_node_rooms(&node, Vec::new());
                 }
             }
             ClusterEvent::Message(message) => {
@@ -252,7 +256,11 @@ impl Engine {
                 node,
                 clients,
                 members,
-            } => self.replace_node(&node, clients, members),
+                rooms,
+            } => {
+                self.replace_node(&node, clients, members);
+                self.replace_node_rooms(&node, rooms);
+            }
             ClusterMessage::Publish {
                 tenant,
                 channel,
@@ -336,6 +344,26 @@ impl Engine {
             }
             ClusterMessage::Join { node, member } => self.remote_join(node, member),
             ClusterMessage::Leave { node, member } => self.remote_leave(&node, &member),
+            ClusterMessage::RoomJoin { node, member } => self.remote_room_join(node, member),
+            ClusterMessage::RoomLeave { node, member } => self.remote_room_leave(&node, &member),
+            ClusterMessage::RoomMessage {
+                tenant,
+                room,
+                from,
+                event,
+                data,
+                timestamp,
+                ..
+            } => {
+                let message = ServerMessage::RoomMessage {
+                    room,
+                    from,
+                    event,
+                    data,
+                    timestamp,
+                };
+                self.remote_room_message(tenant.as_deref(), message);
+            }
             ClusterMessage::Sequenced(p) => self.take_sequenced(now, p),
             // Requests for a host, never sent between nodes.
             ClusterMessage::Append { .. } | ClusterMessage::Fetch { .. } => {}
@@ -343,9 +371,10 @@ impl Engine {
     }
 
     /// Run a server-API command answered right away; in a cluster, `broadcast`,
-    /// `broadcastToResource` and `sendToUser` also run on every other node (the result
-    /// counts this node's deliveries), and `sendTo` / `disconnect` of a client of another
-    /// node run there.
+    /// `broadcastToResource`, `sendToUser`, `sendToRoom` and `createRoom` also run on
+    /// every other node (the result counts this node's deliveries), `deleteRoom` runs on
+    /// every node, and `sendTo`, `disconnect`, `joinRoom` and `leaveRoom` of a client of
+    /// another node run there.
     pub(super) fn cluster_command(
         &mut self,
         now: Millis,
@@ -357,7 +386,9 @@ impl Engine {
         match &cmd {
             Command::Broadcast { .. }
             | Command::BroadcastToResource { .. }
-            | Command::SendToUser { .. } => {
+            | Command::SendToUser { .. }
+            | Command::SendToRoom { .. }
+            | Command::CreateRoom { .. } => {
                 self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 let result = self.immediate_command(now, cmd.clone())?;
                 self.cluster_emit(|node| ClusterMessage::Command {
@@ -367,7 +398,26 @@ impl Engine {
                 });
                 Ok(result)
             }
-            Command::SendTo { client_id, .. } | Command::Disconnect { client_id, .. }
+            Command::DeleteRoom { room, tenant } => {
+                let key = crate::tenant::scoped(tenant.as_deref(), room);
+                if !self.room_known(&key) {
+                    return self.immediate_command(now, cmd);
+                }
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
+                // The others first: they drop their members before hearing this node's
+                // leaves, so nobody gets `room:left` for a room being deleted.
+                let command = cmd.clone();
+                self.cluster_emit(|node| ClusterMessage::Command {
+                    node,
+                    to_node: None,
+                    command,
+                });
+                self.immediate_command(now, cmd)
+            }
+            Command::SendTo { client_id, .. }
+            | Command::Disconnect { client_id, .. }
+            | Command::JoinRoom { client_id, .. }
+            | Command::LeaveRoom { client_id, .. }
                 if !self.by_client.contains_key(client_id) =>
             {
                 let Some(to_node) = self.remote_node_of(client_id) else {
@@ -376,6 +426,10 @@ impl Engine {
                 self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 let answer = match &cmd {
                     Command::Disconnect { client_id, .. } => json!({ "disconnected": client_id }),
+                    Command::JoinRoom { client_id, room }
+                    | Command::LeaveRoom { client_id, room } => {
+                        json!({ "clientId": client_id, "room": room })
+                    }
                     _ => json!({ "delivered": 1 }),
                 };
                 self.cluster_emit(|node| ClusterMessage::Command {

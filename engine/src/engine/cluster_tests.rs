@@ -528,3 +528,6 @@ fn the_per_user_connection_limit_counts_the_connections_of_every_node() {
 
 /// Streams (channels with history) shared through the broker.
 mod streams;
+
+/// Rooms shared across nodes.
+mod rooms;

@@ -5,6 +5,7 @@
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
 mod cluster;
+mod cluster_rooms;
 mod cluster_streams;
 mod compat;
 mod expiry;
