@@ -329,6 +329,10 @@ pub struct RemoteClient {
     /// connections of every node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Its IP address (`limits.maxConnectionsPerIp` counts the connections of every
+    /// node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 /// A channel membership on another node.

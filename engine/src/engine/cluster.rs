@@ -23,10 +23,14 @@ pub(super) struct ClusterState {
     pub(super) node: String,
     /// Whether the host reported the broker reachable.
     pub(super) up: bool,
-    /// Clients of other nodes: client id → (node, tenant, user id).
-    clients: FxHashMap<String, (String, Option<String>, Option<String>)>,
+    /// Clients of other nodes by client id.
+    clients: FxHashMap<String, Remote>,
     /// Connections of other nodes per user id.
     per_user: FxHashMap<String, usize>,
+    /// Connections of other nodes per IP address.
+    per_ip: FxHashMap<String, usize>,
+    /// The connection limit of the whole cluster (default: `limits.maxConnections`).
+    max_connections: Option<usize>,
     /// Channel members of other nodes: channel key → (node, client id) → entry.
     members: BTreeMap<String, BTreeMap<(String, String), MemberView>>,
     /// Room members of other nodes.
@@ -35,25 +39,55 @@ pub(super) struct ClusterState {
     pub(super) streams: super::cluster_streams::StreamRequests,
 }
 
+/// A client of another node.
+#[derive(Debug)]
+struct Remote {
+    node: String,
+    tenant: Option<String>,
+    user: Option<String>,
+    ip: Option<String>,
+}
+
+/// Count one more (`true`) or one less for `key`.
+fn count(map: &mut FxHashMap<String, usize>, key: &str, up: bool) {
+    if up {
+        *map.entry(key.to_string()).or_default() += 1;
+    } else if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
 impl ClusterState {
-    /// Record (or update) a client of another node, keeping the per-user counts.
+    /// Record (or update) a client of another node, keeping the per-user and per-IP
+    /// counts.
     fn put_client(&mut self, node: String, client: RemoteClient) {
         self.drop_client(&client.client_id);
         if let Some(u) = &client.user {
-            *self.per_user.entry(u.clone()).or_default() += 1;
+            count(&mut self.per_user, u, true);
         }
-        self.clients
-            .insert(client.client_id, (node, client.tenant, client.user));
+        if let Some(ip) = &client.ip {
+            count(&mut self.per_ip, ip, true);
+        }
+        let remote = Remote {
+            node,
+            tenant: client.tenant,
+            user: client.user,
+            ip: client.ip,
+        };
+        self.clients.insert(client.client_id, remote);
     }
 
     /// Forget a client of another node.
     fn drop_client(&mut self, client_id: &str) {
-        if let Some((_, _, Some(u))) = self.clients.remove(client_id) {
-            if let Some(n) = self.per_user.get_mut(&u) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_user.remove(&u);
-                }
+        if let Some(r) = self.clients.remove(client_id) {
+            if let Some(u) = &r.user {
+                count(&mut self.per_user, u, false);
+            }
+            if let Some(ip) = &r.ip {
+                count(&mut self.per_ip, ip, false);
             }
         }
     }
@@ -78,6 +112,15 @@ impl Engine {
     /// This node's id, when the engine is in a cluster.
     pub fn cluster_node(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| c.node.as_str())
+    }
+
+    /// Set the connection limit of the whole cluster (`limits.maxConnections` counted on
+    /// every node, as last announced) when it differs from this node's own limit: a host
+    /// that lowers a node's limit to its file descriptors passes the configured one here.
+    pub fn set_cluster_max_connections(&mut self, limit: usize) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.max_connections = Some(limit);
+        }
     }
 
     /// Whether the cluster broker is reachable (always true outside a cluster).
@@ -125,6 +168,7 @@ impl Engine {
         client_id: &str,
         tenant: Option<&str>,
         user: Option<&str>,
+        ip: Option<&str>,
         up: bool,
     ) {
         if self.cluster.is_none() {
@@ -137,6 +181,7 @@ impl Engine {
                     client_id: client_id.to_string(),
                     tenant: tenant.map(str::to_string),
                     user: user.map(str::to_string),
+                    ip: ip.map(str::to_string),
                 },
             },
             false => ClusterMessage::ClientDown {
@@ -151,8 +196,8 @@ impl Engine {
         let c = self.cluster.as_ref()?;
         c.clients
             .get(client_id)
-            .filter(|(_, t, _)| t.as_deref() == tenant)
-            .map(|(n, _, _)| n.clone())
+            .filter(|r| r.tenant.as_deref() == tenant)
+            .map(|r| r.node.clone())
     }
 
     /// Connections of `user_id` on other nodes.
@@ -161,6 +206,25 @@ impl Engine {
             .as_ref()
             .and_then(|c| c.per_user.get(user_id).copied())
             .unwrap_or(0)
+    }
+
+    /// Connections from `ip` on other nodes.
+    pub(super) fn remote_ip_connections(&self, ip: &str) -> usize {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.per_ip.get(ip).copied())
+            .unwrap_or(0)
+    }
+
+    /// Whether the cluster as a whole holds its connection limit (counting this node's
+    /// connections and the others' as last announced).
+    pub(super) fn cluster_full(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            let limit = c
+                .max_connections
+                .unwrap_or(self.config.limits.max_connections);
+            self.conns.len() + c.clients.len() >= limit
+        })
     }
 
     /// Presence entries of other nodes for the channel keyed `key`.
@@ -181,6 +245,7 @@ impl Engine {
                 client_id: c.state.client_id.clone(),
                 tenant: c.state.tenant.clone(),
                 user: c.state.user.as_ref().map(|u| u.id.clone()),
+                ip: Some(c.state.peer.clone()),
             });
             for s in &c.state.subscriptions {
                 if let SubTarget::Channel { name } = &s.target {
@@ -325,10 +390,7 @@ impl Engine {
             }
             ClusterMessage::ClientDown { node, client_id } => {
                 if let Some(c) = self.cluster.as_mut() {
-                    if c.clients
-                        .get(&client_id)
-                        .is_some_and(|(n, _, _)| *n == node)
-                    {
+                    if c.clients.get(&client_id).is_some_and(|r| r.node == node) {
                         c.drop_client(&client_id);
                     }
                 }
@@ -446,7 +508,7 @@ impl Engine {
     /// The node a client of another node is connected to, whatever its tenant.
     fn remote_node_of(&self, client_id: &str) -> Option<String> {
         let c = self.cluster.as_ref()?;
-        c.clients.get(client_id).map(|(n, _, _)| n.clone())
+        c.clients.get(client_id).map(|r| r.node.clone())
     }
 
     fn member_key(member: &RemoteMember) -> String {
@@ -519,7 +581,7 @@ impl Engine {
         let stale: Vec<String> = c
             .clients
             .iter()
-            .filter(|(_, (n, _, _))| n == node)
+            .filter(|(_, r)| r.node == node)
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {

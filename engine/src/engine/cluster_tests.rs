@@ -531,3 +531,6 @@ mod streams;
 
 /// Rooms shared across nodes.
 mod rooms;
+
+/// Connection limits counted across nodes.
+mod limits;
