@@ -211,8 +211,8 @@ async fn fanout_run(label: &str, nodes: &[SocketAddr], subs: usize, pubs: usize,
     let started = t0.elapsed();
     let mut unanswered = 0usize;
     for i in 0..pubs {
-        if rate > 0 {
-            let due = started + Duration::from_micros(i as u64 * 1_000_000 / rate);
+        if let Some(offset) = (i as u64 * 1_000_000).checked_div(rate) {
+            let due = started + Duration::from_micros(offset);
             if let Some(wait) = due.checked_sub(t0.elapsed()) {
                 tokio::time::sleep(wait).await;
             }
