@@ -29,9 +29,9 @@ pub enum ClusterMessage {
         /// Origin node.
         node: String,
     },
-    /// The complete cluster-visible state of a node: its clients and channel members.
-    /// Replaces whatever the receiver knew about that node (join/leave pushes for the
-    /// difference).
+    /// The complete cluster-visible state of a node: its clients, channel members and
+    /// room members. Replaces whatever the receiver knew about that node (join/leave
+    /// pushes for the difference).
     #[serde(rename_all = "camelCase")]
     Snapshot {
         /// Origin node.
@@ -40,6 +40,9 @@ pub enum ClusterMessage {
         clients: Vec<RemoteClient>,
         /// Its members of channels with presence or join/leave notices.
         members: Vec<RemoteMember>,
+        /// Its room memberships.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rooms: Vec<RemoteRoomMember>,
     },
     /// A channel publication (client `publish` or server-API `publish`).
     #[serde(rename_all = "camelCase")]
@@ -142,6 +145,45 @@ pub enum ClusterMessage {
         node: String,
         /// The membership that ended.
         member: RemoteMember,
+    },
+    /// A client of the origin node joined a room.
+    #[serde(rename_all = "camelCase")]
+    RoomJoin {
+        /// Origin node.
+        node: String,
+        /// The membership.
+        member: RemoteRoomMember,
+    },
+    /// A client of the origin node left a room (`leave`, removed, disconnected, room
+    /// deleted).
+    #[serde(rename_all = "camelCase")]
+    RoomLeave {
+        /// Origin node.
+        node: String,
+        /// The membership that ended.
+        member: RemoteRoomMember,
+    },
+    /// A `room:message` of a member of the origin node, for the members of the other
+    /// nodes (sent only while the origin knows members of the room elsewhere).
+    #[serde(rename_all = "camelCase")]
+    RoomMessage {
+        /// Origin node.
+        node: String,
+        /// The room's tenant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
+        /// Room name (unscoped).
+        room: String,
+        /// Sender's client id.
+        from: String,
+        /// Application event name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
+        /// Payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Value>,
+        /// ISO-8601 time of sending on the origin node.
+        timestamp: String,
     },
     /// For the host, not the other nodes: order a publication of a stream (a channel
     /// with history) in the shared broker. The host appends it atomically (next offset
@@ -254,6 +296,9 @@ impl ClusterMessage {
             | ClusterMessage::Command { node, .. }
             | ClusterMessage::Join { node, .. }
             | ClusterMessage::Leave { node, .. }
+            | ClusterMessage::RoomJoin { node, .. }
+            | ClusterMessage::RoomLeave { node, .. }
+            | ClusterMessage::RoomMessage { node, .. }
             | ClusterMessage::Append { node, .. }
             | ClusterMessage::Fetch { node, .. } => node,
             ClusterMessage::Sequenced(p) => &p.node,
@@ -284,6 +329,10 @@ pub struct RemoteClient {
     /// connections of every node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Its IP address (`limits.maxConnectionsPerIp` counts the connections of every
+    /// node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 /// A channel membership on another node.
@@ -296,6 +345,19 @@ pub struct RemoteMember {
     /// Channel name (unscoped).
     pub channel: String,
     /// The presence entry, as its own node shows it.
+    pub member: MemberView,
+}
+
+/// A room membership on another node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteRoomMember {
+    /// The room's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Room name (unscoped).
+    pub room: String,
+    /// The member, as `room:joined` and `room:members` show it.
     pub member: MemberView,
 }
 
@@ -318,8 +380,9 @@ pub enum ClusterEvent {
         /// The stream, or why it could not be read.
         result: Result<FetchedStream, String>,
     },
-    /// A node stopped sending heartbeats: its clients and channel members are forgotten
-    /// (with `presence:leave` pushes where the namespace sends them).
+    /// A node stopped sending heartbeats: its clients, channel members and room members
+    /// are forgotten (with `presence:leave` pushes where the namespace sends them, and
+    /// `room:left` to the members of its rooms).
     NodeGone {
         /// The node.
         node: String,

@@ -325,13 +325,17 @@ impl Actor {
     }
 
     /// Join a cluster as `node`: the engine's cluster messages go to `outbox`
-    /// ([`crate::cluster`]).
+    /// ([`crate::cluster`]); `max_connections` is the configured `limits.maxConnections`,
+    /// counted across the nodes (this node's own limit may be lower: its file
+    /// descriptors).
     pub fn with_cluster(
         mut self,
         node: &str,
         outbox: mpsc::UnboundedSender<engine::cluster::ClusterMessage>,
+        max_connections: usize,
     ) -> Self {
         self.engine.enable_cluster(node);
+        self.engine.set_cluster_max_connections(max_connections);
         self.cluster = Some(outbox);
         self
     }

@@ -276,7 +276,7 @@ async fn start_server(
             let client = crate::cluster::parse_url(url)?;
             let node = crate::cluster::node_id();
             let (tx, rx) = mpsc::unbounded_channel();
-            let actor = actor.with_cluster(&node, tx);
+            let actor = actor.with_cluster(&node, tx, configured);
             tracing::info!(%node, broker = %crate::cluster::redact(url), "joining the cluster");
             let link =
                 crate::cluster::spawn(client, url, node, actor_handle.clone(), rx, metrics.clone());

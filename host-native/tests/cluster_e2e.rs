@@ -4,7 +4,8 @@
 //! Redis restart (`/readyz` 503 and `UNAVAILABLE` publications during the outage,
 //! recovery without restarting the nodes), and channel history shared through Redis
 //! (one epoch and offset sequence, recovery on another node after a `kill -9`, and on a
-//! node started afterwards).
+//! node started afterwards), and rooms with members on both nodes (`room:message`,
+//! member lists, capacity, `sendToRoom`, a killed node's members leaving).
 //!
 //! Skipped, with a message, when `redis-server` is not installed (`scripts/setup.sh`
 //! installs it).
@@ -419,6 +420,115 @@ async fn a_killed_node_leaves_the_presence_lists_of_the_others_within_its_ttl() 
     assert_eq!(recv_type(&mut wb, "error").await["code"], "NOT_FOUND");
 
     for child in [&mut node_b, &mut redis] {
+        child.kill().await.unwrap();
+    }
+}
+
+/// Poll `GET /admin/rooms/{room}` on `addr` until its `count` is `count`.
+async fn room_count_becomes(addr: SocketAddr, room: &str, count: u64) {
+    let admin = [("Authorization", "Bearer dev-admin")];
+    tokio::time::timeout(CLUSTER_WAIT, async {
+        loop {
+            let r = http(addr, "GET", &format!("/admin/rooms/{room}"), &admin, None).await;
+            if r.status == 200 && r.json()["count"] == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("room `{room}` on {addr} never counted {count} members"));
+}
+
+#[tokio::test]
+async fn a_room_with_members_on_two_nodes_shares_messages_capacity_and_loses_a_killed_nodes_members(
+) {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}/5");
+    let mut redis = start_redis(port, dir.path()).await;
+    let (mut node_a, a) = start_node(&broker, dir.path()).await;
+    let (mut node_b, b) = start_node(&broker, dir.path()).await;
+    readyz_becomes(a, 200).await;
+    readyz_becomes(b, 200).await;
+    let admin = [
+        ("Authorization", "Bearer dev-admin"),
+        ("Content-Type", "application/json"),
+    ];
+
+    // A room of two created through A exists on B too.
+    let body = json!({"room":"team","capacity":2}).to_string();
+    let r = http(a, "POST", "/admin/rooms", &admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    room_count_becomes(b, "team", 0).await;
+
+    // One member on each node.
+    let (mut wa, welcome_a) = connect(a, "/").await;
+    let id_a = welcome_a["clientId"].as_str().unwrap().to_string();
+    send(&mut wa, json!({"type":"join","room":"team","requestId":1})).await;
+    assert_eq!(recv_type(&mut wa, "joined").await["members"], 1);
+    room_count_becomes(b, "team", 1).await;
+    let (mut wb, welcome_b) = connect(b, "/").await;
+    let id_b = welcome_b["clientId"].as_str().unwrap().to_string();
+    send(&mut wb, json!({"type":"join","room":"team","requestId":2})).await;
+    assert_eq!(recv_type(&mut wb, "joined").await["members"], 2);
+    let joined = recv_type(&mut wa, "room:joined").await;
+    assert_eq!(joined["member"]["clientId"], id_b.as_str());
+
+    // room:message from A reaches B's member; room:members lists both on either node.
+    send(
+        &mut wa,
+        json!({"type":"room:message","room":"team","data":{"text":"hi team"},"requestId":3}),
+    )
+    .await;
+    let m = recv_type(&mut wb, "room:message").await;
+    assert_eq!(
+        (m["from"].as_str(), m["data"]["text"].as_str()),
+        (Some(id_a.as_str()), Some("hi team")),
+        "{m}"
+    );
+    send(
+        &mut wb,
+        json!({"type":"room:members","room":"team","requestId":4}),
+    )
+    .await;
+    let members = recv_type(&mut wb, "room:members").await;
+    let mut ids: Vec<&str> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["clientId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![id_a.as_str(), id_b.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{members}");
+
+    // The room is full across the nodes: a second client of A is refused.
+    let (mut wa2, _) = connect(a, "/").await;
+    send(&mut wa2, json!({"type":"join","room":"team","requestId":5})).await;
+    let full = recv_type(&mut wa2, "error").await;
+    assert_eq!(full["code"], "ROOM_FULL", "{full}");
+
+    // sendToRoom through B's server API reaches A's member.
+    let body = json!({"message":{"note":"from b's api"}}).to_string();
+    let r = http(b, "POST", "/admin/rooms/team/send", &admin, Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(recv(&mut wa).await, json!({"note":"from b's api"}));
+
+    // kill -9 B: A's member gets `room:left` within the node TTL, and the place is free.
+    node_b.start_kill().unwrap();
+    let _ = node_b.wait().await;
+    let left = recv_type_within(&mut wa, "room:left", CLUSTER_WAIT).await;
+    assert_eq!(left["clientId"], id_b.as_str());
+    send(&mut wa2, json!({"type":"join","room":"team","requestId":6})).await;
+    assert_eq!(recv_type(&mut wa2, "joined").await["members"], 2);
+
+    for child in [&mut node_a, &mut redis] {
         child.kill().await.unwrap();
     }
 }

@@ -23,35 +23,71 @@ pub(super) struct ClusterState {
     pub(super) node: String,
     /// Whether the host reported the broker reachable.
     pub(super) up: bool,
-    /// Clients of other nodes: client id → (node, tenant, user id).
-    clients: FxHashMap<String, (String, Option<String>, Option<String>)>,
+    /// Clients of other nodes by client id.
+    clients: FxHashMap<String, Remote>,
     /// Connections of other nodes per user id.
     per_user: FxHashMap<String, usize>,
+    /// Connections of other nodes per IP address.
+    per_ip: FxHashMap<String, usize>,
+    /// The connection limit of the whole cluster (default: `limits.maxConnections`).
+    max_connections: Option<usize>,
     /// Channel members of other nodes: channel key → (node, client id) → entry.
     members: BTreeMap<String, BTreeMap<(String, String), MemberView>>,
+    /// Room members of other nodes.
+    pub(super) rooms: super::cluster_rooms::RemoteRooms,
     /// Stream publications and reads waiting for the shared broker.
     pub(super) streams: super::cluster_streams::StreamRequests,
 }
 
+/// A client of another node.
+#[derive(Debug)]
+struct Remote {
+    node: String,
+    tenant: Option<String>,
+    user: Option<String>,
+    ip: Option<String>,
+}
+
+/// Count one more (`true`) or one less for `key`.
+fn count(map: &mut FxHashMap<String, usize>, key: &str, up: bool) {
+    if up {
+        *map.entry(key.to_string()).or_default() += 1;
+    } else if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
 impl ClusterState {
-    /// Record (or update) a client of another node, keeping the per-user counts.
+    /// Record (or update) a client of another node, keeping the per-user and per-IP
+    /// counts.
     fn put_client(&mut self, node: String, client: RemoteClient) {
         self.drop_client(&client.client_id);
         if let Some(u) = &client.user {
-            *self.per_user.entry(u.clone()).or_default() += 1;
+            count(&mut self.per_user, u, true);
         }
-        self.clients
-            .insert(client.client_id, (node, client.tenant, client.user));
+        if let Some(ip) = &client.ip {
+            count(&mut self.per_ip, ip, true);
+        }
+        let remote = Remote {
+            node,
+            tenant: client.tenant,
+            user: client.user,
+            ip: client.ip,
+        };
+        self.clients.insert(client.client_id, remote);
     }
 
     /// Forget a client of another node.
     fn drop_client(&mut self, client_id: &str) {
-        if let Some((_, _, Some(u))) = self.clients.remove(client_id) {
-            if let Some(n) = self.per_user.get_mut(&u) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_user.remove(&u);
-                }
+        if let Some(r) = self.clients.remove(client_id) {
+            if let Some(u) = &r.user {
+                count(&mut self.per_user, u, false);
+            }
+            if let Some(ip) = &r.ip {
+                count(&mut self.per_ip, ip, false);
             }
         }
     }
@@ -78,6 +114,15 @@ impl Engine {
         self.cluster.as_ref().map(|c| c.node.as_str())
     }
 
+    /// Set the connection limit of the whole cluster (`limits.maxConnections` counted on
+    /// every node, as last announced) when it differs from this node's own limit: a host
+    /// that lowers a node's limit to its file descriptors passes the configured one here.
+    pub fn set_cluster_max_connections(&mut self, limit: usize) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.max_connections = Some(limit);
+        }
+    }
+
     /// Whether the cluster broker is reachable (always true outside a cluster).
     pub fn cluster_available(&self) -> bool {
         self.cluster.as_ref().is_none_or(|c| c.up)
@@ -85,7 +130,7 @@ impl Engine {
 
     /// Queue a message for the other nodes (nothing outside a cluster or while the
     /// broker is down: the snapshot sent on reconnection carries the state).
-    fn cluster_emit(&mut self, message: impl FnOnce(String) -> ClusterMessage) {
+    pub(super) fn cluster_emit(&mut self, message: impl FnOnce(String) -> ClusterMessage) {
         if let Some(c) = self.cluster.as_ref().filter(|c| c.up) {
             let message = message(c.node.clone());
             self.actions.push_back(Action::Cluster { message });
@@ -123,6 +168,7 @@ impl Engine {
         client_id: &str,
         tenant: Option<&str>,
         user: Option<&str>,
+        ip: Option<&str>,
         up: bool,
     ) {
         if self.cluster.is_none() {
@@ -135,6 +181,7 @@ impl Engine {
                     client_id: client_id.to_string(),
                     tenant: tenant.map(str::to_string),
                     user: user.map(str::to_string),
+                    ip: ip.map(str::to_string),
                 },
             },
             false => ClusterMessage::ClientDown {
@@ -149,8 +196,8 @@ impl Engine {
         let c = self.cluster.as_ref()?;
         c.clients
             .get(client_id)
-            .filter(|(_, t, _)| t.as_deref() == tenant)
-            .map(|(n, _, _)| n.clone())
+            .filter(|r| r.tenant.as_deref() == tenant)
+            .map(|r| r.node.clone())
     }
 
     /// Connections of `user_id` on other nodes.
@@ -159,6 +206,25 @@ impl Engine {
             .as_ref()
             .and_then(|c| c.per_user.get(user_id).copied())
             .unwrap_or(0)
+    }
+
+    /// Connections from `ip` on other nodes.
+    pub(super) fn remote_ip_connections(&self, ip: &str) -> usize {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.per_ip.get(ip).copied())
+            .unwrap_or(0)
+    }
+
+    /// Whether the cluster as a whole holds its connection limit (counting this node's
+    /// connections and the others' as last announced).
+    pub(super) fn cluster_full(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            let limit = c
+                .max_connections
+                .unwrap_or(self.config.limits.max_connections);
+            self.conns.len() + c.clients.len() >= limit
+        })
     }
 
     /// Presence entries of other nodes for the channel keyed `key`.
@@ -170,7 +236,7 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// This node's clients and shared channel members.
+    /// This node's clients, shared channel members and room members.
     fn snapshot_message(&self, node: String) -> ClusterMessage {
         let mut clients = Vec::new();
         let mut members = Vec::new();
@@ -179,6 +245,7 @@ impl Engine {
                 client_id: c.state.client_id.clone(),
                 tenant: c.state.tenant.clone(),
                 user: c.state.user.as_ref().map(|u| u.id.clone()),
+                ip: Some(c.state.peer.clone()),
             });
             for s in &c.state.subscriptions {
                 if let SubTarget::Channel { name } = &s.target {
@@ -196,6 +263,7 @@ impl Engine {
             node,
             clients,
             members,
+            rooms: self.room_snapshot(),
         }
     }
 
@@ -223,6 +291,7 @@ impl Engine {
             ClusterEvent::NodeGone { node } => {
                 if node != state.node {
                     self.replace_node(&node, Vec::new(), Vec::new());
+                    self.replace_node_rooms(&node, Vec::new());
                 }
             }
             ClusterEvent::Message(message) => {
@@ -252,7 +321,11 @@ impl Engine {
                 node,
                 clients,
                 members,
-            } => self.replace_node(&node, clients, members),
+                rooms,
+            } => {
+                self.replace_node(&node, clients, members);
+                self.replace_node_rooms(&node, rooms);
+            }
             ClusterMessage::Publish {
                 tenant,
                 channel,
@@ -317,10 +390,7 @@ impl Engine {
             }
             ClusterMessage::ClientDown { node, client_id } => {
                 if let Some(c) = self.cluster.as_mut() {
-                    if c.clients
-                        .get(&client_id)
-                        .is_some_and(|(n, _, _)| *n == node)
-                    {
+                    if c.clients.get(&client_id).is_some_and(|r| r.node == node) {
                         c.drop_client(&client_id);
                     }
                 }
@@ -336,6 +406,26 @@ impl Engine {
             }
             ClusterMessage::Join { node, member } => self.remote_join(node, member),
             ClusterMessage::Leave { node, member } => self.remote_leave(&node, &member),
+            ClusterMessage::RoomJoin { node, member } => self.remote_room_join(node, member),
+            ClusterMessage::RoomLeave { node, member } => self.remote_room_leave(&node, &member),
+            ClusterMessage::RoomMessage {
+                tenant,
+                room,
+                from,
+                event,
+                data,
+                timestamp,
+                ..
+            } => {
+                let message = ServerMessage::RoomMessage {
+                    room,
+                    from,
+                    event,
+                    data,
+                    timestamp,
+                };
+                self.remote_room_message(tenant.as_deref(), message);
+            }
             ClusterMessage::Sequenced(p) => self.take_sequenced(now, p),
             // Requests for a host, never sent between nodes.
             ClusterMessage::Append { .. } | ClusterMessage::Fetch { .. } => {}
@@ -343,9 +433,10 @@ impl Engine {
     }
 
     /// Run a server-API command answered right away; in a cluster, `broadcast`,
-    /// `broadcastToResource` and `sendToUser` also run on every other node (the result
-    /// counts this node's deliveries), and `sendTo` / `disconnect` of a client of another
-    /// node run there.
+    /// `broadcastToResource`, `sendToUser`, `sendToRoom` and `createRoom` also run on
+    /// every other node (the result counts this node's deliveries), `deleteRoom` runs on
+    /// every node, and `sendTo`, `disconnect`, `joinRoom` and `leaveRoom` of a client of
+    /// another node run there.
     pub(super) fn cluster_command(
         &mut self,
         now: Millis,
@@ -357,7 +448,9 @@ impl Engine {
         match &cmd {
             Command::Broadcast { .. }
             | Command::BroadcastToResource { .. }
-            | Command::SendToUser { .. } => {
+            | Command::SendToUser { .. }
+            | Command::SendToRoom { .. }
+            | Command::CreateRoom { .. } => {
                 self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 let result = self.immediate_command(now, cmd.clone())?;
                 self.cluster_emit(|node| ClusterMessage::Command {
@@ -367,7 +460,26 @@ impl Engine {
                 });
                 Ok(result)
             }
-            Command::SendTo { client_id, .. } | Command::Disconnect { client_id, .. }
+            Command::DeleteRoom { room, tenant } => {
+                let key = crate::tenant::scoped(tenant.as_deref(), room);
+                if !self.room_known(&key) {
+                    return self.immediate_command(now, cmd);
+                }
+                self.cluster_gate().map_err(|(c, m)| err(c, m))?;
+                // The others first: they drop their members before hearing this node's
+                // leaves, so nobody gets `room:left` for a room being deleted.
+                let command = cmd.clone();
+                self.cluster_emit(|node| ClusterMessage::Command {
+                    node,
+                    to_node: None,
+                    command,
+                });
+                self.immediate_command(now, cmd)
+            }
+            Command::SendTo { client_id, .. }
+            | Command::Disconnect { client_id, .. }
+            | Command::JoinRoom { client_id, .. }
+            | Command::LeaveRoom { client_id, .. }
                 if !self.by_client.contains_key(client_id) =>
             {
                 let Some(to_node) = self.remote_node_of(client_id) else {
@@ -376,6 +488,10 @@ impl Engine {
                 self.cluster_gate().map_err(|(c, m)| err(c, m))?;
                 let answer = match &cmd {
                     Command::Disconnect { client_id, .. } => json!({ "disconnected": client_id }),
+                    Command::JoinRoom { client_id, room }
+                    | Command::LeaveRoom { client_id, room } => {
+                        json!({ "clientId": client_id, "room": room })
+                    }
                     _ => json!({ "delivered": 1 }),
                 };
                 self.cluster_emit(|node| ClusterMessage::Command {
@@ -392,7 +508,7 @@ impl Engine {
     /// The node a client of another node is connected to, whatever its tenant.
     fn remote_node_of(&self, client_id: &str) -> Option<String> {
         let c = self.cluster.as_ref()?;
-        c.clients.get(client_id).map(|(n, _, _)| n.clone())
+        c.clients.get(client_id).map(|r| r.node.clone())
     }
 
     fn member_key(member: &RemoteMember) -> String {
@@ -465,7 +581,7 @@ impl Engine {
         let stale: Vec<String> = c
             .clients
             .iter()
-            .filter(|(_, (n, _, _))| n == node)
+            .filter(|(_, r)| r.node == node)
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {

@@ -517,3 +517,9 @@ fn the_per_user_connection_limit_counts_the_connections_of_every_node() {
 
 /// Streams (channels with history) shared through the broker.
 mod streams;
+
+/// Rooms shared across nodes.
+mod rooms;
+
+/// Connection limits counted across nodes.
+mod limits;

@@ -90,7 +90,13 @@ impl Engine {
         let c = self.conns.remove(slot);
         self.by_conn.remove(&conn);
         self.by_client.remove(&c.state.client_id);
-        self.cluster_client(&c.state.client_id, c.state.tenant.as_deref(), None, false);
+        self.cluster_client(
+            &c.state.client_id,
+            c.state.tenant.as_deref(),
+            None,
+            None,
+            false,
+        );
         if let Some(n) = self.per_ip.get_mut(&c.state.peer) {
             *n -= 1;
             if *n == 0 {

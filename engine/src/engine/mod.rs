@@ -6,6 +6,7 @@
 
 mod calls;
 mod cluster;
+mod cluster_rooms;
 mod cluster_streams;
 mod compat;
 mod expiry;

@@ -121,7 +121,7 @@ impl Engine {
                     .flatten()
                     .copied()
                     .collect();
-                if !known && members.is_empty() {
+                if !known && members.is_empty() && self.remote_room_count(&key) == 0 {
                     return Err(err(ErrorCode::NotFound, format!("no room `{room}`")));
                 }
                 for slot in &members {
@@ -134,6 +134,7 @@ impl Engine {
                         self.conns[*slot].state.rooms.remove(pos);
                     }
                     self.hub.leave_room(*slot, &key);
+                    self.cluster_room(*slot, &room, false);
                     self.send(
                         *slot,
                         &ServerMessage::Left {
@@ -187,8 +188,7 @@ impl Engine {
                     .filter(|s| Some(**s) != except)
                     .map(|s| (*s, self.conns[*s].id))
                     .collect();
-                if recipients.is_empty() && !self.room_meta.contains_key(&*key) && except.is_none()
-                {
+                if recipients.is_empty() && !self.room_known(&key) && except.is_none() {
                     return Err(err(ErrorCode::NotFound, format!("no room `{room}`")));
                 }
                 let delivered = self.fanout(&recipients, Outbound::Raw(&message));
@@ -196,7 +196,7 @@ impl Engine {
             }
             Command::RoomInfo { room, tenant } => {
                 let key = crate::tenant::scoped(tenant.as_deref(), &room);
-                if !self.room_meta.contains_key(&*key) && self.hub.room_members(&key).is_none() {
+                if !self.room_known(&key) {
                     return Err(err(ErrorCode::NotFound, format!("no room `{room}`")));
                 }
                 Ok(self.room_info(&key))
@@ -223,7 +223,7 @@ impl Engine {
     fn room_info(&self, key: &str) -> Value {
         let (tenant, room) = crate::tenant::split(key);
         let meta = self.room_meta.get(key);
-        let members: Vec<Value> = self
+        let mut members: Vec<Value> = self
             .hub
             .room_members(key)
             .into_iter()
@@ -235,6 +235,7 @@ impl Engine {
                 })
             })
             .collect();
+        members.extend(self.remote_room_info(key));
         let mut info = json!({
             "room": room,
             "members": members,

@@ -566,7 +566,12 @@ impl Engine {
             Command::Rooms => Ok(Value::Array(
                 self.hub
                     .rooms()
+                    .map(|(key, members)| (key.clone(), members + self.remote_room_count(key)))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .chain(self.remote_only_rooms())
                     .map(|(key, members)| {
+                        let key = key.as_str();
                         let (tenant, name) = crate::tenant::split(key);
                         let mut room = json!({
                             "room": name,

@@ -157,7 +157,7 @@ impl Engine {
         }
         // Connection limits.
         let limits = &self.config.limits;
-        if self.conns.len() >= limits.max_connections {
+        if self.conns.len() >= limits.max_connections || self.cluster_full() {
             return Err(Rejection::new(
                 503,
                 ErrorCode::LimitExceeded,
@@ -166,7 +166,9 @@ impl Engine {
             ));
         }
         if limits.max_connections_per_ip > 0
-            && self.per_ip.get(&req.peer).copied().unwrap_or(0) >= limits.max_connections_per_ip
+            && self.per_ip.get(&req.peer).copied().unwrap_or(0)
+                + self.remote_ip_connections(&req.peer)
+                >= limits.max_connections_per_ip
         {
             return Err(Rejection::new(
                 429,
@@ -351,7 +353,14 @@ impl Engine {
         self.by_conn.insert(conn, slot);
         let c = &self.conns[slot].state;
         let (tenant, user) = (c.tenant.clone(), c.user.as_ref().map(|u| u.id.clone()));
-        self.cluster_client(&client_id, tenant.as_deref(), user.as_deref(), true);
+        let ip = c.peer.clone();
+        self.cluster_client(
+            &client_id,
+            tenant.as_deref(),
+            user.as_deref(),
+            Some(&ip),
+            true,
+        );
         self.by_client.insert(client_id, slot);
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
         self.timers.reschedule(TimerKey::Expiry(conn), None, expiry);

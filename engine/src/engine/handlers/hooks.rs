@@ -187,9 +187,10 @@ impl Engine {
         }
         if self.cluster.is_some() {
             let c = &self.conns[slot].state;
-            let (client_id, tenant) = (c.client_id.clone(), c.tenant.clone());
+            let (client_id, tenant, ip) = (c.client_id.clone(), c.tenant.clone(), c.peer.clone());
             let user_id = user.as_ref().map(|u| u.id.clone());
-            self.cluster_client(&client_id, tenant.as_deref(), user_id.as_deref(), true);
+            let (tenant, user_id) = (tenant.as_deref(), user_id.as_deref());
+            self.cluster_client(&client_id, tenant, user_id, Some(&ip), true);
         }
         self.conns[slot].state.user = user;
     }

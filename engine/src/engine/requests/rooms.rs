@@ -16,7 +16,8 @@ impl Engine {
     }
 
     /// Put `slot` in `room` (limits and capacity apply; permissions are the caller's):
-    /// `joined` to it (with `rid`), `room:joined` to the others.
+    /// `joined` to it (with `rid`), `room:joined` to the others. In a cluster, capacity
+    /// and the member count include the other nodes' members as last announced.
     pub(in crate::engine) fn join_room(
         &mut self,
         slot: usize,
@@ -24,8 +25,9 @@ impl Engine {
         rid: Rid,
     ) -> Result<(), (ErrorCode, String)> {
         let key = self.key_for(slot, &room).into_owned();
+        let remote = self.remote_room_count(&key);
         if self.conns[slot].state.rooms.contains(&room) {
-            let members = self.hub.room_members(&key).map_or(0, |m| m.len());
+            let members = self.hub.room_members(&key).map_or(0, |m| m.len()) + remote;
             self.send(
                 slot,
                 &ServerMessage::Joined {
@@ -56,15 +58,16 @@ impl Engine {
             ));
         }
         let capacity = self.room_capacity(&key);
-        if current.unwrap_or(0) >= capacity {
+        if current.unwrap_or(0) + remote >= capacity {
             return Err((
                 ErrorCode::RoomFull,
                 format!("room `{room}` is full ({capacity} members)"),
             ));
         }
         let others: Vec<(usize, ConnId)> = self.room_peers(&key, slot);
-        let members = self.hub.join_room(slot, &key);
+        let members = self.hub.join_room(slot, &key) + remote;
         self.conns[slot].state.rooms.push(room.clone());
+        self.cluster_room(slot, &room, true);
         self.send(
             slot,
             &ServerMessage::Joined {
@@ -82,7 +85,7 @@ impl Engine {
     }
 
     /// Members of the room keyed `key` other than `slot`.
-    pub(super) fn room_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
+    pub(in crate::engine) fn room_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
         self.hub
             .room_members(key)
             .into_iter()
@@ -105,6 +108,7 @@ impl Engine {
                 client_id,
             }),
         );
+        self.cluster_room(slot, room, false);
     }
 
     pub(super) fn leave(&mut self, slot: usize, room: String, rid: Rid) {
@@ -150,6 +154,9 @@ impl Engine {
             return self.send_error(slot, code, m, rid);
         }
         let key = self.key_for(slot, &room).into_owned();
+        if let Err((code, m)) = self.room_message_gate(&key) {
+            return self.send_error(slot, code, m, rid);
+        }
         let others = self.room_peers(&key, slot);
         let msg = ServerMessage::RoomMessage {
             room,
@@ -159,6 +166,7 @@ impl Engine {
             timestamp: iso8601(now),
         };
         let delivered = self.fanout(&others, Outbound::Message(&msg));
+        self.cluster_room_message(slot, &key, &msg);
         if ack {
             self.send(
                 slot,
@@ -183,13 +191,14 @@ impl Engine {
             return self.send_error(slot, code, m, rid);
         }
         let key = self.key_for(slot, &room).into_owned();
-        let members = self
+        let mut members: Vec<_> = self
             .hub
             .room_members(&key)
             .into_iter()
             .flatten()
             .map(|s| self.conns[*s].member_view())
             .collect();
+        members.extend(self.remote_room_members(&key));
         self.send(
             slot,
             &ServerMessage::RoomMembers {
