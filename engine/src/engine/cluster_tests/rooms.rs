@@ -46,7 +46,7 @@ fn a_member_joining_on_another_node_is_announced_with_room_joined() {
     carry(&mut a, &mut b);
     join(&mut b, 2, "r");
     let got = carry(&mut b, &mut a);
-    let f = &frames_for(&got, 1)[0];
+    let f = &frames(&got, 1)[0];
     assert_eq!(f["type"], "room:joined");
     assert_eq!(f["room"], "r");
     assert_eq!(f["member"]["clientId"], "c2");
@@ -64,7 +64,7 @@ fn a_room_message_reaches_the_members_of_the_other_node() {
         "counts this node's recipients: {sent}"
     );
     let got = carry(&mut a, &mut b);
-    let m = &frames_for(&got, 2)[0];
+    let m = &frames(&got, 2)[0];
     assert_eq!(m["type"], "room:message");
     assert_eq!(
         (m["from"].as_str(), m["event"].as_str()),
@@ -82,7 +82,7 @@ fn a_room_message_is_not_sent_to_the_broker_when_no_other_node_has_members() {
     join(&mut a, 3, "r");
     a.outbox.clear();
     let acts = a.send(1, json!({"type":"room:message","room":"r","data":1}));
-    assert_eq!(frames_for(&acts, 3)[0]["type"], "room:message");
+    assert_eq!(frames(&acts, 3)[0]["type"], "room:message");
     assert!(a.outbox.is_empty(), "{:?}", a.outbox);
 }
 
@@ -131,7 +131,7 @@ fn room_capacity_counts_the_members_of_every_node() {
     b.ask(2, json!({"type":"leave","room":"r"}));
     let got = carry(&mut b, &mut a);
     assert_eq!(
-        frames_for(&got, 1)[0],
+        frames(&got, 1)[0],
         json!({"type":"room:left","room":"r","clientId":"c2"})
     );
     assert_eq!(join(&mut a, 3, "r")["type"], "joined");
@@ -144,7 +144,7 @@ fn a_node_gone_silent_loses_its_room_members_with_room_left() {
         node: "node-a".into(),
     });
     assert_eq!(
-        frames_for(&acts, 2)[0],
+        frames(&acts, 2)[0],
         json!({"type":"room:left","room":"r","clientId":"c1"})
     );
     let m = b.ask(2, json!({"type":"room:members","room":"r"}));
@@ -159,7 +159,7 @@ fn a_disconnect_on_one_node_is_a_room_left_on_the_other() {
         code: Some(1000),
     });
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0]["type"], "room:left");
+    assert_eq!(frames(&got, 2)[0]["type"], "room:left");
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn a_snapshot_carries_room_members_to_a_node_that_reconnects() {
     b.event(ClusterEvent::Connected);
     carry(&mut b, &mut a);
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0]["type"], "room:joined");
+    assert_eq!(frames(&got, 2)[0]["type"], "room:joined");
     let m = b.ask(2, json!({"type":"room:members","room":"r"}));
     assert_eq!(m["members"].as_array().unwrap().len(), 2);
 }
@@ -200,7 +200,7 @@ fn send_to_room_reaches_the_members_of_every_node() {
     );
     assert_eq!(r.unwrap()["delivered"], 0);
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0], json!({"hi":1}));
+    assert_eq!(frames(&got, 2)[0], json!({"hi":1}));
     let r = command(
         &mut a,
         Command::SendToRoom {
@@ -227,7 +227,7 @@ fn join_room_and_leave_room_of_a_client_of_another_node_run_there() {
     );
     assert_eq!(r.unwrap(), json!({"clientId":"c2","room":"r"}));
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0]["type"], "joined");
+    assert_eq!(frames(&got, 2)[0]["type"], "joined");
     carry(&mut b, &mut a);
     let r = command(
         &mut a,
@@ -238,7 +238,7 @@ fn join_room_and_leave_room_of_a_client_of_another_node_run_there() {
     );
     assert!(r.is_ok());
     let got = carry(&mut a, &mut b);
-    assert_eq!(frames_for(&got, 2)[0]["type"], "left");
+    assert_eq!(frames(&got, 2)[0]["type"], "left");
 }
 
 #[test]
@@ -253,11 +253,11 @@ fn delete_room_removes_the_members_of_every_node_without_room_left() {
     );
     assert_eq!(r.unwrap()["removed"], 1);
     let got = carry(&mut a, &mut b);
-    let frames = frames_for(&got, 2);
-    assert_eq!(frames.len(), 1, "{frames:?}");
-    assert_eq!(frames[0]["type"], "left");
+    let to_2 = frames(&got, 2);
+    assert_eq!(to_2.len(), 1, "{to_2:?}");
+    assert_eq!(to_2[0]["type"], "left");
     let back = carry(&mut b, &mut a);
-    assert!(frames_for(&back, 1).is_empty());
+    assert!(frames(&back, 1).is_empty());
     let info = command(
         &mut a,
         Command::RoomInfo {
