@@ -179,7 +179,7 @@ pub(crate) struct Connection {
     /// The close code and reason the engine sent (for the `disconnect` hook).
     pub closed_with: Option<(u16, String)>,
     /// Socket.IO session state (`codec = "socket.io"` routes only).
-    pub sio: Option<Box<crate::engine::SioSession>>,
+    pub sio: Option<Box<crate::sio_session::SioSession>>,
 }
 
 impl Connection {

@@ -69,6 +69,7 @@ pub mod auth;
 pub mod backpressure;
 pub mod broker;
 pub mod cluster;
+pub mod command;
 pub mod compile;
 #[cfg(test)]
 mod compile_count;
@@ -88,6 +89,7 @@ pub mod namespace;
 pub mod protocol;
 pub mod rate;
 pub mod routes;
+mod sio_session;
 pub mod store;
 mod tenant;
 #[cfg(any(test, feature = "testing"))]
@@ -98,10 +100,11 @@ pub mod types;
 pub mod validation;
 pub mod vocabulary;
 
+pub use command::{Command, CommandError};
 pub use compile::CompiledConfig;
 pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;
-pub use engine::{Action, Command, CommandError, Engine, Input, POLL_CONN_BASE};
+pub use engine::{Action, Engine, Input, POLL_CONN_BASE};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
     FetchRequest, FetchResponse, HostCapabilities, HostRequest, HostResult, StoreError,

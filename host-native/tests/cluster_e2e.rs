@@ -360,6 +360,69 @@ async fn two_nodes_share_publications_direct_messages_presence_and_change_events
 }
 
 #[tokio::test]
+async fn three_nodes_share_a_publication_and_direct_messages_in_every_direction() {
+    if !redis_installed() {
+        eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let broker = format!("redis://127.0.0.1:{port}");
+    let mut redis = start_redis(port, dir.path()).await;
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        nodes.push(start_node(&broker, &d).await);
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, addr)| *addr).collect();
+    let mut clients = Vec::new();
+    for addr in &addrs {
+        readyz_becomes(*addr, 200).await;
+        let (mut ws, welcome) = connect(*addr, "/").await;
+        send(
+            &mut ws,
+            json!({"type":"subscribe","channel":"news","requestId":1}),
+        )
+        .await;
+        assert_eq!(recv_type(&mut ws, "subscribed").await["channel"], "news");
+        clients.push((ws, welcome["clientId"].as_str().unwrap().to_string()));
+    }
+
+    // A publication on the first node reaches the subscribers of the two others.
+    send(
+        &mut clients[0].0,
+        json!({"type":"publish","channel":"news","message":"to all","requestId":2}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut clients[0].0, "published").await["requestId"],
+        2
+    );
+    for (ws, _) in clients.iter_mut().skip(1) {
+        assert_eq!(recv_type(ws, "message").await["data"], "to all");
+    }
+
+    // Direct messages from every node to the client of the next one.
+    for i in 0..3 {
+        let to = clients[(i + 1) % 3].1.clone();
+        let sent = ask_until_found(
+            &mut clients[i].0,
+            json!({"type":"direct","to":to,"data":format!("from {i}"),"ack":true}),
+        )
+        .await;
+        assert_eq!(sent["delivered"], 1, "{sent}");
+        let d = recv_type(&mut clients[(i + 1) % 3].0, "direct").await;
+        assert_eq!(d["data"], format!("from {i}"));
+    }
+
+    for (child, _) in nodes.iter_mut() {
+        child.kill().await.unwrap();
+    }
+    redis.kill().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_killed_node_leaves_the_presence_lists_of_the_others_within_its_ttl() {
     if !redis_installed() {
         eprintln!("SKIPPED: redis-server is not installed (bash scripts/setup.sh installs it)");

@@ -49,7 +49,6 @@ pub(crate) use calls::PendingCall;
 pub use polling::POLL_CONN_BASE;
 pub(crate) use resources::Continuation;
 pub use server_api::{Command, CommandError};
-pub(crate) use socketio::SioSession;
 
 /// An input to the engine.
 #[derive(Debug, Clone, PartialEq)]

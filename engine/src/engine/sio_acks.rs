@@ -15,6 +15,7 @@ use super::{Action, Engine};
 use crate::config::CodecKind;
 use crate::error::ErrorCode;
 use crate::protocol::socketio::{gather, packet_frames, spread, SioPacket};
+use crate::sio_session::PendingAck;
 use crate::timers::TimerKey;
 use crate::types::{ConnId, Millis};
 
@@ -23,30 +24,6 @@ pub(crate) const MAX_PENDING_ACKS: usize = 256;
 
 /// The longest wait an `emitWithAck` may ask for (one hour).
 const MAX_ACK_TIMEOUT_MS: u64 = 3_600_000;
-
-/// One acknowledgement the server waits for.
-#[derive(Debug, Clone)]
-struct PendingAck {
-    /// The Socket.IO ack id (unique on the connection).
-    id: u64,
-    /// The namespace the event went to (acks come back on it).
-    nsp: String,
-    /// The command's tag (its result is the ack).
-    tag: u64,
-    /// The event's name (for error messages).
-    event: String,
-    /// When it times out.
-    deadline: Millis,
-    /// The wait asked for (for error messages).
-    timeout_ms: u64,
-}
-
-/// The acknowledgements a connection owes the server.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PendingAcks {
-    next_id: u64,
-    pending: Vec<PendingAck>,
-}
 
 /// An `emitWithAck` command, unpacked.
 #[derive(Debug)]

@@ -24,17 +24,6 @@ use crate::types::Millis;
 /// Close code for a protocol violation (an invalid Engine.IO or Socket.IO packet).
 const CLOSE_PROTOCOL: u16 = close::PROTOCOL_ERROR;
 
-/// Socket.IO state of one connection.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SioSession {
-    /// Namespaces the client is connected to, in connect order.
-    pub namespaces: Vec<String>,
-    /// A binary packet waiting for its attachments.
-    pub pending: Option<(SioPacket, Vec<Vec<u8>>)>,
-    /// Acknowledgements the server asked for and still waits for.
-    pub acks: super::sio_acks::PendingAcks,
-}
-
 /// The Engine.IO rejection of a Socket.IO upgrade whose query is not
 /// `EIO=4&transport=websocket` (400, Engine.IO's error body). None when it is.
 pub(crate) fn eio_query_error(query: &str) -> Option<String> {
