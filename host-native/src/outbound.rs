@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -53,9 +54,9 @@ struct Inner {
     gone: bool,
     /// A write failed: the connection is dead.
     failed: bool,
-    /// A spaced queue stopped after one frame with more queued: the connection task
-    /// yields, then writes the next.
-    pacing: bool,
+    /// A spaced queue: when it last wrote with nothing heard from the client since (the
+    /// next write waits until [`FRAME_GAP`] after it). `None`: the next frame goes now.
+    last_write: Option<Instant>,
 }
 
 /// The shared outbound state of one connection.
@@ -70,7 +71,7 @@ pub struct Outbound {
     pub reported_over: AtomicBool,
     /// When the engine hears about this queue (from `limits.maxBufferedBytes`).
     pub pressure: engine::backpressure::Thresholds,
-    /// One frame per write, the task yielding between them ([`Outbound::spaced`]).
+    /// Writes [`FRAME_GAP`] apart ([`Outbound::spaced`]).
     spaced: bool,
 }
 
@@ -85,6 +86,12 @@ impl std::fmt::Debug for Outbound {
 
 /// Frames handed to one vectored write.
 const IOV: usize = 64;
+
+/// The least time between two writes of a spaced queue while the client says nothing
+/// ([`Outbound::spaced`]). A client that is waiting for a message wakes up and reads
+/// well within it, even on a busy machine; the JS hosts space Engine.IO frames by a
+/// `setTimeout(0)`, a millisecond on Node, the same order.
+pub const FRAME_GAP: Duration = Duration::from_millis(1);
 
 impl Outbound {
     /// A queue of at most `capacity` frames, reporting to the engine at the thresholds of
@@ -103,20 +110,48 @@ impl Outbound {
         }
     }
 
-    /// Write one frame per write call and let the runtime run between two (the
-    /// connection task finishes the queue), instead of one vectored write per turn.
+    /// Keep consecutive frames apart in time so that the client reads them one by one:
+    /// the actor's flush writes only the first frame queued, and while the client sends
+    /// nothing, the next write (by the connection task: everything queued by then) waits
+    /// until [`FRAME_GAP`] after the previous one. A frame from the client lifts the wait
+    /// (request/response traffic is not slowed down); a burst costs one gap, not one per
+    /// frame.
+    ///
     /// For Engine.IO routes: Socket.IO's compliance suite (and clients written like it)
-    /// handle one message per socket read and lose a second frame that arrives in the
-    /// same read; Engine.IO's reference server writes one packet at a time too. The JS
-    /// hosts do the same (`spacedSender` in host-js/js/core.js).
+    /// handles one message per socket read and loses a second frame that arrives in the
+    /// same read, e.g. the `auth` event a connect handler emits right after the CONNECT
+    /// reply. Writing the frames with separate write calls is not enough (the socket.io
+    /// npm server does that, and on a loaded machine both land in one read of the
+    /// client); time between them is. The JS hosts space Engine.IO frames by a
+    /// `setTimeout(0)` each (`spacedSender` in host-js/js/core.js).
     pub fn spaced(mut self) -> Self {
         self.spaced = true;
         self
     }
 
-    /// Whether frames go out one per write ([`Outbound::spaced`]).
+    /// Whether writes are kept apart ([`Outbound::spaced`]).
     pub fn is_spaced(&self) -> bool {
         self.spaced
+    }
+
+    /// The client sent something: the next frame of a spaced queue need not wait.
+    pub(crate) fn heard_from_client(&self) {
+        if self.spaced {
+            self.lock().last_write = None;
+        }
+    }
+
+    /// When the connection task may write a spaced queue next (`None`: now, or not spaced).
+    pub(crate) fn next_write_at(&self) -> Option<Instant> {
+        if !self.spaced {
+            return None;
+        }
+        Self::gap_until(&self.lock())
+    }
+
+    fn gap_until(g: &Inner) -> Option<Instant> {
+        let at = g.last_write? + FRAME_GAP;
+        (at > Instant::now()).then_some(at)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -245,17 +280,18 @@ impl Outbound {
         if g.blocked || g.failed || g.io.is_none() || g.frames.is_empty() {
             return None;
         }
-        if self.spaced {
-            // The connection task writes a spaced queue, a frame per runtime turn.
+        if self.spaced && Self::gap_until(&g).is_some() {
+            // Too soon after the previous write: the connection task writes after the gap.
             g.blocked = true;
             drop(g);
             self.notify.notify_one();
             return None;
         }
         let mut cx = Context::from_waker(Waker::noop());
-        match self.write_queue(&mut g, &mut cx) {
-            Poll::Ready(Ok(())) if std::mem::take(&mut g.pacing) => {
-                // More frames of a spaced queue: the task writes them one by one.
+        // A spaced queue: the first frame now, the rest after the gap (by the task).
+        let max = if self.spaced { 1 } else { usize::MAX };
+        match self.write_queue(&mut g, &mut cx, max) {
+            Poll::Ready(Ok(())) if self.spaced && !g.frames.is_empty() => {
                 g.blocked = true;
                 drop(g);
                 self.notify.notify_one();
@@ -281,21 +317,20 @@ impl Outbound {
     }
 
     /// Write until the queue is empty (Ready) or the socket is full (Pending, the task
-    /// is woken when it drains). For the connection task. A spaced queue returns Ready
-    /// after each frame with [`Outbound::blocked`] still true while frames are left.
+    /// is woken when it drains). For the connection task, which waits for
+    /// [`Outbound::next_write_at`] first.
     pub(crate) fn poll_write_queue(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut g = self.lock();
         if g.failed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
-        match self.write_queue(&mut g, cx) {
+        match self.write_queue(&mut g, cx, usize::MAX) {
             Poll::Pending => {
                 g.blocked = true;
                 Poll::Pending
             }
             Poll::Ready(r) => {
-                // A spaced queue with frames left stays blocked: yield, then call again.
-                g.blocked = std::mem::take(&mut g.pacing) && r.is_ok();
+                g.blocked = false;
                 if r.is_err() {
                     g.failed = true;
                 }
@@ -304,16 +339,13 @@ impl Outbound {
         }
     }
 
-    /// Write until the queue is empty, yielding to the runtime between the frames of a
-    /// spaced queue. For the connection task.
+    /// Write until the queue is empty, after the gap of a spaced queue. For the
+    /// connection task.
     pub(crate) async fn write_all(&self) -> io::Result<()> {
-        loop {
-            std::future::poll_fn(|cx| self.poll_write_queue(cx)).await?;
-            if !self.blocked() {
-                return Ok(());
-            }
-            tokio::task::yield_now().await;
+        if let Some(at) = self.next_write_at() {
+            tokio::time::sleep_until(at.into()).await;
         }
+        std::future::poll_fn(|cx| self.poll_write_queue(cx)).await
     }
 
     /// Read from the socket into `buf` (for the connection task).
@@ -338,23 +370,24 @@ impl Outbound {
         .then_some(left)
     }
 
-    fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Write the queue, or its first `max` frames; a spaced queue notes the time.
+    fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<()>> {
         let Inner {
             frames,
             head_written,
             io,
-            pacing,
+            last_write,
             ..
         } = g;
         let Some(io) = io.as_mut() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
-        while !frames.is_empty() {
+        let mut left = max;
+        while !frames.is_empty() && left > 0 {
             let mut slices = [IoSlice::new(&[]); IOV];
             let mut n = 0;
             let mut bytes = 0;
-            let per_write = if self.spaced { 1 } else { IOV };
-            for (i, f) in frames.iter().enumerate().take(per_write) {
+            for (i, f) in frames.iter().enumerate().take(IOV.min(left)) {
                 let part = if i == 0 { &f[*head_written..] } else { &f[..] };
                 slices[n] = IoSlice::new(part);
                 n += 1;
@@ -370,26 +403,26 @@ impl Outbound {
                 Poll::Pending => return Poll::Pending,
             };
             self.queued.fetch_sub(written as u64, Ordering::AcqRel);
+            if self.spaced {
+                *last_write = Some(Instant::now());
+            }
             while written > 0 {
-                let left = frames[0].len() - *head_written;
-                if written >= left {
-                    written -= left;
+                let rest = frames[0].len() - *head_written;
+                if written >= rest {
+                    written -= rest;
                     *head_written = 0;
                     frames.pop_front();
+                    left -= 1;
                 } else {
                     *head_written += written;
                     written = 0;
                 }
             }
-            if self.spaced && *head_written == 0 && !frames.is_empty() {
-                // A whole frame went out and more wait: the connection task writes the
-                // next one after yielding to the runtime (`pacing`).
-                *pacing = true;
-                return Pin::new(&mut *io).poll_flush(cx);
-            }
         }
-        // An idle connection keeps no queue allocated.
-        *frames = VecDeque::new();
+        if frames.is_empty() {
+            // An idle connection keeps no queue allocated.
+            *frames = VecDeque::new();
+        }
         Pin::new(&mut *io).poll_flush(cx)
     }
 }
@@ -423,35 +456,65 @@ mod tests {
         );
     }
 
+    async fn read_frame(client: &mut tokio::io::DuplexStream, len: usize) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        tokio::io::AsyncReadExt::read_exact(client, &mut got)
+            .await
+            .unwrap();
+        got.split_off(2)
+    }
+
     #[tokio::test]
-    async fn a_spaced_queue_leaves_writing_to_the_task_one_frame_per_write() {
+    async fn a_spaced_queue_writes_the_first_frame_now_and_the_rest_after_the_gap() {
         let q = Outbound::new(16, 1000, 1 << 16).spaced();
         let (mut client, server) = tokio::io::duplex(1024);
         q.attach(Box::new(server));
         q.push(frame("one")).unwrap();
         q.push(frame("two")).unwrap();
-        // The actor's flush writes nothing: the task owns a spaced queue.
+        q.push(frame("six")).unwrap();
+        // The actor's flush writes the first frame and hands the rest to the task.
         assert_eq!(q.flush_now(), None);
         assert!(q.blocked());
         assert_eq!(q.queued.load(Ordering::Acquire), 10);
-        // One frame per call, still blocked while frames are left.
-        std::future::poll_fn(|cx| q.poll_write_queue(cx))
-            .await
-            .unwrap();
-        assert!(q.blocked());
-        assert_eq!(q.queued.load(Ordering::Acquire), 5);
-        let mut got = vec![0u8; 5];
-        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
-            .await
-            .unwrap();
-        assert_eq!(&got[2..], b"one");
+        assert_eq!(read_frame(&mut client, 5).await, b"one");
+        let at = q.next_write_at().expect("the rest waits for the gap");
+        assert!(at <= Instant::now() + FRAME_GAP);
+        // The task writes everything left, once the gap has passed.
         q.write_all().await.unwrap();
+        assert!(Instant::now() >= at);
         assert!(!q.blocked());
         assert!(q.is_empty());
-        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
-            .await
-            .unwrap();
-        assert_eq!(&got[2..], b"two");
+        assert_eq!(read_frame(&mut client, 10).await, b"two\x81\x03six");
+        // A frame queued right after a write waits too: the actor leaves it to the task.
+        q.push(frame("ten")).unwrap();
+        assert_eq!(q.flush_now(), None);
+        assert!(q.blocked());
+        assert!(q.next_write_at().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_frame_from_the_client_lifts_the_gap_of_a_spaced_queue() {
+        let q = Outbound::new(16, 1000, 1 << 16).spaced();
+        let (mut client, server) = tokio::io::duplex(1024);
+        q.attach(Box::new(server));
+        q.push(frame("ask")).unwrap();
+        q.flush_now();
+        assert!(q.next_write_at().is_some());
+        q.heard_from_client();
+        assert_eq!(q.next_write_at(), None);
+        // The answer to the client goes out at once, from the actor's flush.
+        q.push(frame("ack")).unwrap();
+        q.flush_now();
+        assert!(!q.blocked());
+        assert!(q.is_empty());
+        assert_eq!(read_frame(&mut client, 10).await, b"ask\x81\x03ack");
+    }
+
+    #[test]
+    fn a_queue_that_is_not_spaced_never_waits() {
+        let q = Outbound::new(16, 1000, 1 << 16);
+        q.heard_from_client();
+        assert_eq!(q.next_write_at(), None);
     }
 
     #[tokio::test]

@@ -84,19 +84,18 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
             return End::Lost;
         }
         let blocked = out.blocked();
+        // A spaced queue written too recently waits (reading meanwhile).
+        let wait = if blocked { out.next_write_at() } else { None };
         tokio::select! {
             biased;
             () = state.hard_stop.cancelled() => return End::Abort,
-            r = poll_fn(|cx| out.poll_write_queue(cx)), if blocked => {
+            () = sleep_until(wait), if wait.is_some() => {}
+            r = poll_fn(|cx| out.poll_write_queue(cx)), if blocked && wait.is_none() => {
                 if r.is_err() {
                     return End::Lost;
                 }
                 if let Some(end) = report_drained(state, conn, out.take_drained()).await {
                     return end;
-                }
-                if out.is_spaced() {
-                    // A spaced queue: let the runtime run before the next frame.
-                    tokio::task::yield_now().await;
                 }
             }
             r = poll_fn(|cx| poll_read_events(cx, out, decoder, &mut events, read_size)) => {
@@ -104,6 +103,7 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
                     Read::Eof => return End::Lost,
                     Read::Data(d) => d,
                 };
+                out.heard_from_client();
                 if let Some(end) = deliver(state, conn, out, &mut events).await {
                     return end;
                 }
@@ -115,6 +115,14 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
             }
             () = out.changed() => {}
         }
+    }
+}
+
+/// Sleep until `at` (`None`: never resolves; the branch is disabled then).
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
