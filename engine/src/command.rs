@@ -1,6 +1,6 @@
 //! Server-API commands: what a host (admin API, application code, the test control
 //! channel) feeds the engine as [`crate::Input::Command`], and why one failed. The engine
-//! runs them (`engine/server_api.rs`); this module holds only the wire types, so every
+//! runs them (`machine/server_api.rs`); this module holds only the wire types, so every
 //! module can name them without depending on the engine.
 
 use serde::{Deserialize, Serialize};

@@ -77,13 +77,13 @@ pub mod config;
 pub mod connection;
 pub mod deployment;
 pub mod endpoint;
-mod engine;
 pub mod error;
 pub mod filter;
 pub mod guard;
 pub mod handshake;
 pub mod hostcall;
 mod hub;
+mod machine;
 pub mod metrics;
 pub mod namespace;
 pub mod protocol;
@@ -104,11 +104,11 @@ pub use command::{Command, CommandError};
 pub use compile::CompiledConfig;
 pub use config::{ChangeKind, CodecKind, Config};
 pub use connection::ConnectionSnapshot;
-pub use engine::{Action, Engine, Input, POLL_CONN_BASE};
 pub use error::{close, ApiMisuse, ConfigError, ErrorCode};
 pub use hostcall::{
     FetchRequest, FetchResponse, HostCapabilities, HostRequest, HostResult, StoreError,
     StoreErrorKind, StoreOutcome, StoreRequest,
 };
+pub use machine::{Action, Engine, Input, POLL_CONN_BASE};
 pub use protocol::{Frame, InFrame, ServerMessage};
 pub use types::{ConnId, Millis, OpId, UpgradeRequest, User};

@@ -1,7 +1,7 @@
 //! The Socket.IO state a connection carries (namespaces, a binary packet waiting for its
 //! attachments, acknowledgements the server waits for): plain data, so that
 //! [`crate::connection`] can hold it without depending on the engine that drives it
-//! (`engine/socketio.rs`, `engine/sio_acks.rs`).
+//! (`machine/socketio.rs`, `machine/sio_acks.rs`).
 
 use crate::protocol::socketio::SioPacket;
 use crate::types::Millis;

@@ -6,7 +6,7 @@
 //! an unknown `kid` at most once per cooldown per issuer), what a response means, and
 //! that a failed fetch keeps the last good keys. Hosts only perform the HTTP GET the
 //! engine asks for (a [`crate::HostRequest::Fetch`] host call) and hand back the status,
-//! body and `Cache-Control` header. The engine glue (`engine/key_sources.rs`) turns the
+//! body and `Cache-Control` header. The engine glue (`machine/key_sources.rs`) turns the
 //! [`Step`]s returned here into host calls, timers, installed keys, metrics and logs.
 
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Socket.IO v5 over Engine.IO v4 (`routes[].codec = "socket.io"`): packet parsing and
 //! encoding. The per-connection protocol (handshake, namespaces, binary assembly,
-//! heartbeat) lives in the engine (`engine/socketio.rs`); this module is pure.
+//! heartbeat) lives in the engine (`machine/socketio.rs`); this module is pure.
 //!
 //! Engine.IO v4 over WebSocket: one packet per frame, the first character its type
 //! (`0` open, `1` close, `2` ping, `3` pong, `4` message, `5` upgrade, `6` noop); a

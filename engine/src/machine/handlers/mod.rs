@@ -25,9 +25,9 @@ use crate::app::{
     InterceptCall, MessageCall, CLOSE_CONNECT_FAILED, CLOSE_CONNECT_REFUSED,
 };
 use crate::connection::Connection;
-use crate::engine::PendingCall;
 use crate::error::ErrorCode;
 use crate::hostcall::{HostRequest, HostResult};
+use crate::machine::PendingCall;
 use crate::protocol::codec::decode_value;
 use crate::protocol::{ClientMessage, Request, ServerMessage};
 use crate::timers::TimerKey;
@@ -207,7 +207,7 @@ impl Engine {
                     format!(
                         "you may not {} room `{}`",
                         action.verb(),
-                        crate::engine::resources::clip(room)
+                        crate::machine::resources::clip(room)
                     ),
                 ));
             }

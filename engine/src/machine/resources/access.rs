@@ -8,14 +8,14 @@ use serde_json::Value;
 use super::clip;
 use crate::config::ResourceConfig;
 use crate::connection::UserView;
-use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::filter::Filter;
 use crate::guard::GuardValue;
+use crate::machine::Engine;
 
 impl Engine {
     /// The resource's config if this connection may use it.
-    pub(in crate::engine) fn resource_access(
+    pub(in crate::machine) fn resource_access(
         &self,
         slot: usize,
         resource: &str,
@@ -41,7 +41,7 @@ impl Engine {
     /// parse (`INVALID_MESSAGE`) and pass [`Engine::check_filter_fields`]. The parsed
     /// filter is carried on, so the client's JSON is parsed once. Guards' forced filters
     /// are server-side and never go through here.
-    pub(in crate::engine) fn parse_client_filter(
+    pub(in crate::machine) fn parse_client_filter(
         rc: &ResourceConfig,
         resource: &str,
         filter: &Value,
@@ -53,7 +53,7 @@ impl Engine {
 
     /// A client's filter on resource `rc` (subscribe, list, unsubscribe) must not reach
     /// a protected field, its parents or its children (`FORBIDDEN`; PROTOCOL.md §8).
-    pub(in crate::engine) fn check_filter_fields(
+    pub(in crate::machine) fn check_filter_fields(
         rc: &ResourceConfig,
         resource: &str,
         parsed: &Filter,
@@ -77,7 +77,7 @@ impl Engine {
     }
 
     /// The user of `slot` as filters and host guards see it.
-    pub(in crate::engine) fn user_subject(&self, slot: usize) -> Option<Value> {
+    pub(in crate::machine) fn user_subject(&self, slot: usize) -> Option<Value> {
         self.user_view(slot).map(|v| v.subject.clone())
     }
 

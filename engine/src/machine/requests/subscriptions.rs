@@ -3,12 +3,12 @@
 use super::*;
 
 impl Engine {
-    pub(in crate::engine) fn subscription_limit_reached(&self, slot: usize) -> bool {
+    pub(in crate::machine) fn subscription_limit_reached(&self, slot: usize) -> bool {
         self.conns[slot].state.subscriptions.len()
             >= self.config.limits.max_subscriptions_per_connection
     }
 
-    pub(in crate::engine) fn next_subscription_id(&mut self, slot: usize) -> String {
+    pub(in crate::machine) fn next_subscription_id(&mut self, slot: usize) -> String {
         let s = &mut self.conns[slot].state;
         s.next_subscription += 1;
         format!("sub-{}", s.next_subscription)
@@ -83,7 +83,7 @@ impl Engine {
     }
 
     /// Remove the subscription at `index` of a connection from the hub and its state.
-    pub(in crate::engine) fn remove_subscription(
+    pub(in crate::machine) fn remove_subscription(
         &mut self,
         slot: usize,
         index: usize,

@@ -8,12 +8,12 @@ use serde_json::{Map, Value};
 
 use super::compile::CompiledResource;
 use crate::connection::UserView;
-use crate::engine::Engine;
 use crate::guard::{Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
+use crate::machine::Engine;
 
 impl Engine {
     /// Whether the connection in `slot` may read `record` (the resource's `read` guard).
-    pub(in crate::engine) fn can_read(
+    pub(in crate::machine) fn can_read(
         &mut self,
         slot: usize,
         cr: &CompiledResource,

@@ -7,18 +7,18 @@ use serde_json::Value;
 use super::visibility::strip_protected;
 use super::{clip, Continuation, Rid};
 use crate::config::ChangeKind;
-use crate::engine::server_api::err as cmd_err;
-use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::filter::Filter;
 use crate::hostcall::{GuardDecision, HostResult, StoreOutcome, StoreRequest};
+use crate::machine::server_api::err as cmd_err;
+use crate::machine::Engine;
 use crate::protocol::ServerMessage;
 use crate::timers::TimerKey;
 use crate::types::{Millis, OpId};
 
 impl Engine {
     /// A host call finished.
-    pub(in crate::engine) fn completed(&mut self, now: Millis, op: OpId, result: HostResult) {
+    pub(in crate::machine) fn completed(&mut self, now: Millis, op: OpId, result: HostResult) {
         let Some(call) = self.pending.remove(&op) else {
             self.metrics.late_completions += 1;
             // A write that finished after its deadline still happened: its subscribers
@@ -238,7 +238,7 @@ impl Engine {
     }
 
     /// A host call missed its deadline.
-    pub(in crate::engine) fn call_timed_out(&mut self, op: OpId) {
+    pub(in crate::machine) fn call_timed_out(&mut self, op: OpId) {
         let Some(call) = self.pending.remove(&op) else {
             return;
         };

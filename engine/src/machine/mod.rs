@@ -1,4 +1,4 @@
-//! The engine: one state machine for every connection of a deployment.
+//! The engine's state machine (`machine`): one for every connection of a deployment.
 //!
 //! Feed it [`Input`]s with the current time, then drain [`Action`]s with
 //! [`Engine::poll_action`] and execute them; sleep until [`Engine::poll_timeout`] and

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 pub(crate) use crate::compile::CompiledResource;
-use crate::engine::Engine;
+use crate::machine::Engine;
 
 impl Engine {
-    pub(in crate::engine) fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
+    pub(in crate::machine) fn compiled(&self, resource: &str) -> Arc<CompiledResource> {
         self.compiled.get(resource).cloned().unwrap_or_default()
     }
 }

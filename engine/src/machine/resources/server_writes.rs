@@ -7,11 +7,11 @@ use serde_json::{Map, Value};
 
 use super::{clip, Continuation};
 use crate::config::ChangeKind;
-use crate::engine::server_api::{err as cmd_err, CommandError};
-use crate::engine::PendingCall;
-use crate::engine::{Action, Engine};
 use crate::error::ErrorCode;
 use crate::hostcall::{HostRequest, StoreErrorKind, StoreOutcome, StoreRequest};
+use crate::machine::server_api::{err as cmd_err, CommandError};
+use crate::machine::PendingCall;
+use crate::machine::{Action, Engine};
 use crate::timers::TimerKey;
 use crate::types::Millis;
 
@@ -36,7 +36,7 @@ impl Engine {
         false
     }
 
-    pub(in crate::engine) fn server_insert(
+    pub(in crate::machine) fn server_insert(
         &mut self,
         now: Millis,
         tag: u64,
@@ -58,7 +58,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn server_update(
+    pub(in crate::machine) fn server_update(
         &mut self,
         now: Millis,
         tag: u64,
@@ -82,7 +82,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn server_delete(
+    pub(in crate::machine) fn server_delete(
         &mut self,
         now: Millis,
         tag: u64,

@@ -18,7 +18,7 @@ impl Engine {
     /// Put `slot` in `room` (limits and capacity apply; permissions are the caller's):
     /// `joined` to it (with `rid`), `room:joined` to the others. In a cluster, capacity
     /// and the member count include the other nodes' members as last announced.
-    pub(in crate::engine) fn join_room(
+    pub(in crate::machine) fn join_room(
         &mut self,
         slot: usize,
         room: String,
@@ -85,7 +85,7 @@ impl Engine {
     }
 
     /// Members of the room keyed `key` other than `slot`.
-    pub(in crate::engine) fn room_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
+    pub(in crate::machine) fn room_peers(&self, key: &str, slot: usize) -> Vec<(usize, ConnId)> {
         self.hub
             .room_members(key)
             .into_iter()
@@ -96,7 +96,7 @@ impl Engine {
     }
 
     /// Take `slot` out of `room` (the name it gave) and tell the remaining members.
-    pub(in crate::engine) fn leave_room_and_notify(&mut self, slot: usize, room: &str) {
+    pub(in crate::machine) fn leave_room_and_notify(&mut self, slot: usize, room: &str) {
         let key = self.key_for(slot, room).into_owned();
         self.hub.leave_room(slot, &key);
         let others = self.room_peers(&key, slot);

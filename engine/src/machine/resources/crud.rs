@@ -5,14 +5,14 @@ use serde_json::{Map, Value};
 
 use super::pipeline::ResourceOp;
 use super::Rid;
-use crate::engine::Engine;
 use crate::error::ErrorCode;
 use crate::guard::GuardAction;
+use crate::machine::Engine;
 use crate::timestamp::iso8601;
 use crate::types::Millis;
 
 impl Engine {
-    pub(in crate::engine) fn crud_get(
+    pub(in crate::machine) fn crud_get(
         &mut self,
         now: Millis,
         slot: usize,
@@ -50,7 +50,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(in crate::engine) fn crud_list(
+    pub(in crate::machine) fn crud_list(
         &mut self,
         now: Millis,
         slot: usize,
@@ -91,7 +91,7 @@ impl Engine {
         self.run_op(now, slot, op, rid);
     }
 
-    pub(in crate::engine) fn crud_insert(
+    pub(in crate::machine) fn crud_insert(
         &mut self,
         now: Millis,
         slot: usize,
@@ -112,7 +112,7 @@ impl Engine {
         self.run_op(now, slot, op, rid);
     }
 
-    pub(in crate::engine) fn crud_update(
+    pub(in crate::machine) fn crud_update(
         &mut self,
         now: Millis,
         slot: usize,
@@ -206,7 +206,7 @@ impl Engine {
         Ok(data)
     }
 
-    pub(in crate::engine) fn crud_delete(
+    pub(in crate::machine) fn crud_delete(
         &mut self,
         now: Millis,
         slot: usize,

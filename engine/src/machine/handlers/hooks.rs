@@ -4,7 +4,7 @@
 use super::*;
 
 impl Engine {
-    pub(in crate::engine) fn connect_hook_on(&self) -> bool {
+    pub(in crate::machine) fn connect_hook_on(&self) -> bool {
         self.config
             .hooks
             .connect
@@ -13,7 +13,7 @@ impl Engine {
     }
 
     /// Ask the `connect` hook about a new connection; the welcome waits for it.
-    pub(in crate::engine) fn run_connect_hook(&mut self, now: Millis, slot: usize) {
+    pub(in crate::machine) fn run_connect_hook(&mut self, now: Millis, slot: usize) {
         self.conns[slot].awaiting_connect = true;
         let call = HookCall {
             hook: HookKind::Connect,
@@ -39,7 +39,7 @@ impl Engine {
     }
 
     /// A frame arrived before the `connect` hook answered.
-    pub(in crate::engine) fn not_admitted(&mut self, slot: usize, rid: Rid) {
+    pub(in crate::machine) fn not_admitted(&mut self, slot: usize, rid: Rid) {
         self.send_error(
             slot,
             ErrorCode::Unavailable,
@@ -49,7 +49,7 @@ impl Engine {
     }
 
     /// Tell the `disconnect` hook that a welcomed connection ended.
-    pub(in crate::engine) fn run_disconnect_hook(
+    pub(in crate::machine) fn run_disconnect_hook(
         &mut self,
         now: Millis,
         c: &Connection,
@@ -168,7 +168,7 @@ impl Engine {
     }
 
     /// Swap a connection's user (keeping the per-user counts and shared views right).
-    pub(in crate::engine) fn replace_user(&mut self, slot: usize, user: Option<User>) {
+    pub(in crate::machine) fn replace_user(&mut self, slot: usize, user: Option<User>) {
         if let Some(view) = self.conns[slot].user_view.take() {
             self.release_user(&view);
         }

@@ -11,12 +11,12 @@ use super::{Continuation, Rid};
 use crate::broker::Since;
 use crate::config::ChangeKind;
 use crate::connection::{SubTarget, Subscription};
-use crate::engine::Engine;
-use crate::engine::PendingCall;
 use crate::error::ErrorCode;
 use crate::filter::{Filter, FilterError};
 use crate::guard::{and_filters, Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
 use crate::hostcall::{GuardContext, HostRequest, StoreRequest};
+use crate::machine::Engine;
+use crate::machine::PendingCall;
 use crate::protocol::ServerMessage;
 use crate::store::merge_patch;
 use crate::timers::TimerKey;
@@ -108,7 +108,7 @@ impl ResourceOp {
 
 impl Engine {
     /// The slot of the connection a call belongs to, if it is still the same client.
-    pub(in crate::engine) fn call_slot(&self, call: &PendingCall) -> Option<usize> {
+    pub(in crate::machine) fn call_slot(&self, call: &PendingCall) -> Option<usize> {
         let slot = *self.by_conn.get(&call.conn?)?;
         (self.conns[slot].state.client_id == call.client_id).then_some(slot)
     }
@@ -204,7 +204,7 @@ impl Engine {
     }
 
     /// Run (or resume) the pipeline of a resource request from its current [`Stage`].
-    pub(in crate::engine) fn run_op(
+    pub(in crate::machine) fn run_op(
         &mut self,
         now: Millis,
         slot: usize,
@@ -469,7 +469,7 @@ impl Engine {
         };
         // Recovery is read in the step that indexes the subscription: a change is in
         // the replay or arrives live, never both (see `resource_streams`).
-        let view = crate::engine::resource_streams::SubscriberView {
+        let view = crate::machine::resource_streams::SubscriberView {
             filter: parsed.as_ref(),
             forced: forced_parsed.as_ref(),
             events: &op.events,

@@ -6,14 +6,14 @@ use super::*;
 
 impl Engine {
     /// Whether `op` is a handler call in flight.
-    pub(in crate::engine) fn is_handler_call(&self, op: OpId) -> bool {
+    pub(in crate::machine) fn is_handler_call(&self, op: OpId) -> bool {
         self.pending
             .get(&op)
             .is_some_and(|c| matches!(c.then, Continuation::Handler(_)))
     }
 
     /// A handler call completed.
-    pub(in crate::engine) fn handler_completed(
+    pub(in crate::machine) fn handler_completed(
         &mut self,
         now: Millis,
         op: OpId,
@@ -55,7 +55,7 @@ impl Engine {
                 if resp.failed.is_some() {
                     let m = format!(
                         "the `{}` handler failed",
-                        crate::engine::resources::clip(&message_type)
+                        crate::machine::resources::clip(&message_type)
                     );
                     self.send_error(s, ErrorCode::InternalError, m, rid);
                 } else if let Some(e) = resp.error {
@@ -112,7 +112,7 @@ impl Engine {
 
     /// A handler call missed its deadline; true when handled here (the `connect` hook:
     /// the connection is closed), false for the common `TIMEOUT` answer.
-    pub(in crate::engine) fn handler_timed_out(&mut self, call: &PendingCall) -> bool {
+    pub(in crate::machine) fn handler_timed_out(&mut self, call: &PendingCall) -> bool {
         if !matches!(call.then, Continuation::Handler(HandlerThen::Connect)) {
             return false;
         }
@@ -126,7 +126,7 @@ impl Engine {
     }
 
     /// Send an application-chosen error.
-    pub(in crate::engine) fn send_app_error(&mut self, slot: usize, e: &HandlerError, rid: Rid) {
+    pub(in crate::machine) fn send_app_error(&mut self, slot: usize, e: &HandlerError, rid: Rid) {
         let message = clip_message(&e.message, 500);
         if let Some(code) = ErrorCode::ALL.iter().find(|c| c.as_str() == e.code) {
             return self.send_error(slot, *code, message, rid);
@@ -155,7 +155,7 @@ impl Engine {
     /// `clientId` is about the caller; `send` is `sendTo` the caller; a command about
     /// rooms, channels or broadcasts without `tenant` is in the caller's tenant. Failures are
     /// counted (`handlerCommandErrors`), never sent to the caller.
-    pub(in crate::engine) fn run_handler_commands(
+    pub(in crate::machine) fn run_handler_commands(
         &mut self,
         now: Millis,
         caller: &str,
@@ -199,13 +199,13 @@ impl Engine {
                     m.insert("tenant".into(), Value::String(t.clone()));
                 }
             }
-            let ok = match serde_json::from_value::<crate::engine::Command>(Value::Object(m)) {
+            let ok = match serde_json::from_value::<crate::machine::Command>(Value::Object(m)) {
                 Ok(
-                    crate::engine::Command::Insert { .. }
-                    | crate::engine::Command::Update { .. }
-                    | crate::engine::Command::Delete { .. }
-                    | crate::engine::Command::Shutdown { .. }
-                    | crate::engine::Command::SetJwks { .. },
+                    crate::machine::Command::Insert { .. }
+                    | crate::machine::Command::Update { .. }
+                    | crate::machine::Command::Delete { .. }
+                    | crate::machine::Command::Shutdown { .. }
+                    | crate::machine::Command::SetJwks { .. },
                 ) => false,
                 Ok(cmd) => self.cluster_command(now, cmd).is_ok(),
                 Err(_) => false,

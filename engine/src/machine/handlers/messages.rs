@@ -7,7 +7,7 @@ impl Engine {
     /// A frame whose type is not built in: dispatch it if the deployment declares it.
     /// Returns false when the type is not declared (the caller answers
     /// `UNKNOWN_MESSAGE_TYPE`).
-    pub(in crate::engine) fn app_message(
+    pub(in crate::machine) fn app_message(
         &mut self,
         now: Millis,
         slot: usize,
@@ -23,7 +23,7 @@ impl Engine {
             .app_messages
             .entry(message_type.clone())
             .or_default() += 1;
-        let what = format!("send `{}`", crate::engine::resources::clip(&message_type));
+        let what = format!("send `{}`", crate::machine::resources::clip(&message_type));
         if let Err((code, m)) = self.role_allowed(slot, &mc.roles, &what) {
             self.send_error(slot, code, m, rid);
             return true;
@@ -98,7 +98,7 @@ impl Engine {
 
     /// Send `req` to its interceptor if one is configured (returns None: the call is
     /// made, or refused with an error); otherwise hand it back.
-    pub(in crate::engine) fn maybe_intercept(
+    pub(in crate::machine) fn maybe_intercept(
         &mut self,
         now: Millis,
         slot: usize,

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::visibility::{strip_protected, ReadCheck};
 use crate::config::ChangeKind;
-use crate::engine::Engine;
 use crate::guard::GuardAction;
+use crate::machine::Engine;
 use crate::protocol::codec::Outbound;
 use crate::protocol::ServerMessage;
 use crate::timestamp::iso8601;
@@ -18,7 +18,7 @@ impl Engine {
     /// Fan a local change out to matching subscribers that may read it, and to the other
     /// nodes of a cluster. Returns the number of local recipients, or `None` when the
     /// resource does not broadcast this kind of change.
-    pub(in crate::engine) fn fanout_change(
+    pub(in crate::machine) fn fanout_change(
         &mut self,
         now: Millis,
         resource: &str,
@@ -32,7 +32,7 @@ impl Engine {
     }
 
     /// Fan a change (local or from another node) out to this node's subscribers.
-    pub(in crate::engine) fn fanout_change_local(
+    pub(in crate::machine) fn fanout_change_local(
         &mut self,
         now: Millis,
         resource: &str,

@@ -26,7 +26,7 @@ pub(crate) struct PendingCall {
 
 /// Allocates op ids from a counter, so transcripts are stable.
 #[derive(Debug, Clone, Default)]
-pub(in crate::engine) struct OpCounter(u64);
+pub(in crate::machine) struct OpCounter(u64);
 
 impl OpCounter {
     pub fn next(&mut self) -> OpId {
