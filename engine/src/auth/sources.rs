@@ -55,7 +55,7 @@ pub fn check_fetch_url(url: &str) -> Result<(), String> {
             "`{shown}`: only https:// URLs are fetched (http:// on 127.0.0.1 for tests)"
         ));
     }
-    let loopback = match host.parse::<std::net::IpAddr>() {
+    let loopback = match host.parse::<core::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => false,
     };
