@@ -1,5 +1,5 @@
 //! Executing the engine's actions: accepts and rejects answer the waiting upgrade,
-//! frames go to each connection's [`Outbound`] queue (written at the end of the turn,
+//! frames go to each connection's [`crate::outbound::Outbound`] queue (written at the end of the turn,
 //! [`Actor::flush`]), pings and closes as controls, command and long-polling results to
 //! the waiting request, cluster messages to the link. Host calls are
 //! [`super::calls`]'s.
