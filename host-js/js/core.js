@@ -26,6 +26,18 @@ export const wasmReady = () => initialized;
 
 export const engineVersion = () => wasm.version();
 
+let codes = null;
+
+/**
+ * The engine's error codes by name (engine::ErrorCode): `errorCodes().NotFound` is the
+ * wire code of a missing thing. Host code takes protocol error codes from here, never
+ * spells them. Needs initWasm().
+ */
+export function errorCodes() {
+  codes ??= Object.freeze(JSON.parse(wasm.errorCodes()));
+  return codes;
+}
+
 /**
  * Split a deployment document (demo.json) into the engine config and the host's
  * `server` settings, applying SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY from `env`.
@@ -415,7 +427,7 @@ export class Host {
     this.commandTag = null;
     if (!r) {
       throw new CommandError(
-        "INTERNAL_ERROR",
+        errorCodes().InternalError,
         `the '${command?.command}' command completes asynchronously (it waits for the store): use await host.commandAsync(...)`,
       );
     }
@@ -763,7 +775,7 @@ export class Host {
       try {
         return this.command(command);
       } catch (e) {
-        return { error: { code: e.code ?? "INTERNAL_ERROR", message: e.message } };
+        return { error: { code: e.code ?? errorCodes().InternalError, message: e.message } };
       }
     };
     return {
@@ -1016,7 +1028,7 @@ export function testControlRefusal() {
     status: 403,
     headers: JSON_TYPE,
     body: JSON.stringify({
-      code: "FORBIDDEN",
+      code: errorCodes().Forbidden,
       message: "the test control channel is off; it exists only on servers started with SWITCHBOARD_TEST_CONTROL=1 (tests only, never in production)",
     }),
   };

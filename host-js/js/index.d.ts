@@ -230,6 +230,11 @@ export interface Deployment {
 export declare function initWasm(module: BufferSource | WebAssembly.Module): void;
 export declare function wasmReady(): boolean;
 export declare function engineVersion(): string;
+/**
+ * The engine's error codes by name (engine::ErrorCode): `errorCodes().NotFound` is
+ * `"NOT_FOUND"`. Hosts take protocol error codes from here. Needs initWasm().
+ */
+export declare function errorCodes(): Readonly<Record<string, string>>;
 export declare function loadDeployment(doc: string | object, env?: Record<string, string | undefined>): Deployment;
 export declare function randomSeed(): bigint;
 export declare function randomClientId(): string;

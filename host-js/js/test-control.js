@@ -10,7 +10,7 @@
 // Without it every request under /__switchboard/test is refused with 403 and a JSON
 // body naming the variable (core.js: fetchRoute, testControlRefusal). Never enable it on
 // a reachable server: anyone could reset the engine and answer guard calls.
-import { wasm, timerScheduler, TEST_PREFIX } from "./core.js";
+import { wasm, timerScheduler, errorCodes, TEST_PREFIX } from "./core.js";
 
 export { TEST_PREFIX } from "./core.js";
 
@@ -27,6 +27,7 @@ const JSON_TYPE = { "content-type": "application/json" };
 const MAX_WAIT_MS = 30000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A refused request: its HTTP status and the engine's error code (errorCodes()). */
 class HttpError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -34,6 +35,12 @@ class HttpError extends Error {
     this.code = code;
   }
 }
+
+/** A malformed request (`status`: 400, or 405 for a method other than POST). */
+const invalid = (message, status = 400) => new HttpError(status, errorCodes().InvalidMessage, message);
+
+/** 404: no such operation or connection. */
+const notFound = (message) => new HttpError(404, errorCodes().NotFound, message);
 
 /** The host clock under test control: `at` at wall time `wall`, frozen or moving. */
 class Clock {
@@ -142,12 +149,12 @@ export class TestControl {
     const op = path.slice(TEST_PREFIX.length).replace(/^\/+|\/+$/g, "");
     try {
       if (method === "GET" && op === "") return ok({ enabled: true, host: this.name, store: "memory" });
-      if (method !== "POST") throw new HttpError(405, "INVALID_MESSAGE", "test control requests are POST with a JSON body");
+      if (method !== "POST") throw invalid("test control requests are POST with a JSON body", 405);
       let body;
       try {
         body = JSON.parse(text || "{}");
       } catch (e) {
-        throw new HttpError(400, "INVALID_MESSAGE", `bad body: ${e.message}`);
+        throw invalid(`bad body: ${e.message}`);
       }
       switch (op) {
         case "reset":
@@ -168,18 +175,18 @@ export class TestControl {
           // A process keeps its memory; the Worker simulates a Durable Object eviction.
           return ok(this.evictHook ? await this.evictHook(this.seed) : { evicted: false });
         default:
-          throw new HttpError(404, "NOT_FOUND", `no test control operation \`${op.slice(0, 100)}\` (reset, clock, command, complete, input, events, evict)`);
+          throw notFound(`no test control operation \`${op.slice(0, 100)}\` (reset, clock, command, complete, input, events, evict)`);
       }
     } catch (e) {
       const status = e instanceof HttpError ? e.status : 500;
-      const code = e instanceof HttpError ? e.code : "INTERNAL_ERROR";
+      const code = e instanceof HttpError ? e.code : errorCodes().InternalError;
       return { status, headers: JSON_TYPE, body: JSON.stringify({ code, message: String(e?.message ?? e) }) };
     }
   }
 
   /** A fresh engine (seeded), store, clock and held calls; leftover connections closed. */
   async reset(b) {
-    if (!Number.isSafeInteger(b.seed) || b.seed < 0) throw new HttpError(400, "INVALID_MESSAGE", "reset needs a non-negative integer `seed`");
+    if (!Number.isSafeInteger(b.seed) || b.seed < 0) throw invalid("reset needs a non-negative integer `seed`");
     const host = this.host;
     this.epoch++;
     this.events = [];
@@ -206,7 +213,7 @@ export class TestControl {
     } else if (this.resetStore) {
       await this.resetStore(store);
     } else if (Object.keys(store).length > 0) {
-      throw new HttpError(400, "INVALID_MESSAGE", "this host cannot seed records while storage calls are held");
+      throw invalid("this host cannot seed records while storage calls are held");
     }
     if (this.resetEngine) await this.resetEngine(engine);
     this.seed = b.seed;
@@ -219,7 +226,7 @@ export class TestControl {
   }
 
   setClock(b) {
-    if (!Number.isSafeInteger(b.at)) throw new HttpError(400, "INVALID_MESSAGE", "clock needs an integer `at` (epoch ms)");
+    if (!Number.isSafeInteger(b.at)) throw invalid("clock needs an integer `at` (epoch ms)");
     this.clock.set(b.at, b.frozen);
     this.rearm();
   }
@@ -256,7 +263,7 @@ export class TestControl {
         const snap = host.engine.snapshot(id);
         if (snap && JSON.parse(snap).clientId === b.clientId) conn = id;
       }
-      if (conn === undefined) throw new HttpError(404, "NOT_FOUND", `no open connection with client id \`${b.clientId}\``);
+      if (conn === undefined) throw notFound(`no open connection with client id \`${b.clientId}\``);
     }
     const i = b.input ?? {};
     const now = host.now();
@@ -274,7 +281,7 @@ export class TestControl {
         host.run(() => host.engine.frame(now, conn, i.text));
         break;
       default:
-        throw new HttpError(400, "INVALID_MESSAGE", "input.kind must be backpressure, pong, closed or text");
+        throw invalid("input.kind must be backpressure, pong, closed or text");
     }
     return { conn: b.clientId == null ? null : conn };
   }

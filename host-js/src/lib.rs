@@ -398,6 +398,19 @@ pub fn plain_endpoint(method: &str, path: &str) -> String {
         .to_string()
 }
 
+/// The engine's error-code vocabulary ([`engine::ErrorCode`]) as a JSON object from each
+/// code's name to its wire spelling: `{"InvalidJson": "INVALID_JSON", ...}` (every code,
+/// in table order). Host code takes protocol error codes from here (`core.js`
+/// `errorCodes()`) instead of spelling them.
+#[wasm_bindgen(js_name = errorCodes)]
+pub fn error_codes() -> String {
+    let codes: serde_json::Map<String, serde_json::Value> = engine::ErrorCode::ALL
+        .iter()
+        .map(|code| (format!("{code:?}"), code.as_str().into()))
+        .collect();
+    serde_json::Value::Object(codes).to_string()
+}
+
 /// The body of `GET /healthz` (JSON text).
 #[wasm_bindgen(js_name = healthBody)]
 pub fn health_body() -> String {
@@ -422,4 +435,23 @@ pub fn apply_to_records(request_json: &str, records_json: &str) -> Result<String
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_name_every_engine_code_with_its_wire_spelling() {
+        let codes: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&error_codes()).unwrap();
+        assert_eq!(codes.len(), engine::ErrorCode::ALL.len());
+        assert_eq!(codes["InvalidMessage"], "INVALID_MESSAGE");
+        assert_eq!(codes["NotFound"], "NOT_FOUND");
+        assert_eq!(codes["Forbidden"], "FORBIDDEN");
+        assert_eq!(codes["InternalError"], "INTERNAL_ERROR");
+        for code in engine::ErrorCode::ALL {
+            assert_eq!(codes[&format!("{code:?}")], code.as_str());
+        }
+    }
 }

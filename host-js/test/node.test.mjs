@@ -97,3 +97,48 @@ describe("node: server-side resource writes (Host.commandAsync)", () => {
     await c.close();
   });
 });
+
+// ---- Test control channel: refusals carry the engine's error codes ---------------------
+describe("node: test control refusals use the engine's error codes", () => {
+  let on;
+  let off;
+  before(async () => {
+    const { config } = readDeployment(demoVariant({}), {});
+    on = await serveNode({ config, log: () => {}, testControl: true });
+    off = await serveNode({ config, log: () => {} });
+  });
+  after(async () => {
+    await on?.close();
+    await off?.close();
+  });
+
+  const ask = async (srv, method, op, body) => {
+    const r = await fetch(`http://127.0.0.1:${srv.port}/__switchboard/test${op}`, { method, body });
+    return { status: r.status, body: await r.json() };
+  };
+
+  test("bad requests are INVALID_MESSAGE, unknown operations and connections NOT_FOUND, a disabled channel FORBIDDEN", async () => {
+    assert.deepEqual((await ask(on, "GET", "", undefined)).body, { enabled: true, host: "node", store: "memory" });
+    const put = await ask(on, "PUT", "/reset", "{}");
+    assert.equal(put.status, 405);
+    assert.equal(put.body.code, "INVALID_MESSAGE");
+    const bad = await ask(on, "POST", "/reset", "not json");
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.code, "INVALID_MESSAGE");
+    assert.match(bad.body.message, /^bad body: /);
+    const noSeed = await ask(on, "POST", "/reset", "{}");
+    assert.deepEqual(noSeed, { status: 400, body: { code: "INVALID_MESSAGE", message: "reset needs a non-negative integer `seed`" } });
+    const op = await ask(on, "POST", "/nope", "{}");
+    assert.equal(op.status, 404);
+    assert.equal(op.body.code, "NOT_FOUND");
+    const ghost = await ask(on, "POST", "/input", JSON.stringify({ clientId: "ghost", input: { kind: "pong" } }));
+    assert.deepEqual(ghost, { status: 404, body: { code: "NOT_FOUND", message: "no open connection with client id `ghost`" } });
+    const kind = await ask(on, "POST", "/input", JSON.stringify({ input: { kind: "shout" } }));
+    assert.equal(kind.status, 400);
+    assert.equal(kind.body.code, "INVALID_MESSAGE");
+    const refused = await ask(off, "POST", "/reset", "{}");
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.code, "FORBIDDEN");
+    assert.match(refused.body.message, /SWITCHBOARD_TEST_CONTROL=1/);
+  });
+});

@@ -39,7 +39,7 @@ async fn node(broker: Option<&str>) -> switchboard::RunningServer {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml");
     let mut d = switchboard::config::load_file(&config).expect("demo config");
     d.server.listen = "127.0.0.1:0".into();
-    d.server.store = switchboard::config::StoreKind::Memory;
+    d.server.store = switchboard::store::StoreKind::Memory;
     d.server.log_level = "warn".into();
     d.server.broker = broker.map(str::to_string);
     d.engine.rate_limit.enabled = false;

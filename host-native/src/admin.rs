@@ -48,7 +48,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::http::{json_error, json_value, status_for, Body};
+use crate::response::{json_error, json_value, status_for, truncate, Body};
 use crate::state::AppState;
 
 /// Answer one `/admin/...` request.
@@ -217,10 +217,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> (&'static str, Respo
                     json_error(
                         StatusCode::NOT_FOUND,
                         ErrorCode::ResourceNotFound,
-                        format!(
-                            "resource `{}` is not configured",
-                            crate::http::truncate(resource, 128)
-                        ),
+                        format!("resource `{}` is not configured", truncate(resource, 128)),
                     ),
                 );
             }
@@ -272,7 +269,7 @@ fn history_command(channel: &str, query: &str) -> Result<Command, String> {
             other => {
                 return Err(bad(format!(
                     "unknown parameter `{}` (limit, sinceOffset, sinceEpoch, reverse, tenant)",
-                    crate::http::truncate(other, 50)
+                    truncate(other, 50)
                 )))
             }
         }
@@ -295,10 +292,7 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
     json_error(
         StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
-        format!(
-            "no admin endpoint {method} {}",
-            crate::http::truncate(path, 200)
-        ),
+        format!("no admin endpoint {method} {}", truncate(path, 200)),
     )
 }
 
@@ -480,7 +474,7 @@ async fn get(state: &AppState, resource: String, id: String) -> Response<Body> {
         StoreOutcome::Record(None) => json_error(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
-            format!("no record `{}`", crate::http::truncate(&id, 200)),
+            format!("no record `{}`", truncate(&id, 200)),
         ),
         StoreOutcome::Failed(e) => store_error(e.kind, e.kind.client_error()),
         other => unexpected(&other),

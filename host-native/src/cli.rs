@@ -120,7 +120,7 @@ fn token(
             return ExitCode::FAILURE;
         }
     };
-    let now = crate::actor::wall_now().0 / 1000;
+    let now = crate::clock::wall_now().0 / 1000;
     let spec = crate::token::TokenSpec {
         sub,
         role,

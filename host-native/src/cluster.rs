@@ -30,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::actor::{ActorHandle, ToActor};
 use crate::cluster_streams::Scripts;
+use crate::mailbox::{ActorHandle, ToActor};
 
 /// How often a node publishes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);

@@ -17,6 +17,10 @@ use serde_json::Value;
 /// (`host-native/demo.toml` is a link to it, so the published crate carries it.)
 pub const DEMO_TOML: &str = include_str!("../demo.toml");
 
+// The store kind is the store's ([`crate::store::StoreKind`]: the store opens it, and
+// the config must not be a dependency of the store). Re-exported so its old path keeps
+// working.
+pub use crate::store::StoreKind;
 pub use engine::deployment::{
     apply_env, uses_dev_jwt_secret, DEV_ADMIN_KEY, DEV_JWT_SECRET, ENV_ADMIN_KEY, ENV_JWT_SECRET,
 };
@@ -98,57 +102,6 @@ impl ServerSettings {
                 self.listen
             )
         })
-    }
-}
-
-/// Which record store the server uses: `sqlite`, `memory` or a `postgres://` URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(try_from = "String", into = "String")]
-pub enum StoreKind {
-    /// SQLite file in `dataDir` (WAL, `synchronous=FULL`).
-    #[default]
-    Sqlite,
-    /// In memory (the engine's reference `MemoryStore`).
-    Memory,
-    /// PostgreSQL at this URL (`postgres://USER[:PASSWORD]@HOST:PORT/DB`): records the
-    /// nodes of a cluster share.
-    Postgres(String),
-}
-
-impl std::str::FromStr for StoreKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sqlite" => Ok(StoreKind::Sqlite),
-            "memory" => Ok(StoreKind::Memory),
-            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                crate::store::postgres::parse_url(url)?;
-                Ok(StoreKind::Postgres(url.to_string()))
-            }
-            other => Err(format!(
-                "`{}` is not a store: sqlite, memory or postgres://USER@HOST:PORT/DB",
-                crate::store::postgres::redact(other)
-            )),
-        }
-    }
-}
-
-impl TryFrom<String> for StoreKind {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<StoreKind> for String {
-    fn from(k: StoreKind) -> String {
-        match k {
-            StoreKind::Sqlite => "sqlite".into(),
-            StoreKind::Memory => "memory".into(),
-            StoreKind::Postgres(url) => url,
-        }
     }
 }
 

@@ -31,7 +31,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, 
 use hyper::{Method, Request, Response, StatusCode};
 use sha2::Sha256;
 
-use crate::http::{json_error, Body};
+use crate::response::{json_error, truncate, Body};
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("../console/index.html");
@@ -92,10 +92,7 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
     json_error(
         StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
-        format!(
-            "nothing at {method} {} in the console",
-            crate::http::truncate(path, 200)
-        ),
+        format!("nothing at {method} {} in the console", truncate(path, 200)),
     )
 }
 

@@ -51,7 +51,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::actor::ActorHandle;
+use crate::mailbox::ActorHandle;
 
 /// The webhook signature header: `sha256=<hex HMAC-SHA256 of the body>` with
 /// `hooks.webhookSecret`.

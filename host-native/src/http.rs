@@ -25,55 +25,14 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::state::AppState;
 
-/// Response body type of every handler.
-pub type Body = Full<Bytes>;
-
-/// A JSON response from serialized text.
-pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-/// A JSON response from a value.
-pub fn json_value(status: StatusCode, value: &Value) -> Response<Body> {
-    json_response(status, value.to_string())
-}
-
-/// A JSON error: `{"code": "...", "message": "..."}` (codes from the protocol's table).
-pub fn json_error(
-    status: StatusCode,
-    code: ErrorCode,
-    message: impl Into<String>,
-) -> Response<Body> {
-    json_value(
-        status,
-        &json!({ "code": code.as_str(), "message": message.into() }),
-    )
-}
-
-/// The HTTP status that fits an engine error code.
-pub fn status_for(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::NotFound | ErrorCode::ResourceNotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::RateLimitExceeded | ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        // The history no longer covers the position asked for: gone for good.
-        ErrorCode::UnrecoverablePosition => StatusCode::GONE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
+// The response helpers live in [`crate::response`] (every endpoint uses them; the router
+// depends on the endpoints, not the other way round). Re-exported so their old paths
+// keep working.
+pub use crate::response::{json_error, json_response, json_value, status_for, truncate, Body};
 
 /// Answer one HTTP request.
 pub async fn serve(
@@ -149,16 +108,4 @@ pub async fn serve(
         ),
     };
     Ok(resp)
-}
-
-/// At most `max` bytes of `s` (on a char boundary).
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

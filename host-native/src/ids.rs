@@ -12,7 +12,7 @@ fn fill(buf: &mut [u8]) {
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut x =
-        crate::actor::wall_now().0 ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32);
+        crate::clock::wall_now().0 ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32);
     for b in buf.iter_mut() {
         // splitmix64 step
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

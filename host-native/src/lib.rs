@@ -24,6 +24,14 @@
 //! callback), [`testctl`] (the test control channel, off unless
 //! `SWITCHBOARD_TEST_CONTROL=1`), [`fetch`] (key-source HTTP GETs for JWKS / OpenID
 //! discovery).
+//!
+//! Shared plain types sit in leaf modules named after what they own, so the module
+//! graph has no cycles: [`mailbox`] (the actor's messages and handle), [`response`]
+//! (HTTP response helpers of every endpoint), [`inbound`] (a client message),
+//! [`codec`] (RFC 6455 framing), [`clock`] (wall and test clocks), [`test_session`]
+//! (the test control channel's shared state), [`store::StoreKind`]. The router
+//! ([`http`]) depends on the endpoints ([`admin`], [`console`], [`polling`], [`testctl`],
+//! [`ws`]), the endpoints on [`state`] and the leaves, [`state`] only on leaves.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -33,8 +41,10 @@ pub mod admin;
 pub mod banner;
 pub mod capacity;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod cluster_streams;
+pub mod codec;
 pub mod config;
 pub mod console;
 pub mod fetch;
@@ -42,14 +52,18 @@ pub mod guard;
 pub mod handlers;
 pub mod http;
 pub mod ids;
+pub mod inbound;
+pub mod mailbox;
 pub mod metrics;
 pub mod outbound;
 pub mod polling;
+pub mod response;
 pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod streams;
+pub mod test_session;
 pub mod testctl;
 pub mod tls;
 pub mod token;

@@ -1,7 +1,7 @@
 //! One connection's outbound side: a bounded queue of pre-framed WebSocket frames plus
 //! the socket itself, shared by the actor (producer) and the connection's task.
 //!
-//! Frames are queued as encoded bytes ([`crate::transport::codec`]): a fan-out encodes
+//! Frames are queued as encoded bytes ([`crate::codec`]): a fan-out encodes
 //! once and queues the same [`Bytes`] for every recipient. The actor queues during its
 //! turn and, at the end of the turn, writes every touched connection's queue with one
 //! vectored write each ([`Outbound::flush_now`], "corking"): no wake-up of the
@@ -199,7 +199,7 @@ impl Outbound {
             if g.gone || g.closing {
                 return;
             }
-            let frame = crate::transport::codec::encode_close(code, reason);
+            let frame = crate::codec::encode_close(code, reason);
             self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
             g.frames.push_back(frame);
             g.closing = true;
@@ -432,7 +432,7 @@ mod tests {
     use super::*;
 
     fn frame(s: &str) -> Bytes {
-        crate::transport::codec::encode(crate::transport::codec::OP_TEXT, s.as_bytes())
+        crate::codec::encode(crate::codec::OP_TEXT, s.as_bytes())
     }
 
     #[tokio::test]
@@ -441,7 +441,7 @@ mod tests {
         assert_eq!(q.push(frame("ab")), Ok((4, true)));
         assert_eq!(q.push(frame("cde")), Ok((9, false)));
         assert_eq!(q.push(frame("x")), Err(PushError::Full));
-        assert!(!q.push_control(crate::transport::codec::ping()));
+        assert!(!q.push_control(crate::codec::ping()));
         let (client, server) = tokio::io::duplex(1024);
         q.attach(Box::new(server));
         assert!(q.is_empty());

@@ -16,8 +16,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
-use crate::actor::{ActorHandle, ToActor};
-use crate::http::{json_error, Body};
+use crate::mailbox::{ActorHandle, ToActor};
+use crate::response::{json_error, Body};
 use crate::state::AppState;
 
 /// Request ids, unique in the process.

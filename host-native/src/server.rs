@@ -244,10 +244,10 @@ async fn start_server(
             "the config has hostGuards but no guard callback is registered: those actions are denied (FORBIDDEN)"
         );
     }
-    let test_shared = test_control.then(|| Arc::new(crate::testctl::Shared::default()));
+    let test_shared = test_control.then(|| Arc::new(crate::test_session::Shared::default()));
     let actor_test = test_shared
         .as_ref()
-        .map(|shared| crate::testctl::ActorTest::new(engine.clone(), shared.clone()));
+        .map(|shared| crate::test_session::ActorTest::new(engine.clone(), shared.clone()));
     if test_control {
         tracing::warn!(
             "TEST CONTROL CHANNEL ENABLED ({}=1): anyone reaching {}/ can reset the engine; tests only",

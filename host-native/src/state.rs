@@ -1,4 +1,8 @@
 //! State shared by the HTTP handlers and connection tasks of one server.
+//!
+//! It depends only on low-level modules (the actor's [`crate::mailbox`], the store's
+//! handle, the metrics, the test control [`crate::test_session`]): every endpoint
+//! depends on it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -7,7 +11,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actor::ActorHandle;
+use crate::mailbox::ActorHandle;
 use crate::metrics::Metrics;
 use crate::store::StoreHandle;
 
@@ -65,7 +69,7 @@ pub struct AppState {
     /// the engine).
     pub resources: BTreeSet<String>,
     /// The test control channel's shared state, when enabled ([`crate::testctl`]).
-    pub test: Option<Arc<crate::testctl::Shared>>,
+    pub test: Option<Arc<crate::test_session::Shared>>,
     /// Whether records live in memory (`--memory`; test resets need it).
     pub memory_store: bool,
 }

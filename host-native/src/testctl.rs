@@ -30,12 +30,11 @@
 //! `complete`. With [`CLIENT_ID_HEADER`] on an upgrade, the host uses that client id
 //! (empty: none, so the engine generates one from its seed).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::store::MemoryStore;
-use engine::{Action, Command, HostResult, Millis, UpgradeRequest};
+use engine::{Command, HostResult};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -43,18 +42,23 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::actor::{wall_now, ToActor};
-use crate::http::{json_error, json_value, Body};
+use crate::mailbox::ToActor;
+use crate::response::{json_error, json_response, json_value, truncate, Body};
 use crate::state::AppState;
+
+// The session's plain types live in [`crate::test_session`] (the actor and the server
+// state share them) and the clock in [`crate::clock`]. Re-exported so their old paths
+// keep working.
+pub use crate::clock::{ClockSet, TestClock};
+pub use crate::test_session::{
+    ActorTest, Events, Hold, Injected, Reset, Shared, TestMsg, CLIENT_ID_HEADER,
+};
 
 /// The environment variable that enables the channel (`1`).
 pub const ENV: &str = "SWITCHBOARD_TEST_CONTROL";
 
 /// Path prefix of the channel.
 pub const PREFIX: &str = engine::endpoint::TEST_CONTROL_PREFIX;
-
-/// Upgrade request header naming the client id to use (test control only).
-pub const CLIENT_ID_HEADER: &str = "x-switchboard-test-client-id";
 
 /// Largest request body.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -65,53 +69,6 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Whether `SWITCHBOARD_TEST_CONTROL` asks for the channel.
 pub fn enabled_by_env() -> bool {
     std::env::var(ENV).is_ok_and(|v| v == "1")
-}
-
-/// `reset` body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Reset {
-    /// Seed of the new engine's id generator.
-    pub seed: u64,
-    /// Clock setting.
-    #[serde(default)]
-    pub clock: Option<ClockSet>,
-    /// Records the fresh memory store starts with.
-    #[serde(default)]
-    pub store: BTreeMap<String, Vec<Value>>,
-    /// Which host calls to hold.
-    #[serde(default)]
-    pub hold: Hold,
-}
-
-/// Which host calls are held for the channel instead of executed.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct Hold {
-    /// Guard calls (default true).
-    pub guard: bool,
-    /// Storage calls (default false: the store answers them).
-    pub store: bool,
-}
-
-impl Default for Hold {
-    fn default() -> Self {
-        Hold {
-            guard: true,
-            store: false,
-        }
-    }
-}
-
-/// `clock` body.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ClockSet {
-    /// The time the clock reads now (epoch ms).
-    pub at: u64,
-    /// Stay at `at` until set again.
-    #[serde(default)]
-    pub frozen: bool,
 }
 
 /// A value given inline or as JSON text (which keeps number spellings such as `1.0`
@@ -154,30 +111,6 @@ struct InputBody {
     input: Injected,
 }
 
-/// A host report the channel can inject.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
-pub enum Injected {
-    /// `Input::Backpressure`.
-    Backpressure {
-        /// Bytes queued.
-        buffered: u64,
-    },
-    /// `Input::Pong`.
-    Pong,
-    /// `Input::Closed`.
-    Closed {
-        /// Close code.
-        #[serde(default)]
-        code: Option<u16>,
-    },
-    /// A text frame.
-    Text {
-        /// The text.
-        text: String,
-    },
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EventsBody {
@@ -185,171 +118,6 @@ struct EventsBody {
     wait_ms: u64,
     #[serde(default)]
     min: usize,
-}
-
-/// What the channel asks the actor.
-#[derive(Debug)]
-pub enum TestMsg {
-    /// Swap in a fresh engine (the store was replaced before).
-    Reset(Reset),
-    /// Set the clock.
-    Clock(ClockSet),
-    /// Feed a completion.
-    Complete(u64, HostResult),
-    /// Feed a host report.
-    Inject(Option<String>, Injected),
-}
-
-/// Events waiting for the runner, shared by the actor and the HTTP handlers.
-#[derive(Debug, Default)]
-pub struct Events {
-    /// Bumped by every reset: results of commands sent before it are dropped.
-    epoch: u64,
-    queue: Vec<Value>,
-}
-
-/// State of the channel shared by the HTTP handlers and the actor.
-#[derive(Debug, Default)]
-pub struct Shared {
-    events: Mutex<Events>,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Events> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queue an event.
-    pub fn push(&self, event: Value) {
-        self.lock().queue.push(event);
-    }
-
-    fn push_if(&self, epoch: u64, event: Value) {
-        let mut e = self.lock();
-        if e.epoch == epoch {
-            e.queue.push(event);
-        }
-    }
-
-    /// Forget every event; results of earlier commands are dropped from now on.
-    pub fn clear(&self) {
-        let mut e = self.lock();
-        e.epoch += 1;
-        e.queue.clear();
-    }
-
-    fn epoch(&self) -> u64 {
-        self.lock().epoch
-    }
-
-    fn take_if(&self, min: usize) -> Option<Vec<Value>> {
-        let mut e = self.lock();
-        (e.queue.len() >= min).then(|| std::mem::take(&mut e.queue))
-    }
-}
-
-/// The host clock under test control: `at` at `wall`, moving with the wall clock
-/// unless frozen.
-#[derive(Debug, Clone, Copy)]
-pub struct TestClock {
-    at: Millis,
-    wall: Millis,
-    frozen: bool,
-}
-
-impl TestClock {
-    /// The wall clock.
-    pub fn wall() -> Self {
-        let now = wall_now();
-        TestClock {
-            at: now,
-            wall: now,
-            frozen: false,
-        }
-    }
-
-    /// Read `set.at` from now on.
-    pub fn set(set: ClockSet) -> Self {
-        TestClock {
-            at: Millis(set.at),
-            wall: wall_now(),
-            frozen: set.frozen,
-        }
-    }
-
-    /// The current reading.
-    pub fn now(&self) -> Millis {
-        if self.frozen {
-            self.at
-        } else {
-            Millis(
-                self.at
-                    .0
-                    .saturating_add(wall_now().0.saturating_sub(self.wall.0)),
-            )
-        }
-    }
-}
-
-/// The actor's part of the channel.
-#[derive(Debug)]
-pub struct ActorTest {
-    /// The served engine config (a reset builds a fresh engine from it).
-    pub config: engine::Config,
-    /// Events for the runner.
-    pub shared: Arc<Shared>,
-    /// Calls held for the runner.
-    pub hold: Hold,
-    /// The host clock.
-    pub clock: TestClock,
-}
-
-impl ActorTest {
-    /// A channel for an engine serving `config`.
-    pub fn new(config: engine::Config, shared: Arc<Shared>) -> Self {
-        ActorTest {
-            config,
-            shared,
-            hold: Hold::default(),
-            clock: TestClock::wall(),
-        }
-    }
-
-    /// Report `action` (a call) to the runner instead of executing it, if held.
-    pub fn hold_call(&self, action: &Action) -> bool {
-        let Action::Call { request, .. } = action else {
-            return false;
-        };
-        let held = match request {
-            engine::HostRequest::Store(_) => self.hold.store,
-            engine::HostRequest::Guard { .. } => self.hold.guard,
-            // Key-source fetches are always performed (vectors answer them in-process).
-            engine::HostRequest::Fetch(_) => false,
-            // Application handlers, hooks and interceptors: the vector's scripted
-            // handler answers them (`complete`).
-            engine::HostRequest::Message(_)
-            | engine::HostRequest::Hook(_)
-            | engine::HostRequest::Intercept(_) => true,
-        };
-        if held {
-            let action = serde_json::to_value(action).unwrap_or(Value::Null);
-            self.shared.push(json!({"event": "call", "action": action}));
-        }
-        held
-    }
-
-    /// Apply the client id header of an upgrade (removed from the headers the engine
-    /// sees).
-    pub fn client_id(request: &mut UpgradeRequest) {
-        if let Some(i) = request
-            .headers
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(CLIENT_ID_HEADER))
-        {
-            let (_, id) = request.headers.remove(i);
-            request.client_id = id;
-        }
-    }
 }
 
 fn refused() -> Response<Body> {
@@ -452,7 +220,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
         },
         // A process keeps its memory: there is nothing to evict (the Cloudflare host
         // simulates a Durable Object eviction here).
-        "evict" => Ok(crate::http::json_response(
+        "evict" => Ok(json_response(
             StatusCode::OK,
             r#"{"evicted":false}"#,
         )),
@@ -465,7 +233,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Bo
             engine::ErrorCode::NotFound,
             format!(
                 "no test control operation `{}` (reset, clock, command, complete, input, events, evict)",
-                crate::http::truncate(other, 100)
+                truncate(other, 100)
             ),
         )),
     };

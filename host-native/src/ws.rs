@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use engine::handshake::HandshakeRefusal;
 use engine::{ConnId, UpgradeRequest};
@@ -20,14 +19,14 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::actor::{OpenOutcome, ToActor};
-use crate::http::{json_response, Body};
+use crate::mailbox::{OpenOutcome, ToActor};
 use crate::outbound::Outbound;
+use crate::response::{json_response, Body};
 use crate::state::AppState;
 
-/// How long a closing connection may take to flush its queue and exchange close
-/// frames before the socket is dropped.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(3);
+// The close grace is the transport's ([`crate::transport::CLOSE_GRACE`]); re-exported
+// so its old path keeps working.
+pub use crate::transport::CLOSE_GRACE;
 
 /// Whether a request asks for a WebSocket upgrade.
 pub fn is_upgrade(req: &Request<Incoming>) -> bool {

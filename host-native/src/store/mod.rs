@@ -28,10 +28,12 @@ use crate::metrics::Metrics;
 
 #[cfg(test)]
 mod cases;
+mod kind;
 pub mod postgres;
 pub(crate) mod sql;
 pub mod sqlite;
 
+pub use kind::StoreKind;
 pub use postgres::{PgStore, StoreHealth};
 pub use sqlite::{SqliteStore, DB_FILE};
 
@@ -274,11 +276,10 @@ pub struct Opened {
 /// connection and the migrations run on a thread of their own: the sync client must not
 /// run on the async reactor).
 pub fn open(
-    kind: &crate::config::StoreKind,
+    kind: &StoreKind,
     data_dir: &Path,
     resources: &std::collections::BTreeMap<String, engine::config::ResourceConfig>,
 ) -> anyhow::Result<Opened> {
-    use crate::config::StoreKind;
     let store: Box<dyn RecordStore + Send> = match kind {
         StoreKind::Memory => Box::new(MemoryStore::new()),
         StoreKind::Sqlite => {

@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 use engine::ConnId;
 use tokio::io::ReadBuf;
 
-use super::codec::{self, DecodeError, Decoder, Event};
-use super::Inbound;
-use crate::actor::ToActor;
+use super::CLOSE_GRACE;
+use crate::codec::{self, DecodeError, Decoder, Event};
+use crate::inbound::Inbound;
+use crate::mailbox::ToActor;
 use crate::outbound::{Io, Outbound};
 use crate::state::AppState;
-use crate::ws::CLOSE_GRACE;
 
 thread_local! {
     /// The read buffer of every connection polled on this thread: an idle connection

@@ -15,16 +15,17 @@
 //! CPU per delivery (issue 18; numbers in BENCHMARKS.md). No extensions are negotiated
 //! (no permessage-deflate), as before.
 
-pub mod codec;
 mod conn;
 
+use std::time::Duration;
+
+// The frame codec is a module of its own ([`crate::codec`]: the outbound queues encode
+// with it too) and [`Inbound`] a leaf ([`crate::inbound`]: the actor's mailbox carries
+// it). Re-exported so their old paths keep working.
+pub use crate::codec;
+pub use crate::inbound::Inbound;
 pub use conn::serve;
 
-/// A complete message from a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound {
-    /// A text message (valid UTF-8).
-    Text(String),
-    /// A binary message.
-    Binary(Vec<u8>),
-}
+/// How long a closing connection may take to flush its queue and exchange close
+/// frames before the socket is dropped.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(3);

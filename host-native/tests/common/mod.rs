@@ -260,7 +260,7 @@ pub async fn admin(
 
 /// An HS256 token for the test secret.
 pub fn jwt(sub: &str, role: &str, scopes: &[&str]) -> String {
-    let now = switchboard::actor::wall_now().0 / 1000;
+    let now = switchboard::clock::wall_now().0 / 1000;
     switchboard::token::mint(
         "test-secret",
         &switchboard::token::TokenSpec {

@@ -12,23 +12,27 @@
 //! - `soak`: mixed traffic for a long time (connect/disconnect churn, subscribe, CRUD,
 //!   publish, slow consumers that stop reading); server RSS every 10 s and every error.
 //!
-//! Everything stays on 127.0.0.0/8; every loop is bounded in count and time.
+//! Everything stays on 127.0.0.0/8; every loop is bounded in count and time. The
+//! server child process is `server.rs`, the raw subscriber client `raw.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+mod raw;
+mod server;
+
+use server::{cpu_seconds, proc_status, runqueue_wait_seconds, start_server};
 
 /// Load generator for the switchboard server.
 #[derive(Debug, Parser)]
@@ -101,179 +105,6 @@ fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
-}
-
-/// The server under test.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    pid: u32,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-const CONFIG: &str = r#"
-name = "bench"
-heartbeatInterval = 30000
-heartbeatTimeout = 10000
-
-[server]
-listen = "LISTEN"
-store = "memory"
-adminKey = "bench-admin"
-logLevel = "warn"
-outboundQueue = 16384
-readBufferSize = READ_BUFFER
-shutdownTimeoutMs = 5000
-
-[limits]
-maxConnections = 1000000
-maxConnectionsPerIp = 0
-maxBufferedBytes = 16777216
-slowConsumer = "drop"
-maxPendingCalls = 100000
-
-[[routes]]
-path = "/"
-
-[auth.apiKeys.bench_key]
-id = "bench"
-role = "user"
-
-[resources.messages]
-"#;
-
-async fn start_server(args: &Args) -> anyhow::Result<Server> {
-    let bin = match &args.server {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .ok_or_else(|| anyhow!("no parent dir"))?
-            .join("switchboard"),
-    };
-    // Pick a free port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        CONFIG
-            .replace("LISTEN", &addr.to_string())
-            .replace("READ_BUFFER", &args.read_buffer_size.to_string()),
-    )?;
-    let mut cmd = match &args.server_cpus {
-        Some(cpus) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpus).arg(&bin);
-            if !cpus.contains(',') && !cpus.contains('-') {
-                c.env("TOKIO_WORKER_THREADS", "1");
-            }
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let pid = child.id().ok_or_else(|| anyhow!("server exited"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("server did not start listening on {addr}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // With taskset the direct child is the server itself (taskset execs).
-    Ok(Server {
-        child,
-        addr,
-        pid,
-        _dir: tempdir::Dir(dir),
-    })
-}
-
-impl Server {
-    fn rss_kib(&self) -> u64 {
-        proc_status(self.pid, "VmRSS:").unwrap_or(0)
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(&self.pid.to_string())
-    }
-}
-
-/// Seconds a process's threads spent runnable but waiting for a CPU (all threads).
-fn runqueue_wait_seconds(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .sum::<f64>()
-        / 1e9
-}
-
-/// User + system CPU seconds of a process (`self` or a pid) from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the `(comm)`: utime and stime are the 14th and 15th overall.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-impl Server {
-    async fn stop(mut self) {
-        // SIGTERM for a graceful exit, then make sure it is gone.
-        let _ = Command::new("kill")
-            .arg(self.pid.to_string())
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-fn proc_status(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// A TCP connection from a source address in 127.0.0.0/8 (spreads ephemeral ports
@@ -735,140 +566,6 @@ async fn admin_metrics(addr: SocketAddr) -> anyhow::Result<serde_json::Value> {
     s.read_to_string(&mut raw).await?;
     let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Ok(serde_json::from_str(body)?)
-}
-
-/// A minimal WebSocket client for subscribers: reads whole socket buffers and splits
-/// frames itself, so the load generator keeps up with the server's fan-out.
-mod raw {
-    use std::net::SocketAddr;
-
-    use anyhow::{bail, Context};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    /// A subscribed raw connection.
-    pub struct Sub {
-        tcp: TcpStream,
-        buf: Vec<u8>,
-        start: usize,
-    }
-
-    /// A client frame masked with the all-zero key (valid, and the payload stays as is).
-    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0x80 | opcode];
-        match payload.len() {
-            n if n < 126 => f.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&[0, 0, 0, 0]);
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// Upgrade, read the welcome, subscribe to `channel`, wait for `subscribed`.
-    pub async fn subscribe(addr: SocketAddr, i: usize, channel: &str) -> anyhow::Result<Sub> {
-        let ws = super::tcp_from(addr, i).await?;
-        let mut sub = Sub {
-            tcp: ws,
-            buf: Vec::with_capacity(64 * 1024),
-            start: 0,
-        };
-        let req = format!(
-            "GET /?token=bench_key HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        sub.tcp.write_all(req.as_bytes()).await?;
-        loop {
-            if let Some(end) = sub.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                if !sub.buf.starts_with(b"HTTP/1.1 101") {
-                    bail!(
-                        "upgrade refused: {}",
-                        String::from_utf8_lossy(&sub.buf[..end])
-                    );
-                }
-                sub.start = end + 4;
-                break;
-            }
-            sub.fill().await?;
-        }
-        let msg = format!(r#"{{"type":"subscribe","channel":"{channel}","requestId":1}}"#);
-        sub.tcp.write_all(&frame(1, msg.as_bytes())).await?;
-        for _ in 0..10 {
-            for text in sub.read_frames().await? {
-                if text.contains("\"subscribed\"") {
-                    return Ok(sub);
-                }
-            }
-        }
-        bail!("no subscribed reply")
-    }
-
-    impl Sub {
-        async fn fill(&mut self) -> anyhow::Result<()> {
-            if self.start > 0 && self.start == self.buf.len() {
-                self.buf.clear();
-                self.start = 0;
-            } else if self.start > 32 * 1024 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let len = self.buf.len();
-            self.buf.resize(len + 64 * 1024, 0);
-            let n = self.tcp.read(&mut self.buf[len..]).await.context("read")?;
-            self.buf.truncate(len + n);
-            if n == 0 {
-                bail!("connection closed");
-            }
-            Ok(())
-        }
-
-        /// Wait for data, then return every complete text frame in the buffer
-        /// (answering pings; a close frame ends the connection).
-        pub async fn read_frames(&mut self) -> anyhow::Result<Vec<String>> {
-            self.fill().await?;
-            let mut out = Vec::new();
-            loop {
-                let b = &self.buf[self.start..];
-                if b.len() < 2 {
-                    break;
-                }
-                let opcode = b[0] & 0x0F;
-                let (len, hdr) = match b[1] & 0x7F {
-                    126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-                    127 if b.len() >= 10 => {
-                        let mut l = [0u8; 8];
-                        l.copy_from_slice(&b[2..10]);
-                        (u64::from_be_bytes(l) as usize, 10)
-                    }
-                    126 | 127 => break,
-                    n => (n as usize, 2),
-                };
-                if b.len() < hdr + len {
-                    break;
-                }
-                let payload = &b[hdr..hdr + len];
-                match opcode {
-                    1 => out.push(String::from_utf8_lossy(payload).into_owned()),
-                    8 => bail!("closed by the server"),
-                    9 => {
-                        let pong = frame(0xA, payload);
-                        self.start += hdr + len;
-                        self.tcp.write_all(&pong).await?;
-                        continue;
-                    }
-                    _ => {}
-                }
-                self.start += hdr + len;
-            }
-            Ok(out)
-        }
-    }
 }
 
 fn raise_fd_limit() {

@@ -6,6 +6,9 @@
 //! the RFC forbids with the close code it names: 1002 for framing violations, 1007 for a
 //! text message that is not UTF-8, 1009 (decided from the header, before the payload is
 //! buffered) for a frame or message over the payload limit.
+//!
+//! A leaf module: the [`crate::transport`] decodes with it, the actor and the
+//! [`crate::outbound`] queues encode with it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 

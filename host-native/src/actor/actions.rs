@@ -1,0 +1,187 @@
+//! Executing the engine's actions: accepts and rejects answer the waiting upgrade,
+//! frames go to each connection's [`crate::outbound::Outbound`] queue (written at the end of the turn,
+//! [`Actor::flush`]), pings and closes as controls, command and long-polling results to
+//! the waiting request, cluster messages to the link. Host calls are
+//! [`super::calls`]'s.
+
+use std::sync::atomic::Ordering;
+
+use engine::{Action, ConnId, Input, Millis};
+
+use super::{Actor, Peer};
+use crate::mailbox::{HttpAnswer, OpenOutcome};
+use crate::outbound::PushError;
+
+impl Actor {
+    /// Execute one action of the engine.
+    pub(super) fn execute(&mut self, now: Millis, action: Action) {
+        match action {
+            Action::Accept { conn, protocol } => {
+                let snapshot = self.engine.snapshot(conn);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.accepted = true;
+                    if let Some(s) = snapshot {
+                        peer.client_id = s.client_id;
+                        peer.user = s.user.map(|u| u.id);
+                    }
+                    // Debug, not info: a connection flood must not flood the log
+                    // (counts are in /metrics).
+                    tracing::debug!(
+                        client = %peer.client_id,
+                        route = %peer.route,
+                        user = peer.user.as_deref().unwrap_or("-"),
+                        "connection opened"
+                    );
+                    if let Some(reply) = peer.open_reply.take() {
+                        if reply.send(OpenOutcome::Accept { protocol }).is_err() {
+                            // The HTTP request went away before the answer.
+                            self.peers.remove(&conn);
+                            self.feed_closed(now, conn, None);
+                        }
+                    }
+                }
+            }
+            Action::Reject { conn, status, body } => {
+                if let Some(mut peer) = self.peers.remove(&conn) {
+                    tracing::debug!(route = %peer.route, status, "upgrade rejected");
+                    if let Some(reply) = peer.open_reply.take() {
+                        let _ = reply.send(OpenOutcome::Reject { status, body });
+                    }
+                }
+            }
+            Action::Send { conn, frame } => {
+                let bytes = crate::codec::encode_frame(&frame);
+                self.deliver(now, conn, bytes);
+            }
+            Action::SendMany { conns, frame } => {
+                // Framed once: every recipient's queue shares these bytes.
+                let bytes = crate::codec::encode_frame(&frame);
+                for conn in conns {
+                    self.deliver(now, conn, bytes.clone());
+                }
+            }
+            Action::Ping { conn } => {
+                if let Some(peer) = self.peers.get(&conn) {
+                    if peer.out.push_control(crate::codec::ping()) {
+                        self.dirty.push((conn, peer.out.clone()));
+                    }
+                }
+            }
+            Action::Close { conn, code, reason } => {
+                if let Some(peer) = self.peers.remove(&conn) {
+                    log_close(&peer, Some(code), "server");
+                    peer.out.close(code, &reason);
+                    self.feed_closed(now, conn, Some(code));
+                }
+            }
+            Action::Call { .. } if self.test.as_ref().is_some_and(|t| t.hold_call(&action)) => {}
+            Action::Call {
+                op,
+                conn,
+                request,
+                deadline,
+            } => self.call(now, op, conn, request, deadline),
+            Action::Respond {
+                req,
+                status,
+                headers,
+                body,
+            } => {
+                if let Some(reply) = self.http.remove(&req) {
+                    let _ = reply.send(HttpAnswer {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+            }
+            Action::CommandResult { tag, result } => {
+                if let Some(reply) = self.commands.remove(&tag) {
+                    let _ = reply.send(result);
+                }
+            }
+            Action::Cluster { message } => match &self.cluster {
+                // The link reports an outage to the engine, which then stops sending.
+                Some(tx) => {
+                    let _ = tx.send(message);
+                }
+                None => tracing::error!("the engine sent a cluster message without a cluster"),
+            },
+        }
+    }
+
+    /// `Closed` after executing a `Close` (the socket task's own report is then ignored).
+    pub(super) fn feed_closed(&mut self, now: Millis, conn: ConnId, code: Option<u16>) {
+        if let Err(e) = self.engine.handle(now, Input::Closed { conn, code }) {
+            tracing::error!(error = %e, "engine refused Closed");
+        }
+    }
+
+    /// Write every connection queued to this turn (one vectored write each); tell the
+    /// engine about connections that drained back under their limit.
+    /// Returns whether the engine was given an input.
+    pub(super) fn flush(&mut self, now: Millis) -> bool {
+        let mut fed = false;
+        // Bounded: a drained report can make the engine queue more frames.
+        for _ in 0..8 {
+            if self.dirty.is_empty() {
+                break;
+            }
+            for (conn, out) in std::mem::take(&mut self.dirty) {
+                if let Some(buffered) = out.flush_now() {
+                    if self.peers.contains_key(&conn) {
+                        self.input(now, Input::Backpressure { conn, buffered });
+                        fed = true;
+                    }
+                }
+            }
+        }
+        fed
+    }
+
+    /// Queue a frame for one connection; tell the engine when the queue is over its limit.
+    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let out = &peer.out;
+        let report = match out.push(frame) {
+            Ok((queued, schedule)) => {
+                if schedule {
+                    self.dirty.push((conn, out.clone()));
+                }
+                (out.pressure.crossing(false, queued) == Some(true)
+                    && !out.reported_over.swap(true, Ordering::AcqRel))
+                .then_some(queued)
+            }
+            Err(PushError::Full) => {
+                // A full queue counts as over the byte limit: the engine's policy decides.
+                self.metrics.outbound_overflow.inc();
+                out.reported_over.store(true, Ordering::Release);
+                let queued = out.queued.load(Ordering::Acquire);
+                Some(queued.max(out.pressure.over.saturating_add(1)))
+            }
+            // The connection task is gone; its Closed report is on the way.
+            Err(PushError::Gone) => None,
+        };
+        if let Some(buffered) = report {
+            if let Err(e) = self
+                .engine
+                .handle(now, Input::Backpressure { conn, buffered })
+            {
+                tracing::error!(error = %e, "engine refused Backpressure");
+            }
+        }
+    }
+}
+
+pub(super) fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
+    tracing::debug!(
+        client = %peer.client_id,
+        route = %peer.route,
+        user = peer.user.as_deref().unwrap_or("-"),
+        code = code.map_or(-1, i32::from),
+        by,
+        "connection closed"
+    );
+}
