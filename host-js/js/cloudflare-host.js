@@ -85,7 +85,7 @@ export class SwitchboardDurableObject extends DurableObject {
     this.starting = null;
     this.sockets = new Map(); // conn -> WebSocket
     this.saved = new Map(); // conn -> last persisted snapshot JSON
-    this.stats = { starts: 0, restored: 0, alarms: 0, storedSnapshots: 0 };
+    this.stats = { starts: 0, restored: 0, alarms: 0, storedSnapshots: 0, liveSockets: 0 };
   }
 
   log(msg) {
@@ -254,13 +254,68 @@ export class SwitchboardDurableObject extends DurableObject {
     const { response, accepted: d } = fetchRoute(host, req, req.headers.get("cf-connecting-ip"));
     if (response) return response;
     const [client, server] = Object.values(new WebSocketPair());
-    this.ctx.acceptWebSocket(server);
-    server.serializeAttachment({ conn: d.conn });
-    this.sockets.set(d.conn, server);
-    host.attach(d.conn, socketOf(server));
-    this.persist(d.conn);
+    // The engine's first output decides how the socket is accepted, so it is attached
+    // through a socket that holds its operations until then (a WebSocket cannot send
+    // before it is accepted).
+    const held = [];
+    let target = null;
+    let closedAtOnce = false;
+    host.attach(d.conn, {
+      send: (text) => (target ? target.send(text) : held.push((ws) => ws.send(text))),
+      ping: () => {},
+      close: (code, reason) => {
+        if (!target) closedAtOnce = true;
+        target ? target.close(code, reason) : held.push((ws) => ws.close(code, reason));
+      },
+    });
+    if (closedAtOnce || !this.hibernation) {
+      this.acceptLive(host, d.conn, server);
+    } else {
+      this.ctx.acceptWebSocket(server);
+      server.serializeAttachment({ conn: d.conn });
+      this.sockets.set(d.conn, server);
+    }
+    target = server;
+    for (const op of held) op(server);
+    if (!closedAtOnce && this.hibernation) this.persist(d.conn);
     const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
     return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /**
+   * Whether sockets use the Hibernation API (the default). A subclass may return false:
+   * every socket is then accepted with `accept()`, which keeps the object in memory while
+   * any is open, but a socket the object closes before its client sent anything ends
+   * its TCP connection at once (workerd keeps that connection of a hibernatable socket
+   * open until the object is idle; host-js/README.md, "Closing silent sockets on workerd").
+   */
+  get hibernation() {
+    return true;
+  }
+
+  /**
+   * A socket accepted without hibernation: one the engine closed while attaching it
+   * (nothing to hibernate), or every socket when `hibernation` is false. Its events
+   * come from listeners instead of the webSocket* handlers; it is not restored after an
+   * eviction (it keeps the object in memory while open).
+   */
+  acceptLive(host, conn, ws) {
+    ws.accept();
+    this.stats.liveSockets++;
+    ws.addEventListener("message", (e) => {
+      if (this.host !== host) return ws.close(1011, "connection state lost");
+      if (typeof e.data === "string") host.message(conn, e.data);
+      else host.message(conn, new Uint8Array(e.data), true);
+    });
+    ws.addEventListener("close", (e) => {
+      try {
+        ws.close(e.code === 1005 || e.code === 1006 ? 1000 : e.code, e.reason);
+      } catch {}
+      if (this.host === host) host.closed(conn, e.code);
+    });
+    ws.addEventListener("error", () => {
+      if (this.host === host) host.closed(conn, 1006);
+    });
   }
 
   async webSocketMessage(ws, message) {
