@@ -14,7 +14,8 @@
 //
 // Bindings: SWITCHBOARD (the Durable Object namespace), SWITCHBOARD_CONFIG (deployment
 // JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
-// SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
+// SWITCHBOARD_HIBERNATION="0" to accept sockets without the Hibernation API (see the
+// `hibernation` getter), SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
 // test control channel (js/test-control.js; tests only).
 import { DurableObject } from "cloudflare:workers";
 import { Host, fetchRoute, handshakeCheck, handshakeRefusal, loadDeployment, wasm } from "./core.js";
@@ -283,14 +284,15 @@ export class SwitchboardDurableObject extends DurableObject {
   }
 
   /**
-   * Whether sockets use the Hibernation API (the default). A subclass may return false:
-   * every socket is then accepted with `accept()`, which keeps the object in memory while
-   * any is open, but a socket the object closes before its client sent anything ends
-   * its TCP connection at once (workerd keeps that connection of a hibernatable socket
-   * open until the object is idle; host-js/README.md, "Closing silent sockets on workerd").
+   * Whether sockets use the Hibernation API: yes unless the SWITCHBOARD_HIBERNATION
+   * binding is "0" (a subclass may override this getter). Without it every socket is
+   * accepted with `accept()`, which keeps the object in memory while any is open, but a
+   * socket the object closes before its client sent anything ends its TCP connection at
+   * once: workerd keeps that connection of a hibernatable socket open until the object
+   * is idle (host-js/README.md, "Closing silent sockets on workerd").
    */
   get hibernation() {
-    return true;
+    return this.env.SWITCHBOARD_HIBERNATION !== "0";
   }
 
   /**
@@ -301,6 +303,8 @@ export class SwitchboardDurableObject extends DurableObject {
    */
   acceptLive(host, conn, ws) {
     ws.accept();
+    // Binary frames as ArrayBuffer (from compatibility date 2026-03-17 the default is Blob).
+    ws.binaryType = "arraybuffer";
     this.stats.liveSockets++;
     ws.addEventListener("message", (e) => {
       if (this.host !== host) return ws.close(1011, "connection state lost");

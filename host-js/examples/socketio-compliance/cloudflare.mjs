@@ -18,7 +18,11 @@ const mf = new Miniflare({
   ],
   compatibilityDate: "2026-04-01",
   durableObjects: { SWITCHBOARD: "Switchboard" },
-  bindings: { SWITCHBOARD_CONFIG: JSON.stringify(config) },
+  // Sockets without the Hibernation API by default (SWITCHBOARD_HIBERNATION=1 to use it):
+  // the suites close silent sessions (a missed pong, no CONNECT), and workerd ends the
+  // TCP connection of such a hibernatable socket only once the object is idle
+  // (host-js/README.md, "Closing silent sockets on workerd").
+  bindings: { SWITCHBOARD_CONFIG: JSON.stringify(config), SWITCHBOARD_HIBERNATION: process.env.SWITCHBOARD_HIBERNATION ?? "0" },
 });
 const url = await mf.ready;
 console.log(`listening on 127.0.0.1:${url.port}`);
