@@ -19,6 +19,12 @@ export declare class SwitchboardDurableObject {
   guard?(call: GuardCall): GuardDecision | Promise<GuardDecision>;
   /** Application handlers (PROTOCOL.md §20). */
   handlers?: Handlers;
+  /**
+   * Whether sockets use the Hibernation API: true unless the SWITCHBOARD_HIBERNATION
+   * binding is "0". False accepts every socket with `accept()` (host-js/README.md,
+   * "Closing silent sockets on workerd").
+   */
+  readonly hibernation: boolean;
   ensure(): Host | Promise<Host>;
   fetch(request: Request): Promise<Response>;
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;
