@@ -14,6 +14,7 @@
 //
 // Bindings: SWITCHBOARD (the Durable Object namespace), SWITCHBOARD_CONFIG (deployment
 // JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
+// SWITCHBOARD_RELAY="1" to relay the sockets through the Worker (createWorker),
 // SWITCHBOARD_HIBERNATION="0" to accept sockets without the Hibernation API (see the
 // `hibernation` getter), SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
 // test control channel (js/test-control.js; tests only).
@@ -392,7 +393,7 @@ export class SwitchboardDurableObject extends DurableObject {
  * The Worker: /healthz is answered at the edge, everything else (upgrades, /readyz,
  * /metrics, server info) goes to the one Durable Object named `name`.
  */
-export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {}) {
+export function createWorker({ binding = "SWITCHBOARD", name = "default", relay = false } = {}) {
   return {
     async fetch(req, env) {
       const url = new URL(req.url);
@@ -406,7 +407,46 @@ export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {})
         if (refused) return new Response(refused.body, { status: refused.status, headers: refused.headers });
       }
       const ns = env[binding];
-      return ns.get(ns.idFromName(name)).fetch(req);
+      const res = await ns.get(ns.idFromName(name)).fetch(req);
+      if (res.webSocket && (relay || env.SWITCHBOARD_RELAY === "1")) return relayed(res);
+      return res;
     },
   };
+}
+
+/**
+ * `relay` (or the SWITCHBOARD_RELAY="1" binding): the Worker holds the client's socket
+ * itself and relays every frame to and from the Durable Object's (which stays
+ * hibernatable). workerd keeps the TCP connection of a hibernatable socket the object
+ * closes before its client sent anything open until the object is idle; a socket the
+ * Worker accepts with `accept()` ends it at once (host-js/README.md, "Closing silent
+ * sockets on workerd"). The cost: every frame passes through the Worker.
+ */
+function relayed(res) {
+  const inner = res.webSocket;
+  const [client, outer] = Object.values(new WebSocketPair());
+  for (const ws of [inner, outer]) {
+    ws.accept();
+    ws.binaryType = "arraybuffer";
+  }
+  const pass = (from, to) => {
+    from.addEventListener("message", (e) => {
+      try {
+        to.send(e.data);
+      } catch {}
+    });
+    from.addEventListener("close", (e) => {
+      try {
+        to.close(e.code === 1005 || e.code === 1006 ? 1000 : e.code, e.reason);
+      } catch {}
+    });
+    from.addEventListener("error", () => {
+      try {
+        to.close(1011, "relay error");
+      } catch {}
+    });
+  };
+  pass(inner, outer);
+  pass(outer, inner);
+  return new Response(null, { status: 101, webSocket: client, headers: res.headers });
 }

@@ -33,7 +33,12 @@ export declare class SwitchboardDurableObject {
   alarm(): Promise<void>;
 }
 
-/** The Worker: /healthz at the edge, everything else to the Durable Object `name`. */
-export declare function createWorker(options?: { binding?: string; name?: string }): {
+/**
+ * The Worker: /healthz at the edge, everything else to the Durable Object `name`.
+ * `relay`: the Worker holds the client's socket and relays its frames to and from the
+ * Durable Object's (also when the SWITCHBOARD_RELAY binding is "1"; host-js/README.md,
+ * "Closing silent sockets on workerd").
+ */
+export declare function createWorker(options?: { binding?: string; name?: string; relay?: boolean }): {
   fetch(request: Request, env: any): Promise<Response>;
 };
