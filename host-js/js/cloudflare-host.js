@@ -14,7 +14,9 @@
 //
 // Bindings: SWITCHBOARD (the Durable Object namespace), SWITCHBOARD_CONFIG (deployment
 // JSON text), optional SWITCHBOARD_JWT_SECRET / SWITCHBOARD_ADMIN_KEY secrets, and
-// SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
+// SWITCHBOARD_RELAY="1" to relay the sockets through the Worker (createWorker),
+// SWITCHBOARD_HIBERNATION="0" to accept sockets without the Hibernation API (see the
+// `hibernation` getter), SWITCHBOARD_TEST_HOOKS="1" to enable /__test/*, SWITCHBOARD_TEST_CONTROL="1" to enable the
 // test control channel (js/test-control.js; tests only).
 import { DurableObject } from "cloudflare:workers";
 import { Host, fetchRoute, handshakeCheck, handshakeRefusal, loadDeployment, wasm } from "./core.js";
@@ -85,7 +87,7 @@ export class SwitchboardDurableObject extends DurableObject {
     this.starting = null;
     this.sockets = new Map(); // conn -> WebSocket
     this.saved = new Map(); // conn -> last persisted snapshot JSON
-    this.stats = { starts: 0, restored: 0, alarms: 0, storedSnapshots: 0 };
+    this.stats = { starts: 0, restored: 0, alarms: 0, storedSnapshots: 0, liveSockets: 0 };
   }
 
   log(msg) {
@@ -254,13 +256,71 @@ export class SwitchboardDurableObject extends DurableObject {
     const { response, accepted: d } = fetchRoute(host, req, req.headers.get("cf-connecting-ip"));
     if (response) return response;
     const [client, server] = Object.values(new WebSocketPair());
-    this.ctx.acceptWebSocket(server);
-    server.serializeAttachment({ conn: d.conn });
-    this.sockets.set(d.conn, server);
-    host.attach(d.conn, socketOf(server));
-    this.persist(d.conn);
+    // The engine's first output decides how the socket is accepted, so it is attached
+    // through a socket that holds its operations until then (a WebSocket cannot send
+    // before it is accepted).
+    const held = [];
+    let target = null;
+    let closedAtOnce = false;
+    host.attach(d.conn, {
+      send: (text) => (target ? target.send(text) : held.push((ws) => ws.send(text))),
+      ping: () => {},
+      close: (code, reason) => {
+        if (!target) closedAtOnce = true;
+        target ? target.close(code, reason) : held.push((ws) => ws.close(code, reason));
+      },
+    });
+    if (closedAtOnce || !this.hibernation) {
+      this.acceptLive(host, d.conn, server);
+    } else {
+      this.ctx.acceptWebSocket(server);
+      server.serializeAttachment({ conn: d.conn });
+      this.sockets.set(d.conn, server);
+    }
+    target = server;
+    for (const op of held) op(server);
+    if (!closedAtOnce && this.hibernation) this.persist(d.conn);
     const headers = d.protocol ? { "Sec-WebSocket-Protocol": d.protocol } : undefined;
     return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /**
+   * Whether sockets use the Hibernation API: yes unless the SWITCHBOARD_HIBERNATION
+   * binding is "0" (a subclass may override this getter). Without it every socket is
+   * accepted with `accept()`, which keeps the object in memory while any is open, but a
+   * socket the object closes before its client sent anything ends its TCP connection at
+   * once: workerd keeps that connection of a hibernatable socket open until the object
+   * is idle (host-js/README.md, "Closing silent sockets on workerd").
+   */
+  get hibernation() {
+    return this.env.SWITCHBOARD_HIBERNATION !== "0";
+  }
+
+  /**
+   * A socket accepted without hibernation: one the engine closed while attaching it
+   * (nothing to hibernate), or every socket when `hibernation` is false. Its events
+   * come from listeners instead of the webSocket* handlers; it is not restored after an
+   * eviction (it keeps the object in memory while open).
+   */
+  acceptLive(host, conn, ws) {
+    ws.accept();
+    // Binary frames as ArrayBuffer (from compatibility date 2026-03-17 the default is Blob).
+    ws.binaryType = "arraybuffer";
+    this.stats.liveSockets++;
+    ws.addEventListener("message", (e) => {
+      if (this.host !== host) return ws.close(1011, "connection state lost");
+      if (typeof e.data === "string") host.message(conn, e.data);
+      else host.message(conn, new Uint8Array(e.data), true);
+    });
+    ws.addEventListener("close", (e) => {
+      try {
+        ws.close(e.code === 1005 || e.code === 1006 ? 1000 : e.code, e.reason);
+      } catch {}
+      if (this.host === host) host.closed(conn, e.code);
+    });
+    ws.addEventListener("error", () => {
+      if (this.host === host) host.closed(conn, 1006);
+    });
   }
 
   async webSocketMessage(ws, message) {
@@ -333,7 +393,7 @@ export class SwitchboardDurableObject extends DurableObject {
  * The Worker: /healthz is answered at the edge, everything else (upgrades, /readyz,
  * /metrics, server info) goes to the one Durable Object named `name`.
  */
-export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {}) {
+export function createWorker({ binding = "SWITCHBOARD", name = "default", relay = false } = {}) {
   return {
     async fetch(req, env) {
       const url = new URL(req.url);
@@ -347,7 +407,46 @@ export function createWorker({ binding = "SWITCHBOARD", name = "default" } = {})
         if (refused) return new Response(refused.body, { status: refused.status, headers: refused.headers });
       }
       const ns = env[binding];
-      return ns.get(ns.idFromName(name)).fetch(req);
+      const res = await ns.get(ns.idFromName(name)).fetch(req);
+      if (res.webSocket && (relay || env.SWITCHBOARD_RELAY === "1")) return relayed(res);
+      return res;
     },
   };
+}
+
+/**
+ * `relay` (or the SWITCHBOARD_RELAY="1" binding): the Worker holds the client's socket
+ * itself and relays every frame to and from the Durable Object's (which stays
+ * hibernatable). workerd keeps the TCP connection of a hibernatable socket the object
+ * closes before its client sent anything open until the object is idle; a socket the
+ * Worker accepts with `accept()` ends it at once (host-js/README.md, "Closing silent
+ * sockets on workerd"). The cost: every frame passes through the Worker.
+ */
+function relayed(res) {
+  const inner = res.webSocket;
+  const [client, outer] = Object.values(new WebSocketPair());
+  for (const ws of [inner, outer]) {
+    ws.accept();
+    ws.binaryType = "arraybuffer";
+  }
+  const pass = (from, to) => {
+    from.addEventListener("message", (e) => {
+      try {
+        to.send(e.data);
+      } catch {}
+    });
+    from.addEventListener("close", (e) => {
+      try {
+        to.close(e.code === 1005 || e.code === 1006 ? 1000 : e.code, e.reason);
+      } catch {}
+    });
+    from.addEventListener("error", () => {
+      try {
+        to.close(1011, "relay error");
+      } catch {}
+    });
+  };
+  pass(inner, outer);
+  pass(outer, inner);
+  return new Response(null, { status: 101, webSocket: client, headers: res.headers });
 }

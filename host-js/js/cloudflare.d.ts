@@ -19,6 +19,12 @@ export declare class SwitchboardDurableObject {
   guard?(call: GuardCall): GuardDecision | Promise<GuardDecision>;
   /** Application handlers (PROTOCOL.md §20). */
   handlers?: Handlers;
+  /**
+   * Whether sockets use the Hibernation API: true unless the SWITCHBOARD_HIBERNATION
+   * binding is "0". False accepts every socket with `accept()` (host-js/README.md,
+   * "Closing silent sockets on workerd").
+   */
+  readonly hibernation: boolean;
   ensure(): Host | Promise<Host>;
   fetch(request: Request): Promise<Response>;
   webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;
@@ -27,7 +33,12 @@ export declare class SwitchboardDurableObject {
   alarm(): Promise<void>;
 }
 
-/** The Worker: /healthz at the edge, everything else to the Durable Object `name`. */
-export declare function createWorker(options?: { binding?: string; name?: string }): {
+/**
+ * The Worker: /healthz at the edge, everything else to the Durable Object `name`.
+ * `relay`: the Worker holds the client's socket and relays its frames to and from the
+ * Durable Object's (also when the SWITCHBOARD_RELAY binding is "1"; host-js/README.md,
+ * "Closing silent sockets on workerd").
+ */
+export declare function createWorker(options?: { binding?: string; name?: string; relay?: boolean }): {
   fetch(request: Request, env: any): Promise<Response>;
 };

@@ -33,11 +33,12 @@ function command(port) {
   }
 }
 
-export async function startServer(port = 0) {
+/** `env`: more environment for the server (e.g. SWITCHBOARD_HIBERNATION on workerd). */
+export async function startServer(port = 0, env = {}) {
   const [cmd, args] = command(port);
   const child = spawn(cmd, args, {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1" },
+    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ...env },
   });
   const addr = await new Promise((resolve, reject) => {
     let out = "";

@@ -26,8 +26,8 @@ after(async () => {
 });
 
 /** A raw WebSocket with a queue of received messages (strings, or Buffers for binary). */
-function raw(query = "EIO=4&transport=websocket", prefix = "/socket.io/") {
-  const ws = new WebSocket(`ws://${base}${prefix}?${query}`);
+function raw(query = "EIO=4&transport=websocket", prefix = "/socket.io/", addr = base) {
+  const ws = new WebSocket(`ws://${addr}${prefix}?${query}`);
   const queue = [];
   const waiters = [];
   const closeWaiters = [];
@@ -119,15 +119,7 @@ test("the server pings with `2` and keeps a session that answers `3`", async () 
   ws.close();
 });
 
-/**
- * workerd (miniflare) does not end the TCP connection of a WebSocket the Durable Object
- * closes from its alarm() (heartbeat timeouts): the close frame and the client's echo go
- * through, but `ws` reports `close` only after its own 30 s timer (host-js/README.md,
- * "Known on workerd"). The heartbeat closes are checked on every other host.
- */
-const ALARM_CLOSE = HOST === "workerd" && "workerd does not end the TCP connection of a socket closed from alarm() (host-js/README.md)";
-
-test("a session that does not answer pings is closed after pingInterval + pingTimeout", { skip: ALARM_CLOSE }, async () => {
+test("a session that does not answer pings is closed after pingInterval + pingTimeout", async () => {
   const ws = raw();
   await ws.next();
   await ws.untilClosed(2000);
@@ -167,7 +159,7 @@ test("a bare Engine.IO session on /engine.io/ echoes text and binary message pac
   await ws.untilClosed();
 });
 
-test("a bare Engine.IO session closes on a close packet and on a missed pong", { skip: ALARM_CLOSE }, async () => {
+test("a bare Engine.IO session closes on a close packet and on a missed pong", async () => {
   const a = raw("EIO=4&transport=websocket", "/engine.io/");
   await a.next();
   a.send("1");
@@ -175,6 +167,43 @@ test("a bare Engine.IO session closes on a close packet and on a missed pong", {
   const b = raw("EIO=4&transport=websocket", "/engine.io/");
   await b.next();
   await b.untilClosed(2000);
+});
+
+/**
+ * Upgrade a polling session to WebSocket, then open a second WebSocket with the same sid:
+ * it is closed at once (TCP ended: `ws` reports `close` within `ms`), and the first
+ * still echoes.
+ */
+async function secondUpgradeIsClosed(addr, ms = 1000) {
+  const res = await fetch(`http://${addr}/engine.io/?EIO=4&transport=polling`);
+  const { sid } = JSON.parse((await res.text()).slice(1));
+  const ws = raw(`EIO=4&transport=websocket&sid=${sid}`, "/engine.io/", addr);
+  await new Promise((resolve) => ws.once("open", resolve));
+  ws.send("2probe");
+  assert.equal(await ws.next(), "3probe");
+  ws.send("5");
+  const ws2 = raw(`EIO=4&transport=websocket&sid=${sid}`, "/engine.io/", addr);
+  await ws2.untilClosed(ms);
+  ws.send("4hello");
+  assert.equal(await ws.nextNonPing(), "4hello");
+  ws.close();
+}
+
+test("a second WebSocket with the sid of an upgraded session is closed at once", async () => {
+  await secondUpgradeIsClosed(base);
+});
+
+test("workerd without the Worker relay: a socket closed while it is attached ends its connection at once", { skip: HOST !== "workerd" && "workerd only" }, async () => {
+  // The compliance application relays its sockets through the Worker on workerd by
+  // default; this instance returns the Durable Object's hibernatable sockets directly.
+  // The engine closes the second socket while the object attaches it, so the object
+  // accepts that one without hibernation (js/cloudflare-host.js).
+  const hib = await startServer(0, { SWITCHBOARD_RELAY: "0" });
+  try {
+    await secondUpgradeIsClosed(hib.addr);
+  } finally {
+    await stopServer(hib.child);
+  }
 });
 
 // ---------------------------------------------------------------- Socket.IO
@@ -222,7 +251,7 @@ test("an invalid Socket.IO handshake closes the session", async () => {
   await ws.untilClosed();
 });
 
-test("a session that never sends CONNECT is closed (it answers no ping either)", { skip: ALARM_CLOSE }, async () => {
+test("a session that never sends CONNECT is closed (it answers no ping either)", async () => {
   const ws = raw();
   await ws.untilClosed(2000);
 });

@@ -18,9 +18,12 @@ export function jwt(claims, secret = "dev-secret") {
  * @param {object} traits
  * @param {"socket"|"idle"|"none"} traits.pings  who sends WebSocket pings: the engine
  *        through the socket, the runtime's idle timer (Deno), or nobody (workerd)
+ * @param {object} [traits.env]  more environment for the server
+ * @param {string} [traits.label]  the suites' name (default: runtime)
  */
 export function runtimeSuite(runtime, traits) {
-  describe(`${runtime}: demo deployment`, () => {
+  const label = traits.label ?? runtime;
+  describe(`${label}: demo deployment`, () => {
     let srv;
     const open = [];
     const client = async (path = "/", opts) => {
@@ -155,7 +158,7 @@ export function runtimeSuite(runtime, traits) {
     });
   });
 
-  describe(`${runtime}: heartbeat (demo with heartbeatInterval 400 ms, heartbeatTimeout 400 ms)`, () => {
+  describe(`${label}: heartbeat (demo with heartbeatInterval 400 ms, heartbeatTimeout 400 ms)`, () => {
     let srv;
     const open = [];
     before(async () => {

@@ -6,6 +6,10 @@ import { runtimeSuite } from "./suite.mjs";
 import { startServer, connect, demoVariant, sleep } from "./helpers.mjs";
 
 runtimeSuite("workerd", { pings: "none" });
+// The same with every socket accepted without the Hibernation API, and with the sockets
+// relayed by the Worker (host-js/README.md, "Closing silent sockets on workerd").
+runtimeSuite("workerd", { pings: "none", label: "workerd without hibernation", env: { SWITCHBOARD_HIBERNATION: "0" } });
+runtimeSuite("workerd", { pings: "none", label: "workerd through the Worker relay", env: { SWITCHBOARD_RELAY: "1" } });
 
 describe("workerd: Durable Object hibernation", () => {
   let srv;

@@ -3,7 +3,9 @@
 // (build first: bash host-js/build.sh). SWITCHBOARD_CONFIG=path.json serves another
 // deployment; SWITCHBOARD_MODULE=lean runs worker-lean.mjs (the lean module, without JSON
 // Schema); SWITCHBOARD_TEST_HOOKS=1 enables /__test/* and
-// SWITCHBOARD_TEST_CONTROL=1 the test control channel (tests only).
+// SWITCHBOARD_TEST_CONTROL=1 the test control channel (tests only); SWITCHBOARD_HIBERNATION=0
+// accepts sockets without the Hibernation API, SWITCHBOARD_RELAY=1 relays them through the
+// Worker (host-js/README.md, "Closing silent sockets on workerd").
 //
 // The lean module refuses a deployment with `schema`. The demo validates `messages` with
 // one, so with SWITCHBOARD_MODULE=lean and no SWITCHBOARD_CONFIG this serves the demo
@@ -34,7 +36,7 @@ if (lean && !process.env.SWITCHBOARD_CONFIG) {
   }
 }
 const bindings = { SWITCHBOARD_CONFIG: configText };
-for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS", "SWITCHBOARD_TEST_CONTROL"]) {
+for (const k of ["SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_ADMIN_KEY", "SWITCHBOARD_TEST_HOOKS", "SWITCHBOARD_TEST_CONTROL", "SWITCHBOARD_HIBERNATION", "SWITCHBOARD_RELAY"]) {
   if (process.env[k]) bindings[k] = process.env[k];
 }
 

@@ -18,7 +18,16 @@ const mf = new Miniflare({
   ],
   compatibilityDate: "2026-04-01",
   durableObjects: { SWITCHBOARD: "Switchboard" },
-  bindings: { SWITCHBOARD_CONFIG: JSON.stringify(config) },
+  // The Worker relays the sockets (SWITCHBOARD_RELAY=0 to return the Durable Object's
+  // sockets directly): the suites close silent sessions (a missed pong, no CONNECT), and
+  // workerd ends the TCP connection of such a hibernatable socket only once the object is
+  // idle (host-js/README.md, "Closing silent sockets on workerd"). SWITCHBOARD_HIBERNATION=0
+  // accepts the sockets without the Hibernation API instead.
+  bindings: {
+    SWITCHBOARD_CONFIG: JSON.stringify(config),
+    SWITCHBOARD_RELAY: process.env.SWITCHBOARD_RELAY ?? "1",
+    SWITCHBOARD_HIBERNATION: process.env.SWITCHBOARD_HIBERNATION ?? "1",
+  },
 });
 const url = await mf.ready;
 console.log(`listening on 127.0.0.1:${url.port}`);
