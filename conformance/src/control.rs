@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use conformance_core::{StepInput, Vector};
 use serde_json::{json, Value};
 
 use crate::wsclient::http;
@@ -55,5 +56,68 @@ impl Control {
             Some(Value::Array(a)) => Ok(a.clone()),
             _ => Err(anyhow!("test control events: unexpected answer {v}")),
         }
+    }
+}
+
+/// Why a vector cannot run against a server without the test control channel.
+pub fn needs_control(v: &Vector) -> Option<&'static str> {
+    if v.live.as_ref().is_some_and(|l| l.deployment != "demo") {
+        return Some("has its own config");
+    }
+    if v.store.is_some() {
+        return Some("seeds storage");
+    }
+    let mut ids = std::collections::HashSet::new();
+    for s in &v.steps {
+        let why = match &s.input {
+            StepInput::Timeout => "drives time",
+            StepInput::Command { .. } => "runs server commands",
+            StepInput::Completed { .. } => "answers host calls",
+            StepInput::Backpressure { .. } => "reports backpressure",
+            StepInput::Evict => "evicts the server",
+            StepInput::Open { request, .. } if !ids.insert(request.client_id.clone()) => {
+                "picks client ids"
+            }
+            _ => continue,
+        };
+        return Some(why);
+    }
+    if v.steps
+        .iter()
+        .any(|s| s.expect.iter().any(|a| has_key(a, &SEEDED_OR_CLOCKED)))
+    {
+        return Some("expects values the server's seed or clock decides");
+    }
+    None
+}
+
+/// Fields whose expected values only a server with the vector's seed and clock can
+/// produce: stream epochs (drawn from the seed), uptimes and connection times.
+const SEEDED_OR_CLOCKED: [&str; 3] = ["epoch", "uptimeMs", "connectedAt"];
+
+/// Whether `value` (an expected action) has one of `keys` at any depth; frame texts are
+/// parsed JSON, so this looks inside the frames too.
+fn has_key(value: &Value, keys: &[&str]) -> bool {
+    match value {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| keys.contains(&k.as_str()) || has_key(v, keys)),
+        Value::Array(a) => a.iter().any(|v| has_key(v, keys)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_epochs_uptimes_and_connection_times_need_the_control_channel() {
+        let frame = json!({"type": "frame", "text": {"type": "subscribed", "epoch": "X3gMZRe4"}});
+        assert!(has_key(&frame, &SEEDED_OR_CLOCKED));
+        let nested = json!([{"data": {"server": {"uptimeMs": 0}}}]);
+        assert!(has_key(&nested, &SEEDED_OR_CLOCKED));
+        let plain = json!({"type": "frame", "text": {"type": "pong", "requestId": "epoch"}});
+        assert!(!has_key(&plain, &SEEDED_OR_CLOCKED));
     }
 }

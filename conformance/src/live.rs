@@ -84,32 +84,6 @@ impl Target {
     }
 }
 
-/// Why a vector cannot run against a server without the test control channel.
-pub fn needs_control(v: &Vector) -> Option<&'static str> {
-    if v.live.as_ref().is_some_and(|l| l.deployment != "demo") {
-        return Some("has its own config");
-    }
-    if v.store.is_some() {
-        return Some("seeds storage");
-    }
-    let mut ids = std::collections::HashSet::new();
-    for s in &v.steps {
-        let why = match &s.input {
-            StepInput::Timeout => "drives time",
-            StepInput::Command { .. } => "runs server commands",
-            StepInput::Completed { .. } => "answers host calls",
-            StepInput::Backpressure { .. } => "reports backpressure",
-            StepInput::Evict => "evicts the server",
-            StepInput::Open { request, .. } if !ids.insert(request.client_id.clone()) => {
-                "picks client ids"
-            }
-            _ => continue,
-        };
-        return Some(why);
-    }
-    None
-}
-
 /// What one connection should receive in a step, in order.
 #[derive(Debug, Clone, PartialEq)]
 enum Exp {

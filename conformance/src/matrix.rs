@@ -213,7 +213,7 @@ pub fn live_column(name: &str, url: &str, vectors: &[LoadedVector]) -> anyhow::R
                 return Outcome::Skipped(reason.clone());
             }
             if target.control.is_none() {
-                if let Some(why) = crate::live::needs_control(&l.vector) {
+                if let Some(why) = crate::control::needs_control(&l.vector) {
                     return Outcome::Skipped(format!(
                         "{why}: needs the test control channel, which {url} does not enable"
                     ));
