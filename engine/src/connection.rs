@@ -123,6 +123,28 @@ pub struct ConnectionSnapshot {
     pub meta: Option<Value>,
 }
 
+/// Rebuild the objects of a JSON value held for the connection's lifetime with exactly
+/// the capacity they need (a parsed object keeps room for more entries than it has).
+/// The value is unchanged: same entries, same order.
+pub(crate) fn compact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let old = std::mem::take(map);
+            let mut new = serde_json::Map::with_capacity(old.len());
+            for (k, mut v) in old {
+                compact(&mut v);
+                new.insert(k, v);
+            }
+            *map = new;
+        }
+        Value::Array(items) => {
+            items.iter_mut().for_each(compact);
+            items.shrink_to_fit();
+        }
+        _ => {}
+    }
+}
+
 /// The expiry schedule of a connection authenticated with a token that has `exp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,6 +205,21 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Add a subscription and its hub key (`usize::MAX` for a channel). Both lists grow
+    /// one entry at a time: most connections hold one or two subscriptions, and a
+    /// doubling `Vec` would keep room for four (a `Subscription` is ~200 bytes).
+    pub fn push_subscription(&mut self, key: usize, mut sub: Subscription) {
+        if let SubTarget::Resource { filter, forced, .. } = &mut sub.target {
+            for v in [filter, forced].into_iter().flatten() {
+                compact(v);
+            }
+        }
+        self.sub_keys.reserve_exact(1);
+        self.sub_keys.push(key);
+        self.state.subscriptions.reserve_exact(1);
+        self.state.subscriptions.push(sub);
+    }
+
     pub fn public_user(&self) -> Value {
         self.state
             .user

@@ -190,7 +190,7 @@ impl Engine {
         self.metrics.connections += 1;
         self.metrics.restored_connections += 1;
         for sub in subs {
-            match &sub.target {
+            let key = match &sub.target {
                 SubTarget::Resource {
                     name,
                     filter,
@@ -204,23 +204,22 @@ impl Engine {
                         .as_ref()
                         .and_then(|f| Filter::parse(f).ok())
                         .filter(|f| !f.is_empty());
-                    let key = self.hub.subscribe_resource_forced(
+                    self.hub.subscribe_resource_forced(
                         slot,
                         conn,
                         name,
                         parsed,
                         forced_parsed,
                         events,
-                    );
-                    self.conns[slot].sub_keys.push(key);
+                    )
                 }
                 SubTarget::Channel { name } => {
                     let key = self.key_for(slot, name);
                     self.hub.join_channel(slot, conn, &key);
-                    self.conns[slot].sub_keys.push(usize::MAX);
+                    usize::MAX
                 }
-            }
-            self.conns[slot].state.subscriptions.push(sub);
+            };
+            self.conns[slot].push_subscription(key, sub);
         }
         for room in rooms {
             let key = self.key_for(slot, &room);

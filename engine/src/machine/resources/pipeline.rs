@@ -488,16 +488,18 @@ impl Engine {
             &op.events,
         );
         let c = &mut self.conns[slot];
-        c.sub_keys.push(key);
-        c.state.subscriptions.push(Subscription {
-            id: id.clone(),
-            target: SubTarget::Resource {
-                name: op.resource.clone(),
-                filter: op.filter.clone(),
-                forced: op.forced,
-                events: op.events.clone(),
+        c.push_subscription(
+            key,
+            Subscription {
+                id: id.clone(),
+                target: SubTarget::Resource {
+                    name: op.resource.clone(),
+                    filter: op.filter.clone(),
+                    forced: op.forced,
+                    events: op.events.clone(),
+                },
             },
-        });
+        );
         self.send(
             slot,
             &ServerMessage::Subscribed {
