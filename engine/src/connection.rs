@@ -24,10 +24,10 @@ pub enum SubTarget {
         name: String,
         /// The filter as the client sent it (`None`: everything).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        filter: Option<Value>,
+        filter: Option<Box<Value>>,
         /// The filter a guard forced on the subscription (ANDed with `filter`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        forced: Option<Value>,
+        forced: Option<Box<Value>>,
         /// Events delivered.
         events: Vec<ChangeKind>,
     },
@@ -87,7 +87,7 @@ pub struct ConnectionSnapshot {
     /// The client's id.
     pub client_id: String,
     /// Authenticated user (None: anonymous).
-    pub user: Option<User>,
+    pub user: Option<Box<User>>,
     /// Index of the route it connected on.
     pub route: usize,
     /// Codec of that route.
@@ -120,7 +120,7 @@ pub struct ConnectionSnapshot {
     pub tenant: Option<String>,
     /// Metadata the `connect` hook attached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<Value>,
+    pub meta: Option<Box<Value>>,
 }
 
 /// Rebuild the objects of a JSON value held for the connection's lifetime with exactly
@@ -211,7 +211,7 @@ impl Connection {
     pub fn push_subscription(&mut self, key: usize, mut sub: Subscription) {
         if let SubTarget::Resource { filter, forced, .. } = &mut sub.target {
             for v in [filter, forced].into_iter().flatten() {
-                compact(v);
+                compact(&mut **v);
             }
         }
         self.sub_keys.reserve_exact(1);

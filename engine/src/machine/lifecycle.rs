@@ -197,7 +197,7 @@ impl Engine {
                     forced,
                     events,
                 } => {
-                    let parsed = crate::guard::and_filters(filter.as_ref(), forced.as_ref())
+                    let parsed = crate::guard::and_filters(filter.as_deref(), forced.as_deref())
                         .and_then(|f| Filter::parse(&f).ok())
                         .filter(|f| !f.is_empty());
                     let forced_parsed = forced

@@ -124,7 +124,7 @@ impl Engine {
         }
         let subs = &self.conns[slot].state.subscriptions;
         let empty = Value::Object(Default::default());
-        let norm = |f: &Option<Value>| match f {
+        let norm = |f: Option<&Value>| match f {
             None | Some(Value::Null) => empty.clone(),
             Some(v) => v.clone(),
         };
@@ -138,7 +138,7 @@ impl Engine {
                         name == r
                             && filter
                                 .as_ref()
-                                .is_none_or(|want| values_equal(&norm(f), &norm(&Some(want.clone()))))
+                                .is_none_or(|want| values_equal(&norm(f.as_deref()), &norm(Some(want))))
                     }
                     SubTarget::Channel { .. } => false,
                 })

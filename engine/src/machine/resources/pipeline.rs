@@ -494,8 +494,8 @@ impl Engine {
                 id: id.clone(),
                 target: SubTarget::Resource {
                     name: op.resource.clone(),
-                    filter: op.filter.clone(),
-                    forced: op.forced,
+                    filter: op.filter.clone().map(Box::new),
+                    forced: op.forced.map(Box::new),
                     events: op.events.clone(),
                 },
             },
