@@ -199,7 +199,7 @@ pub(crate) struct Connection {
     /// so `token:expiring` never precedes `connected`.
     pub connect_exp: Option<i64>,
     /// The close code and reason the engine sent (for the `disconnect` hook).
-    pub closed_with: Option<(u16, String)>,
+    pub closed_with: Option<Box<(u16, String)>>,
     /// Socket.IO session state (`codec = "socket.io"` routes only).
     pub sio: Option<Box<crate::sio_session::SioSession>>,
 }

@@ -56,7 +56,7 @@ impl Engine {
             code,
             reason: reason[..end].to_string(),
         });
-        self.conns[slot].closed_with = Some((code, reason[..end].to_string()));
+        self.conns[slot].closed_with = Some(Box::new((code, reason[..end].to_string())));
         self.detach(slot);
         self.conns[slot].closing = true;
     }

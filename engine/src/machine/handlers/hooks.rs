@@ -64,7 +64,7 @@ impl Engine {
         if !on || c.awaiting_connect {
             return;
         }
-        let (code, reason) = match &c.closed_with {
+        let (code, reason) = match c.closed_with.as_deref() {
             Some((code, reason)) => (Some(*code), Some(reason.clone())),
             None => (code, None),
         };

@@ -92,7 +92,7 @@ impl Engine {
         let key = c.sub_keys.remove(index);
         let sub = c.state.subscriptions.remove(index);
         match &sub.target {
-            SubTarget::Resource { .. } => self.hub.unsubscribe_resource(key),
+            SubTarget::Resource { name, .. } => self.hub.unsubscribe_resource(key, name),
             SubTarget::Channel { name } => {
                 let key = crate::tenant::scoped(c.state.tenant.as_deref(), name);
                 self.hub.leave_channel(slot, &key);
