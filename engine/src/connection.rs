@@ -211,7 +211,7 @@ impl Connection {
     pub fn push_subscription(&mut self, key: usize, mut sub: Subscription) {
         if let SubTarget::Resource { filter, forced, .. } = &mut sub.target {
             for v in [filter, forced].into_iter().flatten() {
-                compact(&mut **v);
+                compact(v);
             }
         }
         self.sub_keys.reserve_exact(1);
