@@ -2,7 +2,7 @@
 
 use super::{Action, Engine};
 use crate::config::SlowConsumerPolicy;
-use crate::connection::{ConnectionSnapshot, Heartbeat, SubTarget, SNAPSHOT_VERSION};
+use crate::connection::{ConnectionSnapshot, Heartbeat, JsonText, SubTarget, SNAPSHOT_VERSION};
 use crate::error::{close, ApiMisuse};
 use crate::filter::Filter;
 use crate::timers::TimerKey;
@@ -197,7 +197,9 @@ impl Engine {
                     forced,
                     events,
                 } => {
-                    let parsed = crate::guard::and_filters(filter.as_deref(), forced.as_deref())
+                    let filter = filter.as_ref().map(JsonText::value);
+                    let forced = forced.as_ref().map(JsonText::value);
+                    let parsed = crate::guard::and_filters(filter.as_ref(), forced.as_ref())
                         .and_then(|f| Filter::parse(&f).ok())
                         .filter(|f| !f.is_empty());
                     let forced_parsed = forced

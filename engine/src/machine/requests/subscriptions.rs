@@ -138,7 +138,7 @@ impl Engine {
                         name == r
                             && filter
                                 .as_ref()
-                                .is_none_or(|want| values_equal(&norm(f.as_deref()), &norm(Some(want))))
+                                .is_none_or(|want| values_equal(&norm(f.as_ref().map(crate::connection::JsonText::value).as_ref()), &norm(Some(want))))
                     }
                     SubTarget::Channel { .. } => false,
                 })

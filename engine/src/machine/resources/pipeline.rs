@@ -10,7 +10,7 @@ use super::compile::CompiledResource;
 use super::{Continuation, Rid};
 use crate::broker::Since;
 use crate::config::ChangeKind;
-use crate::connection::{SubTarget, Subscription};
+use crate::connection::{JsonText, SubTarget, Subscription};
 use crate::error::ErrorCode;
 use crate::filter::{Filter, FilterError};
 use crate::guard::{and_filters, Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
@@ -494,8 +494,8 @@ impl Engine {
                 id: id.clone(),
                 target: SubTarget::Resource {
                     name: op.resource.clone(),
-                    filter: op.filter.clone().map(Box::new),
-                    forced: op.forced.map(Box::new),
+                    filter: op.filter.as_ref().map(JsonText::new),
+                    forced: op.forced.as_ref().map(JsonText::new),
                     events: op.events.clone(),
                 },
             },
