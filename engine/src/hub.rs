@@ -19,12 +19,14 @@ use crate::types::ConnId;
 
 type FxIndexSet<T> = IndexSet<T, FxBuildHasher>;
 
-/// One resource subscription in the index.
+/// One resource subscription in the index. Neither its resource nor its bucket is
+/// stored: the caller names the resource when it unsubscribes, and the bucket is the
+/// filter's [`Filter::index_key`], computed again (one entry per subscription of every
+/// idle connection: kept small).
 #[derive(Debug, Clone)]
 struct SubEntry {
     slot: usize,
     conn: ConnId,
-    resource: String,
     filter: Option<Filter>,
     /// The part of `filter` a guard forced: a security boundary, checked separately on
     /// the record before and after an update.
@@ -33,7 +35,6 @@ struct SubEntry {
     /// `filter` needs no separate `forced` check.
     forced_implied: bool,
     events: u8,
-    index: Option<(String, String)>,
     /// The filter is exactly the indexed equality (a bucket hit proves a match).
     index_only: bool,
 }
@@ -103,12 +104,10 @@ impl Hub {
         let key = self.subs.insert(SubEntry {
             slot,
             conn,
-            resource: resource.to_string(),
             filter,
             forced,
             forced_implied,
             events: mask,
-            index: index.clone(),
             index_only,
         });
         let ri = self.resources.entry(resource.to_string()).or_default();
@@ -128,15 +127,15 @@ impl Hub {
         key
     }
 
-    /// Remove a resource subscription by key.
-    pub fn unsubscribe_resource(&mut self, key: usize) {
+    /// Remove a resource subscription by key; `resource` is the one it was added with.
+    pub fn unsubscribe_resource(&mut self, key: usize, resource: &str) {
         let Some(entry) = self.subs.try_remove(key) else {
             return;
         };
-        let Some(ri) = self.resources.get_mut(&entry.resource) else {
+        let Some(ri) = self.resources.get_mut(resource) else {
             return;
         };
-        match entry.index {
+        match entry.filter.as_ref().and_then(Filter::index_key) {
             Some((field, value)) => {
                 if let Some(buckets) = ri.by_field.get_mut(&field) {
                     if let Some(set) = buckets.get_mut(&value) {
@@ -155,7 +154,7 @@ impl Hub {
             }
         }
         if ri.by_field.is_empty() && ri.unindexed.is_empty() {
-            self.resources.remove(&entry.resource);
+            self.resources.remove(resource);
         }
     }
 
@@ -581,7 +580,7 @@ mod tests {
         let mut h = Hub::default();
         let a = h.subscribe_resource(0, ConnId(1), "m", f(json!({"c":"a"})), &ChangeKind::ALL);
         let b = h.subscribe_resource(0, ConnId(1), "m", f(json!({"c":"b"})), &ChangeKind::ALL);
-        h.unsubscribe_resource(a);
+        h.unsubscribe_resource(a, "m");
         let mut out = vec![];
         h.change_recipients(
             "m",
@@ -601,8 +600,8 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
-        h.unsubscribe_resource(b);
-        h.unsubscribe_resource(b); // idempotent
+        h.unsubscribe_resource(b, "m");
+        h.unsubscribe_resource(b, "m"); // idempotent
         assert_eq!(h.subscription_count(), 0);
         assert!(h.resources.is_empty());
     }

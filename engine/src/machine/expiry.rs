@@ -182,7 +182,7 @@ impl Engine {
         let public = user.public_view();
         let c = &mut self.conns[slot];
         c.user_view = Some(view);
-        c.state.user = Some(user);
+        c.state.user = Some(Box::new(user));
         self.metrics.token_refreshes += 1;
         let enabled = self.expiry_settings().0;
         let expires_at = exp

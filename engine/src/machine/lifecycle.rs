@@ -2,7 +2,7 @@
 
 use super::{Action, Engine};
 use crate::config::SlowConsumerPolicy;
-use crate::connection::{ConnectionSnapshot, Heartbeat, SubTarget, SNAPSHOT_VERSION};
+use crate::connection::{ConnectionSnapshot, Heartbeat, JsonText, SubTarget, SNAPSHOT_VERSION};
 use crate::error::{close, ApiMisuse};
 use crate::filter::Filter;
 use crate::timers::TimerKey;
@@ -56,7 +56,7 @@ impl Engine {
             code,
             reason: reason[..end].to_string(),
         });
-        self.conns[slot].closed_with = Some((code, reason[..end].to_string()));
+        self.conns[slot].closed_with = Some(Box::new((code, reason[..end].to_string())));
         self.detach(slot);
         self.conns[slot].closing = true;
     }
@@ -190,13 +190,15 @@ impl Engine {
         self.metrics.connections += 1;
         self.metrics.restored_connections += 1;
         for sub in subs {
-            match &sub.target {
+            let key = match &sub.target {
                 SubTarget::Resource {
                     name,
                     filter,
                     forced,
                     events,
                 } => {
+                    let filter = filter.as_ref().map(JsonText::value);
+                    let forced = forced.as_ref().map(JsonText::value);
                     let parsed = crate::guard::and_filters(filter.as_ref(), forced.as_ref())
                         .and_then(|f| Filter::parse(&f).ok())
                         .filter(|f| !f.is_empty());
@@ -204,23 +206,22 @@ impl Engine {
                         .as_ref()
                         .and_then(|f| Filter::parse(f).ok())
                         .filter(|f| !f.is_empty());
-                    let key = self.hub.subscribe_resource_forced(
+                    self.hub.subscribe_resource_forced(
                         slot,
                         conn,
                         name,
                         parsed,
                         forced_parsed,
                         events,
-                    );
-                    self.conns[slot].sub_keys.push(key);
+                    )
                 }
                 SubTarget::Channel { name } => {
                     let key = self.key_for(slot, name);
                     self.hub.join_channel(slot, conn, &key);
-                    self.conns[slot].sub_keys.push(usize::MAX);
+                    usize::MAX
                 }
-            }
-            self.conns[slot].state.subscriptions.push(sub);
+            };
+            self.conns[slot].push_subscription(key, sub);
         }
         for room in rooms {
             let key = self.key_for(slot, &room);

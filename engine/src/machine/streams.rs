@@ -217,13 +217,15 @@ impl Engine {
                 let key = self.key_for(slot, &channel);
                 self.hub.join_channel(slot, self.conns[slot].id, &key);
                 let c = &mut self.conns[slot];
-                c.sub_keys.push(usize::MAX);
-                c.state.subscriptions.push(Subscription {
-                    id: id.clone(),
-                    target: SubTarget::Channel {
-                        name: channel.clone(),
+                c.push_subscription(
+                    usize::MAX,
+                    Subscription {
+                        id: id.clone(),
+                        target: SubTarget::Channel {
+                            name: channel.clone(),
+                        },
                     },
-                });
+                );
                 self.cluster_membership(slot, &channel, true);
                 (id, true)
             }

@@ -275,7 +275,7 @@ impl Engine {
         let state = ConnectionSnapshot {
             version: SNAPSHOT_VERSION,
             client_id: client_id.clone(),
-            user: accepted.user,
+            user: accepted.user.map(Box::new),
             route: accepted.route,
             codec: route.codec,
             peer: req.peer.clone(),

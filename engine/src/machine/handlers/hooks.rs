@@ -64,7 +64,7 @@ impl Engine {
         if !on || c.awaiting_connect {
             return;
         }
-        let (code, reason) = match &c.closed_with {
+        let (code, reason) = match c.closed_with.as_deref() {
             Some((code, reason)) => (Some(*code), Some(reason.clone())),
             None => (code, None),
         };
@@ -74,7 +74,7 @@ impl Engine {
                 .state
                 .user
                 .as_ref()
-                .map_or(Value::Null, User::as_filter_subject),
+                .map_or(Value::Null, |u| u.as_filter_subject()),
             route: self
                 .config
                 .routes
@@ -83,7 +83,7 @@ impl Engine {
                 .unwrap_or_default(),
             params: c.state.params.clone(),
             tenant: c.state.tenant.clone(),
-            meta: c.state.meta.clone().unwrap_or(Value::Null),
+            meta: c.state.meta.as_deref().cloned().unwrap_or(Value::Null),
         };
         let call = HookCall {
             hook: HookKind::Disconnect,
@@ -140,7 +140,7 @@ impl Engine {
             self.replace_user(slot, user);
         }
         if let Some(meta) = resp.meta {
-            self.conns[slot].state.meta = (!meta.is_null()).then_some(meta);
+            self.conns[slot].state.meta = (!meta.is_null()).then(|| Box::new(meta));
         }
         self.conns[slot].awaiting_connect = false;
         self.welcome(now, slot);
@@ -192,6 +192,6 @@ impl Engine {
             let (tenant, user_id) = (tenant.as_deref(), user_id.as_deref());
             self.cluster_client(&client_id, tenant, user_id, Some(&ip), true);
         }
-        self.conns[slot].state.user = user;
+        self.conns[slot].state.user = user.map(Box::new);
     }
 }

@@ -138,7 +138,7 @@ impl Engine {
                 .unwrap_or_default(),
             params: c.state.params.clone(),
             tenant: c.state.tenant.clone(),
-            meta: c.state.meta.clone().unwrap_or(Value::Null),
+            meta: c.state.meta.as_deref().cloned().unwrap_or(Value::Null),
         }
     }
 

@@ -92,7 +92,7 @@ impl Engine {
         let key = c.sub_keys.remove(index);
         let sub = c.state.subscriptions.remove(index);
         match &sub.target {
-            SubTarget::Resource { .. } => self.hub.unsubscribe_resource(key),
+            SubTarget::Resource { name, .. } => self.hub.unsubscribe_resource(key, name),
             SubTarget::Channel { name } => {
                 let key = crate::tenant::scoped(c.state.tenant.as_deref(), name);
                 self.hub.leave_channel(slot, &key);
@@ -124,7 +124,7 @@ impl Engine {
         }
         let subs = &self.conns[slot].state.subscriptions;
         let empty = Value::Object(Default::default());
-        let norm = |f: &Option<Value>| match f {
+        let norm = |f: Option<&Value>| match f {
             None | Some(Value::Null) => empty.clone(),
             Some(v) => v.clone(),
         };
@@ -138,7 +138,7 @@ impl Engine {
                         name == r
                             && filter
                                 .as_ref()
-                                .is_none_or(|want| values_equal(&norm(f), &norm(&Some(want.clone()))))
+                                .is_none_or(|want| values_equal(&norm(f.as_ref().map(crate::connection::JsonText::value).as_ref()), &norm(Some(want))))
                     }
                     SubTarget::Channel { .. } => false,
                 })

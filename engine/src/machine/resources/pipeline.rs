@@ -10,7 +10,7 @@ use super::compile::CompiledResource;
 use super::{Continuation, Rid};
 use crate::broker::Since;
 use crate::config::ChangeKind;
-use crate::connection::{SubTarget, Subscription};
+use crate::connection::{JsonText, SubTarget, Subscription};
 use crate::error::ErrorCode;
 use crate::filter::{Filter, FilterError};
 use crate::guard::{and_filters, Guard, GuardAction, GuardValue, GuardValues, ParsedOutcome};
@@ -488,16 +488,18 @@ impl Engine {
             &op.events,
         );
         let c = &mut self.conns[slot];
-        c.sub_keys.push(key);
-        c.state.subscriptions.push(Subscription {
-            id: id.clone(),
-            target: SubTarget::Resource {
-                name: op.resource.clone(),
-                filter: op.filter.clone(),
-                forced: op.forced,
-                events: op.events.clone(),
+        c.push_subscription(
+            key,
+            Subscription {
+                id: id.clone(),
+                target: SubTarget::Resource {
+                    name: op.resource.clone(),
+                    filter: op.filter.as_ref().map(JsonText::new),
+                    forced: op.forced.as_ref().map(JsonText::new),
+                    events: op.events.clone(),
+                },
             },
-        });
+        );
         self.send(
             slot,
             &ServerMessage::Subscribed {

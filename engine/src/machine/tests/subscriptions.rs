@@ -174,3 +174,70 @@ fn update_leaving_the_filter_is_delivered_and_protected_fields_never_leak() {
     assert_eq!(ev["data"]["$after"]["team"], "b");
     assert!(!ev.to_string().contains("password"));
 }
+
+/// Closing a subscriber touches only its own subscriptions: with many connections
+/// subscribed to the same channel and the same index bucket, a close sends nothing to
+/// the others and leaves their subscriptions delivering (issues 18 and 22; the per-close
+/// cost itself is measured by `benches/close.rs`).
+#[test]
+fn closing_a_subscriber_sends_nothing_to_the_other_subscribers() {
+    let mut h = H::std();
+    for conn in 1..=20 {
+        h.open(conn, "");
+        h.ask(
+            conn,
+            json!({"type":"subscribe","resource":"messages","filter":{"channel":"a"}}),
+        );
+        h.ask(conn, json!({"type":"subscribe","channel":"news"}));
+    }
+    for conn in 1..=10 {
+        let acts = h.closed(conn);
+        assert!(
+            acts.iter().all(|a| !matches!(
+                a,
+                Action::Send { .. } | Action::SendMany { .. } | Action::Close { .. }
+            )),
+            "close of {conn} emitted {acts:?}"
+        );
+    }
+    h.e.check_invariants().unwrap();
+    let (r, _) = h.cmd(insert_cmd("messages", json!({"id":"m1","channel":"a"})));
+    assert_eq!(r.unwrap()["delivered"], 10);
+    let (r, _) = h.cmd(Command::Publish {
+        channel: "news".into(),
+        data: Some(json!(1)),
+        tenant: None,
+    });
+    assert_eq!(r.unwrap()["delivered"], 10);
+}
+
+/// A connection keeps room for exactly the subscriptions it holds (a doubling list
+/// would hold four ~90-byte entries for one subscription), and its stored filter is
+/// the filter it sent, entries in order (kept as compact JSON text).
+#[test]
+fn a_connection_holds_exactly_its_subscriptions_and_their_filters() {
+    let mut h = H::std();
+    h.open(1, "");
+    let filter = json!({"channel":"a","n":{"$gte":1,"$lt":9},"tags":{"$in":["x","y"]}});
+    h.ask(
+        1,
+        json!({"type":"subscribe","resource":"messages","filter":filter}),
+    );
+    h.ask(1, json!({"type":"subscribe","channel":"news"}));
+    let slot = h.e.by_conn[&ConnId(1)];
+    let c = &h.e.conns[slot];
+    assert_eq!(c.state.subscriptions.capacity(), 2);
+    assert_eq!(c.sub_keys.capacity(), 2);
+    let crate::connection::SubTarget::Resource { filter: stored, .. } =
+        &c.state.subscriptions[0].target
+    else {
+        panic!("a resource subscription first");
+    };
+    let stored = stored.as_ref().expect("a filter");
+    assert_eq!(stored.value(), filter);
+    assert_eq!(
+        stored.as_str(),
+        filter.to_string(),
+        "same entries, same order"
+    );
+}
