@@ -235,7 +235,7 @@ const WARM_SOCKET = { send() {}, ping() {}, close() {}, buffered: () => 0 };
  * takes the server's core for milliseconds at a time during the first second or two of
  * traffic, and every request in flight waits (BENCHMARKS.md, issue 22, "The tail").
  * This drives a throwaway Host (its own engine, fake sockets) through `messages` common
- * frames (pings; every 16th a publish with a fan-out to 4 subscribers), in rounds of
+ * frames (pings; every 16th a publish delivered to the 3 other subscribers), in rounds of
  * `round` with `pauseMs` pauses so the compiler threads get the core, then waits
  * `settleMs` for the last compilations. Resolves with the wall time it took (ms).
  */
