@@ -216,6 +216,59 @@ export function timerScheduler(now = Date.now) {
   };
 }
 
+// The deployment warmUp() drives: one route, no auth, no limits in the way, one resource
+// clients can publish to.
+const WARM_CONFIG = JSON.stringify({
+  name: "warm-up",
+  routes: [{ path: "/" }],
+  auth: { required: false },
+  rateLimit: { enabled: false },
+  limits: { maxConnectionsPerIp: 0 },
+  resources: { warm: { publish: true } },
+});
+const WARM_SOCKET = { send() {}, ping() {}, close() {}, buffered: () => 0 };
+
+/**
+ * Warm the engine up before a server takes traffic. The runtimes compile the wasm
+ * module's hot functions again, optimized, on background threads once they have run
+ * often enough (JavaScriptCore's OMG tier, V8's TurboFan); under load that compilation
+ * takes the server's core for milliseconds at a time during the first second or two of
+ * traffic, and every request in flight waits (BENCHMARKS.md, issue 22, "The tail").
+ * This drives a throwaway Host (its own engine, fake sockets) through `messages` common
+ * frames (pings; every 16th a publish delivered to the 3 other subscribers), in rounds of
+ * `round` with `pauseMs` pauses so the compiler threads get the core, then waits
+ * `settleMs` for the last compilations. Resolves with the wall time it took (ms).
+ */
+export async function warmUp({ messages = 50000, round = 2000, pauseMs = 2, settleMs = 100 } = {}) {
+  const t0 = performance.now();
+  const host = new Host({ config: WARM_CONFIG, seed: 1n, log: () => {}, scheduler: { set() {}, clear() {} } });
+  const conns = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      const d = host.open({ path: "/", query: "", headers: [], peer: "127.0.0.1", clientId: `warm-up-${i}` });
+      if (!d.accept) return performance.now() - t0;
+      host.attach(d.conn, WARM_SOCKET);
+      conns.push(d.conn);
+    }
+    const filter = '"resource":"warm","filter":{"room":"a"}}';
+    for (const c of conns) host.message(c, `{"type":"subscribe","requestId":"s",${filter}`);
+    for (let seq = 0; seq < messages; ) {
+      for (let i = 0; i < round && seq < messages; i++, seq++) {
+        const c = conns[seq % conns.length];
+        if (seq % 16 === 15) host.message(c, `{"type":"publish","requestId":"p${seq}","channel":"warm","message":{"room":"a","seq":${seq}}}`);
+        else host.message(c, `{"type":"ping","requestId":"r${seq}"}`);
+      }
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+    for (const c of conns) host.message(c, `{"type":"unsubscribe","requestId":"u",${filter}`);
+  } finally {
+    for (const c of conns) host.closed(c, 1000);
+    host.free();
+  }
+  await new Promise((r) => setTimeout(r, settleMs));
+  return performance.now() - t0;
+}
+
 /**
  * One engine plus the connections it serves.
  *

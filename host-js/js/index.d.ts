@@ -243,6 +243,13 @@ export declare function decodeBatch(batch: string, recipients?: ArrayLike<number
 /** Split a batch string (host-js/src/batch.rs): ops[0] is the deadline or -1, then op codes and arguments. */
 export declare function decodeOps(batch: string): { ops: number[]; extra: { actions?: any[]; error?: string; logs?: string[] } | null; base: number };
 export declare function timerScheduler(now?: () => number): Scheduler;
+/**
+ * Drive a throwaway Host through `messages` common frames (ping, publish with a fan-out,
+ * subscribe, unsubscribe) so the runtime compiles the engine's hot wasm code with its
+ * optimizing tier before traffic; resolves with the wall time it took (ms). The serve
+ * functions of the Node, Deno and Bun adapters call it before listening.
+ */
+export declare function warmUp(options?: { messages?: number; round?: number; pauseMs?: number; settleMs?: number }): Promise<number>;
 export declare function httpRoute(host: Host, method: string, path: string, endpoint?: string): { status: number; headers: Record<string, string>; body: string };
 /** Fetch-API runtimes: {response} for plain HTTP or a refused upgrade, else {accepted} (the engine's decision). */
 export declare function fetchRoute(host: Host, req: Request, peer: string | undefined | null): { response?: Response; accepted?: { accept: true; conn: number; protocol?: string } };

@@ -17,6 +17,12 @@ export interface ServeOptions {
   log?: (msg: string) => void;
   /** GET / shows live counts, routes and resources (default false). */
   publicInfo?: boolean;
+  /**
+   * Run warmUp() before listening (default true): the runtime's optimizing compiler
+   * finishes the hot wasm code before the first client, instead of taking the core for
+   * milliseconds at a time during the first seconds of traffic. false: listen at once.
+   */
+  warmUp?: boolean;
 }
 
 export interface Served {

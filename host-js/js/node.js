@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, handshakeCheck, httpRoute, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, warmUp, handshakeCheck, httpRoute, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -105,6 +105,8 @@ function testRequest(host, req, res, path) {
  */
 export async function serveNode(o) {
   initFromFile();
+  // Compile the hot wasm code before the first client waits for it (core.js warmUp).
+  if (o.warmUp !== false) await warmUp();
   const host = new Host({
     config: o.config,
     guard: o.guard,

@@ -142,3 +142,25 @@ describe("node: test control refusals use the engine's error codes", () => {
     assert.match(refused.body.message, /SWITCHBOARD_TEST_CONTROL=1/);
   });
 });
+
+// ---- Warm-up before listening (core.js warmUp) -----------------------------------------
+import { warmUp } from "../js/core.js";
+
+describe("node: the warm-up runs on its own engine", () => {
+  test("a warmed-up server starts with empty counters and serves its first client", async () => {
+    assert.equal(typeof (await warmUp({ messages: 200, round: 50, pauseMs: 0, settleMs: 0 })), "number");
+    const { config } = readDeployment(demoVariant({}), {});
+    const srv = await serveNode({ config, log: () => {} });
+    try {
+      const m = srv.host.metrics();
+      assert.equal(m.connections, 0);
+      assert.equal(m.messagesReceived, 0);
+      assert.equal(srv.host.command({ command: "serverInfo" }).clients, 0);
+      const c = await connect(`ws://127.0.0.1:${srv.port}/`);
+      assert.equal((await c.request({ type: "ping" })).type, "pong");
+      c.close();
+    } finally {
+      await srv.close();
+    }
+  });
+});
