@@ -1,6 +1,6 @@
 // @ts-self-types="./bun.d.ts"
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
-import { Host, warmUp, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
+import { Host, warmUpOnce, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -90,7 +90,7 @@ class BunSocket {
 export async function serveBun(o) {
   initFromFile();
   // Compile the hot wasm code before the first client waits for it (core.js warmUp).
-  if (o.warmUp !== false) await warmUp();
+  if (o.warmUp !== false) await warmUpOnce();
   const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, log: o.log, publicInfo: o.publicInfo });
   if (o.testControl) installTestControl(host, { name: "bun", memoryStore: !o.store });
   const server = Bun.serve({

@@ -269,6 +269,17 @@ export async function warmUp({ messages = 50000, round = 2000, pauseMs = 2, sett
   return performance.now() - t0;
 }
 
+let warmedUp = null;
+
+/**
+ * `warmUp()` with its defaults, once per process: the optimized code belongs to the wasm
+ * module, which every Host of the process shares, so a second server in the same process
+ * starts without warming up again. `serveNode`, `serveDeno` and `serveBun` call this.
+ */
+export function warmUpOnce() {
+  return (warmedUp ??= warmUp());
+}
+
 /**
  * One engine plus the connections it serves.
  *

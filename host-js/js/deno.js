@@ -5,7 +5,7 @@
 // heartbeat pings are answered at once (ping mode "emulate") and liveness is left to
 // Deno's own `idleTimeout` pings (set to the engine's heartbeatInterval): a client
 // that stops answering is closed by Deno (code 1001) instead of the engine (4000).
-import { Host, warmUp, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
+import { Host, warmUpOnce, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -19,7 +19,7 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 export async function serveDeno(o) {
   initFromFile();
   // Compile the hot wasm code before the first client waits for it (core.js warmUp).
-  if (o.warmUp !== false) await warmUp();
+  if (o.warmUp !== false) await warmUpOnce();
   const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, ping: "emulate", log: o.log, publicInfo: o.publicInfo });
   if (o.testControl) installTestControl(host, { name: "deno", memoryStore: !o.store });
   const idleTimeout = Math.max(1, Math.round((host.config.heartbeatInterval ?? 30000) / 1000));

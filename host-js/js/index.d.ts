@@ -250,6 +250,8 @@ export declare function timerScheduler(now?: () => number): Scheduler;
  * functions of the Node, Deno and Bun adapters call it before listening.
  */
 export declare function warmUp(options?: { messages?: number; round?: number; pauseMs?: number; settleMs?: number }): Promise<number>;
+/** warmUp() with its defaults, once per process (the servers call this; later calls resolve with the first run's time). */
+export declare function warmUpOnce(): Promise<number>;
 export declare function httpRoute(host: Host, method: string, path: string, endpoint?: string): { status: number; headers: Record<string, string>; body: string };
 /** Fetch-API runtimes: {response} for plain HTTP or a refused upgrade, else {accepted} (the engine's decision). */
 export declare function fetchRoute(host: Host, req: Request, peer: string | undefined | null): { response?: Response; accepted?: { accept: true; conn: number; protocol?: string } };

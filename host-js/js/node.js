@@ -3,7 +3,7 @@
 // It maps sockets and HTTP only; everything else is js/core.js and the engine.
 import { createServer } from "node:http";
 import { WebSocketServer } from "ws";
-import { Host, warmUp, handshakeCheck, httpRoute, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
+import { Host, warmUpOnce, handshakeCheck, httpRoute, normalizePeer, spacedSender, STATUS_TEXT, testControlRefusal } from "./core.js";
 import { installTestControl } from "./test-control.js";
 import { initFromFile } from "./fs-init.js";
 
@@ -106,7 +106,7 @@ function testRequest(host, req, res, path) {
 export async function serveNode(o) {
   initFromFile();
   // Compile the hot wasm code before the first client waits for it (core.js warmUp).
-  if (o.warmUp !== false) await warmUp();
+  if (o.warmUp !== false) await warmUpOnce();
   const host = new Host({
     config: o.config,
     guard: o.guard,

@@ -13,7 +13,7 @@ const skip = process.env.LIVE_CONFORMANCE === "0" ? "LIVE_CONFORMANCE=0" : !exis
 
 for (const runtime of ["node", "deno", "bun", "workerd"]) {
   test(`conformance live vectors on ${runtime}`, { skip, timeout: 180000 }, async (t) => {
-    const srv = await startServer(runtime);
+    const srv = await startServer(runtime, { SWITCHBOARD_WARMUP: "1" }); // as shipped: warm-up on
     try {
       const { code, out } = await new Promise((resolve) => {
         execFile(bin, ["--live-url", srv.url, "--failures-only"], { cwd: join(HOST_JS, ".."), timeout: 170000, maxBuffer: 1 << 24 }, (err, stdout, stderr) =>

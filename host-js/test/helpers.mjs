@@ -49,7 +49,9 @@ process.once("exit", () => {
 export async function startServer(runtime, env = {}) {
   const [cmd, args, runtimeEnv = {}] = RUNTIMES[runtime]();
   const child = spawn(cmd, args, {
-    env: { ...process.env, PORT: "0", SWITCHBOARD_JWT_SECRET: "", SWITCHBOARD_ADMIN_KEY: "", ...runtimeEnv, ...env },
+    // SWITCHBOARD_WARMUP=0: the example servers listen without the wasm warm-up (about a
+    // second per start); test/conformance.test.mjs starts them as shipped, with it.
+    env: { ...process.env, PORT: "0", SWITCHBOARD_JWT_SECRET: "", SWITCHBOARD_ADMIN_KEY: "", SWITCHBOARD_WARMUP: "0", ...runtimeEnv, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

@@ -9,7 +9,7 @@ for (const w of warnings) console.error(`WARNING: ${w}`);
 // SWITCHBOARD_TEST_CONTROL=1: the test control channel (conformance runs only; never in production).
 const testControl = testControlEnabled(process.env);
 if (testControl) console.error("WARNING: TEST CONTROL CHANNEL ENABLED (SWITCHBOARD_TEST_CONTROL=1): anyone reaching /__switchboard/test can reset the engine; tests only");
-const srv = await serveBun({ config, port: Number(process.env.PORT ?? 3001), hostname: process.env.HOST ?? "127.0.0.1", testControl });
+const srv = await serveBun({ config, port: Number(process.env.PORT ?? 3001), hostname: process.env.HOST ?? "127.0.0.1", testControl, warmUp: process.env.SWITCHBOARD_WARMUP !== "0" });
 console.log(`switchboard (bun ${Bun.version}, wasm engine) listening on http://127.0.0.1:${srv.port} (config ${path}; routes ${config.routes.map((r) => r.path).join(" ")}; memory store)`);
 
 let stopping = false;
