@@ -12,8 +12,8 @@ use crate::app::HandlerResponse;
 use crate::hostcall::{FetchResponse, GuardDecision, HostRequest, HostResult, StoreOutcome};
 use crate::store::{MemoryStore, RecordStore};
 use crate::{
-    Action, Command, CommandError, Config, ConnId, Engine, Frame, InFrame, Input, Millis, OpId,
-    UpgradeRequest,
+    Action, ApiMisuse, Command, CommandError, Config, ConnId, Engine, Frame, InFrame, Input,
+    Millis, OpId, UpgradeRequest,
 };
 
 /// The tests' start time (epoch ms): 2023-11-14T22:13:20Z.
@@ -104,29 +104,28 @@ impl Harness {
     }
 
     /// Feed `input` at [`Harness::now`]; return every action (and, when the harness
-    /// answers calls, the actions of the answers).
+    /// answers calls, the actions of the answers, after the batch they follow:
+    /// [`AnswerOrder::AfterBatch`]).
     pub fn input(&mut self, input: Input<'_>) -> Vec<Action> {
         let now = Millis(self.now);
-        self.e.handle(now, input).expect("no API misuse");
-        let mut out: Vec<Action> = self.e.drain_actions().collect();
-        let mut i = 0;
-        while i < out.len() {
+        let mut turn = Turn::start(&mut self.e, now, input, AnswerOrder::AfterBatch);
+        turn.misuse().expect("no API misuse");
+        while let Some(action) = turn.next_action() {
             if let Some(observe) = &mut self.observe {
-                observe(&out[i]);
+                observe(action);
             }
-            if let Action::Call { op, request, .. } = &out[i] {
+            if let Action::Call { op, request, .. } = action {
+                let op = *op;
                 if self.answer_calls {
-                    let (op, result) = (*op, self.answer(request));
-                    self.e
-                        .handle(now, Input::Completed { op, result })
+                    let result = self.answer(&request.clone());
+                    turn.complete(&mut self.e, op, result)
                         .expect("no API misuse");
-                    out.extend(self.e.drain_actions());
                 } else {
-                    self.held.push((*op, request.clone()));
+                    self.held.push((op, request.clone()));
                 }
             }
-            i += 1;
         }
+        let out = turn.finish();
         self.e.check_invariants().unwrap();
         out
     }
@@ -229,6 +228,92 @@ pub fn run(e: &mut Engine, now: u64, input: Input<'_>) -> Vec<Action> {
     let out = e.drain_actions().collect();
     e.check_invariants().unwrap();
     out
+}
+
+/// Where the actions of a host call's answer go among the actions of a [`Turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerOrder {
+    /// After every action already queued: the order a host that answers each call when
+    /// it has read the whole batch sees (the engine's unit tests).
+    AfterBatch,
+    /// Right after the call they answer (depth first): the order the conformance vectors
+    /// record, where a call's outcome reads next to the call.
+    AfterCall,
+}
+
+/// One input and every action it leads to, with host calls answered by the caller as
+/// they are read: the loop the test [`Harness`] and the conformance runner share.
+///
+/// ```ignore
+/// let mut turn = Turn::start(&mut engine, now, input, AnswerOrder::AfterCall);
+/// while let Some(action) = turn.next_action() {
+///     if let Action::Call { op, request, .. } = action {
+///         let (op, result) = (*op, answer(request));
+///         turn.complete(&mut engine, op, result)?;
+///     }
+/// }
+/// let actions = turn.finish();
+/// ```
+#[derive(Debug)]
+pub struct Turn {
+    now: Millis,
+    order: AnswerOrder,
+    actions: Vec<Action>,
+    /// The index of the next action [`Turn::next_action`] reads.
+    next: usize,
+    misuse: Option<ApiMisuse>,
+}
+
+impl Turn {
+    /// Feed `input` to `engine` at `now` and queue the actions it produced. An API misuse
+    /// is kept (see [`Turn::misuse`]); the actions queued before it are still read.
+    pub fn start(engine: &mut Engine, now: Millis, input: Input<'_>, order: AnswerOrder) -> Turn {
+        let misuse = engine.handle(now, input).err();
+        Turn {
+            now,
+            order,
+            actions: engine.drain_actions().collect(),
+            next: 0,
+            misuse,
+        }
+    }
+
+    /// The API misuse the input was refused for, if it was.
+    pub fn misuse(&self) -> Result<(), ApiMisuse> {
+        self.misuse.clone().map_or(Ok(()), Err)
+    }
+
+    /// The next action not read yet, in order.
+    pub fn next_action(&mut self) -> Option<&Action> {
+        let action = self.actions.get(self.next)?;
+        self.next += 1;
+        Some(action)
+    }
+
+    /// Answer host call `op` (the caller read it with [`Turn::next_action`]): its
+    /// completion's actions join the turn where [`AnswerOrder`] puts them.
+    pub fn complete(
+        &mut self,
+        engine: &mut Engine,
+        op: OpId,
+        result: HostResult,
+    ) -> Result<(), ApiMisuse> {
+        let handled = engine.handle(self.now, Input::Completed { op, result });
+        let more = engine.drain_actions();
+        match self.order {
+            AnswerOrder::AfterBatch => self.actions.extend(more),
+            AnswerOrder::AfterCall => {
+                let at = self.next;
+                self.actions.splice(at..at, more);
+            }
+        }
+        handled
+    }
+
+    /// Every action of the turn, in the order read.
+    pub fn finish(self) -> Vec<Action> {
+        self.actions
+    }
 }
 
 /// An upgrade request.

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use engine::store::{MemoryStore, RecordStore};
+use engine::testing::{AnswerOrder, Turn};
 use engine::{
     Action, Command, Config, ConnId, Engine, HostRequest, HostResult, InFrame, Input, Millis, OpId,
     UpgradeRequest,
@@ -300,16 +301,12 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
                     conn,
                     snapshot: Box::new(snapshot),
                 };
-                if let Err(e) = engine.handle(now, input) {
-                    misuse.get_or_insert_with(|| e.to_string());
-                }
-                let batch: Vec<Action> = engine.drain_actions().collect();
-                record(
+                play(
                     &mut engine,
                     &mut store,
                     vector.auto_store,
                     now,
-                    batch,
+                    input,
                     &mut actions,
                     &mut misuse,
                 );
@@ -367,16 +364,14 @@ pub fn run(vector: &Vector) -> Result<Vec<StepOutput>, String> {
             // Handled above (a new engine, not one input).
             StepInput::Evict => Input::Timeout,
         };
-        let misuse = engine.handle(now, input).err().map(|e| e.to_string());
-        let batch: Vec<Action> = engine.drain_actions().collect();
         let mut actions = Vec::new();
-        let mut misuse = misuse;
-        record(
+        let mut misuse = None;
+        play(
             &mut engine,
             &mut store,
             vector.auto_store,
             now,
-            batch,
+            input,
             &mut actions,
             &mut misuse,
         );
@@ -405,35 +400,39 @@ fn apply_kv(kv: &mut BTreeMap<String, String>, ops: Vec<engine::broker::KvOp>) {
     }
 }
 
-/// Record a batch of actions; with `auto_store`, answer each storage call right away
-/// and record what its completion produced right after the call (depth first).
-fn record(
+/// Feed one input and record every action it leads to, serialized; with `auto_store`,
+/// answer each storage call right away from `store` and record what its completion
+/// produced right after the call (depth first: [`AnswerOrder::AfterCall`]). The first API
+/// misuse is kept in `misuse`.
+fn play(
     engine: &mut Engine,
     store: &mut MemoryStore,
     auto_store: bool,
     now: Millis,
-    batch: Vec<Action>,
+    input: Input<'_>,
     out: &mut Vec<String>,
     misuse: &mut Option<String>,
 ) {
-    for action in batch {
-        out.push(serde_json::to_string(&action).unwrap_or_default());
-        if !auto_store {
-            continue;
-        }
-        if let Action::Call {
+    let mut turn = Turn::start(engine, now, input, AnswerOrder::AfterCall);
+    if let Err(e) = turn.misuse() {
+        misuse.get_or_insert_with(|| e.to_string());
+    }
+    while let Some(action) = turn.next_action() {
+        out.push(serde_json::to_string(action).unwrap_or_default());
+        let Action::Call {
             op,
             request: HostRequest::Store(request),
             ..
-        } = &action
-        {
-            let outcome = store.apply(request);
-            let result = HostResult::Store(outcome);
-            if let Err(e) = engine.handle(now, Input::Completed { op: *op, result }) {
-                misuse.get_or_insert_with(|| e.to_string());
-            }
-            let more: Vec<Action> = engine.drain_actions().collect();
-            record(engine, store, auto_store, now, more, out, misuse);
+        } = action
+        else {
+            continue;
+        };
+        if !auto_store {
+            continue;
+        }
+        let (op, result) = (*op, HostResult::Store(store.apply(request)));
+        if let Err(e) = turn.complete(engine, op, result) {
+            misuse.get_or_insert_with(|| e.to_string());
         }
     }
 }
