@@ -117,7 +117,7 @@ impl Harness {
             if let Action::Call { op, request, .. } = action {
                 let op = *op;
                 if self.answer_calls {
-                    let result = self.answer(&request.clone());
+                    let result = self.answer(request);
                     turn.complete(&mut self.e, op, result)
                         .expect("no API misuse");
                 } else {
