@@ -56,6 +56,9 @@ pub struct ServerSettings {
     /// Bytes handed to one (vectored) write call at most: queued frames are written
     /// together up to this size. Default 16384.
     pub write_buffer_size: usize,
+    /// Threads that share the socket writes of a large fan-out with the engine's thread
+    /// ([`crate::writers`]), at most 64. Default 0: every write on the engine's thread.
+    pub write_threads: usize,
     /// Largest admin API request body, in bytes. Default 1 MiB.
     pub max_admin_body: usize,
     /// Whether `GET /` (and GETs on the WebSocket paths) show live counts, routes and
@@ -85,6 +88,7 @@ impl Default for ServerSettings {
             outbound_queue: 1024,
             read_buffer_size: 16 * 1024,
             write_buffer_size: 16 * 1024,
+            write_threads: 0,
             max_admin_body: 1024 * 1024,
             public_info: false,
             persist_streams: true,
@@ -258,6 +262,12 @@ pub fn check_server(s: &ServerSettings) -> Problems {
     if s.read_buffer_size < 256 {
         push("server.readBufferSize", "must be at least 256".into());
     }
+    if s.write_threads > crate::writers::MAX_THREADS {
+        push(
+            "server.writeThreads",
+            format!("must be at most {}", crate::writers::MAX_THREADS),
+        );
+    }
     if s.max_admin_body == 0 {
         push("server.maxAdminBody", "must be at least 1".into());
     }
@@ -385,6 +395,16 @@ mod tests {
             let doc = toml_to_json(&format!("[server]\nstore = \"{text}\"\n")).unwrap();
             assert_eq!(from_document(doc).unwrap().server.store, kind);
         }
+    }
+
+    #[test]
+    fn write_threads_over_the_maximum_are_reported_at_their_path() {
+        let doc = toml_to_json("[server]\nwriteThreads = 65\n").unwrap();
+        let err = from_document(doc).unwrap_err();
+        assert_eq!(err.0[0].path, "server.writeThreads", "{err}");
+        assert!(err.0[0].problem.contains("at most 64"), "{err}");
+        let doc = toml_to_json("[server]\nwriteThreads = 0\n").unwrap();
+        assert_eq!(from_document(doc).unwrap().server.write_threads, 0);
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub mod testctl;
 pub mod tls;
 pub mod token;
 pub mod transport;
+pub mod writers;
 pub mod ws;
 
 pub use config::Deployment;

@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use engine::{Command, CommandError, ConnId, UpgradeRequest};
+use futures_util::future::{BoxFuture, Either};
 use serde_json::Value;
+use std::future::{ready, Ready};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::inbound::Inbound;
@@ -147,10 +149,52 @@ pub struct ActorHandle {
     tx: mpsc::Sender<ToActor>,
 }
 
+/// What [`ActorHandle::send`] returns.
+pub type SendFuture<'a> = Either<Ready<Result<(), ()>>, BoxFuture<'a, Result<(), ()>>>;
+
+/// A handle held by what the actor owns (its write threads, [`crate::writers`]): it
+/// does not count among the handles whose drop stops the actor.
+#[derive(Debug, Clone)]
+pub struct WeakActorHandle {
+    tx: mpsc::WeakSender<ToActor>,
+}
+
+impl WeakActorHandle {
+    /// Send from a thread outside the runtime, blocking while the queue is full; false
+    /// when the actor has stopped.
+    pub fn blocking_send(&self, msg: ToActor) -> bool {
+        self.tx
+            .upgrade()
+            .is_some_and(|tx| tx.blocking_send(msg).is_ok())
+    }
+}
+
 impl ActorHandle {
-    /// Send a message (waits for room; fails when the actor has stopped).
-    pub async fn send(&self, msg: ToActor) -> Result<(), ()> {
-        self.tx.send(msg).await.map_err(|_| ())
+    /// Send a message: queued at once when the actor's queue has room (almost always);
+    /// otherwise the returned future waits for room. Resolves to `Err` when the actor
+    /// has stopped.
+    ///
+    /// Every connection task keeps a pending send in its state, so the future is kept
+    /// small: 24 bytes, against ~750 for tokio's send future with the message inside,
+    /// which would be part of every connection's task (BENCHMARKS.md, "Idle memory:
+    /// the connection task"). Only a full queue allocates the waiting send.
+    pub fn send(&self, msg: ToActor) -> SendFuture<'_> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Either::Left(ready(Ok(()))),
+            Err(mpsc::error::TrySendError::Closed(_)) => Either::Left(ready(Err(()))),
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                Either::Right(Box::pin(
+                    async move { self.tx.send(msg).await.map_err(|_| ()) },
+                ))
+            }
+        }
+    }
+
+    /// A handle that does not keep the actor running (for the actor's own helpers).
+    pub fn downgrade(&self) -> WeakActorHandle {
+        WeakActorHandle {
+            tx: self.tx.downgrade(),
+        }
     }
 
     /// Send without waiting (from `Drop`); false when the queue is full or closed.
@@ -182,4 +226,60 @@ pub const ACTOR_QUEUE: usize = 4096;
 pub fn channel() -> (ActorHandle, mpsc::Receiver<ToActor>) {
     let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
     (ActorHandle { tx }, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pong(n: u64) -> ToActor {
+        ToActor::Pong { conn: ConnId(n) }
+    }
+
+    #[test]
+    fn a_pending_send_is_small_enough_to_sit_in_every_connection_task() {
+        let (handle, _rx) = channel();
+        let sending = handle.send(pong(1));
+        // tokio's own send future with the message inside is ~750 bytes.
+        assert!(std::mem::size_of_val(&sending) <= 32);
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_full_queue_waits_for_room_and_keeps_the_order() {
+        let (handle, mut rx) = channel();
+        for n in 0..ACTOR_QUEUE as u64 {
+            assert!(handle.try_send(pong(n)));
+        }
+        assert!(!handle.try_send(pong(u64::MAX)));
+        let late = handle.clone();
+        let waiting = tokio::spawn(async move { late.send(pong(ACTOR_QUEUE as u64)).await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let mut seen = Vec::new();
+        while seen.len() <= ACTOR_QUEUE {
+            match rx.recv().await {
+                Some(ToActor::Pong { conn }) => seen.push(conn.0),
+                _ => panic!("unexpected message"),
+            }
+        }
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+        assert!(seen.iter().copied().eq(0..=ACTOR_QUEUE as u64));
+    }
+
+    #[tokio::test]
+    async fn a_send_to_a_stopped_actor_fails_at_once_or_while_waiting() {
+        let (handle, rx) = channel();
+        drop(rx);
+        assert_eq!(handle.send(pong(1)).await, Err(()));
+
+        let (handle, rx) = channel();
+        for n in 0..ACTOR_QUEUE as u64 {
+            assert!(handle.try_send(pong(n)));
+        }
+        let late = handle.clone();
+        let waiting = tokio::spawn(async move { late.send(pong(0)).await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(waiting.await.unwrap(), Err(()));
+    }
 }

@@ -271,6 +271,9 @@ async fn start_server(
         .with_guard(guard)
         .with_handlers(handlers, server_handle)
         .with_test_control(actor_test);
+    let writers = crate::writers::Writers::spawn(server.write_threads, &actor_handle)
+        .context("cannot start the write threads")?;
+    let actor = actor.with_writers(writers);
     let (actor, cluster) = match &server.broker {
         Some(url) => {
             let client = crate::cluster::parse_url(url)?;

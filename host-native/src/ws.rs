@@ -15,7 +15,6 @@ use engine::{ConnId, UpgradeRequest};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -124,7 +123,7 @@ pub async fn upgrade(
             state.ws_tasks.spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        let io = Box::new(TokioIo::new(upgraded));
+                        let io = crate::transport::unwrap(upgraded);
                         crate::transport::serve(task_state, conn, io, out).await
                     }
                     Err(_) => {

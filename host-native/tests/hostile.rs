@@ -97,6 +97,49 @@ async fn close_after(addr: std::net::SocketAddr, bytes: &[u8]) -> (u16, String) 
 }
 
 #[tokio::test]
+async fn frames_sent_in_the_same_write_as_the_upgrade_request_are_answered() {
+    let server = start(json!({})).await;
+    let addr = server.local_addr();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut bytes = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(frame(0x81, br#"{"type":"ping","requestId":7}"#, true));
+    bytes.extend(frame(0x89, b"hi", true));
+    tcp.write_all(&bytes).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut b))
+            .await
+            .expect("response in time")
+            .unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let mut texts = Vec::new();
+    let mut pong = None;
+    while texts.len() < 2 || pong.is_none() {
+        match read_frame(&mut tcp).await.expect("a frame") {
+            (1, payload) => {
+                texts.push(serde_json::from_slice::<serde_json::Value>(&payload).unwrap())
+            }
+            (10, payload) => pong = Some(payload),
+            (op, _) => panic!("unexpected opcode {op}"),
+        }
+    }
+    assert_eq!(texts[0]["type"], "connected");
+    assert_eq!(
+        (texts[1]["type"].as_str(), texts[1]["requestId"].as_i64()),
+        (Some("pong"), Some(7))
+    );
+    assert_eq!(pong.as_deref(), Some(&b"hi"[..]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
     let server = start(json!({})).await;
     let addr = server.local_addr();

@@ -127,7 +127,11 @@ impl Actor {
             if self.dirty.is_empty() {
                 break;
             }
-            for (conn, out) in std::mem::take(&mut self.dirty) {
+            let mut turn = std::mem::take(&mut self.dirty);
+            if let Some(writers) = &self.writers {
+                turn = writers.share(turn);
+            }
+            for (conn, out) in turn {
                 if let Some(buffered) = out.flush_now() {
                     if self.peers.contains_key(&conn) {
                         self.input(now, Input::Backpressure { conn, buffered });

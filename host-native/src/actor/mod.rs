@@ -93,6 +93,8 @@ pub struct Actor {
     cluster: Option<mpsc::UnboundedSender<engine::cluster::ClusterMessage>>,
     /// Connections with frames queued this turn, written at its end ([`Actor::flush`]).
     dirty: Vec<(ConnId, Arc<Outbound>)>,
+    /// Threads that share the writes of a large turn ([`crate::writers`]).
+    writers: Option<crate::writers::Writers>,
 }
 
 /// How long a guard callback may run past the engine's deadline before its task is
@@ -134,6 +136,7 @@ impl Actor {
             streams_rx: None,
             cluster: None,
             dirty: Vec::new(),
+            writers: None,
         }
     }
 
@@ -185,6 +188,12 @@ impl Actor {
         self.engine.enable_cluster(node);
         self.engine.set_cluster_max_connections(max_connections);
         self.cluster = Some(outbox);
+        self
+    }
+
+    /// Share the writes of large turns with `writers` (see [`crate::writers`]).
+    pub fn with_writers(mut self, writers: crate::writers::Writers) -> Self {
+        self.writers = (!writers.is_empty()).then_some(writers);
         self
     }
 

@@ -118,10 +118,12 @@ async fn drive(state: &AppState, conn: ConnId, out: &Outbound, decoder: &mut Dec
     }
 }
 
-/// Sleep until `at` (`None`: never resolves; the branch is disabled then).
+/// Sleep until `at` (`None`: never resolves; the branch is disabled then). The timer
+/// is boxed: only a spaced queue (Engine.IO) waits, and tokio's `Sleep` (~130 bytes)
+/// would otherwise sit in every connection's task.
 async fn sleep_until(at: Option<std::time::Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => Box::pin(tokio::time::sleep_until(at.into())).await,
         None => std::future::pending().await,
     }
 }

@@ -16,6 +16,7 @@
 //! (no permessage-deflate), as before.
 
 mod conn;
+mod stream;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 pub use crate::codec;
 pub use crate::inbound::Inbound;
 pub use conn::serve;
+pub use stream::unwrap;
 
 /// How long a closing connection may take to flush its queue and exchange close
 /// frames before the socket is dropped.

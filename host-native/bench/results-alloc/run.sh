@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Native host: glibc malloc vs mimalloc, 1 core (issue 18).
+set -euo pipefail
+A="serve --listen 127.0.0.1:{PORT} --memory --config /work/main/host-native/bench/wsload.toml"
+export PEER_CMD_sbglibc="/tmp/switchboard-w $A"
+export PEER_CMD_sbmi="/tmp/switchboard-mi $A"
+cd /work/bench/wsload
+REPS=2 QUIET_MAX_S=60 RETRIES=2 BENCHES="${BENCHES:-idle fanout_burst fanout_paced rtt}" \
+  PEERS="${PEERS:-sbglibc sbmi bun}" bash bench/run.sh "results/${OUT:-alloc}"
