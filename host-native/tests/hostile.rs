@@ -12,12 +12,28 @@ use tokio::net::TcpStream;
 /// A raw upgraded connection: the 101 has been read, the welcome frame too.
 async fn raw_upgrade(addr: std::net::SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
+    tcp.write_all(upgrade_request(addr).as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (opcode, payload) = read_frame(&mut tcp).await.expect("welcome frame");
+    assert_eq!(opcode, 1);
+    let welcome: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(welcome["type"], "connected");
+    tcp
+}
+
+/// A WebSocket upgrade request for `/`.
+fn upgrade_request(addr: std::net::SocketAddr) -> String {
+    format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    // The response head, byte by byte up to the blank line (frames follow it).
+    )
+}
+
+/// The response head, byte by byte up to the blank line (frames follow it).
+async fn read_head(tcp: &mut TcpStream) -> String {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
@@ -27,13 +43,7 @@ async fn raw_upgrade(addr: std::net::SocketAddr) -> TcpStream {
             .unwrap();
         head.push(b[0]);
     }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    let (opcode, payload) = read_frame(&mut tcp).await.expect("welcome frame");
-    assert_eq!(opcode, 1);
-    let welcome: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-    assert_eq!(welcome["type"], "connected");
-    tcp
+    String::from_utf8(head).unwrap()
 }
 
 /// One server frame (servers never mask): (opcode, payload); `None` at end of stream.
@@ -101,24 +111,12 @@ async fn frames_sent_in_the_same_write_as_the_upgrade_request_are_answered() {
     let server = start(json!({})).await;
     let addr = server.local_addr();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let mut bytes = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes();
+    let mut bytes = upgrade_request(addr).into_bytes();
     bytes.extend(frame(0x81, br#"{"type":"ping","requestId":7}"#, true));
     bytes.extend(frame(0x89, b"hi", true));
     tcp.write_all(&bytes).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        tokio::time::timeout(WAIT, tcp.read_exact(&mut b))
-            .await
-            .expect("response in time")
-            .unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     let mut texts = Vec::new();
     let mut pong = None;
     while texts.len() < 2 || pong.is_none() {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use engine::{Action, ConnId, Input, Millis};
 
-use super::{Actor, Peer};
+use super::Actor;
 use crate::mailbox::{HttpAnswer, OpenOutcome};
 use crate::outbound::PushError;
 
@@ -17,23 +17,24 @@ impl Actor {
     pub(super) fn execute(&mut self, now: Millis, action: Action) {
         match action {
             Action::Accept { conn, protocol } => {
-                let snapshot = self.engine.snapshot(conn);
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.accepted = true;
-                    if let Some(s) = snapshot {
-                        peer.client_id = s.client_id;
-                        peer.user = s.user.map(|u| u.id);
-                    }
                     // Debug, not info: a connection flood must not flood the log
                     // (counts are in /metrics).
-                    tracing::debug!(
-                        client = %peer.client_id,
-                        route = %peer.route,
-                        user = peer.user.as_deref().unwrap_or("-"),
-                        "connection opened"
-                    );
-                    if let Some(reply) = peer.open_reply.take() {
-                        if reply.send(OpenOutcome::Accept { protocol }).is_err() {
+                    if let Some(who) = Who::of(&self.engine, conn) {
+                        tracing::debug!(
+                            client = %who.client,
+                            route = %who.route,
+                            user = %who.user,
+                            "connection opened"
+                        );
+                    }
+                    if let Some(opening) = peer.opening.take() {
+                        if opening
+                            .reply
+                            .send(OpenOutcome::Accept { protocol })
+                            .is_err()
+                        {
                             // The HTTP request went away before the answer.
                             self.peers.remove(&conn);
                             self.feed_closed(now, conn, None);
@@ -42,10 +43,10 @@ impl Actor {
                 }
             }
             Action::Reject { conn, status, body } => {
-                if let Some(mut peer) = self.peers.remove(&conn) {
-                    tracing::debug!(route = %peer.route, status, "upgrade rejected");
-                    if let Some(reply) = peer.open_reply.take() {
-                        let _ = reply.send(OpenOutcome::Reject { status, body });
+                if let Some(peer) = self.peers.remove(&conn) {
+                    if let Some(opening) = peer.opening {
+                        tracing::debug!(path = %opening.path, status, "upgrade rejected");
+                        let _ = opening.reply.send(OpenOutcome::Reject { status, body });
                     }
                 }
             }
@@ -69,7 +70,7 @@ impl Actor {
             }
             Action::Close { conn, code, reason } => {
                 if let Some(peer) = self.peers.remove(&conn) {
-                    log_close(&peer, Some(code), "server");
+                    log_close(&self.engine, conn, Some(code), "server");
                     peer.out.close(code, &reason);
                     self.feed_closed(now, conn, Some(code));
                 }
@@ -179,13 +180,44 @@ impl Actor {
     }
 }
 
-pub(super) fn log_close(peer: &Peer, code: Option<u16>, by: &str) {
-    tracing::debug!(
-        client = %peer.client_id,
-        route = %peer.route,
-        user = peer.user.as_deref().unwrap_or("-"),
-        code = code.map_or(-1, i32::from),
-        by,
-        "connection closed"
-    );
+/// Who a connection is, for the debug logs: read from the engine, and only when debug
+/// logging is on (a snapshot is a copy of the connection's state).
+struct Who {
+    client: String,
+    /// The route's path pattern (`/ws/game/:sessionId`).
+    route: String,
+    user: String,
+}
+
+impl Who {
+    fn of(engine: &engine::Engine, conn: ConnId) -> Option<Self> {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return None;
+        }
+        let s = engine.snapshot(conn)?;
+        let route = engine
+            .config()
+            .routes
+            .get(s.route)
+            .map_or_else(|| "-".to_string(), |r| r.path.clone());
+        Some(Self {
+            client: s.client_id,
+            route,
+            user: s.user.map_or_else(|| "-".to_string(), |u| u.id),
+        })
+    }
+}
+
+/// Log a close (before the engine forgets the connection).
+pub(super) fn log_close(engine: &engine::Engine, conn: ConnId, code: Option<u16>, by: &str) {
+    if let Some(who) = Who::of(engine, conn) {
+        tracing::debug!(
+            client = %who.client,
+            route = %who.route,
+            user = %who.user,
+            code = code.map_or(-1, i32::from),
+            by,
+            "connection closed"
+        );
+    }
 }

@@ -51,14 +51,22 @@ use actions::log_close;
 pub use crate::clock::wall_now;
 pub use crate::mailbox::{ActorHandle, HttpAnswer, OpenOutcome, ToActor, ACTOR_QUEUE};
 
-/// What the actor remembers about a connection.
+/// What the actor remembers about a connection: one entry of `peers` per connection,
+/// so it stays small (the client id, user and route are the engine's; the debug logs
+/// read them from it).
 struct Peer {
     out: Arc<Outbound>,
-    route: String,
-    client_id: String,
-    user: Option<String>,
-    open_reply: Option<oneshot::Sender<OpenOutcome>>,
+    /// Until the engine accepts or rejects the upgrade.
+    opening: Option<Box<Opening>>,
     accepted: bool,
+}
+
+/// An upgrade the engine has not decided yet.
+struct Opening {
+    /// Where the decision goes.
+    reply: oneshot::Sender<OpenOutcome>,
+    /// The request path (for the log of a rejection).
+    path: String,
 }
 
 /// The actor.
@@ -331,10 +339,10 @@ impl Actor {
                     conn,
                     Peer {
                         out,
-                        route: request.path.clone(),
-                        client_id: request.client_id.clone(),
-                        user: None,
-                        open_reply: Some(reply),
+                        opening: Some(Box::new(Opening {
+                            reply,
+                            path: request.path.clone(),
+                        })),
                         accepted: false,
                     },
                 );
@@ -371,7 +379,7 @@ impl Actor {
             ToActor::Closed { conn, code } => {
                 if let Some(peer) = self.peers.remove(&conn) {
                     if peer.accepted {
-                        log_close(&peer, code, "client");
+                        log_close(&self.engine, conn, code, "client");
                     }
                     self.input(now, Input::Closed { conn, code });
                 }

@@ -63,7 +63,13 @@ impl Actor {
                     Some(id) => self
                         .peers
                         .iter()
-                        .find(|(_, p)| p.accepted && p.client_id == *id)
+                        .find(|(c, p)| {
+                            p.accepted
+                                && self
+                                    .engine
+                                    .snapshot(**c)
+                                    .is_some_and(|s| s.client_id == *id)
+                        })
                         .map(|(c, _)| *c)
                         .ok_or_else(|| {
                             (404, format!("no open connection with client id `{id}`"))
