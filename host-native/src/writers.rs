@@ -91,12 +91,18 @@ impl Writers {
 }
 
 fn write_loop(queue: &mpsc::Receiver<Batch>, actor: &WeakActorHandle) {
+    let mut drained = Vec::new();
     while let Ok(batch) = queue.recv() {
+        // The whole batch first: waiting for room in the actor's queue must not hold
+        // back the other connections' writes.
         for (conn, out) in batch {
             if let Some(buffered) = out.flush_now() {
-                // Only fails once the actor stopped: nobody to tell.
-                actor.blocking_send(ToActor::Drained { conn, buffered });
+                drained.push(ToActor::Drained { conn, buffered });
             }
+        }
+        for msg in drained.drain(..) {
+            // Only fails once the actor stopped: nobody to tell.
+            actor.blocking_send(msg);
         }
     }
 }
