@@ -370,6 +370,15 @@ impl Outbound {
         .then_some(left)
     }
 
+    /// Whether a drained report taken with [`Outbound::take_drained`] still holds when the
+    /// actor reads it: not if the queue was reported over its limit again meanwhile (the
+    /// report travels through the actor's mailbox from a connection task or a write
+    /// thread; the newer over report must win, or the engine would believe the
+    /// connection under its limit while it is not).
+    pub fn drained_still_current(&self) -> bool {
+        !self.reported_over.load(Ordering::Acquire)
+    }
+
     /// Write the queue, or its first `max` frames; a spaced queue notes the time.
     fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<()>> {
         let Inner {
@@ -508,6 +517,18 @@ mod tests {
         assert!(!q.blocked());
         assert!(q.is_empty());
         assert_eq!(read_frame(&mut client, 10).await, b"ask\x81\x03ack");
+    }
+
+    #[test]
+    fn a_drained_report_overtaken_by_a_newer_over_report_no_longer_holds() {
+        let q = Outbound::new(16, 100, 1 << 16);
+        q.reported_over.store(true, Ordering::Release);
+        // Drained back under the limit: reported once.
+        assert_eq!(q.take_drained(), Some(0));
+        assert!(q.drained_still_current());
+        // Before the actor reads that report, the queue goes over again and says so.
+        q.reported_over.store(true, Ordering::Release);
+        assert!(!q.drained_still_current());
     }
 
     #[test]

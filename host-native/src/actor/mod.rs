@@ -372,7 +372,11 @@ impl Actor {
                 }
             }
             ToActor::Drained { conn, buffered } => {
-                if self.peers.contains_key(&conn) {
+                let current = self
+                    .peers
+                    .get(&conn)
+                    .is_some_and(|p| p.out.drained_still_current());
+                if current {
                     self.input(now, Input::Backpressure { conn, buffered });
                 }
             }
