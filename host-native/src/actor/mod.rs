@@ -260,7 +260,16 @@ impl Actor {
             }
             // End of the turn: write what it queued (one write per touched connection).
             // A drained report is an engine input: read the deadline again after it.
-            if self.flush(self.now()) {
+            //
+            // Outside tokio's cooperative budget: every socket write counts against it (128
+            // per task poll), and a turn that touched more connections than that would
+            // find the rest "not ready", mark them blocked and wake each of their tasks to
+            // write instead (a fan-out to 1000 connections: ~870 task wake-ups per turn,
+            // BENCHMARKS.md "Fan-out writes and tokio's budget"). The writes never wait:
+            // a full socket is still left to its connection task.
+            let now = self.now();
+            let fed = tokio::task::coop::unconstrained(async { self.flush(now) }).await;
+            if fed {
                 next = self.engine.poll_timeout();
             }
             if next != armed || std::mem::take(&mut self.rearm) {
