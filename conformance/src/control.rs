@@ -107,9 +107,49 @@ fn has_key(value: &Value, keys: &[&str]) -> bool {
     }
 }
 
+/// Whether the reported event `e` is of the kind of the expected action `w` (a call, or
+/// the command result with `w`'s tag).
+pub fn event_matches(w: &Value, e: &Value) -> bool {
+    match w["action"].as_str() {
+        Some("call") => e["event"] == "call",
+        _ => e["event"] == "commandResult" && e["tag"] == w["tag"],
+    }
+}
+
+/// How many of `want` have no reported event of their kind yet (each event counts once).
+pub fn unmatched(want: &[Value], events: &[Value]) -> usize {
+    let mut used = vec![false; events.len()];
+    want.iter()
+        .filter(|w| {
+            let found = events
+                .iter()
+                .enumerate()
+                .position(|(k, e)| !used[k] && event_matches(w, e));
+            match found {
+                Some(k) => {
+                    used[k] = true;
+                    false
+                }
+                None => true,
+            }
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_of_another_kind_does_not_stand_in_for_a_wanted_command_result() {
+        let want = [json!({"action": "commandResult", "tag": 1})];
+        let call = json!({"event": "call", "action": {}});
+        assert_eq!(unmatched(&want, std::slice::from_ref(&call)), 1);
+        let result = json!({"event": "commandResult", "tag": 1, "result": {}});
+        assert_eq!(unmatched(&want, &[call, result]), 0);
+        let two_calls = [json!({"action": "call"}), json!({"action": "call"})];
+        assert_eq!(unmatched(&two_calls, &[json!({"event": "call"})]), 1);
+    }
 
     #[test]
     fn expected_epochs_uptimes_and_connection_times_need_the_control_channel() {

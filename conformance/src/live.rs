@@ -722,10 +722,18 @@ async fn check_events(
     deadline: Instant,
     problems: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    let need = want.len().saturating_sub(s.events.len());
-    if need > 0 {
+    // Other events may come first (a call the next step expects, reported before this
+    // step's command result): wait until every wanted event is there or time is up.
+    loop {
+        let need = crate::control::unmatched(want, &s.events);
         let wait = deadline.saturating_duration_since(Instant::now());
+        if need == 0 || wait.is_zero() {
+            break;
+        }
         let more = s.control()?.events(need, wait).await?;
+        if more.is_empty() {
+            break;
+        }
         s.events.extend(more);
     }
     let tolerance = if s.timers {
@@ -734,10 +742,10 @@ async fn check_events(
         0
     };
     for w in want {
-        let pos = s.events.iter().position(|e| match w["action"].as_str() {
-            Some("call") => e["event"] == "call",
-            _ => e["event"] == "commandResult" && e["tag"] == w["tag"],
-        });
+        let pos = s
+            .events
+            .iter()
+            .position(|e| crate::control::event_matches(w, e));
         let Some(pos) = pos else {
             problems.push(format!(
                 "step {i}: the host reported no {} within {} ms",
