@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Native host: glibc malloc vs mimalloc, 1 core (issue 18).
+# Needs PROJECT (this checkout) and WSLOAD (a built copy of shared/tools/wsload whose
+# bench/run.sh starts an unknown peer NAME from $PEER_CMD_NAME, see BENCHMARKS.md).
 set -euo pipefail
-A="serve --listen 127.0.0.1:{PORT} --memory --config /work/main/host-native/bench/wsload.toml"
+A="serve --listen 127.0.0.1:{PORT} --memory --config ${PROJECT:?PROJECT: this checkout}/host-native/bench/wsload.toml"
 export PEER_CMD_sbglibc="/tmp/switchboard-w $A"
 export PEER_CMD_sbmi="/tmp/switchboard-mi $A"
-cd /work/bench/wsload
+cd "${WSLOAD:?WSLOAD: a writable, built copy of shared/tools/wsload}"
 REPS=2 QUIET_MAX_S=60 RETRIES=2 BENCHES="${BENCHES:-idle fanout_burst fanout_paced rtt}" \
   PEERS="${PEERS:-sbglibc sbmi bun}" bash bench/run.sh "results/${OUT:-alloc}"
