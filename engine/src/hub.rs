@@ -19,15 +19,14 @@ use crate::types::ConnId;
 
 type FxIndexSet<T> = IndexSet<T, FxBuildHasher>;
 
-/// One resource subscription in the index. Neither its resource nor its bucket is
-/// stored: the caller names the resource when it unsubscribes, and the bucket is the
-/// filter's [`Filter::index_key`], computed again (one entry per subscription of every
-/// idle connection: kept small).
+/// One resource subscription in the index. Its resource is not stored: the caller
+/// names it when it unsubscribes (one entry per subscription of every idle connection:
+/// kept small).
 #[derive(Debug, Clone)]
 struct SubEntry {
     slot: usize,
     conn: ConnId,
-    filter: Option<Filter>,
+    filter: EntryFilter,
     /// The part of `filter` a guard forced: a security boundary, checked separately on
     /// the record before and after an update.
     forced: Option<Filter>,
@@ -35,8 +34,20 @@ struct SubEntry {
     /// `filter` needs no separate `forced` check.
     forced_implied: bool,
     events: u8,
-    /// The filter is exactly the indexed equality (a bucket hit proves a match).
-    index_only: bool,
+}
+
+/// What an entry keeps of its (effective) filter.
+#[derive(Debug, Clone)]
+enum EntryFilter {
+    /// No filter: every record matches.
+    All,
+    /// The filter is exactly one indexed equality (`{"room": "a"}`, the common case):
+    /// a bucket hit proves a match, so only the bucket's key is kept (to leave the
+    /// bucket on unsubscribe), one small allocation instead of a parsed filter's five.
+    Indexed(Box<str>),
+    /// Any other filter; its first indexed equality, if any, is its bucket
+    /// ([`Filter::index_key`], computed again on unsubscribe).
+    Full(Filter),
 }
 
 /// How fan-out reached a subscription.
@@ -94,11 +105,17 @@ impl Hub {
         events: &[ChangeKind],
     ) -> usize {
         let index = filter.as_ref().and_then(Filter::index_key);
-        let index_only = index.is_some() && filter.as_ref().is_some_and(Filter::is_single_equality);
         let forced_implied = match (&filter, &forced) {
             (_, None) => true,
             (Some(f), Some(g)) => f.implies(g),
             (None, Some(_)) => false,
+        };
+        let filter = match (filter, &index) {
+            (None, _) => EntryFilter::All,
+            (Some(f), Some((_, value))) if f.is_single_equality() => {
+                EntryFilter::Indexed(value.as_str().into())
+            }
+            (Some(f), _) => EntryFilter::Full(f),
         };
         let mask = events.iter().fold(0u8, |m, e| m | e.bit());
         let key = self.subs.insert(SubEntry {
@@ -108,7 +125,6 @@ impl Hub {
             forced,
             forced_implied,
             events: mask,
-            index_only,
         });
         let ri = self.resources.entry(resource.to_string()).or_default();
         match index {
@@ -135,7 +151,19 @@ impl Hub {
         let Some(ri) = self.resources.get_mut(resource) else {
             return;
         };
-        match entry.filter.as_ref().and_then(Filter::index_key) {
+        let bucket = match &entry.filter {
+            EntryFilter::All => None,
+            EntryFilter::Indexed(value) => {
+                // The field is the one whose bucket `value` holds this entry (a
+                // resource is indexed by a few fields at most).
+                ri.by_field
+                    .iter()
+                    .find(|(_, buckets)| buckets.get(&**value).is_some_and(|s| s.contains(&key)))
+                    .map(|(field, _)| (field.clone(), value.to_string()))
+            }
+            EntryFilter::Full(f) => f.index_key(),
+        };
+        match bucket {
             Some((field, value)) => {
                 if let Some(buckets) = ri.by_field.get_mut(&field) {
                     if let Some(set) = buckets.get_mut(&value) {
@@ -313,10 +341,14 @@ impl Hub {
             // Whether the filter is known to match the record after / before the change.
             // A bucket hit already proves a filter that is just the indexed equality.
             let (after_matches, before_matches) = match &e.filter {
-                None => (true, true),
-                Some(_) if e.index_only && hit == Hit::After => (true, false),
-                Some(_) if e.index_only && hit == Hit::Before => (false, true),
-                Some(f) => {
+                EntryFilter::All => (true, true),
+                EntryFilter::Indexed(_) => match hit {
+                    Hit::After => (true, false),
+                    Hit::Before => (false, true),
+                    // Indexed entries live in buckets only, never in the unindexed set.
+                    Hit::Unindexed => return,
+                },
+                EntryFilter::Full(f) => {
                     if f.matches(record) {
                         (true, false)
                     } else if previous.is_some_and(|p| f.matches(p)) {
@@ -604,6 +636,35 @@ mod tests {
         h.unsubscribe_resource(b, "m"); // idempotent
         assert_eq!(h.subscription_count(), 0);
         assert!(h.resources.is_empty());
+    }
+
+    /// An index-only entry keeps just its bucket's key: unsubscribing finds the field
+    /// whose bucket holds the entry, also when another field has a bucket with that key.
+    #[test]
+    fn unsubscribe_leaves_the_right_field_when_two_fields_share_a_bucket_key() {
+        let mut h = Hub::default();
+        let all = ChangeKind::ALL;
+        let x = h.subscribe_resource(0, ConnId(1), "m", f(json!({"x":"v"})), &all);
+        let y = h.subscribe_resource(1, ConnId(2), "m", f(json!({"y":"v"})), &all);
+        let y2 = h.subscribe_resource(2, ConnId(3), "m", f(json!({"y":"v"})), &all);
+        h.unsubscribe_resource(y, "m");
+        let recipients = |h: &mut Hub, record: Value| {
+            let mut out = vec![];
+            h.change_recipients("m", ChangeKind::Insert, &record, None, 3, &mut out);
+            out
+        };
+        assert_eq!(recipients(&mut h, json!({"x":"v"})), vec![(0, ConnId(1))]);
+        assert_eq!(recipients(&mut h, json!({"y":"v"})), vec![(2, ConnId(3))]);
+        h.unsubscribe_resource(y2, "m");
+        assert!(recipients(&mut h, json!({"y":"v"})).is_empty());
+        assert_eq!(
+            h.resources["m"].by_field.len(),
+            1,
+            "the emptied field is gone"
+        );
+        h.unsubscribe_resource(x, "m");
+        assert!(h.resources.is_empty());
+        assert_eq!(h.subscription_count(), 0);
     }
 
     #[test]

@@ -38,10 +38,16 @@ function flushAll() {
 // so its replies are written together when the callback returns, without a queue.
 let receiving = null;
 
-/** The Host's socket for a WebSocket route (a class: no closures per connection). */
+/**
+ * The Host's socket for a WebSocket route (a class: no closures per connection). It is
+ * also the socket's `ws.data` (one object per connection, not two): `conn` is the
+ * Host's connection, `eio` whether the route is Engine.IO's.
+ */
 class BunSocket {
-  constructor(ws) {
-    this.ws = ws;
+  constructor(conn, eio) {
+    this.conn = conn;
+    this.eio = eio;
+    this.ws = null; // set in open()
     this.queue = null; // frames waiting for flushAll
   }
   send(text) {
@@ -103,7 +109,7 @@ export async function serveBun(o) {
       // (a subprotocol the engine did not accept); an empty value makes it send none.
       const headers = { "Sec-WebSocket-Protocol": d.protocol ?? "" };
       const eio = host.engine.servesHttp(new URL(req.url).pathname);
-      if (srv.upgrade(req, { data: { conn: d.conn, eio }, headers })) return undefined;
+      if (srv.upgrade(req, { data: new BunSocket(d.conn, eio), headers })) return undefined;
       host.closed(d.conn, 1006);
       const r = handshakeRefusal("upgrade_failed");
       return new Response(r.body, { status: r.status, headers: r.headers });
@@ -130,8 +136,8 @@ export async function serveBun(o) {
           });
           return;
         }
-        ws.data.socket = new BunSocket(ws);
-        host.attach(ws.data.conn, ws.data.socket);
+        ws.data.ws = ws;
+        host.attach(ws.data.conn, ws.data);
       },
       message(ws, msg) {
         receiving = ws;
@@ -148,7 +154,7 @@ export async function serveBun(o) {
         host.drained(ws.data.conn);
       },
       close(ws, code) {
-        ws.data.socket?.drop();
+        ws.data.drop();
         host.closed(ws.data.conn, code);
       },
     },

@@ -360,8 +360,7 @@ impl Engine {
                 }
                 let target = self
                     .by_client
-                    .get(&to)
-                    .copied()
+                    .get(&self.conns, &to)
                     .filter(|s| !self.conns[*s].closing)
                     .filter(|s| self.conns[*s].state.tenant == tenant);
                 if let Some(slot) = target {
@@ -480,7 +479,7 @@ impl Engine {
             | Command::Disconnect { client_id, .. }
             | Command::JoinRoom { client_id, .. }
             | Command::LeaveRoom { client_id, .. }
-                if !self.by_client.contains_key(client_id) =>
+                if !self.by_client.contains(&self.conns, client_id) =>
             {
                 let Some(to_node) = self.remote_node_of(client_id) else {
                     return self.immediate_command(now, cmd);

@@ -87,9 +87,9 @@ impl Engine {
         if !self.conns[slot].closing {
             self.detach(slot);
         }
+        self.by_client.remove(&self.conns, slot);
         let c = self.conns.remove(slot);
         self.by_conn.remove(&conn);
-        self.by_client.remove(&c.state.client_id);
         self.cluster_client(
             &c.state.client_id,
             c.state.tenant.as_deref(),

@@ -5,6 +5,7 @@
 //! feed [`Input::Timeout`]. See the crate docs for the host loop.
 
 mod calls;
+mod clients;
 mod cluster;
 mod cluster_rooms;
 mod cluster_streams;
@@ -231,9 +232,11 @@ pub enum Action {
 pub struct Engine {
     config: Config,
     auth: Authenticator,
-    conns: Slab<Connection>,
+    /// Boxed: the slab keeps spare slots (up to as many again as it holds) and moves
+    /// every entry when it grows; a box makes a slot one pointer.
+    conns: clients::Conns,
     by_conn: FxHashMap<ConnId, usize>,
-    by_client: FxHashMap<String, usize>,
+    by_client: clients::ClientIndex,
     per_ip: FxHashMap<String, usize>,
     per_user: FxHashMap<String, usize>,
     /// Users as filters and guards see them, shared by their connections: serialized
@@ -305,7 +308,7 @@ impl Engine {
             auth,
             conns: Slab::new(),
             by_conn: FxHashMap::default(),
-            by_client: FxHashMap::default(),
+            by_client: clients::ClientIndex::default(),
             per_ip: FxHashMap::default(),
             per_user: FxHashMap::default(),
             user_views: FxHashMap::default(),
@@ -510,7 +513,7 @@ impl Engine {
     /// Check internal invariants (used by tests and fuzzing): every index entry belongs
     /// to an open connection and the counts agree.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let live: Vec<&Connection> = self.conns.iter().map(|(_, c)| c).collect();
+        let live: Vec<&Connection> = self.conns.iter().map(|(_, c)| &**c).collect();
         let active_subs: usize = live
             .iter()
             .filter(|c| !c.closing)
@@ -552,6 +555,16 @@ impl Engine {
         }
         if self.by_conn.len() != self.conns.len() || self.by_client.len() != self.conns.len() {
             return Err("connection maps disagree".into());
+        }
+        for (slot, c) in &self.conns {
+            if self.by_conn.get(&c.id) != Some(&slot)
+                || self
+                    .by_client
+                    .get(&self.conns, &c.state.client_id)
+                    .is_none()
+            {
+                return Err(format!("connection {} is not indexed", c.id.0));
+            }
         }
         if self.metrics.current_connections != self.conns.len() as u64 {
             return Err("currentConnections gauge disagrees".into());

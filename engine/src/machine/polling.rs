@@ -224,8 +224,8 @@ impl Engine {
         };
         let session = self
             .by_client
-            .get(&sid)
-            .map(|&slot| (slot, self.conns[slot].id))
+            .get(&self.conns, &sid)
+            .map(|slot| (slot, self.conns[slot].id))
             .filter(|&(slot, id)| self.polls.owns(id) && !self.conns[slot].closing);
         let Some((slot, vid)) = session else {
             let before = self.polls.lingering.len();
@@ -399,8 +399,8 @@ impl Engine {
             && req.query_param("transport").as_deref() == Some("websocket");
         let session = self
             .by_client
-            .get(&sid)
-            .map(|&slot| (slot, self.conns[slot].id))
+            .get(&self.conns, &sid)
+            .map(|slot| (slot, self.conns[slot].id))
             .filter(|&(slot, id)| !self.conns[slot].closing && self.polls.owns(id))
             .map(|(_, id)| id);
         let free = session.filter(|id| self.polls.sessions.get(id).is_some_and(|s| s.ws.is_none()));

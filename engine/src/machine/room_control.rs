@@ -35,8 +35,7 @@ impl Engine {
 
     fn client_slot(&self, client_id: &str) -> Result<usize, CommandError> {
         self.by_client
-            .get(client_id)
-            .copied()
+            .get(&self.conns, client_id)
             .filter(|s| !self.conns[*s].closing && !self.conns[*s].awaiting_connect)
             .ok_or_else(|| {
                 err(
@@ -179,7 +178,7 @@ impl Engine {
                 tenant,
             } => {
                 let key = crate::tenant::scoped(tenant.as_deref(), &room);
-                let except = except_client_id.and_then(|c| self.by_client.get(&c).copied());
+                let except = except_client_id.and_then(|c| self.by_client.get(&self.conns, &c));
                 let recipients: Vec<(usize, ConnId)> = self
                     .hub
                     .room_members(&key)

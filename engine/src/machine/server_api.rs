@@ -114,8 +114,7 @@ impl Engine {
             Command::SendTo { client_id, message } => {
                 let slot = self
                     .by_client
-                    .get(&client_id)
-                    .copied()
+                    .get(&self.conns, &client_id)
                     .filter(|s| !self.conns[*s].closing)
                     .ok_or_else(|| {
                         err(
@@ -220,8 +219,7 @@ impl Engine {
             Command::Disconnect { client_id, reason } => {
                 let slot = self
                     .by_client
-                    .get(&client_id)
-                    .copied()
+                    .get(&self.conns, &client_id)
                     .filter(|s| !self.conns[*s].closing)
                     .ok_or_else(|| {
                         err(

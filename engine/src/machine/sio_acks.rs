@@ -60,8 +60,7 @@ impl Engine {
         }
         let slot = self
             .by_client
-            .get(&ask.client_id)
-            .copied()
+            .get(&self.conns, &ask.client_id)
             .filter(|s| !self.conns[*s].closing)
             .ok_or_else(|| {
                 err(

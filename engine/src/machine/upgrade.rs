@@ -231,11 +231,11 @@ impl Engine {
         let decision = self.decide(now, &req).and_then(|a| {
             let client_id = if req.client_id.is_empty() {
                 let mut id = self.random_id(22);
-                while self.by_client.contains_key(&id) {
+                while self.by_client.contains(&self.conns, &id) {
                     id = self.random_id(22);
                 }
                 id
-            } else if self.by_client.contains_key(&req.client_id) {
+            } else if self.by_client.contains(&self.conns, &req.client_id) {
                 return Err(Rejection::new(
                     500,
                     ErrorCode::InternalError,
@@ -337,7 +337,7 @@ impl Engine {
         let expiry = state.expiry.map(|e| e.deadline());
         let client_id = state.client_id.clone();
         let user_view = state.user.as_ref().map(|u| self.intern_user(u));
-        let slot = self.conns.insert(Connection {
+        let slot = self.conns.insert(Box::new(Connection {
             id: conn,
             state,
             user_view,
@@ -349,7 +349,7 @@ impl Engine {
             connect_exp: None,
             closed_with: None,
             sio: None,
-        });
+        }));
         self.by_conn.insert(conn, slot);
         let c = &self.conns[slot].state;
         let (tenant, user) = (c.tenant.clone(), c.user.as_ref().map(|u| u.id.clone()));
@@ -361,7 +361,7 @@ impl Engine {
             Some(&ip),
             true,
         );
-        self.by_client.insert(client_id, slot);
+        self.by_client.insert(&self.conns, slot);
         self.timers.reschedule(TimerKey::Conn(conn), None, deadline);
         self.timers.reschedule(TimerKey::Expiry(conn), None, expiry);
         self.metrics.current_connections += 1;

@@ -14,8 +14,7 @@ impl Engine {
     ) {
         let target = self
             .by_client
-            .get(&to)
-            .copied()
+            .get(&self.conns, &to)
             .filter(|s| !self.conns[*s].closing)
             // Client lookups stay inside the sender's tenant.
             .filter(|s| self.conns[*s].state.tenant == self.conns[slot].state.tenant);
