@@ -228,6 +228,23 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// A connection as it registers: no subscriptions, nothing in flight or closing.
+    pub fn new(id: ConnId, state: ConnectionSnapshot, user_view: Option<Arc<UserView>>) -> Self {
+        Connection {
+            id,
+            state,
+            user_view,
+            sub_keys: Vec::new(),
+            closing: false,
+            pending: 0,
+            buffered: 0,
+            awaiting_connect: false,
+            connect_exp: None,
+            closed_with: None,
+            sio: None,
+        }
+    }
+
     /// Add a subscription and its hub key (`usize::MAX` for a channel). Both lists grow
     /// one entry at a time: most connections hold one or two subscriptions, and a
     /// doubling `Vec` would keep room for four (a `Subscription` is ~200 bytes).

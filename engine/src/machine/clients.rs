@@ -25,8 +25,10 @@ fn hash(client_id: &str) -> u64 {
     FxBuildHasher.hash_one(client_id)
 }
 
+/// The client id in `slot` ("" for a vacant slot, which the index never holds: a close
+/// removes its entry before the slot is freed; no lookup panics if that were broken).
 fn id_of(conns: &Conns, slot: usize) -> &str {
-    &conns[slot].state.client_id
+    conns.get(slot).map_or("", |c| &c.state.client_id)
 }
 
 impl ClientIndex {
@@ -78,37 +80,26 @@ mod tests {
     use crate::connection::{ConnectionSnapshot, Heartbeat, SNAPSHOT_VERSION};
 
     fn connection_with_client_id(id: &str) -> Connection {
-        Connection {
-            id: crate::types::ConnId(1),
-            state: ConnectionSnapshot {
-                version: SNAPSHOT_VERSION,
-                client_id: id.to_string(),
-                user: None,
-                route: 0,
-                codec: Default::default(),
-                peer: "127.0.0.1".into(),
-                connected_at: crate::types::Millis(0),
-                subscriptions: Vec::new(),
-                rooms: Vec::new(),
-                rate: None,
-                rate_violations: 0,
-                heartbeat: Heartbeat::Off,
-                next_subscription: 0,
-                expiry: None,
-                params: Default::default(),
-                tenant: None,
-                meta: None,
-            },
-            user_view: None,
-            sub_keys: Vec::new(),
-            closing: false,
-            pending: 0,
-            buffered: 0,
-            awaiting_connect: false,
-            connect_exp: None,
-            closed_with: None,
-            sio: None,
-        }
+        let state = ConnectionSnapshot {
+            version: SNAPSHOT_VERSION,
+            client_id: id.to_string(),
+            user: None,
+            route: 0,
+            codec: Default::default(),
+            peer: "127.0.0.1".into(),
+            connected_at: crate::types::Millis(0),
+            subscriptions: Vec::new(),
+            rooms: Vec::new(),
+            rate: None,
+            rate_violations: 0,
+            heartbeat: Heartbeat::Off,
+            next_subscription: 0,
+            expiry: None,
+            params: Default::default(),
+            tenant: None,
+            meta: None,
+        };
+        Connection::new(crate::types::ConnId(1), state, None)
     }
 
     #[test]

@@ -337,19 +337,9 @@ impl Engine {
         let expiry = state.expiry.map(|e| e.deadline());
         let client_id = state.client_id.clone();
         let user_view = state.user.as_ref().map(|u| self.intern_user(u));
-        let slot = self.conns.insert(Box::new(Connection {
-            id: conn,
-            state,
-            user_view,
-            sub_keys: Vec::new(),
-            closing: false,
-            pending: 0,
-            buffered: 0,
-            awaiting_connect: false,
-            connect_exp: None,
-            closed_with: None,
-            sio: None,
-        }));
+        let slot = self
+            .conns
+            .insert(Box::new(Connection::new(conn, state, user_view)));
         self.by_conn.insert(conn, slot);
         let c = &self.conns[slot].state;
         let (tenant, user) = (c.tenant.clone(), c.user.as_ref().map(|u| u.id.clone()));
