@@ -53,6 +53,13 @@ impl ClientIndex {
             .insert_unique(h, slot, |&s| hash(id_of(conns, s)));
     }
 
+    /// Whether the connection in `slot` is indexed under its client id.
+    pub fn holds(&self, conns: &Conns, slot: usize) -> bool {
+        self.table
+            .find(hash(id_of(conns, slot)), |&s| s == slot)
+            .is_some()
+    }
+
     /// Remove the connection in `slot` (while the slot still holds it); false if it
     /// was not indexed.
     pub fn remove(&mut self, conns: &Conns, slot: usize) -> bool {
@@ -144,7 +151,9 @@ mod tests {
         index.insert(&conns, a);
         let b = conns.insert(Box::new(connection_with_client_id("same")));
         index.insert(&conns, b);
+        assert!(index.holds(&conns, a) && index.holds(&conns, b));
         assert!(index.remove(&conns, a));
+        assert!(!index.holds(&conns, a));
         conns.remove(a);
         assert_eq!(index.get(&conns, "same"), Some(b));
         assert_eq!(index.len(), 1);

@@ -557,12 +557,7 @@ impl Engine {
             return Err("connection maps disagree".into());
         }
         for (slot, c) in &self.conns {
-            if self.by_conn.get(&c.id) != Some(&slot)
-                || self
-                    .by_client
-                    .get(&self.conns, &c.state.client_id)
-                    .is_none()
-            {
+            if self.by_conn.get(&c.id) != Some(&slot) || !self.by_client.holds(&self.conns, slot) {
                 return Err(format!("connection {} is not indexed", c.id.0));
             }
         }
