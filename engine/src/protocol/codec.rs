@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use smallvec::{smallvec, SmallVec};
 
 use super::{ClientMessage, Frame, InFrame, Request, ServerMessage, CLIENT_TYPES};
 use crate::config::CodecKind;
@@ -51,6 +52,10 @@ impl Outbound<'_> {
     pub const RAW_TYPE: &'static str = "raw";
 }
 
+/// The frames one outbound message takes: one, kept inline, except for Socket.IO
+/// packets with binary attachments.
+pub type Frames = SmallVec<[Frame; 1]>;
+
 /// A wire codec.
 pub trait Codec {
     /// Decode one inbound frame.
@@ -59,8 +64,8 @@ pub trait Codec {
     fn encode(&self, out: Outbound<'_>) -> Frame;
     /// Encode one outbound message into every frame it takes (Socket.IO binary
     /// attachments follow their packet); one frame for the other codecs.
-    fn encode_all(&self, out: Outbound<'_>) -> Vec<Frame> {
-        vec![self.encode(out)]
+    fn encode_all(&self, out: Outbound<'_>) -> Frames {
+        smallvec![self.encode(out)]
     }
 }
 
@@ -80,17 +85,10 @@ pub struct JsonCodec;
 
 impl Codec for JsonCodec {
     fn decode(&self, frame: InFrame<'_>) -> Result<Request, DecodeError> {
-        let parsed: Result<Value, _> = match frame {
-            InFrame::Text(t) => serde_json::from_str(t),
-            InFrame::Binary(b) => serde_json::from_slice(b),
-        };
-        let value = parsed.map_err(|e| DecodeError {
-            code: ErrorCode::InvalidJson,
-            message: format!("Invalid JSON format: {e}"),
-            request_id: None,
-            unknown: None,
-        })?;
-        decode_value(value)
+        if let Some(request) = super::head::decode(frame) {
+            return Ok(request);
+        }
+        decode_via_value(frame)
     }
 
     fn encode(&self, out: Outbound<'_>) -> Frame {
@@ -106,6 +104,27 @@ impl Codec for JsonCodec {
         });
         Frame::Text(Arc::from(text))
     }
+}
+
+/// Decode a v1 frame by parsing it into a `Value` first: the path that names what is
+/// wrong with a frame, and reads application message types ([`super::head`] takes the
+/// well-formed protocol messages without building the tree).
+fn decode_via_value(frame: InFrame<'_>) -> Result<Request, DecodeError> {
+    decode_value(parse_frame(frame)?)
+}
+
+/// Parse a text or binary frame as JSON (`INVALID_JSON` when it is not).
+pub fn parse_frame(frame: InFrame<'_>) -> Result<Value, DecodeError> {
+    let parsed: Result<Value, _> = match frame {
+        InFrame::Text(t) => serde_json::from_str(t),
+        InFrame::Binary(b) => serde_json::from_slice(b),
+    };
+    parsed.map_err(|e| DecodeError {
+        code: ErrorCode::InvalidJson,
+        message: format!("Invalid JSON format: {e}"),
+        request_id: None,
+        unknown: None,
+    })
 }
 
 /// Turn a parsed JSON value into a request (shared by codecs that carry JSON objects).
@@ -470,5 +489,194 @@ mod tests {
         let t = "x".repeat(500);
         let e = dec(&json!({"type": t}).to_string()).unwrap_err();
         assert!(e.message.len() < 100);
+    }
+
+    /// Generated frames for the property below: objects whose keys are the protocol's
+    /// field names (repeated, reordered, escaped, or unknown) with values of every JSON
+    /// kind, and some frames that are not objects or not JSON at all.
+    mod frames {
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        use crate::protocol::CLIENT_TYPES;
+
+        const KEYS: &[&str] = &[
+            "type",
+            "requestId",
+            "channel",
+            "room",
+            "resource",
+            "message",
+            "data",
+            "filter",
+            "id",
+            "to",
+            "limit",
+            "cursor",
+            "since",
+            "events",
+            "ack",
+            "event",
+            "token",
+            "reverse",
+            "subscriptionId",
+            "extra",
+            r"typ\u0065",
+            r"request\u0049d",
+        ];
+        const SCALARS: &[&str] = &[
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "7",
+            "2.5",
+            "1e3",
+            "1.0",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "\"\"",
+            "\"a\"",
+            "\"lobby\"",
+            "\"c\\u0031\"",
+            "\"\\ud83d\\ude00\"",
+            "\"insert\"",
+            "\"update\"",
+            "\"delete\"",
+            "\"e\"",
+        ];
+
+        fn value() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                4 => select(SCALARS).prop_map(str::to_string),
+                1 => select(CLIENT_TYPES).prop_map(|t| format!("\"{t}\"")),
+                1 => "[a-z]{0,6}".prop_map(|s| format!("\"{s}\"")),
+                1 => any::<i64>().prop_map(|n| n.to_string()),
+                1 => any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| f.to_string()),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    prop::collection::vec((select(KEYS), inner), 0..4).prop_map(|pairs| {
+                        let fields: Vec<String> =
+                            pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                        format!("{{{}}}", fields.join(","))
+                    }),
+                ]
+            })
+        }
+
+        /// A value of the kind the protocol expects under `key` (which a message of any
+        /// type may still get wrong).
+        fn plausible(key: &'static str) -> BoxedStrategy<String> {
+            match key {
+                "message" | "data" | "filter" => prop_oneof![
+                    3 => prop::collection::vec((select(KEYS), value()), 0..3).prop_map(|pairs| {
+                        let fields: Vec<String> =
+                            pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                        format!("{{{}}}", fields.join(","))
+                    }),
+                    1 => value(),
+                ]
+                .boxed(),
+                "limit" => (0u64..200).prop_map(|n| n.to_string()).boxed(),
+                "since" => (0u64..9, select(&["\"e\"", "\"\"", "1"][..]))
+                    .prop_map(|(o, e)| format!(r#"{{"offset":{o},"epoch":{e}}}"#))
+                    .boxed(),
+                "events" => {
+                    select(&[r#"["insert"]"#, r#"["update","delete"]"#, "[]", r#"["x"]"#][..])
+                        .prop_map(str::to_string)
+                        .boxed()
+                }
+                "ack" | "reverse" => any::<bool>().prop_map(|b| b.to_string()).boxed(),
+                "requestId" => value().boxed(),
+                _ => "[a-z0-9]{0,5}".prop_map(|s| format!("\"{s}\"")).boxed(),
+            }
+        }
+
+        /// The fields a message of type `t` needs.
+        fn required(t: &str) -> &'static [&'static str] {
+            match t {
+                "publish" | "history" | "presence" | "presence:stats" => &["channel"],
+                "get" | "delete" => &["resource", "id"],
+                "list" => &["resource"],
+                "insert" => &["resource", "data"],
+                "update" => &["resource", "id", "data"],
+                "join" | "leave" | "room:message" | "room:members" => &["room"],
+                "direct" => &["to"],
+                "refresh" => &["token"],
+                _ => &[],
+            }
+        }
+
+        fn field() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => select(KEYS).prop_flat_map(|k| plausible(k).prop_map(move |v| format!("\"{k}\":{v}"))),
+                1 => (select(KEYS), value()).prop_map(|(k, v)| format!("\"{k}\":{v}")),
+            ]
+        }
+
+        /// An object frame: a `type` (usually one the protocol defines), the fields that
+        /// type needs (most of the time), and other fields, in any order.
+        fn object() -> impl Strategy<Value = String> {
+            let type_name = prop_oneof![
+                8 => select(CLIENT_TYPES),
+                1 => select(&["PING", "my:event", "pin\\u0067"][..]),
+            ];
+            type_name.prop_flat_map(|t| {
+                let needed: Vec<BoxedStrategy<Option<String>>> = required(t)
+                    .iter()
+                    .map(|k| {
+                        proptest::option::weighted(0.9, plausible(k))
+                            .prop_map(move |v| v.map(|v| format!("\"{k}\":{v}")))
+                            .boxed()
+                    })
+                    .collect();
+                (
+                    needed,
+                    prop::collection::vec(field(), 0..4),
+                    any::<prop::sample::Index>(),
+                )
+                    .prop_map(move |(needed, extra, at)| {
+                        let mut fields: Vec<String> = needed.into_iter().flatten().collect();
+                        fields.extend(extra);
+                        let at = at.index(fields.len() + 1);
+                        fields.insert(at, format!("\"type\":\"{t}\""));
+                        format!("{{{}}}", fields.join(","))
+                    })
+            })
+        }
+
+        /// One frame's text.
+        pub fn frame() -> impl Strategy<Value = String> {
+            prop_oneof![
+                12 => object(),
+                1 => value(),
+                1 => (value(), select(&["", " ", "\n", " x", "}", ",{}"][..]))
+                    .prop_map(|(v, tail)| format!("{v}{tail}")),
+            ]
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x6865_6164),
+            ..Default::default()
+        })]
+
+        /// The head decoder is only a shortcut: every frame decodes (or fails) exactly as
+        /// it does through the `Value` path, as text and as binary.
+        #[test]
+        fn decoding_from_the_head_equals_decoding_through_a_value(frame in frames::frame()) {
+            for input in [InFrame::Text(&frame), InFrame::Binary(frame.as_bytes())] {
+                proptest::prop_assert_eq!(JsonCodec.decode(input), decode_via_value(input), "{}", frame);
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::codec::{decode_value, json_kind, Codec, DecodeError, Outbound};
+use super::codec::{decode_value, json_kind, parse_frame, Codec, DecodeError, Outbound};
 use super::{Frame, InFrame, Request, ServerMessage, CLIENT_TYPES};
 use crate::error::ErrorCode;
 
@@ -54,17 +54,7 @@ fn invalid(message: String, request_id: Option<Value>) -> DecodeError {
 
 impl Codec for EnvelopeCodec {
     fn decode(&self, frame: InFrame<'_>) -> Result<Request, DecodeError> {
-        let parsed: Result<Value, _> = match frame {
-            InFrame::Text(t) => serde_json::from_str(t),
-            InFrame::Binary(b) => serde_json::from_slice(b),
-        };
-        let value = parsed.map_err(|e| DecodeError {
-            code: ErrorCode::InvalidJson,
-            message: format!("Invalid JSON format: {e}"),
-            request_id: None,
-            unknown: None,
-        })?;
-        decode_envelope(value)
+        decode_envelope(parse_frame(frame)?)
     }
 
     fn encode(&self, out: Outbound<'_>) -> Frame {

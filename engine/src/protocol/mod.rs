@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod envelope;
+mod head;
 pub mod socketio;
 
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::codec::{Codec, DecodeError, Outbound};
+use super::codec::{Codec, DecodeError, Frames, Outbound};
 use super::envelope::{encode_message, encode_raw};
 use super::{Frame, InFrame, Request};
 use crate::error::ErrorCode;
@@ -406,8 +406,8 @@ impl Codec for SocketIoCodec {
             .unwrap_or_else(|| Frame::Text(Arc::from("6")))
     }
 
-    fn encode_all(&self, out: Outbound<'_>) -> Vec<Frame> {
-        Self::frames(out)
+    fn encode_all(&self, out: Outbound<'_>) -> Frames {
+        Self::frames(out).into()
     }
 }
 
