@@ -182,6 +182,47 @@ async fn framing_violations_close_with_1002() {
     server.shutdown().await;
 }
 
+/// A client still writing a frame the server refused (over `maxPayloadSize`, refused
+/// from its header) gets the error and the close frame, not a TCP reset: the server
+/// reads and drops the rest before it closes the socket. Closing with unread input makes
+/// the kernel answer with a reset, and the client's next write or read would fail with
+/// "connection reset by peer".
+#[tokio::test]
+async fn a_frame_refused_while_it_is_still_arriving_gets_its_close_not_a_reset() {
+    let server = start(json!({"maxPayloadSize": 1024})).await;
+    let mut tcp = raw_upgrade(server.local_addr()).await;
+    // The header of a 64 KiB masked text frame, then its first KiB.
+    let len: u64 = 64 * 1024;
+    let mut head = vec![0x81, 0x80 | 127];
+    head.extend_from_slice(&len.to_be_bytes());
+    head.extend_from_slice(&[1, 2, 3, 4]);
+    tcp.write_all(&head).await.unwrap();
+    let chunk = [b'x'; 1024];
+    tcp.write_all(&chunk).await.unwrap();
+    // The server refuses the frame and sends its answer meanwhile; the rest follows.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for i in 1..64 {
+        tcp.write_all(&chunk)
+            .await
+            .unwrap_or_else(|e| panic!("chunk {i} of the refused frame: {e}"));
+    }
+    tcp.flush().await.unwrap();
+    let mut error = None;
+    let close = loop {
+        match read_frame(&mut tcp).await {
+            Some((1, payload)) => {
+                error = Some(serde_json::from_slice::<serde_json::Value>(&payload).unwrap())
+            }
+            Some((8, payload)) => break u16::from_be_bytes([payload[0], payload[1]]),
+            Some(_) => continue,
+            None => panic!("the stream ended without a close frame (error so far: {error:?})"),
+        }
+    };
+    assert_eq!(close, 1009);
+    assert_eq!(error.expect("the error frame")["code"], "PAYLOAD_TOO_LARGE");
+    server.shutdown().await;
+}
+
 /// `GET /` shows live counts, routes and resource names only to the operator (the admin
 /// key, any case of the `Bearer` scheme) or where `server.publicInfo` opts in.
 #[tokio::test]

@@ -190,6 +190,20 @@ fn poll_read_events(
     events: &mut Vec<Event>,
     size: usize,
 ) -> Poll<Read> {
+    poll_read_shared(cx, out, size, |read| match read {
+        Ok(bytes) if !bytes.is_empty() => Read::Data(decoder.feed(bytes, events)),
+        _ => Read::Eof,
+    })
+}
+
+/// One read of up to `size` bytes into the thread's shared buffer; `f` gets the bytes
+/// read (none at the end of the stream) or the error.
+fn poll_read_shared<R>(
+    cx: &mut Context<'_>,
+    out: &Outbound,
+    size: usize,
+    f: impl FnOnce(std::io::Result<&[u8]>) -> R,
+) -> Poll<R> {
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
         if buf.len() < size {
@@ -198,9 +212,7 @@ fn poll_read_events(
         let mut rb = ReadBuf::new(&mut buf[..]);
         match out.poll_read(cx, &mut rb) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(_)) => Poll::Ready(Read::Eof),
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Read::Eof),
-            Poll::Ready(Ok(())) => Poll::Ready(Read::Data(decoder.feed(rb.filled(), events))),
+            Poll::Ready(read) => Poll::Ready(f(read.map(|()| rb.filled()))),
         }
     })
 }
@@ -214,6 +226,40 @@ async fn drain(state: &AppState, out: &Outbound) {
         }
     })
     .await;
+}
+
+/// After the client's input was refused mid-stream (a frame over the limit, a framing
+/// violation): read and drop whatever it still sends, until it closes the stream, goes
+/// quiet for [`LINGER_QUIET`], or [`CLOSE_GRACE`] passes. A socket closed with unread
+/// input makes the kernel answer with a TCP reset, and a client still writing the
+/// refused frame would then see "connection reset" instead of the error and close frames
+/// already sent to it.
+async fn discard_input(state: &AppState, out: &Outbound) {
+    let size = state.ws.read_buffer;
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        loop {
+            let read =
+                tokio::time::timeout(LINGER_QUIET, poll_fn(|cx| poll_discard(cx, out, size)));
+            tokio::select! {
+                r = read => match r {
+                    Ok(n) if n > 0 => {}
+                    // End of stream, an error, or nothing more for a while.
+                    _ => break,
+                },
+                () = state.hard_stop.cancelled() => break,
+            }
+        }
+    })
+    .await;
+}
+
+/// How long [`discard_input`] waits for more input before it closes the socket.
+const LINGER_QUIET: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One read into the thread's shared buffer, dropped: the bytes read (0 at the end of
+/// the stream or on an error).
+fn poll_discard(cx: &mut Context<'_>, out: &Outbound, size: usize) -> Poll<usize> {
+    poll_read_shared(cx, out, size, |read| read.map_or(0, <[u8]>::len))
 }
 
 /// The closing handshake for each way a connection can end, reporting `Closed` (with
@@ -249,6 +295,8 @@ async fn finish(state: &AppState, conn: ConnId, end: End, out: &Outbound, decode
             out.push_final(codec::encode_close(code, "message too big"));
             report_closed(state, conn, Some(code)).await;
             drain(state, out).await;
+            // The refused frame's payload may still be arriving.
+            discard_input(state, out).await;
         }
         End::Violation(code, reason) => {
             // The input cannot be trusted any further: send the close frame (RFC 6455
@@ -257,6 +305,7 @@ async fn finish(state: &AppState, conn: ConnId, end: End, out: &Outbound, decode
             out.push_final(codec::encode_close(code, reason));
             report_closed(state, conn, Some(code)).await;
             drain(state, out).await;
+            discard_input(state, out).await;
         }
         End::Server => {
             // The frames queued before the close, then the close; then wait (briefly)
