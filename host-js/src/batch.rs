@@ -42,7 +42,8 @@ pub const OP_PING: u8 = 3;
 /// `OP_OTHER`: the next action of the extra line's `actions`.
 pub const OP_OTHER: u8 = 4;
 
-/// Builds one batch string.
+/// Builds one batch string. The host keeps one writer and [`BatchWriter::clear`]s it
+/// before each input, so its buffers are allocated once, not per input.
 #[derive(Debug, Default)]
 pub struct BatchWriter {
     ops: String,
@@ -71,6 +72,39 @@ impl BatchWriter {
             ops: String::with_capacity(64),
             ..Self::default()
         }
+    }
+
+    /// Start the next batch: forget the last one (its recipients included), keeping the
+    /// buffers' capacity up to [`BatchWriter::KEEP`] bytes each; a larger buffer (a big
+    /// frame or fan-out) is given back.
+    pub fn clear(&mut self) {
+        fn reuse<T>(buf: &mut Vec<T>) {
+            if buf.capacity() * std::mem::size_of::<T>() > BatchWriter::KEEP {
+                *buf = Vec::new();
+            }
+            buf.clear();
+        }
+        fn reuse_text(buf: &mut String) {
+            if buf.capacity() > BatchWriter::KEEP {
+                *buf = String::new();
+            }
+            buf.clear();
+        }
+        reuse_text(&mut self.ops);
+        reuse(&mut self.extra);
+        reuse_text(&mut self.body);
+        reuse(&mut self.recipients);
+        self.body_utf16 = 0;
+        self.actions = 0;
+        self.others = 0;
+    }
+
+    /// The most a buffer keeps between batches, in bytes.
+    pub const KEEP: usize = 64 * 1024;
+
+    /// The connection ids of this batch's fan-outs (`OP_SEND_MANY`, in order).
+    pub fn recipients(&self) -> &[f64] {
+        &self.recipients
     }
 
     /// Number of actions pushed so far.
@@ -163,27 +197,19 @@ impl BatchWriter {
     }
 
     /// Finish: the ops line, the extra line, then the frame texts.
-    pub fn finish(self, timeout: Option<Millis>, error: Option<&str>) -> String {
+    pub fn finish(mut self, timeout: Option<Millis>, error: Option<&str>) -> String {
         self.finish_with_logs(timeout, error, &[])
     }
 
-    /// [`BatchWriter::finish`] with the engine's log lines (`"logs"`, when any).
+    /// The batch string, with the engine's log lines (`"logs"`, when any); the
+    /// recipients stay readable ([`BatchWriter::recipients`]) until the next
+    /// [`BatchWriter::clear`].
     pub fn finish_with_logs(
-        self,
+        &mut self,
         timeout: Option<Millis>,
         error: Option<&str>,
         logs: &[String],
     ) -> String {
-        self.finish_parts(timeout, error, logs).0
-    }
-
-    /// The batch string and its fan-outs' recipients (in order).
-    pub fn finish_parts(
-        mut self,
-        timeout: Option<Millis>,
-        error: Option<&str>,
-        logs: &[String],
-    ) -> (String, Vec<f64>) {
         let mut out =
             String::with_capacity(self.ops.len() + self.extra.len() + self.body.len() + 24);
         out.push('[');
@@ -212,7 +238,7 @@ impl BatchWriter {
         }
         out.push('\n');
         out.push_str(&self.body);
-        (out, self.recipients)
+        out
     }
 }
 
@@ -324,7 +350,8 @@ pub(crate) mod tests {
             code: 4000,
             reason: "bye".into(),
         });
-        let (out, recipients) = w.finish_parts(Some(Millis(42)), None, &[]);
+        let out = w.finish_with_logs(Some(Millis(42)), None, &[]);
+        let recipients = w.recipients().to_vec();
         assert_eq!(recipients, vec![2.0, 3.0]);
         let (head, frames) = decode_with(&out, &recipients);
         assert_eq!(frames, vec!["héllo 👋\n\"x\"".to_string(), "plain".into()]);
@@ -369,5 +396,32 @@ pub(crate) mod tests {
         let (head, frames) = decode(&w.finish(None, None));
         assert!(frames.is_empty());
         assert_eq!(head["actions"][0]["binary"], "AAEC/w==");
+    }
+
+    #[test]
+    fn a_cleared_writer_starts_an_empty_batch_and_gives_back_large_buffers() {
+        let mut w = BatchWriter::new();
+        w.push(&Action::SendMany {
+            conns: vec![ConnId(2), ConnId(3)],
+            frame: Frame::Text("x".repeat(BatchWriter::KEEP + 1).into()),
+        });
+        w.push(&Action::Close {
+            conn: ConnId(3),
+            code: 4000,
+            reason: "bye".into(),
+        });
+        let first = w.finish_with_logs(None, None, &[]);
+        assert!(first.len() > BatchWriter::KEEP);
+        w.clear();
+        assert!(w.is_empty() && w.recipients().is_empty());
+        assert!(w.body.capacity() <= BatchWriter::KEEP);
+        w.push(&Action::Send {
+            conn: ConnId(7),
+            frame: Frame::Text(r#"{"type":"pong"}"#.into()),
+        });
+        assert_eq!(
+            w.finish_with_logs(Some(Millis(5)), None, &[]),
+            "[5,1,7,0,15]\n\n{\"type\":\"pong\"}"
+        );
     }
 }

@@ -92,8 +92,9 @@ pub fn millis(now: f64) -> Millis {
 pub struct Core {
     engine: Engine,
     store: Option<MemoryStore>,
-    /// The last batch's fan-out recipients ([`Core::recipients`]).
-    recipients: Vec<f64>,
+    /// The batch being built; after an input, the last batch's fan-out recipients
+    /// ([`Core::recipients`]).
+    writer: BatchWriter,
 }
 
 impl Core {
@@ -106,7 +107,7 @@ impl Core {
         Ok(Self {
             engine,
             store: memory_store.then(MemoryStore::new),
-            recipients: Vec::new(),
+            writer: BatchWriter::new(),
         })
     }
 
@@ -184,7 +185,8 @@ impl Core {
     /// Drain every action (answering storage calls from the memory store, if on) into
     /// one batch.
     pub fn finish(&mut self, now: Millis, error: Option<String>) -> String {
-        let mut w = BatchWriter::new();
+        let w = &mut self.writer;
+        w.clear();
         let mut calls = Vec::new();
         loop {
             for action in self.engine.drain_actions() {
@@ -212,16 +214,13 @@ impl Core {
             }
         }
         let logs = crate::logs::take();
-        let (batch, recipients) =
-            w.finish_parts(self.engine.poll_timeout(), error.as_deref(), &logs);
-        self.recipients = recipients;
-        batch
+        w.finish_with_logs(self.engine.poll_timeout(), error.as_deref(), &logs)
     }
 
     /// The connection ids the last batch's fan-outs (`OP_SEND_MANY`) go to, in order;
     /// read before the next input.
     pub fn recipients(&self) -> &[f64] {
-        &self.recipients
+        self.writer.recipients()
     }
 
     /// The serializable state of one connection, as JSON.

@@ -195,6 +195,16 @@ mod tests {
             }
         );
         assert_eq!(r.request_id, None);
+        let r = fast(r#"{"type":"channel:message","channel":"lobby","data":1}"#).unwrap();
+        assert_eq!(
+            r.message,
+            ClientMessage::RoomMessage {
+                room: "lobby".into(),
+                data: Some(json!(1)),
+                event: None,
+                ack: false,
+            }
+        );
     }
 
     #[test]

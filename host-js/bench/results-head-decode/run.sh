@@ -15,6 +15,12 @@ for r in 1 2; do for d in $BEFORE/host-js $PROJECT/host-js; do
   BENCH_SECONDS=5 taskset -c 0 node $PROJECT/host-js/bench/host-bench.mjs $d
   BENCH_SECONDS=5 taskset -c 0 $B/deno run --allow-read --allow-env $PROJECT/host-js/bench/host-bench.mjs $d
 done; done
+# host-bench-batch-writer.txt: BEFORE2 = the commit that read requests from the frame
+# (ec20aeb, built with `bash host-js/build.sh`), PROJECT = with the kept batch buffers
+for r in 1 2 3; do for d in $BEFORE2/host-js $PROJECT/host-js; do
+  BENCH_SECONDS=5 taskset -c 0 $B/bun $PROJECT/host-js/bench/host-bench.mjs $d
+  BENCH_SECONDS=5 taskset -c 0 node $PROJECT/host-js/bench/host-bench.mjs $d
+done; done
 CFG=$PROJECT/host-js/bench/wsload-deployment.json BIN=$PROJECT/host-js/node_modules/.bin
 export PEER_CMD_sbbun="env SWITCHBOARD_CONFIG=$CFG PORT={PORT} $BIN/bun $PROJECT/host-js/examples/bun/server.mjs"
 export PEER_CMD_sbbunbefore="env SWITCHBOARD_CONFIG=$CFG PORT={PORT} $BIN/bun $BEFORE/host-js/examples/bun/server.mjs"
