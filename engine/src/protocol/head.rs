@@ -12,16 +12,21 @@
 //!    [`ClientMessage`] directly (strings borrowed from the frame where they have no
 //!    escapes).
 //!
+//! The first pass checks every value it skips as strictly as parsing it into a `Value`
+//! would (numbers in range, strings valid UTF-8 with paired surrogates, the nesting
+//! limit), so a frame the `Value` path refuses as `INVALID_JSON` is never accepted here.
+//!
 //! It gives up (`None`) on anything else: not an object, a `type` or `requestId` given
 //! twice, a type the protocol does not define (an application message), a missing or
-//! invalid field, trailing bytes. The codec then takes the `Value` path, which owns every
+//! invalid field, trailing bytes, and any object key spelled like serde_json's private
+//! raw-value marker (a `Value` parse gives that key a meaning of its own). The codec then takes the `Value` path, which owns every
 //! error text the clients and the conformance vectors see. So this is an optimization
 //! only: whatever it accepts, it decodes exactly as the `Value` path does (a property test
 //! in `codec.rs` compares the two on generated frames).
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -88,7 +93,7 @@ impl<'de> Visitor<'de> for HeadVisitor {
                 HeadKey::Type => return Err(de::Error::duplicate_field("type")),
                 HeadKey::RequestId => return Err(de::Error::duplicate_field("requestId")),
                 HeadKey::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
             }
         }
@@ -126,8 +131,96 @@ impl Visitor<'_> for HeadKeyVisitor {
         Ok(match key {
             "type" => HeadKey::Type,
             "requestId" => HeadKey::RequestId,
+            RAW_VALUE_KEY => return Err(E::custom(RAW_VALUE_KEY)),
             _ => HeadKey::Other,
         })
+    }
+}
+
+/// The key serde_json (with its `raw_value` feature, which the workspace enables) reads
+/// as "the value is raw JSON text" when an object starts with it; frames that use it
+/// are left to the `Value` path.
+const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+/// A value read and dropped, checked as a `Value` parse checks it (unlike
+/// `IgnoredAny`, which skips numbers, escapes and nesting without checking them).
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_key::<SkipKey>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(Skip)
+    }
+}
+
+/// An object key inside a skipped value: anything but [`RAW_VALUE_KEY`].
+struct SkipKey;
+
+impl<'de> Deserialize<'de> for SkipKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(SkipKeyVisitor)
+    }
+}
+
+struct SkipKeyVisitor;
+
+impl Visitor<'_> for SkipKeyVisitor {
+    type Value = SkipKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<SkipKey, E> {
+        if key == RAW_VALUE_KEY {
+            return Err(E::custom(RAW_VALUE_KEY));
+        }
+        Ok(SkipKey)
     }
 }
 
@@ -221,6 +314,17 @@ mod tests {
             r#"{"type":"ping","requestId":1,"requestId":2}"#,
             r#"{"type":"get","resource":"users"}"#,
             r#"{"type":"ping"} trailing"#,
+            // Refused by a `Value` parse, so never accepted here either.
+            r#"{"type":"ping","x":1e400}"#,
+            r#"{"type":"ping","x":"\ud800"}"#,
+            &format!(
+                r#"{{"type":"ping","x":{}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            ),
+            // The raw-value marker, first or nested, escaped or not.
+            r#"{"$serde_json::private::RawValue":"{}","type":"ping"}"#,
+            r#"{"type":"insert","resource":"r","data":{"$serde_json::private::RawValu\u0065":"{}"}}"#,
         ] {
             assert!(fast(frame).is_none(), "{frame}");
         }

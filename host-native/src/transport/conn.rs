@@ -230,13 +230,14 @@ async fn drain(state: &AppState, out: &Outbound) {
 
 /// After the client's input was refused mid-stream (a frame over the limit, a framing
 /// violation): read and drop whatever it still sends, until it closes the stream, goes
-/// quiet for [`LINGER_QUIET`], or [`CLOSE_GRACE`] passes. A socket closed with unread
+/// quiet for [`LINGER_QUIET`], or [`DISCARD_LIMIT`] passes. A socket closed with unread
 /// input makes the kernel answer with a TCP reset, and a client still writing the
 /// refused frame would then see "connection reset" instead of the error and close frames
-/// already sent to it.
+/// already sent to it. The engine was told of the close before: the socket alone
+/// lingers, at most [`DISCARD_LIMIT`].
 async fn discard_input(state: &AppState, out: &Outbound) {
     let size = state.ws.read_buffer;
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+    let _ = tokio::time::timeout(DISCARD_LIMIT, async {
         loop {
             let read =
                 tokio::time::timeout(LINGER_QUIET, poll_fn(|cx| poll_discard(cx, out, size)));
@@ -253,8 +254,13 @@ async fn discard_input(state: &AppState, out: &Outbound) {
     .await;
 }
 
-/// How long [`discard_input`] waits for more input before it closes the socket.
-const LINGER_QUIET: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long [`discard_input`] waits for more input before it closes the socket. A client
+/// that answers the close frame and waits for the server to close the TCP connection
+/// (RFC 6455 §7.1.1) sees it closed this much later.
+const LINGER_QUIET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest [`discard_input`] reads, however the client trickles.
+const DISCARD_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One read into the thread's shared buffer, dropped: the bytes read (0 at the end of
 /// the stream or on an error).
