@@ -42,3 +42,8 @@ export PEER_CMD_deno="$BIN/deno run --allow-net=127.0.0.1 --allow-env $PROJECT/h
 REPS=2 QUIET_MAX_S=60 RETRIES=2 BENCHES="rtt" \
   PEERS="sbnodebefore sbnode node sbdenobefore sbdeno deno" bash bench/run.sh results/head-decode-nd
 python3 bench/summarize.py results/head-decode-nd/raw.jsonl
+# final-rtt.jsonl, final-rtt-summary.md: after the last commit (PROJECT rebuilt: release
+# switchboard and `bash host-js/build.sh`), round trips only
+REPS=3 QUIET_MAX_S=60 RETRIES=2 BENCHES="rtt" \
+  PEERS="sbnatbefore sbnative sbbunbefore sbbun bun" bash bench/run.sh results/final
+python3 bench/summarize.py results/final/raw.jsonl
