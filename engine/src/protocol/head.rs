@@ -105,7 +105,8 @@ impl<'de> Visitor<'de> for HeadVisitor {
     }
 }
 
-/// An object key, as far as the head cares.
+/// An object key, as far as the head cares; [`RAW_VALUE_KEY`] is refused, at the top
+/// level and inside skipped values alike.
 enum HeadKey {
     Type,
     RequestId,
@@ -191,36 +192,11 @@ impl<'de> Visitor<'de> for SkipVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_key::<SkipKey>()?.is_some() {
+        // Keys are read as the head reads its own, which refuses the raw-value marker.
+        while map.next_key::<HeadKey>()?.is_some() {
             map.next_value::<Skip>()?;
         }
         Ok(Skip)
-    }
-}
-
-/// An object key inside a skipped value: anything but [`RAW_VALUE_KEY`].
-struct SkipKey;
-
-impl<'de> Deserialize<'de> for SkipKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(SkipKeyVisitor)
-    }
-}
-
-struct SkipKeyVisitor;
-
-impl Visitor<'_> for SkipKeyVisitor {
-    type Value = SkipKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<SkipKey, E> {
-        if key == RAW_VALUE_KEY {
-            return Err(E::custom(RAW_VALUE_KEY));
-        }
-        Ok(SkipKey)
     }
 }
 
