@@ -186,6 +186,25 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
+/// The async runtime for `settings`: tokio's single-threaded scheduler when it gets one
+/// thread (a pinned server, `workerThreads = 1`), the multi-threaded one otherwise. With
+/// one thread, a client frame goes from its connection task to the engine's task and its
+/// answer back without the multi-threaded scheduler's cross-thread bookkeeping (round
+/// trips +13–21 % on one pinned core, BENCHMARKS.md "Issue 18: one runtime thread").
+fn runtime(settings: &crate::config::ServerSettings) -> std::io::Result<tokio::runtime::Runtime> {
+    let available = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = settings.runtime_threads(available);
+    tracing::debug!(threads, available, "runtime threads");
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder.enable_all().build()
+}
+
 fn serve(
     config: Option<PathBuf>,
     listen: Option<String>,
@@ -206,10 +225,7 @@ fn serve(
         Ok(n) => tracing::debug!(nofile = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(&deployment.server) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

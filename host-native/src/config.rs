@@ -59,6 +59,11 @@ pub struct ServerSettings {
     /// Threads that share the socket writes of a large fan-out with the engine's thread
     /// ([`crate::writers`]), at most 64. Default 0: every write on the engine's thread.
     pub write_threads: usize,
+    /// Threads of the async runtime that read, decode and write the connections (the
+    /// engine decides on one of them). Default 0: one per CPU the process may use. With
+    /// one, the runtime is tokio's single-threaded scheduler, which hands a frame from
+    /// its connection to the engine and back for less than the multi-threaded one.
+    pub worker_threads: usize,
     /// Largest admin API request body, in bytes. Default 1 MiB.
     pub max_admin_body: usize,
     /// Whether `GET /` (and GETs on the WebSocket paths) show live counts, routes and
@@ -89,6 +94,7 @@ impl Default for ServerSettings {
             read_buffer_size: 16 * 1024,
             write_buffer_size: 16 * 1024,
             write_threads: 0,
+            worker_threads: 0,
             max_admin_body: 1024 * 1024,
             public_info: false,
             persist_streams: true,
@@ -97,7 +103,19 @@ impl Default for ServerSettings {
     }
 }
 
+/// Most runtime threads `server.workerThreads` may ask for.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
 impl ServerSettings {
+    /// How many runtime threads to start when the process may use `available` CPUs:
+    /// `workerThreads`, or one per available CPU when it is 0 (at least one).
+    pub fn runtime_threads(&self, available: usize) -> usize {
+        match self.worker_threads {
+            0 => available.max(1),
+            n => n,
+        }
+    }
+
     /// The listen address, parsed.
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
         self.listen.parse().map_err(|e| {
@@ -268,6 +286,12 @@ pub fn check_server(s: &ServerSettings) -> Problems {
             format!("must be at most {}", crate::writers::MAX_THREADS),
         );
     }
+    if s.worker_threads > MAX_WORKER_THREADS {
+        push(
+            "server.workerThreads",
+            format!("must be at most {MAX_WORKER_THREADS}"),
+        );
+    }
     if s.max_admin_body == 0 {
         push("server.maxAdminBody", "must be at least 1".into());
     }
@@ -395,6 +419,19 @@ mod tests {
             let doc = toml_to_json(&format!("[server]\nstore = \"{text}\"\n")).unwrap();
             assert_eq!(from_document(doc).unwrap().server.store, kind);
         }
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_available_cpus_and_are_bounded() {
+        let doc = toml_to_json("[server]\nworkerThreads = 1025\n").unwrap();
+        let err = from_document(doc).unwrap_err();
+        assert_eq!(err.0[0].path, "server.workerThreads", "{err}");
+        let defaults = ServerSettings::default();
+        assert_eq!(defaults.runtime_threads(4), 4);
+        assert_eq!(defaults.runtime_threads(0), 1);
+        let doc = toml_to_json("[server]\nworkerThreads = 1\n").unwrap();
+        let one = from_document(doc).unwrap().server;
+        assert_eq!(one.runtime_threads(8), 1);
     }
 
     #[test]
