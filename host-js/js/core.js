@@ -7,19 +7,38 @@
 //   [timeout|-1, op, args..., ...]\n<{"actions":[...],"error","logs"} or empty>\n<frame texts...>
 // Sends and pings are numbers (no object per action); frame texts are sliced out of the
 // batch (no JSON escaping, no parse); a fan-out's recipients come as one Float64Array
-// (engine.recipients(), a second call only for batches with a fan-out).
+// (engine.recipients(), a second call only for batches with a fan-out). A client frame,
+// the input that comes most often, leaves the same batch in wasm memory instead
+// (engine.frameView): its ops are read as numbers and only its frame texts are decoded.
 
 import * as wasm from "../pkg/switchboard_wasm.js";
 
 let initialized = false;
+/** The module's memory, where frames' batches are read (Host.readView). */
+let memory = null;
 
 /** Instantiate the wasm module once: `module` is the .wasm bytes or a WebAssembly.Module. */
 export function initWasm(module) {
   if (!initialized) {
-    wasm.initSync({ module });
+    memory = wasm.initSync({ module }).memory;
     initialized = true;
   }
 }
+
+// Views of the module's memory, made again when it grew: a grown memory detaches the
+// old buffer, whose views then have length 0 (the check wasm-bindgen's glue makes too;
+// reading `memory.buffer` each time costs more).
+let f64View = null;
+let u8View = null;
+function memoryF64() {
+  if (f64View === null || f64View.length === 0) f64View = new Float64Array(memory.buffer);
+  return f64View;
+}
+function memoryU8() {
+  if (u8View === null || u8View.length === 0) u8View = new Uint8Array(memory.buffer);
+  return u8View;
+}
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Whether initWasm() ran. */
 export const wasmReady = () => initialized;
@@ -344,6 +363,9 @@ export class Host {
     this.testControl = null;
     this.intercept = null;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
+    // The last batch view's extra line and frame texts (readView).
+    this.viewExtra = null;
+    this.viewBody = "";
   }
 
   /**
@@ -424,14 +446,17 @@ export class Host {
     this.busy = true;
     try {
       const t0 = performance.now();
-      const batch =
+      // The batch is left in wasm memory (src/batch.rs: no string built, returned or parsed).
+      const at =
         typeof data === "string"
-          ? this.engine.frame(this.now(), conn, data)
-          : this.engine.frameBytes(this.now(), conn, data instanceof Uint8Array ? data : new Uint8Array(data), binary);
+          ? this.engine.frameView(this.now(), conn, data)
+          : this.engine.frameBytesView(this.now(), conn, data instanceof Uint8Array ? data : new Uint8Array(data), binary);
       this.stats.handleSeconds += (performance.now() - t0) / 1000;
       this.stats.handleCalls++;
+      // Read before anything else calls into the module (onEngineStep may).
+      const ops = this.readView(at);
       this.onEngineStep?.();
-      this.execute(batch);
+      this.executeParts(ops, this.viewExtra, this.viewBody);
     } finally {
       this.busy = false;
     }
@@ -585,12 +610,40 @@ export class Host {
     while (this.deferred.length) this.deferred.shift()();
   }
 
+  /** Execute a batch string (format: src/batch.rs). */
   execute(batch, onError) {
     const nl = batch.indexOf("\n");
     const ops = JSON.parse(batch.slice(0, nl));
     const nl2 = batch.indexOf("\n", nl + 1);
     const extra = nl2 > nl + 1 ? JSON.parse(batch.slice(nl + 1, nl2)) : null;
-    const base = nl2 + 1;
+    this.executeParts(ops, extra, batch.slice(nl2 + 1), onError);
+  }
+
+  /**
+   * Read the batch view at `at` (src/batch.rs, "The same batch in wasm memory"): returns
+   * the ops as the string form's ops line has them (deadline first), and leaves the
+   * extra line (parsed, or null) in `viewExtra` and the frame texts in `viewBody`.
+   */
+  readView(at) {
+    const f = memoryF64();
+    const h = at / 8; // the op buffer is an array of f64: 8-byte aligned
+    const n = f[h];
+    // A literal grown by push: JavaScriptCore fills `new Array(n)` 5x slower.
+    const ops = [f[h + 1]];
+    for (let i = 0; i < n; i++) ops.push(f[h + 6 + i]);
+    const extraLen = f[h + 3];
+    const bodyLen = f[h + 5];
+    const u8 = bodyLen > 0 || extraLen > 0 ? memoryU8() : null;
+    this.viewExtra = extraLen > 0 ? JSON.parse(utf8.decode(u8.subarray(f[h + 2], f[h + 2] + extraLen))) : null;
+    this.viewBody = bodyLen > 0 ? utf8.decode(u8.subarray(f[h + 4], f[h + 4] + bodyLen)) : "";
+    return ops;
+  }
+
+  /**
+   * Execute a batch: `ops` as its ops line (deadline first), `extra` its extra line
+   * (parsed, or null), `body` its frame texts (sends slice them by UTF-16 offsets).
+   */
+  executeParts(ops, extra, body, onError) {
     let other = 0;
     let rc = null; // recipients of the fan-outs, read at the first one
     let next = 0;
@@ -601,7 +654,7 @@ export class Host {
         case OP_SEND: {
           const conn = ops[i + 1];
           const c = this.conns.get(conn);
-          if (c && this.sendTo(conn, c, batch.slice(base + ops[i + 2], base + ops[i + 3]))) (pressure ??= []).push(conn);
+          if (c && this.sendTo(conn, c, body.slice(ops[i + 2], ops[i + 3]))) (pressure ??= []).push(conn);
           i += 4;
           break;
         }
@@ -610,7 +663,7 @@ export class Host {
           // recipients are still this batch's.
           rc ??= this.engine.recipients();
           const end = next + ops[i + 1];
-          let text = batch.slice(base + ops[i + 2], base + ops[i + 3]);
+          let text = body.slice(ops[i + 2], ops[i + 3]);
           // Encode once for every recipient where the runtime would encode per send (Node).
           if (this.encodeShared) text = this.encodeShared(text);
           for (; next < end; next++) {

@@ -29,6 +29,22 @@
 //!
 //! serde_json never emits a raw newline, so the two first lines are found with
 //! `indexOf("\n")`.
+//!
+//! **The same batch in wasm memory** ([`BatchWriter::finish_view`]), for the input every
+//! frame is: no string is built, returned or parsed. The writer's op buffer is an array
+//! of `f64` that starts with a header of [`VIEW_HEADER`] numbers:
+//!
+//! ```text
+//! [count, timeout|-1, extra ptr, extra len, body ptr, body len, op, args..., ...]
+//! ```
+//!
+//! `count` is the number of op numbers after the header (the ops line without its first
+//! number); the extra line and the frame texts stay in the writer's buffers, as UTF-8
+//! bytes at the given addresses (an empty extra line has length 0). JavaScript reads the
+//! header and the ops with a `Float64Array`, decodes the frame texts with one
+//! `TextDecoder` call and slices them by the same UTF-16 offsets. It must read
+//! everything before its next call into the module: the next input reuses the buffers,
+//! and a grown memory moves them.
 
 use engine::{Action, Frame, Millis};
 use serde::Serialize;
@@ -42,11 +58,15 @@ pub const OP_PING: u8 = 3;
 /// `OP_OTHER`: the next action of the extra line's `actions`.
 pub const OP_OTHER: u8 = 4;
 
+/// Numbers before the ops in a batch view ([`BatchWriter::finish_view`]).
+pub const VIEW_HEADER: usize = 6;
+
 /// Builds one batch string. The host keeps one writer and [`BatchWriter::clear`]s it
 /// before each input, so its buffers are allocated once, not per input.
 #[derive(Debug, Default)]
 pub struct BatchWriter {
-    ops: String,
+    /// [`VIEW_HEADER`] numbers (filled by [`BatchWriter::finish_view`]), then the ops.
+    ops: Vec<f64>,
     extra: Vec<u8>,
     body: String,
     body_utf16: usize,
@@ -68,8 +88,10 @@ struct BinarySend<'a> {
 impl BatchWriter {
     /// An empty batch.
     pub fn new() -> Self {
+        let mut ops = Vec::with_capacity(16);
+        ops.resize(VIEW_HEADER, 0.0);
         Self {
-            ops: String::with_capacity(64),
+            ops,
             ..Self::default()
         }
     }
@@ -90,7 +112,8 @@ impl BatchWriter {
             }
             buf.clear();
         }
-        reuse_text(&mut self.ops);
+        reuse(&mut self.ops);
+        self.ops.resize(VIEW_HEADER, 0.0);
         reuse(&mut self.extra);
         reuse_text(&mut self.body);
         reuse(&mut self.recipients);
@@ -117,9 +140,10 @@ impl BatchWriter {
         self.actions == 0
     }
 
+    /// One op number: op codes, connection ids, counts and UTF-16 offsets, all far
+    /// below 2^53, so exact as `f64`.
     fn num(&mut self, n: u64) {
-        self.ops.push(',');
-        self.ops.push_str(itoa::Buffer::new().format(n));
+        self.ops.push(n as f64);
     }
 
     /// Append a frame's text to the body; pushes its start and end to the ops line.
@@ -210,15 +234,59 @@ impl BatchWriter {
         error: Option<&str>,
         logs: &[String],
     ) -> String {
+        self.close_extra(error, logs);
+        let ops = &self.ops[VIEW_HEADER..];
         let mut out =
-            String::with_capacity(self.ops.len() + self.extra.len() + self.body.len() + 24);
+            String::with_capacity(ops.len() * 6 + self.extra.len() + self.body.len() + 24);
         out.push('[');
         match timeout {
             Some(t) => out.push_str(itoa::Buffer::new().format(t.0)),
             None => out.push_str("-1"),
         }
-        out.push_str(&self.ops);
+        for &n in ops {
+            out.push(',');
+            out.push_str(itoa::Buffer::new().format(n as u64));
+        }
         out.push_str("]\n");
+        // JSON written by serde_json: valid UTF-8.
+        out.push_str(std::str::from_utf8(&self.extra).unwrap_or_default());
+        out.push('\n');
+        out.push_str(&self.body);
+        out
+    }
+
+    /// Finish the batch in place, as a view for JavaScript (module docs: "The same
+    /// batch in wasm memory"): fills the header and returns the address of the op
+    /// buffer. The addresses in the header are meaningful in wasm32 only; Rust code
+    /// reads the parts with [`BatchWriter::view_parts`].
+    pub fn finish_view(
+        &mut self,
+        timeout: Option<Millis>,
+        error: Option<&str>,
+        logs: &[String],
+    ) -> usize {
+        self.close_extra(error, logs);
+        // Addresses and lengths in wasm32 are below 2^32: exact as f64.
+        let header = [
+            (self.ops.len() - VIEW_HEADER) as f64,
+            timeout.map_or(-1.0, |t| t.0 as f64),
+            self.extra.as_ptr() as usize as f64,
+            self.extra.len() as f64,
+            self.body.as_ptr() as usize as f64,
+            self.body.len() as f64,
+        ];
+        self.ops[..VIEW_HEADER].copy_from_slice(&header);
+        self.ops.as_ptr() as usize
+    }
+
+    /// The parts of a finished view: the header and ops, the extra line, the frame
+    /// texts (what JavaScript reads at the header's addresses).
+    pub fn view_parts(&self) -> (&[f64], &[u8], &str) {
+        (&self.ops, &self.extra, &self.body)
+    }
+
+    /// Close the extra line: `]`, the error and the logs (when any).
+    fn close_extra(&mut self, error: Option<&str>, logs: &[String]) {
         if self.others == 0 && (error.is_some() || !logs.is_empty()) {
             self.extra.extend_from_slice(b"{\"actions\":[");
         }
@@ -233,12 +301,7 @@ impl BatchWriter {
                 let _ = serde_json::to_writer(&mut self.extra, logs);
             }
             self.extra.push(b'}');
-            // JSON written by serde_json: valid UTF-8.
-            out.push_str(std::str::from_utf8(&self.extra).unwrap_or_default());
         }
-        out.push('\n');
-        out.push_str(&self.body);
-        out
     }
 }
 
@@ -362,6 +425,67 @@ pub(crate) mod tests {
         assert_eq!(head["actions"][3]["action"], "close");
         assert_eq!(head["timeout"], 42);
         assert!(head.get("error").is_none());
+    }
+
+    /// The batch string a view stands for, rebuilt from its parts.
+    fn string_of_view(w: &BatchWriter) -> String {
+        let (ops, extra, body) = w.view_parts();
+        let (header, ops) = ops.split_at(VIEW_HEADER);
+        assert_eq!(header[0] as usize, ops.len(), "count");
+        assert_eq!(header[3] as usize, extra.len(), "extra length");
+        assert_eq!(header[5] as usize, body.len(), "body length");
+        let mut numbers = vec![header[1] as i64];
+        numbers.extend(ops.iter().map(|&n| n as i64));
+        format!(
+            "{}\n{}\n{body}",
+            serde_json::to_string(&numbers).unwrap(),
+            std::str::from_utf8(extra).unwrap()
+        )
+    }
+
+    #[test]
+    fn a_view_holds_the_same_batch_as_the_string() {
+        let fill = |w: &mut BatchWriter| {
+            w.push(&Action::Send {
+                conn: ConnId(1),
+                frame: Frame::Text("héllo 👋\n\"x\"".into()),
+            });
+            w.push(&Action::SendMany {
+                conns: vec![ConnId(2), ConnId(3)],
+                frame: Frame::Text("plain".into()),
+            });
+            w.push(&Action::Ping { conn: ConnId(2) });
+            w.push(&Action::Close {
+                conn: ConnId(3),
+                code: 4000,
+                reason: "bye".into(),
+            });
+        };
+        let logs = ["WARN a log line".to_string()];
+        let cases: [(Option<Millis>, Option<&str>, &[String]); 3] = [
+            (Some(Millis(1_700_000_030_000)), None, &[]),
+            (None, Some("bad"), &logs),
+            (Some(Millis(5)), None, &logs),
+        ];
+        for (timeout, error, logs) in cases {
+            let (mut a, mut b) = (BatchWriter::new(), BatchWriter::new());
+            fill(&mut a);
+            fill(&mut b);
+            let string = a.finish_with_logs(timeout, error, logs);
+            let at = b.finish_view(timeout, error, logs);
+            assert_eq!(at, b.view_parts().0.as_ptr() as usize);
+            assert_eq!(string_of_view(&b), string);
+            assert_eq!(a.recipients(), b.recipients());
+        }
+        // An empty batch: no extra line, no frames.
+        let mut w = BatchWriter::new();
+        w.finish_view(None, None, &[]);
+        assert_eq!(string_of_view(&w), "[-1]\n\n");
+        // A cleared writer's view starts again after the header.
+        w.clear();
+        w.push(&Action::Ping { conn: ConnId(9) });
+        w.finish_view(Some(Millis(7)), None, &[]);
+        assert_eq!(string_of_view(&w), "[7,3,9]\n\n");
     }
 
     #[test]

@@ -97,6 +97,15 @@ pub struct Core {
     writer: BatchWriter,
 }
 
+/// A frame given as bytes: text when it is and is valid UTF-8, else binary (which the
+/// engine answers like any undecodable frame).
+fn frame_of(bytes: &[u8], binary: bool) -> InFrame<'_> {
+    match (binary, std::str::from_utf8(bytes)) {
+        (false, Ok(text)) => InFrame::Text(text),
+        _ => InFrame::Binary(bytes),
+    }
+}
+
 impl Core {
     /// Parse and validate `config_json` (engine keys only), seed the id generator.
     pub fn new(config_json: &str, seed: u64, memory_store: bool) -> Result<Self, String> {
@@ -142,11 +151,13 @@ impl Core {
     /// Feed a text frame given as UTF-8 bytes (no JS string decode); invalid UTF-8
     /// goes in as a binary frame, which the engine answers like any undecodable frame.
     pub fn frame_bytes(&mut self, now: Millis, conn: ConnId, bytes: &[u8], binary: bool) -> String {
-        let frame = match (binary, std::str::from_utf8(bytes)) {
-            (false, Ok(text)) => InFrame::Text(text),
-            _ => InFrame::Binary(bytes),
-        };
-        self.handle(now, Input::Frame { conn, frame })
+        self.handle(
+            now,
+            Input::Frame {
+                conn,
+                frame: frame_of(bytes, binary),
+            },
+        )
     }
 
     /// Feed an input given as JSON ([`JsonInput`]).
@@ -182,9 +193,50 @@ impl Core {
         }
     }
 
+    /// Feed one input and finish its batch in place, as a view for JavaScript
+    /// ([`BatchWriter::finish_view`]): the address of the view's op buffer.
+    pub fn handle_view(&mut self, now: Millis, input: Input<'_>) -> usize {
+        let misuse = self.engine.handle(now, input).err();
+        let logs = self.drain(now);
+        let timeout = self.engine.poll_timeout();
+        let error = misuse.map(|e| e.to_string());
+        self.writer.finish_view(timeout, error.as_deref(), &logs)
+    }
+
+    /// [`Core::frame_bytes`], finished as a view ([`Core::handle_view`]).
+    pub fn frame_bytes_view(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        bytes: &[u8],
+        binary: bool,
+    ) -> usize {
+        self.handle_view(
+            now,
+            Input::Frame {
+                conn,
+                frame: frame_of(bytes, binary),
+            },
+        )
+    }
+
+    /// The writer, holding the last batch (its view's parts: [`BatchWriter::view_parts`]).
+    pub fn writer(&self) -> &BatchWriter {
+        &self.writer
+    }
+
     /// Drain every action (answering storage calls from the memory store, if on) into
     /// one batch.
     pub fn finish(&mut self, now: Millis, error: Option<String>) -> String {
+        let logs = self.drain(now);
+        let timeout = self.engine.poll_timeout();
+        self.writer
+            .finish_with_logs(timeout, error.as_deref(), &logs)
+    }
+
+    /// Drain every action (answering storage calls from the memory store, if on) into
+    /// a cleared writer; returns the engine's log lines.
+    fn drain(&mut self, now: Millis) -> Vec<String> {
         let w = &mut self.writer;
         w.clear();
         let mut calls = Vec::new();
@@ -213,8 +265,7 @@ impl Core {
                 let _ = self.engine.handle(now, Input::Completed { op, result });
             }
         }
-        let logs = crate::logs::take();
-        w.finish_with_logs(self.engine.poll_timeout(), error.as_deref(), &logs)
+        crate::logs::take()
     }
 
     /// The connection ids the last batch's fan-outs (`OP_SEND_MANY`) go to, in order;

@@ -44,6 +44,12 @@ pub struct Engine {
     core: Core,
 }
 
+/// An address in the module's memory, as JavaScript reads it: wasm32 addresses fit in
+/// 32 bits (native builds, which only run the Rust tests, never hand one to JavaScript).
+fn wasm_address(at: usize) -> u32 {
+    at as u32
+}
+
 fn conn(id: f64) -> ConnId {
     ConnId(if id.is_finite() && id > 0.0 {
         id as u64
@@ -155,6 +161,30 @@ impl Engine {
     pub fn frame_bytes(&mut self, now: f64, conn_id: f64, bytes: &[u8], binary: bool) -> String {
         self.core
             .frame_bytes(millis(now), conn(conn_id), bytes, binary)
+    }
+
+    /// [`Engine::frame`], its batch finished in wasm memory instead of returned as a
+    /// string: the address of the batch view (`src/batch.rs`, "The same batch in wasm
+    /// memory"). Read it before the next call into the module.
+    #[wasm_bindgen(js_name = frameView)]
+    pub fn frame_view(&mut self, now: f64, conn_id: f64, text: &str) -> u32 {
+        let at = self.core.handle_view(
+            millis(now),
+            engine::Input::Frame {
+                conn: conn(conn_id),
+                frame: engine::InFrame::Text(text),
+            },
+        );
+        wasm_address(at)
+    }
+
+    /// [`Engine::frame_bytes`], its batch finished in wasm memory ([`Engine::frame_view`]).
+    #[wasm_bindgen(js_name = frameBytesView)]
+    pub fn frame_bytes_view(&mut self, now: f64, conn_id: f64, bytes: &[u8], binary: bool) -> u32 {
+        let at = self
+            .core
+            .frame_bytes_view(millis(now), conn(conn_id), bytes, binary);
+        wasm_address(at)
     }
 
     /// The connection ids of the last batch's fan-outs (`OP_SEND_MANY`, in order), as a

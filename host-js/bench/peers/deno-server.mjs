@@ -7,6 +7,9 @@
 //     -> {"type":"event","event":"insert","resource":R,"data":D} to subscribers of R whose
 //        filter fields equal D's fields (publish excludes the sender).
 // Usage: deno run --allow-net=127.0.0.1 --allow-env host-js/bench/peers/deno-server.mjs [--port 8084]
+//   [--idle-timeout SECONDS]: Deno's own pings for dead-peer detection (default 0: none), as
+//   Switchboard-on-Deno sets them to the engine's heartbeatInterval; a like-for-like run
+//   gives both the same.
 const argv = Deno.args;
 const opt = (name, dflt) => {
   const i = argv.indexOf(name);
@@ -14,6 +17,7 @@ const opt = (name, dflt) => {
 };
 const port = Number(opt("--port", Deno.env.get("PORT") ?? 8084));
 const hostname = opt("--host", "127.0.0.1");
+const idleTimeout = Number(opt("--idle-timeout", 0));
 
 // resource -> Map(filterKey -> { entries: [k, v][], clients: Set<WebSocket> })
 const resources = new Map();
@@ -75,7 +79,7 @@ const reply = (ws, obj, requestId) => {
 
 Deno.serve({ hostname, port, onListen: () => console.error(`deno-server listening on ws://${hostname}:${port} (deno ${Deno.version.deno})`) }, (req) => {
   if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("WebSocket connection required", { status: 426 });
-  const { socket: ws, response } = Deno.upgradeWebSocket(req, { idleTimeout: 0 });
+  const { socket: ws, response } = Deno.upgradeWebSocket(req, { idleTimeout });
   const subs = [];
   ws.onopen = () => ws.send(JSON.stringify({ type: "connected", clientId: "cli_" + (++nextId).toString(36), user: null }));
   ws.onmessage = (ev) => {

@@ -1,0 +1,89 @@
+// A client frame's batch read from wasm memory (engine.frameView + Host.readView) is the
+// batch string engine.frame returns for the same input: the same ops, extra line and
+// frame texts. Two Hosts with one seed and one clock get the same inputs; one is read
+// each way.
+//
+//   bash host-js/build.sh && node --test host-js/test/batch.test.mjs
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { initFromFile } from "../js/fs-init.js";
+import { Host, decodeOps } from "../js/core.js";
+
+initFromFile();
+
+const config = {
+  heartbeatInterval: 30000,
+  heartbeatTimeout: 10000,
+  maxPayloadSize: 4096,
+  rateLimit: { enabled: false },
+  limits: { maxConnectionsPerIp: 0 },
+  routes: [{ path: "/" }],
+  auth: { required: false },
+  resources: { notes: { publish: true } },
+};
+const NOW = 1_800_000_000_000;
+const socket = { send() {}, ping() {}, close() {}, buffered: () => 0 };
+
+/** A Host with three open connections, on a fixed clock. */
+function hostWithConnections() {
+  const host = new Host({ config, seed: 7n, now: () => NOW, log: () => {} });
+  const conns = [];
+  for (let i = 0; i < 3; i++) {
+    const d = host.open({ path: "/", query: "", headers: [], peer: "127.0.0.1" });
+    assert.equal(d.accept, true, JSON.stringify(d));
+    host.attach(d.conn, socket);
+    conns.push(d.conn);
+  }
+  return { host, conns };
+}
+
+// Frames that give every part of a batch: a reply (a send), a fan-out (a send to many,
+// with recipients), text outside ASCII (UTF-16 offsets), an error frame, and a frame over
+// maxPayloadSize (an error and a close: the extra line).
+const FRAMES = [
+  [0, '{"type":"ping","requestId":"p1"}'],
+  [1, '{"type":"subscribe","resource":"notes","requestId":"s1"}'],
+  [2, '{"type":"subscribe","resource":"notes","requestId":"s2"}'],
+  [0, '{"type":"insert","resource":"notes","data":{"id":"n1","text":"héllo 👋 \\"quoted\\""},"requestId":"i1"}'],
+  [0, "not json"],
+  [1, '{"type":"ping","requestId":"ünïcödé 👋"}'],
+  [2, JSON.stringify({ type: "ping", requestId: "x".repeat(5000) })],
+];
+
+test("a frame's batch read from wasm memory is the batch string of the same frame", () => {
+  const a = hostWithConnections();
+  const b = hostWithConnections();
+  let extras = 0;
+  let fanOuts = 0;
+  for (const [i, text] of FRAMES) {
+    const batch = a.host.engine.frame(NOW, a.conns[i], text);
+    const recipientsA = Array.from(a.host.engine.recipients());
+    const ops = b.host.readView(b.host.engine.frameView(NOW, b.conns[i], text));
+    const recipientsB = Array.from(b.host.engine.recipients());
+    const want = decodeOps(batch);
+    assert.deepEqual(ops, want.ops, text);
+    assert.deepEqual(b.host.viewExtra, want.extra, text);
+    assert.equal(b.host.viewBody, batch.slice(want.base), text);
+    assert.deepEqual(recipientsB, recipientsA, text);
+    if (want.extra !== null) extras++;
+    if (recipientsA.length > 1) fanOuts++;
+  }
+  assert.ok(extras > 0, "some batch had an extra line");
+  assert.ok(fanOuts > 0, "some batch had a fan-out");
+});
+
+test("frames given as bytes read from wasm memory match their batch strings too", () => {
+  const a = hostWithConnections();
+  const b = hostWithConnections();
+  const encoder = new TextEncoder();
+  for (const [i, text] of [...FRAMES, [0, "\xff"]]) {
+    // Invalid UTF-8 goes in as a binary frame on both paths.
+    const bytes = text === "\xff" ? new Uint8Array([0xff, 0xfe]) : encoder.encode(text);
+    const batch = a.host.engine.frameBytes(NOW, a.conns[i], bytes, false);
+    const ops = b.host.readView(b.host.engine.frameBytesView(NOW, b.conns[i], bytes, false));
+    const want = decodeOps(batch);
+    assert.deepEqual(ops, want.ops, text);
+    assert.deepEqual(b.host.viewExtra, want.extra, text);
+    assert.equal(b.host.viewBody, batch.slice(want.base), text);
+  }
+});
