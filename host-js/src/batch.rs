@@ -428,7 +428,7 @@ pub(crate) mod tests {
     }
 
     /// The batch string a view stands for, rebuilt from its parts.
-    fn string_of_view(w: &BatchWriter) -> String {
+    pub(crate) fn string_of_view(w: &BatchWriter) -> String {
         let (ops, extra, body) = w.view_parts();
         let (header, ops) = ops.split_at(VIEW_HEADER);
         assert_eq!(header[0] as usize, ops.len(), "count");

@@ -386,6 +386,31 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_finished_in_memory_is_the_batch_its_string_form_gives() {
+        let (mut a, mut b) = (core(), core());
+        for c in [&mut a, &mut b] {
+            open(c, 1);
+            open(c, 2);
+        }
+        let frames: [(u64, &[u8]); 5] = [
+            (2, br#"{"type":"subscribe","resource":"messages","requestId":1}"#),
+            // Answered by the memory store inside the call, then fanned out.
+            (1, r#"{"type":"insert","resource":"messages","data":{"content":"héllo 👋"},"requestId":2}"#.as_bytes()),
+            (1, br#"{"type":"ping","requestId":3}"#),
+            (2, &[0xff, 0xfe]),
+            (1, b"not json"),
+        ];
+        for (conn, bytes) in frames {
+            let string = a.frame_bytes(NOW, ConnId(conn), bytes, false);
+            let at = b.frame_bytes_view(NOW, ConnId(conn), bytes, false);
+            let (ops, _, _) = b.writer().view_parts();
+            assert_eq!(at, ops.as_ptr() as usize);
+            assert_eq!(crate::batch::tests::string_of_view(b.writer()), string);
+            assert_eq!(a.recipients(), b.recipients());
+        }
+    }
+
+    #[test]
     fn snapshot_restore_round_trip() {
         let mut c = core();
         open(&mut c, 1);
