@@ -396,9 +396,8 @@ pub(crate) mod tests {
         (head, frames)
     }
 
-    #[test]
-    fn frames_are_sliced_by_utf16_offsets() {
-        let mut w = BatchWriter::new();
+    /// A send with text outside ASCII, a fan-out, a ping and a close.
+    fn push_sample_actions(w: &mut BatchWriter) {
         w.push(&Action::Send {
             conn: ConnId(1),
             frame: Frame::Text("héllo 👋\n\"x\"".into()),
@@ -413,6 +412,12 @@ pub(crate) mod tests {
             code: 4000,
             reason: "bye".into(),
         });
+    }
+
+    #[test]
+    fn frames_are_sliced_by_utf16_offsets() {
+        let mut w = BatchWriter::new();
+        push_sample_actions(&mut w);
         let out = w.finish_with_logs(Some(Millis(42)), None, &[]);
         let recipients = w.recipients().to_vec();
         assert_eq!(recipients, vec![2.0, 3.0]);
@@ -445,22 +450,6 @@ pub(crate) mod tests {
 
     #[test]
     fn a_view_holds_the_same_batch_as_the_string() {
-        let fill = |w: &mut BatchWriter| {
-            w.push(&Action::Send {
-                conn: ConnId(1),
-                frame: Frame::Text("héllo 👋\n\"x\"".into()),
-            });
-            w.push(&Action::SendMany {
-                conns: vec![ConnId(2), ConnId(3)],
-                frame: Frame::Text("plain".into()),
-            });
-            w.push(&Action::Ping { conn: ConnId(2) });
-            w.push(&Action::Close {
-                conn: ConnId(3),
-                code: 4000,
-                reason: "bye".into(),
-            });
-        };
         let logs = ["WARN a log line".to_string()];
         let cases: [(Option<Millis>, Option<&str>, &[String]); 3] = [
             (Some(Millis(1_700_000_030_000)), None, &[]),
@@ -469,8 +458,8 @@ pub(crate) mod tests {
         ];
         for (timeout, error, logs) in cases {
             let (mut a, mut b) = (BatchWriter::new(), BatchWriter::new());
-            fill(&mut a);
-            fill(&mut b);
+            push_sample_actions(&mut a);
+            push_sample_actions(&mut b);
             let string = a.finish_with_logs(timeout, error, logs);
             let at = b.finish_view(timeout, error, logs);
             assert_eq!(at, b.view_parts().0.as_ptr() as usize);

@@ -82,22 +82,7 @@ async fn start_redis(port: u16, dir: &Path) -> Child {
 /// `switchboard serve --config examples/demo.toml --listen 127.0.0.1:0 --broker URL --memory`.
 async fn start_node(broker: &str, dir: &Path) -> (Child, SocketAddr) {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--broker", broker, "--memory"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .env_remove("SWITCHBOARD_ADMIN_KEY")
-        .env_remove("SWITCHBOARD_JWT_SECRET")
-        .env_remove("SWITCHBOARD_BROKER")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("switchboard starts");
-    let (addr, _log) = listen_addr_from_stderr(&mut child).await;
+    let (child, addr, _log) = spawn_serve(&config, &["--broker", broker], dir, "info").await;
     (child, addr)
 }
 

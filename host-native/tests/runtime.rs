@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -33,23 +32,7 @@ async fn serve_with_threads(
     assert_ne!(config, demo, "the demo config has a [server] table");
     let path = dir.join("one-thread.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", "127.0.0.1:0", "--memory"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "switchboard=debug,info")
-        .env_remove("SWITCHBOARD_ADMIN_KEY")
-        .env_remove("SWITCHBOARD_JWT_SECRET")
-        .env_remove("SWITCHBOARD_BROKER")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("switchboard starts");
-    let (addr, log) = listen_addr_from_stderr(&mut child).await;
-    (child, addr, log)
+    spawn_serve(&path, &[], dir, "switchboard=debug,info").await
 }
 
 #[tokio::test]

@@ -305,3 +305,37 @@ pub async fn listen_addr_from_stderr(
     });
     (addr, rest)
 }
+
+/// `switchboard serve --config CONFIG --listen 127.0.0.1:0 --memory ARGS...` in `dir`, with
+/// `RUST_LOG=rust_log` and none of the SWITCHBOARD_ secrets or broker from the test's
+/// environment: the child (killed when dropped), its address and its stderr (complete
+/// once it exits).
+pub async fn spawn_serve(
+    config: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+    rust_log: &str,
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    tokio::task::JoinHandle<String>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0", "--memory"])
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", rust_log)
+        .env_remove("SWITCHBOARD_ADMIN_KEY")
+        .env_remove("SWITCHBOARD_JWT_SECRET")
+        .env_remove("SWITCHBOARD_BROKER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("switchboard starts");
+    let (addr, log) = listen_addr_from_stderr(&mut child).await;
+    (child, addr, log)
+}
