@@ -3,7 +3,7 @@
 // timer. Adapters (node.js, deno.js, bun.js, cloudflare.js) only map their runtime's
 // sockets, timers and storage onto the small interfaces below.
 //
-// One input = one call into wasm = one batch string back (format: host-js/src/batch.rs):
+// One input = one call into wasm = one batch back, as a string (format: host-js/src/batch.rs):
 //   [timeout|-1, op, args..., ...]\n<{"actions":[...],"error","logs"} or empty>\n<frame texts...>
 // Sends and pings are numbers (no object per action); frame texts are sliced out of the
 // batch (no JSON escaping, no parse); a fan-out's recipients come as one Float64Array
@@ -39,6 +39,8 @@ function memoryU8() {
   return u8View;
 }
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+/** Numbers before the ops in a batch view (src/batch.rs VIEW_HEADER). */
+const VIEW_HEADER = 6;
 
 /** Whether initWasm() ran. */
 export const wasmReady = () => initialized;
@@ -451,12 +453,17 @@ export class Host {
         typeof data === "string"
           ? this.engine.frameView(this.now(), conn, data)
           : this.engine.frameBytesView(this.now(), conn, data instanceof Uint8Array ? data : new Uint8Array(data), binary);
-      this.stats.handleSeconds += (performance.now() - t0) / 1000;
-      this.stats.handleCalls++;
       // Read before anything else calls into the module (onEngineStep may).
       const ops = this.readView(at);
+      this.stats.handleSeconds += (performance.now() - t0) / 1000;
+      this.stats.handleCalls++;
       this.onEngineStep?.();
-      this.executeParts(ops, this.viewExtra, this.viewBody);
+      const extra = this.viewExtra;
+      const body = this.viewBody;
+      // Not kept past this frame (a history reply's texts can be large).
+      this.viewExtra = null;
+      this.viewBody = "";
+      this.executeParts(ops, extra, body);
     } finally {
       this.busy = false;
     }
@@ -630,7 +637,7 @@ export class Host {
     const n = f[h];
     // A literal grown by push: JavaScriptCore fills `new Array(n)` 5x slower.
     const ops = [f[h + 1]];
-    for (let i = 0; i < n; i++) ops.push(f[h + 6 + i]);
+    for (let i = 0; i < n; i++) ops.push(f[h + VIEW_HEADER + i]);
     const extraLen = f[h + 3];
     const bodyLen = f[h + 5];
     const u8 = bodyLen > 0 || extraLen > 0 ? memoryU8() : null;

@@ -1,4 +1,5 @@
-//! The batch: everything one input produced, encoded as ONE string for JavaScript.
+//! The batch: everything one input produced, encoded as ONE string for JavaScript, or
+//! left in wasm memory for it to read (below).
 //!
 //! ```text
 //! [timeout,op,args...,op,args...]\n{"actions":[...],"error":"..","logs":[..]}\n<frame 0><frame 1>...
@@ -61,18 +62,28 @@ pub const OP_OTHER: u8 = 4;
 /// Numbers before the ops in a batch view ([`BatchWriter::finish_view`]).
 pub const VIEW_HEADER: usize = 6;
 
-/// Builds one batch string. The host keeps one writer and [`BatchWriter::clear`]s it
-/// before each input, so its buffers are allocated once, not per input.
-#[derive(Debug, Default)]
+/// Builds one batch (a string, or a view in wasm memory). The host keeps one writer and
+/// [`BatchWriter::clear`]s it before each input, so its buffers are allocated once, not
+/// per input.
+#[derive(Debug)]
 pub struct BatchWriter {
     /// [`VIEW_HEADER`] numbers (filled by [`BatchWriter::finish_view`]), then the ops.
     ops: Vec<f64>,
     extra: Vec<u8>,
+    /// Whether the extra line was closed (a batch is finished once; finishing it again
+    /// gives the same batch).
+    extra_closed: bool,
     body: String,
     body_utf16: usize,
     actions: usize,
     others: usize,
     recipients: Vec<f64>,
+}
+
+impl Default for BatchWriter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[derive(Serialize)]
@@ -92,7 +103,13 @@ impl BatchWriter {
         ops.resize(VIEW_HEADER, 0.0);
         Self {
             ops,
-            ..Self::default()
+            extra: Vec::new(),
+            extra_closed: false,
+            body: String::new(),
+            body_utf16: 0,
+            actions: 0,
+            others: 0,
+            recipients: Vec::new(),
         }
     }
 
@@ -118,6 +135,7 @@ impl BatchWriter {
         reuse_text(&mut self.body);
         reuse(&mut self.recipients);
         self.body_utf16 = 0;
+        self.extra_closed = false;
         self.actions = 0;
         self.others = 0;
     }
@@ -287,6 +305,9 @@ impl BatchWriter {
 
     /// Close the extra line: `]`, the error and the logs (when any).
     fn close_extra(&mut self, error: Option<&str>, logs: &[String]) {
+        if std::mem::replace(&mut self.extra_closed, true) {
+            return;
+        }
         if self.others == 0 && (error.is_some() || !logs.is_empty()) {
             self.extra.extend_from_slice(b"{\"actions\":[");
         }
@@ -437,6 +458,8 @@ pub(crate) mod tests {
         let (ops, extra, body) = w.view_parts();
         let (header, ops) = ops.split_at(VIEW_HEADER);
         assert_eq!(header[0] as usize, ops.len(), "count");
+        assert_eq!(header[2] as usize, extra.as_ptr() as usize, "extra address");
+        assert_eq!(header[4] as usize, body.as_ptr() as usize, "body address");
         assert_eq!(header[3] as usize, extra.len(), "extra length");
         assert_eq!(header[5] as usize, body.len(), "body length");
         let mut numbers = vec![header[1] as i64];
@@ -466,6 +489,13 @@ pub(crate) mod tests {
             assert_eq!(string_of_view(&b), string);
             assert_eq!(a.recipients(), b.recipients());
         }
+        // Finished twice, a batch is the same batch.
+        let mut w = BatchWriter::default();
+        push_sample_actions(&mut w);
+        let once = w.finish_with_logs(None, Some("bad"), &logs);
+        assert_eq!(w.finish_with_logs(None, Some("bad"), &logs), once);
+        w.finish_view(None, Some("bad"), &logs);
+        assert_eq!(string_of_view(&w), once);
         // An empty batch: no extra line, no frames.
         let mut w = BatchWriter::new();
         w.finish_view(None, None, &[]);

@@ -47,7 +47,7 @@ pub struct Engine {
 /// An address in the module's memory, as JavaScript reads it: wasm32 addresses fit in
 /// 32 bits (native builds, which only run the Rust tests, never hand one to JavaScript).
 fn wasm_address(at: usize) -> u32 {
-    at as u32
+    u32::try_from(at).expect("a wasm32 address fits in 32 bits")
 }
 
 fn conn(id: f64) -> ConnId {

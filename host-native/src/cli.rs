@@ -192,9 +192,9 @@ fn init_logging(level: &str) {
 /// answer back without the multi-threaded scheduler's cross-thread bookkeeping (round
 /// trips +13–21 % on one pinned core, BENCHMARKS.md "Issue 18: one runtime thread").
 fn runtime(settings: &crate::config::ServerSettings) -> std::io::Result<tokio::runtime::Runtime> {
-    let available = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads = settings.runtime_threads(available);
-    tracing::debug!(threads, available, "runtime threads");
+    let default = default_threads()?;
+    let threads = settings.runtime_threads(default);
+    tracing::debug!(threads, default, "runtime threads");
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -203,6 +203,25 @@ fn runtime(settings: &crate::config::ServerSettings) -> std::io::Result<tokio::r
         b
     };
     builder.enable_all().build()
+}
+
+/// Runtime threads when `workerThreads` is 0: tokio's own `TOKIO_WORKER_THREADS` when
+/// set, else one per CPU the process may use.
+fn default_threads() -> std::io::Result<usize> {
+    match std::env::var("TOKIO_WORKER_THREADS") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("TOKIO_WORKER_THREADS=`{v}` is not a number of threads (1 or more)"),
+                )
+            }),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+    }
 }
 
 fn serve(
@@ -234,6 +253,8 @@ fn serve(
     };
     let test_control = crate::testctl::enabled_by_env();
     runtime.block_on(async move {
+        let flavor = tokio::runtime::Handle::current().runtime_flavor();
+        tracing::debug!(?flavor, "runtime started");
         let server = match crate::server::ServerBuilder::new(deployment.clone())
             .test_control(test_control)
             .start()

@@ -60,9 +60,12 @@ pub struct ServerSettings {
     /// ([`crate::writers`]), at most 64. Default 0: every write on the engine's thread.
     pub write_threads: usize,
     /// Threads of the async runtime that read, decode and write the connections (the
-    /// engine decides on one of them). Default 0: one per CPU the process may use. With
-    /// one, the runtime is tokio's single-threaded scheduler, which hands a frame from
-    /// its connection to the engine and back for less than the multi-threaded one.
+    /// engine decides on one of them), at most [`MAX_WORKER_THREADS`]. Default 0:
+    /// `TOKIO_WORKER_THREADS` when set, else one per CPU the process may use. With one,
+    /// the runtime is tokio's single-threaded scheduler, which hands a frame from its
+    /// connection to the engine and back for less than the multi-threaded one. Read by
+    /// `switchboard serve`; a program that embeds the server
+    /// ([`crate::server::ServerBuilder`]) runs it on its own runtime.
     pub worker_threads: usize,
     /// Largest admin API request body, in bytes. Default 1 MiB.
     pub max_admin_body: usize,
@@ -107,11 +110,11 @@ impl Default for ServerSettings {
 pub const MAX_WORKER_THREADS: usize = 1024;
 
 impl ServerSettings {
-    /// How many runtime threads to start when the process may use `available` CPUs:
-    /// `workerThreads`, or one per available CPU when it is 0 (at least one).
-    pub fn runtime_threads(&self, available: usize) -> usize {
+    /// How many runtime threads to start: `workerThreads`, or `default` when it is 0
+    /// (at least one).
+    pub fn runtime_threads(&self, default: usize) -> usize {
         match self.worker_threads {
-            0 => available.max(1),
+            0 => default.max(1),
             n => n,
         }
     }

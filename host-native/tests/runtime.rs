@@ -1,6 +1,7 @@
 //! `switchboard serve` on one runtime thread (`server.workerThreads = 1`, or a process
 //! pinned to one CPU): the single-threaded scheduler serves WebSockets, HTTP and a
 //! graceful shutdown like the multi-threaded one.
+#![cfg(unix)] // the test stops the server with SIGTERM (`kill`)
 
 mod common;
 
@@ -77,7 +78,7 @@ async fn one_runtime_thread_serves_round_trips_fan_out_and_a_graceful_shutdown()
     assert!(status.success(), "{status}");
     let log = log.await.unwrap();
     assert!(
-        log.contains("runtime threads threads=1"),
+        log.contains("runtime threads threads=1") && log.contains("flavor=CurrentThread"),
         "the single-threaded runtime was chosen:\n{log}"
     );
 }
