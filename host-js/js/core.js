@@ -10,54 +10,50 @@
 // (engine.recipients(), a second call only for batches with a fan-out). A client frame,
 // the input that comes most often, leaves the same batch in wasm memory instead
 // (engine.frameView): its ops are read as numbers and only its frame texts are decoded.
+// Reading batches lives in batch.js, the HTTP side (routes, handshake refusals,
+// Fetch-API requests, key-source fetches) in http.js; both are re-exported from here.
 
 import * as wasm from "../pkg/switchboard_wasm.js";
+import { bindMemory, memoryF64, memoryText, VIEW_HEADER, OP_SEND, OP_SEND_MANY, OP_PING } from "./batch.js";
+import { errorCodes, fetchDocument } from "./http.js";
+
+export { decodeOps, decodeBatch } from "./batch.js";
+export {
+  errorCodes,
+  normalizePeer,
+  fetchDocument,
+  handshakeCheck,
+  handshakeRefusal,
+  fetchRoute,
+  spacedSender,
+  TEST_PREFIX,
+  isTestPath,
+  testControlRefusal,
+  httpRoute,
+  STATUS_TEXT,
+} from "./http.js";
 
 let initialized = false;
-/** The module's memory, where frames' batches are read (Host.readView). */
-let memory = null;
+
+/**
+ * Client frames are timed one in this many (a power of two) for the
+ * `switchboard_engine_handle_seconds` summary, each timed one counted this many times;
+ * every other input is timed.
+ */
+const FRAME_TIMING_SAMPLE = 16;
 
 /** Instantiate the wasm module once: `module` is the .wasm bytes or a WebAssembly.Module. */
 export function initWasm(module) {
   if (!initialized) {
-    memory = wasm.initSync({ module }).memory;
+    bindMemory(wasm.initSync({ module }).memory);
     initialized = true;
   }
 }
-
-// Views of the module's memory, made again when it grew: a grown memory detaches the
-// old buffer, whose views then have length 0 (the check wasm-bindgen's glue makes too;
-// reading `memory.buffer` each time costs more).
-let f64View = null;
-let u8View = null;
-function memoryF64() {
-  if (f64View === null || f64View.length === 0) f64View = new Float64Array(memory.buffer);
-  return f64View;
-}
-function memoryU8() {
-  if (u8View === null || u8View.length === 0) u8View = new Uint8Array(memory.buffer);
-  return u8View;
-}
-const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
-/** Numbers before the ops in a batch view (src/batch.rs VIEW_HEADER). */
-const VIEW_HEADER = 6;
 
 /** Whether initWasm() ran. */
 export const wasmReady = () => initialized;
 
 export const engineVersion = () => wasm.version();
-
-let codes = null;
-
-/**
- * The engine's error codes by name (engine::ErrorCode): `errorCodes().NotFound` is the
- * wire code of a missing thing. Host code takes protocol error codes from here, never
- * spells them. Needs initWasm().
- */
-export function errorCodes() {
-  codes ??= Object.freeze(JSON.parse(wasm.errorCodes()));
-  return codes;
-}
 
 /**
  * Split a deployment document (demo.json) into the engine config and the host's
@@ -85,75 +81,6 @@ export function randomClientId() {
   let s = "";
   for (let i = 0; i < b.length; i++) s += ALPHABET[b[i] & 63];
   return s;
-}
-
-/** Normalize a peer address (`::ffff:127.0.0.1` → `127.0.0.1`). */
-export function normalizePeer(addr) {
-  if (!addr) return "unknown";
-  return addr.startsWith("::ffff:") ? addr.slice(7) : addr;
-}
-
-// Op codes of a batch's first line (host-js/src/batch.rs).
-const OP_SEND = 1; // conn, start, end
-const OP_SEND_MANY = 2; // n, start, end (the next n of engine.recipients())
-const OP_PING = 3; // conn
-const OP_OTHER = 4; // the next of extra.actions
-
-/**
- * Split a batch string: {ops (numbers; ops[0] = deadline or -1), extra (object or null),
- * base (where frame offsets start)}.
- */
-export function decodeOps(batch) {
-  const nl = batch.indexOf("\n");
-  const nl2 = batch.indexOf("\n", nl + 1);
-  return {
-    ops: JSON.parse(batch.slice(0, nl)),
-    extra: nl2 > nl + 1 ? JSON.parse(batch.slice(nl + 1, nl2)) : null,
-    base: nl2 + 1,
-  };
-}
-
-/**
- * Decode a batch string into {actions, timeout, error, logs, frame(i)} with one object
- * per action (sends as {action: "send", conn, frame} / {action: "sendMany", conns, frame};
- * `conns` from `recipients`, the engine's recipients() read right after the batch).
- * Tools and tests only: the Host reads the ops directly.
- */
-export function decodeBatch(batch, recipients = []) {
-  const { ops, extra, base } = decodeOps(batch);
-  const bounds = [];
-  const actions = [];
-  let other = 0;
-  let next = 0;
-  for (let i = 1; i < ops.length; ) {
-    switch (ops[i]) {
-      case OP_SEND:
-        actions.push({ action: "send", conn: ops[i + 1], frame: bounds.length / 2 });
-        bounds.push(ops[i + 2], ops[i + 3]);
-        i += 4;
-        break;
-      case OP_SEND_MANY: {
-        const n = ops[i + 1];
-        actions.push({ action: "sendMany", conns: Array.from(recipients.slice(next, next + n)), frame: bounds.length / 2 });
-        next += n;
-        bounds.push(ops[i + 2], ops[i + 3]);
-        i += 4;
-        break;
-      }
-      case OP_PING:
-        actions.push({ action: "ping", conn: ops[i + 1] });
-        i += 2;
-        break;
-      default:
-        actions.push(extra.actions[other++]);
-        i += 1;
-    }
-  }
-  const head = { actions, frames: bounds, timeout: ops[0] < 0 ? null : ops[0] };
-  if (extra?.error !== undefined) head.error = extra.error;
-  if (extra?.logs !== undefined) head.logs = extra.logs;
-  head.frame = (i) => batch.slice(base + bounds[2 * i], base + bounds[2 * i + 1]);
-  return head;
 }
 
 /**
@@ -365,6 +292,8 @@ export class Host {
     this.testControl = null;
     this.intercept = null;
     this.stats = { handleCalls: 0, handleSeconds: 0, socketsOpen: 0, timeouts: 0, hostCalls: 0 };
+    /** Client frames fed since the last timed one, modulo FRAME_TIMING_SAMPLE (0: time the next). */
+    this.frameTick = 0;
     // The last batch view's extra line and frame texts (readView).
     this.viewExtra = null;
     this.viewBody = "";
@@ -447,7 +376,11 @@ export class Host {
     // run() without its closure: the one input every frame is.
     this.busy = true;
     try {
-      const t0 = performance.now();
+      // One frame in FRAME_TIMING_SAMPLE is timed, for FRAME_TIMING_SAMPLE frames: two
+      // performance.now() calls per frame cost 3-10 % of a ping (Bun, Node).
+      const timed = this.frameTick === 0;
+      this.frameTick = (this.frameTick + 1) & (FRAME_TIMING_SAMPLE - 1);
+      const t0 = timed ? performance.now() : 0;
       // The batch is left in wasm memory (src/batch.rs: no string built, returned or parsed).
       const at =
         typeof data === "string"
@@ -455,7 +388,7 @@ export class Host {
           : this.engine.frameBytesView(this.now(), conn, data instanceof Uint8Array ? data : new Uint8Array(data), binary);
       // Read before anything else calls into the module (onEngineStep may).
       const ops = this.readView(at);
-      this.stats.handleSeconds += (performance.now() - t0) / 1000;
+      if (timed) this.stats.handleSeconds += (FRAME_TIMING_SAMPLE * (performance.now() - t0)) / 1000;
       this.stats.handleCalls++;
       this.onEngineStep?.();
       const extra = this.viewExtra;
@@ -640,9 +573,8 @@ export class Host {
     for (let i = 0; i < n; i++) ops.push(f[h + VIEW_HEADER + i]);
     const extraLen = f[h + 3];
     const bodyLen = f[h + 5];
-    const u8 = bodyLen > 0 || extraLen > 0 ? memoryU8() : null;
-    this.viewExtra = extraLen > 0 ? JSON.parse(utf8.decode(u8.subarray(f[h + 2], f[h + 2] + extraLen))) : null;
-    this.viewBody = bodyLen > 0 ? utf8.decode(u8.subarray(f[h + 4], f[h + 4] + bodyLen)) : "";
+    this.viewExtra = extraLen > 0 ? JSON.parse(memoryText(f[h + 2], extraLen)) : null;
+    this.viewBody = bodyLen > 0 ? memoryText(f[h + 4], bodyLen) : "";
     return ops;
   }
 
@@ -926,7 +858,7 @@ export class Host {
       "# HELP switchboard_sockets_open WebSocket sockets the host holds open\n" +
       "# TYPE switchboard_sockets_open gauge\n" +
       `switchboard_sockets_open ${s.socketsOpen}\n` +
-      "# HELP switchboard_engine_handle_seconds Time in engine calls, including action decoding\n" +
+      "# HELP switchboard_engine_handle_seconds Time in engine calls, including action decoding (client frames: one in 16 timed, counted 16 times)\n" +
       "# TYPE switchboard_engine_handle_seconds summary\n" +
       `switchboard_engine_handle_seconds_sum ${s.handleSeconds}\n` +
       `switchboard_engine_handle_seconds_count ${s.handleCalls}\n` +
@@ -948,59 +880,6 @@ export class Host {
   }
 }
 
-/** Largest key-source response body read (the engine's MAX_FETCH_BODY). */
-const MAX_FETCH_BODY = 1024 * 1024;
-
-/** The engine's URL rule: https://, or http:// on a loopback address (for redirects). */
-function fetchable(url) {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) return false;
-    if (u.protocol === "https:") return true;
-    const h = u.hostname.replace(/^\[|\]$/g, "");
-    return u.protocol === "http:" && (h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * A key-source fetch (JWKS or OpenID discovery) for the engine: GET with `fetch`
- * (Node, Deno, Bun, Workers), at most 5 redirects to URLs the engine would accept,
- * at most MAX_FETCH_BODY bytes. Never throws: failures are {status: 0, error}.
- */
-export async function fetchDocument(url, budgetMs) {
-  const signal = AbortSignal.timeout(budgetMs);
-  try {
-    let target = url;
-    for (let hop = 0; ; hop++) {
-      const r = await fetch(target, { headers: { accept: "application/json" }, redirect: "manual", signal });
-      const location = r.headers.get("location");
-      if (r.status >= 300 && r.status < 400 && location) {
-        await r.body?.cancel();
-        target = new URL(location, target).href;
-        if (hop >= 4) return { kind: "fetch", status: 0, error: "too many redirects" };
-        if (!fetchable(target)) return { kind: "fetch", status: 0, error: `refused redirect to ${target}` };
-        continue;
-      }
-      const length = Number(r.headers.get("content-length") ?? 0);
-      if (length > MAX_FETCH_BODY) {
-        await r.body?.cancel();
-        return { kind: "fetch", status: 0, error: `the body is larger than ${MAX_FETCH_BODY} bytes` };
-      }
-      const body = await r.text();
-      if (body.length > MAX_FETCH_BODY) return { kind: "fetch", status: 0, error: `the body is larger than ${MAX_FETCH_BODY} bytes` };
-      const result = { kind: "fetch", status: r.status, body };
-      const cc = r.headers.get("cache-control");
-      if (cc !== null) result.cacheControl = cc;
-      return result;
-    }
-  } catch (e) {
-    const cause = e?.cause?.message ?? e?.cause?.code;
-    return { kind: "fetch", status: 0, error: `${e?.message ?? e}${cause ? `: ${cause}` : ""}` };
-  }
-}
-
 function safe(f) {
   try {
     f();
@@ -1015,188 +894,5 @@ function b64(s) {
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
-
-// ---------------------------------------------------------------- HTTP (health, metrics, info)
-
-const JSON_TYPE = { "content-type": "application/json" };
-
-/**
- * The RFC 6455 checks of an upgrade request before the engine decides (GET, a
- * Sec-WebSocket-Key, version 13); the engine owns the answer. `header(name)` reads a
- * request header. Returns null, or {status, headers, body} to send.
- */
-export function handshakeCheck(method, header) {
-  const r = wasm.handshakeCheck(method, header("sec-websocket-key") ?? undefined, header("sec-websocket-version") ?? undefined);
-  return r ? refusalAnswer(r) : null;
-}
-
-/**
- * The answer to a handshake the runtime refuses before or after the engine decided
- * (`upgrade_failed`, `bad_deployment`, `no_decision`, ...): {status, headers, body}, the
- * body from the engine (upgrade-rejection.schema.json).
- */
-export function handshakeRefusal(reason) {
-  return refusalAnswer(wasm.handshakeRefusal(reason));
-}
-
-function refusalAnswer(text) {
-  const r = JSON.parse(text);
-  return { status: r.status, headers: { ...JSON_TYPE, ...r.headers }, body: r.body };
-}
-
-/**
- * The first step of a request on the Fetch-API runtimes (Deno, Bun, Workers): plain HTTP
- * gets its Response (httpRoute); a WebSocket upgrade is decided by the engine. Returns
- * {response} (HTTP, or a refused upgrade with its JSON body) or {accepted} (the engine's
- * decision: conn, protocol; the adapter upgrades the socket).
- */
-export function fetchRoute(host, req, peer) {
-  const url = new URL(req.url);
-  // The engine decides what a path is, as on the native host.
-  const endpoint = host.engine.endpoint(req.method, url.pathname);
-  if (endpoint === "testControl") {
-    if (host.testControl) return { response: host.testControl.fetch(req) };
-    const r = testControlRefusal();
-    return { response: new Response(r.body, { status: r.status, headers: r.headers }) };
-  }
-  const upgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
-  if (!upgrade && endpoint === "polling") return { response: pollFetch(host, req, url, peer) };
-  if (!upgrade) {
-    const r = httpRoute(host, req.method, url.pathname, endpoint);
-    return { response: new Response(req.method === "HEAD" ? null : r.body, { status: r.status, headers: r.headers }) };
-  }
-  const refused = handshakeCheck(req.method, (name) => req.headers.get(name));
-  if (refused) return { response: new Response(refused.body, { status: refused.status, headers: refused.headers }) };
-  const d = host.open({ path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) });
-  if (!d.accept) return { response: new Response(d.body, { status: d.status, headers: JSON_TYPE }) };
-  return { accepted: d };
-}
-
-/** At most `limit` bytes of a Fetch-API body (the engine refuses a longer one). */
-async function readLimited(req, limit) {
-  if (!req.body) return new Uint8Array(0);
-  const reader = req.body.getReader();
-  const parts = [];
-  let size = 0;
-  while (size < limit) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    size += value.length;
-  }
-  if (size >= limit) reader.cancel().catch(() => {});
-  const out = new Uint8Array(Math.min(size, limit));
-  let at = 0;
-  for (const p of parts) {
-    const n = Math.min(p.length, out.length - at);
-    out.set(p.subarray(0, n), at);
-    at += n;
-  }
-  return out;
-}
-
-/**
- * Engine.IO long-polling on the Fetch-API runtimes: the engine answers (maybe later, a
- * held GET); a client that goes away (req.signal) is reported.
- */
-async function pollFetch(host, req, url, peer) {
-  const body = await readLimited(req, (host.config.maxPayloadSize ?? 1024 * 1024) + 1);
-  const request = { path: url.pathname, query: url.search.slice(1), headers: [...req.headers], peer: normalizePeer(peer) };
-  const { promise, abort } = host.poll(req.method, request, body);
-  req.signal?.addEventListener?.("abort", abort, { once: true });
-  const a = await promise;
-  return new Response(a.status === 204 ? null : a.body, { status: a.status, headers: a.headers });
-}
-
-/**
- * One frame per macrotask, for the sockets of Engine.IO routes (Deno, Bun): Socket.IO's
- * compliance suite reads one message per event-loop turn and misses a second frame that
- * arrives in the same TCP read (Engine.IO servers write the next packet once the
- * previous one is written). `send` queues; `flush` writes what is left (before a close).
- */
-export function spacedSender(write) {
-  const queue = [];
-  let scheduled = false;
-  const pump = () => {
-    scheduled = false;
-    if (queue.length === 0) return;
-    write(queue.shift());
-    if (queue.length) {
-      scheduled = true;
-      setTimeout(pump, 0);
-    }
-  };
-  return {
-    send(item) {
-      queue.push(item);
-      if (!scheduled) {
-        scheduled = true;
-        setTimeout(pump, 0);
-      }
-    },
-    flush() {
-      while (queue.length) write(queue.shift());
-    },
-  };
-}
-
-/** Path prefix of the test control channel (js/test-control.js). */
-export const TEST_PREFIX = "/__switchboard/test";
-
-/** Whether a request path belongs to the test control channel. */
-export const isTestPath = (path) => path === TEST_PREFIX || path.startsWith(TEST_PREFIX + "/");
-
-/** The answer to a test control request on a server that does not enable the channel. */
-export function testControlRefusal() {
-  return {
-    status: 403,
-    headers: JSON_TYPE,
-    body: JSON.stringify({
-      code: errorCodes().Forbidden,
-      message: "the test control channel is off; it exists only on servers started with SWITCHBOARD_TEST_CONTROL=1 (tests only, never in production)",
-    }),
-  };
-}
-
-/**
- * The plain-HTTP side shared by the Node, Deno, Bun and Cloudflare hosts (same as the
- * native host; the engine decides what a path is: engine.endpoint): /healthz, /readyz,
- * /metrics, GET / or a GET on a WebSocket route → server info. Returns {status, headers,
- * body}, a 404 JSON error for anything else.
- */
-export function httpRoute(host, method, path, endpoint = host.engine.endpoint(method, path)) {
-  switch (endpoint) {
-    case "health":
-      return { status: 200, headers: JSON_TYPE, body: wasm.healthBody() };
-    case "ready": {
-      const r = JSON.parse(wasm.readiness(host.draining));
-      return { status: r.status, headers: JSON_TYPE, body: r.body };
-    }
-    case "metrics":
-      return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: host.metricsText() };
-    case "serverInfo": {
-      const info = host.command({ command: "serverInfo" });
-      // Live counts, routes and resource names only where the deployment opts in (the JS
-      // hosts have no admin key to show them to the operator alone).
-      const body = host.publicInfo ? info : { name: info.name, protocolVersion: info.protocolVersion, draining: info.draining };
-      return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
-    }
-    default: // notFound, and the native host's admin API and console
-      return { status: 404, headers: JSON_TYPE, body: wasm.notFound(method, path) };
-  }
-}
-
-/** Status text for the few statuses the engine rejects with. */
-export const STATUS_TEXT = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  426: "Upgrade Required",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-};
 
 export { wasm };

@@ -87,3 +87,49 @@ test("frames given as bytes read from wasm memory match their batch strings too"
     assert.equal(b.host.viewBody, batch.slice(want.base), text);
   }
 });
+
+test("texts read after the module's memory grew are the batch's texts (no stale view)", () => {
+  const big = { ...config, maxPayloadSize: 16 * 1024 * 1024 };
+  const open = () => {
+    const host = new Host({ config: big, seed: 7n, now: () => NOW, log: () => {} });
+    const d = host.open({ path: "/", query: "", headers: [], peer: "127.0.0.1" });
+    host.attach(d.conn, socket);
+    return { host, conn: d.conn };
+  };
+  const a = open();
+  const b = open();
+  // A small frame first (the views are made), then one whose answer (a 12 MB requestId,
+  // echoed) needs more memory than the module has, so the views' buffer is detached, then
+  // a small one again.
+  const frames = ['{"type":"ping","requestId":"é1"}', JSON.stringify({ type: "ping", requestId: "ü".repeat(6 * 1024 * 1024) }), '{"type":"ping","requestId":"é2"}'];
+  for (const text of frames) {
+    const batch = a.host.engine.frame(NOW, a.conn, text);
+    const ops = b.host.readView(b.host.engine.frameView(NOW, b.conn, text));
+    const want = decodeOps(batch);
+    assert.deepEqual(ops, want.ops);
+    assert.equal(b.host.viewBody, batch.slice(want.base));
+  }
+});
+
+test("every client frame counts in engine_handle_seconds; one in 16 is timed, for 16", () => {
+  const { host, conns } = hostWithConnections();
+  const realNow = performance.now;
+  let clock = 0;
+  let reads = 0;
+  // Each read advances 1 ms: a timed frame adds 16 × 1 ms.
+  performance.now = () => {
+    reads++;
+    return (clock += 1);
+  };
+  try {
+    const calls = host.stats.handleCalls;
+    const seconds = host.stats.handleSeconds;
+    for (let i = 0; i < 48; i++) host.message(conns[0], '{"type":"ping"}');
+    assert.equal(host.stats.handleCalls - calls, 48);
+    assert.equal(reads, 6, "three frames of 48 timed, two clock reads each");
+    assert.ok(Math.abs(host.stats.handleSeconds - seconds - 3 * 16 * 0.001) < 1e-9, String(host.stats.handleSeconds - seconds));
+  } finally {
+    performance.now = realNow;
+  }
+  assert.match(host.metricsText(), /switchboard_engine_handle_seconds_count \d+/);
+});

@@ -133,7 +133,9 @@ impl Engine {
     pub(super) fn cluster_emit(&mut self, message: impl FnOnce(String) -> ClusterMessage) {
         if let Some(c) = self.cluster.as_ref().filter(|c| c.up) {
             let message = message(c.node.clone());
-            self.actions.push_back(Action::Cluster { message });
+            self.actions.push_back(Action::Cluster {
+                message: Box::new(message),
+            });
         }
     }
 
@@ -278,10 +280,12 @@ impl Engine {
                 state.up = true;
                 let node = state.node.clone();
                 self.actions.push_back(Action::Cluster {
-                    message: ClusterMessage::Hello { node: node.clone() },
+                    message: Box::new(ClusterMessage::Hello { node: node.clone() }),
                 });
                 let message = self.snapshot_message(node);
-                self.actions.push_back(Action::Cluster { message });
+                self.actions.push_back(Action::Cluster {
+                    message: Box::new(message),
+                });
             }
             ClusterEvent::Disconnected => {
                 state.up = false;
@@ -314,7 +318,9 @@ impl Engine {
                     .map(|c| c.node.clone());
                 if let Some(node) = me {
                     let message = self.snapshot_message(node);
-                    self.actions.push_back(Action::Cluster { message });
+                    self.actions.push_back(Action::Cluster {
+                        message: Box::new(message),
+                    });
                 }
             }
             ClusterMessage::Snapshot {

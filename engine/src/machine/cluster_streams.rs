@@ -190,11 +190,11 @@ impl Engine {
             epoch: String::new(),
         };
         self.actions.push_back(Action::Cluster {
-            message: ClusterMessage::Append {
+            message: Box::new(ClusterMessage::Append {
                 node,
                 stream,
                 publication,
-            },
+            }),
         });
     }
 
@@ -225,11 +225,11 @@ impl Engine {
         );
         let node = c.node.clone();
         self.actions.push_back(Action::Cluster {
-            message: ClusterMessage::Fetch {
+            message: Box::new(ClusterMessage::Fetch {
                 node,
                 request,
                 stream,
-            },
+            }),
         });
     }
 

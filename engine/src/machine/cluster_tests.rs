@@ -50,7 +50,7 @@ impl Node {
         let mut rest = Vec::new();
         for a in self.e.drain_actions() {
             match a {
-                Action::Cluster { message } => self.outbox.push(message),
+                Action::Cluster { message } => self.outbox.push(*message),
                 other => rest.push(other),
             }
         }

@@ -222,8 +222,9 @@ pub enum Action {
     /// Carry this message to every other node of the cluster (only after
     /// [`Engine::enable_cluster`]; see [`crate::cluster`]).
     Cluster {
-        /// The message.
-        message: crate::cluster::ClusterMessage,
+        /// The message (boxed: it is the largest payload, and every action moves
+        /// through the queue).
+        message: Box<crate::cluster::ClusterMessage>,
     },
 }
 

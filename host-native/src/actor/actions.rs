@@ -104,7 +104,7 @@ impl Actor {
             Action::Cluster { message } => match &self.cluster {
                 // The link reports an outage to the engine, which then stops sending.
                 Some(tx) => {
-                    let _ = tx.send(message);
+                    let _ = tx.send(*message);
                 }
                 None => tracing::error!("the engine sent a cluster message without a cluster"),
             },
