@@ -29,7 +29,7 @@ function memoryU8() {
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 // Where the runtime has node:buffer's Buffer as a global (Bun, Node, Deno; workerd only
 // with nodejs_compat), texts are read with Buffer#toString over one Buffer view of the
-// memory: no subarray object per read, and 25-50 % faster than TextDecoder.decode for
+// memory: no subarray object per read, and 20-50 % faster than TextDecoder.decode for
 // a frame (BENCHMARKS.md, "Issue 22: texts read without TextDecoder"). The batch's texts
 // are valid UTF-8 (Rust strings), so both ways give the same string.
 const NodeBuffer = typeof globalThis.Buffer === "function" && typeof globalThis.Buffer.from === "function" ? globalThis.Buffer : null;
@@ -41,6 +41,10 @@ export function memoryText(start, len) {
     return bufView.toString("utf8", start, start + len);
   }
   return utf8.decode(memoryU8().subarray(start, start + len));
+}
+/** Bytes of the module's memory now (tests: whether it grew). */
+export function memoryBytes() {
+  return memory.buffer.byteLength;
 }
 /** Numbers before the ops in a batch view (src/batch.rs VIEW_HEADER). */
 export const VIEW_HEADER = 6;

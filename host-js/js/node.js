@@ -59,7 +59,7 @@ function wsSocket(ws) {
 
 /**
  * The socket of an Engine.IO route: one frame per macrotask (see spacedSender in
- * core.js), not corked with the others.
+ * http.js), not corked with the others.
  */
 function serialSocket(ws) {
   const spaced = spacedSender((data) => {

@@ -8,7 +8,7 @@
 // option `testControl: true`, which the example servers set from
 // SWITCHBOARD_TEST_CONTROL=1; the Worker reads the SWITCHBOARD_TEST_CONTROL binding).
 // Without it every request under /__switchboard/test is refused with 403 and a JSON
-// body naming the variable (core.js: fetchRoute, testControlRefusal). Never enable it on
+// body naming the variable (http.js: fetchRoute, testControlRefusal). Never enable it on
 // a reachable server: anyone could reset the engine and answer guard calls.
 import { wasm, timerScheduler, errorCodes, TEST_PREFIX } from "./core.js";
 

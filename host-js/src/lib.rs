@@ -430,7 +430,7 @@ pub fn plain_endpoint(method: &str, path: &str) -> String {
 
 /// The engine's error-code vocabulary ([`engine::ErrorCode`]) as a JSON object from each
 /// code's name to its wire spelling: `{"InvalidJson": "INVALID_JSON", ...}` (every code,
-/// in table order). Host code takes protocol error codes from here (`core.js`
+/// in table order). Host code takes protocol error codes from here (`http.js`
 /// `errorCodes()`) instead of spelling them.
 #[wasm_bindgen(js_name = errorCodes)]
 pub fn error_codes() -> String {

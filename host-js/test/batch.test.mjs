@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { initFromFile } from "../js/fs-init.js";
 import { Host, decodeOps } from "../js/core.js";
+import { memoryBytes } from "../js/batch.js";
 
 initFromFile();
 
@@ -102,13 +103,16 @@ test("texts read after the module's memory grew are the batch's texts (no stale 
   // echoed) needs more memory than the module has, so the views' buffer is detached, then
   // a small one again.
   const frames = ['{"type":"ping","requestId":"é1"}', JSON.stringify({ type: "ping", requestId: "ü".repeat(6 * 1024 * 1024) }), '{"type":"ping","requestId":"é2"}'];
+  const sizes = [];
   for (const text of frames) {
     const batch = a.host.engine.frame(NOW, a.conn, text);
     const ops = b.host.readView(b.host.engine.frameView(NOW, b.conn, text));
     const want = decodeOps(batch);
     assert.deepEqual(ops, want.ops);
     assert.equal(b.host.viewBody, batch.slice(want.base));
+    sizes.push(memoryBytes());
   }
+  assert.ok(sizes[1] > sizes[0], `the memory grew during the large frame: ${sizes}`);
 });
 
 test("every client frame counts in engine_handle_seconds; one in 16 is timed, for 16", () => {
@@ -132,4 +136,15 @@ test("every client frame counts in engine_handle_seconds; one in 16 is timed, fo
     performance.now = realNow;
   }
   assert.match(host.metricsText(), /switchboard_engine_handle_seconds_count \d+/);
+});
+
+test("an upgrade the engine does not decide is refused (no_decision) and its connection dropped", () => {
+  const host = new Host({ config, seed: 7n, now: () => NOW, log: () => {} });
+  // An engine answer with no accept or reject action: an empty batch.
+  host.engine.open = () => "[-1]\n\n";
+  const d = host.open({ path: "/", query: "", headers: [], peer: "127.0.0.1" });
+  assert.equal(d.accept, false);
+  assert.equal(d.status, 500, JSON.stringify(d));
+  assert.match(d.body, /no_decision/);
+  assert.equal(host.conns.has(d.conn), false);
 });

@@ -123,7 +123,7 @@ impl Outbound {
     /// reply. Writing the frames with separate write calls is not enough (the socket.io
     /// npm server does that, and on a loaded machine both land in one read of the
     /// client); time between them is. The JS hosts space Engine.IO frames by a
-    /// `setTimeout(0)` each (`spacedSender` in host-js/js/core.js).
+    /// `setTimeout(0)` each (`spacedSender` in host-js/js/http.js).
     pub fn spaced(mut self) -> Self {
         self.spaced = true;
         self
