@@ -858,7 +858,7 @@ export class Host {
       "# HELP switchboard_sockets_open WebSocket sockets the host holds open\n" +
       "# TYPE switchboard_sockets_open gauge\n" +
       `switchboard_sockets_open ${s.socketsOpen}\n` +
-      "# HELP switchboard_engine_handle_seconds Time in engine calls, including action decoding (client frames: one in 16 timed, counted 16 times)\n" +
+      `# HELP switchboard_engine_handle_seconds Time in engine calls, including action decoding (client frames: one in ${FRAME_TIMING_SAMPLE} timed, counted ${FRAME_TIMING_SAMPLE} times)\n` +
       "# TYPE switchboard_engine_handle_seconds summary\n" +
       `switchboard_engine_handle_seconds_sum ${s.handleSeconds}\n` +
       `switchboard_engine_handle_seconds_count ${s.handleCalls}\n` +
