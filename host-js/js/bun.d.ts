@@ -42,3 +42,27 @@ export declare function initFromFile(url?: URL): void;
 export declare const WASM_URL: URL;
 /** The lean module: no JSON Schema validation (a config that sets `schema` is refused). */
 export declare const LEAN_WASM_URL: URL;
+/** Frames queued in one event-loop turn before they are written out without waiting for its end. */
+export declare const FLUSH_AT: number;
+/**
+ * A WebSocket route's socket (`ws.data`): frames queued per turn and written in one
+ * `ws.cork`. Exported for tests; servers get it from serveBun.
+ */
+export declare class BunSocket {
+  constructor(conn: number, eio: boolean);
+  conn: number;
+  eio: boolean;
+  /** Bun's ServerWebSocket, set when it opens. */
+  ws: unknown;
+  send(text: string | Uint8Array): void;
+  /** Write this socket's queue now. */
+  flush(): void;
+  ping(): void;
+  close(code?: number, reason?: string): void;
+  /** The socket is gone: drop what is queued. */
+  drop(): void;
+  /** Bytes in the runtime's send buffer (read once per queued turn). */
+  buffered(): number;
+  /** The runtime's buffer drained: read its amount again. */
+  drained(): void;
+}

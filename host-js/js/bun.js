@@ -13,7 +13,18 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 // queue lives on the socket object and the sockets to flush in one array: no Map
 // lookup per delivery, no iterator (JavaScriptCore runs `for...of` and destructuring
 // through the iterator protocol).
+//
+// A turn that queues FLUSH_AT frames writes them out at once instead of waiting for the
+// end of the turn: a burst of publishes to many subscribers (the frames a turn reads
+// from one publisher) would otherwise hold every frame in memory and send nothing
+// until all of them are made, leaving the clients idle meanwhile. 32 768 frames is ~33
+// per socket to 1 000 subscribers, enough for the writes to stay batched (BENCHMARKS.md,
+// "Issues 18 and 22: a burst written out every 32 768 frames"). The native host's actor
+// ends its turns the same way (TURN_FRAMES).
+/** Frames queued in one turn before they are written out without waiting for its end. */
+export const FLUSH_AT = 32768;
 const pending = []; // BunSocket with a queue
+let queued = 0; // frames in the queues of `pending`
 let flushScheduled = false;
 function write(ws, t) {
   // Binary frames (Socket.IO attachments) arrive as Uint8Arrays.
@@ -29,10 +40,15 @@ function writeQueued(ws, list) {
     for (let i = 0; i < list.length; i++) write(ws, list[i]);
   });
 }
-function flushAll() {
-  flushScheduled = false;
+/** Write every queued frame (in the order queued, per socket). */
+function writePending() {
+  queued = 0;
   for (let i = 0; i < pending.length; i++) pending[i].flush();
   pending.length = 0;
+}
+function flushAll() {
+  flushScheduled = false;
+  writePending();
 }
 // The socket whose message callback is running: uWebSockets corks it for the callback,
 // so its replies are written together when the callback returns, without a queue.
@@ -43,12 +59,16 @@ let receiving = null;
  * also the socket's `ws.data` (one object per connection, not two): `conn` is the
  * Host's connection, `eio` whether the route is Engine.IO's.
  */
-class BunSocket {
+export class BunSocket {
   constructor(conn, eio) {
     this.conn = conn;
     this.eio = eio;
     this.ws = null; // set in open()
     this.queue = null; // frames waiting for flushAll
+    // getBufferedAmount() read once while frames are queued (-1: not read yet). Nothing
+    // is written to the socket until the queue is flushed, so it cannot grow meanwhile;
+    // a drain (it shrank) forgets it. One read per socket per turn, not per delivery.
+    this.queuedBuffered = -1;
   }
   send(text) {
     if (this.queue === null) {
@@ -57,6 +77,7 @@ class BunSocket {
         return;
       }
       this.queue = [];
+      this.queuedBuffered = -1;
       pending.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
@@ -64,6 +85,7 @@ class BunSocket {
       }
     }
     this.queue.push(text);
+    if (++queued >= FLUSH_AT) writePending();
   }
   flush() {
     const q = this.queue;
@@ -85,7 +107,13 @@ class BunSocket {
     this.queue = null;
   }
   buffered() {
-    return this.ws.getBufferedAmount();
+    if (this.queue === null) return this.ws.getBufferedAmount();
+    if (this.queuedBuffered < 0) this.queuedBuffered = this.ws.getBufferedAmount();
+    return this.queuedBuffered;
+  }
+  /** The runtime's buffer drained: read its amount again. */
+  drained() {
+    this.queuedBuffered = -1;
   }
 }
 
@@ -151,6 +179,7 @@ export async function serveBun(o) {
         host.pong(ws.data.conn);
       },
       drain(ws) {
+        ws.data.drained();
         host.drained(ws.data.conn);
       },
       close(ws, code) {

@@ -122,6 +122,7 @@ impl Actor {
     /// engine about connections that drained back under their limit.
     /// Returns whether the engine was given an input.
     pub(super) fn flush(&mut self, now: Millis) -> bool {
+        self.turn_frames = 0;
         let mut fed = false;
         // Bounded: a drained report can make the engine queue more frames.
         for _ in 0..8 {
@@ -150,6 +151,7 @@ impl Actor {
             return;
         };
         let out = &peer.out;
+        self.turn_frames += 1;
         let report = match out.push(frame) {
             Ok((queued, schedule)) => {
                 if schedule {

@@ -101,9 +101,23 @@ pub struct Actor {
     cluster: Option<mpsc::UnboundedSender<engine::cluster::ClusterMessage>>,
     /// Connections with frames queued this turn, written at its end ([`Actor::flush`]).
     dirty: Vec<(ConnId, Arc<Outbound>)>,
+    /// Frames queued this turn (deliveries); a turn ends early at [`TURN_FRAMES`].
+    turn_frames: usize,
     /// Threads that share the writes of a large turn ([`crate::writers`]).
     writers: Option<crate::writers::Writers>,
 }
+
+/// Frames a turn may queue before it stops taking more messages and writes them out.
+///
+/// Without it, a burst of publishes to many subscribers (the messages already queued
+/// from a publisher's socket) would have every frame of the burst made before the first
+/// byte is written: all of them held in memory, and the clients idle meanwhile. 32 768
+/// frames is ~33 per socket to 1 000 subscribers, enough for each write to stay batched
+/// (BENCHMARKS.md, "Issues 18 and 22: a burst written out every 32 768 frames").
+pub const TURN_FRAMES: usize = 32_768;
+
+/// Messages a turn takes after its first before it looks at timers and writes again.
+pub const TURN_MESSAGES: usize = 256;
 
 /// How long a guard callback may run past the engine's deadline before its task is
 /// aborted (the engine has answered `TIMEOUT` by then; the decision would be dropped).
@@ -144,6 +158,7 @@ impl Actor {
             streams_rx: None,
             cluster: None,
             dirty: Vec::new(),
+            turn_frames: 0,
             writers: None,
         }
     }
@@ -293,8 +308,12 @@ impl Actor {
                     if !self.message(msg, &mut completions) {
                         break;
                     }
-                    // Drain what is already queued before looking at timers again.
-                    for _ in 0..256 {
+                    // Drain what is already queued before looking at timers again, up to
+                    // TURN_FRAMES frames queued for writing.
+                    for _ in 0..TURN_MESSAGES {
+                        if self.turn_frames >= TURN_FRAMES {
+                            break;
+                        }
                         match rx.try_recv() {
                             Ok(msg) => {
                                 if !self.message(msg, &mut completions) {

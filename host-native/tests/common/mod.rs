@@ -145,6 +145,16 @@ pub async fn send(ws: &mut Ws, v: Value) {
         .expect("send");
 }
 
+/// Send JSON frames in one flush (the server reads them together).
+pub async fn send_all(ws: &mut Ws, frames: &[Value]) {
+    for v in frames {
+        ws.feed(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
+    }
+    ws.flush().await.expect("send");
+}
+
 /// Read until the server's close frame; returns its code and reason. Keeps polling
 /// briefly afterwards so tungstenite flushes the close reply.
 pub async fn closed(ws: &mut Ws) -> (u16, String) {
