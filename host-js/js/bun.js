@@ -20,11 +20,11 @@ export { readDeployment, initFromFile, WASM_URL, LEAN_WASM_URL } from "./fs-init
 // until all of them are made, leaving the clients idle meanwhile. 32 768 frames is ~33
 // per socket to 1 000 subscribers, enough for the writes to stay batched (BENCHMARKS.md,
 // "Issues 18 and 22: a burst written out every 32 768 frames"). The native host's actor
-// ends its turns the same way (TURN_FRAMES).
+// ends its turns early likewise (TURN_FRAMES), between messages.
 /** Frames queued in one turn before they are written out without waiting for its end. */
 export const FLUSH_AT = 32768;
 const pending = []; // BunSocket with a queue
-let queued = 0; // frames in the queues of `pending`
+let queued = 0; // frames queued since the last writePending
 let flushScheduled = false;
 function write(ws, t) {
   // Binary frames (Socket.IO attachments) arrive as Uint8Arrays.
@@ -64,7 +64,7 @@ export class BunSocket {
     this.conn = conn;
     this.eio = eio;
     this.ws = null; // set in open()
-    this.queue = null; // frames waiting for flushAll
+    this.queue = null; // frames waiting for writePending
     // getBufferedAmount() read once while frames are queued (-1: not read yet). Nothing
     // is written to the socket until the queue is flushed, so it cannot grow meanwhile;
     // a drain (it shrank) forgets it. One read per socket per turn, not per delivery.

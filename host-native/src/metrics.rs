@@ -38,6 +38,8 @@ pub struct Metrics {
     pub store_latency: Histogram,
     /// Frames that did not fit a connection's outbound queue (the engine was told).
     pub outbound_overflow: Counter,
+    /// Actor turns ended early because they had queued [`crate::actor::TURN_FRAMES`] frames.
+    pub turns_split: Counter,
     /// Channel-history batches that could not be written to `streams.db`.
     pub stream_write_failures: Counter,
     /// Connections closed with 1009 because a frame exceeded `maxPayloadSize`.
@@ -84,6 +86,7 @@ impl Metrics {
             handle_latency: Histogram::new(exponential_buckets(1e-6, 2.0, 24)),
             store_latency: Histogram::new(exponential_buckets(1e-5, 2.0, 22)),
             outbound_overflow: Counter::default(),
+            turns_split: Counter::default(),
             stream_write_failures: Counter::default(),
             oversize_closes: Counter::default(),
             protocol_violation_closes: Counter::default(),
@@ -120,6 +123,11 @@ impl Metrics {
             "outbound_queue_overflows",
             "Frames that found a connection's outbound queue full",
             m.outbound_overflow.clone(),
+        );
+        r.register(
+            "turns_split",
+            "Engine turns that ended early to write a burst out (32768 frames queued)",
+            m.turns_split.clone(),
         );
         r.register(
             "stream_write_failures",

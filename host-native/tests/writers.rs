@@ -92,6 +92,13 @@ async fn a_burst_larger_than_one_turn_reaches_every_subscriber_complete_and_in_o
         .collect();
     send_all(&mut publisher, &burst).await;
     expect_in_order(&mut subs, messages).await;
+    // The burst was written out in parts: turns ended early.
+    let metrics = http(addr, "GET", "/metrics", &[], None).await.body;
+    let split = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_turns_split_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(split.is_some_and(|n| n > 0), "{metrics}");
     for n in 0..messages {
         let ack = recv(&mut publisher).await;
         assert_eq!(

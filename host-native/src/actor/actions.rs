@@ -122,7 +122,6 @@ impl Actor {
     /// engine about connections that drained back under their limit.
     /// Returns whether the engine was given an input.
     pub(super) fn flush(&mut self, now: Millis) -> bool {
-        self.turn_frames = 0;
         let mut fed = false;
         // Bounded: a drained report can make the engine queue more frames.
         for _ in 0..8 {
@@ -142,6 +141,8 @@ impl Actor {
                 }
             }
         }
+        // Frames queued by the drained reports above were written in this loop too.
+        self.turn_frames = 0;
         fed
     }
 

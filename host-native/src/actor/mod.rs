@@ -312,6 +312,7 @@ impl Actor {
                     // TURN_FRAMES frames queued for writing.
                     for _ in 0..TURN_MESSAGES {
                         if self.turn_frames >= TURN_FRAMES {
+                            self.metrics.turns_split.inc();
                             break;
                         }
                         match rx.try_recv() {
