@@ -38,7 +38,8 @@ pub struct Metrics {
     pub store_latency: Histogram,
     /// Frames that did not fit a connection's outbound queue (the engine was told).
     pub outbound_overflow: Counter,
-    /// Actor turns ended early because they had queued [`crate::actor::TURN_FRAMES`] frames.
+    /// Actor turns ended early, with messages waiting, because they had queued
+    /// [`crate::actor::TURN_FRAMES`] frames.
     pub turns_split: Counter,
     /// Channel-history batches that could not be written to `streams.db`.
     pub stream_write_failures: Counter,
@@ -126,7 +127,10 @@ impl Metrics {
         );
         r.register(
             "turns_split",
-            "Engine turns that ended early to write a burst out (32768 frames queued)",
+            format!(
+                "Engine turns that ended early to write a burst out ({} frames queued, more waiting)",
+                crate::actor::TURN_FRAMES
+            ),
             m.turns_split.clone(),
         );
         r.register(
