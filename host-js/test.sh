@@ -14,6 +14,8 @@
 #   test/batch.test.mjs        a frame's batch read from wasm memory equals its batch string
 #   test/bun-queue.test.mjs    the Bun host's write queue (fake sockets): one cork per socket
 #                              per turn, written at once past FLUSH_AT frames, in order
+#   test/bun-warmup.test.mjs   the Bun host's socket warm-up: every publish delivered, nothing
+#                              left open, abandoned past its time limit, a low open-files limit
 #   test/handshake.test.mjs    refused handshakes (405 / 400 / 426 / 404) on every host, the
 #                          native one included: the engine's bodies, valid against the
 #                          schema and byte-identical across hosts (builds the native binary)
@@ -57,7 +59,7 @@ timeout --kill-after=10 600 node --test --test-concurrency=1 --test-timeout=1200
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$tap" \
   test/node.test.mjs test/handlers.test.mjs test/deno.test.mjs test/bun.test.mjs test/workerd.test.mjs test/identity.test.mjs \
-  test/close-codes.test.mjs test/backpressure.test.mjs test/batch.test.mjs test/bun-queue.test.mjs test/handshake.test.mjs test/conformance.test.mjs
+  test/close-codes.test.mjs test/backpressure.test.mjs test/batch.test.mjs test/bun-queue.test.mjs test/bun-warmup.test.mjs test/handshake.test.mjs test/conformance.test.mjs
 rc=$?
 pass="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)"
 fail="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)"

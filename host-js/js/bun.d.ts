@@ -18,9 +18,10 @@ export interface ServeOptions {
   /** GET / shows live counts, routes and resources (default false). */
   publicInfo?: boolean;
   /**
-   * Run warmUp() before listening (default true): the runtime's optimizing compiler
-   * finishes the hot wasm code before the first client, instead of taking the core for
-   * milliseconds at a time during the first seconds of traffic. false: listen at once.
+   * Run warmUp() and then warmUpSockets() before listening (default true; both once per
+   * process): the runtime's optimizing compiler finishes the hot wasm code and the
+   * socket path before the first client, instead of taking the core for milliseconds at
+   * a time during the first seconds of traffic. false: listen at once.
    */
   warmUp?: boolean;
 }
@@ -66,3 +67,11 @@ export declare class BunSocket {
   /** The runtime's buffer drained: read its amount again. */
   drained(): void;
 }
+/**
+ * Warm the socket path up: a throwaway server on a loopback port (its own Host, the same
+ * handlers as serveBun's) and `subscribers` WebSocket clients of this process receiving
+ * `publishes` publishes. Never rejects: a failure or a run past `timeoutMs` is reported in
+ * `error` after everything it opened is closed. Defaults: 1000 subscribers, 60 publishes,
+ * 10 000 ms.
+ */
+export declare function warmUpSockets(options?: { subscribers?: number; publishes?: number; timeoutMs?: number }): Promise<{ ms: number; deliveries: number; error?: string }>;

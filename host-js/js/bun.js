@@ -1,6 +1,6 @@
 // @ts-self-types="./bun.d.ts"
 // Bun host: Bun.serve with its native websocket handlers. Maps sockets and HTTP only.
-import { Host, warmUpOnce, fetchRoute, handshakeRefusal, spacedSender } from "./core.js";
+import { Host, warmUpOnce, fetchRoute, handshakeRefusal, spacedSender, WARM_CONFIG } from "./core.js";
 import { initFromFile } from "./fs-init.js";
 import { installTestControl } from "./test-control.js";
 
@@ -117,76 +117,214 @@ export class BunSocket {
   }
 }
 
+/** Bun.serve's `fetch` for a Host: HTTP routes, and WebSocket upgrades onto BunSockets. */
+function fetchFor(host) {
+  return function fetch(req, srv) {
+    const { response, accepted: d } = fetchRoute(host, req, srv.requestIP(req)?.address);
+    if (response) return response;
+    // Without a Sec-WebSocket-Protocol of ours, Bun echoes the client's first offer
+    // (a subprotocol the engine did not accept); an empty value makes it send none.
+    const headers = { "Sec-WebSocket-Protocol": d.protocol ?? "" };
+    const eio = host.engine.servesHttp(new URL(req.url).pathname);
+    if (srv.upgrade(req, { data: new BunSocket(d.conn, eio), headers })) return undefined;
+    host.closed(d.conn, 1006);
+    const r = handshakeRefusal("upgrade_failed");
+    return new Response(r.body, { status: r.status, headers: r.headers });
+  };
+}
+
+/** Bun.serve's `websocket` handlers for a Host. */
+function websocketFor(host) {
+  return {
+    // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009;
+    // Bun refuses frames over twice that itself (close 1009), bounding memory.
+    maxPayloadLength: 2 * (host.config.maxPayloadSize ?? 1024 * 1024),
+    idleTimeout: 0, // the engine's heartbeat decides
+    sendPings: false, // ... and sends the pings
+    perMessageDeflate: false,
+    open(ws) {
+      if (ws.data.eio) {
+        // Engine.IO routes: one frame per macrotask (see spacedSender).
+        const spaced = spacedSender((t) => (typeof t === "string" ? ws.sendText(t) : ws.sendBinary(t)));
+        host.attach(ws.data.conn, {
+          send: (text) => spaced.send(text),
+          ping: () => ws.ping(),
+          close: (code, reason) => {
+            spaced.flush();
+            ws.close(code, reason);
+          },
+          buffered: () => ws.getBufferedAmount(),
+        });
+        return;
+      }
+      ws.data.ws = ws;
+      host.attach(ws.data.conn, ws.data);
+    },
+    message(ws, msg) {
+      receiving = ws;
+      try {
+        host.message(ws.data.conn, msg, typeof msg !== "string");
+      } finally {
+        receiving = null;
+      }
+    },
+    pong(ws) {
+      host.pong(ws.data.conn);
+    },
+    drain(ws) {
+      ws.data.drained();
+      host.drained(ws.data.conn);
+    },
+    close(ws, code) {
+      ws.data.drop();
+      host.closed(ws.data.conn, code);
+    },
+  };
+}
+
+/**
+ * Warm the socket path up: a throwaway server on a loopback port (its own Host with the
+ * warm-up deployment, the same handlers, BunSocket and write code as serveBun's), with
+ * `subscribers` WebSocket clients of this process subscribed and `publishes` publishes
+ * fanned out to them. warmUp() compiles the engine and the Host's code against stand-in
+ * sockets; JavaScriptCore compiles the code that meets Bun's real sockets (queueing,
+ * cork, sendText) only once real ones come, and would do it, for tens of milliseconds
+ * on the server's core, during the first fan-out to real clients (BENCHMARKS.md,
+ * "Issue 22: the socket path warmed up before listening"). Resolves with `{ms,
+ * deliveries}` (what the clients received); never rejects: a warm-up that fails or
+ * takes over `timeoutMs` is abandoned and reported in `error`.
+ * @returns {Promise<{ms: number, deliveries: number, error?: string}>}
+ */
+export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeoutMs = 10000 } = {}) {
+  const t0 = performance.now();
+  const deadline = t0 + timeoutMs;
+  const host = new Host({ config: WARM_CONFIG, seed: 1n, log: () => {}, scheduler: { set() {}, clear() {} } });
+  let server = null;
+  const clients = [];
+  let deliveries = 0;
+  let error;
+  try {
+    server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: fetchFor(host), websocket: websocketFor(host) });
+    const url = `ws://127.0.0.1:${server.port}/`;
+    // The publisher connects first: it is not a subscriber (a publisher does not receive
+    // its own messages).
+    const publisher = await connect(url, clients, null, deadline);
+    if (publisher === null) throw new Error(`the publisher could not connect within ${timeoutMs} ms`);
+    // Subscribers connect in waves; past an open-files limit the clients that cannot
+    // connect (or that the server cannot accept) are left out, and a wave that adds none
+    // ends the subscribing.
+    const sub = '{"type":"subscribe","requestId":"s","resource":"warm","filter":{"room":"a"}}';
+    const receivers = [];
+    let finished = 0; // receivers that got the last publish or closed
+    let target = Infinity; // receivers.length once publishing
+    let onAll;
+    const all = new Promise((r) => (onAll = r));
+    const receive = (ws) => {
+      let seen = false;
+      const finish = () => {
+        seen = true;
+        if (++finished >= target) onAll();
+      };
+      ws.onmessage = (e) => {
+        deliveries++;
+        if (!seen && typeof e.data === "string" && e.data.includes('"last":true')) finish();
+      };
+      ws.onclose = () => seen || finish();
+    };
+    while (receivers.length < subscribers) {
+      const wave = [];
+      for (let i = receivers.length; i < Math.min(subscribers, receivers.length + WARM_WAVE); i++) wave.push(connect(url, clients, sub, Math.min(deadline, performance.now() + 1000)));
+      const ok = (await Promise.all(wave)).filter((ws) => ws !== null);
+      if (ok.length === 0) break;
+      for (const ws of ok) {
+        receive(ws);
+        receivers.push(ws);
+      }
+    }
+    if (receivers.length === 0) throw new Error(`no client could subscribe within ${timeoutMs} ms`);
+    target = receivers.length;
+    if (finished >= target) onAll();
+    for (let seq = 0; seq < publishes; seq++) {
+      const last = seq === publishes - 1 ? ',"last":true' : "";
+      publisher.send(`{"type":"publish","channel":"warm","message":{"room":"a","seq":${seq}${last}}}`);
+    }
+    let timer;
+    const late = new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))));
+    const complete = await Promise.race([all.then(() => true), late.then(() => false)]);
+    clearTimeout(timer);
+    if (!complete) throw new Error(`not done within ${timeoutMs} ms`);
+  } catch (e) {
+    error = String(e?.message ?? e);
+  } finally {
+    // Every connection closed on both sides before the Host goes (its close handlers
+    // call it).
+    const closed = clients.map((ws) => (ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.addEventListener("close", r))));
+    for (const ws of clients) ws.close();
+    let timer;
+    await Promise.race([Promise.all(closed), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+    clearTimeout(timer);
+    if (server !== null) await server.stop(true);
+    host.free();
+  }
+  const r = { ms: performance.now() - t0, deliveries };
+  if (error !== undefined) r.error = error;
+  return r;
+}
+
+/** Clients warmUpSockets connects at a time. */
+const WARM_WAVE = 100;
+
+/**
+ * A warm-up client (added to `clients`), resolved once open and, given `subscribe`, once
+ * its subscription is confirmed; null if it closes first or `until` (a performance.now()
+ * time) passes.
+ */
+function connect(url, clients, subscribe, until) {
+  const ws = new WebSocket(url);
+  clients.push(ws);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), Math.max(0, until - performance.now()));
+    const done = (v) => {
+      clearTimeout(timer);
+      resolve(v);
+    };
+    ws.onclose = () => done(null);
+    ws.onopen = () => {
+      if (subscribe === null) done(ws);
+      else ws.send(subscribe);
+    };
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string" && e.data.startsWith('{"type":"subscribed"')) done(ws);
+    };
+  });
+}
+
+// warmUpSockets() with its defaults, once per process (the compiled code is the process's).
+let socketsWarmedUp = null;
+
 /**
  * Serve a deployment on Bun.
  * @returns {Promise<{host: Host, server: object, port: number, close(): Promise<void>}>}
  */
 export async function serveBun(o) {
   initFromFile();
-  // Compile the hot wasm code before the first client waits for it (core.js warmUp).
-  if (o.warmUp !== false) await warmUpOnce();
+  // Compile the hot wasm code before the first client waits for it (core.js warmUp),
+  // then the socket path against real sockets (warmUpSockets).
+  if (o.warmUp !== false) {
+    await warmUpOnce();
+    const w = await (socketsWarmedUp ??= warmUpSockets());
+    if (w.error !== undefined && !w.reported) {
+      w.reported = true;
+      (o.log ?? console.error)(`socket warm-up abandoned after ${Math.round(w.ms)} ms: ${w.error}`);
+    }
+  }
   const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, log: o.log, publicInfo: o.publicInfo });
   if (o.testControl) installTestControl(host, { name: "bun", memoryStore: !o.store });
   const server = Bun.serve({
     hostname: o.hostname ?? "127.0.0.1",
     port: o.port ?? 0,
-    fetch(req, srv) {
-      const { response, accepted: d } = fetchRoute(host, req, srv.requestIP(req)?.address);
-      if (response) return response;
-      // Without a Sec-WebSocket-Protocol of ours, Bun echoes the client's first offer
-      // (a subprotocol the engine did not accept); an empty value makes it send none.
-      const headers = { "Sec-WebSocket-Protocol": d.protocol ?? "" };
-      const eio = host.engine.servesHttp(new URL(req.url).pathname);
-      if (srv.upgrade(req, { data: new BunSocket(d.conn, eio), headers })) return undefined;
-      host.closed(d.conn, 1006);
-      const r = handshakeRefusal("upgrade_failed");
-      return new Response(r.body, { status: r.status, headers: r.headers });
-    },
-    websocket: {
-      // The engine answers frames over maxPayloadSize with PAYLOAD_TOO_LARGE + close 1009;
-      // Bun refuses frames over twice that itself (close 1009), bounding memory.
-      maxPayloadLength: 2 * (o.config.maxPayloadSize ?? 1024 * 1024),
-      idleTimeout: 0, // the engine's heartbeat decides
-      sendPings: false, // ... and sends the pings
-      perMessageDeflate: false,
-      open(ws) {
-        if (ws.data.eio) {
-          // Engine.IO routes: one frame per macrotask (see spacedSender).
-          const spaced = spacedSender((t) => (typeof t === "string" ? ws.sendText(t) : ws.sendBinary(t)));
-          host.attach(ws.data.conn, {
-            send: (text) => spaced.send(text),
-            ping: () => ws.ping(),
-            close: (code, reason) => {
-              spaced.flush();
-              ws.close(code, reason);
-            },
-            buffered: () => ws.getBufferedAmount(),
-          });
-          return;
-        }
-        ws.data.ws = ws;
-        host.attach(ws.data.conn, ws.data);
-      },
-      message(ws, msg) {
-        receiving = ws;
-        try {
-          host.message(ws.data.conn, msg, typeof msg !== "string");
-        } finally {
-          receiving = null;
-        }
-      },
-      pong(ws) {
-        host.pong(ws.data.conn);
-      },
-      drain(ws) {
-        ws.data.drained();
-        host.drained(ws.data.conn);
-      },
-      close(ws, code) {
-        ws.data.drop();
-        host.closed(ws.data.conn, code);
-      },
-    },
+    fetch: fetchFor(host),
+    websocket: websocketFor(host),
   });
   return {
     host,

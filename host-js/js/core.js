@@ -164,9 +164,9 @@ export function timerScheduler(now = Date.now) {
   };
 }
 
-// The deployment warmUp() drives: one route, no auth, no limits in the way, one resource
+// The deployment warmUp() (and bun.js's warmUpSockets()) drives: one route, no auth, no limits in the way, one resource
 // clients can publish to.
-const WARM_CONFIG = JSON.stringify({
+export const WARM_CONFIG = JSON.stringify({
   name: "warm-up",
   routes: [{ path: "/" }],
   auth: { required: false },
