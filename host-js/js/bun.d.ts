@@ -71,7 +71,7 @@ export declare class BunSocket {
  * Warm the socket path up: a throwaway server on a loopback port (its own Host, the same
  * handlers as serveBun's) and `subscribers` WebSocket clients of this process receiving
  * `publishes` publishes. Never rejects: a failure or a run past `timeoutMs` is reported in
- * `error` after everything it opened is closed. Defaults: 1000 subscribers, 60 publishes,
- * 10 000 ms.
+ * `error` after what it opened is closed (up to 2 s more). Clients that cannot connect are
+ * left out. Defaults: 1000 subscribers, 60 publishes, 10 000 ms.
  */
 export declare function warmUpSockets(options?: { subscribers?: number; publishes?: number; timeoutMs?: number }): Promise<{ ms: number; deliveries: number; error?: string }>;

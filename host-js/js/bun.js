@@ -192,18 +192,20 @@ function websocketFor(host) {
  * on the server's core, during the first fan-out to real clients (BENCHMARKS.md,
  * "Issue 22: the socket path warmed up before listening"). Resolves with `{ms,
  * deliveries}` (what the clients received); never rejects: a warm-up that fails or
- * takes over `timeoutMs` is abandoned and reported in `error`.
+ * takes over `timeoutMs` is abandoned and reported in `error` (closing what it opened
+ * takes up to 2 s more).
  * @returns {Promise<{ms: number, deliveries: number, error?: string}>}
  */
 export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeoutMs = 10000 } = {}) {
   const t0 = performance.now();
   const deadline = t0 + timeoutMs;
-  const host = new Host({ config: WARM_CONFIG, seed: 1n, log: () => {}, scheduler: { set() {}, clear() {} } });
+  let host = null;
   let server = null;
   const clients = [];
   let deliveries = 0;
   let error;
   try {
+    host = new Host({ config: WARM_CONFIG, seed: 1n, log: () => {}, scheduler: { set() {}, clear() {} } });
     server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: fetchFor(host), websocket: websocketFor(host) });
     const url = `ws://127.0.0.1:${server.port}/`;
     // The publisher connects first: it is not a subscriber (a publisher does not receive
@@ -216,6 +218,7 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
     const sub = '{"type":"subscribe","requestId":"s","resource":"warm","filter":{"room":"a"}}';
     const receivers = [];
     let finished = 0; // receivers that got the last publish or closed
+    let closedEarly = 0; // ... closed before it
     let target = Infinity; // receivers.length once publishing
     let onAll;
     const all = new Promise((r) => (onAll = r));
@@ -229,7 +232,11 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
         deliveries++;
         if (!seen && typeof e.data === "string" && e.data.includes('"last":true')) finish();
       };
-      ws.onclose = () => seen || finish();
+      ws.onclose = () => {
+        if (seen) return;
+        closedEarly++;
+        finish();
+      };
     };
     while (receivers.length < subscribers) {
       const wave = [];
@@ -248,27 +255,32 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
       const last = seq === publishes - 1 ? ',"last":true' : "";
       publisher.send(`{"type":"publish","channel":"warm","message":{"room":"a","seq":${seq}${last}}}`);
     }
-    let timer;
-    const late = new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))));
-    const complete = await Promise.race([all.then(() => true), late.then(() => false)]);
-    clearTimeout(timer);
+    const complete = await Promise.race([all.then(() => true), sleep(deadline - performance.now()).then(() => false)]);
     if (!complete) throw new Error(`not done within ${timeoutMs} ms`);
+    if (closedEarly > 0) throw new Error(`${closedEarly} of ${receivers.length} clients closed before the last publish`);
   } catch (e) {
     error = String(e?.message ?? e);
   } finally {
-    // Every connection closed on both sides before the Host goes (its close handlers
-    // call it).
-    const closed = clients.map((ws) => (ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.addEventListener("close", r))));
-    for (const ws of clients) ws.close();
-    let timer;
-    await Promise.race([Promise.all(closed), new Promise((r) => (timer = setTimeout(r, 1000)))]);
-    clearTimeout(timer);
-    if (server !== null) await server.stop(true);
-    host.free();
+    try {
+      const closed = clients.map((ws) => (ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.addEventListener("close", r))));
+      for (const ws of clients) ws.close();
+      await Promise.race([Promise.all(closed), sleep(1000)]);
+      if (server !== null) await Promise.race([server.stop(true), sleep(1000)]);
+    } catch (e) {
+      error ??= `closing: ${e?.message ?? e}`;
+    }
+    // Freed once every connection is gone: its close handler calls the Host. One that
+    // has not closed yet keeps it (once per process, a warm-up engine's memory).
+    if (host !== null && host.conns.size === 0) host.free();
   }
   const r = { ms: performance.now() - t0, deliveries };
   if (error !== undefined) r.error = error;
   return r;
+}
+
+/** Resolves after `ms` (at least 0); its timer does not keep the process alive. */
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
 }
 
 /** Clients warmUpSockets connects at a time. */
@@ -315,7 +327,7 @@ export async function serveBun(o) {
     const w = await (socketsWarmedUp ??= warmUpSockets());
     if (w.error !== undefined && !w.reported) {
       w.reported = true;
-      (o.log ?? console.error)(`socket warm-up abandoned after ${Math.round(w.ms)} ms: ${w.error}`);
+      (o.log ?? ((m) => console.error(`switchboard: ${m}`)))(`socket warm-up abandoned after ${Math.round(w.ms)} ms: ${w.error}`);
     }
   }
   const host = new Host({ config: o.config, guard: o.guard, handlers: o.handlers, store: o.store, memoryStore: !o.store, log: o.log, publicInfo: o.publicInfo });

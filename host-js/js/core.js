@@ -164,8 +164,8 @@ export function timerScheduler(now = Date.now) {
   };
 }
 
-// The deployment warmUp() (and bun.js's warmUpSockets()) drives: one route, no auth, no limits in the way, one resource
-// clients can publish to.
+// The deployment warmUp() (and bun.js's warmUpSockets()) drives: one route, no auth, no
+// limits in the way, one resource clients can publish to.
 export const WARM_CONFIG = JSON.stringify({
   name: "warm-up",
   routes: [{ path: "/" }],

@@ -56,3 +56,10 @@ test("under a low open-files limit the socket warm-up uses the clients that conn
   assert.ok(r.deliveries > 0 && r.deliveries < 1000 * 10, `deliveries ${r.deliveries}`);
   assert.equal(r.deliveries % 10, 0, "every subscriber that connected got every publish");
 });
+
+test("a socket warm-up abandoned in the middle of its fan-out closes everything", async () => {
+  // A million deliveries cannot finish in half a second; 20 subscribers connect well within it.
+  const r = await warmUpInBun({ subscribers: 20, publishes: 50000, timeoutMs: 500 });
+  assert.match(r.error, /not done within 500 ms/);
+  assert.ok(r.deliveries > 0 && r.deliveries < 20 * 50000, `deliveries ${r.deliveries}`);
+});
