@@ -7,10 +7,11 @@
 //! vectored write each ([`Outbound::flush_now`], "corking"): no wake-up of the
 //! connection task on the fast path. When the socket cannot take everything, the
 //! connection is marked blocked and its task, woken, keeps writing as the socket drains.
-//! The queue allocates nothing until a frame is queued and gives memory back after a
-//! burst. Frames are bounded by `server.outboundQueue`; bytes are counted so the engine
-//! can be told (`Input::Backpressure`) when a client falls behind; pings, pongs and the
-//! close never need room.
+//! The queue allocates nothing until a frame is queued; once written out, a queue that
+//! never grew past its first allocation (4 frames) is kept for the next frame, and a
+//! burst's larger one is freed. Frames are bounded by `server.outboundQueue`; bytes are
+//! counted so the engine can be told (`Input::Backpressure`) when a client falls behind;
+//! pings, pongs and the close never need room.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -86,6 +87,10 @@ impl std::fmt::Debug for Outbound {
 
 /// Frames handed to one vectored write.
 const IOV: usize = 64;
+
+/// The queue capacity (in frames) an idle connection keeps: currently the least a
+/// `VecDeque` of `Bytes` allocates (4 × 32 bytes).
+const KEEP_FRAMES: usize = 4;
 
 /// The least time between two writes of a spaced queue while the client says nothing
 /// ([`Outbound::spaced`]). A client that is waiting for a message wakes up and reads
@@ -428,8 +433,10 @@ impl Outbound {
                 }
             }
         }
-        if frames.is_empty() {
-            // An idle connection keeps no queue allocated.
+        if frames.is_empty() && frames.capacity() > KEEP_FRAMES {
+            // After a burst an idle connection keeps a small queue only: the next frame
+            // needs no allocation (a paced fan-out would otherwise free and allocate the
+            // queue of every recipient for every message) at 128 bytes per connection.
             *frames = VecDeque::new();
         }
         Pin::new(&mut *io).poll_flush(cx)
@@ -462,6 +469,34 @@ mod tests {
         assert_eq!(
             got,
             [0x89, 0, 0x81, 2, b'a', b'b', 0x81, 3, b'c', b'd', b'e']
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_keeps_room_for_a_few_frames_and_gives_a_burst_back() {
+        let q = Outbound::new(1000, 1 << 20, 1 << 16);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        q.attach(Box::new(server));
+        assert_eq!(
+            q.lock().frames.capacity(),
+            0,
+            "nothing allocated before a frame"
+        );
+        q.push(frame("one")).unwrap();
+        assert_eq!(q.flush_now(), None);
+        assert_eq!(read_frame(&mut client, 5).await, b"one");
+        let kept = q.lock().frames.capacity();
+        assert!((1..=KEEP_FRAMES).contains(&kept), "kept {kept}");
+        for _ in 0..100 {
+            q.push(frame("x")).unwrap();
+        }
+        assert!(q.lock().frames.capacity() > KEEP_FRAMES);
+        assert_eq!(q.flush_now(), None);
+        assert!(q.is_empty());
+        assert_eq!(
+            q.lock().frames.capacity(),
+            0,
+            "a burst's queue is given back"
         );
     }
 

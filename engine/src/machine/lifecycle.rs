@@ -90,6 +90,7 @@ impl Engine {
         self.by_client.remove(&self.conns, slot);
         let c = self.conns.remove(slot);
         self.by_conn.remove(&conn);
+        self.tenanted -= usize::from(c.state.tenant.is_some());
         self.cluster_client(
             &c.state.client_id,
             c.state.tenant.as_deref(),

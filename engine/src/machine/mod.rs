@@ -254,6 +254,9 @@ pub struct Engine {
     draining: bool,
     rng: u64,
     scratch: Vec<(usize, ConnId)>,
+    /// Connections that have a tenant (from their route, or a restored snapshot): while
+    /// there are none, a publication without a tenant reaches every subscriber.
+    tenanted: usize,
     compiled: BTreeMap<String, Arc<CompiledResource>>,
     /// Timed-out writes whose late completion must still fan out (bounded).
     abandoned: BTreeMap<OpId, Continuation>,
@@ -324,6 +327,7 @@ impl Engine {
             draining: false,
             rng: seed,
             scratch: Vec::new(),
+            tenanted: 0,
             compiled,
             abandoned: BTreeMap::new(),
             namespaces,

@@ -503,8 +503,11 @@ impl Engine {
         let resource = resource_too.then_some(channel);
         self.hub
             .publish_recipients(&key, resource, max_slot, &mut recipients);
-        if resource_too {
-            // The resource's subscribers span tenants; the channel's do not.
+        // The resource's subscribers span tenants; the channel's do not. While no
+        // connection has a tenant, a publication without one reaches them all: no
+        // per-recipient look-up.
+        let untenanted = tenant.is_none() && self.tenanted == 0;
+        if resource_too && !untenanted {
             let conns = &self.conns;
             recipients.retain(|(s, _)| conns[*s].state.tenant.as_deref() == tenant);
         }

@@ -330,6 +330,7 @@ impl Engine {
     /// Register a connection in every map and arm its heartbeat timer.
     pub(super) fn insert_connection(&mut self, conn: ConnId, state: ConnectionSnapshot) -> usize {
         *self.per_ip.entry(state.peer.clone()).or_default() += 1;
+        self.tenanted += usize::from(state.tenant.is_some());
         if let Some(u) = &state.user {
             *self.per_user.entry(u.id.clone()).or_default() += 1;
         }

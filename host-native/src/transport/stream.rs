@@ -5,7 +5,8 @@
 //! holds two boxes (hyper's and the transport's `Box<dyn Io>`, ~220 bytes). A plain TCP
 //! connection is unwrapped instead: the transport boxes the `TcpStream` itself, with
 //! the early bytes in front of it when the client sent frames right behind its
-//! request ([`Prefixed`]). TLS streams keep hyper's wrapper.
+//! request ([`Prefixed`]), and writes with `sendmsg` ([`Tcp`]). TLS streams keep hyper's
+//! wrapper.
 
 use std::io;
 use std::pin::Pin;
@@ -14,7 +15,8 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::outbound::Io;
@@ -22,12 +24,72 @@ use crate::outbound::Io;
 /// The stream of an upgraded connection, with as few allocations as its type allows.
 pub fn unwrap(upgraded: Upgraded) -> Box<dyn Io> {
     match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) if parts.read_buf.is_empty() => Box::new(parts.io.into_inner()),
+        Ok(parts) if parts.read_buf.is_empty() => Box::new(Tcp(parts.io.into_inner())),
         Ok(parts) => Box::new(Prefixed {
             head: parts.read_buf,
-            io: parts.io.into_inner(),
+            io: Tcp(parts.io.into_inner()),
         }),
         Err(upgraded) => Box::new(TokioIo::new(upgraded)),
+    }
+}
+
+/// A plain TCP stream whose vectored writes are `sendmsg` calls. tokio's are `writev`,
+/// which goes through the file layer (`vfs_writev`, `sock_write_iter`) before the
+/// socket's; `sendmsg` goes to the socket directly, as Bun's `send` does: about 5 % of
+/// the native server's CPU in the paced fan-out (BENCHMARKS.md, "Issue 18: writes with
+/// sendmsg, and a small queue kept"). Reads, readiness and everything else are tokio's.
+/// Like tokio's `writev`, the `sendmsg` passes no `MSG_NOSIGNAL`: a write to a socket the
+/// peer reset gets `EPIPE` because Rust programs ignore `SIGPIPE`.
+pub struct Tcp(TcpStream);
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            // try_io writes when tokio last saw the socket writable (no wait to register on
+            // the fast path); a would-block, its own or the socket's, clears that, and
+            // poll_write_ready then registers the waker, or finds it writable again.
+            match self.0.try_io(Interest::WRITABLE, || {
+                SockRef::from(&self.0).send_vectored(bufs)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -88,6 +150,38 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn vectored_writes_on_plain_tcp_arrive_whole_and_in_order_past_a_full_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut s = Tcp(listener.accept().await.unwrap().0);
+        assert!(s.is_write_vectored());
+        // 16 MiB: more than the socket buffers hold, so writes wait for the reader.
+        let (a, b) = (vec![b'a'; 1000], vec![b'b'; 24]);
+        let mut sent = Vec::new();
+        for _ in 0..(16 << 20) / 1024 {
+            let mut slices = [io::IoSlice::new(&a), io::IoSlice::new(&b)];
+            let mut rest = &mut slices[..];
+            let mut left = 1024;
+            while left > 0 {
+                let n = s.write_vectored(rest).await.unwrap();
+                left -= n;
+                io::IoSlice::advance_slices(&mut rest, n);
+            }
+            sent.extend_from_slice(&a);
+            sent.extend_from_slice(&b);
+        }
+        s.shutdown().await.unwrap();
+        drop(s);
+        assert!(client.await.unwrap() == sent, "the bytes differ");
+    }
 
     #[tokio::test]
     async fn bytes_read_before_the_upgrade_come_first_then_the_stream() {

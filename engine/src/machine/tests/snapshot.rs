@@ -53,3 +53,40 @@ fn snapshot_restore_round_trip_keeps_subscriptions_and_rooms() {
     );
     assert_eq!(err, Err(ApiMisuse::SnapshotVersion(99)));
 }
+
+#[test]
+fn a_restored_connection_with_a_tenant_is_not_sent_an_untenanted_resource_publication() {
+    // No route has a tenant, but a snapshot can carry one (made under an older config).
+    let mut cfg = H::default_cfg();
+    cfg["resources"]["messages"] = json!({"publish": true});
+    let mut h = H::new(cfg);
+    for conn in [1, 2] {
+        h.open(conn, "token=key_user");
+        h.ask(conn, json!({"type":"subscribe","resource":"messages"}));
+    }
+    let mut snap = h.e.snapshot(ConnId(2)).unwrap();
+    h.closed(2);
+    snap.tenant = Some("acme".into());
+    h.input(Input::Restore {
+        conn: ConnId(3),
+        snapshot: Box::new(snap),
+    });
+    let publish = |h: &mut H, tenant: Option<&str>| {
+        h.cmd(Command::Publish {
+            channel: "messages".into(),
+            data: None,
+            tenant: tenant.map(Into::into),
+        })
+        .0
+        .unwrap()["delivered"]
+            .clone()
+    };
+    assert_eq!(publish(&mut h, None), 1, "only the untenanted subscriber");
+    assert_eq!(
+        publish(&mut h, Some("acme")),
+        1,
+        "only the tenant's subscriber"
+    );
+    h.closed(3);
+    assert_eq!(publish(&mut h, None), 1);
+}
