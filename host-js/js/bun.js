@@ -201,12 +201,14 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
   const deadline = t0 + timeoutMs;
   let host = null;
   let server = null;
+  let stopped = true; // false: the server was started and has not stopped
   const clients = [];
   let deliveries = 0;
   let error;
   try {
     host = new Host({ config: WARM_CONFIG, seed: 1n, log: () => {}, scheduler: { set() {}, clear() {} } });
     server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: fetchFor(host), websocket: websocketFor(host) });
+    stopped = false;
     const url = `ws://127.0.0.1:${server.port}/`;
     // The publisher connects first: it is not a subscriber (a publisher does not receive
     // its own messages).
@@ -255,7 +257,7 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
       const last = seq === publishes - 1 ? ',"last":true' : "";
       publisher.send(`{"type":"publish","channel":"warm","message":{"room":"a","seq":${seq}${last}}}`);
     }
-    const complete = await Promise.race([all.then(() => true), sleep(deadline - performance.now()).then(() => false)]);
+    const complete = await within(all, deadline - performance.now());
     if (!complete) throw new Error(`not done within ${timeoutMs} ms`);
     if (closedEarly > 0) throw new Error(`${closedEarly} of ${receivers.length} clients closed before the last publish`);
   } catch (e) {
@@ -264,23 +266,29 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
     try {
       const closed = clients.map((ws) => (ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.addEventListener("close", r))));
       for (const ws of clients) ws.close();
-      await Promise.race([Promise.all(closed), sleep(1000)]);
-      if (server !== null) await Promise.race([server.stop(true), sleep(1000)]);
+      await within(Promise.all(closed), 1000);
+      if (server !== null) stopped = await within(server.stop(true), 1000);
     } catch (e) {
       error ??= `closing: ${e?.message ?? e}`;
     }
-    // Freed once every connection is gone: its close handler calls the Host. One that
-    // has not closed yet keeps it (once per process, a warm-up engine's memory).
-    if (host !== null && host.conns.size === 0) host.free();
+    // Freed once the server stopped and every connection is gone: their handlers call
+    // the Host. Otherwise it is kept (once per process, a warm-up engine's memory).
+    if (host !== null && stopped && host.conns.size === 0) host.free();
   }
   const r = { ms: performance.now() - t0, deliveries };
   if (error !== undefined) r.error = error;
   return r;
 }
 
-/** Resolves after `ms` (at least 0); its timer does not keep the process alive. */
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, Math.max(0, ms)).unref());
+/** Whether `promise` settled within `ms` (at least 0); the timer is cleared either way. */
+async function within(promise, ms) {
+  let timer;
+  const late = new Promise((r) => (timer = setTimeout(() => r(false), Math.max(0, ms))));
+  try {
+    return await Promise.race([promise.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Clients warmUpSockets connects at a time. */

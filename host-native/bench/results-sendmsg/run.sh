@@ -3,7 +3,7 @@
 # writes plain TCP with sendmsg instead of writev (transport/stream.rs Tcp), keeps an idle
 # connection's queue of 4 frames instead of freeing it after every write (outbound.rs
 # KEEP_FRAMES), and the engine skips the per-recipient tenant check of a resource
-# publication when no route has a tenant (engine/src/machine/streams.rs).
+# publication while no connection has a tenant (engine/src/machine/streams.rs).
 #   PROJECT = this checkout after `cargo build --release -p switchboard`
 #   BEFORE  = a folder with switchboard built from main 646ac3f (the native code of d68db07
 #             but for when one metric counts)

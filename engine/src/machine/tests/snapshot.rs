@@ -87,6 +87,8 @@ fn a_restored_connection_with_a_tenant_is_not_sent_an_untenanted_resource_public
         1,
         "only the tenant's subscriber"
     );
+    assert_eq!(h.e.tenanted, 1);
     h.closed(3);
+    assert_eq!(h.e.tenanted, 0, "the count goes down with the connection");
     assert_eq!(publish(&mut h, None), 1);
 }
