@@ -242,7 +242,8 @@ export async function warmUpSockets({ subscribers = 1000, publishes = 60, timeou
     };
     while (receivers.length < subscribers) {
       const wave = [];
-      for (let i = receivers.length; i < Math.min(subscribers, receivers.length + WARM_WAVE); i++) wave.push(connect(url, clients, sub, Math.min(deadline, performance.now() + 1000)));
+      const until = Math.min(deadline, performance.now() + 1000);
+      for (let i = Math.min(WARM_WAVE, subscribers - receivers.length); i > 0; i--) wave.push(connect(url, clients, sub, until));
       const ok = (await Promise.all(wave)).filter((ws) => ws !== null);
       if (ok.length === 0) break;
       for (const ws of ok) {
