@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use engine::hostcall::GuardDecision;
 use engine::{
     CommandError, ConnId, Engine, FetchResponse, HostResult, InFrame, Input, Millis, OpId,
@@ -72,7 +74,8 @@ struct Opening {
 /// The actor.
 pub struct Actor {
     engine: Engine,
-    peers: HashMap<ConnId, Peer>,
+    /// Keyed by the host's own sequential ids: a fast hash (looked up once per delivery).
+    peers: FxHashMap<ConnId, Peer>,
     commands: HashMap<u64, oneshot::Sender<Result<Value, CommandError>>>,
     /// Long-polling requests the engine has not answered yet.
     http: HashMap<u64, oneshot::Sender<HttpAnswer>>,
@@ -141,7 +144,7 @@ impl Actor {
             fetch_tx,
             fetch_rx: Some(fetch_rx),
             engine,
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             commands: HashMap::new(),
             http: HashMap::new(),
             next_tag: 0,

@@ -5,8 +5,8 @@
 //! holds two boxes (hyper's and the transport's `Box<dyn Io>`, ~220 bytes). A plain TCP
 //! connection is unwrapped instead: the transport boxes the `TcpStream` itself, with
 //! the early bytes in front of it when the client sent frames right behind its
-//! request ([`Prefixed`]), and writes with `sendmsg` ([`Tcp`]). TLS streams keep hyper's
-//! wrapper.
+//! request ([`Prefixed`]), and writes straight to the socket with `send` or `sendmsg`
+//! ([`Tcp`]). TLS streams keep hyper's wrapper.
 
 use std::io;
 use std::pin::Pin;
@@ -33,13 +33,17 @@ pub fn unwrap(upgraded: Upgraded) -> Box<dyn Io> {
     }
 }
 
-/// A plain TCP stream whose vectored writes are `sendmsg` calls. tokio's are `writev`,
-/// which goes through the file layer (`vfs_writev`, `sock_write_iter`) before the
-/// socket's; `sendmsg` goes to the socket directly, as Bun's `send` does: about 5 % of
-/// the native server's CPU in the paced fan-out (BENCHMARKS.md, "Issue 18: writes with
-/// sendmsg, and a small queue kept"). Reads, readiness and everything else are tokio's.
-/// Like tokio's `writev`, the `sendmsg` passes no `MSG_NOSIGNAL`: a write to a socket the
-/// peer reset gets `EPIPE` because Rust programs ignore `SIGPIPE`.
+/// A plain TCP stream whose vectored writes are `send` calls (one buffer) or `sendmsg`
+/// calls (several), tried before asking tokio whether the socket is writable. tokio's
+/// are `writev`, which goes through the file layer (`vfs_writev`, `sock_write_iter`)
+/// before the socket's; `send` and `sendmsg` go to the socket directly, as Bun's `send`
+/// does: about 5 % of the native server's CPU in the paced fan-out (BENCHMARKS.md,
+/// "Issue 18: writes with sendmsg, and a small queue kept"), and tokio's readiness
+/// check before each write about as much again ("Issue 18: writes without tokio's
+/// readiness check, the first frame kept in place"). Reads, waiting for readiness and
+/// everything else are tokio's. Like tokio's `writev`, the writes pass no
+/// `MSG_NOSIGNAL`: a write to a socket the peer reset gets `EPIPE` because Rust
+/// programs ignore `SIGPIPE`.
 pub struct Tcp(TcpStream);
 
 impl AsyncRead for Tcp {
@@ -66,13 +70,19 @@ impl AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // The fast path writes without asking tokio: its readiness record is a separate
+        // allocation per socket, a cache miss per write in a fan-out to many sockets. A
+        // would-block leaves that record as it was; the loop below then finds out the
+        // same way (try_io clears the readiness, poll_write_ready registers the waker).
+        match send(&self.0, bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return Poll::Ready(r),
+        }
         loop {
-            // try_io writes when tokio last saw the socket writable (no wait to register on
-            // the fast path); a would-block, its own or the socket's, clears that, and
-            // poll_write_ready then registers the waker, or finds it writable again.
-            match self.0.try_io(Interest::WRITABLE, || {
-                SockRef::from(&self.0).send_vectored(bufs)
-            }) {
+            // try_io writes when tokio last saw the socket writable; a would-block, its own
+            // or the socket's, clears that, and poll_write_ready then registers the waker,
+            // or finds it writable again.
+            match self.0.try_io(Interest::WRITABLE, || send(&self.0, bufs)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 r => return Poll::Ready(r),
             }
@@ -90,6 +100,16 @@ impl AsyncWrite for Tcp {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// One `send` for a single buffer (the kernel's `sendto` path, lighter than `sendmsg`'s
+/// copy of the message header and vector), `sendmsg` for several.
+fn send(stream: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let sock = SockRef::from(stream);
+    match bufs {
+        [one] => sock.send(one),
+        _ => sock.send_vectored(bufs),
     }
 }
 

@@ -7,13 +7,15 @@
 //! vectored write each ([`Outbound::flush_now`], "corking"): no wake-up of the
 //! connection task on the fast path. When the socket cannot take everything, the
 //! connection is marked blocked and its task, woken, keeps writing as the socket drains.
-//! The queue allocates nothing until a frame is queued; once written out, a queue that
-//! never grew past its first allocation (4 frames) is kept for the next frame, and a
-//! burst's larger one is freed. Frames are bounded by `server.outboundQueue`; bytes are
+//! The first frame waiting is kept in the connection's own state, the frames behind it
+//! in a queue allocated only when more than one waits ([`queue::Frames`]): once written
+//! out, a queue that never grew past its first allocation (4 frames) is kept for the next
+//! time, and a burst's larger one is freed. Frames are bounded by `server.outboundQueue`; bytes are
 //! counted so the engine can be told (`Input::Backpressure`) when a client falls behind;
 //! pings, pongs and the close never need room.
 
-use std::collections::VecDeque;
+mod queue;
+
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,7 +43,7 @@ pub enum PushError {
 #[derive(Default)]
 struct Inner {
     /// Encoded frames; the first may be partly written (`head_written` bytes).
-    frames: VecDeque<Bytes>,
+    frames: queue::Frames,
     head_written: usize,
     io: Option<Box<dyn Io>>,
     /// The socket refused bytes: the connection task writes until the queue is empty
@@ -87,10 +89,6 @@ impl std::fmt::Debug for Outbound {
 
 /// Frames handed to one vectored write.
 const IOV: usize = 64;
-
-/// The queue capacity (in frames) an idle connection keeps: currently the least a
-/// `VecDeque` of `Bytes` allocates (4 × 32 bytes).
-const KEEP_FRAMES: usize = 4;
 
 /// The least time between two writes of a spaced queue while the client says nothing
 /// ([`Outbound::spaced`]). A client that is waiting for a message wakes up and reads
@@ -245,7 +243,7 @@ impl Outbound {
         let mut g = self.lock();
         g.gone = true;
         g.io = None;
-        g.frames = VecDeque::new();
+        g.frames.clear();
         g.head_written = 0;
     }
 
@@ -398,19 +396,20 @@ impl Outbound {
         };
         let mut left = max;
         while !frames.is_empty() && left > 0 {
-            let mut slices = [IoSlice::new(&[]); IOV];
-            let mut n = 0;
-            let mut bytes = 0;
-            for (i, f) in frames.iter().enumerate().take(IOV.min(left)) {
-                let part = if i == 0 { &f[*head_written..] } else { &f[..] };
-                slices[n] = IoSlice::new(part);
-                n += 1;
-                bytes += part.len();
-                if bytes >= self.write_batch {
-                    break;
-                }
-            }
-            let mut written = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            let polled = if let Some(f) = frames.only() {
+                // One frame (a paced fan-out's every write): no vector of IOV slices to fill.
+                let one = [IoSlice::new(&f[*head_written..])];
+                Pin::new(&mut *io).poll_write_vectored(cx, &one)
+            } else {
+                let mut slices = [IoSlice::new(&[]); IOV];
+                let n = frames.fill(
+                    *head_written,
+                    &mut slices[..IOV.min(left)],
+                    self.write_batch,
+                );
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
+            };
+            let mut written = match polled {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(w)) => w,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -421,7 +420,7 @@ impl Outbound {
                 *last_write = Some(Instant::now());
             }
             while written > 0 {
-                let rest = frames[0].len() - *head_written;
+                let rest = frames.front().map_or(0, |f| f.len()) - *head_written;
                 if written >= rest {
                     written -= rest;
                     *head_written = 0;
@@ -433,12 +432,7 @@ impl Outbound {
                 }
             }
         }
-        if frames.is_empty() && frames.capacity() > KEEP_FRAMES {
-            // After a burst an idle connection keeps a small queue only: the next frame
-            // needs no allocation (a paced fan-out would otherwise free and allocate the
-            // queue of every recipient for every message) at 128 bytes per connection.
-            *frames = VecDeque::new();
-        }
+        frames.shrink_when_empty();
         Pin::new(&mut *io).poll_flush(cx)
     }
 }
@@ -477,27 +471,28 @@ mod tests {
         let q = Outbound::new(1000, 1 << 20, 1 << 16);
         let (mut client, server) = tokio::io::duplex(1 << 16);
         q.attach(Box::new(server));
-        assert_eq!(
-            q.lock().frames.capacity(),
-            0,
-            "nothing allocated before a frame"
-        );
         q.push(frame("one")).unwrap();
+        assert_eq!(
+            q.lock().frames.spare(),
+            0,
+            "one frame waiting allocates nothing"
+        );
         assert_eq!(q.flush_now(), None);
         assert_eq!(read_frame(&mut client, 5).await, b"one");
-        let kept = q.lock().frames.capacity();
-        assert!((1..=KEEP_FRAMES).contains(&kept), "kept {kept}");
+        q.push(frame("two")).unwrap();
+        q.push(frame("three")).unwrap();
+        assert_eq!(q.flush_now(), None);
+        assert_eq!(read_frame(&mut client, 5).await, b"two");
+        assert_eq!(read_frame(&mut client, 7).await, b"three");
+        let kept = q.lock().frames.spare();
+        assert!((1..=queue::KEEP_FRAMES).contains(&kept), "kept {kept}");
         for _ in 0..100 {
             q.push(frame("x")).unwrap();
         }
-        assert!(q.lock().frames.capacity() > KEEP_FRAMES);
+        assert!(q.lock().frames.spare() > queue::KEEP_FRAMES);
         assert_eq!(q.flush_now(), None);
         assert!(q.is_empty());
-        assert_eq!(
-            q.lock().frames.capacity(),
-            0,
-            "a burst's queue is given back"
-        );
+        assert_eq!(q.lock().frames.spare(), 0, "a burst's queue is given back");
     }
 
     async fn read_frame(client: &mut tokio::io::DuplexStream, len: usize) -> Vec<u8> {
