@@ -8,11 +8,12 @@
 //! connection task on the fast path. When the socket cannot take everything, the
 //! connection is marked blocked and its task, woken, keeps writing as the socket drains.
 //! The first frame waiting is kept in the connection's own state, the frames behind it
-//! in a queue allocated only when more than one waits ([`queue::Frames`]): once written
-//! out, a queue that never grew past its first allocation (4 frames) is kept for the next
-//! time, and a burst's larger one is freed. Frames are bounded by `server.outboundQueue`; bytes are
-//! counted so the engine can be told (`Input::Backpressure`) when a client falls behind;
-//! pings, pongs and the close never need room.
+//! in a queue allocated only when more than one waits (`queue::Frames`): once written
+//! out, a queue that never grew past its first allocation (4 frames) is kept for the
+//! next time, and a burst's larger one is freed. Frames are bounded by
+//! `server.outboundQueue`; bytes are counted so the engine can be told
+//! (`Input::Backpressure`) when a client falls behind; pings, pongs and the close never
+//! need room.
 
 mod queue;
 
@@ -27,7 +28,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-/// A connection's byte stream (plain TCP or TLS, after the HTTP upgrade).
+use crate::transport::Stream;
+
+/// A byte stream a connection is served on after the HTTP upgrade: what
+/// [`Stream::Boxed`] holds (TLS, a test's stream; plain TCP is [`Stream::Tcp`]).
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
@@ -45,7 +49,7 @@ struct Inner {
     /// Encoded frames; the first may be partly written (`head_written` bytes).
     frames: queue::Frames,
     head_written: usize,
-    io: Option<Box<dyn Io>>,
+    io: Option<Stream>,
     /// The socket refused bytes: the connection task writes until the queue is empty
     /// (the actor does not touch the socket meanwhile).
     blocked: bool,
@@ -222,7 +226,7 @@ impl Outbound {
 
     /// Hand the socket over (after the upgrade) and write what was queued before;
     /// returns what [`Outbound::flush_now`] returns.
-    pub(crate) fn attach(&self, io: Box<dyn Io>) -> Option<u64> {
+    pub(crate) fn attach(&self, io: Stream) -> Option<u64> {
         self.lock().io = Some(io);
         self.flush_now()
     }
@@ -420,7 +424,7 @@ impl Outbound {
                 *last_write = Some(Instant::now());
             }
             while written > 0 {
-                let rest = frames.front().map_or(0, |f| f.len()) - *head_written;
+                let rest = frames.front().expect("bytes written were queued").len() - *head_written;
                 if written >= rest {
                     written -= rest;
                     *head_written = 0;
@@ -453,7 +457,7 @@ mod tests {
         assert_eq!(q.push(frame("x")), Err(PushError::Full));
         assert!(!q.push_control(crate::codec::ping()));
         let (client, server) = tokio::io::duplex(1024);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         assert!(q.is_empty());
         assert_eq!(q.queued.load(Ordering::Acquire), 0);
         let mut got = vec![0u8; 11];
@@ -470,7 +474,7 @@ mod tests {
     async fn an_idle_queue_keeps_room_for_a_few_frames_and_gives_a_burst_back() {
         let q = Outbound::new(1000, 1 << 20, 1 << 16);
         let (mut client, server) = tokio::io::duplex(1 << 16);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         q.push(frame("one")).unwrap();
         assert_eq!(
             q.lock().frames.spare(),
@@ -507,7 +511,7 @@ mod tests {
     async fn a_spaced_queue_writes_the_first_frame_now_and_the_rest_after_the_gap() {
         let q = Outbound::new(16, 1000, 1 << 16).spaced();
         let (mut client, server) = tokio::io::duplex(1024);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         q.push(frame("one")).unwrap();
         q.push(frame("two")).unwrap();
         q.push(frame("six")).unwrap();
@@ -535,7 +539,7 @@ mod tests {
     async fn a_frame_from_the_client_lifts_the_gap_of_a_spaced_queue() {
         let q = Outbound::new(16, 1000, 1 << 16).spaced();
         let (mut client, server) = tokio::io::duplex(1024);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         q.push(frame("ask")).unwrap();
         q.flush_now();
         assert!(q.next_write_at().is_some());
@@ -572,7 +576,7 @@ mod tests {
     async fn a_full_socket_blocks_and_the_task_finishes_the_write() {
         let q = Outbound::new(16, 4, 1 << 16);
         let (mut client, server) = tokio::io::duplex(8);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         q.push(frame("0123456789")).unwrap();
         q.reported_over.store(true, Ordering::Release);
         assert_eq!(q.flush_now(), None);
@@ -598,7 +602,7 @@ mod tests {
     async fn closing_refuses_frames_and_end_keeps_a_partly_written_frame() {
         let q = Outbound::new(16, 1000, 1 << 16);
         let (_client, server) = tokio::io::duplex(4);
-        q.attach(Box::new(server));
+        q.attach(Stream::boxed(server));
         q.push(frame("abcdef")).unwrap();
         q.flush_now();
         q.push(frame("gh")).unwrap();
@@ -610,5 +614,33 @@ mod tests {
         assert_eq!(q.queued.load(Ordering::Acquire), 4);
         q.detach();
         assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ping_queued_behind_a_partly_written_frame_goes_out_after_it() {
+        let q = Outbound::new(16, 1 << 20, 1 << 16);
+        let (mut client, server) = tokio::io::duplex(4);
+        q.attach(Stream::boxed(server));
+        q.push(frame("abcdef")).unwrap();
+        q.push(frame("gh")).unwrap();
+        assert_eq!(q.flush_now(), None);
+        assert!(q.blocked(), "4 of the first frame's 8 bytes went out");
+        q.push_control(crate::codec::ping());
+        let task = async {
+            while !q.is_empty() {
+                std::future::poll_fn(|cx| q.poll_write_queue(cx))
+                    .await
+                    .unwrap();
+            }
+        };
+        let mut got = vec![0; 8 + 2 + 4];
+        let read = tokio::io::AsyncReadExt::read_exact(&mut client, &mut got);
+        let (_, read) = tokio::join!(task, read);
+        read.unwrap();
+        assert_eq!(
+            got,
+            [0x81, 6, b'a', b'b', b'c', b'd', b'e', b'f', 0x89, 0, 0x81, 2, b'g', b'h'],
+            "the first frame whole, then the ping, then the rest"
+        );
     }
 }

@@ -12,7 +12,8 @@ use bytes::Bytes;
 pub(super) const KEEP_FRAMES: usize = 4;
 
 /// The frames waiting for one connection, in order. The first is kept in place, in the
-/// connection's own state, and only the frames behind it in a `VecDeque`: a connection
+/// connection's own state (32 bytes there), and only the frames behind it in a
+/// `VecDeque`: a connection
 /// that is sent one frame at a time (a paced fan-out, replies, an idle subscription's
 /// welcome and acknowledgement) never allocates a queue, and the write of its frame
 /// reads no second allocation (BENCHMARKS.md, "Issue 18: writes without tokio's
@@ -52,8 +53,8 @@ impl Frames {
     }
 
     /// Fill `out` with the frames in order for one vectored write, the first from byte
-    /// `skip` on, stopping at the frame that brings them to `batch` bytes; returns how
-    /// many slices were filled.
+    /// `skip` on: at most `out.len()` of them, the last being the one that brings them to
+    /// at least `batch` bytes. Returns how many slices were filled.
     pub(super) fn fill<'a>(&'a self, skip: usize, out: &mut [IoSlice<'a>], batch: usize) -> usize {
         let (Some(head), Some(first)) = (&self.head, out.first_mut()) else {
             return 0;

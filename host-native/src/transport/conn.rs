@@ -9,11 +9,12 @@ use std::task::{Context, Poll};
 use engine::ConnId;
 use tokio::io::ReadBuf;
 
+use super::Stream;
 use super::CLOSE_GRACE;
 use crate::codec::{self, DecodeError, Decoder, Event};
 use crate::inbound::Inbound;
 use crate::mailbox::ToActor;
-use crate::outbound::{Io, Outbound};
+use crate::outbound::Outbound;
 use crate::state::AppState;
 
 thread_local! {
@@ -49,7 +50,7 @@ enum Read {
 }
 
 /// Drive one upgraded connection to its end, then report `Closed` to the actor.
-pub async fn serve(state: Arc<AppState>, conn: ConnId, io: Box<dyn Io>, out: Arc<Outbound>) {
+pub async fn serve(state: Arc<AppState>, conn: ConnId, io: Stream, out: Arc<Outbound>) {
     state.metrics.sockets_open.inc();
     let mut decoder = Decoder::new(state.ws.max_payload);
     let drained = out.attach(io);

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub use crate::codec;
 pub use crate::inbound::Inbound;
 pub use conn::serve;
-pub use stream::unwrap;
+pub use stream::{unwrap, Stream};
 
 /// How long a closing connection may take to flush its queue and exchange close
 /// frames before the socket is dropped.

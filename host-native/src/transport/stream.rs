@@ -2,11 +2,12 @@
 //!
 //! hyper hands an upgraded connection over as `Upgraded`: the server's stream boxed,
 //! plus the bytes it read past the upgrade request. Kept like that, every connection
-//! holds two boxes (hyper's and the transport's `Box<dyn Io>`, ~220 bytes). A plain TCP
-//! connection is unwrapped instead: the transport boxes the `TcpStream` itself, with
-//! the early bytes in front of it when the client sent frames right behind its
-//! request ([`Prefixed`]), and writes straight to the socket with `send` or `sendmsg`
-//! ([`Tcp`]). TLS streams keep hyper's wrapper.
+//! holds two boxes (hyper's and a box of the transport's, ~220 bytes). A plain TCP
+//! connection is unwrapped instead: its `TcpStream` is kept in place, in the
+//! connection's state ([`Stream::Tcp`]), and written straight to the socket with
+//! `send` or `sendmsg` ([`Tcp`]). When the client sent frames right behind its request,
+//! the stream is boxed with those bytes in front of it ([`Prefixed`]); TLS streams keep
+//! hyper's wrapper, boxed.
 
 use std::io;
 use std::pin::Pin;
@@ -22,14 +23,90 @@ use tokio::net::TcpStream;
 use crate::outbound::Io;
 
 /// The stream of an upgraded connection, with as few allocations as its type allows.
-pub fn unwrap(upgraded: Upgraded) -> Box<dyn Io> {
+pub fn unwrap(upgraded: Upgraded) -> Stream {
     match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) if parts.read_buf.is_empty() => Box::new(Tcp(parts.io.into_inner())),
-        Ok(parts) => Box::new(Prefixed {
+        Ok(parts) if parts.read_buf.is_empty() => Stream::Tcp(Tcp(parts.io.into_inner())),
+        Ok(parts) => Stream::boxed(Prefixed {
             head: parts.read_buf,
             io: Tcp(parts.io.into_inner()),
         }),
-        Err(upgraded) => Box::new(TokioIo::new(upgraded)),
+        Err(upgraded) => Stream::boxed(TokioIo::new(upgraded)),
+    }
+}
+
+/// A connection's byte stream after the upgrade. Plain TCP, nearly every connection, is
+/// kept in place: a write then reads no allocation of its own to find the socket (one
+/// cache miss per write less in a fan-out to many sockets; BENCHMARKS.md, "Issue 18:
+/// the socket kept in place").
+pub enum Stream {
+    /// A plain TCP connection.
+    Tcp(Tcp),
+    /// Anything else: TLS, a TCP stream with early bytes in front, a test's stream.
+    Boxed(Box<dyn Io>),
+}
+
+impl Stream {
+    /// Box a stream of another kind.
+    pub fn boxed(io: impl Io + 'static) -> Self {
+        Self::Boxed(Box::new(io))
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(t) => Pin::new(t).poll_read(cx, buf),
+            Self::Boxed(b) => Pin::new(b).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(t) => Pin::new(t).poll_write(cx, buf),
+            Self::Boxed(b) => Pin::new(b).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(t) => Pin::new(t).poll_write_vectored(cx, bufs),
+            Self::Boxed(b) => Pin::new(b).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp(t) => t.is_write_vectored(),
+            Self::Boxed(b) => b.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(t) => Pin::new(t).poll_flush(cx),
+            Self::Boxed(b) => Pin::new(b).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(t) => Pin::new(t).poll_shutdown(cx),
+            Self::Boxed(b) => Pin::new(b).poll_shutdown(cx),
+        }
     }
 }
 
@@ -74,6 +151,9 @@ impl AsyncWrite for Tcp {
         // allocation per socket, a cache miss per write in a fan-out to many sockets. A
         // would-block leaves that record as it was; the loop below then finds out the
         // same way (try_io clears the readiness, poll_write_ready registers the waker).
+        // A full socket that tokio still believes writable costs a second failed send
+        // there; clearing tokio's record here instead would need the event's tick from
+        // before this send, or could swallow a writable event that came in between.
         match send(&self.0, bufs) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             r => return Poll::Ready(r),
@@ -199,6 +279,37 @@ mod tests {
             sent.extend_from_slice(&b);
         }
         s.shutdown().await.unwrap();
+        drop(s);
+        assert!(client.await.unwrap() == sent, "the bytes differ");
+    }
+
+    #[tokio::test]
+    async fn single_buffer_writes_on_plain_tcp_wait_for_a_full_socket_and_arrive_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            // Read late, so the server's writes find the socket full and must be woken.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut s = Tcp(listener.accept().await.unwrap().0);
+        let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+        let write = async {
+            let mut rest = &sent[..];
+            while !rest.is_empty() {
+                // One slice: the `send` path, and the fallback after a would-block.
+                let n = s.write_vectored(&[io::IoSlice::new(rest)]).await.unwrap();
+                rest = &rest[n..];
+            }
+            s.shutdown().await.unwrap();
+        };
+        // A lost wake-up would hang here: fail instead.
+        tokio::time::timeout(std::time::Duration::from_secs(30), write)
+            .await
+            .expect("the writes were not woken when the socket drained");
         drop(s);
         assert!(client.await.unwrap() == sent, "the bytes differ");
     }
