@@ -4,15 +4,17 @@
 # (transport/stream.rs Stream). The build measured also grew a queue past its small size
 # 4x at a time (outbound/queue.rs Frames::push_back); that was taken out after this run,
 # because the burst's malloc share did not change (burst-compare.txt against
-# ../results-rawsend/burst-compare.txt), and the paced and idle runs never reach it.
+# ../results-rawsend/burst-compare.txt, a build before the FxHash map), and the paced,
+# idle and round-trip runs never reach it.
 #   PROJECT = this checkout after `cargo build --release -p switchboard`
 #   BEFORE  = a folder with switchboard built from main 5a4affc
 #   WSLOAD  = a writable copy of shared/tools/wsload whose bench/run.sh starts an unknown
 #             peer NAME from $PEER_CMD_NAME (see BENCHMARKS.md, issue 22)
 # Usage: PROJECT=... BEFORE=... WSLOAD=... bash run.sh
-# Then: python3 ../results-sendmsg/cpu.py native.jsonl > cpu.txt; BEFORE=... bash
-# ../results-sendmsg/perf.sh, twice, > perf.txt; ../results-rawsend/burst.sh with its
-# output moved here as burst-compare.txt (this build's burst profile).
+# Then: python3 ../results-sendmsg/cpu.py native.jsonl > cpu.txt; PROJECT=... BEFORE=...
+# WSLOAD=... bash ../results-sendmsg/perf.sh >> perf.txt, twice; PROJECT=... WSLOAD=... bash
+# ../results-rawsend/burst.sh, its output (results-rawsend/burst-compare.txt) moved here as
+# burst-compare.txt (this build's burst profile) and the committed one there restored.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NATCFG=$PROJECT/host-native/bench/wsload.toml

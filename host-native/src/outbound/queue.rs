@@ -13,11 +13,10 @@ pub(super) const KEEP_FRAMES: usize = 4;
 
 /// The frames waiting for one connection, in order. The first is kept in place, in the
 /// connection's own state (32 bytes there), and only the frames behind it in a
-/// `VecDeque`: a connection
-/// that is sent one frame at a time (a paced fan-out, replies, an idle subscription's
-/// welcome and acknowledgement) never allocates a queue, and the write of its frame
-/// reads no second allocation (BENCHMARKS.md, "Issue 18: writes without tokio's
-/// readiness check, the first frame kept in place").
+/// `VecDeque`: a connection that is sent one frame at a time (a paced fan-out, replies,
+/// an idle subscription's welcome and acknowledgement) never allocates a queue, and the
+/// write of its frame reads no second allocation (BENCHMARKS.md, "Issue 18: writes
+/// without tokio's readiness check, the first frame kept in place").
 #[derive(Default)]
 pub(super) struct Frames {
     /// The first frame; `None` only when the queue is empty.

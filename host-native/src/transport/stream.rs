@@ -287,10 +287,10 @@ mod tests {
     async fn single_buffer_writes_on_plain_tcp_wait_for_a_full_socket_and_arrive_whole() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // One runtime thread: the client reads only while the writer waits, so the
+        // socket fills and the writes must be woken when it drains.
         let client = tokio::spawn(async move {
             let mut c = TcpStream::connect(addr).await.unwrap();
-            // Read late, so the server's writes find the socket full and must be woken.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             let mut got = Vec::new();
             c.read_to_end(&mut got).await.unwrap();
             got
@@ -306,10 +306,17 @@ mod tests {
             }
             s.shutdown().await.unwrap();
         };
-        // A lost wake-up would hang here: fail instead.
+        // A lost wake-up would hang here, or end only when the timer polls the write
+        // again: fail on either.
+        let started = std::time::Instant::now();
         tokio::time::timeout(std::time::Duration::from_secs(30), write)
             .await
             .expect("the writes were not woken when the socket drained");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the writes took {:?}: a wake-up was lost",
+            started.elapsed()
+        );
         drop(s);
         assert!(client.await.unwrap() == sent, "the bytes differ");
     }
