@@ -9,8 +9,7 @@ use std::task::{Context, Poll};
 use engine::ConnId;
 use tokio::io::ReadBuf;
 
-use super::Stream;
-use super::CLOSE_GRACE;
+use super::{Stream, CLOSE_GRACE};
 use crate::codec::{self, DecodeError, Decoder, Event};
 use crate::inbound::Inbound;
 use crate::mailbox::ToActor;

@@ -251,8 +251,8 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn vectored_writes_on_plain_tcp_arrive_whole_and_in_order_past_a_full_socket() {
+    /// A server-side `Tcp` on loopback, and a client task that reads it to the end.
+    async fn tcp_with_reader() -> (Tcp, tokio::task::JoinHandle<Vec<u8>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = tokio::spawn(async move {
@@ -261,7 +261,12 @@ mod tests {
             c.read_to_end(&mut got).await.unwrap();
             got
         });
-        let mut s = Tcp(listener.accept().await.unwrap().0);
+        (Tcp(listener.accept().await.unwrap().0), client)
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_on_plain_tcp_arrive_whole_and_in_order_past_a_full_socket() {
+        let (mut s, client) = tcp_with_reader().await;
         assert!(s.is_write_vectored());
         // 16 MiB: more than the socket buffers hold, so writes wait for the reader.
         let (a, b) = (vec![b'a'; 1000], vec![b'b'; 24]);
@@ -285,17 +290,9 @@ mod tests {
 
     #[tokio::test]
     async fn single_buffer_writes_on_plain_tcp_wait_for_a_full_socket_and_arrive_whole() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         // One runtime thread: the client reads only while the writer waits, so the
         // socket fills and the writes must be woken when it drains.
-        let client = tokio::spawn(async move {
-            let mut c = TcpStream::connect(addr).await.unwrap();
-            let mut got = Vec::new();
-            c.read_to_end(&mut got).await.unwrap();
-            got
-        });
-        let mut s = Tcp(listener.accept().await.unwrap().0);
+        let (mut s, client) = tcp_with_reader().await;
         let sent: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
         let write = async {
             let mut rest = &sent[..];
