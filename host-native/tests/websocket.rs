@@ -409,17 +409,7 @@ async fn slow_consumer_is_closed_and_others_keep_up() {
     assert_eq!(metrics["closedSlowConsumer"], 1, "{metrics}");
     assert_eq!(metrics["currentConnections"], 2, "{metrics}");
     // The slow client eventually sees 1013 once it reads (or its socket was dropped).
-    let end = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            match slow.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => {}
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let end = close_code_after_reading(&mut slow, Duration::from_secs(15)).await;
     assert!(matches!(end, Some(1013) | None), "{end:?}");
     server.shutdown().await;
 }

@@ -15,6 +15,17 @@ use crate::outbound::PushError;
 impl Actor {
     /// Execute one action of the engine.
     pub(super) fn execute(&mut self, now: Millis, action: Action) {
+        // The batch's frames go first to anyone this action sends to (for the actions
+        // that are not sends: to everyone).
+        let keeps_batch = match &action {
+            // A ping goes ahead of the frames not started anyway; an accept writes nothing.
+            Action::SendMany { .. } | Action::Ping { .. } | Action::Accept { .. } => true,
+            Action::Send { conn, .. } => !self.batch.addresses(*conn),
+            _ => self.batch.is_empty(),
+        };
+        if !keeps_batch {
+            self.release_batch(now);
+        }
         match action {
             Action::Accept { conn, protocol } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {
@@ -52,13 +63,20 @@ impl Actor {
             }
             Action::Send { conn, frame } => {
                 let bytes = crate::codec::encode_frame(&frame);
+                self.turn_frames += 1;
                 self.deliver(now, conn, bytes);
             }
             Action::SendMany { conns, frame } => {
                 // Framed once: every recipient's queue shares these bytes.
                 let bytes = crate::codec::encode_frame(&frame);
-                for conn in conns {
-                    self.deliver(now, conn, bytes.clone());
+                self.turn_frames += conns.len();
+                if !self.batching {
+                    for conn in conns {
+                        self.deliver(now, conn, bytes.clone());
+                    }
+                } else if !self.batch.extend(&conns, &bytes) {
+                    self.release_batch(now);
+                    self.batch.start(conns, bytes);
                 }
             }
             Action::Ping { conn } => {
@@ -122,7 +140,12 @@ impl Actor {
     /// engine about connections that drained back under their limit.
     /// Returns whether the engine was given an input.
     pub(super) fn flush(&mut self, now: Millis) -> bool {
-        let mut fed = false;
+        // The batch first, and what the engine answers to its reports queued at once.
+        self.batching = false;
+        let mut fed = self.release_batch(now);
+        if fed {
+            self.pump(now);
+        }
         // Bounded: a drained report can make the engine queue more frames.
         for _ in 0..8 {
             if self.dirty.is_empty() {
@@ -143,44 +166,121 @@ impl Actor {
         }
         // Frames queued by the drained reports above were written in this loop too.
         self.turn_frames = 0;
+        self.batching = true;
         fed
     }
 
-    /// Queue a frame for one connection; tell the engine when the queue is over its limit.
-    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) {
+    /// Queue the batch's frames ([`super::batch`]) for each of its recipients. Returns
+    /// whether the engine was told of a queue over its limit (its actions then wait in
+    /// the engine).
+    pub(super) fn release_batch(&mut self, now: Millis) -> bool {
+        let Some(batch) = self.batch.take() else {
+            return false;
+        };
+        let frames = u32::try_from(batch.ends.len()).expect("a batch is at most BATCH_BYTES");
+        let mut fed = false;
+        for &conn in &batch.conns {
+            match self.deliver_frames(now, conn, batch.bytes.clone(), frames) {
+                Delivery::Queued => {}
+                Delivery::Told | Delivery::Full => fed = true,
+                Delivery::OneByOne => {
+                    let mut rest = batch.frames();
+                    while let Some(frame) = rest.next() {
+                        match self.deliver_frames(now, conn, frame, 1) {
+                            Delivery::Queued => {}
+                            Delivery::Told => fed = true,
+                            // The rest would find the queue full too (or, were it written
+                            // meanwhile, arrive after a gap): refused with this one,
+                            // and the engine told once.
+                            Delivery::Full | Delivery::OneByOne => {
+                                fed = true;
+                                self.metrics.outbound_overflow.inc_by(rest.count() as u64);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        fed
+    }
+
+    /// Queue a frame for one connection; tell the engine when the queue is over its
+    /// limit. Returns whether the engine was told.
+    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) -> bool {
+        matches!(
+            self.deliver_frames(now, conn, frame, 1),
+            Delivery::Told | Delivery::Full
+        )
+    }
+
+    /// Queue `frames` frames (one buffer) for one connection; tell the engine when the
+    /// queue is over its limit. Several frames are not queued together
+    /// ([`Delivery::OneByOne`]) for a queue that has not room for all of them (as many as
+    /// fit, the rest refused one by one) or that writes its frames apart
+    /// ([`crate::outbound::Outbound::spaced`]).
+    fn deliver_frames(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        bytes: bytes::Bytes,
+        frames: u32,
+    ) -> Delivery {
         let Some(peer) = self.peers.get(&conn) else {
-            return;
+            return Delivery::Queued;
         };
         let out = &peer.out;
-        self.turn_frames += 1;
-        let report = match out.push(frame) {
+        if frames > 1 && out.is_spaced() {
+            return Delivery::OneByOne;
+        }
+        let report = match out.push_frames(bytes, frames) {
             Ok((queued, schedule)) => {
                 if schedule {
                     self.dirty.push((conn, out.clone()));
                 }
-                (out.pressure.crossing(false, queued) == Some(true)
-                    && !out.reported_over.swap(true, Ordering::AcqRel))
-                .then_some(queued)
+                let over = out.pressure.crossing(false, queued) == Some(true)
+                    && !out.reported_over.swap(true, Ordering::AcqRel);
+                (over.then_some(queued), false)
             }
+            Err(PushError::Full) if frames > 1 => return Delivery::OneByOne,
             Err(PushError::Full) => {
                 // A full queue counts as over the byte limit: the engine's policy decides.
                 self.metrics.outbound_overflow.inc();
                 out.reported_over.store(true, Ordering::Release);
                 let queued = out.queued.load(Ordering::Acquire);
-                Some(queued.max(out.pressure.over.saturating_add(1)))
+                (Some(queued.max(out.pressure.over.saturating_add(1))), true)
             }
             // The connection task is gone; its Closed report is on the way.
-            Err(PushError::Gone) => None,
+            Err(PushError::Gone) => (None, false),
         };
-        if let Some(buffered) = report {
-            if let Err(e) = self
-                .engine
-                .handle(now, Input::Backpressure { conn, buffered })
-            {
-                tracing::error!(error = %e, "engine refused Backpressure");
-            }
+        let (Some(buffered), full) = report else {
+            return Delivery::Queued;
+        };
+        if let Err(e) = self
+            .engine
+            .handle(now, Input::Backpressure { conn, buffered })
+        {
+            tracing::error!(error = %e, "engine refused Backpressure");
+        }
+        if full {
+            Delivery::Full
+        } else {
+            Delivery::Told
         }
     }
+}
+
+/// What became of frames given to a connection's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Queued, or dropped for a connection that is gone.
+    Queued,
+    /// Queued, and the engine told that the queue is over its byte limit.
+    Told,
+    /// Refused: the queue was full; the engine was told.
+    Full,
+    /// Several frames not queued together: to be given one by one.
+    OneByOne,
 }
 
 /// Who a connection is, for the debug logs: read from the engine, and only when debug

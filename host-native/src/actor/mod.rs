@@ -4,7 +4,8 @@
 //! Connection tasks and HTTP handlers talk to it over one bounded channel
 //! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
 //! right away (with durable channel streams, once the stream changes made before them
-//! are written: see [`crate::streams`]): frames go to each connection's bounded [`Outbound`] queue (a full queue,
+//! are written: see [`crate::streams`]; a turn's fan-out frames to the same recipients
+//! wait together until something else is sent to them or the turn ends: see `batch`): frames go to each connection's bounded [`Outbound`] queue (a full queue,
 //! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
 //! so the engine's slow-consumer policy decides), pings and closes to the same
 //! [`Outbound`] as controls, store calls to the store thread, guard calls to the
@@ -42,6 +43,7 @@ use crate::store::{Completion, StoreHandle};
 use crate::test_session::ActorTest;
 
 mod actions;
+mod batch;
 mod calls;
 mod test_control;
 
@@ -104,8 +106,14 @@ pub struct Actor {
     cluster: Option<mpsc::UnboundedSender<engine::cluster::ClusterMessage>>,
     /// Connections with frames queued this turn, written at its end ([`Actor::flush`]).
     dirty: Vec<(ConnId, Arc<Outbound>)>,
-    /// Frames queued this turn (deliveries); a turn ends early at [`TURN_FRAMES`].
+    /// Frames sent this turn (one per recipient, counted as the engine's sends are
+    /// executed); a turn ends early at [`TURN_FRAMES`].
     turn_frames: usize,
+    /// Frames to the same recipients back to back, not yet queued ([`batch`]).
+    batch: batch::SendBatch,
+    /// Whether `SendMany` frames are collected in `batch` (not while the turn's end
+    /// writes: what is sent then is queued at once).
+    batching: bool,
     /// Threads that share the writes of a large turn ([`crate::writers`]).
     writers: Option<crate::writers::Writers>,
 }
@@ -162,6 +170,8 @@ impl Actor {
             cluster: None,
             dirty: Vec::new(),
             turn_frames: 0,
+            batch: batch::SendBatch::default(),
+            batching: true,
             writers: None,
         }
     }
@@ -460,6 +470,8 @@ impl Actor {
                     self.input(now, Input::HttpAborted { req });
                 }
             }
+            // Nothing more is written: what this turn queued (its batch too) is left,
+            // as the shutdown closed every connection before stopping the actor.
             ToActor::Stop => return false,
         }
         true

@@ -18,6 +18,13 @@ impl Actor {
         msg: TestMsg,
         completions: &mut mpsc::Receiver<Completion>,
     ) -> Result<Value, (u16, String)> {
+        if matches!(msg, TestMsg::Reset(_)) && self.test.is_some() {
+            // Frames of the old session still waiting in the turn's batch go out before
+            // the 1001 close, as they would have without it.
+            if self.release_batch(now) {
+                self.pump(now);
+            }
+        }
         let Some(test) = self.test.as_mut() else {
             return Err((403, "the test control channel is off".into()));
         };

@@ -2,15 +2,18 @@
 //! the socket itself, shared by the actor (producer) and the connection's task.
 //!
 //! Frames are queued as encoded bytes ([`crate::codec`]): a fan-out encodes
-//! once and queues the same [`Bytes`] for every recipient. The actor queues during its
+//! once and queues the same [`Bytes`] for every recipient, and the frames a turn sends
+//! to the same recipients back to back go as one buffer of several frames
+//! ([`Outbound::push_frames`]; the actor's batches). The actor queues during its
 //! turn and, at the end of the turn, writes every touched connection's queue with one
 //! vectored write each ([`Outbound::flush_now`], "corking"): no wake-up of the
 //! connection task on the fast path. When the socket cannot take everything, the
 //! connection is marked blocked and its task, woken, keeps writing as the socket drains.
-//! The first frame waiting is kept in the connection's own state, the frames behind it
-//! in a queue allocated only when more than one waits (`queue::Frames`): once written
-//! out, a queue that never grew past its first allocation (4 frames) is kept for the
-//! next time, and a burst's larger one is freed. Frames are bounded by
+//! The first entry waiting (a frame, or a batch of frames in one buffer) is kept in the
+//! connection's own state, the entries behind it in a queue allocated only when more
+//! than one waits (`queue::Frames`): once written out, a queue that never grew past its
+//! first allocation (4 entries) is kept for the next time, and a burst's larger one is
+//! freed. Frames (not entries) are bounded by
 //! `server.outboundQueue`; bytes are counted so the engine can be told
 //! (`Input::Backpressure`) when a client falls behind; pings, pongs and the close never
 //! need room.
@@ -39,7 +42,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
-    /// The queue holds `server.outboundQueue` frames.
+    /// The queue holds `server.outboundQueue` frames, or has room for fewer than the
+    /// frames given together ([`Outbound::push_frames`]).
     Full,
     /// The connection is closing or gone.
     Gone,
@@ -47,7 +51,8 @@ pub enum PushError {
 
 #[derive(Default)]
 struct Inner {
-    /// Encoded frames; the first may be partly written (`head_written` bytes).
+    /// Encoded frames in entries of one or more; the first entry may be partly written
+    /// (`head_written` bytes).
     frames: queue::Frames,
     head_written: usize,
     io: Option<Stream>,
@@ -92,7 +97,7 @@ impl std::fmt::Debug for Outbound {
     }
 }
 
-/// Frames handed to one vectored write.
+/// Queue entries handed to one vectored write.
 const IOV: usize = 64;
 
 /// The least time between two writes of a spaced queue while the client says nothing
@@ -169,30 +174,38 @@ impl Outbound {
     /// Queue an encoded data frame. Returns the bytes queued afterwards and whether the
     /// caller must put this connection on its flush list (see [`Outbound::flush_now`]).
     pub fn push(&self, frame: Bytes) -> Result<(u64, bool), PushError> {
-        let len = frame.len() as u64;
+        self.push_frames(frame, 1)
+    }
+
+    /// Queue `frames` encoded data frames that follow each other in `bytes` (a fan-out's
+    /// batch, `crate::actor`): all of them or none, [`PushError::Full`] when the queue
+    /// has room for fewer. Returns what [`Outbound::push`] returns.
+    pub fn push_frames(&self, bytes: Bytes, frames: u32) -> Result<(u64, bool), PushError> {
+        let len = bytes.len() as u64;
         let mut g = self.lock();
         if g.gone || g.closing {
             return Err(PushError::Gone);
         }
-        if g.frames.len() >= self.capacity {
+        if g.frames.frames() + frames as usize > self.capacity {
             return Err(PushError::Full);
         }
         let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
-        g.frames.push_back(frame);
+        g.frames.push_back(bytes, frames);
         let schedule = !g.scheduled;
         g.scheduled = true;
         Ok((queued, schedule))
     }
 
-    /// Queue a ping or pong ahead of the data frames not yet started. Returns whether the
-    /// caller must put this connection on its flush list.
+    /// Queue a ping or pong ahead of the data frames not yet started (behind an entry
+    /// partly written, all of whose frames go first). Returns whether the caller must
+    /// put this connection on its flush list.
     pub fn push_control(&self, frame: Bytes) -> bool {
         let mut g = self.lock();
         if g.gone || g.closing {
             return false;
         }
         self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
-        let at = usize::from(g.head_written > 0).min(g.frames.len());
+        let at = usize::from(g.head_written > 0).min(g.frames.entries());
         g.frames.insert(at, frame);
         let schedule = !g.scheduled;
         g.scheduled = true;
@@ -209,7 +222,7 @@ impl Outbound {
             }
             let frame = crate::codec::encode_close(code, reason);
             self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
-            g.frames.push_back(frame);
+            g.frames.push_back(frame, 1);
             g.closing = true;
         }
         self.notify.notify_one();
@@ -221,7 +234,7 @@ impl Outbound {
         let mut g = self.lock();
         if g.io.is_some() {
             self.queued.fetch_add(frame.len() as u64, Ordering::AcqRel);
-            g.frames.push_back(frame);
+            g.frames.push_back(frame, 1);
         }
     }
 
@@ -233,7 +246,7 @@ impl Outbound {
     }
 
     /// The connection is ending: refuse further frames and drop the ones not started (a
-    /// partly written frame is kept so the stream stays well-formed).
+    /// partly written entry is kept whole, so the stream stays well-formed).
     pub(crate) fn end(&self) {
         let mut g = self.lock();
         g.gone = true;
@@ -490,11 +503,11 @@ mod tests {
         assert_eq!(read_frame(&mut client, 5).await, b"two");
         assert_eq!(read_frame(&mut client, 7).await, b"three");
         let kept = q.lock().frames.spare();
-        assert!((1..=queue::KEEP_FRAMES).contains(&kept), "kept {kept}");
+        assert!((1..=queue::KEEP_ENTRIES).contains(&kept), "kept {kept}");
         for _ in 0..100 {
             q.push(frame("x")).unwrap();
         }
-        assert!(q.lock().frames.spare() > queue::KEEP_FRAMES);
+        assert!(q.lock().frames.spare() > queue::KEEP_ENTRIES);
         assert_eq!(q.flush_now(), None);
         assert!(q.is_empty());
         assert_eq!(q.lock().frames.spare(), 0, "a burst's queue is given back");
@@ -627,24 +640,85 @@ mod tests {
         assert_eq!(q.flush_now(), None);
         assert!(q.blocked(), "4 of the first frame's 8 bytes went out");
         q.push_control(crate::codec::ping());
-        let task = async {
-            std::future::poll_fn(|cx| q.poll_write_queue(cx))
-                .await
-                .unwrap();
-            assert!(q.is_empty());
-            q.detach(); // the client then reads to the end
-        };
-        let mut got = vec![];
-        let read = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got);
-        let both = async { tokio::join!(task, read).1 };
-        tokio::time::timeout(std::time::Duration::from_secs(10), both)
-            .await
-            .expect("the queue was not written out")
-            .unwrap();
+        let got = write_out_and_read(&q, &mut client).await;
         assert_eq!(
             got,
             [0x81, 6, b'a', b'b', b'c', b'd', b'e', b'f', 0x89, 0, 0x81, 2, b'g', b'h'],
             "the first frame whole, then the ping, then the rest"
         );
+    }
+
+    /// Write `q` out as its connection task does, while `client` reads everything sent
+    /// (bounded by a timeout); the queue is then empty, and its socket dropped.
+    async fn write_out_and_read(q: &Outbound, client: &mut tokio::io::DuplexStream) -> Vec<u8> {
+        let task = async {
+            std::future::poll_fn(|cx| q.poll_write_queue(cx))
+                .await
+                .unwrap();
+            assert!(q.is_empty());
+            assert_eq!(q.lock().frames.frames(), 0);
+            q.detach(); // the client then reads to the end
+        };
+        let mut got = vec![];
+        let read = tokio::io::AsyncReadExt::read_to_end(client, &mut got);
+        let both = async { tokio::join!(task, read).1 };
+        tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("the queue was not written out")
+            .unwrap();
+        got
+    }
+
+    /// Two encoded frames in one buffer, as the actor's batches give them.
+    fn two(a: &str, b: &str) -> Bytes {
+        [frame(a), frame(b)].concat().into()
+    }
+
+    #[test]
+    fn frames_given_together_count_as_frames_and_are_refused_whole() {
+        let q = Outbound::new(4, 1 << 20, 1 << 16);
+        assert_eq!(q.push_frames(two("ab", "c"), 2), Ok((7, true)));
+        let three: Bytes = [frame("d"), frame("e"), frame("f")].concat().into();
+        assert_eq!(q.push_frames(three, 3), Err(PushError::Full), "room for 2");
+        assert_eq!(q.queued.load(Ordering::Acquire), 7, "nothing of it queued");
+        assert_eq!(q.push(frame("d")), Ok((10, false)));
+        assert_eq!(q.push(frame("e")), Ok((13, false)));
+        assert_eq!(q.push(frame("f")), Err(PushError::Full));
+        let g = q.lock();
+        assert_eq!((g.frames.entries(), g.frames.frames()), (3, 4));
+    }
+
+    #[tokio::test]
+    async fn a_ping_behind_a_partly_written_batch_waits_for_all_of_its_frames() {
+        let q = Outbound::new(16, 1 << 20, 1 << 16);
+        let (mut client, server) = tokio::io::duplex(4);
+        q.attach(Stream::boxed(server));
+        q.push_frames(two("abc", "de"), 2).unwrap();
+        q.push(frame("f")).unwrap();
+        assert_eq!(q.flush_now(), None);
+        assert!(q.blocked(), "4 of the batch's 9 bytes went out");
+        q.push_control(crate::codec::ping());
+        assert_eq!(q.lock().frames.frames(), 4);
+        let got = write_out_and_read(&q, &mut client).await;
+        assert_eq!(
+            got,
+            [0x81, 3, b'a', b'b', b'c', 0x81, 2, b'd', b'e', 0x89, 0, 0x81, 1, b'f'],
+            "the batch whole, then the ping, then the rest"
+        );
+    }
+
+    #[tokio::test]
+    async fn end_keeps_a_partly_written_batch_whole_and_drops_the_rest() {
+        let q = Outbound::new(16, 1 << 20, 1 << 16);
+        let (_client, server) = tokio::io::duplex(4);
+        q.attach(Stream::boxed(server));
+        q.push_frames(two("abc", "de"), 2).unwrap();
+        q.push_frames(two("f", "g"), 2).unwrap();
+        q.flush_now();
+        q.end();
+        // 4 of the first batch's 9 bytes went out; its 5 others stay, the second goes.
+        assert_eq!(q.queued.load(Ordering::Acquire), 5);
+        let g = q.lock();
+        assert_eq!((g.frames.entries(), g.frames.frames()), (1, 2));
     }
 }

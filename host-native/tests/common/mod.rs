@@ -155,6 +155,22 @@ pub async fn send_all(ws: &mut Ws, frames: &[Value]) {
     ws.flush().await.expect("send");
 }
 
+/// Read whatever arrives until the server's close frame (within `within`); its code, or
+/// `None` when the socket ended without one (a slow consumer's socket may be dropped).
+pub async fn close_code_after_reading(ws: &mut Ws, within: Duration) -> Option<u16> {
+    tokio::time::timeout(within, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes in time")
+}
+
 /// Read until the server's close frame; returns its code and reason. Keeps polling
 /// briefly afterwards so tungstenite flushes the close reply.
 pub async fn closed(ws: &mut Ws) -> (u16, String) {
