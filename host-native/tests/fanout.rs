@@ -7,7 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Subscribe `ws` to `channel`.
 async fn subscribe(ws: &mut Ws, channel: &str) {
@@ -122,8 +124,33 @@ async fn a_subscriber_that_does_not_read_a_burst_is_closed_and_the_others_get_al
         .and_then(|n| n.trim().parse::<u64>().ok())
         .expect("the overflow counter is exported");
     assert!(overflows >= 1, "the slow queue was found full");
-    // The slow subscriber sees 1013 once it reads (or its socket was dropped).
-    let end = close_code_after_reading(&mut slow, Duration::from_secs(30)).await;
+    // The slow subscriber reads what was queued for it: the first frames of the burst
+    // with no gap (its batches were cut at the first frame refused), then 1013 (or its
+    // socket was dropped).
+    let (seen, end) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seen = Vec::new();
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("frame is JSON");
+                    if v["type"] == "message" {
+                        seen.push(v["data"]["i"].as_u64().expect("numbered"));
+                    }
+                }
+                Some(Ok(Message::Close(f))) => return (seen, f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => {}
+                _ => return (seen, None),
+            }
+        }
+    })
+    .await
+    .expect("the slow subscriber's socket closes in time");
     assert!(matches!(end, Some(1013) | None), "{end:?}");
+    assert!(!seen.is_empty() && (seen.len() as u64) < total);
+    assert!(
+        seen.iter().copied().eq(0..seen.len() as u64),
+        "the slow subscriber's frames are the burst's first, with no gap: {} frames",
+        seen.len()
+    );
     server.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! Executing the engine's actions: accepts and rejects answer the waiting upgrade,
-//! frames go to each connection's [`crate::outbound::Outbound`] queue (written at the end of the turn,
-//! [`Actor::flush`]), pings and closes as controls, command and long-polling results to
-//! the waiting request, cluster messages to the link. Host calls are
+//! frames go to each connection's [`crate::outbound::Outbound`] queue (written at the end
+//! of the turn, [`Actor::flush`]; a fan-out's consecutive frames to the same recipients
+//! together, [`super::batch`]), pings and closes as controls, command and long-polling
+//! results to the waiting request, cluster messages to the link. Host calls are
 //! [`super::calls`]'s.
 
 use std::sync::atomic::Ordering;
@@ -18,9 +19,11 @@ impl Actor {
         // The batch's frames go first to anyone this action sends to (for the actions
         // that are not sends: to everyone).
         let keeps_batch = match &action {
-            // A ping goes ahead of the frames not started anyway; an accept writes nothing.
-            Action::SendMany { .. } | Action::Ping { .. } | Action::Accept { .. } => true,
-            Action::Send { conn, .. } => !self.batch.addresses(*conn),
+            // An accept writes nothing.
+            Action::SendMany { .. } | Action::Accept { .. } => true,
+            // A ping would go ahead of the frames anyway, but it counts against the
+            // queue's bound: queued after them, as without the batch.
+            Action::Send { conn, .. } | Action::Ping { conn } => !self.batch.addresses(*conn),
             _ => self.batch.is_empty(),
         };
         if !keeps_batch {
@@ -191,7 +194,8 @@ impl Actor {
                             Delivery::Told => fed = true,
                             // The rest would find the queue full too (or, were it written
                             // meanwhile, arrive after a gap): refused with this one,
-                            // and the engine told once.
+                            // and the engine told once. (One frame is never given back
+                            // as `OneByOne`.)
                             Delivery::Full | Delivery::OneByOne => {
                                 fed = true;
                                 self.metrics.outbound_overflow.inc_by(rest.count() as u64);
@@ -206,19 +210,16 @@ impl Actor {
     }
 
     /// Queue a frame for one connection; tell the engine when the queue is over its
-    /// limit. Returns whether the engine was told.
-    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) -> bool {
-        matches!(
-            self.deliver_frames(now, conn, frame, 1),
-            Delivery::Told | Delivery::Full
-        )
+    /// limit.
+    fn deliver(&mut self, now: Millis, conn: ConnId, frame: bytes::Bytes) {
+        self.deliver_frames(now, conn, frame, 1);
     }
 
     /// Queue `frames` frames (one buffer) for one connection; tell the engine when the
     /// queue is over its limit. Several frames are not queued together
-    /// ([`Delivery::OneByOne`]) for a queue that has not room for all of them (as many as
-    /// fit, the rest refused one by one) or that writes its frames apart
-    /// ([`crate::outbound::Outbound::spaced`]).
+    /// ([`Delivery::OneByOne`]) for a queue that has not room for all of them (the
+    /// caller gives as many as fit and refuses the rest at the first that does not) or
+    /// that writes its frames apart ([`crate::outbound::Outbound::spaced`]).
     fn deliver_frames(
         &mut self,
         now: Millis,

@@ -13,11 +13,12 @@
 //! queued as one buffer").
 //!
 //! What a recipient receives, and in which order, does not change: only consecutive
-//! sends to the same recipients are merged, anything addressed to one of them in
-//! between releases the batch first, and the frames stay whole WebSocket frames one
-//! after the other in the buffer. A queue that has not room for all of a batch's
-//! frames, and a queue whose frames must be written apart (`Outbound::spaced`), are
-//! given the frames one by one, as before.
+//! sends to the same recipients are merged, a send or ping to one of them in between and
+//! any other action but an accept release the batch first, and the frames stay whole
+//! WebSocket frames one after the other in the buffer. A queue whose frames must be
+//! written apart (`Outbound::spaced`) is given the frames one by one, as before; so is a
+//! queue that has not room for all of them, up to the first it refuses (the engine is
+//! told then, and the rest refused with it).
 
 use bytes::Bytes;
 use engine::ConnId;

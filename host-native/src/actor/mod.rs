@@ -4,14 +4,16 @@
 //! Connection tasks and HTTP handlers talk to it over one bounded channel
 //! ([`ActorHandle`]); store completions arrive on a second one. Actions are executed
 //! right away (with durable channel streams, once the stream changes made before them
-//! are written: see [`crate::streams`]; a turn's fan-out frames to the same recipients
-//! wait together until something else is sent to them or the turn ends: see `batch`): frames go to each connection's bounded [`Outbound`] queue (a full queue,
+//! are written: see [`crate::streams`]): frames go to each connection's bounded [`Outbound`] queue (a full queue,
 //! or more than `limits.maxBufferedBytes` queued, is reported as `Input::Backpressure`
 //! so the engine's slow-consumer policy decides), pings and closes to the same
 //! [`Outbound`] as controls, store calls to the store thread, guard calls to the
 //! application's [`GuardCallback`] on a task of their own, command results to the
 //! waiting HTTP request (matched by tag: the resource-write commands are answered only
 //! once their store call completes).
+//!
+//! A turn's fan-out frames to the same recipients back to back are queued together, at
+//! most 16 KiB, once another action needs their order kept or the turn ends (`batch`).
 //!
 //! Timers follow quinn's `drive_timer`: one reusable `Sleep`, reset only when
 //! `poll_timeout()` changes, and the clock is checked before the sleep is polled.

@@ -20,10 +20,13 @@ impl Actor {
     ) -> Result<Value, (u16, String)> {
         if matches!(msg, TestMsg::Reset(_)) && self.test.is_some() {
             // Frames of the old session still waiting in the turn's batch go out before
-            // the 1001 close, as they would have without it.
+            // the 1001 close, as they would have without it (and what the engine sends
+            // meanwhile is queued at once, not batched past the reset).
+            self.batching = false;
             if self.release_batch(now) {
                 self.pump(now);
             }
+            self.batching = true;
         }
         let Some(test) = self.test.as_mut() else {
             return Err((403, "the test control channel is off".into()));

@@ -181,12 +181,16 @@ impl Outbound {
     /// batch, `crate::actor`): all of them or none, [`PushError::Full`] when the queue
     /// has room for fewer. Returns what [`Outbound::push`] returns.
     pub fn push_frames(&self, bytes: Bytes, frames: u32) -> Result<(u64, bool), PushError> {
+        debug_assert!(
+            frames == 1 || !self.spaced,
+            "a spaced queue writes its frames apart: given one by one"
+        );
         let len = bytes.len() as u64;
         let mut g = self.lock();
         if g.gone || g.closing {
             return Err(PushError::Gone);
         }
-        if g.frames.frames() + frames as usize > self.capacity {
+        if g.frames.frame_count() + frames as usize > self.capacity {
             return Err(PushError::Full);
         }
         let queued = self.queued.fetch_add(len, Ordering::AcqRel) + len;
@@ -400,7 +404,8 @@ impl Outbound {
         !self.reported_over.load(Ordering::Acquire)
     }
 
-    /// Write the queue, or its first `max` frames; a spaced queue notes the time.
+    /// Write the queue, or its first `max` entries (a spaced queue's entries are single
+    /// frames); a spaced queue notes the time.
     fn write_queue(&self, g: &mut Inner, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<()>> {
         let Inner {
             frames,
@@ -656,7 +661,7 @@ mod tests {
                 .await
                 .unwrap();
             assert!(q.is_empty());
-            assert_eq!(q.lock().frames.frames(), 0);
+            assert_eq!(q.lock().frames.frame_count(), 0);
             q.detach(); // the client then reads to the end
         };
         let mut got = vec![];
@@ -685,7 +690,7 @@ mod tests {
         assert_eq!(q.push(frame("e")), Ok((13, false)));
         assert_eq!(q.push(frame("f")), Err(PushError::Full));
         let g = q.lock();
-        assert_eq!((g.frames.entries(), g.frames.frames()), (3, 4));
+        assert_eq!((g.frames.entries(), g.frames.frame_count()), (3, 4));
     }
 
     #[tokio::test]
@@ -698,7 +703,7 @@ mod tests {
         assert_eq!(q.flush_now(), None);
         assert!(q.blocked(), "4 of the batch's 9 bytes went out");
         q.push_control(crate::codec::ping());
-        assert_eq!(q.lock().frames.frames(), 4);
+        assert_eq!(q.lock().frames.frame_count(), 4);
         let got = write_out_and_read(&q, &mut client).await;
         assert_eq!(
             got,
@@ -719,6 +724,6 @@ mod tests {
         // 4 of the first batch's 9 bytes went out; its 5 others stay, the second goes.
         assert_eq!(q.queued.load(Ordering::Acquire), 5);
         let g = q.lock();
-        assert_eq!((g.frames.entries(), g.frames.frames()), (1, 2));
+        assert_eq!((g.frames.entries(), g.frames.frame_count()), (1, 2));
     }
 }

@@ -13,9 +13,9 @@ pub(super) const KEEP_ENTRIES: usize = 4;
 
 /// The frames waiting for one connection, in order. The first entry is kept in place,
 /// in the connection's own state (40 bytes there with the counts), and only the entries
-/// behind it in a `VecDeque`: a connection that is sent one frame at a time (a paced fan-out, replies,
-/// an idle subscription's welcome and acknowledgement) never allocates a queue, and the
-/// write of its frame reads no second allocation (BENCHMARKS.md, "Issue 18: writes
+/// behind it in a `VecDeque`: a connection that is sent one frame at a time (a paced
+/// fan-out, replies, an idle subscription's welcome and acknowledgement) never allocates
+/// a queue, and the write of its frame reads no second allocation (BENCHMARKS.md, "Issue 18: writes
 /// without tokio's readiness check, the first frame kept in place").
 ///
 /// An entry is one buffer of encoded frames: usually one frame, or several a fan-out
@@ -40,7 +40,7 @@ impl Frames {
     }
 
     /// How many frames wait, in every entry.
-    pub(super) fn frames(&self) -> usize {
+    pub(super) fn frame_count(&self) -> usize {
         self.frames as usize
     }
 
@@ -265,18 +265,18 @@ mod tests {
         q.insert(0, frame(9)); // a ping ahead: one frame
         q.push_back(frame(1), 5);
         q.push_back(frame(2), 1);
-        assert_eq!((q.entries(), q.frames()), (4, 10));
+        assert_eq!((q.entries(), q.frame_count()), (4, 10));
         assert_eq!(q.pop_front().map(|f| f[0]), Some(9));
-        assert_eq!((q.entries(), q.frames()), (3, 9));
+        assert_eq!((q.entries(), q.frame_count()), (3, 9));
         q.truncate(2);
-        assert_eq!((q.entries(), q.frames()), (2, 8));
+        assert_eq!((q.entries(), q.frame_count()), (2, 8));
         assert_eq!(q.pop_front().map(|f| f[0]), Some(0));
-        assert_eq!(q.frames(), 5);
+        assert_eq!(q.frame_count(), 5);
         q.truncate(0);
-        assert_eq!((q.entries(), q.frames()), (0, 0));
+        assert_eq!((q.entries(), q.frame_count()), (0, 0));
         q.push_back(frame(3), 2);
-        assert_eq!(q.frames(), 2);
+        assert_eq!(q.frame_count(), 2);
         q.clear();
-        assert_eq!(q.frames(), 0);
+        assert_eq!(q.frame_count(), 0);
     }
 }
