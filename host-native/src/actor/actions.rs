@@ -143,12 +143,7 @@ impl Actor {
     /// engine about connections that drained back under their limit.
     /// Returns whether the engine was given an input.
     pub(super) fn flush(&mut self, now: Millis) -> bool {
-        // The batch first, and what the engine answers to its reports queued at once.
-        self.batching = false;
-        let mut fed = self.release_batch(now);
-        if fed {
-            self.pump(now);
-        }
+        let mut fed = self.release_batch_unbatched(now);
         // Bounded: a drained report can make the engine queue more frames.
         for _ in 0..8 {
             if self.dirty.is_empty() {
@@ -173,14 +168,26 @@ impl Actor {
         fed
     }
 
+    /// Queue the batch's frames, and what the engine answers to the reports that makes,
+    /// at once: batching stays off until the caller turns it back on (the turn's end,
+    /// a test reset). Returns whether the engine was given an input.
+    pub(super) fn release_batch_unbatched(&mut self, now: Millis) -> bool {
+        self.batching = false;
+        let fed = self.release_batch(now);
+        if fed {
+            self.pump(now);
+        }
+        fed
+    }
+
     /// Queue the batch's frames ([`super::batch`]) for each of its recipients. Returns
     /// whether the engine was told of a queue over its limit (its actions then wait in
     /// the engine).
-    pub(super) fn release_batch(&mut self, now: Millis) -> bool {
+    fn release_batch(&mut self, now: Millis) -> bool {
         let Some(batch) = self.batch.take() else {
             return false;
         };
-        let frames = u32::try_from(batch.ends.len()).expect("a batch is at most BATCH_BYTES");
+        let frames = batch.count();
         let mut fed = false;
         for &conn in &batch.conns {
             match self.deliver_frames(now, conn, batch.bytes.clone(), frames) {

@@ -51,17 +51,26 @@ pub(super) struct Released {
     pub(super) conns: Vec<ConnId>,
     /// The frames, one after the other.
     pub(super) bytes: Bytes,
-    /// Where each frame of `bytes` ends.
+    /// Where each frame of `bytes` ends; empty for a frame left alone (no allocation
+    /// for a fan-out of one publication per turn).
     pub(super) ends: Vec<usize>,
 }
 
 impl Released {
+    /// How many frames `bytes` holds.
+    pub(super) fn count(&self) -> u32 {
+        u32::try_from(self.ends.len().max(1)).expect("a batch is at most BATCH_BYTES")
+    }
+
     /// The frames one by one (slices of the same buffer).
     pub(super) fn frames(&self) -> impl Iterator<Item = Bytes> + '_ {
+        let alone = self.ends.is_empty().then(|| self.bytes.clone());
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(self.ends.iter().copied())
-            .map(|(a, b)| self.bytes.slice(a..b))
+        alone.into_iter().chain(
+            starts
+                .zip(self.ends.iter().copied())
+                .map(|(a, b)| self.bytes.slice(a..b)),
+        )
     }
 }
 
@@ -118,11 +127,10 @@ impl SendBatch {
         let first = self.first.take()?;
         let conns = std::mem::take(&mut self.conns);
         if self.merged.is_empty() {
-            let ends = vec![first.len()];
             return Some(Released {
                 conns,
                 bytes: first,
-                ends,
+                ends: Vec::new(),
             });
         }
         // One allocation of the exact size, shared by every recipient; `merged` keeps its

@@ -22,10 +22,7 @@ impl Actor {
             // Frames of the old session still waiting in the turn's batch go out before
             // the 1001 close, as they would have without it (and what the engine sends
             // meanwhile is queued at once, not batched past the reset).
-            self.batching = false;
-            if self.release_batch(now) {
-                self.pump(now);
-            }
+            self.release_batch_unbatched(now);
             self.batching = true;
         }
         let Some(test) = self.test.as_mut() else {
