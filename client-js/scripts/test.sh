@@ -12,7 +12,8 @@
 #                                    reconnects, tokens, subscriptions, rooms, filters,
 #                                    generated types vs protocol-spec/schemas
 #        test/e2e/e2e.test.mjs       native and Node hosts on 127.0.0.1, killed and
-#                                    restarted under subscribed clients
+#                                    restarted under subscribed clients; the `ws`
+#                                    package's socket closed during its handshake
 #        test/e2e/streams.test.mjs   native host (SQLite, durable streams): recovery with
 #                                    history across kill -9, presence, application
 #                                    messages through a webhook handler

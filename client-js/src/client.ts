@@ -709,11 +709,21 @@ export class Client extends Emitter<ClientEvents> {
   }
 }
 
+/**
+ * Stop listening to a socket we are done with. Its error handler becomes a no-op rather
+ * than null: the `ws` package emits an `error` event when a socket still in its handshake
+ * is closed ("WebSocket was closed before the connection was established"), and an
+ * `error` event without a listener is an uncaught exception that ends a Node process.
+ */
 function detach(ws: WebSocketLike): void {
   ws.onopen = null;
   ws.onmessage = null;
-  ws.onerror = null;
+  ws.onerror = ignoreSocketError;
   ws.onclose = null;
+}
+
+function ignoreSocketError(): void {
+  /* the socket was detached: its late errors are not ours to report */
 }
 
 function asError(err: unknown, context: string): SwitchboardError {

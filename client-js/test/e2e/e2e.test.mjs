@@ -2,6 +2,7 @@
 // The server is killed and restarted while clients are subscribed; the clients reconnect,
 // resubscribe and lose no publication the protocol can deliver.
 import { execFile } from "node:child_process";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocket } from "ws";
@@ -171,6 +172,61 @@ function suite(kind, { durable }) {
 }
 
 suite("native", { durable: true });
+
+// The `ws` package emits an `error` event when a socket still in its handshake is closed;
+// without a listener that is an uncaught exception, which ends a Node process. A server
+// on 127.0.0.1 that accepts TCP connections and never answers keeps the handshake pending.
+describe("the ws package: a socket closed during its handshake", () => {
+  let silent;
+  const sockets = new Set();
+  let accepted = 0;
+  before(async () => {
+    silent = createServer((s) => {
+      accepted++;
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    });
+    await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+  });
+  const clients = [];
+  const make = (opts) => {
+    const c = new Client({ url: `ws://127.0.0.1:${silent.address().port}/`, WebSocket, pingIntervalMs: 0, ...opts });
+    clients.push(c);
+    return c;
+  };
+  after(async () => {
+    for (const c of clients) c.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => silent.close(r));
+  });
+  // Long enough for `ws` to emit its error (next tick) while this test still runs, so an
+  // uncaught exception fails this test rather than the file.
+  const settle = () => new Promise((r) => setTimeout(r, 100));
+
+  test("close() while connecting ends the client without an uncaught error", async () => {
+    const before = accepted;
+    const c = make({ reconnect: false });
+    const connecting = c.connect();
+    await until(() => accepted > before, "the TCP connection");
+    c.close();
+    await assert.rejects(connecting, (e) => e.code === "CLIENT_CLOSED");
+    await settle();
+    assert.equal(c.state, "closed");
+  });
+
+  test("connectTimeoutMs drops the pending handshake and reconnects without an uncaught error", async () => {
+    const before = accepted;
+    const c = make({ reconnect: backoff, connectTimeoutMs: 50 });
+    const connecting = c.connect();
+    const disconnects = collect(c, "disconnected", (d) => d.code);
+    await until(() => accepted >= before + 2, "a second attempt after the timeout");
+    c.close();
+    await assert.rejects(connecting, (e) => e.code === "CLIENT_CLOSED");
+    await settle();
+    assert.ok(disconnects.length >= 1, "the timed-out attempt was reported as a disconnect");
+    assert.equal(c.state, "closed");
+  });
+});
 
 describe("other runtimes with their standard WebSocket (against the native host)", () => {
   let server;
