@@ -714,6 +714,7 @@ export class Client extends Emitter<ClientEvents> {
  * than null: the `ws` package emits an `error` event when a socket still in its handshake
  * is closed ("WebSocket was closed before the connection was established"), and an
  * `error` event without a listener is an uncaught exception that ends a Node process.
+ * The same holds for any late error of a socket we dropped (a reset while it closes).
  */
 function detach(ws: WebSocketLike): void {
   ws.onopen = null;
