@@ -48,6 +48,8 @@ mod actions;
 mod batch;
 mod calls;
 mod test_control;
+#[cfg(test)]
+mod tests;
 
 use actions::log_close;
 

@@ -123,6 +123,13 @@ impl Outbound {
         }
     }
 
+    /// Entries (buffers) and frames waiting in the queue; for the actor's tests.
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.frames.entries(), inner.frames.frame_count())
+    }
+
     /// Keep consecutive frames apart in time so that the client reads them one by one:
     /// the actor's flush writes only the first frame queued, and while the client sends
     /// nothing, the next write (by the connection task: everything queued by then) waits
