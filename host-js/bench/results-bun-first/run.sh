@@ -18,7 +18,7 @@ export PEER_CMD_sbbun="env SWITCHBOARD_CONFIG=$CFG PORT={PORT} $B/bun $PROJECT/h
 OUT=${OUT:-run1}
 mkdir -p "$HERE/$OUT"
 cd "$WSLOAD"
-REPS=${REPS:-5} QUIET_MAX_S=60 RETRIES=2 BENCHES="${BENCHES:-fanout_burst rtt}" PEERS="sbbunbefore sbbun bun" \
+REPS=${REPS:-5} QUIET_MAX_S=60 RETRIES=2 BENCHES="${BENCHES:-fanout_burst fanout_paced rtt}" PEERS="sbbunbefore sbbun bun" \
   bash bench/run.sh "results/first-$OUT"
 cp "results/first-$OUT/raw.jsonl" "$HERE/$OUT/bun.jsonl"
 cp "results/first-$OUT/env.txt" "$HERE/$OUT/env.txt"

@@ -1,13 +1,16 @@
 //! The actor's release rules for a batch ([`super::batch`]), on real [`Outbound`] queues:
-//! the engine's actions are executed as they come, and what each connection's queue
-//! holds (its entries, and the frames written when a socket is attached) is compared with
-//! what frame-by-frame queueing would have made. The engine here does not know these
-//! connections: what the actor feeds back to it (a close's `Closed`) changes nothing
-//! in the queues.
+//! the engine's actions are executed as they come, the turn ends with the actor's own
+//! flush (no socket is attached then, so nothing is written), and what each connection's
+//! queue holds (its entries, and the frames written once a socket is attached) is
+//! compared with what frame-by-frame queueing would have made. The engine here does not
+//! know these connections: what the actor feeds back to it (a close's `Closed`, a full
+//! queue's `Backpressure`) changes nothing in the queues.
 
 use std::sync::Arc;
 
 use engine::{Action, Config, ConnId, Engine, Frame, Millis};
+use std::time::Duration;
+
 use tokio::io::AsyncReadExt;
 
 use super::{Actor, Peer};
@@ -92,36 +95,37 @@ fn one(conn: u64, text: &str) -> Action {
     }
 }
 
-/// The frames a queue writes once a socket is attached: text payloads, and `close CODE`.
+/// The frames a queue writes once a socket is attached: text payloads, `close CODE`, and
+/// `opcode N` for any other frame.
 async fn written(out: &Outbound) -> Vec<String> {
     let (mut client, server) = tokio::io::duplex(1 << 16);
     out.attach(Stream::boxed(server));
-    let _ = out.flush_now();
-    let mut bytes = Vec::new();
-    loop {
-        if out.is_empty() {
-            if let Some(frames) = frames(&bytes) {
-                return frames;
-            }
+    let task = async {
+        // A spaced queue writes a frame per gap: until it is empty.
+        while !out.is_empty() {
+            out.write_all().await.unwrap();
         }
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), client.read(&mut buf))
-            .await
-            .expect("the queue is written")
-            .unwrap();
-        bytes.extend_from_slice(&buf[..n]);
-    }
+        out.detach(); // the client then reads to the end
+    };
+    let mut bytes = Vec::new();
+    let read = client.read_to_end(&mut bytes);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(task, read).1
+    })
+    .await
+    .expect("the queue was not written out")
+    .unwrap();
+    frames(&bytes)
 }
 
-/// The short server frames in `bytes`, or None while the last one is incomplete (or
-/// nothing came yet).
-fn frames(bytes: &[u8]) -> Option<Vec<String>> {
+/// The short server frames in `bytes`, which hold whole frames only.
+fn frames(bytes: &[u8]) -> Vec<String> {
     let mut got = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let len = usize::from(*rest.get(1)?);
+        let len = usize::from(rest[1]);
         assert!(len < 126, "short frames only");
-        let payload = rest.get(2..2 + len)?;
+        let payload = &rest[2..2 + len];
         got.push(match rest[0] & 0x0f {
             0x1 => String::from_utf8(payload.to_vec()).unwrap(),
             0x8 => format!("close {}", u16::from_be_bytes([payload[0], payload[1]])),
@@ -129,30 +133,30 @@ fn frames(bytes: &[u8]) -> Option<Vec<String>> {
         });
         rest = &rest[2 + len..];
     }
-    (!got.is_empty()).then_some(got)
+    got
 }
 
 #[tokio::test]
-async fn consecutive_fan_outs_to_the_same_recipients_are_queued_as_one_entry_at_the_turns_end() {
+async fn consecutive_fan_outs_to_the_same_recipients_are_queued_as_q1entry_at_the_turns_end() {
     let mut f = Fixture::new();
-    let (a, b) = (f.peer(1, queue()), f.peer(2, queue()));
+    let (q1, q2) = (f.peer(1, queue()), f.peer(2, queue()));
     f.run(vec![
         many(&[1, 2], "a"),
         many(&[1, 2], "b"),
         many(&[1, 2], "c"),
     ]);
-    assert_eq!(a.waiting(), (0, 0), "collected, not queued yet");
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(a.waiting(), (1, 3), "one buffer of three frames");
-    assert_eq!(b.waiting(), (1, 3));
-    assert_eq!(written(&a).await, ["a", "b", "c"]);
-    assert_eq!(written(&b).await, ["a", "b", "c"]);
+    assert_eq!(q1.waiting(), (0, 0), "collected, not queued yet");
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (1, 3), "one buffer of three frames");
+    assert_eq!(q2.waiting(), (1, 3));
+    assert_eq!(written(&q1).await, ["a", "b", "c"]);
+    assert_eq!(written(&q2).await, ["a", "b", "c"]);
 }
 
 #[tokio::test]
-async fn a_send_to_a_recipient_goes_after_the_batch_and_one_to_another_connection_keeps_it() {
+async fn a_send_to_a_recipient_goes_after_the_batch_and_q1to_another_connection_keeps_it() {
     let mut f = Fixture::new();
-    let (a, b, c) = (f.peer(1, queue()), f.peer(2, queue()), f.peer(3, queue()));
+    let (q1, q2, q3) = (f.peer(1, queue()), f.peer(2, queue()), f.peer(3, queue()));
     f.run(vec![
         many(&[1, 2], "a"),
         one(3, "x"),
@@ -160,35 +164,108 @@ async fn a_send_to_a_recipient_goes_after_the_batch_and_one_to_another_connectio
         one(1, "y"),
         many(&[1, 2], "c"),
     ]);
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(b.waiting(), (2, 3), "a+b released by the send to 1, then c");
-    assert_eq!(written(&a).await, ["a", "b", "y", "c"]);
-    assert_eq!(written(&b).await, ["a", "b", "c"]);
-    assert_eq!(written(&c).await, ["x"]);
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (3, 4), "a+b released by the send to 1, y, c");
+    assert_eq!(q2.waiting(), (2, 3), "a+b, then c");
+    assert_eq!(q3.waiting(), (1, 1));
+    assert_eq!(written(&q1).await, ["a", "b", "y", "c"]);
+    assert_eq!(written(&q2).await, ["a", "b", "c"]);
+    assert_eq!(written(&q3).await, ["x"]);
 }
 
 #[tokio::test]
 async fn a_fan_out_to_other_recipients_releases_the_batch_first() {
     let mut f = Fixture::new();
-    let b = {
-        f.peer(1, queue());
-        let b = f.peer(2, queue());
-        f.peer(3, queue());
-        b
-    };
+    let (q1, q2, q3) = (f.peer(1, queue()), f.peer(2, queue()), f.peer(3, queue()));
     f.run(vec![
         many(&[1, 2], "a"),
         many(&[2, 3], "b"),
         many(&[1, 2], "c"),
     ]);
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(written(&b).await, ["a", "b", "c"]);
+    f.actor.flush(NOW);
+    assert_eq!(q2.waiting(), (3, 3));
+    assert_eq!(written(&q2).await, ["a", "b", "c"]);
+    assert_eq!(written(&q1).await, ["a", "c"]);
+    assert_eq!(written(&q3).await, ["b"]);
+}
+
+#[tokio::test]
+async fn a_fan_out_to_part_of_the_recipients_releases_the_batch_first() {
+    let mut f = Fixture::new();
+    let (q1, q2) = (f.peer(1, queue()), f.peer(2, queue()));
+    f.run(vec![
+        many(&[1, 2], "a"),
+        many(&[1, 2], "b"),
+        many(&[1], "c"),
+    ]);
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (2, 3), "a+b, then c");
+    assert_eq!(q2.waiting(), (1, 2));
+    assert_eq!(written(&q1).await, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn a_ping_to_a_recipient_releases_the_batch_so_that_the_queue_bound_counts_it_after() {
+    let mut f = Fixture::new();
+    // Room for two frames: the batch's two fit before the ping; after it, one would not.
+    let small = f.peer(1, Outbound::new(2, 1 << 20, 1 << 16));
+    f.run(vec![
+        many(&[1], "a"),
+        many(&[1], "b"),
+        Action::Ping { conn: ConnId(1) },
+    ]);
+    f.actor.flush(NOW);
+    assert_eq!(small.waiting(), (2, 3), "the batch's buffer, then the ping");
+    assert_eq!(f.actor.metrics.outbound_overflow.get(), 0);
+    assert_eq!(
+        written(&small).await,
+        ["opcode 9", "a", "b"],
+        "a ping is written first"
+    );
+}
+
+#[tokio::test]
+async fn a_ping_or_send_to_another_connection_and_an_accept_keep_the_batch() {
+    let mut f = Fixture::new();
+    let (q1, q3) = (f.peer(1, queue()), f.peer(3, queue()));
+    f.peer(2, queue());
+    f.run(vec![
+        many(&[1, 2], "a"),
+        Action::Ping { conn: ConnId(3) },
+        Action::Accept {
+            conn: ConnId(3),
+            protocol: None,
+        },
+        one(3, "x"),
+        many(&[1, 2], "b"),
+    ]);
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (1, 2), "a and b in one buffer");
+    assert_eq!(written(&q1).await, ["a", "b"]);
+    assert_eq!(written(&q3).await, ["opcode 9", "x"]);
+}
+
+#[tokio::test]
+async fn any_other_action_releases_the_batch() {
+    let mut f = Fixture::new();
+    let q1 = f.peer(1, queue());
+    f.run(vec![
+        many(&[1], "a"),
+        Action::CommandResult {
+            tag: 99,
+            result: Ok(serde_json::Value::Null),
+        },
+        many(&[1], "b"),
+    ]);
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (2, 2));
+    assert_eq!(written(&q1).await, ["a", "b"]);
 }
 
 #[tokio::test]
 async fn a_close_queues_the_batch_before_the_close_frame() {
     let mut f = Fixture::new();
-    let (a, b) = (f.peer(1, queue()), f.peer(2, queue()));
+    let (q1, q2) = (f.peer(1, queue()), f.peer(2, queue()));
     f.run(vec![
         many(&[1, 2], "a"),
         many(&[1, 2], "b"),
@@ -199,33 +276,34 @@ async fn a_close_queues_the_batch_before_the_close_frame() {
         },
         many(&[2], "c"),
     ]);
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(written(&a).await, ["a", "b", "close 4000"]);
-    assert_eq!(written(&b).await, ["a", "b", "c"]);
+    f.actor.flush(NOW);
+    assert_eq!(written(&q1).await, ["a", "b", "close 4000"]);
+    assert_eq!(written(&q2).await, ["a", "b", "c"]);
 }
 
 #[tokio::test]
 async fn a_queue_with_room_for_part_of_the_batch_gets_its_first_frames_and_the_rest_count_as_overflow(
 ) {
     let mut f = Fixture::new();
-    let a = f.peer(1, queue());
+    let q1 = f.peer(1, queue());
     let small = f.peer(2, Outbound::new(3, 1 << 20, 1 << 16));
     f.run((0..5).map(|i| many(&[1, 2], &format!("m{i}"))).collect());
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(a.waiting(), (1, 5));
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (1, 5));
     assert_eq!(small.waiting(), (3, 3), "given one by one, up to its bound");
     assert_eq!(f.actor.metrics.outbound_overflow.get(), 2);
     assert_eq!(written(&small).await, ["m0", "m1", "m2"]);
-    assert_eq!(written(&a).await, ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(written(&q1).await, ["m0", "m1", "m2", "m3", "m4"]);
 }
 
 #[tokio::test]
 async fn a_spaced_queue_gets_the_batch_frame_by_frame() {
     let mut f = Fixture::new();
-    let a = f.peer(1, queue());
+    let q1 = f.peer(1, queue());
     let spaced = f.peer(2, queue().spaced());
     f.run(vec![many(&[1, 2], "a"), many(&[1, 2], "b")]);
-    f.actor.release_batch_unbatched(NOW);
-    assert_eq!(a.waiting(), (1, 2));
+    f.actor.flush(NOW);
+    assert_eq!(q1.waiting(), (1, 2));
     assert_eq!(spaced.waiting(), (2, 2));
+    assert_eq!(written(&spaced).await, ["a", "b"]);
 }
