@@ -7,10 +7,9 @@
 //! queue's `Backpressure`) changes nothing in the queues.
 
 use std::sync::Arc;
-
-use engine::{Action, Config, ConnId, Engine, Frame, Millis};
 use std::time::Duration;
 
+use engine::{Action, Config, ConnId, Engine, Frame, Millis};
 use tokio::io::AsyncReadExt;
 
 use super::{Actor, Peer};
