@@ -7,14 +7,12 @@
 //! queue's `Backpressure`) changes nothing in the queues.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use engine::{Action, Config, ConnId, Engine, Frame, Millis};
-use tokio::io::AsyncReadExt;
 
 use super::{Actor, Peer};
 use crate::metrics::Metrics;
-use crate::outbound::Outbound;
+use crate::outbound::{write_out_and_read, Outbound};
 use crate::store::{StoreHandle, StoreWorker};
 use crate::transport::Stream;
 
@@ -99,22 +97,7 @@ fn one(conn: u64, text: &str) -> Action {
 async fn written(out: &Outbound) -> Vec<String> {
     let (mut client, server) = tokio::io::duplex(1 << 16);
     out.attach(Stream::boxed(server));
-    let task = async {
-        // A spaced queue writes a frame per gap: until it is empty.
-        while !out.is_empty() {
-            out.write_all().await.unwrap();
-        }
-        out.detach(); // the client then reads to the end
-    };
-    let mut bytes = Vec::new();
-    let read = client.read_to_end(&mut bytes);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        tokio::join!(task, read).1
-    })
-    .await
-    .expect("the queue was not written out")
-    .unwrap();
-    frames(&bytes)
+    frames(&write_out_and_read(out, &mut client).await)
 }
 
 /// The short server frames in `bytes`, which hold whole frames only.

@@ -467,6 +467,31 @@ impl Outbound {
     }
 }
 
+/// Write `q` out as its connection task does (a spaced queue one gap after another),
+/// while `client` reads everything sent (bounded by a timeout); the queue is then empty,
+/// and its socket dropped. For tests of the queue and of the actor.
+#[cfg(test)]
+pub(crate) async fn write_out_and_read(
+    q: &Outbound,
+    client: &mut tokio::io::DuplexStream,
+) -> Vec<u8> {
+    let task = async {
+        while !q.is_empty() {
+            q.write_all().await.unwrap();
+        }
+        assert_eq!(q.lock().frames.frame_count(), 0);
+        q.detach(); // the client then reads to the end
+    };
+    let mut got = vec![];
+    let read = tokio::io::AsyncReadExt::read_to_end(client, &mut got);
+    let both = async { tokio::join!(task, read).1 };
+    tokio::time::timeout(std::time::Duration::from_secs(10), both)
+        .await
+        .expect("the queue was not written out")
+        .unwrap();
+    got
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,27 +683,6 @@ mod tests {
             [0x81, 6, b'a', b'b', b'c', b'd', b'e', b'f', 0x89, 0, 0x81, 2, b'g', b'h'],
             "the first frame whole, then the ping, then the rest"
         );
-    }
-
-    /// Write `q` out as its connection task does, while `client` reads everything sent
-    /// (bounded by a timeout); the queue is then empty, and its socket dropped.
-    async fn write_out_and_read(q: &Outbound, client: &mut tokio::io::DuplexStream) -> Vec<u8> {
-        let task = async {
-            std::future::poll_fn(|cx| q.poll_write_queue(cx))
-                .await
-                .unwrap();
-            assert!(q.is_empty());
-            assert_eq!(q.lock().frames.frame_count(), 0);
-            q.detach(); // the client then reads to the end
-        };
-        let mut got = vec![];
-        let read = tokio::io::AsyncReadExt::read_to_end(client, &mut got);
-        let both = async { tokio::join!(task, read).1 };
-        tokio::time::timeout(std::time::Duration::from_secs(10), both)
-            .await
-            .expect("the queue was not written out")
-            .unwrap();
-        got
     }
 
     /// Two encoded frames in one buffer, as the actor's batches give them.
